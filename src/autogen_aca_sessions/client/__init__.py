@@ -1,0 +1,65 @@
+"""Framework-neutral async client for Azure Container Apps dynamic sessions.
+
+Speaks the legacy contract (``2024-02-02-preview``, ``2024-08-02-preview``) and the new one
+(``2024-10-02-preview``, ``2025-02-02-preview``, ``2025-10-02-preview``, the default). It never
+imports AutoGen; the executor and the CLI build on it.
+"""
+
+from __future__ import annotations
+
+from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenSource
+from autogen_aca_sessions.client.client import SessionsClient
+from autogen_aca_sessions.client.errors import (
+    AuthenticationError,
+    ExecutionTimeoutError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    PoolFullError,
+    ServerError,
+    ServiceUnavailableError,
+    SessionsConnectionError,
+    SessionsError,
+    SessionsHTTPError,
+    ThrottledError,
+    UnsupportedOperationError,
+    ValidationError,
+)
+from autogen_aca_sessions.client.models import (
+    ApiVersion,
+    ExecutionResult,
+    ExecutionStatus,
+    ImageOutput,
+    PackageInfo,
+    PoolMetadata,
+    SessionFile,
+    SessionInfo,
+)
+
+__all__ = [
+    "TOKEN_SCOPE",
+    "ApiVersion",
+    "AuthenticationError",
+    "ExecutionResult",
+    "ExecutionStatus",
+    "ExecutionTimeoutError",
+    "ImageOutput",
+    "NotFoundError",
+    "PackageInfo",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "PoolFullError",
+    "PoolMetadata",
+    "ServerError",
+    "ServiceUnavailableError",
+    "SessionFile",
+    "SessionInfo",
+    "SessionsClient",
+    "SessionsConnectionError",
+    "SessionsError",
+    "SessionsHTTPError",
+    "ThrottledError",
+    "TokenSource",
+    "UnsupportedOperationError",
+    "ValidationError",
+]

@@ -1,0 +1,145 @@
+"""Bearer tokens for the sessions data plane.
+
+Accepts every kind of token source people already have: an azure-core ``TokenCredential``
+(sync; its ``get_token`` blocks, so it runs in a worker thread), an ``AsyncTokenCredential``,
+a callable returning a token string (sync or async), or a token string. Tokens are cached
+and refreshed before they expire; concurrent callers share one refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.core.credentials_async import AsyncTokenCredential
+
+__all__ = ["TOKEN_SCOPE", "TokenProvider", "TokenSource"]
+
+TOKEN_SCOPE = "https://dynamicsessions.io/.default"
+"""The scope to request tokens for (audience ``https://dynamicsessions.io``)."""
+
+# Refresh this long before the token's stated expiry, so a request never carries a token
+# that expires in flight.
+REFRESH_MARGIN_SECONDS = 300.0
+
+TokenSource = Union[
+    "TokenCredential",
+    "AsyncTokenCredential",
+    Callable[[], str],
+    Callable[[], Awaitable[str]],
+    str,
+]
+"""Anything the client accepts as a credential."""
+
+
+def _is_async_callable(fn: Any) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+class TokenProvider:
+    """Hands out bearer tokens from a :data:`TokenSource`, caching and refreshing them."""
+
+    def __init__(self, source: TokenSource | None, *, scope: str = TOKEN_SCOPE) -> None:
+        if source is not None and not isinstance(source, str):
+            if not (callable(source) or hasattr(source, "get_token")):
+                raise TypeError(
+                    "credential must be a TokenCredential, an AsyncTokenCredential, a callable "
+                    f"returning a token string, or a string; got {type(source).__name__}"
+                )
+        if isinstance(source, str) and not source:
+            raise ValueError("credential token string is empty")
+        self._source: Any = source
+        self._scope = scope
+        self._owned_credential: Any = None
+        self._token: str | None = None
+        # None means "never expires" (strings and callables): refreshed only after a 401.
+        self._expires_on: float | None = None
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def scope(self) -> str:
+        """The scope tokens are requested for."""
+        return self._scope
+
+    def _valid_cached(self) -> str | None:
+        if self._token is None:
+            return None
+        if self._expires_on is not None and time.time() >= self._expires_on - REFRESH_MARGIN_SECONDS:
+            return None
+        return self._token
+
+    async def get_token(self, *, rejected: str | None = None) -> str:
+        """A valid token. ``rejected``: a token the service refused (401); never hand it out again
+        unless the source returns it anew."""
+        cached = self._valid_cached()
+        if cached is not None and cached != rejected:
+            return cached
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            # Another caller may have refreshed while we waited for the lock.
+            cached = self._valid_cached()
+            if cached is not None and cached != rejected:
+                return cached
+            token, expires_on = await self._fetch()
+            self._token = token
+            self._expires_on = expires_on
+            return token
+
+    async def _fetch(self) -> tuple[str, float | None]:
+        source = self._source
+        if source is None:
+            source = self._default_credential()
+        if isinstance(source, str):
+            return source, None
+        get_token = getattr(source, "get_token", None)
+        if get_token is not None:
+            if _is_async_callable(get_token):
+                access = await get_token(self._scope)
+            else:
+                # A sync credential does network I/O (or spawns az cli): keep it off the loop.
+                access = await asyncio.to_thread(get_token, self._scope)
+                if inspect.isawaitable(access):
+                    access = await access
+            return self._unpack(access)
+        if _is_async_callable(source):
+            value = await source()
+        else:
+            value = await asyncio.to_thread(source)
+            if inspect.isawaitable(value):
+                value = await value
+        return self._unpack(value)
+
+    @staticmethod
+    def _unpack(value: Any) -> tuple[str, float | None]:
+        if isinstance(value, str):
+            token, expires_on = value, None
+        else:
+            token = getattr(value, "token", None)
+            raw_expiry = getattr(value, "expires_on", None)
+            expires_on = float(raw_expiry) if raw_expiry is not None else None
+        if not isinstance(token, str) or not token:
+            raise TypeError(f"the credential returned no token string (got {type(value).__name__})")
+        return token, expires_on
+
+    def _default_credential(self) -> Any:
+        if self._owned_credential is None:
+            # Imported here: azure.identity is heavy and unneeded when a credential is given.
+            from azure.identity.aio import DefaultAzureCredential
+
+            self._owned_credential = DefaultAzureCredential()
+        return self._owned_credential
+
+    async def close(self) -> None:
+        """Close the credential this provider created itself (never the caller's)."""
+        owned, self._owned_credential = self._owned_credential, None
+        if owned is not None:
+            await owned.close()

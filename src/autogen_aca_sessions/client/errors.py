@@ -1,0 +1,188 @@
+"""Exceptions raised by the sessions client.
+
+``SessionsError`` is the root. HTTP failures keep everything needed to diagnose them
+(status, service error code, body, headers, method and URL) instead of a bare message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "AuthenticationError",
+    "ExecutionTimeoutError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "PoolFullError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "SessionsConnectionError",
+    "SessionsError",
+    "SessionsHTTPError",
+    "ThrottledError",
+    "UnsupportedOperationError",
+    "ValidationError",
+    "error_class_for_status",
+]
+
+SESSION_EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
+_BODY_PREVIEW_CHARS = 500
+
+
+class SessionsError(Exception):
+    """Root of every error the sessions client raises."""
+
+
+class UnsupportedOperationError(SessionsError):
+    """The operation does not exist on the api-version the client speaks."""
+
+    def __init__(self, operation: str, api_version: str, needed: str) -> None:
+        super().__init__(
+            f"{operation} is not available on api-version {api_version}; it needs {needed}. "
+            "Construct the client with a newer api_version."
+        )
+        self.operation = operation
+        self.api_version = api_version
+        self.needed = needed
+
+
+class SessionsHTTPError(SessionsError):
+    """The service answered with an error status."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        error_code: str | None = None,
+        body: str = "",
+        headers: Mapping[str, str] | None = None,
+        method: str = "",
+        url: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        self.status_code = status_code
+        """HTTP status code."""
+        self.error_code = error_code
+        """Service error code (``x-ms-error-code`` header or ``error.code`` in the body)."""
+        self.message = message
+        """Human-readable explanation."""
+        self.body = body
+        """Response body as text."""
+        self.headers: dict[str, str] = dict(headers or {})
+        """Response headers."""
+        self.method = method
+        """HTTP method of the failed request."""
+        self.url = url
+        """URL of the failed request."""
+        self.retry_after = retry_after
+        """The ``Retry-After`` the service sent, in seconds, if any."""
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        parts = [f"HTTP {self.status_code}"]
+        if self.error_code:
+            parts.append(f"({self.error_code})")
+        if self.method or self.url:
+            parts.append(f"on {self.method} {self.url}".rstrip())
+        text = " ".join(parts) + f": {self.message}"
+        body = self.body.strip()
+        if body and body not in self.message:
+            preview = body if len(body) <= _BODY_PREVIEW_CHARS else body[:_BODY_PREVIEW_CHARS] + "..."
+            text += f" | body: {preview}"
+        return text
+
+
+class ValidationError(SessionsHTTPError):
+    """400: the service rejected the request (bad identifier, missing code, unknown api-version...)."""
+
+
+class AuthenticationError(SessionsHTTPError):
+    """401: the token is missing, invalid or expired (a refresh was already tried)."""
+
+
+class PermissionDeniedError(SessionsHTTPError):
+    """403: the caller lacks the "Azure ContainerApps Session Executor" role on the pool."""
+
+
+class NotFoundError(SessionsHTTPError):
+    """404: unknown execution, file or session (or a wrong endpoint)."""
+
+
+class PoolFullError(NotFoundError):
+    """The pool is at ``maxConcurrentSessions`` and cannot allocate a new session."""
+
+
+class PayloadTooLargeError(SessionsHTTPError):
+    """413: the upload exceeds the service limit (128 MB)."""
+
+
+class ThrottledError(SessionsHTTPError):
+    """429: too many requests; raised after the retries are used up."""
+
+
+class ServiceUnavailableError(SessionsHTTPError):
+    """503: the service is temporarily unavailable; raised after the retries are used up."""
+
+
+class ServerError(SessionsHTTPError):
+    """Any other 5xx."""
+
+
+class SessionsConnectionError(SessionsError):
+    """The request did not get an HTTP answer (connection refused, reset, DNS, TLS...)."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.method = method
+        """HTTP method of the failed request."""
+        self.url = url
+        """URL of the failed request."""
+
+
+class ExecutionTimeoutError(SessionsError):
+    """The client stopped waiting for an execution (its timeout plus a grace period passed)."""
+
+    def __init__(
+        self,
+        identifier: str,
+        timeout_seconds: float,
+        waited_seconds: float,
+        *,
+        execution_id: str | None = None,
+    ) -> None:
+        what = f"execution {execution_id} in session {identifier!r}" if execution_id else (
+            f"execution in session {identifier!r}"
+        )
+        super().__init__(
+            f"Gave up waiting for the {what} after {waited_seconds:g} s. The server was told "
+            f"timeoutInSeconds={timeout_seconds:g}, so it should stop the code itself; the session may "
+            "still be busy for a moment."
+        )
+        self.identifier = identifier
+        """The session identifier."""
+        self.timeout_seconds = timeout_seconds
+        """The execution time limit sent to the server."""
+        self.waited_seconds = waited_seconds
+        """How long the client waited before giving up."""
+        self.execution_id = execution_id
+        """The execution id, when known."""
+
+
+def error_class_for_status(status_code: int) -> type[SessionsHTTPError]:
+    """The exception class for an HTTP error status (before the pool-full refinement)."""
+    mapping: dict[int, type[SessionsHTTPError]] = {
+        400: ValidationError,
+        401: AuthenticationError,
+        403: PermissionDeniedError,
+        404: NotFoundError,
+        413: PayloadTooLargeError,
+        429: ThrottledError,
+        503: ServiceUnavailableError,
+    }
+    if status_code in mapping:
+        return mapping[status_code]
+    if status_code >= 500:
+        return ServerError
+    return SessionsHTTPError

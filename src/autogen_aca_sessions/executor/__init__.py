@@ -1,0 +1,21 @@
+"""``ACADynamicSessionsCodeExecutor``: AutoGen code execution in Azure Container Apps dynamic sessions.
+
+Drop-in for ``autogen_ext.code_executors.azure.ACADynamicSessionsCodeExecutor``::
+
+    from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor
+"""
+
+from __future__ import annotations
+
+from autogen_aca_sessions.executor._executor import (
+    ACADynamicSessionsCodeExecutor,
+    ACADynamicSessionsCodeExecutorConfig,
+)
+from autogen_aca_sessions.executor._results import ACADynamicSessionsBlockResult, ACADynamicSessionsCodeResult
+
+__all__ = [
+    "ACADynamicSessionsBlockResult",
+    "ACADynamicSessionsCodeExecutor",
+    "ACADynamicSessionsCodeExecutorConfig",
+    "ACADynamicSessionsCodeResult",
+]

@@ -1,0 +1,132 @@
+"""Python snippets the executor sends to the session's interpreter.
+
+Every snippet runs its body through ``exec`` in a private dictionary, so the only trace it leaves
+in the user's namespace is what it means to leave (the injected function names). Arguments are
+embedded with ``repr``, which always yields a valid Python literal for ``str``, ``int``,
+``float``, ``None`` and tuples of strings: no escaping of user text is ever needed.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MNT_DATA",
+    "packages_code",
+    "reset_code",
+    "setup_code",
+    "shell_code",
+]
+
+MNT_DATA = "/mnt/data"
+"""Where the service keeps uploaded files and where code is expected to run."""
+
+_SETUP_BODY = """
+import linecache, os, sys, types
+if os.path.isdir(_mnt):
+    os.chdir(_mnt)
+if _source is not None:
+    _filename = "<" + _name + ">"
+    # Tracebacks through injected functions show their source lines.
+    linecache.cache[_filename] = (len(_source), None, _source.splitlines(True), _filename)
+    _module = types.ModuleType(_name)
+    _module.__file__ = _filename
+    _previous = sys.modules.get(_name)
+    sys.modules[_name] = _module
+    try:
+        exec(compile(_source, _filename, "exec"), _module.__dict__)
+    except BaseException:
+        if _previous is None:
+            sys.modules.pop(_name, None)
+        else:
+            sys.modules[_name] = _previous
+        raise
+    for _n in _names:
+        _ns[_n] = getattr(_module, _n)
+"""
+
+
+def setup_code(module_name: str | None, source: str | None, names: tuple[str, ...]) -> str:
+    """Change to ``/mnt/data`` and register the injected functions as an importable module.
+
+    The module is created from source with ``types.ModuleType`` + ``exec`` and put into
+    ``sys.modules`` under ``module_name``, so ``from <module_name> import f`` works; the names are
+    also bound in the interactive namespace so ``f(...)`` works without an import.
+    """
+    args = {"_mnt": MNT_DATA, "_name": module_name, "_source": source, "_names": names}
+    pairs = ", ".join(f"{key!r}: {value!r}" for key, value in args.items())
+    return f"exec({_SETUP_BODY!r}, {{{pairs}, '_ns': globals()}})\n"
+
+
+_RESET_BODY = """
+_ip = _get_ipython() if _get_ipython is not None else None
+if _ip is not None:
+    _ip.reset(new_session=False)
+else:
+    for _key in [k for k in _ns if not k.startswith("__")]:
+        del _ns[_key]
+"""
+
+
+def reset_code() -> str:
+    """Clear the interactive namespace (IPython's ``reset``); used where a session cannot be deleted."""
+    return f"exec({_RESET_BODY!r}, {{'_ns': globals(), '_get_ipython': globals().get('get_ipython')}})\n"
+
+
+_PACKAGES_BODY = """
+from importlib import metadata as _metadata
+_out = sorted({(d.metadata["Name"] or "") for d in _metadata.distributions()} - {""})
+"""
+
+
+def packages_code() -> str:
+    """An expression whose value is the sorted list of installed distribution names."""
+    return f"(lambda _g: (exec({_PACKAGES_BODY!r}, _g), _g['_out'])[1])({{}})\n"
+
+
+_SHELL_BODY = """
+import os, shutil, signal, subprocess, sys
+_program = shutil.which(_shell) or (shutil.which("sh") if _shell != "sh" else None) or "/bin/sh"
+_cwd = _mnt if os.path.isdir(_mnt) else os.getcwd()
+_proc = subprocess.Popen(
+    [_program, "-c", _script], cwd=_cwd, stdin=subprocess.DEVNULL,
+    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+)
+
+def _kill_group():
+    try:
+        os.killpg(_proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+_note = ""
+try:
+    _out, _err = _proc.communicate(timeout=_limit)
+    _rc = _proc.returncode
+except subprocess.TimeoutExpired:
+    _kill_group()
+    try:
+        _out, _err = _proc.communicate(timeout=2)
+    except subprocess.TimeoutExpired:
+        # A child that left the process group still holds the pipes: give up on the rest.
+        _out, _err = b"", b""
+    _rc = 124
+    _note = "\\n[shell script killed after %g s]\\n" % _limit
+except BaseException:
+    # Interrupted (the service's own time limit): do not leave the script running.
+    _kill_group()
+    raise
+sys.stdout.write(_out.decode("utf-8", "replace"))
+sys.stdout.flush()
+sys.stderr.write(_err.decode("utf-8", "replace") + _note)
+sys.stderr.flush()
+"""
+
+
+def shell_code(script: str, shell: str, limit_seconds: float) -> str:
+    """Run ``script`` with ``shell`` in ``/mnt/data``; the expression's value is the exit status.
+
+    The script gets ``limit_seconds`` (a little less than the service's limit, so its partial
+    output still comes back); when killed at that limit the status is 124, as with ``timeout(1)``.
+    """
+    args = {"_script": script, "_shell": shell, "_limit": float(limit_seconds), "_mnt": MNT_DATA}
+    pairs = ", ".join(f"{key!r}: {value!r}" for key, value in args.items())
+    return f"(lambda _g: (exec({_SHELL_BODY!r}, _g), _g['_rc'])[1])({{{pairs}}})\n"

@@ -48,12 +48,15 @@ class TokenProvider:
     """Hands out bearer tokens from a :data:`TokenSource`, caching and refreshing them."""
 
     def __init__(self, source: TokenSource | None, *, scope: str = TOKEN_SCOPE) -> None:
-        if source is not None and not isinstance(source, str):
-            if not (callable(source) or hasattr(source, "get_token")):
-                raise TypeError(
-                    "credential must be a TokenCredential, an AsyncTokenCredential, a callable "
-                    f"returning a token string, or a string; got {type(source).__name__}"
-                )
+        if (
+            source is not None
+            and not isinstance(source, str)
+            and not (callable(source) or hasattr(source, "get_token"))
+        ):
+            raise TypeError(
+                "credential must be a TokenCredential, an AsyncTokenCredential, a callable "
+                f"returning a token string, or a string; got {type(source).__name__}"
+            )
         if isinstance(source, str) and not source:
             raise ValueError("credential token string is empty")
         self._source: Any = source
@@ -120,6 +123,8 @@ class TokenProvider:
 
     @staticmethod
     def _unpack(value: Any) -> tuple[str, float | None]:
+        token: Any
+        expires_on: float | None
         if isinstance(value, str):
             token, expires_on = value, None
         else:

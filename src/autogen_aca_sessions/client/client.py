@@ -1,13 +1,43 @@
-"""The async sessions client (skeleton; implementation follows)."""
+"""The async sessions client: transport, auth, retries and polling.
+
+Wire formats live in ``client/contracts`` (one module per contract); this module only moves
+requests and maps HTTP outcomes to results and exceptions.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import math
+import platform
+import random
 import ssl as ssl_module
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
-from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenSource
+from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenProvider, TokenSource
+from autogen_aca_sessions.client.contracts import Contract, Request, contract_for
+from autogen_aca_sessions.client.contracts._common import load_json, parse_error_body
+from autogen_aca_sessions.client.errors import (
+    SESSION_EXECUTOR_ROLE,
+    ExecutionTimeoutError,
+    PoolFullError,
+    SessionsConnectionError,
+    SessionsError,
+    SessionsHTTPError,
+    error_class_for_status,
+)
 from autogen_aca_sessions.client.models import (
     ApiVersion,
     ExecutionResult,
@@ -18,9 +48,154 @@ from autogen_aca_sessions.client.models import (
 
 __all__ = ["SessionsClient"]
 
+logger = logging.getLogger(__name__)
+
+MAX_IDENTIFIER_LENGTH = 256
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+# 429 and 503 mean the service turned the request away before doing anything: safe to resend
+# even an execution. 502/504 may come from a gateway after the request reached the pool.
+_RETRY_ANY_METHOD = frozenset({429, 503})
+_RETRY_IDEMPOTENT_ONLY = frozenset({502, 504})
+_MAX_PAGES = 1000
+_POOL_FULL_HINTS = ("maxconcurrentsessions", "poolisfull", "poolfull", "sessionpoolfull")
+
+
+def _package_version() -> str:
+    try:
+        from autogen_aca_sessions import __version__
+
+        return __version__
+    except ImportError:  # pragma: no cover - the package always defines it
+        return "0"
+
+
+DEFAULT_USER_AGENT = (
+    f"autogen-aca-sessions/{_package_version()} aiohttp/{aiohttp.__version__} "
+    f"python/{platform.python_version()}"
+)
+
+
+@dataclass
+class _Response:
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+    method: str
+    url: str
+
+
+class _NoAnswerInTime(Exception):
+    """The request was sent but no complete answer came within its timeout."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"no answer within {waited:g} s")
+        self.waited = waited
+
+
+def _validate_endpoint(endpoint: str) -> str:
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        raise ValueError("pool_management_endpoint must be a non-empty URL")
+    endpoint = endpoint.strip()
+    parts = urlsplit(endpoint)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            "pool_management_endpoint must be an http(s) URL such as https://<region>.dynamicsessions.io"
+            f"/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>; got {endpoint!r}"
+        )
+    if parts.query or parts.fragment or endpoint.rstrip("/").endswith(("?", "#")):
+        raise ValueError(
+            "pool_management_endpoint must not carry a query string or fragment (the client adds "
+            f"api-version and identifier itself); remove everything from '?' or '#' in {endpoint!r}"
+        )
+    return endpoint.rstrip("/")
+
+
+def _validate_identifier(identifier: str) -> str:
+    if not isinstance(identifier, str) or not identifier:
+        raise ValueError("session identifier must be a non-empty string")
+    if len(identifier) > MAX_IDENTIFIER_LENGTH:
+        raise ValueError(
+            f"session identifier is {len(identifier)} characters; the service allows at most "
+            f"{MAX_IDENTIFIER_LENGTH}"
+        )
+    return identifier
+
+
+def _validate_name(name: str, what: str = "file name") -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{what} must be a non-empty string")
+    return name
+
+
+def _validate_timeout(timeout_seconds: float) -> int:
+    if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, (int, float)):
+        raise TypeError("timeout_seconds must be a number")
+    if not timeout_seconds > 0:
+        raise ValueError("timeout_seconds must be positive")
+    # The service takes whole seconds; round up so the code gets at least what was asked.
+    return math.ceil(timeout_seconds)
+
+
+def _parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    millis = headers.get("retry-after-ms") or headers.get("x-ms-retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _looks_pool_full(*texts: str | None) -> bool:
+    for text in texts:
+        if text:
+            squashed = "".join(ch for ch in text.lower() if ch.isalnum())
+            if any(hint in squashed for hint in _POOL_FULL_HINTS):
+                return True
+    return False
+
 
 class SessionsClient:
-    """Async client for one session pool's data plane."""
+    """Async client for one session pool's data plane.
+
+    One ``aiohttp.ClientSession`` (created lazily, inside the running loop) serves every call
+    for the client's lifetime; ``close()`` or ``async with`` releases it. Every method is a
+    plain coroutine: cancelling the calling task cancels the request in flight.
+
+    Args:
+        pool_management_endpoint: The pool's ``poolManagementEndpoint`` (trailing ``/`` allowed,
+            no query string).
+        credential: Where tokens come from (see :data:`~autogen_aca_sessions.client.auth.TokenSource`);
+            None uses ``azure.identity.aio.DefaultAzureCredential``.
+        api_version: The data-plane api-version to speak; defaults to the newest.
+        max_output_chars: Per-stream output limit asked for on 2025-10 (``outputStreamsMaxLength``).
+        max_retries: Retries after the first attempt for throttling, unavailability and
+            connection failures.
+        request_timeout: Timeout of non-execution requests, in seconds.
+        session: An ``aiohttp.ClientSession`` to use instead of our own (never closed by us).
+        ssl: Passed to every request (an ``SSLContext`` for a self-signed local pool, False to
+            skip verification); None uses aiohttp's default verification.
+        user_agent: Prefix for the ``User-Agent`` header.
+        token_scope: Scope tokens are requested for.
+        execution_grace_seconds: How long past ``timeout_seconds`` to wait for an execution.
+        retry_backoff_base: First backoff delay, doubled per retry (with jitter).
+        retry_backoff_max: Longest delay between retries (also caps ``Retry-After``).
+        poll_interval: First delay between polls of an asynchronous execution.
+    """
 
     def __init__(
         self,
@@ -40,16 +215,60 @@ class SessionsClient:
         retry_backoff_max: float = 30.0,
         poll_interval: float = 0.5,
     ) -> None:
-        raise NotImplementedError
+        self._endpoint = _validate_endpoint(pool_management_endpoint)
+        try:
+            self._api_version = ApiVersion(api_version)
+        except ValueError:
+            known = ", ".join(v.value for v in ApiVersion)
+            raise ValueError(f"unknown api_version {api_version!r}; supported: {known}") from None
+        if max_output_chars <= 0:
+            raise ValueError("max_output_chars must be positive")
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if request_timeout <= 0:
+            raise ValueError("request_timeout must be positive")
+        if execution_grace_seconds < 0:
+            raise ValueError("execution_grace_seconds must be >= 0")
+        self._contract: Contract = contract_for(self._api_version)
+        self._tokens = TokenProvider(credential, scope=token_scope)
+        self._max_output_chars = max_output_chars
+        self._max_retries = max_retries
+        self._request_timeout = request_timeout
+        self._session = session
+        self._owns_session = session is None
+        self._ssl = ssl
+        self._user_agent = f"{user_agent} {DEFAULT_USER_AGENT}" if user_agent else DEFAULT_USER_AGENT
+        self._grace = execution_grace_seconds
+        self._backoff_base = retry_backoff_base
+        self._backoff_max = retry_backoff_max
+        self._poll_interval = poll_interval
+        self._closed = False
+        # Indirections so tests can observe waits without waiting.
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self._random: Callable[[float, float], float] = random.uniform
 
+    # ------------------------------------------------------------------ properties
     @property
     def api_version(self) -> ApiVersion:
-        raise NotImplementedError
+        """The api-version this client speaks."""
+        return self._api_version
 
     @property
     def supports_session_management(self) -> bool:
-        raise NotImplementedError
+        """Whether get/delete/list sessions and pool metadata exist on this api-version."""
+        return self._api_version.supports_session_management
 
+    @property
+    def endpoint(self) -> str:
+        """The pool management endpoint, without a trailing slash."""
+        return self._endpoint
+
+    @property
+    def max_output_chars(self) -> int:
+        """The per-stream output limit asked for on 2025-10."""
+        return self._max_output_chars
+
+    # ------------------------------------------------------------------ executions
     async def execute(
         self,
         identifier: str,
@@ -58,48 +277,219 @@ class SessionsClient:
         timeout_seconds: int = 60,
         asynchronous: bool = False,
         operation_id: str | None = None,
+        wait: bool = True,
     ) -> ExecutionResult:
-        raise NotImplementedError
+        """Run ``code`` in session ``identifier`` and return its result.
 
-    async def execute_shell(self, identifier: str, command: str, *, timeout_seconds: int = 60) -> ExecutionResult:
-        raise NotImplementedError
+        The server is told ``timeoutInSeconds``; the client waits at most that plus
+        ``execution_grace_seconds`` and then raises :class:`ExecutionTimeoutError`. When the
+        service answers 202 or a non-terminal status, the execution is polled until it ends
+        (unless ``wait`` is False, which returns the first answer as is).
+        """
+        _validate_identifier(identifier)
+        if not isinstance(code, str):
+            raise TypeError("code must be a string")
+        seconds = _validate_timeout(timeout_seconds)
+        request = self._contract.execute_request(
+            code, timeout_seconds=seconds, asynchronous=asynchronous, max_output_chars=self._max_output_chars
+        )
+        return await self._run_execution(identifier, request, seconds, operation_id, wait=wait)
+
+    async def execute_shell(
+        self, identifier: str, command: str, *, timeout_seconds: int = 60, operation_id: str | None = None
+    ) -> ExecutionResult:
+        """Run a shell command in a shell pool's session; ``exit_code`` holds its exit status."""
+        _validate_identifier(identifier)
+        if not isinstance(command, str):
+            raise TypeError("command must be a string")
+        seconds = _validate_timeout(timeout_seconds)
+        request = self._contract.shell_request(
+            command, timeout_seconds=seconds, max_output_chars=self._max_output_chars
+        )
+        return await self._run_execution(identifier, request, seconds, operation_id, wait=True)
 
     async def get_execution(self, identifier: str, execution_id: str) -> ExecutionResult:
-        raise NotImplementedError
+        """The current state of an execution (new contract)."""
+        _validate_identifier(identifier)
+        _validate_name(execution_id, "execution id")
+        request = self._contract.get_execution_request(execution_id)
+        response = await self._call(request, identifier)
+        return self._parse_execution(response, identifier, execution_id)
 
+    async def _run_execution(
+        self, identifier: str, request: Request, timeout_seconds: int, operation_id: str | None, *, wait: bool
+    ) -> ExecutionResult:
+        op_id = operation_id or str(uuid.uuid4())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        budget = timeout_seconds + self._grace
+        deadline = started + budget
+
+        def gave_up(execution_id: str | None) -> ExecutionTimeoutError:
+            return ExecutionTimeoutError(
+                identifier, timeout_seconds, round(loop.time() - started, 3), execution_id=execution_id
+            )
+
+        try:
+            response = await self._send(request, identifier, timeout=budget, headers={"operation-id": op_id})
+        except _NoAnswerInTime:
+            raise gave_up(op_id) from None
+        fallback_id = response.headers.get("operation-id") or op_id
+        result = self._parse_execution(response, identifier, fallback_id)
+        if result.status.is_terminal or not wait or self._api_version.is_legacy:
+            return result
+
+        poll_url = self._resolve_link(response.headers.get("Operation-Location"), identifier) or self._url(
+            self._contract.get_execution_request(result.execution_id or fallback_id), identifier
+        )
+        poll_request = self._contract.get_execution_request(result.execution_id or fallback_id)
+        interval = self._poll_interval
+        delay = _parse_retry_after(response.headers)
+        while True:
+            wait_for = interval if delay is None else delay
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise gave_up(result.execution_id)
+            await self._sleep(min(wait_for, remaining))
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise gave_up(result.execution_id)
+            try:
+                response = await self._send(
+                    poll_request,
+                    identifier,
+                    timeout=min(self._request_timeout, remaining),
+                    url=poll_url,
+                )
+            except _NoAnswerInTime:
+                continue
+            result = self._parse_execution(response, identifier, result.execution_id)
+            if result.status.is_terminal:
+                return result
+            delay = _parse_retry_after(response.headers)
+            interval = min(interval * 2, max(self._poll_interval, 2.0))
+
+    def _parse_execution(
+        self, response: _Response, identifier: str, execution_id: str | None
+    ) -> ExecutionResult:
+        body = load_json(response.body)
+        accepted = response.status == 202 and not self._api_version.is_legacy
+        if not isinstance(body, dict):
+            if accepted:
+                # An accepted execution with no body yet: still running.
+                body = {}
+            else:
+                raise SessionsError(
+                    f"{response.method} {response.url} answered HTTP {response.status} with a body that "
+                    f"is not a JSON object: {response.body[:200]!r}"
+                )
+        return self._contract.parse_execution(
+            body,
+            identifier=identifier,
+            execution_id=execution_id,
+            output_limit=self._contract.requested_output_limit(self._max_output_chars),
+            accepted=accepted,
+        )
+
+    # ------------------------------------------------------------------ files
     async def upload_file(
         self, identifier: str, name: str, data: bytes, *, path: str | None = None
     ) -> SessionFile:
-        raise NotImplementedError
+        """Upload ``data`` as ``name`` into the session's ``/mnt/data`` (or ``path`` under it)."""
+        _validate_identifier(identifier)
+        _validate_name(name)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("data must be bytes")
+        payload = bytes(data)
+        request = self._contract.upload_request(path)
+        field_name = self._contract.upload_field
+
+        def form() -> aiohttp.FormData:
+            built = aiohttp.FormData()
+            built.add_field(field_name, payload, filename=name, content_type="application/octet-stream")
+            return built
+
+        # Big uploads need longer than a metadata call: allow about a second per megabyte more.
+        timeout = self._request_timeout + len(payload) / 1_000_000
+        response = await self._call(request, identifier, timeout=timeout, form=form)
+        return self._contract.parse_uploaded(load_json(response.body), name)
 
     async def list_files(
         self, identifier: str, *, path: str | None = None, recursive: bool = False
     ) -> list[SessionFile]:
-        raise NotImplementedError
+        """The files (and directories) in the session's ``/mnt/data`` or ``path`` under it."""
+        _validate_identifier(identifier)
+        request = self._contract.list_files_request(path, recursive)
+        files: list[SessionFile] = []
+        url: str | None = None
+        for _ in range(_MAX_PAGES):
+            response = await self._call(request, identifier, url=url)
+            page, next_link = self._contract.parse_file_list(load_json(response.body))
+            files.extend(page)
+            url = self._resolve_link(next_link, identifier) if next_link else None
+            if url is None:
+                break
+        return files
 
     async def get_file(self, identifier: str, name: str, *, path: str | None = None) -> SessionFile:
-        raise NotImplementedError
+        """Metadata of one file."""
+        _validate_identifier(identifier)
+        _validate_name(name)
+        response = await self._call(self._contract.get_file_request(name, path), identifier)
+        return self._contract.parse_file(load_json(response.body), name)
 
     async def download_file(self, identifier: str, name: str, *, path: str | None = None) -> bytes:
-        raise NotImplementedError
+        """The content of one file."""
+        _validate_identifier(identifier)
+        _validate_name(name)
+        response = await self._call(self._contract.download_request(name, path), identifier)
+        return response.body
 
     async def delete_file(self, identifier: str, name: str, *, path: str | None = None) -> None:
-        raise NotImplementedError
+        """Delete one file."""
+        _validate_identifier(identifier)
+        _validate_name(name)
+        await self._call(self._contract.delete_file_request(name, path), identifier)
 
+    # ------------------------------------------------------------------ sessions and pool
     async def get_session(self, identifier: str) -> SessionInfo:
-        raise NotImplementedError
+        """One session's state (2025-02-02-preview and later)."""
+        _validate_identifier(identifier)
+        response = await self._call(self._contract.get_session_request(), identifier)
+        return self._contract.parse_session(load_json(response.body), identifier)
 
     async def delete_session(self, identifier: str) -> None:
-        raise NotImplementedError
+        """Delete a session now, freeing its pool slot (2025-02-02-preview and later)."""
+        _validate_identifier(identifier)
+        await self._call(self._contract.delete_session_request(), identifier)
 
     async def list_sessions(self) -> list[SessionInfo]:
-        raise NotImplementedError
+        """Every session of the pool, following ``nextLink`` (2025-02-02-preview and later)."""
+        request = self._contract.list_sessions_request()
+        sessions: list[SessionInfo] = []
+        url: str | None = None
+        for _ in range(_MAX_PAGES):
+            response = await self._call(request, None, url=url)
+            page, next_link = self._contract.parse_session_list(load_json(response.body))
+            sessions.extend(page)
+            url = self._resolve_link(next_link, None) if next_link else None
+            if url is None:
+                break
+        return sessions
 
     async def get_metadata(self) -> PoolMetadata:
-        raise NotImplementedError
+        """What the pool runs: runtimes, pre-installed packages, kernel (2025-02-02-preview and later)."""
+        response = await self._call(self._contract.metadata_request(), None)
+        return self._contract.parse_metadata(load_json(response.body))
 
+    # ------------------------------------------------------------------ lifecycle
     async def close(self) -> None:
-        raise NotImplementedError
+        """Release the HTTP session (if ours) and any credential we created. Idempotent."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+        await self._tokens.close()
 
     async def __aenter__(self) -> SessionsClient:
         return self
@@ -111,3 +501,260 @@ class SessionsClient:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    # ------------------------------------------------------------------ transport
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise SessionsError("this SessionsClient is closed")
+        if self._session is None:
+            # Created here, inside the running loop, so it binds to the loop that uses it.
+            connector = aiohttp.TCPConnector(limit=100, limit_per_host=50, keepalive_timeout=60)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    def _query(self, request: Request, identifier: str | None) -> str:
+        params: list[tuple[str, str]] = [("api-version", self._api_version.value)]
+        if request.per_session and identifier is not None:
+            params.append(("identifier", identifier))
+        params.extend(request.params.items())
+        return urlencode(params, quote_via=quote, safe="")
+
+    def _url(self, request: Request, identifier: str | None) -> str:
+        return f"{self._endpoint}/{request.path}?{self._query(request, identifier)}"
+
+    def _resolve_link(self, link: str | None, identifier: str | None) -> str | None:
+        """An absolute URL for a link the service returned (``Operation-Location``,
+        ``nextLink``), or None when it is missing or points to another origin (we never send
+        our token anywhere but the pool)."""
+        if not link:
+            return None
+        link = link.strip()
+        base = urlsplit(self._endpoint)
+        parts = urlsplit(link)
+        if parts.scheme or parts.netloc:
+            if (parts.scheme.lower(), parts.netloc.lower()) != (base.scheme.lower(), base.netloc.lower()):
+                logger.warning("ignoring a link to another origin than the pool: %s", link)
+                return None
+            url = link
+        elif link.startswith("/"):
+            base_path = base.path.rstrip("/")
+            origin = f"{base.scheme}://{base.netloc}"
+            url = origin + link if base_path and link.startswith(base_path + "/") else self._endpoint + link
+        else:
+            url = f"{self._endpoint}/{link}"
+        present = {k.lower() for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+        missing: list[tuple[str, str]] = []
+        if "api-version" not in present:
+            missing.append(("api-version", self._api_version.value))
+        if identifier is not None and "identifier" not in present:
+            missing.append(("identifier", identifier))
+        if missing:
+            url += ("&" if "?" in url else "?") + urlencode(missing, quote_via=quote, safe="")
+        return url
+
+    async def _call(
+        self,
+        request: Request,
+        identifier: str | None,
+        *,
+        timeout: float | None = None,
+        url: str | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+    ) -> _Response:
+        seconds = timeout if timeout is not None else self._request_timeout
+        try:
+            return await self._send(request, identifier, timeout=seconds, url=url, form=form)
+        except _NoAnswerInTime as exc:
+            target = url or self._url(request, identifier)
+            note = (
+                " The upload may or may not have completed."
+                if request.method not in _IDEMPOTENT_METHODS
+                else ""
+            )
+            raise SessionsConnectionError(
+                f"{request.method} {target}: {exc}.{note}", method=request.method, url=target
+            ) from None
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self._backoff_max)
+        ceiling = min(self._backoff_max, self._backoff_base * (2.0**attempt))
+        # Full jitter over the upper half keeps retries of many clients apart.
+        return ceiling / 2 + self._random(0.0, ceiling / 2)
+
+    async def _send(
+        self,
+        request: Request,
+        identifier: str | None,
+        *,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        url: str | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+    ) -> _Response:
+        target = url or self._url(request, identifier)
+        method = request.method
+        idempotent = method in _IDEMPOTENT_METHODS
+        body: bytes | None = None
+        if request.json is not None:
+            body = json.dumps(request.json).encode("utf-8")
+        attempt = 0
+        refreshed = False
+        rejected_token: str | None = None
+        while True:
+            token = await self._tokens.get_token(rejected=rejected_token)
+            send_headers: dict[str, str] = {
+                "Authorization": f"Bearer {token}",
+                "User-Agent": self._user_agent,
+                "Accept": "application/json",
+            }
+            if body is not None:
+                send_headers["Content-Type"] = "application/json"
+            if headers:
+                send_headers.update(headers)
+            session = self._get_session()
+            client_timeout = aiohttp.ClientTimeout(
+                total=timeout, sock_connect=min(timeout, self._request_timeout)
+            )
+            request_kwargs: dict[str, Any] = {
+                "headers": send_headers,
+                "timeout": client_timeout,
+                "allow_redirects": False,
+            }
+            if self._ssl is not None:
+                request_kwargs["ssl"] = self._ssl
+            if form is not None:
+                request_kwargs["data"] = form()
+            elif body is not None:
+                request_kwargs["data"] = body
+            retry_reason: str | None = None
+            try:
+                async with session.request(method, URL(target, encoded=True), **request_kwargs) as resp:
+                    payload = await resp.read()
+                    status = resp.status
+                    response_headers = CIMultiDict(resp.headers)
+            except aiohttp.ConnectionTimeoutError as exc:
+                retry_reason = f"connection timed out: {exc}"
+                error: Exception = exc
+            except aiohttp.ClientSSLError as exc:
+                # A TLS failure will not fix itself on a retry.
+                raise SessionsConnectionError(
+                    f"TLS error talking to {target}: {exc}. For a local pool with a self-signed "
+                    "certificate pass ssl=<SSLContext trusting it>.",
+                    method=method,
+                    url=target,
+                ) from exc
+            except aiohttp.ClientConnectorError as exc:
+                retry_reason = f"could not connect: {exc}"
+                error = exc
+            except asyncio.TimeoutError:
+                raise _NoAnswerInTime(timeout) from None
+            except aiohttp.ClientError as exc:
+                if not idempotent:
+                    # The request may have reached the server: never send it twice.
+                    raise SessionsConnectionError(
+                        f"{method} {target} failed after the request was sent ({type(exc).__name__}: "
+                        f"{exc}); it was not retried because it may have run.",
+                        method=method,
+                        url=target,
+                    ) from exc
+                retry_reason = f"{type(exc).__name__}: {exc}"
+                error = exc
+            else:
+                if status == 401 and not refreshed:
+                    # The token may have been revoked or expired early: one forced refresh.
+                    refreshed = True
+                    rejected_token = token
+                    continue
+                rejected_token = None
+                retryable = status in _RETRY_ANY_METHOD or (idempotent and status in _RETRY_IDEMPOTENT_ONLY)
+                if 200 <= status < 300:
+                    return _Response(status, response_headers, payload, method, target)
+                if retryable and attempt < self._max_retries:
+                    delay = self._backoff(attempt, _parse_retry_after(response_headers))
+                    logger.info(
+                        "%s %s answered %s; retry %d/%d in %.2fs",
+                        method,
+                        target,
+                        status,
+                        attempt + 1,
+                        self._max_retries,
+                        delay,
+                    )
+                    attempt += 1
+                    await self._sleep(delay)
+                    continue
+                raise self._http_error(request, status, response_headers, payload, target, attempt)
+            # Transport failure that is safe to retry.
+            if attempt >= self._max_retries:
+                raise SessionsConnectionError(
+                    f"{method} {target} failed after {attempt + 1} attempt(s): {retry_reason}",
+                    method=method,
+                    url=target,
+                ) from error
+            delay = self._backoff(attempt, None)
+            logger.info(
+                "%s %s: %s; retry %d/%d in %.2fs",
+                method,
+                target,
+                retry_reason,
+                attempt + 1,
+                self._max_retries,
+                delay,
+            )
+            attempt += 1
+            await self._sleep(delay)
+
+    def _http_error(
+        self,
+        request: Request,
+        status: int,
+        headers: CIMultiDict[str] | CIMultiDictProxy[str],
+        payload: bytes,
+        url: str,
+        retries: int,
+    ) -> SessionsHTTPError:
+        body_code, body_message = parse_error_body(payload)
+        error_code = headers.get("x-ms-error-code") or body_code
+        text = payload.decode("utf-8", "replace")
+        said = body_message or ""
+        cls = error_class_for_status(status)
+        pool_full = (status == 404 and request.creates_session) or (
+            400 <= status < 500 and _looks_pool_full(error_code, body_message)
+        )
+        if pool_full:
+            cls = PoolFullError
+            message = (
+                "The session pool could not allocate a session: it may be at maxConcurrentSessions "
+                "(the service answers 404 then). Delete idle sessions, wait for them to expire, or raise "
+                "the pool's maxConcurrentSessions; also check the endpoint is right."
+            )
+        elif status == 401:
+            message = (
+                "Authentication failed: the token is missing, invalid or expired (a fresh token was tried)."
+            )
+        elif status == 403:
+            message = (
+                f"Permission denied: the caller needs the '{SESSION_EXECUTOR_ROLE}' role on the session pool."
+            )
+        elif status == 404:
+            message = "Not found."
+        elif status == 413:
+            message = "The upload is larger than the service accepts (128 MB)."
+        elif status in (429, 503):
+            tries = "retry" if retries == 1 else "retries"
+            message = f"The service is busy (HTTP {status}); gave up after {retries} {tries}."
+        else:
+            message = f"The service answered HTTP {status}."
+        if said:
+            message = f"{message} Service said: {said}"
+        return cls(
+            status,
+            message,
+            error_code=error_code,
+            body=text,
+            headers=dict(headers),
+            method=request.method,
+            url=url,
+            retry_after=_parse_retry_after(headers),
+        )

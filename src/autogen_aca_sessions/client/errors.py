@@ -152,8 +152,10 @@ class ExecutionTimeoutError(SessionsError):
         *,
         execution_id: str | None = None,
     ) -> None:
-        what = f"execution {execution_id} in session {identifier!r}" if execution_id else (
-            f"execution in session {identifier!r}"
+        what = (
+            f"execution {execution_id} in session {identifier!r}"
+            if execution_id
+            else (f"execution in session {identifier!r}")
         )
         super().__init__(
             f"Gave up waiting for the {what} after {waited_seconds:g} s. The server was told "

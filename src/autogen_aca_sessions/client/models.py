@@ -35,7 +35,7 @@ class ApiVersion(str, Enum):
     V2025_02_02_PREVIEW = "2025-02-02-preview"
     """New contract plus session management, pool metadata and shell commands."""
     V2025_10_02_PREVIEW = "2025-10-02-preview"
-    """New contract plus ``outputStreamsMaxLength``, ``useEmptyKernel`` and recursive listing (the default)."""
+    """New contract plus ``outputStreamsMaxLength`` and recursive listing (the default)."""
 
     @property
     def is_legacy(self) -> bool:

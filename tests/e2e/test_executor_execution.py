@@ -1,0 +1,215 @@
+"""End-to-end: running code blocks through ACADynamicSessionsCodeExecutor against the real local pool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from autogen_core import CancellationToken
+from autogen_core.code_executor import CodeBlock
+
+from autogen_aca_sessions import LocalSessionPool
+from autogen_aca_sessions.client import ApiVersion, SessionsClient
+from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+LEGACY = ApiVersion.V2024_02_02_PREVIEW.value
+NEWEST = ApiVersion.V2025_10_02_PREVIEW.value
+BOTH = pytest.mark.parametrize("api_version", [LEGACY, NEWEST])
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def pool() -> AsyncIterator[Any]:
+    async with LocalSessionPool(ready_sessions=1) as local_pool:
+        yield local_pool
+
+
+def make_executor(pool: Any, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:
+    return ACADynamicSessionsCodeExecutor(pool.endpoint, pool.credential, **kwargs)
+
+
+async def run(
+    executor: ACADynamicSessionsCodeExecutor, *blocks: tuple[str, str]
+) -> ACADynamicSessionsCodeResult:
+    return await executor.execute_code_blocks(
+        [CodeBlock(code=code, language=language) for language, code in blocks], CancellationToken()
+    )
+
+
+@BOTH
+async def test_python_block_prints_and_state_persists_between_calls(pool: Any, api_version: str) -> None:
+    async with make_executor(pool, api_version=api_version) as executor:
+        first = await run(executor, ("python", "x = 21\nprint('hello')"))
+        second = await run(executor, ("py", "print(x * 2)"))
+    assert first.exit_code == 0
+    assert first.output == "hello\n"
+    assert second.exit_code == 0
+    assert second.output.strip() == "42"
+    assert second.session_id == first.session_id
+
+
+@BOTH
+async def test_last_expression_value_is_in_output_unless_suppressed(pool: Any, api_version: str) -> None:
+    async with make_executor(pool, api_version=api_version) as shown:
+        with_value = await run(shown, ("python", "6 * 7"))
+        no_value = await run(shown, ("python", "y = 1"))
+    async with make_executor(pool, api_version=api_version, suppress_result_output=True) as hidden:
+        suppressed = await run(hidden, ("python", "6 * 7"))
+    assert with_value.output.strip() == "42"
+    assert with_value.result == 42
+    assert no_value.output == ""
+    assert no_value.result is None
+    assert suppressed.output == ""
+    assert suppressed.result == 42
+
+
+@BOTH
+async def test_traceback_gives_exit_code_1_and_first_failing_block_stops_the_rest(
+    pool: Any, api_version: str
+) -> None:
+    async with make_executor(pool, api_version=api_version) as executor:
+        result = await run(
+            executor,
+            ("python", "print('one')"),
+            ("python", "1 / 0"),
+            ("python", "print('three')"),
+        )
+    assert result.exit_code == 1
+    assert "one" in result.output
+    assert "ZeroDivisionError" in result.output
+    assert "three" not in result.output
+    assert [block.exit_code for block in result.blocks] == [0, 1]
+
+
+@BOTH
+async def test_shell_blocks_report_the_scripts_real_exit_code(pool: Any, api_version: str) -> None:
+    async with make_executor(pool, api_version=api_version) as executor:
+        ok = await run(executor, ("bash", "echo out; echo err >&2; true"))
+        failed = await run(executor, ("sh", "echo before; exit 3"), ("python", "print('not run')"))
+        shell = await run(executor, ("shell", "for i in 1 2; do echo n$i; done"))
+    assert ok.exit_code == 0
+    assert "out" in ok.stdout
+    assert "err" in ok.stderr
+    assert failed.exit_code == 3
+    assert "before" in failed.output
+    assert "not run" not in failed.output
+    assert shell.exit_code == 0
+    assert shell.stdout.split() == ["n1", "n2"]
+
+
+async def test_shell_blocks_run_in_the_same_directory_as_python_code(pool: Any) -> None:
+    async with make_executor(pool) as executor:
+        python_cwd = await run(executor, ("python", "import os; print(os.getcwd())"))
+        shell_cwd = await run(executor, ("bash", "pwd"))
+        created = await run(
+            executor,
+            ("sh", "echo data > made_by_shell.txt"),
+            ("python", "print(open('made_by_shell.txt').read())"),
+        )
+    assert shell_cwd.stdout.strip() == python_cwd.stdout.strip()
+    assert created.exit_code == 0
+    assert "data" in created.output
+
+
+async def test_unknown_language_gives_exit_code_1_and_sends_nothing(pool: Any) -> None:
+    async with make_executor(pool, api_version=NEWEST) as executor:
+        result = await run(executor, ("rust", 'fn main() { println!("hi"); }'))
+        async with SessionsClient(pool.endpoint, pool.credential, api_version=NEWEST) as client:
+            sessions = {info.identifier for info in await client.list_sessions()}
+    assert result.exit_code == 1
+    assert "Unsupported language 'rust'" in result.output
+    assert result.blocks[0].executed is False
+    assert executor.session_id not in sessions
+
+
+async def test_unknown_language_after_a_good_block_stops_there(pool: Any) -> None:
+    async with make_executor(pool) as executor:
+        result = await run(
+            executor, ("python", "print('ran')"), ("javascript", "1"), ("python", "print('no')")
+        )
+    assert result.exit_code == 1
+    assert "ran" in result.output
+    assert "no\n" not in result.output
+    assert len(result.blocks) == 2
+
+
+@BOTH
+async def test_busy_loop_times_out_with_exit_code_124_and_session_stays_usable(
+    pool: Any, api_version: str
+) -> None:
+    async with make_executor(pool, api_version=api_version, timeout=2) as executor:
+        await run(executor, ("python", "kept = 'yes'"))
+        timed_out = await run(executor, ("python", "print('started', flush=True)\nwhile True:\n    pass"))
+        after = await run(executor, ("python", "print('alive')"))
+    assert timed_out.exit_code == 124
+    assert timed_out.timed_out
+    assert "started" in timed_out.output
+    assert "Timed out after 2 s" in timed_out.output
+    assert after.exit_code == 0
+    assert after.output.strip() == "alive"
+
+
+async def test_sleep_times_out_keeping_earlier_output_and_state(pool: Any) -> None:
+    async with make_executor(pool, timeout=2) as executor:
+        await run(executor, ("python", "kept = 'yes'"))
+        timed_out = await run(
+            executor,
+            ("python", "import time\nprint('before sleep', flush=True)\ntime.sleep(30)\nprint('after')"),
+        )
+        after = await run(executor, ("python", "print(kept)"))
+    assert timed_out.exit_code == 124
+    assert "before sleep" in timed_out.output
+    assert "after\n" not in timed_out.output
+    assert "state was kept" in timed_out.output
+    assert after.output.strip() == "yes"
+
+
+async def test_shell_script_over_the_limit_is_killed_with_exit_code_124(pool: Any) -> None:
+    async with make_executor(pool, timeout=2) as executor:
+        timed_out = await run(executor, ("bash", "echo partial; sleep 30; echo never"))
+        after = await run(executor, ("bash", "echo fine"))
+    assert timed_out.exit_code == 124
+    assert "partial" in timed_out.output
+    assert "never" not in timed_out.output
+    assert after.exit_code == 0
+    assert after.stdout.strip() == "fine"
+
+
+async def test_cancellation_raises_cancelled_error_without_waiting_for_the_code(pool: Any) -> None:
+    async with make_executor(pool, timeout=30) as executor:
+        await run(executor, ("python", "print('warm')"))
+        token = CancellationToken()
+        call = asyncio.ensure_future(
+            executor.execute_code_blocks(
+                [CodeBlock(code="import time\ntime.sleep(25)", language="python")], token
+            )
+        )
+        await asyncio.sleep(1.0)
+        token.cancel()
+        # Bounded wait: without working cancellation the call would only return after 25 s.
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(call, timeout=10)
+
+
+@BOTH
+async def test_long_output_over_max_output_chars_is_cut_and_marked(pool: Any, api_version: str) -> None:
+    async with make_executor(pool, api_version=api_version, max_output_chars=1000) as executor:
+        result = await run(executor, ("python", "print('a' * 5000)\nprint('END')"))
+    assert result.exit_code == 0
+    assert result.output_truncated or result.stdout_truncated
+    assert "truncated" in result.output or "omitted" in result.output
+    assert len(result.output) <= 1000 + 200
+
+
+async def test_structured_result_fields_describe_each_block(pool: Any) -> None:
+    async with make_executor(pool) as executor:
+        result = await run(executor, ("python", "print('a')"), ("bash", "echo b"))
+    assert result.stdout.split() == ["a", "b"]
+    assert [block.language for block in result.blocks] == ["python", "bash"]
+    assert result.session_id == executor.session_id
+    assert all(block.executed for block in result.blocks)
+    assert result.execution_time_ms >= 0

@@ -14,9 +14,10 @@ Wiring is one aiohttp middleware::
     async with LocalSessionPool(middlewares=[faults.middleware]) as pool:
         ...
 
-The ``expire`` fault needs to delete a session; the pool hands the injector a deleter with
-:meth:`FaultInjector.bind_session_deleter` (``LocalSessionPool(faults=...)`` does it), otherwise
-``expire`` is counted as skipped and the call goes through untouched.
+The ``expire`` fault deletes the session through the pool's own session manager (found on the
+application ``create_app`` built); on another aiohttp app give it a deleter with
+:meth:`FaultInjector.bind_session_deleter`, otherwise ``expire`` is counted as skipped. Calls that
+fail authentication are never faulted: the pool answers them 401 as usual.
 
 String form (the ``--faults`` flag), comma-separated ``key=value`` items:
 
@@ -50,6 +51,7 @@ import re
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -220,21 +222,26 @@ def classify_operation(method: str, path: str) -> str:
     """Name the dynamic-sessions operation a request is, from its method and path.
 
     One of ``execute``, ``poll``, ``files``, ``session``, ``list``, ``metadata`` or ``other``.
-    Only the tail of the path counts, so any endpoint prefix works.
+    Only the tail of the path counts, so any endpoint prefix works; case is ignored, as the pool
+    ignores it when routing.
     """
     tail = path.rstrip("/")
     method = method.upper()
-    if re.search(r"/code/execute$", tail) or (method == "POST" and re.search(r"/executions$", tail)):
+
+    def ends(pattern: str) -> bool:
+        return re.search(pattern + r"$", tail, re.IGNORECASE) is not None
+
+    if ends(r"/code/execute") or (method == "POST" and ends(r"/executions")):
         return "execute"
-    if re.search(r"/executions/[^/]+$", tail):
+    if ends(r"/executions/[^/]+"):
         return "poll"
-    if re.search(r"/files(/.*)?$", tail):
+    if re.search(r"/files(/.*)?$", tail, re.IGNORECASE):
         return "files"
-    if re.search(r"/(session|\.management/(getSession|stopSession))$", tail):
+    if ends(r"/(session|\.management/getSession|\.management/stopSession)"):
         return "session"
-    if re.search(r"/(listSessions|\.management/listSessions)$", tail):
+    if ends(r"/(listSessions|\.management/listSessions)"):
         return "list"
-    if re.search(r"/metadata$", tail):
+    if ends(r"/metadata"):
         return "metadata"
     return "other"
 
@@ -331,9 +338,14 @@ class FaultInjector:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """The aiohttp middleware; pass it in ``LocalSessionPool(middlewares=[...])``."""
+        """The aiohttp middleware; pass it in ``LocalSessionPool(middlewares=[...])``.
+
+        Calls that would fail authentication pass through untouched (the pool answers 401, as
+        Azure does before any throttling), so faults never hide an auth problem and an
+        unauthenticated caller cannot make the injector delete a session.
+        """
         self.stats.calls_seen += 1
-        if not self._enabled:
+        if not self._enabled or not _authenticated(request):
             return await handler(request)
         operation = classify_operation(request.method, request.path)
         if not self._matches(operation):
@@ -362,10 +374,11 @@ class FaultInjector:
             self.stats.injected[fault.value] += 1
             return _drop(request)
         if fault is Fault.EXPIRE:
-            if not identifier or self._deleter is None:
+            deleter = self._deleter or _app_session_deleter(request)
+            if not identifier or deleter is None:
                 self.stats.skipped[fault.value] += 1
             else:
-                await self._deleter(identifier)
+                await deleter(identifier)
                 self.stats.injected[fault.value] += 1
             return await handler(request)
         response = await handler(request)
@@ -384,7 +397,14 @@ class FaultInjector:
         headers = {"x-ms-error-code": code, "x-ms-fault-injected": fault.value}
         if fault in (Fault.THROTTLED, Fault.UNAVAILABLE):
             headers["Retry-After"] = str(self._plan.retry_after_seconds)
-        body = {"error": {"code": code, "message": message + " (injected by the local pool's fault plan)"}}
+        body: dict[str, Any] = {
+            "error": {
+                "code": code,
+                "message": message + " (injected by the local pool's fault plan)",
+                "target": None,
+                "details": [],
+            }
+        }
         return web.Response(
             status=status, text=json.dumps(body), content_type="application/json", headers=headers
         )
@@ -401,6 +421,35 @@ _ERRORS: dict[Fault, tuple[int, str, str]] = {
         "The session pool has reached its maximum number of concurrent sessions.",
     ),
 }
+
+
+def _pool_context(request: web.Request) -> Any:
+    """The local pool's shared state when the request is served by ``create_app``, else None."""
+    try:
+        from .app import CONTEXT_KEY
+    except ImportError:  # pragma: no cover - the injector also works on any aiohttp app
+        return None
+    return request.app.get(CONTEXT_KEY)
+
+
+def _authenticated(request: web.Request) -> bool:
+    ctx = _pool_context(request)
+    if ctx is None:
+        return True
+    from .auth import check_authorization
+    from .wire.errors import WireError
+
+    try:
+        check_authorization(request.headers.get("Authorization"), ctx.api_key)
+    except WireError:
+        return False
+    return True
+
+
+def _app_session_deleter(request: web.Request) -> SessionDeleter | None:
+    ctx = _pool_context(request)
+    delete = getattr(getattr(ctx, "manager", None), "delete", None)
+    return delete if callable(delete) else None
 
 
 def _drop(request: web.Request) -> web.Response:

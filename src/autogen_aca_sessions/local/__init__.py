@@ -1,0 +1,24 @@
+"""The local session pool: the Azure dynamic-sessions data plane on this machine.
+
+``LocalSessionPool`` runs an aiohttp server on loopback speaking every api-version of the
+reference, backed by one real Jupyter kernel per session. ``create_app`` builds the bare
+application around a session runtime, for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+from .app import create_app, operation_path
+from .auth import AsyncStaticKeyCredential, StaticKeyCredential
+from .outcome import PoolFullError
+from .pool import LocalSessionPool
+from .wire.versions import API_VERSIONS
+
+__all__ = [
+    "API_VERSIONS",
+    "AsyncStaticKeyCredential",
+    "LocalSessionPool",
+    "PoolFullError",
+    "StaticKeyCredential",
+    "create_app",
+    "operation_path",
+]

@@ -1,0 +1,53 @@
+"""The Azure.Core error body every failing request of the local pool answers with."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["WireError", "error_body", "error_response"]
+
+
+class WireError(Exception):
+    """A request the pool refuses, with the HTTP status and Azure error code to answer with."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        target: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status code."""
+        self.code = code
+        """The Azure error code (also sent as ``x-ms-error-code``)."""
+        self.message = message
+        """A sentence saying what was wrong and, where possible, how to fix it."""
+        self.target = target
+        """The request field, query parameter or header at fault, if any."""
+        self.headers: dict[str, str] = dict(headers or {})
+        """Extra response headers (``WWW-Authenticate``, ``Allow``, ...)."""
+
+
+def error_body(code: str, message: str, target: str | None = None) -> dict[str, Any]:
+    """The Azure.Core error body: ``{"error": {"code", "message", "target", "details": []}}``."""
+    return {"error": {"code": code, "message": message, "target": target, "details": []}}
+
+
+def error_response(err: WireError) -> web.Response:
+    """The HTTP response for ``err``: JSON error body plus ``x-ms-error-code``."""
+    headers = {"x-ms-error-code": err.code, **err.headers}
+    return web.Response(
+        status=err.status,
+        text=json.dumps(error_body(err.code, err.message, err.target)),
+        content_type="application/json",
+        charset="utf-8",
+        headers=headers,
+    )

@@ -1,0 +1,157 @@
+"""Code that runs inside every session kernel once, before the first user cell.
+
+It is executed by ``_kernel_boot.py`` through IPython's ``exec_lines`` in a private
+namespace, so the only trace it leaves is one name in ``builtins``
+(``__aca_result__``), which the server calls through ``user_expressions`` after each
+cell. It must stay importable without the package (the kernel may not have it on
+``sys.path``) and must stay fast: it runs on every kernel start.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import os
+import sys
+from typing import Any
+
+_DATA_DIR = os.environ.get("ACA_DATA_DIR", "/mnt/data")
+# Large single writes are cut into pieces and flushed early so that no iopub message
+# grows beyond this many characters: the server caps what it keeps, but each message
+# is held whole while it is decoded.
+_CHUNK_CHARS = 32_768
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    """Turn ``value`` into JSON-native data the way the service does, else its repr text."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return float(value)
+    if depth > 32:
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {
+            (key if isinstance(key, str) else str(key)): _jsonable(item, depth + 1)
+            for key, item in value.items()
+        }
+    # numpy scalars (np.int64, np.float32, np.bool_ ...) without importing numpy here.
+    item = getattr(value, "item", None)
+    if callable(item) and type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        try:
+            return _jsonable(item(), depth + 1)
+        except Exception:
+            return repr(value)
+    return repr(value)
+
+
+def _ends_quietly(source: str) -> bool:
+    """Whether the cell's last token is ``;``, which suppresses the value display."""
+    import io
+    import tokenize
+
+    last = None
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type in (
+                tokenize.COMMENT,
+                tokenize.NL,
+                tokenize.NEWLINE,
+                tokenize.INDENT,
+                tokenize.DEDENT,
+                tokenize.ENDMARKER,
+            ):
+                continue
+            last = tok
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    return last is not None and last.type == tokenize.OP and last.string == ";"
+
+
+class _JsonText:
+    """Displays as its JSON text verbatim, so the server can read it back with ``json.loads``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.text)
+
+
+def _result(limit: int = 1_000_000) -> _JsonText:
+    """Describe the last cell's value: ``{"kind": "none"}`` when it had none, else its value."""
+    import ast
+    import json
+
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    last = ip.last_execution_result
+    if last is None or last.info is None:
+        return _JsonText('{"kind": "none"}')
+    raw = last.info.raw_cell or ""
+    try:
+        tree = ast.parse(ip.transform_cell(raw))
+    except Exception:
+        return _JsonText('{"kind": "none"}')
+    if not tree.body or not isinstance(tree.body[-1], ast.Expr) or _ends_quietly(raw):
+        return _JsonText('{"kind": "none"}')
+    try:
+        text = json.dumps({"kind": "value", "value": _jsonable(last.result)}, allow_nan=False)
+    except Exception:
+        text = json.dumps({"kind": "value", "value": repr(last.result)})
+    if len(text) > limit:
+        # A value too big to ship as data comes back as the start of its text.
+        text = json.dumps({"kind": "value", "value": repr(last.result)[:limit]})
+    return _JsonText(text)
+
+
+def _chunk_streams() -> None:
+    """Make stdout/stderr send bounded messages, however large a single write is."""
+    for stream in (sys.stdout, sys.stderr):
+        original = getattr(stream, "write", None)
+        flush = getattr(stream, "flush", None)
+        if original is None or flush is None or not hasattr(stream, "pub_thread"):
+            continue
+        pending = [0]
+
+        def write(text: str, _write: Any = original, _flush: Any = flush, _pending: list[int] = pending) -> Any:
+            if not isinstance(text, str) or len(text) <= _CHUNK_CHARS and _pending[0] < _CHUNK_CHARS:
+                _pending[0] += len(text) if isinstance(text, str) else 0
+                return _write(text)
+            for start in range(0, len(text), _CHUNK_CHARS):
+                _write(text[start : start + _CHUNK_CHARS])
+                _flush()
+            _pending[0] = 0
+            return len(text)
+
+        try:
+            stream.write = write  # type: ignore[method-assign]
+        except (AttributeError, TypeError):
+            continue
+
+
+def _main() -> None:
+    try:
+        os.chdir(_DATA_DIR)
+    except OSError:
+        pass
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    builtins.__aca_result__ = _result  # type: ignore[attr-defined]
+    _chunk_streams()
+
+
+_main()

@@ -1,0 +1,496 @@
+"""One Jupyter kernel in its sandbox: launching it, running code in it, interrupting and killing it.
+
+Launching sits behind :class:`KernelLauncher` so that a launcher that forks kernels from
+a pre-imported template process can replace :class:`PlainKernelLauncher` later; the
+rest of the runtime only sees :class:`LaunchedKernel` and :class:`Kernel`.
+
+The kernel process is ours (not a ``KernelManager``'s): the sandbox hides its real pid,
+so interrupts go through the control channel (``interrupt_request``), and death is seen
+from the process handle, which bwrap's exit mirrors. Messages are read with
+jupyter_client's :class:`~jupyter_client.asynchronous.AsyncKernelClient` channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import zmq
+import zmq.asyncio
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.connect import write_connection_file
+
+from .outcome import NO_RESULT, CodeOutput, ImageData, Outcome
+from .sandbox import SANDBOX_RUN_DIR, Sandbox
+
+__all__ = [
+    "INTERRUPT_GRACE_SECONDS",
+    "Kernel",
+    "KernelLauncher",
+    "KernelStartError",
+    "LaunchedKernel",
+    "OutputBuffer",
+    "PlainKernelLauncher",
+    "kernel_environment",
+    "strip_ansi",
+]
+
+logger = logging.getLogger(__name__)
+
+INTERRUPT_GRACE_SECONDS = 1.5
+"""How long an interrupted kernel gets to go idle before it is killed and replaced."""
+MAX_IMAGES = 64
+"""Images kept per execution; more are dropped (they are counted in nothing)."""
+_POLL_SECONDS = 0.1
+"""Longest wait between checks that the kernel process is still alive."""
+_REPLY_AFTER_IDLE_SECONDS = 2.0
+"""How long the execute reply may lag the idle status before the call ends without it."""
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour and cursor escapes (IPython colours tracebacks)."""
+    return _ANSI.sub("", text)
+
+
+class KernelStartError(RuntimeError):
+    """A kernel did not come up (it exited, or did not answer in time)."""
+
+
+class OutputBuffer:
+    """Keeps the first ``limit`` characters of a stream and counts all of them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(0, limit)
+        self._parts: list[str] = []
+        self._kept = 0
+        self.total = 0
+        """Characters written in all."""
+
+    def write(self, text: str) -> None:
+        self.total += len(text)
+        room = self.limit - self._kept
+        if room > 0:
+            piece = text[:room]
+            self._parts.append(piece)
+            self._kept += len(piece)
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+
+def kernel_environment(*, data_dir: str, run_dir: str) -> dict[str, str]:
+    """The environment session processes start with: the server's secrets are not passed on."""
+    env: dict[str, str] = {}
+    for name in ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    env.update({name: value for name, value in os.environ.items() if name.startswith("LC_")})
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(
+        {
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "IPYTHONDIR": "/tmp/.ipython",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            "MPLCONFIGDIR": os.path.join(run_dir, "mpl"),
+            "ACA_DATA_DIR": data_dir,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            "JPY_SESSION_NAME": "",
+            "TERM": "dumb",
+        }
+    )
+    return env
+
+
+@dataclass
+class LaunchedKernel:
+    """A kernel process that has been started (not necessarily ready yet)."""
+
+    process: asyncio.subprocess.Process
+    """The process whose exit means the kernel is gone (bwrap, or the kernel itself)."""
+    connection_info: dict[str, Any]
+    """How the server reaches the kernel (``transport``, ``ip``, ports, ``key`` ...)."""
+    run_dir: Path
+    """Host directory of the kernel's connection file and sockets; removed with the kernel."""
+    cgroup: Path | None
+    """The kernel's pids cgroup, removed with it."""
+    started_at: float
+    """``time.monotonic()`` when the process was started."""
+
+
+class KernelLauncher(Protocol):
+    """Starts kernel processes for sessions (plain exec today; fork-from-template later)."""
+
+    async def launch(self, *, data_dir: Path, run_dir: Path) -> LaunchedKernel:
+        """Start a kernel that sees ``data_dir`` as its data directory and uses ``run_dir``."""
+        ...
+
+
+class PlainKernelLauncher:
+    """Starts each kernel as a fresh interpreter inside the sandbox (about a second cold)."""
+
+    def __init__(self, sandbox: Sandbox, *, egress: bool, hide: list[Path], mpl_cache: Path | None) -> None:
+        self.sandbox = sandbox
+        self.egress = egress
+        self.hide = hide
+        self.mpl_cache = mpl_cache
+
+    async def launch(self, *, data_dir: Path, run_dir: Path) -> LaunchedKernel:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if self.mpl_cache is not None and self.mpl_cache.is_dir():
+            # A private writable copy: matplotlib rebuilds its font list (seconds) when the
+            # directory is not writable, and kernels must not share one writable copy.
+            await asyncio.to_thread(shutil.copytree, self.mpl_cache, run_dir / "mpl", dirs_exist_ok=True)
+        sandboxed = self.sandbox.isolation == "bwrap"
+        inner_run = SANDBOX_RUN_DIR if sandboxed else str(run_dir)
+        inner_data = self.sandbox.data_mount or str(data_dir)
+        key = secrets.token_hex(32).encode()
+        # ipc (unix sockets in run_dir) works with and without a network namespace.
+        _, info = write_connection_file(
+            str(run_dir / "kernel.json"), transport="ipc", ip=os.path.join(inner_run, "k"), key=key
+        )
+        host_info = dict(info)
+        host_info["ip"] = str(run_dir / "k")
+        cgroup = None
+        if self.sandbox.cgroup is not None and self.sandbox.limits.max_processes is not None:
+            try:
+                cgroup = self.sandbox.cgroup.create(
+                    f"aca-{run_dir.name}-{uuid.uuid4().hex[:6]}", self.sandbox.limits.max_processes
+                )
+            except OSError as exc:
+                logger.warning("could not make a pids cgroup for a kernel: %s", exc)
+        spec = json.dumps(
+            {
+                "mode": "kernel",
+                "limits": self.sandbox.limits.rlimits(with_nproc=cgroup is None),
+                "connection_file": os.path.join(inner_run, "kernel.json"),
+                "startup": str(Path(__file__).with_name("_kernel_startup.py")),
+            }
+        )
+        command = self.sandbox.command(
+            spec,
+            data_dir=data_dir,
+            run_dir=run_dir,
+            hide=self.hide,
+            egress=self.egress,
+            env=kernel_environment(data_dir=inner_data, run_dir=inner_run),
+            cgroup_procs=cgroup / "cgroup.procs" if cgroup is not None else None,
+        )
+        process = await asyncio.create_subprocess_exec(
+            *command.argv,
+            cwd=str(command.cwd),
+            env=command.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        return LaunchedKernel(
+            process=process,
+            connection_info=host_info,
+            run_dir=run_dir,
+            cgroup=cgroup,
+            started_at=time.monotonic(),
+        )
+
+
+class Kernel:
+    """A running kernel and the client that talks to it. Not safe for concurrent calls."""
+
+    def __init__(self, launched: LaunchedKernel) -> None:
+        self.launched = launched
+        self.client = AsyncKernelClient()
+        self.client.load_connection_info(launched.connection_info)
+        self.client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
+        self._closed = False
+        self.ready_seconds: float | None = None
+        """How long the kernel took from process start to answering (set by :meth:`wait_ready`)."""
+
+    @property
+    def pid(self) -> int:
+        """The host pid of the kernel's outermost process (bwrap in a sandbox)."""
+        return self.launched.process.pid
+
+    @property
+    def alive(self) -> bool:
+        """Whether the kernel process still runs."""
+        return not self._closed and self.launched.process.returncode is None
+
+    @property
+    def exit_status(self) -> int | None:
+        """The process's exit status (negative: killed by that signal), ``None`` while it runs."""
+        return self.launched.process.returncode
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the kernel answers on shell and its iopub messages reach us."""
+        deadline = time.monotonic() + timeout
+        shell = self.client.shell_channel
+        iopub = self.client.iopub_channel
+        while True:
+            msg_id = self.client.kernel_info()
+            got_reply = got_status = False
+            resend_at = time.monotonic() + 0.5
+            while time.monotonic() < resend_at:
+                if not self.alive:
+                    raise KernelStartError(f"the kernel exited during start-up (status {self.exit_status})")
+                if time.monotonic() > deadline:
+                    raise KernelStartError(f"the kernel did not answer within {timeout:.0f} s")
+                with contextlib.suppress(Exception):
+                    msg = await shell.get_msg(timeout=0.02)
+                    if msg["parent_header"].get("msg_id") == msg_id:
+                        got_reply = True
+                with contextlib.suppress(Exception):
+                    msg = await iopub.get_msg(timeout=0.02)
+                    if msg["parent_header"].get("msg_id") == msg_id:
+                        got_status = True
+                if got_reply and got_status:
+                    self.ready_seconds = time.monotonic() - self.launched.started_at
+                    await self._drain_iopub()
+                    return
+
+    async def _drain_iopub(self) -> None:
+        with contextlib.suppress(Exception):
+            while await self.client.iopub_channel.msg_ready():
+                await self.client.iopub_channel.get_msg(timeout=0)
+
+    async def interrupt(self) -> None:
+        """Ask the kernel to raise KeyboardInterrupt in the running cell (control channel)."""
+        msg = self.client.session.msg("interrupt_request", {})
+        self.client.control_channel.send(msg)
+
+    async def execute(self, code: str, *, timeout: float, max_output_chars: int) -> CodeOutput:
+        """Run ``code``; never raises for anything the code or the kernel does.
+
+        On ``TIMED_OUT_RESTARTED`` and ``KERNEL_DIED`` this kernel is dead afterwards and
+        the caller must replace it.
+        """
+        started = time.monotonic()
+        stdout = OutputBuffer(max_output_chars)
+        stderr = OutputBuffer(max_output_chars)
+        images: list[ImageData] = []
+        error: dict[str, Any] | None = None
+        reply: dict[str, Any] | None = None
+        idle_at: float | None = None
+        reply_at: float | None = None
+        result_limit = max(1024, max_output_chars)
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {"r": f"__aca_result__({result_limit})"},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        request = self.client.session.msg("execute_request", content)
+        msg_id = request["header"]["msg_id"]
+        self.client.shell_channel.send(request)
+        deadline = started + max(0.0, timeout)
+        interrupt_deadline: float | None = None
+
+        def finish(outcome: Outcome, **extra: Any) -> CodeOutput:
+            message = extra.pop("message", None)
+            if message:
+                stderr.write(("\n" if stderr.total and not stderr.text().endswith("\n") else "") + message + "\n")
+            return CodeOutput(
+                outcome=outcome,
+                stdout=stdout.text(),
+                stderr=stderr.text(),
+                stdout_length=stdout.total,
+                stderr_length=stderr.total,
+                images=images,
+                duration_ms=int((time.monotonic() - started) * 1000),
+                message=message,
+                **extra,
+            )
+
+        poller = zmq.asyncio.Poller()
+        iopub_socket = self.client.iopub_channel.socket
+        shell_socket = self.client.shell_channel.socket
+        poller.register(iopub_socket, zmq.POLLIN)
+        poller.register(shell_socket, zmq.POLLIN)
+
+        while True:
+            now = time.monotonic()
+            if reply is not None and idle_at is not None:
+                break
+            # A lost message (iopub drops under pressure) must not hang the call.
+            if reply_at is not None and now - reply_at > _REPLY_AFTER_IDLE_SECONDS:
+                break
+            if idle_at is not None and now - idle_at > _REPLY_AFTER_IDLE_SECONDS:
+                break
+            if not self.alive:
+                await self._drain_into(msg_id, stdout, stderr, images)
+                return finish(
+                    Outcome.KERNEL_DIED,
+                    state_lost=True,
+                    message=self._death_message(),
+                    error_name="KernelDied",
+                    error_value=self._death_message(),
+                )
+            if interrupt_deadline is None and now >= deadline:
+                await self.interrupt()
+                interrupt_deadline = now + INTERRUPT_GRACE_SECONDS
+            if interrupt_deadline is not None and now >= interrupt_deadline:
+                await self.kill()
+                message = (
+                    f"Execution timed out after {timeout:g} s and did not stop when interrupted; "
+                    "the kernel was restarted and the session's state (variables, imports) is lost."
+                )
+                return finish(
+                    Outcome.TIMED_OUT_RESTARTED,
+                    state_lost=True,
+                    message=message,
+                    error_name="TimeoutError",
+                    error_value=message,
+                )
+            next_check = interrupt_deadline if interrupt_deadline is not None else deadline
+            wait = max(0.0, min(_POLL_SECONDS, next_check - now))
+            events = dict(await poller.poll(timeout=int(wait * 1000) + 1))
+            if shell_socket in events:
+                with contextlib.suppress(Exception):
+                    msg = await self.client.shell_channel.get_msg(timeout=0)
+                    if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_reply":
+                        reply = msg["content"]
+                        reply_at = time.monotonic()
+            if iopub_socket in events:
+                # Several messages may be waiting; take what is there without blocking.
+                for _ in range(256):
+                    try:
+                        msg = await self.client.iopub_channel.get_msg(timeout=0)
+                    except Exception:
+                        break
+                    if msg["parent_header"].get("msg_id") != msg_id:
+                        continue
+                    kind = msg["msg_type"]
+                    if kind == "status" and msg["content"].get("execution_state") == "idle":
+                        idle_at = time.monotonic()
+                    elif kind == "error":
+                        error = msg["content"]
+                    else:
+                        self._collect(msg, stdout, stderr, images)
+
+        timed_out = interrupt_deadline is not None
+        if timed_out:
+            message = (
+                f"Execution timed out after {timeout:g} s and was interrupted; "
+                "the session's state (variables, imports) is kept."
+            )
+            return finish(
+                Outcome.TIMED_OUT_INTERRUPTED,
+                message=message,
+                error_name="TimeoutError",
+                error_value=message,
+            )
+        if error is None and reply is not None and reply.get("status") == "error":
+            error = reply
+        if error is not None:
+            traceback = "\n".join(strip_ansi(line) for line in error.get("traceback", []))
+            if not traceback:
+                traceback = f"{error.get('ename', 'Error')}: {error.get('evalue', '')}"
+            if stderr.total and not stderr.text().endswith("\n"):
+                stderr.write("\n")
+            stderr.write(traceback + ("" if traceback.endswith("\n") else "\n"))
+            return finish(
+                Outcome.FAILED,
+                result=None,
+                error_name=str(error.get("ename", "Error")),
+                error_value=strip_ansi(str(error.get("evalue", ""))),
+            )
+        return finish(Outcome.SUCCEEDED, result=_read_result(reply))
+
+    def _collect(
+        self, msg: dict[str, Any], stdout: OutputBuffer, stderr: OutputBuffer, images: list[ImageData]
+    ) -> None:
+        kind = msg["msg_type"]
+        content = msg["content"]
+        if kind == "stream":
+            text = content.get("text", "")
+            (stderr if content.get("name") == "stderr" else stdout).write(text)
+        elif kind in ("display_data", "execute_result"):
+            data = content.get("data", {})
+            png = data.get("image/png")
+            if isinstance(png, str) and len(images) < MAX_IMAGES:
+                with contextlib.suppress(binascii.Error, ValueError):
+                    images.append(ImageData(data=base64.b64decode(png), format="png"))
+
+    async def _drain_into(
+        self, msg_id: str, stdout: OutputBuffer, stderr: OutputBuffer, images: list[ImageData]
+    ) -> None:
+        """Keep output the dead kernel sent before it went."""
+        with contextlib.suppress(Exception):
+            while await self.client.iopub_channel.msg_ready():
+                msg = await self.client.iopub_channel.get_msg(timeout=0)
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    self._collect(msg, stdout, stderr, images)
+
+    def _death_message(self) -> str:
+        status = self.exit_status
+        if status is not None and status < 0:
+            try:
+                how = f"was killed by signal {signal.Signals(-status).name}"
+            except ValueError:
+                how = f"was killed by signal {-status}"
+        elif status is not None:
+            how = f"exited with status {status}"
+        else:
+            how = "stopped responding"
+        hint = " (out of memory?)" if status == -signal.SIGKILL else ""
+        return (
+            f"The kernel {how}{hint} while running this code; the session's state "
+            "(variables, imports) is lost and a new kernel serves the next call."
+        )
+
+    async def kill(self) -> None:
+        """Kill the kernel and everything it started; close the client; remove its files."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self.client.stop_channels()
+        process = self.launched.process
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(process.wait(), timeout=10)
+        if self.launched.cgroup is not None:
+            from .sandbox import PidsCgroup
+
+            await asyncio.to_thread(PidsCgroup.remove, self.launched.cgroup)
+        await asyncio.to_thread(shutil.rmtree, self.launched.run_dir, True)
+
+
+def _read_result(reply: dict[str, Any] | None) -> Any:
+    if reply is None:
+        return NO_RESULT
+    expr = reply.get("user_expressions", {}).get("r", {})
+    if expr.get("status") != "ok":
+        return NO_RESULT
+    text = expr.get("data", {}).get("text/plain")
+    if not isinstance(text, str):
+        return NO_RESULT
+    try:
+        described = json.loads(text)
+    except ValueError:
+        return NO_RESULT
+    if not isinstance(described, dict) or described.get("kind") != "value":
+        return NO_RESULT
+    return described.get("value")

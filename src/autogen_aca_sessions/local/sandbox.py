@@ -1,0 +1,389 @@
+"""How a session's processes are confined: bubblewrap when it works here, else nothing (loudly).
+
+With ``bwrap`` each kernel or shell command sees:
+
+- a read-only view of the host's file system, with a fresh ``/tmp``, its own ``/dev``
+  and ``/proc``, and the home directories hidden (only the Python installation inside
+  them is shown again, read-only);
+- its own data directory, read-write, at ``/mnt/data`` and nothing of the pool root
+  (other sessions' directories, the server's private files);
+- its own runtime directory (Jupyter's unix sockets) at ``/run/aca``;
+- no network unless egress is allowed (then the host's network, as the service does);
+- its own PID namespace (host processes are invisible), a new terminal session, and
+  death when the server dies;
+- a user namespace in which it is uid 1000 without any capability;
+- resource limits: address space, file size, open files (rlimits set by
+  ``_kernel_boot.py``) and the number of processes (a pids cgroup when the server can
+  make one, else ``RLIMIT_NPROC``, which is void for processes of the host's root).
+
+Without a sandbox (``sandbox="none"``, or ``"auto"`` where bwrap is missing or broken)
+code runs as the server's user with the session's data directory as its working
+directory: absolute ``/mnt/data/...`` paths do not work there, only relative ones; the
+same rlimits apply. That mode is for development on machines without bubblewrap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "BWRAP_PATH",
+    "SANDBOX_DATA_DIR",
+    "SANDBOX_RUN_DIR",
+    "PidsCgroup",
+    "ResourceLimits",
+    "Sandbox",
+    "SandboxCommand",
+]
+
+logger = logging.getLogger(__name__)
+
+BWRAP_PATH = "/usr/bin/bwrap"
+"""Where bubblewrap is looked for unless the caller names another path."""
+SANDBOX_DATA_DIR = "/mnt/data"
+"""Where a sandboxed session sees its data directory (as on the real service)."""
+SANDBOX_RUN_DIR = "/run/aca"
+"""Where a sandboxed kernel sees its runtime directory (connection file and sockets)."""
+SANDBOX_UID = 1000
+"""The unprivileged uid code runs as inside the sandbox's user namespace."""
+
+_GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Per-session resource limits; ``None`` leaves a limit as the server has it."""
+
+    memory_bytes: int | None = 4 * _GIB
+    """Address-space limit of each process (RLIMIT_AS): a runaway allocation gets MemoryError."""
+    max_processes: int | None = 256
+    """Processes and threads a session may have at once (pids cgroup, else RLIMIT_NPROC)."""
+    file_size_bytes: int | None = 1 * _GIB
+    """Largest file a session may write (RLIMIT_FSIZE)."""
+    open_files: int | None = 1024
+    """Open file descriptors per process (RLIMIT_NOFILE)."""
+
+    def rlimits(self, *, with_nproc: bool) -> dict[str, int]:
+        """The rlimits ``_kernel_boot.py`` sets, by ``resource`` constant name."""
+        limits: dict[str, int] = {"RLIMIT_CORE": 0}
+        if self.memory_bytes is not None:
+            limits["RLIMIT_AS"] = self.memory_bytes
+        if self.file_size_bytes is not None:
+            limits["RLIMIT_FSIZE"] = self.file_size_bytes
+        if self.open_files is not None:
+            limits["RLIMIT_NOFILE"] = self.open_files
+        if with_nproc and self.max_processes is not None:
+            limits["RLIMIT_NPROC"] = self.max_processes
+        return limits
+
+
+class PidsCgroup:
+    """A pids cgroup (v1 or v2) under which the server makes one child group per kernel."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        """The directory the per-kernel groups are made in."""
+
+    @classmethod
+    def find(cls) -> PidsCgroup | None:
+        """The pids cgroup this process may make child groups in, if any (probed by trying)."""
+        candidates: list[Path] = []
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            parts = line.split(":", 2)
+            if len(parts) != 3:
+                continue
+            _, controllers, path = parts
+            if "pids" in controllers.split(","):
+                candidates.append(Path("/sys/fs/cgroup/pids") / path.lstrip("/"))
+            elif controllers == "":
+                v2 = Path("/sys/fs/cgroup") / path.lstrip("/")
+                try:
+                    if "pids" in (v2 / "cgroup.subtree_control").read_text().split():
+                        candidates.append(v2)
+                except OSError:
+                    pass
+        for base in candidates:
+            probe = base / f"aca-probe-{uuid.uuid4().hex[:8]}"
+            try:
+                probe.mkdir()
+            except OSError:
+                continue
+            try:
+                (probe / "pids.max").write_text("8\n")
+                return cls(base)
+            except OSError:
+                continue
+            finally:
+                try:
+                    probe.rmdir()
+                except OSError:
+                    pass
+        return None
+
+    def create(self, name: str, max_pids: int) -> Path:
+        """Make the group ``name`` limited to ``max_pids`` tasks; returns its directory."""
+        group = self.base / name
+        group.mkdir(exist_ok=True)
+        (group / "pids.max").write_text(f"{max_pids}\n")
+        return group
+
+    @staticmethod
+    def remove(group: Path) -> None:
+        """Kill whatever is left in ``group`` and delete it (best effort, never raises)."""
+        for _ in range(50):
+            try:
+                pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+            except (OSError, ValueError):
+                pids = []
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                group.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                import time
+
+                time.sleep(0.01)
+        logger.warning("could not remove cgroup %s", group)
+
+
+@dataclass
+class SandboxCommand:
+    """A command ready to start: argv, working directory and environment."""
+
+    argv: list[str]
+    """The full command line (bwrap and the boot script included)."""
+    cwd: Path
+    """The host working directory to start it in."""
+    env: dict[str, str] = field(default_factory=dict)
+    """The environment it starts with."""
+
+
+class Sandbox:
+    """The confinement in force for a pool; make one with :meth:`resolve`."""
+
+    def __init__(
+        self,
+        isolation: str,
+        *,
+        bwrap_path: str | None,
+        limits: ResourceLimits,
+        cgroup: PidsCgroup | None,
+        warning: str | None = None,
+    ) -> None:
+        self.isolation = isolation
+        """``"bwrap"`` or ``"none"``: what is actually in force."""
+        self.bwrap_path = bwrap_path
+        """The bubblewrap binary in use (``None`` without a sandbox)."""
+        self.limits = limits
+        """The resource limits every session gets."""
+        self.cgroup = cgroup
+        """The pids cgroup used for process limits, if the server may make one."""
+        self.warning = warning
+        """Why code runs unsandboxed, when it does (also logged as a warning)."""
+
+    @property
+    def unsandboxed(self) -> bool:
+        """True when session code runs without any confinement (a loud state)."""
+        return self.isolation == "none"
+
+    @property
+    def process_limit(self) -> str:
+        """How ``max_processes`` is enforced: ``"cgroup"``, ``"rlimit"`` or ``"none"``."""
+        if self.limits.max_processes is None:
+            return "none"
+        if self.cgroup is not None:
+            return "cgroup"
+        return "rlimit" if os.geteuid() != 0 else "none"
+
+    @classmethod
+    def resolve(
+        cls,
+        mode: str = "auto",
+        *,
+        bwrap_path: str = BWRAP_PATH,
+        limits: ResourceLimits | None = None,
+    ) -> Sandbox:
+        """Decide what confinement to use (blocking: probes bwrap once; call in a thread).
+
+        ``mode`` is ``"auto"`` (bwrap when it works, else none with a warning), ``"bwrap"``
+        (bwrap or ``RuntimeError``) or ``"none"``.
+        """
+        limits = limits or ResourceLimits()
+        if mode not in ("auto", "bwrap", "none"):
+            raise ValueError(f"sandbox must be 'auto', 'bwrap' or 'none', not {mode!r}")
+        cgroup = PidsCgroup.find() if limits.max_processes is not None else None
+        if mode == "none":
+            return cls("none", bwrap_path=None, limits=limits, cgroup=cgroup)
+        problem = _probe_bwrap(bwrap_path)
+        if problem is None:
+            return cls("bwrap", bwrap_path=bwrap_path, limits=limits, cgroup=cgroup)
+        if mode == "bwrap":
+            raise RuntimeError(f"sandbox='bwrap' was asked for but bubblewrap cannot be used: {problem}")
+        warning = (
+            f"RUNNING SESSION CODE WITHOUT A SANDBOX: {problem}. Code sent to this pool runs "
+            "as the server's own user with full access to this machine and its network. "
+            "Install bubblewrap (apt-get install bubblewrap) or pass sandbox='none' to silence this."
+        )
+        logger.warning(warning)
+        return cls("none", bwrap_path=None, limits=limits, cgroup=cgroup, warning=warning)
+
+    @property
+    def data_mount(self) -> str | None:
+        """Where code sees its data directory, or ``None`` when it sees the host path."""
+        return SANDBOX_DATA_DIR if self.isolation == "bwrap" else None
+
+    def command(
+        self,
+        boot_spec: str,
+        *,
+        data_dir: Path,
+        run_dir: Path,
+        hide: Sequence[Path],
+        egress: bool,
+        env: dict[str, str],
+        cgroup_procs: Path | None = None,
+    ) -> SandboxCommand:
+        """The command that runs ``_kernel_boot.py <boot_spec>`` confined to ``data_dir``.
+
+        ``hide`` lists host directories the code must not see (the pool root);
+        ``cgroup_procs`` is the ``cgroup.procs`` file of the group to start in.
+        """
+        boot = [sys.executable, str(Path(__file__).with_name("_kernel_boot.py")), boot_spec]
+        if self.isolation == "bwrap":
+            assert self.bwrap_path is not None
+            argv = [self.bwrap_path, *self._bwrap_args(data_dir, run_dir, hide, egress, env), *boot]
+            cwd = data_dir
+        else:
+            argv = boot
+            cwd = data_dir
+        if cgroup_procs is not None:
+            # Join the group before anything forks, so every descendant is counted.
+            argv = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup_procs), *argv]
+        return SandboxCommand(argv=argv, cwd=cwd, env=env)
+
+    def _bwrap_args(
+        self, data_dir: Path, run_dir: Path, hide: Sequence[Path], egress: bool, env: dict[str, str]
+    ) -> list[str]:
+        args = [
+            "--ro-bind", "/", "/",
+            "--dev", "/dev",
+            "--proc", "/proc",
+            "--tmpfs", "/tmp",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-user",
+            "--uid", str(SANDBOX_UID),
+            "--gid", str(SANDBOX_UID),
+            "--cap-drop", "ALL",
+            "--die-with-parent",
+            "--new-session",
+            "--hostname", "sandbox",
+        ]  # fmt: skip
+        if not egress:
+            args.append("--unshare-net")
+        for hidden in _hidden_dirs(hide):
+            args += ["--tmpfs", str(hidden)]
+        # Re-show what the interpreter needs from inside a hidden directory (pyenv in /root).
+        for needed in _interpreter_paths():
+            if any(_is_within(needed, hidden) for hidden in _hidden_dirs(hide)):
+                args += ["--ro-bind", str(needed), str(needed)]
+        args += ["--tmpfs", "/run", "--bind", str(run_dir), SANDBOX_RUN_DIR]
+        args += ["--tmpfs", "/mnt", "--bind", str(data_dir), SANDBOX_DATA_DIR]
+        args += ["--chdir", SANDBOX_DATA_DIR]
+        return args
+
+
+def _is_within(path: Path, parent: Path) -> bool:
+    try:
+        path.relative_to(parent)
+    except ValueError:
+        return False
+    return True
+
+
+def _hidden_dirs(extra: Sequence[Path]) -> list[Path]:
+    """Directories replaced by an empty tmpfs in the sandbox: homes and the pool root."""
+    hidden: list[Path] = []
+    for candidate in [Path("/root"), Path.home(), *extra]:
+        try:
+            resolved = candidate.resolve()
+        except OSError:
+            continue
+        if not resolved.is_dir() or resolved == Path("/") or _is_within(resolved, Path("/tmp")):
+            continue  # /tmp is replaced as a whole anyway
+        if resolved not in hidden:
+            hidden.append(resolved)
+    return hidden
+
+
+def _interpreter_paths() -> list[Path]:
+    """Directories the kernel's interpreter reads from: prefixes and sys.path entries."""
+    paths: list[Path] = []
+    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable), *sys.path]
+    candidates.append(str(Path(__file__).resolve().parent.parent.parent))
+    for entry in candidates:
+        if not entry:
+            continue
+        try:
+            resolved = Path(entry).resolve()
+        except OSError:
+            continue
+        if resolved.is_dir() and not any(_is_within(resolved, p) for p in paths):
+            paths = [p for p in paths if not _is_within(p, resolved)]
+            paths.append(resolved)
+    return paths
+
+
+def _probe_bwrap(bwrap_path: str) -> str | None:
+    """Why bwrap at ``bwrap_path`` cannot run a sandbox like ours here, or ``None`` if it can."""
+    if not os.path.exists(bwrap_path):
+        found = shutil.which("bwrap") if bwrap_path == BWRAP_PATH else None
+        if found is None:
+            return f"{bwrap_path} does not exist"
+        bwrap_path = found
+    try:
+        proc = subprocess.run(
+            [
+                bwrap_path,
+                "--ro-bind", "/", "/",
+                "--dev", "/dev",
+                "--proc", "/proc",
+                "--tmpfs", "/tmp",
+                "--unshare-pid",
+                "--unshare-net",
+                "--unshare-user",
+                "--cap-drop", "ALL",
+                "--die-with-parent",
+                "--new-session",
+                "/bin/true",
+            ],  # fmt: skip
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{bwrap_path} could not be run ({exc})"
+    if proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace").strip() or f"exit status {proc.returncode}"
+        return f"{bwrap_path} does not work here ({detail})"
+    return None

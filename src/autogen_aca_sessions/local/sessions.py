@@ -1,0 +1,667 @@
+"""The local pool's sessions: one sandboxed kernel (or shell) and one data directory per identifier.
+
+:class:`SessionManager` is the only thing the HTTP layer talks to (see ``docs/design.md``
+section 2). It keeps ``ready_sessions`` kernels started ahead of need so that a new
+identifier gets one at once, reaps sessions idle for ``cooldown_period_seconds``, and
+never lets more than ``max_concurrent_sessions`` exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from .kernel import (
+    Kernel,
+    KernelLauncher,
+    KernelStartError,
+    OutputBuffer,
+    PlainKernelLauncher,
+    kernel_environment,
+)
+from .outcome import CodeOutput, Outcome, PoolFullError, ShellOutput
+from .sandbox import BWRAP_PATH, ResourceLimits, Sandbox
+
+__all__ = [
+    "NameVersion",
+    "PoolRuntimeInfo",
+    "Session",
+    "SessionManager",
+]
+
+logger = logging.getLogger(__name__)
+
+POOL_TYPES = ("PythonLTS", "Shell")
+"""Pool types the runtime serves."""
+_SHELL_TIMEOUT_EXIT = 124
+"""Exit status of a shell command killed at its time limit (as ``timeout(1)`` reports)."""
+
+
+@dataclass(frozen=True)
+class NameVersion:
+    """A named thing and its version (a runtime, a package, the kernel)."""
+
+    name: str
+    """Its name (``Python``, ``numpy``, ``python3``)."""
+    version: str
+    """Its version string."""
+
+
+@dataclass(frozen=True)
+class PoolRuntimeInfo:
+    """What ``GET /metadata`` reports about the pool's runtime."""
+
+    runtimes: list[NameVersion]
+    """The language runtimes sessions run (one Python, or bash for Shell pools)."""
+    preinstalled_packages: list[NameVersion]
+    """Distributions importable by session code, sorted by lower-cased name."""
+    jupyter_kernel: NameVersion | None
+    """The Jupyter kernel (``python3`` and the ipykernel version); ``None`` for Shell pools."""
+    created_at: datetime
+    """When the pool was started."""
+    isolation: str = "none"
+    """The sandbox in force: ``bwrap`` or ``none``."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class _Slot:
+    """A data directory and, for Python pools, a kernel started for it."""
+
+    slot_id: str
+    home: Path
+    data_dir: Path
+    kernel: Kernel | None = None
+    starting: asyncio.Task[Kernel] | None = field(default=None, repr=False)
+
+
+class Session:
+    """One session: its data directory, its kernel, and its idle timer."""
+
+    def __init__(self, manager: SessionManager, identifier: str, slot: _Slot) -> None:
+        self._manager = manager
+        self._slot = slot
+        self.identifier = identifier
+        """The identifier the caller chose."""
+        self.created_at = _utcnow()
+        """When the session was created."""
+        self.last_accessed_at = self.created_at
+        """When a request last named the session."""
+        self.etag = uuid.uuid4().hex
+        """An opaque tag that changes whenever the session is touched."""
+        self.data_dir = slot.data_dir
+        """The host directory code sees as ``/mnt/data`` (its working directory)."""
+        self._lock = asyncio.Lock()
+        self._last_touch = time.monotonic()
+        self._closed = False
+        self._state_lost_unreported = False
+        self.kernel_restarts = 0
+        """How many times the kernel was replaced (timeout kills, deaths)."""
+
+    @property
+    def expire_at(self) -> datetime:
+        """When the session will be deleted unless touched again."""
+        return self.last_accessed_at + timedelta(seconds=self._manager.cooldown_period_seconds)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a call is running or waiting on this session."""
+        return self._lock.locked()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session was deleted (its calls fail from then on)."""
+        return self._closed
+
+    def touch(self) -> None:
+        """Reset the idle timer: every request on the session calls this."""
+        self.last_accessed_at = _utcnow()
+        self._last_touch = time.monotonic()
+        self.etag = uuid.uuid4().hex
+
+    def _idle_seconds(self) -> float:
+        return time.monotonic() - self._last_touch
+
+    async def execute(self, code: str, *, timeout: float, max_output_chars: int) -> CodeOutput:
+        """Run ``code`` in the session's kernel (one call at a time, in arrival order)."""
+        self.touch()
+        async with self._lock:
+            try:
+                return await self._execute_locked(code, timeout=timeout, max_output_chars=max_output_chars)
+            finally:
+                self.touch()
+
+    async def _execute_locked(self, code: str, *, timeout: float, max_output_chars: int) -> CodeOutput:
+        if self._closed:
+            return _no_kernel_output("The session was deleted while this call waited.")
+        if self._manager.pool_type == "Shell":
+            raise RuntimeError("this is a Shell pool: use run_shell")
+        try:
+            kernel, state_lost = await self._kernel()
+        except KernelStartError as exc:
+            return _no_kernel_output(f"A kernel could not be started for this session: {exc}")
+        timeout = max(0.0, min(timeout, self._manager.max_execution_seconds))
+        output = await kernel.execute(code, timeout=timeout, max_output_chars=max_output_chars)
+        if output.outcome in (Outcome.TIMED_OUT_RESTARTED, Outcome.KERNEL_DIED):
+            self._replace_kernel(kernel)
+        output.state_lost = output.state_lost or state_lost
+        return output
+
+    async def _kernel(self) -> tuple[Kernel, bool]:
+        """The live kernel, starting one if needed; True when state was lost unreported."""
+        slot = self._slot
+        if slot.kernel is not None and not slot.kernel.alive:
+            # It died between calls (killed from outside, OOM): the caller must hear of it.
+            dead = slot.kernel
+            slot.kernel = None
+            self._state_lost_unreported = True
+            self.kernel_restarts += 1
+            await dead.kill()
+        if slot.kernel is None:
+            if slot.starting is None:
+                slot.starting = asyncio.ensure_future(self._manager._start_kernel(slot))
+            try:
+                slot.kernel = await asyncio.shield(slot.starting)
+            finally:
+                slot.starting = None if slot.starting is None or slot.starting.done() else slot.starting
+        lost = self._state_lost_unreported
+        self._state_lost_unreported = False
+        return slot.kernel, lost
+
+    def _replace_kernel(self, dead: Kernel) -> None:
+        """Start the replacement now, so the next call waits as little as possible."""
+        self.kernel_restarts += 1
+        if self._slot.kernel is dead:
+            self._slot.kernel = None
+        self._manager._spawn(dead.kill())
+        if not self._closed:
+            self._slot.starting = asyncio.ensure_future(self._manager._start_kernel(self._slot))
+
+    async def run_shell(self, command: str, *, timeout: float, max_output_chars: int) -> ShellOutput:
+        """Run ``bash -c command`` in the session's sandbox with its data directory as cwd."""
+        self.touch()
+        async with self._lock:
+            try:
+                if self._closed:
+                    return ShellOutput(exit_code=-1, stderr="The session was deleted while this call waited.\n")
+                timeout = max(0.0, min(timeout, self._manager.max_execution_seconds))
+                return await self._manager._run_shell(self._slot, command, timeout, max_output_chars)
+            finally:
+                self.touch()
+
+    async def _close(self) -> None:
+        self._closed = True
+        await self._manager._discard_slot(self._slot)
+
+
+def _no_kernel_output(message: str) -> CodeOutput:
+    return CodeOutput(
+        outcome=Outcome.KERNEL_DIED,
+        stderr=message + "\n",
+        stderr_length=len(message) + 1,
+        state_lost=True,
+        message=message,
+        error_name="KernelDied",
+        error_value=message,
+    )
+
+
+class SessionManager:
+    """All sessions of one local pool; see ``docs/design.md`` section 2."""
+
+    def __init__(
+        self,
+        *,
+        root: Path,
+        pool_type: str = "PythonLTS",
+        max_concurrent_sessions: int = 100,
+        ready_sessions: int = 2,
+        cooldown_period_seconds: float = 300,
+        max_execution_seconds: float = 220,
+        egress: bool = False,
+        sandbox: str = "auto",
+        bwrap_path: str = BWRAP_PATH,
+        limits: ResourceLimits | None = None,
+        launcher: KernelLauncher | None = None,
+        kernel_start_timeout: float = 60.0,
+    ) -> None:
+        if pool_type not in POOL_TYPES:
+            raise ValueError(f"pool_type must be one of {POOL_TYPES}, not {pool_type!r}")
+        self.root = Path(root).absolute()
+        """Where session data directories are made (``<root>/sessions/<slot>/data``)."""
+        self.pool_type = pool_type
+        """``PythonLTS`` (a kernel per session) or ``Shell`` (bash commands, no kernel)."""
+        self.max_concurrent_sessions = max_concurrent_sessions
+        """How many sessions may exist at once (ready kernels do not count)."""
+        self.ready_sessions = max(0, ready_sessions)
+        """How many kernels are kept started ahead of need."""
+        self.cooldown_period_seconds = cooldown_period_seconds
+        """Idle time after which a session is deleted."""
+        self.max_execution_seconds = max_execution_seconds
+        """Upper bound for any one execution's timeout."""
+        self.egress = egress
+        """Whether session code may use the network."""
+        self.sandbox_mode = sandbox
+        """The sandbox asked for: ``auto``, ``bwrap`` or ``none``."""
+        self.bwrap_path = bwrap_path
+        self.limits = limits or ResourceLimits()
+        """Resource limits each session gets."""
+        self.kernel_start_timeout = kernel_start_timeout
+        self._launcher = launcher
+        self._sandbox: Sandbox | None = None
+        self._sessions: dict[str, Session] = {}
+        self._ready: deque[_Slot] = deque()
+        self._refill = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._made_root = False
+        self._run_base: Path | None = None
+        self._private: Path | None = None
+        self._info: PoolRuntimeInfo | None = None
+        self._started = False
+        self._closed = False
+        self.created_at = _utcnow()
+        """When the manager was made."""
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def isolation(self) -> str:
+        """``"bwrap"`` or ``"none"``: the confinement actually in force (after :meth:`start`)."""
+        return self._sandbox.isolation if self._sandbox is not None else "none"
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The resolved sandbox (after :meth:`start`)."""
+        if self._sandbox is None:
+            raise RuntimeError("SessionManager.start() has not been called")
+        return self._sandbox
+
+    @property
+    def unsandboxed_warning(self) -> str | None:
+        """The warning logged when code runs without a sandbox although one was wanted."""
+        return self._sandbox.warning if self._sandbox is not None else None
+
+    async def start(self) -> None:
+        """Resolve the sandbox, fill the ready pool (in the background), start the reaper."""
+        if self._started:
+            return
+        self._started = True
+        if not self.root.exists():
+            self._made_root = True
+        (self.root / "sessions").mkdir(parents=True, exist_ok=True)
+        self._private = Path(tempfile.mkdtemp(prefix=".aca-private-", dir=self.root))
+        # Unix socket paths are limited to ~107 bytes, so runtime dirs live in a short path.
+        self._run_base = Path(tempfile.mkdtemp(prefix="aca-"))
+        self._sandbox = await asyncio.to_thread(
+            Sandbox.resolve, self.sandbox_mode, bwrap_path=self.bwrap_path, limits=self.limits
+        )
+        if self.pool_type == "PythonLTS":
+            mpl_cache = self._private / "mpl"
+            await asyncio.to_thread(_build_matplotlib_cache, mpl_cache)
+            if self._launcher is None:
+                self._launcher = PlainKernelLauncher(
+                    self._sandbox,
+                    egress=self.egress,
+                    hide=[self.root, self._run_base],
+                    mpl_cache=mpl_cache if mpl_cache.is_dir() else None,
+                )
+        self._info = await asyncio.to_thread(_runtime_info, self.pool_type, self.created_at, self.isolation)
+        self._tasks.append(asyncio.ensure_future(self._fill_ready()))
+        self._tasks.append(asyncio.ensure_future(self._reap()))
+
+    async def close(self) -> None:
+        """Kill every kernel (ready ones too) and remove every directory this manager made."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        ready = list(self._ready)
+        self._ready.clear()
+        await asyncio.gather(
+            *(session._close() for session in sessions),
+            *(self._discard_slot(slot) for slot in ready),
+            return_exceptions=True,
+        )
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+        for path in (self._private, self._run_base, self.root / "sessions"):
+            if path is not None:
+                await asyncio.to_thread(shutil.rmtree, path, True)
+        if self._made_root:
+            with contextlib.suppress(OSError):
+                self.root.rmdir()
+
+    async def __aenter__(self) -> SessionManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def get_or_create(self, identifier: str) -> Session:
+        """The session named ``identifier``, made now if it does not exist (touches it)."""
+        if not self._started or self._closed:
+            raise RuntimeError("the session manager is not running")
+        session = self._sessions.get(identifier)
+        if session is not None:
+            session.touch()
+            return session
+        if len(self._sessions) >= self.max_concurrent_sessions:
+            raise PoolFullError(self.max_concurrent_sessions)
+        slot = self._take_ready_slot() or self._new_slot()
+        session = Session(self, identifier, slot)
+        self._sessions[identifier] = session
+        self._refill.set()
+        return session
+
+    def get(self, identifier: str) -> Session | None:
+        """The session named ``identifier`` if it exists; never makes one, does not touch."""
+        return self._sessions.get(identifier)
+
+    async def delete(self, identifier: str) -> bool:
+        """Delete a session now (frees its slot at once); False if there was none."""
+        session = self._sessions.pop(identifier, None)
+        if session is None:
+            return False
+        await session._close()
+        return True
+
+    def sessions(self) -> list[Session]:
+        """The current sessions, oldest first."""
+        return sorted(self._sessions.values(), key=lambda s: s.created_at)
+
+    def metadata(self) -> PoolRuntimeInfo:
+        """Runtimes, pre-installed packages and kernel of this pool (after :meth:`start`)."""
+        if self._info is None:
+            raise RuntimeError("SessionManager.start() has not been called")
+        return self._info
+
+    @property
+    def ready_count(self) -> int:
+        """Kernels started and waiting for a new identifier."""
+        return len(self._ready)
+
+    # -- slots and kernels --------------------------------------------------------------------
+
+    def _new_slot(self) -> _Slot:
+        slot_id = uuid.uuid4().hex[:12]
+        home = self.root / "sessions" / slot_id
+        data_dir = home / "data"
+        data_dir.mkdir(parents=True)
+        return _Slot(slot_id=slot_id, home=home, data_dir=data_dir)
+
+    def _take_ready_slot(self) -> _Slot | None:
+        while self._ready:
+            slot = self._ready.popleft()
+            if slot.kernel is not None and slot.kernel.alive:
+                return slot
+            self._spawn(self._discard_slot(slot))
+        return None
+
+    async def _start_kernel(self, slot: _Slot) -> Kernel:
+        assert self._launcher is not None and self._run_base is not None
+        run_dir = self._run_base / uuid.uuid4().hex[:8]
+        launched = await self._launcher.launch(data_dir=slot.data_dir, run_dir=run_dir)
+        kernel = Kernel(launched)
+        try:
+            await kernel.wait_ready(self.kernel_start_timeout)
+        except BaseException:
+            await kernel.kill()
+            raise
+        logger.debug("kernel for slot %s ready in %.3f s", slot.slot_id, kernel.ready_seconds or 0)
+        return kernel
+
+    async def _discard_slot(self, slot: _Slot) -> None:
+        starting = slot.starting
+        slot.starting = None
+        if starting is not None:
+            starting.cancel()
+            with contextlib.suppress(BaseException):
+                kernel = await starting
+                await kernel.kill()
+        if slot.kernel is not None:
+            kernel, slot.kernel = slot.kernel, None
+            await kernel.kill()
+        await asyncio.to_thread(shutil.rmtree, slot.home, True)
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _fill_ready(self) -> None:
+        """Keep ``ready_sessions`` kernels started, one start at a time."""
+        if self.pool_type != "PythonLTS":
+            return
+        failures = 0
+        while not self._closed:
+            if len(self._ready) >= self.ready_sessions:
+                self._refill.clear()
+                await self._refill.wait()
+                continue
+            slot = self._new_slot()
+            try:
+                slot.kernel = await self._start_kernel(slot)
+            except asyncio.CancelledError:
+                await self._discard_slot(slot)
+                raise
+            except Exception as exc:
+                failures += 1
+                logger.warning("could not start a ready kernel (%s); retrying", exc)
+                await self._discard_slot(slot)
+                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+                continue
+            failures = 0
+            self._ready.append(slot)
+
+    async def _reap(self) -> None:
+        """Delete sessions idle for longer than the cooldown period."""
+        interval = min(5.0, max(0.05, self.cooldown_period_seconds / 4))
+        while not self._closed:
+            await asyncio.sleep(interval)
+            for identifier, session in list(self._sessions.items()):
+                if session.busy or session._idle_seconds() < self.cooldown_period_seconds:
+                    continue
+                if self._sessions.get(identifier) is session:
+                    del self._sessions[identifier]
+                    logger.info("session %s expired after %.0f s idle", identifier, session._idle_seconds())
+                    self._spawn(session._close())
+
+    # -- shell ------------------------------------------------------------------------------
+
+    async def _run_shell(self, slot: _Slot, command: str, timeout: float, max_output_chars: int) -> ShellOutput:
+        sandbox = self.sandbox
+        assert self._run_base is not None
+        import json
+
+        cgroup = None
+        if sandbox.cgroup is not None and sandbox.limits.max_processes is not None:
+            with contextlib.suppress(OSError):
+                cgroup = sandbox.cgroup.create(f"aca-sh-{uuid.uuid4().hex[:10]}", sandbox.limits.max_processes)
+        run_dir = self._run_base / f"sh-{uuid.uuid4().hex[:8]}"
+        run_dir.mkdir()
+        inner_data = sandbox.data_mount or str(slot.data_dir)
+        spec = json.dumps(
+            {
+                "mode": "exec",
+                "limits": sandbox.limits.rlimits(with_nproc=cgroup is None),
+                "argv": ["bash", "-c", command],
+            }
+        )
+        env = kernel_environment(data_dir=inner_data, run_dir="/tmp")
+        env["PYTHONUNBUFFERED"] = "1"
+        cmd = sandbox.command(
+            spec,
+            data_dir=slot.data_dir,
+            run_dir=run_dir,
+            hide=[self.root, self._run_base],
+            egress=self.egress,
+            env=env,
+            cgroup_procs=cgroup / "cgroup.procs" if cgroup is not None else None,
+        )
+        started = time.monotonic()
+        stdout = OutputBuffer(max_output_chars)
+        stderr = OutputBuffer(max_output_chars)
+        timed_out = False
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *cmd.argv,
+                cwd=str(cmd.cwd),
+                env=cmd.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+            assert process.stdout is not None and process.stderr is not None
+
+            async def pump(stream: asyncio.StreamReader, into: OutputBuffer) -> None:
+                decoder = _Utf8Decoder()
+                while True:
+                    chunk = await stream.read(65536)
+                    if not chunk:
+                        into.write(decoder.finish())
+                        return
+                    into.write(decoder.feed(chunk))
+
+            pumps = asyncio.gather(pump(process.stdout, stdout), pump(process.stderr, stderr))
+            try:
+                await asyncio.wait_for(asyncio.shield(process.wait()), timeout=timeout)
+            except asyncio.TimeoutError:
+                timed_out = True
+            finally:
+                if process.returncode is None or timed_out:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    await process.wait()
+            # A background child may hold the pipes open; do not wait for it beyond a moment.
+            try:
+                await asyncio.wait_for(pumps, timeout=1.0)
+            except asyncio.TimeoutError:
+                pumps.cancel()
+                with contextlib.suppress(BaseException):
+                    await pumps
+            exit_code = process.returncode if process.returncode is not None else -1
+            if exit_code < 0 and not timed_out:
+                exit_code = 128 - exit_code
+        finally:
+            if cgroup is not None:
+                await asyncio.to_thread(_remove_cgroup, cgroup)
+            await asyncio.to_thread(shutil.rmtree, run_dir, True)
+        if timed_out:
+            exit_code = _SHELL_TIMEOUT_EXIT
+            note = f"Command timed out after {timeout:g} s and was killed.\n"
+            stderr.write(note)
+        return ShellOutput(
+            exit_code=exit_code,
+            stdout=stdout.text(),
+            stderr=stderr.text(),
+            stdout_length=stdout.total,
+            stderr_length=stderr.total,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            timed_out=timed_out,
+        )
+
+
+class _Utf8Decoder:
+    """Decodes a byte stream that may split characters across chunks."""
+
+    def __init__(self) -> None:
+        import codecs
+
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytes) -> str:
+        return self._decoder.decode(data)
+
+    def finish(self) -> str:
+        return self._decoder.decode(b"", final=True)
+
+
+def _remove_cgroup(group: Path) -> None:
+    from .sandbox import PidsCgroup
+
+    PidsCgroup.remove(group)
+
+
+def _build_matplotlib_cache(directory: Path) -> None:
+    """Build matplotlib's font list once, so kernels do not each spend seconds on it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, MPLCONFIGDIR=str(directory), MPLBACKEND="Agg")
+    try:
+        subprocess.run(
+            [sys.executable, "-c", "import matplotlib.font_manager"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.warning("could not pre-build the matplotlib font cache: %s", exc)
+
+
+def _runtime_info(pool_type: str, created_at: datetime, isolation: str) -> PoolRuntimeInfo:
+    """Runtime facts of the kernel's interpreter (the server's own: it is the same one)."""
+    packages: dict[str, NameVersion] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata.get("Name") if dist.metadata is not None else None
+        if not name:
+            continue
+        key = name.lower().replace("_", "-")
+        packages.setdefault(key, NameVersion(name=name, version=dist.version or ""))
+    ordered = [packages[key] for key in sorted(packages)]
+    if pool_type == "Shell":
+        bash_version = ""
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                ["bash", "-c", "echo $BASH_VERSION"], capture_output=True, timeout=10, check=False, text=True
+            )
+            bash_version = out.stdout.strip()
+        return PoolRuntimeInfo(
+            runtimes=[NameVersion("bash", bash_version)],
+            preinstalled_packages=ordered,
+            jupyter_kernel=None,
+            created_at=created_at,
+            isolation=isolation,
+        )
+    try:
+        ipykernel_version = importlib.metadata.version("ipykernel")
+    except importlib.metadata.PackageNotFoundError:
+        ipykernel_version = ""
+    return PoolRuntimeInfo(
+        runtimes=[NameVersion("Python", ".".join(str(p) for p in sys.version_info[:3]))],
+        preinstalled_packages=ordered,
+        jupyter_kernel=NameVersion("python3", ipykernel_version),
+        created_at=created_at,
+        isolation=isolation,
+    )

@@ -252,7 +252,7 @@ class LocalSessionPool:
             self.tls_cert_path = cert
             server_context = await asyncio.to_thread(server_ssl_context, cert, key)
         self._manager = SessionManager(
-            root=self._root / "sessions",
+            root=self._root,
             pool_type=self.pool_type,
             max_concurrent_sessions=self.max_concurrent_sessions,
             ready_sessions=self.ready_sessions,

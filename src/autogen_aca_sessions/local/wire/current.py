@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..files import FileInfo
-from ..outcome import NO_RESULT, CodeOutput, Outcome, ShellOutput
+from ..outcome import NO_RESULT, CodeOutput, ImageData, Outcome, ShellOutput
 from .common import (
     MAX_OUTPUT_STREAMS_LENGTH,
     UNCAPPED_OUTPUT_CHARS,
@@ -122,16 +122,20 @@ def parse_execute(
     )
 
 
+def image_object(image: ImageData) -> dict[str, str]:
+    """The documented image result: ``{"type": "image", "format": "png", "base64_data": ...}``."""
+    return {
+        "type": "image",
+        "format": image.format,
+        "base64_data": base64.b64encode(image.data).decode("ascii"),
+    }
+
+
 def _execution_result_value(out: CodeOutput) -> Any:
     if out.outcome is not Outcome.SUCCEEDED:
         return None
     if out.images:
-        image = out.images[0]
-        return {
-            "type": "image",
-            "format": image.format,
-            "base64_data": base64.b64encode(image.data).decode("ascii"),
-        }
+        return image_object(out.images[0])
     if out.result is NO_RESULT:
         return ""
     return out.result
@@ -169,7 +173,7 @@ def _code_error(out: CodeOutput, timeout_seconds: int) -> dict[str, Any] | None:
 
 
 def _streams(out: CodeOutput | ShellOutput) -> dict[str, Any]:
-    return {
+    streams = {
         "stdout": out.stdout,
         "stderr": out.stderr,
         "executionResult": _execution_result_value(out) if isinstance(out, CodeOutput) else "",
@@ -178,6 +182,10 @@ def _streams(out: CodeOutput | ShellOutput) -> dict[str, Any]:
         "stdoutTruncated": out.stdout_length > len(out.stdout),
         "stderrTruncated": out.stderr_length > len(out.stderr),
     }
+    if isinstance(out, CodeOutput) and len(out.images) > 1 and out.outcome is Outcome.SUCCEEDED:
+        # Undocumented: the result holds the first image; the ones after it travel here.
+        streams["images"] = [image_object(image) for image in out.images[1:]]
+    return streams
 
 
 def render_execution(record: ExecutionLike) -> dict[str, Any]:
@@ -219,13 +227,15 @@ def render_execution(record: ExecutionLike) -> dict[str, Any]:
     error = _code_error(out, record.timeout_seconds)
     if error is not None:
         resource["error"] = error
+    if out.outcome in (Outcome.TIMED_OUT_INTERRUPTED, Outcome.TIMED_OUT_RESTARTED):
+        resource["timedOut"] = True
     if out.outcome is Outcome.FAILED:
         resource["rawResult"] = {
             "error_name": out.error_name,
             "error_message": out.error_value,
             "error_stack_trace": out.stderr,
         }
-    if out.state_lost:
+    if out.state_lost or out.outcome in (Outcome.TIMED_OUT_RESTARTED, Outcome.KERNEL_DIED):
         resource["stateLost"] = True
     return resource
 
@@ -263,6 +273,7 @@ def render_session(session: SessionLike) -> dict[str, Any]:
 
 _CAMEL = {
     "pre_installed_packages": "preInstalledPackages",
+    "preinstalled_packages": "preInstalledPackages",
     "jupyter_kernel": "jupyterKernel",
     "created_at": "createdAt",
     "last_updated_at": "lastUpdatedAt",

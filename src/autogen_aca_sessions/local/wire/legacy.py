@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from .common import (
     request_fields,
     timeout_field,
 )
+from .current import image_object
 
 __all__ = ["DELETE_FILE_BODY", "parse_execute", "render_execution", "render_file_list"]
 
@@ -54,12 +54,7 @@ def _result_value(out: CodeOutput) -> Any:
     if out.outcome is not Outcome.SUCCEEDED:
         return None
     if out.images:
-        image = out.images[0]
-        return {
-            "type": "image",
-            "format": image.format,
-            "base64_data": base64.b64encode(image.data).decode("ascii"),
-        }
+        return image_object(out.images[0])
     if out.result is NO_RESULT:
         return ""
     return out.result
@@ -71,17 +66,26 @@ def render_execution(out: CodeOutput) -> dict[str, Any]:
     Anything but a clean run is ``Failure`` with ``result: null``; for timeouts and dead kernels
     the runtime has already put the sentence saying what happened into ``stderr``.
     """
-    return {
-        "$id": "1",
-        "properties": {
-            "$id": "2",
-            "status": "Success" if out.outcome is Outcome.SUCCEEDED else "Failure",
-            "stdout": out.stdout,
-            "stderr": out.stderr,
-            "result": _result_value(out),
-            "executionTimeInMilliseconds": out.duration_ms,
-        },
+    props: dict[str, Any] = {
+        "$id": "2",
+        "status": "Success" if out.outcome is Outcome.SUCCEEDED else "Failure",
+        "stdout": out.stdout,
+        "stderr": out.stderr,
+        "result": _result_value(out),
+        "executionTimeInMilliseconds": out.duration_ms,
     }
+    # Undocumented extras, present only when true so the documented shape is otherwise exact.
+    if out.outcome in (Outcome.TIMED_OUT_INTERRUPTED, Outcome.TIMED_OUT_RESTARTED):
+        props["timedOut"] = True
+    if out.state_lost or out.outcome in (Outcome.TIMED_OUT_RESTARTED, Outcome.KERNEL_DIED):
+        props["stateLost"] = True
+    if out.outcome is Outcome.SUCCEEDED and len(out.images) > 1:
+        props["images"] = [image_object(image) for image in out.images[1:]]
+    if out.stdout_truncated:
+        props["stdoutTruncated"] = True
+    if out.stderr_truncated:
+        props["stderrTruncated"] = True
+    return {"$id": "1", "properties": props}
 
 
 def render_file_list(files: Sequence[FileInfo]) -> dict[str, Any]:

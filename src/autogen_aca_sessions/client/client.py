@@ -13,6 +13,7 @@ import math
 import platform
 import random
 import ssl as ssl_module
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -246,6 +247,7 @@ class SessionsClient:
         # Indirections so tests can observe waits without waiting.
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self._random: Callable[[float, float], float] = random.uniform
+        self._now: Callable[[], float] = time.monotonic
 
     # ------------------------------------------------------------------ properties
     @property
@@ -320,14 +322,13 @@ class SessionsClient:
         self, identifier: str, request: Request, timeout_seconds: int, operation_id: str | None, *, wait: bool
     ) -> ExecutionResult:
         op_id = operation_id or str(uuid.uuid4())
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = self._now()
         budget = timeout_seconds + self._grace
         deadline = started + budget
 
         def gave_up(execution_id: str | None) -> ExecutionTimeoutError:
             return ExecutionTimeoutError(
-                identifier, timeout_seconds, round(loop.time() - started, 3), execution_id=execution_id
+                identifier, timeout_seconds, round(self._now() - started, 3), execution_id=execution_id
             )
 
         try:
@@ -347,11 +348,11 @@ class SessionsClient:
         delay = _parse_retry_after(response.headers)
         while True:
             wait_for = interval if delay is None else delay
-            remaining = deadline - loop.time()
+            remaining = deadline - self._now()
             if remaining <= 0:
                 raise gave_up(result.execution_id)
             await self._sleep(min(wait_for, remaining))
-            remaining = deadline - loop.time()
+            remaining = deadline - self._now()
             if remaining <= 0:
                 raise gave_up(result.execution_id)
             try:

@@ -1,0 +1,601 @@
+"""The ``aca-sessions`` command line.
+
+``aca-sessions serve`` runs a local session pool (the Azure Container Apps dynamic sessions
+data-plane API on this machine) until SIGINT or SIGTERM.
+
+``aca-sessions exec`` runs a file or a snippet in a session of any pool, local or Azure, and
+prints what came back; it is the quickest way to check a pool from the shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import json
+import logging
+import os
+import shlex
+import signal
+import ssl
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SERVICE_ERROR", "EXIT_TIMEOUT", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0
+"""The code (or shell command) ran and succeeded; ``serve`` shut down cleanly."""
+EXIT_FAILED = 1
+"""The code raised, or a shell command failed without an exit code of its own; ``serve`` could not start."""
+EXIT_USAGE = 2
+"""Bad command line (argparse's convention), missing endpoint, unreadable input."""
+EXIT_SERVICE_ERROR = 125
+"""The pool refused the request or could not be reached (auth, role, pool full, network...).
+125, like ``timeout(1)`` and ``docker run`` use for their own failures, so that it does not
+collide with the small exit statuses shell commands pass through."""
+EXIT_TIMEOUT = 124
+"""The execution hit its time limit (the convention of coreutils ``timeout``)."""
+
+ENDPOINT_ENV = "ACA_POOL_MANAGEMENT_ENDPOINT"
+API_KEY_ENV = "ACA_SESSIONS_API_KEY"
+MAX_TIMEOUT_SECONDS = 220
+EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
+
+
+# --------------------------------------------------------------------------------------------
+# Argument parsing
+
+
+def _timeout_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
+    if not 1 <= value <= MAX_TIMEOUT_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be between 1 and {MAX_TIMEOUT_SECONDS} (the service's limit per execution), got {value}"
+        )
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {value}")
+    return value
+
+
+def _api_versions() -> list[str]:
+    from autogen_aca_sessions.client import ApiVersion
+
+    return [version.value for version in ApiVersion]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``aca-sessions`` argument parser (exposed for the docs and the tests)."""
+    parser = argparse.ArgumentParser(
+        prog="aca-sessions",
+        description=(
+            "Azure Container Apps dynamic sessions: a local session pool, "
+            "and a client to run code in any pool."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run a local session pool until SIGINT/SIGTERM",
+        description=(
+            "Serve the dynamic sessions data-plane API on this machine, backed by one sandboxed "
+            "Jupyter kernel per session. Prints the endpoint and how to authenticate, runs until "
+            "SIGINT (Ctrl+C) or SIGTERM, then stops every kernel and removes every session directory."
+        ),
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=_port, default=8321, help="TCP port; 0 picks a free one (default: 8321)"
+    )
+    serve.add_argument(
+        "--api-key",
+        default=None,
+        help=f"the bearer token clients must send (default: ${API_KEY_ENV}, or a generated one)",
+    )
+    serve.add_argument(
+        "--pool-type",
+        choices=["PythonLTS", "Shell"],
+        default="PythonLTS",
+        help="PythonLTS: code interpreter sessions; Shell: shellCommand sessions (default: PythonLTS)",
+    )
+    serve.add_argument(
+        "--max-concurrent-sessions",
+        type=_positive_int,
+        default=None,
+        help="sessions allowed at once; one more gets 404 like the real service",
+    )
+    serve.add_argument(
+        "--ready-sessions",
+        type=_non_negative_int,
+        default=None,
+        help="pre-started kernels kept waiting so that a new session starts at once",
+    )
+    serve.add_argument(
+        "--cooldown-period",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="idle time after which a session is deleted (default: 300)",
+    )
+    serve.add_argument(
+        "--max-execution-seconds",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="cap on any execution's timeoutInSeconds (default: 220, the service's limit)",
+    )
+    serve.add_argument(
+        "--egress", action="store_true", help="let session code reach the network (default: no network)"
+    )
+    serve.add_argument(
+        "--sandbox",
+        choices=["auto", "bwrap", "none"],
+        default="auto",
+        help=(
+            "auto: bubblewrap when installed, else unsandboxed with a warning; "
+            "bwrap: require it; none: no sandbox (default: auto)"
+        ),
+    )
+    serve.add_argument(
+        "--tls", action="store_true", help="serve https (a self-signed certificate unless given)"
+    )
+    serve.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate for --tls")
+    serve.add_argument("--tls-key", type=Path, default=None, help="PEM private key for --tls-cert")
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow --host to be a non-loopback address (anyone who can reach it and has the key runs code)",
+    )
+    serve.add_argument(
+        "--root-dir",
+        type=Path,
+        default=None,
+        help="where session directories are created (default: a temporary directory)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        default="WARNING",
+        help="log level of the pool's messages on stderr (default: WARNING)",
+    )
+
+    run = commands.add_parser(
+        "exec",
+        help="run a file or snippet in a session of any pool and print the result",
+        description=(
+            "Run code in a session of a pool (a local one from `aca-sessions serve`, or an Azure one) "
+            "and print its stdout, stderr and result. Exit status: 0 success, 1 the code failed "
+            "(shell: the command's exit status), 2 usage error, 124 the execution timed out, 125 the "
+            "pool refused the request or could not be reached."
+        ),
+    )
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("file", nargs="?", default=None, help="file to run ('-' reads standard input)")
+    source.add_argument("-c", "--code", default=None, help="code (or with --shell, a command) to run")
+    run.add_argument(
+        "--endpoint",
+        default=os.environ.get(ENDPOINT_ENV),
+        help=f"pool management endpoint (default: ${ENDPOINT_ENV})",
+    )
+    run.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV),
+        help=(
+            f"bearer key of a local pool (default: ${API_KEY_ENV}); "
+            "without one, DefaultAzureCredential is used"
+        ),
+    )
+    run.add_argument(
+        "--session-id",
+        default=None,
+        help=(
+            "session identifier; reuse one to keep state between runs "
+            "(default: a new session, deleted afterwards)"
+        ),
+    )
+    run.add_argument(
+        "--keep-session",
+        action="store_true",
+        help="do not delete a generated session afterwards (its id is printed on stderr)",
+    )
+    run.add_argument(
+        "--api-version",
+        choices=_api_versions(),
+        default="2025-10-02-preview",
+        help="data-plane api-version (default: 2025-10-02-preview)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_timeout_seconds,
+        default=60,
+        metavar="SECONDS",
+        help="execution time limit, 1-220 (default: 60)",
+    )
+    run.add_argument(
+        "--shell", action="store_true", help="run a shell command (Shell pools) instead of Python"
+    )
+    run.add_argument(
+        "--save-images",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write images the code displayed into DIR (default: only mention them)",
+    )
+    run.add_argument("--json", action="store_true", help="print the whole result as JSON on stdout")
+    run.add_argument(
+        "--cafile", type=Path, default=None, help="CA certificate to trust (a local pool's --tls)"
+    )
+    run.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate")
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="print session, status and timing on stderr"
+    )
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# serve
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
+    """LocalSessionPool keyword arguments; options left unset keep the pool's own defaults."""
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "api_key": args.api_key or os.environ.get(API_KEY_ENV) or None,
+        "pool_type": args.pool_type,
+        "egress": args.egress,
+        "sandbox": args.sandbox,
+        "allow_remote": args.allow_remote,
+    }
+    optional = {
+        "max_concurrent_sessions": args.max_concurrent_sessions,
+        "ready_sessions": args.ready_sessions,
+        "cooldown_period_seconds": args.cooldown_period,
+        "max_execution_seconds": args.max_execution_seconds,
+        "root_dir": args.root_dir,
+    }
+    options.update({name: value for name, value in optional.items() if value is not None})
+    if args.tls or args.tls_cert is not None:
+        options["tls"] = True
+        if args.tls_cert is not None:
+            options["tls_cert"] = args.tls_cert
+            options["tls_key"] = args.tls_key
+    return options
+
+
+def _banner(pool: Any, args: argparse.Namespace) -> str:
+    endpoint: str = pool.endpoint
+    key: str = pool.api_key
+    isolation: str = str(getattr(pool, "isolation", "unknown"))
+    lines = [
+        "aca-sessions: local session pool running",
+        "",
+        f"  Endpoint:   {endpoint}",
+        f"  API key:    {key}",
+        f"  Isolation:  {isolation}"
+        + (
+            "" if isolation != "none" else "   WARNING: session code runs unsandboxed with your user's rights"
+        ),
+        f"  Pool type:  {args.pool_type}",
+        f"  Egress:     {'enabled' if args.egress else 'disabled (no network inside sessions)'}",
+    ]
+    ca_file = getattr(pool, "tls_ca_file", None) or getattr(pool, "tls_cert", None)
+    if endpoint.startswith("https") and ca_file:
+        lines += [
+            f"  TLS:        certificate {ca_file}",
+            f"              trust it: curl --cacert {ca_file} ..., SSL_CERT_FILE={ca_file},",
+            f"              or `aca-sessions exec --cafile {ca_file} ...`",
+        ]
+    quoted_key = shlex.quote(f"Authorization: Bearer {key}")
+    curl_tls = f" --cacert {shlex.quote(str(ca_file))}" if endpoint.startswith("https") and ca_file else ""
+    body = (
+        '{"codeInputType":"Inline","executionType":"Synchronous","code":"print(6*7)","timeoutInSeconds":60}'
+    )
+    lines += [
+        "",
+        "Every request needs the header  Authorization: Bearer <API key>",
+        "",
+        "curl:",
+        f"  curl{curl_tls} -X POST "
+        + shlex.quote(f"{endpoint}/executions?api-version=2025-10-02-preview&identifier=demo")
+        + " \\",
+        f"       -H {quoted_key} -H 'Content-Type: application/json' -d '{body}'",
+        "",
+        "Python (AutoGen):",
+        "  from autogen_aca_sessions import ACADynamicSessionsCodeExecutor",
+        "  executor = ACADynamicSessionsCodeExecutor(",
+        f'      pool_management_endpoint="{endpoint}",',
+        f'      credential="{key}",',
+        "  )",
+        "",
+        "Environment (for `aca-sessions exec` and the examples):",
+        f"  export {ENDPOINT_ENV}={shlex.quote(endpoint)}",
+        f"  export {API_KEY_ENV}={shlex.quote(key)}",
+        "",
+        "Press Ctrl+C (or send SIGTERM) to stop; every kernel and session directory is removed.",
+    ]
+    return "\n".join(lines)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    try:
+        from autogen_aca_sessions.local import LocalSessionPool
+    except ImportError as exc:
+        print(
+            f"aca-sessions serve: the local pool needs the 'local' extra ({exc}); "
+            "install it with: pip install 'autogen-aca-sessions[local]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[str] = []
+
+    def request_stop(signum: int) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    installed: list[signal.Signals] = []
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows loops
+            loop.add_signal_handler(stop_signal, request_stop, stop_signal)
+            installed.append(stop_signal)
+    try:
+        pool_cm = LocalSessionPool(**_pool_options(args))
+        try:
+            pool = await pool_cm.__aenter__()
+        except (OSError, ValueError, RuntimeError) as exc:
+            print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        try:
+            print(_banner(pool, args), flush=True)
+            await stop.wait()
+            print(f"\nReceived {received[0] if received else 'stop'}; shutting down...", flush=True)
+        finally:
+            await pool_cm.__aexit__(None, None, None)
+        print("Stopped.", flush=True)
+        return EXIT_OK
+    finally:
+        for stop_signal in installed:
+            loop.remove_signal_handler(stop_signal)
+
+
+# --------------------------------------------------------------------------------------------
+# exec
+
+
+def _read_source(args: argparse.Namespace) -> str:
+    if args.code is not None:
+        return str(args.code)
+    if args.file == "-":
+        return sys.stdin.read()
+    return Path(args.file).read_text(encoding="utf-8")
+
+
+def _ssl_option(args: argparse.Namespace) -> ssl.SSLContext | bool | None:
+    if args.insecure:
+        return False
+    if args.cafile is not None:
+        return ssl.create_default_context(cafile=str(args.cafile))
+    return None
+
+
+def _describe_service_error(exc: Exception) -> str:
+    from autogen_aca_sessions.client import (
+        AuthenticationError,
+        PermissionDeniedError,
+        PoolFullError,
+        SessionsConnectionError,
+    )
+
+    text = f"aca-sessions exec: {exc}"
+    if isinstance(exc, PermissionDeniedError):
+        text += (
+            f"\nhint: the identity needs the role '{EXECUTOR_ROLE}' on the session pool, e.g.\n"
+            "  az role assignment create --role 'Azure ContainerApps Session Executor' "
+            "--assignee <object-id> --scope <session pool resource id>"
+        )
+    elif isinstance(exc, AuthenticationError):
+        text += (
+            f"\nhint: a local pool wants --api-key (or ${API_KEY_ENV}); an Azure pool wants a signed-in "
+            "DefaultAzureCredential (az login, managed identity or AZURE_* variables)"
+        )
+    elif isinstance(exc, PoolFullError):
+        text += (
+            "\nhint: the pool is at its maximum of concurrent sessions; "
+            "delete idle sessions or wait for them to expire"
+        )
+    elif isinstance(exc, SessionsConnectionError):
+        text += (
+            "\nhint: is the endpoint right and the pool running? (`aca-sessions serve` prints its endpoint)"
+        )
+    return text
+
+
+def _result_json(result: Any) -> str:
+    document = dataclasses.asdict(result)
+    # The raw body repeats every field and carries images as base64: leave it out.
+    document.pop("raw", None)
+    document["status"] = str(result.status)
+    document["images"] = [{"format": image.format, "size": len(image.data)} for image in result.images]
+    return json.dumps(document, indent=2, default=str, ensure_ascii=False)
+
+
+def _write(stream: TextIO, text: str) -> None:
+    if text:
+        stream.write(text if text.endswith("\n") else text + "\n")
+        stream.flush()
+
+
+def _exit_code_for(result: Any) -> int:
+    if result.timed_out:
+        return EXIT_TIMEOUT
+    if result.exit_code is not None:  # shell pools report the command's own status
+        return int(result.exit_code)
+    return EXIT_OK if result.succeeded else EXIT_FAILED
+
+
+async def _exec(args: argparse.Namespace) -> int:
+    from autogen_aca_sessions.client import ExecutionTimeoutError, SessionsClient, SessionsError
+
+    if not args.endpoint:
+        print(
+            f"aca-sessions exec: no pool endpoint: pass --endpoint or set {ENDPOINT_ENV} "
+            "(`aca-sessions serve` prints a local one)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        code = _read_source(args)
+    except OSError as exc:
+        print(f"aca-sessions exec: cannot read {args.file}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    generated = args.session_id is None
+    session_id: str = args.session_id or f"cli-{uuid.uuid4()}"
+    try:
+        client = SessionsClient(
+            args.endpoint, args.api_key or None, api_version=args.api_version, ssl=_ssl_option(args)
+        )
+    except (ValueError, TypeError) as exc:
+        print(f"aca-sessions exec: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async with client:
+        try:
+            if args.shell:
+                result = await client.execute_shell(session_id, code, timeout_seconds=args.timeout)
+            else:
+                result = await client.execute(session_id, code, timeout_seconds=args.timeout)
+        except ExecutionTimeoutError as exc:
+            print(f"aca-sessions exec: {exc}", file=sys.stderr)
+            return EXIT_TIMEOUT
+        except SessionsError as exc:
+            print(_describe_service_error(exc), file=sys.stderr)
+            return EXIT_SERVICE_ERROR
+        finally:
+            if generated and not args.keep_session and client.supports_session_management:
+                # A throw-away session would otherwise hold a pool slot until its cooldown ends.
+                with contextlib.suppress(SessionsError):
+                    await client.delete_session(session_id)
+
+    if args.json:
+        _write(sys.stdout, _result_json(result))
+    else:
+        _write(sys.stdout, result.stdout)
+        _write(sys.stderr, result.stderr)
+        if result.result not in ("", None):
+            value = result.result
+            _write(sys.stdout, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        if result.stdout_truncated or result.stderr_truncated:
+            print("aca-sessions exec: the service cut the output (output limit reached)", file=sys.stderr)
+        if result.error_message and result.error_message not in result.stderr:
+            print(f"aca-sessions exec: {result.error_message}", file=sys.stderr)
+    _report_images(result, args)
+    if args.verbose or (generated and args.keep_session):
+        timing = f" in {result.execution_time_ms} ms" if result.execution_time_ms is not None else ""
+        print(f"[session {session_id}: {result.status}{timing}]", file=sys.stderr)
+    if result.state_lost:
+        print(
+            "aca-sessions exec: the session's interpreter was replaced; earlier state is gone",
+            file=sys.stderr,
+        )
+    return _exit_code_for(result)
+
+
+def _report_images(result: Any, args: argparse.Namespace) -> None:
+    if not result.images:
+        return
+    if args.save_images is None:
+        sizes = ", ".join(f"{image.format} {len(image.data)} bytes" for image in result.images)
+        print(f"[{len(result.images)} image(s): {sizes}; --save-images DIR writes them]", file=sys.stderr)
+        return
+    args.save_images.mkdir(parents=True, exist_ok=True)
+    for number, image in enumerate(result.images, start=1):
+        target = args.save_images / f"image-{number}.{image.format.lower()}"
+        target.write_bytes(image.data)
+        print(f"[image saved to {target}]", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``aca-sessions``; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        logging.basicConfig(
+            level=getattr(logging, args.log_level), format="%(levelname)s %(name)s: %(message)s"
+        )
+        if not _is_loopback(args.host) and not args.allow_remote:
+            print(
+                f"aca-sessions serve: refusing to listen on {args.host}: it is not a loopback address, so "
+                "anyone who can reach this machine and learns the key could run code here. "
+                "Pass --allow-remote to do it anyway (and consider --tls).",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        if args.tls_key is not None and args.tls_cert is None:
+            print("aca-sessions serve: --tls-key needs --tls-cert", file=sys.stderr)
+            return EXIT_USAGE
+        return asyncio.run(_serve(args))
+    if args.command == "exec":
+        return asyncio.run(_exec(args))
+    raise AssertionError(f"unknown command {args.command!r}")  # argparse enforces the choices
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""End to end: ``aca-sessions serve`` as a real process, ``aca-sessions exec`` against it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+from autogen_aca_sessions.client import SessionsClient
+
+REPO = Path(__file__).resolve().parents[2]
+# Variables that would point the CLI at another pool or key than the one a test starts.
+_FOREIGN_ENV = ("ACA_POOL_MANAGEMENT_ENDPOINT", "ACA_SESSIONS_API_KEY")
+STARTUP_SECONDS = 120.0
+
+
+def cli_env() -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if name not in _FOREIGN_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autogen_aca_sessions.cli", *args],
+        cwd=REPO,
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@dataclass
+class ServedPool:
+    """A running ``aca-sessions serve`` process and what it printed."""
+
+    process: subprocess.Popen[str]
+    endpoint: str
+    api_key: str
+    banner: str
+    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    def exec(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return cli("exec", "--endpoint", self.endpoint, "--api-key", self.api_key, *args, timeout=timeout)
+
+    def rest_of_output(self, timeout: float = 30) -> str:
+        """Everything printed after the banner, up to the end of the process's stdout."""
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            seen.append(line)
+        return "".join(seen)
+
+
+def _pump(stream: object, sink: queue.Queue[str | None]) -> None:
+    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
+        sink.put(line)
+    sink.put(None)
+
+
+def start_serve(*args: str) -> ServedPool:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "autogen_aca_sessions.cli", "serve", "--port", "0", *args],
+        cwd=REPO,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
+    banner: list[str] = []
+    endpoint = api_key = None
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while api_key is None or endpoint is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            process.kill()
+            raise AssertionError("serve printed no endpoint and key in time:\n" + "".join(banner))
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if line is None:
+            raise AssertionError(
+                f"serve exited with {process.wait()} before it was ready:\n" + "".join(banner)
+            )
+        banner.append(line)
+        exported = re.match(r"\s*export (ACA_POOL_MANAGEMENT_ENDPOINT|ACA_SESSIONS_API_KEY)=(.+)$", line)
+        if exported:
+            value = shlex.split(exported.group(2))[0]
+            if exported.group(1) == "ACA_POOL_MANAGEMENT_ENDPOINT":
+                endpoint = value
+            else:
+                api_key = value
+    # The banner ends with the line saying how to stop; collect it so assertions see all of it.
+    while not banner[-1].startswith("Press Ctrl+C"):
+        line = lines.get(timeout=10)
+        if line is None:
+            break
+        banner.append(line)
+    return ServedPool(
+        process=process, endpoint=endpoint, api_key=api_key, banner="".join(banner), lines=lines
+    )
+
+
+def stop_serve(pool: ServedPool) -> None:
+    if pool.process.poll() is None:
+        pool.process.send_signal(signal.SIGTERM)
+        try:
+            pool.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pool.process.kill()
+            pool.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedPool]:
+    pool = start_serve("--ready-sessions", "1", "--root-dir", str(tmp_path_factory.mktemp("serve-root")))
+    try:
+        yield pool
+    finally:
+        stop_serve(pool)
+
+
+# ------------------------------------------------------------------------------------------ serve
+
+
+def test_serve_prints_endpoint_key_isolation_and_how_to_authenticate(served: ServedPool) -> None:
+    assert re.match(
+        r"^http://127\.0\.0\.1:\d+/subscriptions/[^/]+/resourceGroups/[^/]+/sessionPools/[^/]+$",
+        served.endpoint,
+    )
+    assert f"Endpoint:   {served.endpoint}" in served.banner
+    assert f"API key:    {served.api_key}" in served.banner
+    assert re.search(r"Isolation:\s+(bwrap|none)", served.banner)
+    assert f"Authorization: Bearer {served.api_key}" in served.banner
+    assert "curl" in served.banner
+    assert "ACADynamicSessionsCodeExecutor(" in served.banner
+
+
+def test_serve_refuses_a_non_loopback_host_without_allow_remote() -> None:
+    completed = cli("serve", "--host", "0.0.0.0", "--port", "0", timeout=60)
+
+    assert completed.returncode == 2
+    assert "--allow-remote" in completed.stderr
+    assert "0.0.0.0" in completed.stderr
+    assert "Endpoint:" not in completed.stdout
+
+
+def test_serve_rejects_a_tls_key_without_a_certificate(tmp_path: Path) -> None:
+    completed = cli("serve", "--port", "0", "--tls-key", str(tmp_path / "key.pem"), timeout=60)
+
+    assert completed.returncode == 2
+    assert "--tls-cert" in completed.stderr
+
+
+# ------------------------------------------------------------------------------------------ exec
+
+
+def test_exec_snippet_prints_stdout_and_result(served: ServedPool) -> None:
+    completed = served.exec("-c", "print(6 * 7)\n{'answer': 42}")
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines() == ["42", '{"answer": 42}']
+
+
+def test_exec_runs_a_file(served: ServedPool, tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text("import os\nprint('cwd', os.getcwd())\nprint(sum(range(10)))\n")
+
+    completed = served.exec(str(script))
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines() == ["cwd /mnt/data", "45"]
+
+
+def test_exec_reads_code_from_stdin(served: ServedPool) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "autogen_aca_sessions.cli", "exec", "-", "--endpoint", served.endpoint],
+        input="print('from stdin')\n",
+        env={**cli_env(), "ACA_SESSIONS_API_KEY": served.api_key},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "from stdin\n"
+
+
+def test_exec_failing_code_exits_1_with_the_traceback_on_stderr(served: ServedPool) -> None:
+    completed = served.exec("-c", "print('before')\n1 / 0")
+
+    assert completed.returncode == 1
+    assert completed.stdout == "before\n"
+    assert "ZeroDivisionError" in completed.stderr
+
+
+def test_exec_timeout_exits_124(served: ServedPool) -> None:
+    completed = served.exec(
+        "-c", "import time\nprint('started', flush=True)\ntime.sleep(60)", "--timeout", "1"
+    )
+
+    assert completed.returncode == 124, completed.stdout + completed.stderr
+    assert "started" in completed.stdout
+
+
+def test_exec_keeps_state_in_a_named_session(served: ServedPool) -> None:
+    first = served.exec("--session-id", "cli-state-test", "-c", "counter = 41")
+    second = served.exec("--session-id", "cli-state-test", "-c", "counter + 1")
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == "42\n"
+
+
+def test_exec_deletes_the_session_it_generated(served: ServedPool) -> None:
+    completed = served.exec("-c", "print('x')")
+    assert completed.returncode == 0, completed.stderr
+
+    async def identifiers() -> list[str]:
+        async with SessionsClient(served.endpoint, served.api_key) as client:
+            return [info.identifier for info in await client.list_sessions()]
+
+    assert not [
+        name for name in asyncio.run(identifiers()) if name.startswith("cli-") and name != "cli-state-test"
+    ]
+
+
+def test_exec_with_a_wrong_key_exits_125_and_explains(served: ServedPool) -> None:
+    completed = cli("exec", "--endpoint", served.endpoint, "--api-key", "wrong-key", "-c", "print(1)")
+
+    assert completed.returncode == 125
+    assert "401" in completed.stderr
+    assert "--api-key" in completed.stderr
+
+
+def test_exec_json_prints_the_whole_result(served: ServedPool) -> None:
+    import json
+
+    completed = served.exec("--json", "-c", "print('hi')\n3 * 3")
+
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads(completed.stdout)
+    assert document["stdout"] == "hi\n"
+    assert document["result"] == 9
+    assert document["status"].lower() == "succeeded"
+
+
+def test_exec_without_an_endpoint_is_a_usage_error() -> None:
+    completed = cli("exec", "-c", "print(1)")
+
+    assert completed.returncode == 2
+    assert "ACA_POOL_MANAGEMENT_ENDPOINT" in completed.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "221", "soon"])
+def test_exec_rejects_a_timeout_outside_1_to_220(value: str) -> None:
+    completed = cli("exec", "--endpoint", "http://127.0.0.1:9/x", "--timeout", value, "-c", "print(1)")
+
+    assert completed.returncode == 2
+    assert "--timeout" in completed.stderr
+
+
+def test_exec_on_an_unreachable_pool_exits_125() -> None:
+    completed = cli("exec", "--endpoint", "http://127.0.0.1:9/sessionPools/none", "--api-key", "k", "-c", "1")
+
+    assert completed.returncode == 125
+    assert "aca-sessions exec:" in completed.stderr
+
+
+# ------------------------------------------------------------------------------------ shell pools
+
+
+def test_exec_shell_passes_the_command_exit_status_through(tmp_path: Path) -> None:
+    pool = start_serve("--pool-type", "Shell", "--ready-sessions", "0", "--root-dir", str(tmp_path))
+    try:
+        completed = pool.exec("--shell", "-c", "echo out; echo err >&2; exit 3")
+    finally:
+        stop_serve(pool)
+
+    assert completed.returncode == 3, completed.stderr
+    assert completed.stdout == "out\n"
+    assert "err" in completed.stderr
+
+
+# ------------------------------------------------------------------------------------ shutdown
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_cleanly_on_signal_leaving_no_kernel(tmp_path: Path, stop_signal: signal.Signals) -> None:
+    root = tmp_path / "root"
+    pool = start_serve("--ready-sessions", "2", "--root-dir", str(root))
+    try:
+        ran = pool.exec("--session-id", "kept", "-c", "print('alive')")
+        assert ran.returncode == 0, ran.stderr
+        children = psutil.Process(pool.process.pid).children(recursive=True)
+        assert children, "a pool with a session and ready kernels must have kernel processes"
+
+        pool.process.send_signal(stop_signal)
+        returncode = pool.process.wait(timeout=60)
+        tail = pool.rest_of_output()
+    finally:
+        stop_serve(pool)
+
+    assert returncode == 0, tail
+    assert "Stopped." in tail
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"processes left behind: {[p.pid for p in alive]}"

@@ -1,0 +1,163 @@
+"""Every example runs, as a user would run it, against a local session pool with the scripted model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# Anything that would make an example call a real model or a real Azure pool.
+_REAL_SERVICE_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_MODEL",
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_OPENAI_DEPLOYMENT",
+    "ACA_POOL_MANAGEMENT_ENDPOINT",
+    "ACA_SESSIONS_API_KEY",
+    "EXAMPLES_SCRIPTED_MODEL",
+)
+
+TESTED_EXAMPLES = {
+    "quickstart.py",
+    "group_chat.py",
+    "restart_between_tasks.py",
+    "injected_functions.py",
+    "save_and_resume.py",
+    "concurrent_agents.py",
+    "azure_pool.py",
+}
+
+
+def example_env() -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if name not in _REAL_SERVICE_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_example(name: str, *args: str, timeout: float = 280) -> subprocess.CompletedProcess[str]:
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        cwd=REPO,
+        env=example_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return completed
+
+
+def explain(completed: subprocess.CompletedProcess[str]) -> str:
+    return (
+        f"exit {completed.returncode}\n--- stdout (tail)\n{completed.stdout[-4000:]}"
+        f"\n--- stderr (tail)\n{completed.stderr[-4000:]}"
+    )
+
+
+def test_every_example_has_a_test() -> None:
+    examples = {path.name for path in EXAMPLES.glob("*.py") if not path.name.startswith("_")}
+
+    assert examples == TESTED_EXAMPLES
+
+
+def test_quickstart_prints_the_conversation_and_downloads_a_png_chart(tmp_path: Path) -> None:
+    completed = run_example("quickstart.py", "--output-dir", str(tmp_path))
+
+    assert completed.returncode == 0, explain(completed)
+    chart = tmp_path / "revenue_by_region.png"
+    data = chart.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert len(data) > 10_000  # a real bar chart, not an empty figure
+    assert (tmp_path / "sales.csv").read_text().startswith("date,region,product,units,unit_price\n")
+    out = completed.stdout
+    assert "(analyst)" in out
+    assert "(executor)" in out
+    assert "Top region:" in out  # output of the analysis code, computed in the session
+    assert f"Chart saved to {chart.resolve()}" in out
+
+
+def test_group_chat_runs_the_plan_step_by_step_in_one_session() -> None:
+    completed = run_example("group_chat.py")
+
+    assert completed.returncode == 0, explain(completed)
+    out = completed.stdout
+    assert "(planner)" in out
+    assert "(coder)" in out
+    assert "(executor)" in out
+    assert "chi-square = " in out
+    assert "3 code executions in one session" in out
+    assert "dice_sums.csv" in out
+
+
+def test_restart_between_tasks_leaks_nothing() -> None:
+    completed = run_example("restart_between_tasks.py")
+
+    assert completed.returncode == 0, explain(completed)
+    assert "restart(): session " in completed.stdout
+    assert "No state leaked between the tasks" in completed.stdout
+
+
+def test_injected_functions_are_importable_from_model_code() -> None:
+    completed = run_example("injected_functions.py")
+
+    assert completed.returncode == 0, explain(completed)
+    out = completed.stdout
+    assert "def make_orders(n: int = 200, seed: int = 1)" in out  # the prompt shows the stubs
+    assert "electronics" in out
+    assert " EUR" in out
+    assert "gross(100, 0.19) -> 119.0" in out
+
+
+def test_save_and_resume_continues_on_the_saved_session(tmp_path: Path) -> None:
+    completed = run_example("save_and_resume.py", "--checkpoint-dir", str(tmp_path))
+
+    assert completed.returncode == 0, explain(completed)
+    checkpoint = json.loads((tmp_path / "team_checkpoint.json").read_text())
+    assert checkpoint["session_id"].startswith("resume-demo-")
+    assert checkpoint["team_state"]["type"] == "TeamState"
+    assert f"on session {checkpoint['session_id']}" in completed.stdout
+    assert "threshold" in completed.stdout  # step 2's code ran and used step 1's variable
+
+
+def test_concurrent_agents_use_separate_sessions() -> None:
+    completed = run_example("concurrent_agents.py")
+
+    assert completed.returncode == 0, explain(completed)
+    assert "3 workers ran at once in 3 separate sessions; no cross-talk." in completed.stdout
+
+
+def test_azure_pool_without_an_endpoint_explains_what_to_set_and_exits_0() -> None:
+    completed = run_example("azure_pool.py", timeout=60)
+
+    assert completed.returncode == 0, explain(completed)
+    out = completed.stdout
+    assert "ACA_POOL_MANAGEMENT_ENDPOINT is not set" in out
+    assert "Azure ContainerApps Session Executor" in out
+    assert "az role assignment create" in out
+
+
+def test_quickstart_exits_non_zero_when_the_pool_cannot_be_reached(tmp_path: Path) -> None:
+    env = example_env()
+    # A closed loopback port: the example must say it failed and exit non-zero, not hang or pass.
+    env["ACA_POOL_MANAGEMENT_ENDPOINT"] = "http://127.0.0.1:9/subscriptions/s/resourceGroups/r/sessionPools/p"
+    env["ACA_SESSIONS_API_KEY"] = "unused-key"
+
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py"), "--output-dir", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert completed.returncode == 1, explain(completed)
+    assert "FAILED:" in completed.stderr
+    assert not (tmp_path / "revenue_by_region.png").exists()

@@ -609,6 +609,7 @@ $functions"""
         shell: bool = False,
     ) -> ACADynamicSessionsBlockResult:
         client = self._ensure_client()
+        block_notes: list[str] = []
         await self._ensure_setup(cancellation_token)
         try:
             try:
@@ -620,7 +621,7 @@ $functions"""
                 if not _session_gone(exc):
                     raise
                 # The request never ran: set the new session up and send the block once more.
-                notes.append(
+                block_notes.append(
                     f"The session {self._session_id!r} no longer existed; a new one was set up "
                     "(working directory, injected functions) and the block was sent again."
                 )
@@ -634,21 +635,30 @@ $functions"""
                 )
         except ExecutionTimeoutError as exc:
             self._session_used = True
+            notes.extend(block_notes)
             return ACADynamicSessionsBlockResult(
                 language=block.language,
                 exit_code=TIMEOUT_EXIT_CODE,
-                output=(
-                    f"Timed out: no answer from the session within {exc.waited_seconds:g} s (the limit "
-                    f"is {self._server_timeout} s); whether the interpreter state was kept is unknown.\n"
+                output=_join(
+                    [
+                        *(note + "\n" for note in block_notes),
+                        f"Timed out: no answer from the session within {exc.waited_seconds:g} s (the "
+                        f"limit is {self._server_timeout} s); whether the interpreter state was kept is "
+                        "unknown.\n",
+                    ]
                 ),
                 timed_out=True,
             )
         self._session_used = True
-        return await self._block_result(block, result, notes, shell=shell)
+        outcome = await self._block_result(block, result, block_notes, shell=shell)
+        notes.extend(block_notes)
+        return outcome
 
     async def _block_result(
         self, block: CodeBlock, result: ExecutionResult, notes: list[str], *, shell: bool
     ) -> ACADynamicSessionsBlockResult:
+        """Turn one execution into a block result; ``notes`` holds sentences to add to its text
+        and receives any new ones."""
         value = result.result
         if result.timed_out:
             exit_code = TIMEOUT_EXIT_CODE
@@ -659,20 +669,24 @@ $functions"""
         else:
             exit_code = 0
         image_paths = [await self._save_image(image.data, image.format) for image in result.images]
+        # The service cuts streams only on 2025-10; cut them here on every version alike.
+        stdout, stdout_cut = _cut_head(result.stdout, self._max_output_chars)
+        stderr, stderr_cut = _cut_head(result.stderr, self._max_output_chars)
+        stdout_truncated = result.stdout_truncated or stdout_cut
+        stderr_truncated = result.stderr_truncated or stderr_cut
 
-        parts: list[str] = [result.stdout, result.stderr]
-        if result.stdout_truncated:
+        parts: list[str] = [stdout, stderr]
+        if stdout_truncated:
             parts.append(
                 f"[stdout truncated: only the first {self._max_output_chars} characters were kept]\n"
             )
-        if result.stderr_truncated:
+        if stderr_truncated:
             parts.append(
                 f"[stderr truncated: only the first {self._max_output_chars} characters were kept]\n"
             )
-        if not shell and not self._suppress_result_output and value is not None and value != "":
-            parts.append(value if isinstance(value, str) else _json_text(value))
+        parts.append(self._result_text(value, shell=shell))
         parts.extend(f"Saved image to {path}\n" for path in image_paths)
-        if not result.succeeded and not result.timed_out and not (result.stderr or result.stdout):
+        if not result.succeeded and not result.timed_out and not (stderr or stdout):
             detail = result.error_message or result.error_code or "no details"
             parts.append(f"Execution failed: {detail}\n")
         if result.timed_out:
@@ -682,27 +696,32 @@ $functions"""
             )
         if result.state_lost:
             self._setup_done = False
-            note = (
+            notes.append(
                 "The session's interpreter was replaced, so earlier variables and imports are gone; "
                 "the working directory and injected functions are set up again before the next block."
             )
-            notes.append(note)
-            parts.append(note + "\n")
+        parts.extend(note + "\n" for note in notes)
         return ACADynamicSessionsBlockResult(
             language=block.language,
             exit_code=exit_code,
             output=_join(parts),
-            stdout=result.stdout,
-            stderr=result.stderr,
+            stdout=stdout,
+            stderr=stderr,
             result=None if value == "" else value,
             image_paths=image_paths,
             execution_time_ms=result.execution_time_ms,
             execution_id=result.execution_id,
             timed_out=result.timed_out,
             state_lost=result.state_lost,
-            stdout_truncated=result.stdout_truncated,
-            stderr_truncated=result.stderr_truncated,
+            stdout_truncated=stdout_truncated,
+            stderr_truncated=stderr_truncated,
         )
+
+    def _result_text(self, value: Any, *, shell: bool) -> str:
+        """The last expression's value as the model reads it ("" when not shown)."""
+        if shell or self._suppress_result_output or value is None or value == "":
+            return ""
+        return value if isinstance(value, str) else _json_text(value)
 
     async def _save_image(self, data: bytes, image_format: str) -> str:
         extension = (image_format or "png").lower().lstrip(".")
@@ -716,9 +735,19 @@ $functions"""
         self, blocks: list[ACADynamicSessionsBlockResult], notes: list[str]
     ) -> ACADynamicSessionsCodeResult:
         output = _join([block.output for block in blocks])
-        truncated = len(output) > self._max_output_chars
+        # The limit counts what the code produced, not the lines the executor adds (markers,
+        # notes, image paths), so those never push a result over it.
+        produced = sum(
+            len(block.stdout)
+            + len(block.stderr)
+            + len(self._result_text(block.result, shell=block.language.strip().lower() in SHELL_LANGUAGES))
+            for block in blocks
+        )
+        truncated = produced > self._max_output_chars
         if truncated:
-            output = _cut_middle(output, self._max_output_chars)
+            output = _cut_middle(
+                output, self._max_output_chars + len(output) - produced, self._max_output_chars
+            )
         last = blocks[-1] if blocks else None
         return ACADynamicSessionsCodeResult(
             exit_code=last.exit_code if last else 0,
@@ -888,10 +917,17 @@ def _join(parts: Sequence[str]) -> str:
     return out
 
 
-def _cut_middle(text: str, limit: int) -> str:
+def _cut_head(text: str, limit: int) -> tuple[str, bool]:
+    """The first ``limit`` characters of ``text`` and whether anything was cut."""
+    if len(text) <= limit:
+        return text, False
+    return text[:limit], True
+
+
+def _cut_middle(text: str, limit: int, max_output_chars: int) -> str:
     """Keep the head and the tail (where tracebacks are) of ``text`` within ``limit`` characters."""
     omitted = len(text) - limit
-    marker = f"\n[... {omitted} characters of output omitted (max_output_chars={limit}) ...]\n"
+    marker = f"\n[... {omitted} characters of output omitted (max_output_chars={max_output_chars}) ...]\n"
     keep = max(0, limit - len(marker))
     head = keep * 2 // 3
     tail = keep - head

@@ -277,7 +277,7 @@ class LocalSessionPool:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()
         sock = self._bind()
-        site = web.SockSite(self._runner, sock, ssl_context=server_context, shutdown_timeout=5.0)
+        site = web.SockSite(self._runner, sock, ssl_context=server_context)
         await site.start()
         self._bound_port = int(sock.getsockname()[1])
         logger.info(

@@ -1,0 +1,125 @@
+"""Shared fixtures: real local session pools on 127.0.0.1 with real kernels.
+
+Function-scoped (each test gets its own pool; simplest, slowest):
+
+* ``make_pool`` - async factory: ``pool = await make_pool(pool_type="Shell", max_upload_bytes=1024)``;
+  every pool it made is closed after the test. Defaults: ``ready_sessions=1``.
+* ``local_pool`` - one started ``LocalSessionPool``; options through indirect parametrisation:
+  ``@pytest.mark.parametrize("local_pool", [{"pool_type": "Shell"}], indirect=True)``.
+* ``pool_endpoint`` / ``auth_headers`` - ``local_pool.endpoint`` and its ``Authorization`` header.
+* ``pool_http`` - an ``aiohttp.ClientSession`` sending ``auth_headers`` (and trusting the pool's
+  certificate when it serves TLS).
+
+Module-scoped (one pool per test module; much cheaper when a module has many tests). The module
+must run its tests in the module's event loop: ``pytestmark = pytest.mark.asyncio(loop_scope="module")``.
+Options come from an optional module-level dict ``POOL_OPTIONS``:
+
+* ``module_pool`` - the module's ``LocalSessionPool``.
+* ``module_http`` - an ``aiohttp.ClientSession`` for it (auth header set).
+* ``session_id`` - a fresh UUID identifier; the session it names (if any) is deleted after the test,
+  so kernels do not pile up in a module-scoped pool.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+if TYPE_CHECKING:
+    from autogen_aca_sessions.local import LocalSessionPool
+
+PoolFactory = Callable[..., Awaitable["LocalSessionPool"]]
+
+DEFAULT_TEST_POOL_OPTIONS: dict[str, Any] = {"ready_sessions": 1}
+"""What test pools use unless told otherwise: one warm kernel keeps start-up cheap."""
+
+
+def _options(extra: dict[str, Any] | None) -> dict[str, Any]:
+    return {**DEFAULT_TEST_POOL_OPTIONS, **(extra or {})}
+
+
+def _http_for(pool: LocalSessionPool) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(ssl=pool.ssl_context()) if pool.tls else aiohttp.TCPConnector()
+    return aiohttp.ClientSession(
+        headers={"Authorization": f"Bearer {pool.api_key}"},
+        connector=connector,
+    )
+
+
+@pytest_asyncio.fixture
+async def make_pool() -> AsyncIterator[PoolFactory]:
+    """Start ``LocalSessionPool`` instances on demand; all are closed after the test."""
+    from autogen_aca_sessions.local import LocalSessionPool
+
+    pools: list[LocalSessionPool] = []
+
+    async def factory(**options: Any) -> LocalSessionPool:
+        pool = LocalSessionPool(**_options(options))
+        await pool.start()
+        pools.append(pool)
+        return pool
+
+    try:
+        yield factory
+    finally:
+        for pool in reversed(pools):
+            await pool.close()
+
+
+@pytest_asyncio.fixture
+async def local_pool(request: pytest.FixtureRequest) -> AsyncIterator[LocalSessionPool]:
+    """A started pool for one test; ``indirect=True`` parametrisation passes its options."""
+    from autogen_aca_sessions.local import LocalSessionPool
+
+    extra = getattr(request, "param", None)
+    async with LocalSessionPool(**_options(extra)) as pool:
+        yield pool
+
+
+@pytest.fixture
+def pool_endpoint(local_pool: LocalSessionPool) -> str:
+    """The pool management endpoint of ``local_pool``."""
+    return local_pool.endpoint
+
+
+@pytest.fixture
+def auth_headers(local_pool: LocalSessionPool) -> dict[str, str]:
+    """The ``Authorization`` header ``local_pool`` wants."""
+    return {"Authorization": f"Bearer {local_pool.api_key}"}
+
+
+@pytest_asyncio.fixture
+async def pool_http(local_pool: LocalSessionPool) -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client for ``local_pool`` that sends the bearer key."""
+    async with _http_for(local_pool) as http:
+        yield http
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_pool(request: pytest.FixtureRequest) -> AsyncIterator[LocalSessionPool]:
+    """One pool for a whole test module; options from the module's ``POOL_OPTIONS`` dict."""
+    from autogen_aca_sessions.local import LocalSessionPool
+
+    extra = getattr(request.module, "POOL_OPTIONS", None)
+    async with LocalSessionPool(**_options(extra)) as pool:
+        yield pool
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_http(module_pool: LocalSessionPool) -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client for ``module_pool`` that sends the bearer key."""
+    async with _http_for(module_pool) as http:
+        yield http
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def session_id(module_pool: LocalSessionPool) -> AsyncIterator[str]:
+    """A fresh session identifier in ``module_pool``; its session is deleted after the test."""
+    identifier = str(uuid.uuid4())
+    yield identifier
+    await module_pool.manager.delete(identifier)

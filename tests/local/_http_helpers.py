@@ -35,7 +35,8 @@ class Reply:
         err = body["error"]
         assert set(err) == {"code", "message", "target", "details"}, err
         assert err["details"] == []
-        assert isinstance(err["message"], str) and err["message"]
+        assert isinstance(err["message"], str)
+        assert err["message"]
         assert self.headers["x-ms-error-code"] == err["code"]
         assert self.headers["Content-Type"].startswith("application/json")
         return dict(err)

@@ -29,7 +29,8 @@ POOL_OPTIONS = {"ready_sessions": 2, "max_execution_seconds": 30}
 
 def _elapsed(mapping: dict[str, Any]) -> int:
     value = mapping.pop("executionTimeInMilliseconds")
-    assert isinstance(value, int) and value >= 0
+    assert isinstance(value, int)
+    assert value >= 0
     return value
 
 
@@ -92,7 +93,8 @@ async def test_legacy_image_result_is_the_documented_image_object(
     reply = await execute(module_http, module_pool.endpoint, LEGACY_VERSIONS[0], session_id, code)
     result = reply.json()["properties"]["result"]
     assert set(result) == {"type", "format", "base64_data"}
-    assert result["type"] == "image" and result["format"] == "png"
+    assert result["type"] == "image"
+    assert result["format"] == "png"
     assert base64.b64decode(result["base64_data"]).startswith(b"\x89PNG")
 
 

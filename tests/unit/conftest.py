@@ -36,6 +36,8 @@ class Recorded:
     body: bytes
     form: dict[str, tuple[str | None, bytes]] = field(default_factory=dict)
     """Multipart fields: name -> (filename, content)."""
+    peer: str = ""
+    """The client's address and port (equal across requests on a kept-alive connection)."""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -116,7 +118,9 @@ class FakePool:
             body = b""
         else:
             body = await request.read()
-        self.requests.append(Recorded(request.method, raw, request.headers, body, form))
+        peername = request.transport.get_extra_info("peername") if request.transport else None
+        peer = f"{peername[0]}:{peername[1]}" if peername else ""
+        self.requests.append(Recorded(request.method, raw, request.headers, body, form, peer))
         chosen = self._pick(request.method, raw)
         if chosen is None:
             return web.Response(status=599, text=f"no scripted reply for {request.method} {raw}")

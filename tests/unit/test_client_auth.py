@@ -1,0 +1,230 @@
+"""Tokens: every kind of source, caching until five minutes before expiry, one forced refresh
+on 401, one shared refresh for concurrent callers, sync credentials kept off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from azure.core.credentials import AccessToken
+
+import autogen_aca_sessions.client.auth as auth_module
+from autogen_aca_sessions.client import TOKEN_SCOPE, AuthenticationError, SessionsClient
+from autogen_aca_sessions.client.auth import TokenProvider
+from tests.unit.conftest import FakePool
+
+Factory = Callable[..., SessionsClient]
+OK_LIST = {"value": []}
+
+
+class SyncCredential:
+    """An azure-core TokenCredential stand-in that records where and how it was called."""
+
+    def __init__(self, tokens: list[str] | None = None, lifetime: float = 3600) -> None:
+        self.tokens = list(tokens or ["sync-1", "sync-2", "sync-3"])
+        self.lifetime = lifetime
+        self.calls: list[tuple[tuple[str, ...], int]] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.calls.append((scopes, threading.get_ident()))
+        return AccessToken(self.tokens.pop(0), int(time.time() + self.lifetime))
+
+
+class AsyncCredential:
+    def __init__(self, lifetime: float = 3600) -> None:
+        self.calls = 0
+        self.closed = False
+        self.lifetime = lifetime
+        self.gate: asyncio.Event | None = None
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.calls += 1
+        assert scopes == (TOKEN_SCOPE,)
+        if self.gate is not None:
+            await self.gate.wait()
+        return AccessToken(f"async-{self.calls}", int(time.time() + self.lifetime))
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def bearer(pool: FakePool) -> list[str]:
+    return [r.headers["Authorization"] for r in pool.requests]
+
+
+async def test_sync_credential_runs_in_a_worker_thread_with_the_dynamicsessions_scope(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(json_body=OK_LIST)
+    credential = SyncCredential()
+    await make_client(credential=credential).list_files("sess-1")
+    ((scopes, thread_id),) = credential.calls
+    assert scopes == ("https://dynamicsessions.io/.default",)
+    assert thread_id != threading.get_ident()  # never on the event loop's thread
+    assert bearer(fake_pool) == ["Bearer sync-1"]
+
+
+async def test_token_is_cached_until_near_expiry(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(json_body=OK_LIST, repeat=True)
+    credential = SyncCredential()
+    client = make_client(credential=credential)
+    for _ in range(3):
+        await client.list_files("sess-1")
+    assert len(credential.calls) == 1
+    assert bearer(fake_pool) == ["Bearer sync-1"] * 3
+
+
+async def test_token_is_refreshed_five_minutes_before_expiry(
+    make_client: Factory, fake_pool: FakePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_pool.reply(json_body=OK_LIST, repeat=True)
+    credential = SyncCredential(lifetime=3600)
+    client = make_client(credential=credential)
+    start = time.time()
+    monkeypatch.setattr(auth_module.time, "time", lambda: start)
+    await client.list_files("sess-1")
+    monkeypatch.setattr(auth_module.time, "time", lambda: start + 3600 - 301)
+    await client.list_files("sess-1")
+    assert len(credential.calls) == 1
+    monkeypatch.setattr(auth_module.time, "time", lambda: start + 3600 - 299)
+    await client.list_files("sess-1")
+    assert len(credential.calls) == 2
+    assert bearer(fake_pool) == ["Bearer sync-1", "Bearer sync-1", "Bearer sync-2"]
+
+
+async def test_async_credential_is_awaited_and_not_closed_by_us(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(json_body=OK_LIST)
+    credential = AsyncCredential()
+    client = make_client(credential=credential)
+    await client.list_files("sess-1")
+    await client.close()
+    assert credential.calls == 1
+    assert not credential.closed
+    assert bearer(fake_pool) == ["Bearer async-1"]
+
+
+async def test_sync_callable_runs_off_the_loop(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(json_body=OK_LIST)
+    threads: list[int] = []
+
+    def token() -> str:
+        threads.append(threading.get_ident())
+        return "from-callable"
+
+    await make_client(credential=token).list_files("sess-1")
+    assert threads and threads[0] != threading.get_ident()
+    assert bearer(fake_pool) == ["Bearer from-callable"]
+
+
+async def test_async_callable_and_async_callable_object(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(json_body=OK_LIST, repeat=True)
+
+    async def token() -> str:
+        return "async-fn"
+
+    class Source:
+        async def __call__(self) -> str:
+            return "async-obj"
+
+    await make_client(credential=token).list_files("sess-1")
+    await make_client(credential=Source()).list_files("sess-1")
+    assert bearer(fake_pool) == ["Bearer async-fn", "Bearer async-obj"]
+
+
+async def test_401_forces_one_refresh_and_one_retry(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(401, {"error": {"code": "InvalidToken", "message": "expired"}})
+    fake_pool.reply(json_body={"status": "Succeeded", "result": {}})
+    credential = SyncCredential()
+    result = await make_client(credential=credential).execute("sess-1", "1", operation_id="op")
+    assert result.succeeded
+    assert len(credential.calls) == 2
+    assert bearer(fake_pool) == ["Bearer sync-1", "Bearer sync-2"]
+
+
+async def test_401_with_a_callable_token_calls_it_again(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(401)
+    fake_pool.reply(json_body=OK_LIST)
+    issued = iter(["old", "new"])
+    await make_client(credential=lambda: next(issued)).list_files("sess-1")
+    assert bearer(fake_pool) == ["Bearer old", "Bearer new"]
+
+
+async def test_second_401_raises_authentication_error(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(401, {"error": {"code": "InvalidToken", "message": "no"}}, repeat=True)
+    with pytest.raises(AuthenticationError) as info:
+        await make_client(credential="static").list_files("sess-1")
+    assert len(fake_pool.requests) == 2
+    assert info.value.status_code == 401
+    assert info.value.error_code == "InvalidToken"
+
+
+async def test_concurrent_callers_share_one_refresh() -> None:
+    credential = AsyncCredential()
+    credential.gate = asyncio.Event()
+    provider = TokenProvider(credential)
+    waiters = [asyncio.create_task(provider.get_token()) for _ in range(10)]
+    await asyncio.sleep(0)
+    credential.gate.set()
+    tokens = await asyncio.gather(*waiters)
+    assert tokens == ["async-1"] * 10
+    assert credential.calls == 1
+
+
+async def test_concurrent_401s_share_one_forced_refresh() -> None:
+    credential = AsyncCredential()
+    provider = TokenProvider(credential)
+    first = await provider.get_token()
+    again = await asyncio.gather(*(provider.get_token(rejected=first) for _ in range(5)))
+    assert again == ["async-2"] * 5
+    assert credential.calls == 2
+
+
+async def test_default_credential_is_created_lazily_and_closed(
+    make_client: Factory, fake_pool: FakePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import azure.identity.aio
+
+    created: list[AsyncCredential] = []
+
+    def factory() -> AsyncCredential:
+        created.append(AsyncCredential())
+        return created[-1]
+
+    monkeypatch.setattr(azure.identity.aio, "DefaultAzureCredential", factory)
+    fake_pool.reply(json_body=OK_LIST, repeat=True)
+    client = SessionsClient(fake_pool.endpoint, None)
+    assert created == []
+    await client.list_files("sess-1")
+    await client.list_files("sess-1")
+    assert len(created) == 1
+    await client.close()
+    assert created[0].closed
+    assert bearer(fake_pool) == ["Bearer async-1"] * 2
+
+
+def test_unusable_credentials_are_refused() -> None:
+    with pytest.raises(TypeError, match="credential must be"):
+        TokenProvider(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="empty"):
+        TokenProvider("")
+
+
+async def test_credential_returning_no_token_is_reported() -> None:
+    class Broken:
+        def get_token(self, *scopes: str) -> object:
+            return object()
+
+    with pytest.raises(TypeError, match="no token string"):
+        await TokenProvider(Broken()).get_token()
+
+
+async def test_custom_scope_is_requested() -> None:
+    credential = SyncCredential()
+    provider = TokenProvider(credential, scope="https://acasessions.io/.default")
+    await provider.get_token()
+    assert credential.calls[0][0] == ("https://acasessions.io/.default",)
+    assert provider.scope == "https://acasessions.io/.default"

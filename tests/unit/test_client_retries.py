@@ -1,0 +1,211 @@
+"""Bounded retries with backoff and Retry-After, and the rule that an execution (or upload)
+that may have reached the server is never sent twice."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import pytest
+
+from autogen_aca_sessions.client import (
+    ServerError,
+    ServiceUnavailableError,
+    SessionsClient,
+    SessionsConnectionError,
+    ThrottledError,
+)
+from tests.unit.conftest import FakeClock, FakePool
+
+Factory = Callable[..., SessionsClient]
+OK = {"id": "e1", "status": "Succeeded", "result": {"stdout": "ok\n", "stderr": "", "executionResult": ""}}
+
+
+async def test_429_with_retry_after_seconds_then_success(
+    make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock
+) -> None:
+    fake_pool.reply(429, {"error": {"code": "TooManyRequests", "message": "slow down"}}, headers={"Retry-After": "2"})
+    fake_pool.reply(json_body=OK)
+    result = await make_client().execute("sess-1", "print('ok')", operation_id="op-1")
+    assert result.stdout == "ok\n"
+    assert len(fake_pool.requests) == 2
+    assert fake_clock.sleeps == [2.0]
+    # The resend is the same execution: same operation id, same body.
+    assert [r.headers["operation-id"] for r in fake_pool.requests] == ["op-1", "op-1"]
+    assert fake_pool.requests[0].body == fake_pool.requests[1].body
+
+
+async def test_429_with_retry_after_http_date(make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock) -> None:
+    when = datetime.now(timezone.utc) + timedelta(seconds=20)
+    fake_pool.reply(429, headers={"Retry-After": format_datetime(when, usegmt=True)})
+    fake_pool.reply(json_body={"value": []})
+    await make_client().list_files("sess-1")
+    (slept,) = fake_clock.sleeps
+    assert 15 < slept <= 20
+
+
+async def test_retry_after_ms_header_is_honoured(make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock) -> None:
+    fake_pool.reply(503, headers={"retry-after-ms": "1500"})
+    fake_pool.reply(json_body={"value": []})
+    await make_client().list_files("sess-1")
+    assert fake_clock.sleeps == [1.5]
+
+
+async def test_retry_after_is_capped_by_backoff_max(make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock) -> None:
+    fake_pool.reply(429, headers={"Retry-After": "3600"})
+    fake_pool.reply(json_body={"value": []})
+    await make_client(retry_backoff_max=5).list_files("sess-1")
+    assert fake_clock.sleeps == [5]
+
+
+async def test_unparseable_retry_after_falls_back_to_backoff(
+    make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock
+) -> None:
+    fake_pool.reply(503, headers={"Retry-After": "soon"})
+    fake_pool.reply(json_body={"value": []})
+    await make_client(retry_backoff_base=0.25).list_files("sess-1")
+    assert fake_clock.sleeps == [0.25]
+
+
+async def test_503_on_execute_is_retried(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(503, text="busy")
+    fake_pool.reply(json_body=OK)
+    assert (await make_client().execute("sess-1", "1")).succeeded
+    assert len(fake_pool.requests) == 2
+
+
+async def test_exhausted_throttling_raises_with_exponential_backoff(
+    make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock
+) -> None:
+    fake_pool.reply(429, {"error": {"code": "TooManyRequests", "message": "no"}}, repeat=True)
+    with pytest.raises(ThrottledError) as info:
+        await make_client(max_retries=3, retry_backoff_base=0.1).execute("sess-1", "1")
+    assert len(fake_pool.requests) == 4
+    assert fake_clock.sleeps == pytest.approx([0.1, 0.2, 0.4])
+    assert info.value.status_code == 429
+    assert "3 retries" in str(info.value)
+
+
+async def test_backoff_has_jitter_in_the_upper_half(make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock) -> None:
+    fake_pool.reply(503, repeat=True)
+    client = make_client(max_retries=2, retry_backoff_base=1.0)
+    client._random = lambda low, high: low  # the smallest jitter
+    with pytest.raises(ServiceUnavailableError):
+        await client.list_files("sess-1")
+    assert fake_clock.sleeps == [0.5, 1.0]
+
+
+async def test_max_retries_zero_means_one_attempt(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(503, repeat=True)
+    with pytest.raises(ServiceUnavailableError):
+        await make_client(max_retries=0).list_files("sess-1")
+    assert len(fake_pool.requests) == 1
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_gateway_errors_are_retried_for_idempotent_requests(
+    status: int, make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(status, method="GET")
+    fake_pool.reply(json_body={"value": []}, method="GET")
+    fake_pool.reply(status, method="DELETE")
+    fake_pool.reply(204, method="DELETE")
+    client = make_client()
+    assert await client.list_files("sess-1") == []
+    await client.delete_session("sess-1")
+    assert [r.method for r in fake_pool.requests] == ["GET", "GET", "DELETE", "DELETE"]
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_server_errors_on_execute_are_never_retried(status: int, make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(status, {"error": {"code": "InternalServerError", "message": "boom"}}, repeat=True)
+    with pytest.raises(ServerError) as info:
+        await make_client().execute("sess-1", "launch_missiles()")
+    assert len(fake_pool.requests) == 1
+    assert info.value.status_code == status
+
+
+async def test_server_errors_on_upload_are_never_retried(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(502, repeat=True)
+    with pytest.raises(ServerError):
+        await make_client().upload_file("sess-1", "a.txt", b"x")
+    assert len(fake_pool.requests) == 1
+
+
+async def test_server_disconnect_mid_execute_is_not_retried(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(disconnect=True, repeat=True)
+    with pytest.raises(SessionsConnectionError, match="not retried because it may have run") as info:
+        await make_client().execute("sess-1", "launch_missiles()")
+    assert len(fake_pool.requests) == 1
+    assert info.value.method == "POST"
+    assert isinstance(info.value.__cause__, aiohttp.ClientError)
+
+
+async def test_server_disconnect_mid_upload_is_not_retried(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(disconnect=True, repeat=True)
+    with pytest.raises(SessionsConnectionError):
+        await make_client().upload_file("sess-1", "a.txt", b"x")
+    assert len(fake_pool.requests) == 1
+
+
+async def test_server_disconnect_on_a_read_is_retried(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(disconnect=True)
+    fake_pool.reply(json_body={"value": [{"name": "a"}]})
+    files = await make_client().list_files("sess-1")
+    assert [f.name for f in files] == ["a"]
+    assert len(fake_pool.requests) == 2
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_connection_refused_is_retried_then_raised(make_client: Factory, fake_clock: FakeClock) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port()}/pool"
+    with pytest.raises(SessionsConnectionError, match="could not connect") as info:
+        await make_client(endpoint, max_retries=2).execute("sess-1", "1")
+    assert len(fake_clock.sleeps) == 2
+    assert "3 attempt(s)" in str(info.value)
+    assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
+
+
+def refuse_first_connects(monkeypatch: pytest.MonkeyPatch, refusals: int) -> None:
+    """Make the first ``refusals`` requests fail to connect (they never reach the server)."""
+    original = aiohttp.ClientSession._request
+    remaining = [refusals]
+
+    async def flaky(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> aiohttp.ClientResponse:
+        if remaining[0] > 0:
+            remaining[0] -= 1
+            key = SimpleNamespace(host="127.0.0.1", port=1, ssl=True)
+            raise aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))  # type: ignore[arg-type]
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "_request", flaky)
+
+
+async def test_execute_is_resent_after_a_connect_failure(
+    make_client: Factory, fake_pool: FakePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_pool.reply(json_body=OK)
+    refuse_first_connects(monkeypatch, 2)
+    result = await make_client().execute("sess-1", "1")
+    assert result.succeeded
+    assert len(fake_pool.requests) == 1  # the two refused attempts never reached the pool
+
+
+async def test_upload_is_resent_after_a_connect_failure_with_a_fresh_form(
+    make_client: Factory, fake_pool: FakePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_pool.reply(json_body={"name": "a.txt"})
+    refuse_first_connects(monkeypatch, 1)
+    entry = await make_client().upload_file("sess-1", "a.txt", b"payload")
+    assert entry.name == "a.txt"
+    assert fake_pool.requests[0].form == {"file": ("a.txt", b"payload")}

@@ -1,0 +1,341 @@
+"""Prototype: a template process that pre-imports the data stack and forks kernels from it.
+
+Why: a plain ipykernel with NumPy, pandas and matplotlib imported holds 100-120 MiB of
+unique memory, nearly all of it the same module code and objects in every kernel. A
+template that imports the stack once and forks each kernel shares those pages copy-on-write,
+so a kernel only owns what it writes after the fork.
+
+Run as ``python fork_template.py SOCKET``; it prints ``READY`` on stdout when it listens.
+Each request on the Unix socket is one JSON line
+``{"connection_file": "...", "cwd": "...", "log": "...", "ns_pid": null}`` and the answer
+is one JSON line ``{"pid": N}`` (or ``{"error": "..."}``). ``ns_pid``, when given, is the
+pid of a process already inside a sandbox (for example ``bwrap ... -- sleep infinity``):
+the forked kernel joins that process's namespaces before it starts, which is how the
+sandbox would be kept (see ``benchmarks/README.md``).
+
+The template stays single-threaded on purpose: ``fork`` from a process with threads only
+copies the calling thread and can leave locks held for ever in the child.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+from typing import Any
+
+# What the kernel's own start-up sets; set here so the modules imported below see the
+# same environment as in a kernel (the inline backend, no GUI).
+os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+KERNEL_ARGS = ["--HistoryManager.enabled=False", "--IPKernelApp.quiet=True"]
+"""Options every forked kernel starts with. History off: its SQLite file and writer thread
+cost memory per kernel and give an agent nothing."""
+
+_CLONE_FLAGS = {
+    "user": 0x10000000,
+    "mnt": 0x00020000,
+    "ipc": 0x08000000,
+    "uts": 0x04000000,
+    "net": 0x40000000,
+    "pid": 0x20000000,
+    "cgroup": 0x02000000,
+}
+
+
+def _probe_kernel_modules() -> list[str]:
+    """The modules a started kernel has loaded, found in a throwaway forked child.
+
+    Importing them all in the template moves their code objects and module state into
+    shared pages; anything a kernel imports only after the fork is private to it.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            from ipykernel.kernelapp import IPKernelApp
+
+            tmp = tempfile.mkdtemp()
+            app = IPKernelApp.instance()
+            app.initialize(["-f", os.path.join(tmp, "probe.json"), *KERNEL_ARGS])
+            shell = app.shell
+            if shell is not None:
+                shell.run_cell("import numpy, pandas, matplotlib.pyplot as plt\n1+1", store_history=False)
+            names = "\n".join(sorted(sys.modules)).encode()
+            os.write(write_fd, names)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    while True:
+        chunk = os.read(read_fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    return b"".join(chunks).decode().split("\n")
+
+
+class _NoModuleScan:
+    """Hide ``sys.modules`` from ``IPythonKernel.__init__`` while the kernel is built.
+
+    The kernel lists the file of every loaded module for its debugger. In a forked child that
+    one line increments the reference count of ~1,500 module objects and their ``__file__``
+    strings, each on its own page of the template's heap: ~9 MiB of shared pages become
+    private. The list only serves the debugger, which the template turns off.
+    """
+
+    def __init__(self) -> None:
+        import ipykernel.ipkernel
+
+        self._module = ipykernel.ipkernel
+        self._real_sys = ipykernel.ipkernel.sys
+
+    def __enter__(self) -> None:
+        real = self._real_sys
+
+        class _Modules:
+            def copy(self) -> dict[str, Any]:
+                return {}
+
+        class _Sys:
+            modules = _Modules()
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+        self._module.sys = _Sys()  # type: ignore[assignment]
+
+    def __exit__(self, *exc: object) -> None:
+        self._module.sys = self._real_sys
+
+
+_APP: Any = None
+"""The kernel application, configured in the template (``lean`` mode) and finished in each child."""
+
+
+def _prepare_lean_app() -> None:
+    """Build, in the template, every part of a kernel that needs no socket and no thread.
+
+    The configuration parse, the profile directory and the ``InteractiveShell`` (the biggest
+    object graph a kernel owns) are made once here, warmed by running a cell, and inherited
+    by every child; a child then only makes its sockets, threads and the kernel object.
+    """
+    global _APP
+    import ipykernel.debugger
+    import ipykernel.ipkernel
+    from IPython.core.application import BaseIPythonApplication
+    from ipykernel.compiler import XCachingCompiler
+    from ipykernel.kernelapp import IPKernelApp
+    from ipykernel.zmqshell import ZMQInteractiveShell
+
+    # No debugger in a session (the service has none): it would also keep the module list.
+    ipykernel.debugger._is_debugpy_available = False
+    app = IPKernelApp.instance()
+    # Only the part of IPKernelApp.initialize that touches no socket: the rest runs per child.
+    BaseIPythonApplication.initialize(app, list(KERNEL_ARGS))
+    shell = ZMQInteractiveShell.instance(
+        parent=app, profile_dir=app.profile_dir, compiler_class=XCachingCompiler
+    )
+    # Compile and run a cell once so the caches it fills (AST transformers, the compiler's
+    # flags, regexes) are shared instead of built again in every kernel.
+    shell.run_cell("_warm = 1\ndel _warm", store_history=False, silent=True)
+    _APP = app
+
+
+def _run_lean_kernel(connection_file: str) -> None:
+    """Finish the pre-built application in a forked child and serve for ever.
+
+    The steps are those of ``IPKernelApp.initialize`` after the configuration parse, in the
+    same order; only the kernel construction is wrapped (see ``_NoModuleScan``) and the
+    template's shell is attached to the new kernel.
+    """
+    app = _APP
+    app.connection_file = connection_file
+    app.init_pdb()
+    app.init_blackhole()
+    app.init_connection_file()
+    app.init_poller()
+    app.init_sockets()
+    app.init_heartbeat()
+    app.write_connection_file()
+    app.log_connection_info()
+    app.init_io()
+    app.init_signal()
+    with _NoModuleScan():
+        app.init_kernel()
+    kernel = app.kernel
+    # IPythonKernel asked for the singleton shell and got the template's one, built without a
+    # kernel: point it at this child's kernel.
+    kernel.shell.kernel = kernel
+    kernel.shell.parent = kernel
+    app.init_path()
+    app.init_shell()
+    if app.shell is not None:
+        app.init_gui_pylab()
+        app.init_extensions()
+        app.init_code()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    app.start()
+
+
+def preload(stack: bool = True, probe: bool = True) -> int:
+    """Import the kernel and (optionally) the data stack; returns how many modules are loaded."""
+    import ipykernel.ipkernel  # noqa: F401
+    import ipykernel.kernelapp  # noqa: F401
+
+    if stack:
+        import matplotlib
+        import matplotlib.pyplot  # noqa: F401
+        import numpy  # noqa: F401
+        import pandas  # noqa: F401
+
+        del matplotlib
+    if probe:
+        for name in _probe_kernel_modules():
+            if not name or name in sys.modules or name == "__main__":
+                continue
+            try:
+                __import__(name)
+            except Exception:  # noqa: S112 - a module that only imports inside a kernel is simply skipped
+                continue
+    return len(sys.modules)
+
+
+def _join_namespaces(ns_pid: int) -> None:
+    """Enter the namespaces of ``ns_pid`` (a process already in the sandbox).
+
+    Must run in the freshly forked, still single-threaded child: ``setns`` into a user or
+    mount namespace is refused to a multi-threaded process.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    # The user namespace first so that the others are entered with its capabilities.
+    for name in ("user", "ipc", "uts", "net", "pid", "mnt"):
+        path = f"/proc/{ns_pid}/ns/{name}"
+        try:
+            if os.readlink(path) == os.readlink(f"/proc/self/ns/{name}"):
+                continue
+        except OSError:
+            continue
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if libc.setns(fd, _CLONE_FLAGS[name]) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"setns({name}) failed: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+    # setns(mnt) resets root and cwd to the namespace's root, which bwrap pivoted to the
+    # sandbox's tree; the cwd is set again from the request afterwards.
+    os.chdir("/")
+
+
+def _child(listener: socket.socket, conn: socket.socket, request: dict[str, Any]) -> None:
+    """Runs in the forked child: become a kernel. Never returns."""
+    code = 1
+    try:
+        listener.close()
+        conn.close()
+        os.setsid()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        ns_pid = request.get("ns_pid")
+        if ns_pid:
+            _join_namespaces(int(ns_pid))
+            if request.get("pid_ns"):
+                # A pid namespace only applies to children: fork once more so the kernel is
+                # inside it (pid 2 or so there), and let this middle process wait for it.
+                inner = os.fork()
+                if inner != 0:
+                    _, status = os.waitpid(inner, 0)
+                    os._exit(os.waitstatus_to_exitcode(status))
+        log = os.open(request.get("log") or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.chdir(request.get("cwd") or "/")
+        sys.argv = ["ipykernel_launcher", "-f", request["connection_file"], *KERNEL_ARGS]
+        if _APP is not None:
+            _run_lean_kernel(request["connection_file"])
+        else:
+            from ipykernel.kernelapp import IPKernelApp
+
+            IPKernelApp.launch_instance(argv=sys.argv[1:])
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - the child must never return into the template loop
+        try:
+            os.write(2, f"forked kernel failed: {exc!r}\n".encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
+def serve(path: str, stack: bool = True, freeze: bool = True, probe: bool = True, lean: bool = True) -> None:
+    """Preload, freeze the heap, then fork one kernel per request, for ever."""
+    count = preload(stack=stack, probe=probe)
+    if lean:
+        _prepare_lean_app()
+    # Everything allocated so far goes to the permanent generation: the collector in a child
+    # never walks (and so never writes to) those objects, keeping their pages shared.
+    gc.collect()
+    if freeze:
+        gc.freeze()
+    # Children are reaped by the kernel; the template only needs them gone from the table.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.path.exists(path):
+        os.unlink(path)
+    listener.bind(path)
+    listener.listen(64)
+    print(f"READY {os.getpid()} modules={count}", flush=True)
+    while True:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            if not data:
+                continue
+            if data.strip() == b"quit":
+                break
+            try:
+                request = json.loads(data)
+            except ValueError as exc:
+                conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
+                continue
+            pid = os.fork()
+            if pid == 0:
+                _child(listener, conn, request)
+            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    listener.close()
+
+
+def main(argv: list[str]) -> None:
+    """Entry point: ``fork_template.py SOCKET [--no-stack] [--no-freeze] [--no-probe] [--no-lean]``."""
+    serve(
+        argv[0],
+        stack="--no-stack" not in argv,
+        freeze="--no-freeze" not in argv,
+        probe="--no-probe" not in argv,
+        lean="--no-lean" not in argv,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

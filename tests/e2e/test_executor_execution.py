@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 
-from autogen_aca_sessions import LocalSessionPool
 from autogen_aca_sessions.client import ApiVersion, SessionsClient
 from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
+from autogen_aca_sessions.local import LocalSessionPool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -22,10 +20,10 @@ NEWEST = ApiVersion.V2025_10_02_PREVIEW.value
 BOTH = pytest.mark.parametrize("api_version", [LEGACY, NEWEST])
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def pool() -> AsyncIterator[Any]:
-    async with LocalSessionPool(ready_sessions=1) as local_pool:
-        yield local_pool
+@pytest.fixture
+def pool(module_pool: LocalSessionPool) -> LocalSessionPool:
+    """The module's shared local pool (tests/conftest.py)."""
+    return module_pool
 
 
 def make_executor(pool: Any, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:
@@ -208,8 +206,8 @@ async def test_long_output_over_max_output_chars_is_cut_and_marked(pool: Any, ap
 async def test_structured_result_fields_describe_each_block(pool: Any) -> None:
     async with make_executor(pool) as executor:
         result = await run(executor, ("python", "print('a')"), ("bash", "echo b"))
+        assert result.session_id == executor.session_id
     assert result.stdout.split() == ["a", "b"]
     assert [block.language for block in result.blocks] == ["python", "bash"]
-    assert result.session_id == executor.session_id
     assert all(block.executed for block in result.blocks)
     assert result.execution_time_ms >= 0

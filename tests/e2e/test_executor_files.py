@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock, CodeExecutor
 
-from autogen_aca_sessions import LocalSessionPool
 from autogen_aca_sessions.client import ApiVersion
 from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
+from autogen_aca_sessions.local import LocalSessionPool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -24,10 +22,10 @@ BOTH = pytest.mark.parametrize("api_version", [LEGACY, NEWEST])
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def pool() -> AsyncIterator[Any]:
-    async with LocalSessionPool(ready_sessions=1) as local_pool:
-        yield local_pool
+@pytest.fixture
+def pool(module_pool: LocalSessionPool) -> LocalSessionPool:
+    """The module's shared local pool (tests/conftest.py)."""
+    return module_pool
 
 
 def make_executor(pool: Any, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:
@@ -142,9 +140,7 @@ async def test_available_packages_include_the_data_stack(pool: Any, api_version:
 async def test_component_round_trip_writes_no_secret_and_loads_a_working_executor(
     pool: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    token = pool.credential if isinstance(pool.credential, str) else None
-    if token is None:
-        pytest.fail("this test expects the local pool's credential to be a static token string")
+    token = pool.api_key
     monkeypatch.setenv("ACA_TEST_POOL_TOKEN", token)
     original = ACADynamicSessionsCodeExecutor(
         pool.endpoint,

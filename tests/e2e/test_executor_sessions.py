@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock, FunctionWithRequirements, with_requirements
 
-from autogen_aca_sessions import LocalSessionPool
 from autogen_aca_sessions.client import ApiVersion, SessionsClient
 from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
+from autogen_aca_sessions.local import LocalSessionPool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -23,10 +21,10 @@ NEWEST = ApiVersion.V2025_10_02_PREVIEW.value
 ALL_KINDS = pytest.mark.parametrize("api_version", [LEGACY, NO_DELETE, NEWEST])
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def pool() -> AsyncIterator[Any]:
-    async with LocalSessionPool(ready_sessions=1) as local_pool:
-        yield local_pool
+@pytest.fixture
+def pool(module_pool: LocalSessionPool) -> LocalSessionPool:
+    """The module's shared local pool (tests/conftest.py)."""
+    return module_pool
 
 
 def make_executor(pool: Any, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:

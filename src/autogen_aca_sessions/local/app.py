@@ -249,6 +249,16 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     for route, params in in_version:
         if route.method == request.method:
             return await route.handler(Call(request, ctx, spec, params))
+    elsewhere = [r for r, _ in candidates if r.method == request.method]
+    if elsewhere:
+        # e.g. the legacy POST /files/upload sent with a new-contract api-version
+        raise WireError(
+            404,
+            "OperationNotSupported",
+            f"{request.method} '/{op}' is not an operation of api-version {spec.name}; "
+            f"it exists in: {_versions_with(elsewhere)}.",
+            target="api-version",
+        )
     allowed = sorted({r.method for r, _ in in_version})
     raise WireError(
         405,

@@ -28,6 +28,7 @@ from _common import (
 )
 from autogen_agentchat.agents import CodeExecutorAgent
 from autogen_agentchat.base import TaskResult
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 
@@ -84,8 +85,10 @@ WORKERS = [
 CHECK = 'print(owner, "|", open("/mnt/data/result.txt").read().split()[0])'
 
 
-async def run_worker(worker: Worker, target: PoolTarget) -> tuple[str, TaskResult, str]:
-    """Run one worker's task in its own session; returns (session id, task result, check output)."""
+async def run_worker(
+    worker: Worker, target: PoolTarget
+) -> tuple[str, list[BaseAgentEvent | BaseChatMessage], str]:
+    """Run one worker's task in its own session; returns (session id, transcript, check output)."""
     async with ACADynamicSessionsCodeExecutor(
         pool_management_endpoint=target.endpoint, credential=target.credential, timeout=60
     ) as executor:
@@ -95,11 +98,14 @@ async def run_worker(worker: Worker, target: PoolTarget) -> tuple[str, TaskResul
             model_client=model_client(worker.scripted_turns()),
             system_message="You answer by running code. " + EXECUTOR_SYSTEM_HINT,
         )
-        result = await agent.run(task=worker.task)
+        # run_stream yields the code the model wrote and the execution result as events too.
+        transcript = [
+            item async for item in agent.run_stream(task=worker.task) if not isinstance(item, TaskResult)
+        ]
         check = await executor.execute_code_blocks(
             [CodeBlock(code=CHECK, language="python")], CancellationToken()
         )
-        return executor.session_id, result, check.output.strip()
+        return executor.session_id, transcript, check.output.strip()
 
 
 async def main() -> None:
@@ -108,10 +114,11 @@ async def main() -> None:
         print(f"Pool: {target.description}\n", flush=True)
         outcomes = await asyncio.gather(*(run_worker(worker, target) for worker in WORKERS))
 
-    for worker, (session_id, result, check) in zip(WORKERS, outcomes, strict=False):
+    for worker, (session_id, transcript, check) in zip(WORKERS, outcomes, strict=False):
         print(f"--- {worker.name} (session {session_id})")
-        for message in result.messages[1:]:
-            print(f"  [{message.source}] {message.to_text().strip()}")
+        for message in transcript[1:]:
+            text = message.to_text().strip().replace("\n", "\n    ")
+            print(f"  [{message.source}: {type(message).__name__}]\n    {text}")
         print(f"  check in its session: owner and file say {check!r}")
 
     session_ids = [session_id for session_id, _, _ in outcomes]

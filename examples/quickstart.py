@@ -121,7 +121,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 fig, ax = plt.subplots(figsize=(9, 5))
-monthly.plot(kind="bar", ax=ax, width=0.8)
+monthly.plot(kind="bar", ax=ax, width=0.8, rot=0)
 ax.set_title("Monthly revenue by region")
 ax.set_xlabel("Month")
 ax.set_ylabel("Revenue (USD)")

@@ -22,6 +22,7 @@ import json
 import tempfile
 import uuid
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ from _common import (
 from autogen_agentchat.agents import AssistantAgent, CodeExecutorAgent
 from autogen_agentchat.base import TaskResult
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
-from autogen_agentchat.teams import RoundRobinGroupChat
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
+from autogen_agentchat.teams import SelectorGroupChat
 from autogen_agentchat.ui import Console
 from autogen_core import CancellationToken
 
@@ -93,7 +95,17 @@ TERMINATE""",
 ]
 
 
-def build_team(executor: ACADynamicSessionsCodeExecutor, scripted_turns: list[str]) -> RoundRobinGroupChat:
+def analyst_after_anyone_but_analyst(messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> str:
+    """The analyst answers the user and the executor; the executor answers the analyst.
+
+    A SelectorGroupChat would also work for one run, but its saved state remembers whose turn
+    is next: step 1 ends on the analyst's TERMINATE, so a resumed round-robin team would hand
+    step 2's task to the executor first. Choosing by the last speaker makes resuming exact.
+    """
+    return "executor" if messages[-1].source == "analyst" else "analyst"
+
+
+def build_team(executor: ACADynamicSessionsCodeExecutor, scripted_turns: list[str]) -> SelectorGroupChat:
     """The same team shape for both steps: an analyst who writes code and an agent that runs it."""
     analyst = AssistantAgent(
         "analyst",
@@ -101,14 +113,17 @@ def build_team(executor: ACADynamicSessionsCodeExecutor, scripted_turns: list[st
         system_message="You are a data analyst. " + EXECUTOR_SYSTEM_HINT + FINISH_HINT,
     )
     runner = CodeExecutorAgent("executor", code_executor=executor)
-    return RoundRobinGroupChat(
+    return SelectorGroupChat(
         [analyst, runner],
+        model_client=model_client([]),  # never asked: the selector function decides
+        selector_func=analyst_after_anyone_but_analyst,
+        allow_repeated_speaker=True,
         termination_condition=TextMentionTermination("TERMINATE", sources=["analyst"])
         | MaxMessageTermination(10),
     )
 
 
-async def run(team: RoundRobinGroupChat, task: str) -> TaskResult:
+async def run(team: SelectorGroupChat, task: str) -> TaskResult:
     try:
         result = await Console(team.run_stream(task=task))
     except Exception as exc:

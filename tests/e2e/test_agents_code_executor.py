@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from autogen_agentchat.agents import AssistantAgent, CodeExecutorAgent
+from autogen_agentchat.base import TaskResult
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
-from autogen_agentchat.messages import CodeExecutionEvent, TextMessage
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, CodeExecutionEvent, TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core import CancellationToken
 from autogen_ext.models.replay import ReplayChatCompletionClient
@@ -43,6 +44,11 @@ def runner(executor: ACADynamicSessionsCodeExecutor) -> CodeExecutorAgent:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return CodeExecutorAgent("runner", code_executor=executor)
+
+
+async def stream(agent: CodeExecutorAgent, task: str) -> list[BaseAgentEvent | BaseChatMessage]:
+    """Everything the agent emitted for a task (``run()`` keeps only the final message)."""
+    return [item async for item in agent.run_stream(task=task) if not isinstance(item, TaskResult)]
 
 
 async def reply_to(agent: CodeExecutorAgent, text: str) -> str:
@@ -113,13 +119,13 @@ async def test_agent_with_its_own_model_generates_runs_and_reflects(
         warnings.simplefilter("ignore")
         agent = CodeExecutorAgent("coder", code_executor=executor, model_client=model)
 
-    result = await agent.run(task="What is pi to four decimal places?")
+    events = await stream(agent, "What is pi to four decimal places?")
 
-    executions = [m for m in result.messages if isinstance(m, CodeExecutionEvent)]
+    executions = [m for m in events if isinstance(m, CodeExecutionEvent)]
     assert len(executions) == 1
     assert executions[0].result.exit_code == 0
     assert executions[0].result.output.strip() == "3.1416"
-    assert result.messages[-1].to_text() == "Pi to four places is 3.1416."
+    assert events[-1].to_text() == "Pi to four places is 3.1416."
 
 
 async def test_a_timeout_inside_a_team_returns_124_and_the_team_continues(pool: LocalSessionPool) -> None:
@@ -160,8 +166,8 @@ async def test_a_timeout_gives_a_code_execution_event_with_exit_124(pool: LocalS
             warnings.simplefilter("ignore")
             agent = CodeExecutorAgent("coder", code_executor=executor, model_client=model)
 
-        result = await agent.run(task="Loop forever.")
+        events = await stream(agent, "Loop forever.")
 
-    executions = [m for m in result.messages if isinstance(m, CodeExecutionEvent)]
+    executions = [m for m in events if isinstance(m, CodeExecutionEvent)]
     assert [event.result.exit_code for event in executions] == [124]
-    assert result.messages[-1].to_text() == "The loop never ends, so it was stopped at the time limit."
+    assert events[-1].to_text() == "The loop never ends, so it was stopped at the time limit."

@@ -113,7 +113,8 @@ async def test_executions_of_concurrent_agents_overlap_in_time(pool: LocalSessio
     intervals = []
     for response in responses:
         assert isinstance(response.chat_message, TextMessage)
-        started, ended = (float(value) for value in response.chat_message.content.split())
+        first_line = response.chat_message.content.splitlines()[0]
+        started, ended = (float(value) for value in first_line.split())
         intervals.append((started, ended))
     latest_start = max(start for start, _ in intervals)
     earliest_end = min(end for _, end in intervals)

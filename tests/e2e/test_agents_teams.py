@@ -56,6 +56,27 @@ def coder_and_runner_team(
     )
 
 
+def coder_then_runner(messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> str:
+    return "runner" if messages[-1].source == "coder" else "coder"
+
+
+def resumable_team(executor: ACADynamicSessionsCodeExecutor, turns: Sequence[str]) -> SelectorGroupChat:
+    # Chooses by the last speaker: a round-robin team's saved state would resume with the
+    # runner, because the previous run ended on the coder's TERMINATE.
+    coder = AssistantAgent("coder", model_client=ReplayChatCompletionClient(list(turns)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runner = CodeExecutorAgent("runner", code_executor=executor)
+    return SelectorGroupChat(
+        [coder, runner],
+        model_client=ReplayChatCompletionClient([]),
+        selector_func=coder_then_runner,
+        allow_repeated_speaker=True,
+        termination_condition=TextMentionTermination("TERMINATE", sources=["coder"])
+        | MaxMessageTermination(16),
+    )
+
+
 def runner_replies(messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> list[str]:
     return [m.to_text() for m in messages if m.source == "runner"]
 
@@ -205,18 +226,19 @@ async def test_a_new_team_resumes_saved_state_on_the_same_session(pool: LocalSes
     step_two = ["```python\nprint(total * 2)\n```", "Step two done. TERMINATE"]
 
     async with executor_for(pool, session_id=session_id) as first_executor:
-        first_team = coder_and_runner_team(first_executor, step_one)
+        first_team = resumable_team(first_executor, step_one)
         await first_team.run(task="Step one: compute the total.")
         state = await first_team.save_state()
     # The caller chose the session id, so stop() kept the session for whoever resumes it.
     assert session_id in await sessions_of(pool)
 
     async with executor_for(pool, session_id=session_id, release_session_on_stop=True) as second_executor:
-        second_team = coder_and_runner_team(second_executor, step_two)
+        second_team = resumable_team(second_executor, step_two)
         await second_team.load_state(state)
         result = await second_team.run(task="Step two: double the total from step one.")
         contexts = await second_team.save_state()
 
+    assert [m.source for m in result.messages] == ["user", "coder", "runner", "coder"]
     assert runner_replies(result.messages)[0].strip() == "10100"
     # The resumed team's coder saw step one's conversation as well as step two's.
     coder_context = str(contexts)

@@ -124,6 +124,8 @@ def test_save_and_resume_continues_on_the_saved_session(tmp_path: Path) -> None:
     assert checkpoint["team_state"]["type"] == "TeamState"
     assert f"on session {checkpoint['session_id']}" in completed.stdout
     assert "threshold" in completed.stdout  # step 2's code ran and used step 1's variable
+    # The resumed team continues with the analyst, not with an executor that has no code to run.
+    assert "No code blocks found" not in completed.stdout
 
 
 def test_concurrent_agents_use_separate_sessions() -> None:

@@ -4,6 +4,8 @@ Run as ``python _kernel_boot.py '<json spec>'`` (by path, not as a module, so it
 whether or not the package is importable by the kernel's interpreter). The spec says:
 
 - ``limits``: ``{"RLIMIT_AS": n, ...}`` soft=hard limits to set; inherited by every child.
+- ``uid`` (optional): the host uid (and gid) to become once the limits are set; the
+  sandbox leaves this script CAP_SETUID/CAP_SETGID for exactly that, and switching drops them.
 - ``mode``: ``"kernel"`` starts an IPython kernel in this very process (saves one
   interpreter start-up), ``"exec"`` replaces this process with ``argv``.
 - ``connection_file`` and ``startup`` (kernel mode): the Jupyter connection file and the
@@ -29,9 +31,32 @@ def _apply_limits(limits: dict[str, int]) -> None:
             print(f"aca-sessions: could not set {name}={value}: {exc}", file=sys.stderr)
 
 
+def _become(uid: int) -> None:
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise SystemExit("aca-sessions: could not switch to the session's uid")
+
+
+def _die_with_parent() -> None:
+    """Unsandboxed kernels have no bwrap to kill them when the server dies; ask the kernel."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except Exception:
+        pass
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
     _apply_limits(spec.get("limits", {}))
+    if "uid" in spec:
+        _become(int(spec["uid"]))
+    if spec.get("die_with_parent"):
+        _die_with_parent()
     if spec["mode"] == "exec":
         argv = spec["argv"]
         os.execvp(argv[0], argv)
@@ -55,8 +80,9 @@ def main() -> None:
     config.HistoryManager.hist_file = ":memory:"
     sys.argv = [sys.executable, "-f", spec["connection_file"]]
     app = IPKernelApp.instance(config=config)
-    app.initialize(["-f", spec["connection_file"]])
-    app.start()
+    app.initialize(["-f", spec["connection_file"]])  # type: ignore[no-untyped-call]
+    app.start()  # type: ignore[no-untyped-call]
+
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ cell. It must stay importable without the package (the kernel may not have it on
 from __future__ import annotations
 
 import builtins
+import contextlib
 import math
 import os
 import sys
@@ -94,9 +95,9 @@ def _result(limit: int = 1_000_000) -> _JsonText:
     import ast
     import json
 
-    from IPython import get_ipython
+    from IPython.core.getipython import get_ipython
 
-    ip = get_ipython()
+    ip: Any = get_ipython()  # type: ignore[no-untyped-call]
     last = ip.last_execution_result
     if last is None or last.info is None:
         return _JsonText('{"kind": "none"}')
@@ -117,41 +118,99 @@ def _result(limit: int = 1_000_000) -> _JsonText:
     return _JsonText(text)
 
 
-def _chunk_streams() -> None:
-    """Make stdout/stderr send bounded messages, however large a single write is."""
-    for stream in (sys.stdout, sys.stderr):
-        original = getattr(stream, "write", None)
-        flush = getattr(stream, "flush", None)
-        if original is None or flush is None or not hasattr(stream, "pub_thread"):
-            continue
-        pending = [0]
+class _OutputLimit:
+    """Per-execution output accounting shared by the stream patches and the metadata hooks.
 
-        def write(text: str, _write: Any = original, _flush: Any = flush, _pending: list[int] = pending) -> Any:
-            if not isinstance(text, str) or len(text) <= _CHUNK_CHARS and _pending[0] < _CHUNK_CHARS:
-                _pending[0] += len(text) if isinstance(text, str) else 0
-                return _write(text)
-            for start in range(0, len(text), _CHUNK_CHARS):
-                _write(text[start : start + _CHUNK_CHARS])
-                _flush()
-            _pending[0] = 0
-            return len(text)
+    The server names its cap in the execute request's metadata
+    (``aca_max_output_chars``); the kernel then sends at most that many characters of
+    each stream and reports how many were written in all in the reply's metadata
+    (``aca_output_chars``). A 200 MB print thus never crosses the socket, and iopub's
+    high-water mark (which drops messages when the reader lags) is never reached.
+    """
 
-        try:
-            stream.write = write  # type: ignore[method-assign]
-        except (AttributeError, TypeError):
-            continue
+    def __init__(self) -> None:
+        self.cap: int | None = None
+        self.counts = {"stdout": 0, "stderr": 0}
+
+
+_LIMIT = _OutputLimit()
+
+
+def _patch_stream(stream: Any, name: str) -> None:
+    original = getattr(stream, "write", None)
+    flush = getattr(stream, "flush", None)
+    if original is None or flush is None or not hasattr(stream, "pub_thread"):
+        return
+    pending = [0]
+
+    def write(text: Any) -> Any:
+        if not isinstance(text, str):
+            return original(text)  # raises the usual TypeError
+        size = len(text)
+        before = _LIMIT.counts[name]
+        _LIMIT.counts[name] = before + size
+        cap = _LIMIT.cap
+        if cap is not None:
+            room = cap - before
+            if room <= 0:
+                return size
+            if room < size:
+                text = text[:room]
+        if len(text) <= _CHUNK_CHARS and pending[0] < _CHUNK_CHARS:
+            pending[0] += len(text)
+            original(text)
+            return size
+        for start in range(0, len(text), _CHUNK_CHARS):
+            original(text[start : start + _CHUNK_CHARS])
+            flush()
+        pending[0] = 0
+        return size
+
+    with contextlib.suppress(AttributeError, TypeError):
+        stream.write = write
+
+
+def _patch_kernel() -> None:
+    from IPython.core.getipython import get_ipython
+
+    ip: Any = get_ipython()  # type: ignore[no-untyped-call]
+    kernel = getattr(ip, "kernel", None)
+    if kernel is None:
+        return
+    init_metadata = kernel.init_metadata
+    finish_metadata = kernel.finish_metadata
+
+    def init(parent: Any) -> Any:
+        metadata = init_metadata(parent)
+        if parent.get("header", {}).get("msg_type") == "execute_request":
+            cap = parent.get("metadata", {}).get("aca_max_output_chars")
+            _LIMIT.cap = cap if isinstance(cap, int) and cap >= 0 else None
+            _LIMIT.counts = {"stdout": 0, "stderr": 0}
+        return metadata
+
+    def finish(parent: Any, metadata: Any, reply_content: Any) -> Any:
+        metadata = finish_metadata(parent, metadata, reply_content)
+        if parent.get("header", {}).get("msg_type") == "execute_request":
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            metadata["aca_output_chars"] = dict(_LIMIT.counts)
+        return metadata
+
+    kernel.init_metadata = init
+    kernel.finish_metadata = finish
+    _patch_stream(sys.stdout, "stdout")
+    _patch_stream(sys.stderr, "stderr")
 
 
 def _main() -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.chdir(_DATA_DIR)
-    except OSError:
-        pass
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     builtins.__aca_result__ = _result  # type: ignore[attr-defined]
-    _chunk_streams()
+    _patch_kernel()
 
 
 _main()

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import zmq
 import zmq.asyncio
-from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
 
 from .outcome import NO_RESULT, CodeOutput, ImageData, Outcome
@@ -45,6 +45,7 @@ __all__ = [
     "LaunchedKernel",
     "OutputBuffer",
     "PlainKernelLauncher",
+    "chown_tree",
     "kernel_environment",
     "strip_ansi",
 ]
@@ -105,6 +106,9 @@ def kernel_environment(*, data_dir: str, run_dir: str) -> dict[str, str]:
     env.update(
         {
             "HOME": "/tmp",
+            # The session's uid has no passwd entry; getpass and friends read these first.
+            "USER": "sandbox",
+            "LOGNAME": "sandbox",
             "TMPDIR": "/tmp",
             "IPYTHONDIR": "/tmp/.ipython",
             "MPLBACKEND": "module://matplotlib_inline.backend_inline",
@@ -138,8 +142,12 @@ class LaunchedKernel:
 class KernelLauncher(Protocol):
     """Starts kernel processes for sessions (plain exec today; fork-from-template later)."""
 
-    async def launch(self, *, data_dir: Path, run_dir: Path) -> LaunchedKernel:
-        """Start a kernel that sees ``data_dir`` as its data directory and uses ``run_dir``."""
+    async def launch(self, *, data_dir: Path, run_dir: Path, uid: int | None) -> LaunchedKernel:
+        """Start a kernel that sees ``data_dir`` as its data directory and uses ``run_dir``.
+
+        ``uid`` is the session's own host uid when the sandbox switches to one (the
+        launcher makes ``run_dir`` that uid's); ``data_dir`` is already prepared.
+        """
         ...
 
 
@@ -152,12 +160,8 @@ class PlainKernelLauncher:
         self.hide = hide
         self.mpl_cache = mpl_cache
 
-    async def launch(self, *, data_dir: Path, run_dir: Path) -> LaunchedKernel:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if self.mpl_cache is not None and self.mpl_cache.is_dir():
-            # A private writable copy: matplotlib rebuilds its font list (seconds) when the
-            # directory is not writable, and kernels must not share one writable copy.
-            await asyncio.to_thread(shutil.copytree, self.mpl_cache, run_dir / "mpl", dirs_exist_ok=True)
+    async def launch(self, *, data_dir: Path, run_dir: Path, uid: int | None) -> LaunchedKernel:
+        await asyncio.to_thread(self._prepare_run_dir, run_dir)
         sandboxed = self.sandbox.isolation == "bwrap"
         inner_run = SANDBOX_RUN_DIR if sandboxed else str(run_dir)
         inner_data = self.sandbox.data_mount or str(data_dir)
@@ -166,6 +170,8 @@ class PlainKernelLauncher:
         _, info = write_connection_file(
             str(run_dir / "kernel.json"), transport="ipc", ip=os.path.join(inner_run, "k"), key=key
         )
+        if uid is not None and self.sandbox.drops_privileges:
+            await asyncio.to_thread(chown_tree, run_dir, uid)
         host_info = dict(info)
         host_info["ip"] = str(run_dir / "k")
         cgroup = None
@@ -176,13 +182,13 @@ class PlainKernelLauncher:
                 )
             except OSError as exc:
                 logger.warning("could not make a pids cgroup for a kernel: %s", exc)
-        spec = json.dumps(
-            {
-                "mode": "kernel",
-                "limits": self.sandbox.limits.rlimits(with_nproc=cgroup is None),
-                "connection_file": os.path.join(inner_run, "kernel.json"),
-                "startup": str(Path(__file__).with_name("_kernel_startup.py")),
-            }
+        spec = self.sandbox.boot_spec(
+            "kernel",
+            uid=uid,
+            with_nproc=cgroup is None or self.sandbox.drops_privileges,
+            connection_file=os.path.join(inner_run, "kernel.json"),
+            startup=str(Path(__file__).with_name("_kernel_startup.py")),
+            die_with_parent=not sandboxed,
         )
         command = self.sandbox.command(
             spec,
@@ -210,6 +216,26 @@ class PlainKernelLauncher:
             started_at=time.monotonic(),
         )
 
+    def _prepare_run_dir(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if self.mpl_cache is not None and self.mpl_cache.is_dir():
+            # A private writable copy: matplotlib rebuilds its font list (seconds) when the
+            # directory is not writable, and kernels must not share one writable copy.
+            shutil.copytree(self.mpl_cache, run_dir / "mpl", dirs_exist_ok=True)
+
+
+def chown_tree(path: Path, uid: int) -> None:
+    """Give ``path`` and everything under it to ``uid`` (symlinks themselves, never their targets)."""
+    with contextlib.suppress(OSError):
+        if os.lstat(path).st_uid != uid:
+            os.lchown(path, uid, uid)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            with contextlib.suppress(OSError):
+                if os.lstat(full).st_uid != uid:
+                    os.lchown(full, uid, uid)
+
 
 class Kernel:
     """A running kernel and the client that talks to it. Not safe for concurrent calls."""
@@ -217,7 +243,7 @@ class Kernel:
     def __init__(self, launched: LaunchedKernel) -> None:
         self.launched = launched
         self.client = AsyncKernelClient()
-        self.client.load_connection_info(launched.connection_info)
+        self.client.load_connection_info(launched.connection_info)  # type: ignore[arg-type]
         self.client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
         self._closed = False
         self.ready_seconds: float | None = None
@@ -298,7 +324,9 @@ class Kernel:
             "allow_stdin": False,
             "stop_on_error": True,
         }
-        request = self.client.session.msg("execute_request", content)
+        request = self.client.session.msg(
+            "execute_request", content, metadata={"aca_max_output_chars": max(0, max_output_chars)}
+        )
         msg_id = request["header"]["msg_id"]
         self.client.shell_channel.send(request)
         deadline = started + max(0.0, timeout)
@@ -307,7 +335,9 @@ class Kernel:
         def finish(outcome: Outcome, **extra: Any) -> CodeOutput:
             message = extra.pop("message", None)
             if message:
-                stderr.write(("\n" if stderr.total and not stderr.text().endswith("\n") else "") + message + "\n")
+                stderr.write(
+                    ("\n" if stderr.total and not stderr.text().endswith("\n") else "") + message + "\n"
+                )
             return CodeOutput(
                 outcome=outcome,
                 stdout=stdout.text(),
@@ -369,6 +399,7 @@ class Kernel:
                     if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_reply":
                         reply = msg["content"]
                         reply_at = time.monotonic()
+                        _apply_kernel_counts(msg.get("metadata", {}), stdout, stderr)
             if iopub_socket in events:
                 # Several messages may be waiting; take what is there without blocking.
                 for _ in range(256):
@@ -442,6 +473,8 @@ class Kernel:
 
     def _death_message(self) -> str:
         status = self.exit_status
+        if status is not None and 128 < status < 128 + 65:
+            status = -(status - 128)  # bwrap's init reports a signal death as 128 + signal
         if status is not None and status < 0:
             try:
                 how = f"was killed by signal {signal.Signals(-status).name}"
@@ -476,6 +509,17 @@ class Kernel:
 
             await asyncio.to_thread(PidsCgroup.remove, self.launched.cgroup)
         await asyncio.to_thread(shutil.rmtree, self.launched.run_dir, True)
+
+
+def _apply_kernel_counts(metadata: dict[str, Any], stdout: OutputBuffer, stderr: OutputBuffer) -> None:
+    """Take the kernel's own character counts: it sends only the first ``cap`` characters."""
+    counts = metadata.get("aca_output_chars")
+    if not isinstance(counts, dict):
+        return
+    for name, buffer in (("stdout", stdout), ("stderr", stderr)):
+        value = counts.get(name)
+        if isinstance(value, int) and value > buffer.total:
+            buffer.total = value
 
 
 def _read_result(reply: dict[str, Any] | None) -> Any:

@@ -24,6 +24,9 @@ same rlimits apply. That mode is for development on machines without bubblewrap.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
 import logging
 import os
 import shutil
@@ -54,7 +57,11 @@ SANDBOX_DATA_DIR = "/mnt/data"
 SANDBOX_RUN_DIR = "/run/aca"
 """Where a sandboxed kernel sees its runtime directory (connection file and sockets)."""
 SANDBOX_UID = 1000
-"""The unprivileged uid code runs as inside the sandbox's user namespace."""
+"""The uid code runs as inside the sandbox's user namespace when bwrap is not started by root."""
+SESSION_UID_BASE = 1_600_000_000
+"""First host uid given to sessions when the server runs as root (one uid per session)."""
+SESSION_UID_SPAN = 1_000_000
+"""How many session uids are cycled through."""
 
 _GIB = 1024**3
 
@@ -127,10 +134,8 @@ class PidsCgroup:
             except OSError:
                 continue
             finally:
-                try:
+                with contextlib.suppress(OSError):
                     probe.rmdir()
-                except OSError:
-                    pass
         return None
 
     def create(self, name: str, max_pids: int) -> Path:
@@ -149,10 +154,8 @@ class PidsCgroup:
             except (OSError, ValueError):
                 pids = []
             for pid in pids:
-                try:
+                with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
             try:
                 group.rmdir()
                 return
@@ -233,6 +236,8 @@ class Sandbox:
         cgroup = PidsCgroup.find() if limits.max_processes is not None else None
         if mode == "none":
             return cls("none", bwrap_path=None, limits=limits, cgroup=cgroup)
+        if not os.path.exists(bwrap_path) and bwrap_path == BWRAP_PATH:
+            bwrap_path = shutil.which("bwrap") or bwrap_path
         problem = _probe_bwrap(bwrap_path)
         if problem is None:
             return cls("bwrap", bwrap_path=bwrap_path, limits=limits, cgroup=cgroup)
@@ -251,12 +256,30 @@ class Sandbox:
         """Where code sees its data directory, or ``None`` when it sees the host path."""
         return SANDBOX_DATA_DIR if self.isolation == "bwrap" else None
 
+    @property
+    def drops_privileges(self) -> bool:
+        """Whether session code runs as its own unprivileged host uid (bwrap started by root).
+
+        Then files only root may read (``/etc/shadow``, the server's secrets) stay closed,
+        ``RLIMIT_NPROC`` counts the session's processes, and sessions cannot touch each
+        other's files even by path. Started by another user, bwrap maps that user's uid instead.
+        """
+        return self.isolation == "bwrap" and os.geteuid() == 0
+
+    def boot_spec(self, mode: str, *, uid: int | None, with_nproc: bool, **extra: object) -> str:
+        """The JSON argument of ``_kernel_boot.py``: limits, the uid to become, the workload."""
+        spec: dict[str, object] = {"mode": mode, "limits": self.limits.rlimits(with_nproc=with_nproc)}
+        if uid is not None and self.drops_privileges:
+            spec["uid"] = uid
+        spec.update(extra)
+        return json.dumps(spec)
+
     def command(
         self,
         boot_spec: str,
         *,
         data_dir: Path,
-        run_dir: Path,
+        run_dir: Path | None,
         hide: Sequence[Path],
         egress: bool,
         env: dict[str, str],
@@ -264,50 +287,65 @@ class Sandbox:
     ) -> SandboxCommand:
         """The command that runs ``_kernel_boot.py <boot_spec>`` confined to ``data_dir``.
 
-        ``hide`` lists host directories the code must not see (the pool root);
-        ``cgroup_procs`` is the ``cgroup.procs`` file of the group to start in.
+        ``run_dir`` is shown at ``/run/aca`` (kernels keep their sockets there); ``hide``
+        lists host directories the code must not see (the pool root, the server's private
+        files); ``cgroup_procs`` is the ``cgroup.procs`` file of the group to start in.
         """
         boot = [sys.executable, str(Path(__file__).with_name("_kernel_boot.py")), boot_spec]
         if self.isolation == "bwrap":
             assert self.bwrap_path is not None
-            argv = [self.bwrap_path, *self._bwrap_args(data_dir, run_dir, hide, egress, env), *boot]
-            cwd = data_dir
+            argv = [self.bwrap_path, *self._bwrap_args(data_dir, run_dir, hide, egress), *boot]
         else:
             argv = boot
-            cwd = data_dir
+        cwd = data_dir
         if cgroup_procs is not None:
             # Join the group before anything forks, so every descendant is counted.
             argv = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup_procs), *argv]
         return SandboxCommand(argv=argv, cwd=cwd, env=env)
 
     def _bwrap_args(
-        self, data_dir: Path, run_dir: Path, hide: Sequence[Path], egress: bool, env: dict[str, str]
+        self, data_dir: Path, run_dir: Path | None, hide: Sequence[Path], egress: bool
     ) -> list[str]:
         args = [
             "--ro-bind", "/", "/",
             "--dev", "/dev",
             "--proc", "/proc",
-            "--tmpfs", "/tmp",
+            "--perms", "1777", "--tmpfs", "/tmp",
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
-            "--unshare-user",
-            "--uid", str(SANDBOX_UID),
-            "--gid", str(SANDBOX_UID),
             "--cap-drop", "ALL",
             "--die-with-parent",
             "--new-session",
             "--hostname", "sandbox",
         ]  # fmt: skip
+        if self.drops_privileges:
+            # Privileged bwrap, no user namespace: the boot script keeps only what it needs
+            # to switch to the session's own host uid, and then has no capability at all.
+            args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        else:
+            args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         if not egress:
             args.append("--unshare-net")
-        for hidden in _hidden_dirs(hide):
+        private = _private_dirs()
+        for hidden in private:
             args += ["--tmpfs", str(hidden)]
-        # Re-show what the interpreter needs from inside a hidden directory (pyenv in /root).
+        # Re-show, read-only, what the interpreter needs from inside a hidden directory
+        # (pyenv lives in /root here; a project's virtualenv lives in its directory).
         for needed in _interpreter_paths():
-            if any(_is_within(needed, hidden) for hidden in _hidden_dirs(hide)):
-                args += ["--ro-bind", str(needed), str(needed)]
-        args += ["--tmpfs", "/run", "--bind", str(run_dir), SANDBOX_RUN_DIR]
+            home = next((h for h in private if _is_within(needed, h)), None)
+            if home is None:
+                continue
+            for parent in reversed(needed.relative_to(home).parents):
+                if parent != Path("."):
+                    args += ["--perms", "0755", "--dir", str(home / parent)]
+            args += ["--ro-bind", str(needed), str(needed)]
+        # The pool root and the server's private files go last, so nothing re-shows them.
+        for hidden in _hidden_dirs(hide):
+            if hidden not in private:
+                args += ["--tmpfs", str(hidden)]
+        if run_dir is not None:
+            args += ["--tmpfs", "/run", "--bind", str(run_dir), SANDBOX_RUN_DIR]
         args += ["--tmpfs", "/mnt", "--bind", str(data_dir), SANDBOX_DATA_DIR]
         args += ["--chdir", SANDBOX_DATA_DIR]
         return args
@@ -322,25 +360,64 @@ def _is_within(path: Path, parent: Path) -> bool:
 
 
 def _hidden_dirs(extra: Sequence[Path]) -> list[Path]:
-    """Directories replaced by an empty tmpfs in the sandbox: homes and the pool root."""
+    """Existing directories among ``extra`` worth hiding (``/tmp`` is replaced as a whole)."""
     hidden: list[Path] = []
-    for candidate in [Path("/root"), Path.home(), *extra]:
+    for candidate in extra:
         try:
-            resolved = candidate.resolve()
+            resolved = Path(candidate).resolve()
         except OSError:
             continue
         if not resolved.is_dir() or resolved == Path("/") or _is_within(resolved, Path("/tmp")):
-            continue  # /tmp is replaced as a whole anyway
+            continue
         if resolved not in hidden:
             hidden.append(resolved)
     return hidden
 
 
-def _interpreter_paths() -> list[Path]:
-    """Directories the kernel's interpreter reads from: prefixes and sys.path entries."""
+_SYSTEM_DIRS = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/opt",
+    "/var",
+    "/srv",
+)
+
+
+def _private_dirs() -> list[Path]:
+    """Directories hidden because private files live there: homes and the server's cwd.
+
+    The server's working directory is typically a project holding secrets (``.env``);
+    it is hidden unless it is a system directory (or one of their parents).
+    """
+    candidates = [Path("/root"), Path.home()]
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:
+        cwd = Path("/")
+    # Hiding a system directory (or a parent of one) would break the sandbox; a directory
+    # inside one is fine, the interpreter's own directories are shown again anyway.
+    if not any(_is_within(Path(system), cwd) for system in _SYSTEM_DIRS):
+        candidates.append(cwd)
+    return _hidden_dirs(candidates)
+
+
+@functools.lru_cache(maxsize=1)
+def _interpreter_paths() -> tuple[Path, ...]:
+    """Directories the kernel's interpreter reads from: prefixes, site-packages, PYTHONPATH."""
+    import site
+
+    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable)]
+    candidates += [*site.getsitepackages(), site.getusersitepackages()]
+    candidates += os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    # This package's directory: the boot and start-up scripts run from there.
+    candidates.append(str(Path(__file__).resolve().parent))
     paths: list[Path] = []
-    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable), *sys.path]
-    candidates.append(str(Path(__file__).resolve().parent.parent.parent))
     for entry in candidates:
         if not entry:
             continue
@@ -351,32 +428,31 @@ def _interpreter_paths() -> list[Path]:
         if resolved.is_dir() and not any(_is_within(resolved, p) for p in paths):
             paths = [p for p in paths if not _is_within(p, resolved)]
             paths.append(resolved)
-    return paths
+    return tuple(paths)
+
+
+_PROBE_ARGS = (
+    "--ro-bind", "/", "/",
+    "--dev", "/dev",
+    "--proc", "/proc",
+    "--perms", "1777", "--tmpfs", "/tmp",
+    "--unshare-pid",
+    "--unshare-net",
+    "--cap-drop", "ALL",
+    "--die-with-parent",
+    "--new-session",
+)  # fmt: skip
 
 
 def _probe_bwrap(bwrap_path: str) -> str | None:
     """Why bwrap at ``bwrap_path`` cannot run a sandbox like ours here, or ``None`` if it can."""
     if not os.path.exists(bwrap_path):
-        found = shutil.which("bwrap") if bwrap_path == BWRAP_PATH else None
-        if found is None:
-            return f"{bwrap_path} does not exist"
-        bwrap_path = found
+        return f"{bwrap_path} does not exist"
+    privileged = os.geteuid() == 0
+    mode_args = ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] if privileged else ["--unshare-user"]
     try:
         proc = subprocess.run(
-            [
-                bwrap_path,
-                "--ro-bind", "/", "/",
-                "--dev", "/dev",
-                "--proc", "/proc",
-                "--tmpfs", "/tmp",
-                "--unshare-pid",
-                "--unshare-net",
-                "--unshare-user",
-                "--cap-drop", "ALL",
-                "--die-with-parent",
-                "--new-session",
-                "/bin/true",
-            ],  # fmt: skip
+            [bwrap_path, *_PROBE_ARGS, *mode_args, "/bin/true"],
             capture_output=True,
             timeout=20,
             check=False,

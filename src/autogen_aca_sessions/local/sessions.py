@@ -21,9 +21,11 @@ import tempfile
 import time
 import uuid
 from collections import deque
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from .kernel import (
     Kernel,
@@ -31,12 +33,14 @@ from .kernel import (
     KernelStartError,
     OutputBuffer,
     PlainKernelLauncher,
+    chown_tree,
     kernel_environment,
 )
 from .outcome import CodeOutput, Outcome, PoolFullError, ShellOutput
-from .sandbox import BWRAP_PATH, ResourceLimits, Sandbox
+from .sandbox import BWRAP_PATH, SESSION_UID_BASE, SESSION_UID_SPAN, ResourceLimits, Sandbox
 
 __all__ = [
+    "KernelInfo",
     "NameVersion",
     "PoolRuntimeInfo",
     "Session",
@@ -62,19 +66,37 @@ class NameVersion:
 
 
 @dataclass(frozen=True)
+class KernelInfo:
+    """The Jupyter kernel sessions of a Python pool run."""
+
+    name: str
+    """The kernel name (``python3``)."""
+    version: str
+    """The kernel implementation's version (ipykernel's)."""
+    display_name: str
+    """The name a notebook front end shows."""
+    language: str
+    """The kernel's language (``python``)."""
+    language_version: str
+    """The language version (``3.11.7``)."""
+    protocol_version: str
+    """The Jupyter messaging protocol version the kernel speaks."""
+
+
+@dataclass(frozen=True)
 class PoolRuntimeInfo:
     """What ``GET /metadata`` reports about the pool's runtime."""
 
     runtimes: list[NameVersion]
     """The language runtimes sessions run (one Python, or bash for Shell pools)."""
-    preinstalled_packages: list[NameVersion]
+    pre_installed_packages: list[NameVersion]
     """Distributions importable by session code, sorted by lower-cased name."""
-    jupyter_kernel: NameVersion | None
-    """The Jupyter kernel (``python3`` and the ipykernel version); ``None`` for Shell pools."""
+    jupyter_kernel: KernelInfo | None
+    """The Jupyter kernel; ``None`` for Shell pools."""
     created_at: datetime
     """When the pool was started."""
-    isolation: str = "none"
-    """The sandbox in force: ``bwrap`` or ``none``."""
+    last_updated_at: datetime
+    """When the runtime last changed (packages are fixed per pool: the start time)."""
 
 
 def _utcnow() -> datetime:
@@ -88,6 +110,7 @@ class _Slot:
     slot_id: str
     home: Path
     data_dir: Path
+    uid: int | None = None
     kernel: Kernel | None = None
     starting: asyncio.Task[Kernel] | None = field(default=None, repr=False)
 
@@ -158,6 +181,7 @@ class Session:
         except KernelStartError as exc:
             return _no_kernel_output(f"A kernel could not be started for this session: {exc}")
         timeout = max(0.0, min(timeout, self._manager.max_execution_seconds))
+        await self._manager._adopt_files(self._slot)
         output = await kernel.execute(code, timeout=timeout, max_output_chars=max_output_chars)
         if output.outcome in (Outcome.TIMED_OUT_RESTARTED, Outcome.KERNEL_DIED):
             self._replace_kernel(kernel)
@@ -177,10 +201,16 @@ class Session:
         if slot.kernel is None:
             if slot.starting is None:
                 slot.starting = asyncio.ensure_future(self._manager._start_kernel(slot))
+            task = slot.starting
             try:
-                slot.kernel = await asyncio.shield(slot.starting)
+                slot.kernel = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise  # our caller was cancelled, not the start
+                raise KernelStartError("the session was deleted while its kernel started") from None
             finally:
-                slot.starting = None if slot.starting is None or slot.starting.done() else slot.starting
+                if slot.starting is task and task.done():
+                    slot.starting = None
         lost = self._state_lost_unreported
         self._state_lost_unreported = False
         return slot.kernel, lost
@@ -200,8 +230,11 @@ class Session:
         async with self._lock:
             try:
                 if self._closed:
-                    return ShellOutput(exit_code=-1, stderr="The session was deleted while this call waited.\n")
+                    return ShellOutput(
+                        exit_code=-1, stderr="The session was deleted while this call waited.\n"
+                    )
                 timeout = max(0.0, min(timeout, self._manager.max_execution_seconds))
+                await self._manager._adopt_files(self._slot)
                 return await self._manager._run_shell(self._slot, command, timeout, max_output_chars)
             finally:
                 self.touch()
@@ -241,6 +274,7 @@ class SessionManager:
         limits: ResourceLimits | None = None,
         launcher: KernelLauncher | None = None,
         kernel_start_timeout: float = 60.0,
+        hide_paths: Sequence[Path] = (),
     ) -> None:
         if pool_type not in POOL_TYPES:
             raise ValueError(f"pool_type must be one of {POOL_TYPES}, not {pool_type!r}")
@@ -264,6 +298,9 @@ class SessionManager:
         self.limits = limits or ResourceLimits()
         """Resource limits each session gets."""
         self.kernel_start_timeout = kernel_start_timeout
+        """How long a kernel may take to answer after its start."""
+        self.hide_paths = [Path(p).absolute() for p in hide_paths]
+        """Host directories session code must not see besides ``root`` (the server's private files)."""
         self._launcher = launcher
         self._sandbox: Sandbox | None = None
         self._sessions: dict[str, Session] = {}
@@ -277,6 +314,7 @@ class SessionManager:
         self._info: PoolRuntimeInfo | None = None
         self._started = False
         self._closed = False
+        self._uid_counter = int.from_bytes(os.urandom(3), "big")
         self.created_at = _utcnow()
         """When the manager was made."""
 
@@ -320,10 +358,10 @@ class SessionManager:
                 self._launcher = PlainKernelLauncher(
                     self._sandbox,
                     egress=self.egress,
-                    hide=[self.root, self._run_base],
+                    hide=self._hidden(),
                     mpl_cache=mpl_cache if mpl_cache.is_dir() else None,
                 )
-        self._info = await asyncio.to_thread(_runtime_info, self.pool_type, self.created_at, self.isolation)
+        self._info = await asyncio.to_thread(_runtime_info, self.pool_type, self.created_at)
         self._tasks.append(asyncio.ensure_future(self._fill_ready()))
         self._tasks.append(asyncio.ensure_future(self._reap()))
 
@@ -409,12 +447,28 @@ class SessionManager:
 
     # -- slots and kernels --------------------------------------------------------------------
 
+    def _hidden(self) -> list[Path]:
+        hidden = [self.root, *self.hide_paths]
+        if self._run_base is not None:
+            hidden.append(self._run_base)
+        return hidden
+
     def _new_slot(self) -> _Slot:
         slot_id = uuid.uuid4().hex[:12]
         home = self.root / "sessions" / slot_id
         data_dir = home / "data"
         data_dir.mkdir(parents=True)
-        return _Slot(slot_id=slot_id, home=home, data_dir=data_dir)
+        uid = None
+        if self.sandbox.drops_privileges:
+            uid = SESSION_UID_BASE + self._uid_counter % SESSION_UID_SPAN
+            self._uid_counter += 1
+            os.chown(data_dir, uid, uid)
+        return _Slot(slot_id=slot_id, home=home, data_dir=data_dir, uid=uid)
+
+    async def _adopt_files(self, slot: _Slot) -> None:
+        """Hand files the server wrote (uploads) to the session's uid, so its code may change them."""
+        if slot.uid is not None:
+            await asyncio.to_thread(chown_tree, slot.data_dir, slot.uid)
 
     def _take_ready_slot(self) -> _Slot | None:
         while self._ready:
@@ -425,9 +479,10 @@ class SessionManager:
         return None
 
     async def _start_kernel(self, slot: _Slot) -> Kernel:
-        assert self._launcher is not None and self._run_base is not None
+        assert self._launcher is not None
+        assert self._run_base is not None
         run_dir = self._run_base / uuid.uuid4().hex[:8]
-        launched = await self._launcher.launch(data_dir=slot.data_dir, run_dir=run_dir)
+        launched = await self._launcher.launch(data_dir=slot.data_dir, run_dir=run_dir, uid=slot.uid)
         kernel = Kernel(launched)
         try:
             await kernel.wait_ready(self.kernel_start_timeout)
@@ -450,8 +505,8 @@ class SessionManager:
             await kernel.kill()
         await asyncio.to_thread(shutil.rmtree, slot.home, True)
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -495,32 +550,31 @@ class SessionManager:
 
     # -- shell ------------------------------------------------------------------------------
 
-    async def _run_shell(self, slot: _Slot, command: str, timeout: float, max_output_chars: int) -> ShellOutput:
+    async def _run_shell(
+        self, slot: _Slot, command: str, timeout: float, max_output_chars: int
+    ) -> ShellOutput:
         sandbox = self.sandbox
-        assert self._run_base is not None
-        import json
-
         cgroup = None
         if sandbox.cgroup is not None and sandbox.limits.max_processes is not None:
             with contextlib.suppress(OSError):
-                cgroup = sandbox.cgroup.create(f"aca-sh-{uuid.uuid4().hex[:10]}", sandbox.limits.max_processes)
-        run_dir = self._run_base / f"sh-{uuid.uuid4().hex[:8]}"
-        run_dir.mkdir()
+                cgroup = sandbox.cgroup.create(
+                    f"aca-sh-{uuid.uuid4().hex[:10]}", sandbox.limits.max_processes
+                )
         inner_data = sandbox.data_mount or str(slot.data_dir)
-        spec = json.dumps(
-            {
-                "mode": "exec",
-                "limits": sandbox.limits.rlimits(with_nproc=cgroup is None),
-                "argv": ["bash", "-c", command],
-            }
+        spec = sandbox.boot_spec(
+            "exec",
+            uid=slot.uid,
+            with_nproc=cgroup is None or sandbox.drops_privileges,
+            argv=["bash", "-c", command],
+            die_with_parent=sandbox.isolation != "bwrap",
         )
         env = kernel_environment(data_dir=inner_data, run_dir="/tmp")
         env["PYTHONUNBUFFERED"] = "1"
         cmd = sandbox.command(
             spec,
             data_dir=slot.data_dir,
-            run_dir=run_dir,
-            hide=[self.root, self._run_base],
+            run_dir=None,
+            hide=self._hidden(),
             egress=self.egress,
             env=env,
             cgroup_procs=cgroup / "cgroup.procs" if cgroup is not None else None,
@@ -539,7 +593,8 @@ class SessionManager:
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
             )
-            assert process.stdout is not None and process.stderr is not None
+            assert process.stdout is not None
+            assert process.stderr is not None
 
             async def pump(stream: asyncio.StreamReader, into: OutputBuffer) -> None:
                 decoder = _Utf8Decoder()
@@ -575,7 +630,6 @@ class SessionManager:
         finally:
             if cgroup is not None:
                 await asyncio.to_thread(_remove_cgroup, cgroup)
-            await asyncio.to_thread(shutil.rmtree, run_dir, True)
         if timed_out:
             exit_code = _SHELL_TIMEOUT_EXIT
             note = f"Command timed out after {timeout:g} s and was killed.\n"
@@ -630,11 +684,11 @@ def _build_matplotlib_cache(directory: Path) -> None:
         logger.warning("could not pre-build the matplotlib font cache: %s", exc)
 
 
-def _runtime_info(pool_type: str, created_at: datetime, isolation: str) -> PoolRuntimeInfo:
+def _runtime_info(pool_type: str, created_at: datetime) -> PoolRuntimeInfo:
     """Runtime facts of the kernel's interpreter (the server's own: it is the same one)."""
     packages: dict[str, NameVersion] = {}
     for dist in importlib.metadata.distributions():
-        name = dist.metadata.get("Name") if dist.metadata is not None else None
+        name = dist.metadata["Name"] if dist.metadata is not None else None
         if not name:
             continue
         key = name.lower().replace("_", "-")
@@ -649,19 +703,31 @@ def _runtime_info(pool_type: str, created_at: datetime, isolation: str) -> PoolR
             bash_version = out.stdout.strip()
         return PoolRuntimeInfo(
             runtimes=[NameVersion("bash", bash_version)],
-            preinstalled_packages=ordered,
+            pre_installed_packages=ordered,
             jupyter_kernel=None,
             created_at=created_at,
-            isolation=isolation,
+            last_updated_at=created_at,
         )
     try:
         ipykernel_version = importlib.metadata.version("ipykernel")
     except importlib.metadata.PackageNotFoundError:
         ipykernel_version = ""
+    python_version = ".".join(str(p) for p in sys.version_info[:3])
+    try:
+        from ipykernel._version import kernel_protocol_version as protocol_version
+    except ImportError:
+        protocol_version = ""
     return PoolRuntimeInfo(
-        runtimes=[NameVersion("Python", ".".join(str(p) for p in sys.version_info[:3]))],
-        preinstalled_packages=ordered,
-        jupyter_kernel=NameVersion("python3", ipykernel_version),
+        runtimes=[NameVersion("Python", python_version)],
+        pre_installed_packages=ordered,
+        jupyter_kernel=KernelInfo(
+            name="python3",
+            version=ipykernel_version,
+            display_name="Python 3 (ipykernel)",
+            language="python",
+            language_version=python_version,
+            protocol_version=str(protocol_version),
+        ),
         created_at=created_at,
-        isolation=isolation,
+        last_updated_at=created_at,
     )

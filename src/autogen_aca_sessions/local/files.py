@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import mimetypes
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
+from urllib.parse import unquote
 
 from .wire.errors import WireError
 
@@ -50,6 +52,8 @@ CHUNK_BYTES = 1024 * 1024
 """Disk reads and writes happen in pieces of this size, each in a worker thread."""
 
 _UPLOAD_PREFIX = ".aca-upload-"
+
+_PERCENT_ENCODED = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})+")
 """Partial uploads are written under this prefix next to their final name, then renamed."""
 
 
@@ -126,6 +130,10 @@ def upload_basename(filename: str | None) -> str:
     """
     if not filename:
         raise _invalid("The multipart part 'file' must carry a filename.", "filename")
+    if _PERCENT_ENCODED.fullmatch(filename) and "%" in filename:
+        # aiohttp clients percent-encode the filename parameter (a/b.txt -> a%2Fb.txt); a name
+        # made only of URL-safe characters and %XX escapes is taken to be encoded that way.
+        filename = unquote(filename)
     if "\x00" in filename:
         raise _invalid("The filename must not contain NUL characters.", "filename")
     base = filename.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]

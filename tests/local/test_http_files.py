@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -494,16 +496,22 @@ async def test_symlinks_planted_by_session_code_cannot_reach_outside(
     )
     assert inside.body == b"ok"
     # Uploading over the planted link replaces the link; the target outside is untouched.
+    passwd = Path("/etc/passwd")
+    before = await asyncio.to_thread(passwd.read_bytes)
     await upload(module_http, module_pool, V, session_id, "leak", b"replaced")
-    assert b"root" in open("/etc/passwd", "rb").read()  # noqa: ASYNC230 - a tiny read in a test
+    assert await asyncio.to_thread(passwd.read_bytes) == before
+    session = module_pool.manager.get(session_id)
+    assert session is not None
+    leak = session.data_dir / "leak"
+    assert not await asyncio.to_thread(leak.is_symlink)
+    assert await asyncio.to_thread(leak.read_bytes) == b"replaced"
     # Deleting a link removes only the link.
     gone = await call(
         module_http, "DELETE", f"{module_pool.endpoint}/files/etcdir", version=V, identifier=session_id
     )
     assert gone.status == 204
-    import os
-
-    assert os.path.isdir("/etc")
+    assert await asyncio.to_thread(Path("/etc").is_dir)
+    assert not await asyncio.to_thread((session.data_dir / "etcdir").is_symlink)
 
 
 async def test_missing_file_is_404_and_directory_download_is_400(

@@ -14,6 +14,7 @@ are extrapolated, not measured.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -149,7 +150,8 @@ class ForkTemplate:
         self.kernels: list[tuple[int, Any]] = []
 
     async def start(self) -> None:
-        self.process = subprocess.Popen(
+        # Started once per measurement, before any timing: a blocking Popen is harmless here.
+        self.process = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, str(TEMPLATE), self.socket_path, *self.options],
             stdout=subprocess.PIPE,
             text=True,
@@ -168,7 +170,7 @@ class ForkTemplate:
 
     async def fork_kernel(self) -> tuple[int, Any]:
         """Fork one kernel; return (pid, a ready AsyncKernelClient)."""
-        from jupyter_client import AsyncKernelClient
+        from jupyter_client.asynchronous.client import AsyncKernelClient
         from jupyter_client.connect import write_connection_file
 
         name = uuid.uuid4().hex[:8]
@@ -189,10 +191,8 @@ class ForkTemplate:
     async def stop(self) -> None:
         for pid, client in self.kernels:
             client.stop_channels()
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
         if self.process is not None:
             self.process.kill()
             await asyncio.to_thread(self.process.wait)
@@ -263,7 +263,7 @@ async def run(cfg: Config) -> list[Row]:
     else:
         rows.append(Row(benchmark=NAME, figure="local pool session", note=f"skipped: {why}"))
 
-    variants = [("fork template (prototype)", [])]
+    variants: list[tuple[str, list[str]]] = [("fork template (prototype)", [])]
     if not cfg.quick:
         variants.append(("fork template, plain ipykernel init (prototype)", ["--no-lean"]))
     for label, options in variants:

@@ -11,10 +11,9 @@ Three measurements in one run:
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import time
 import uuid
-from typing import Any
 
 from harness import (
     TRIVIAL_BLOCK,
@@ -28,23 +27,12 @@ from harness import (
     ratio,
     raw_cold_start,
     summarise,
+    wait_ready,
 )
 
 NAME = "new_session"
 DESCRIPTION = "first call on a new identifier: ready kernel free / none free / cold-start baseline"
 READY = 3
-
-
-async def _wait_ready(pool: Any, count: int, limit_s: float = 120.0) -> None:
-    """Until the pool holds ``count`` ready kernels (polling its runtime)."""
-    deadline = time.monotonic() + limit_s
-    manager = pool.manager
-    while getattr(manager, "ready_count", count) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the pool did not refill to {count} ready kernels in {limit_s:g} s")
-        await asyncio.sleep(0.05)
-    # Let the start-up traffic of the last kernel settle (its first IOPub messages).
-    await asyncio.sleep(0.2)
 
 
 async def measure_ready(count: int, cfg: Config) -> tuple[list[float], list[float]]:
@@ -63,7 +51,7 @@ async def measure_ready(count: int, cfg: Config) -> tuple[list[float], list[floa
             # One throwaway call so connection set-up and first-use imports are not in sample 1.
             await client.execute(str(uuid.uuid4()), "1")
             for i in range(count):
-                await _wait_ready(pool, READY)
+                await wait_ready(pool, READY)
                 identifier = str(uuid.uuid4())
                 start = time.perf_counter()
                 result = await client.execute(identifier, "1+1")
@@ -74,7 +62,7 @@ async def measure_ready(count: int, cfg: Config) -> tuple[list[float], list[floa
                 log(cfg, f"new_session ready: client sample {i + 1}/{count} {client_times[-1] * 1000:.1f} ms")
 
             for i in range(count):
-                await _wait_ready(pool, READY)
+                await wait_ready(pool, READY)
                 # A fresh executor per sample (what a new agent does), sharing the pool's client so
                 # the figure is the session's, not a TCP handshake's.
                 executor = ACADynamicSessionsCodeExecutor(pool.endpoint, credential, client=client)
@@ -88,11 +76,13 @@ async def measure_ready(count: int, cfg: Config) -> tuple[list[float], list[floa
                     raise RuntimeError(f"executor first call failed: {out.output[-300:]}")
                 identifier = executor.session_id
                 await executor.stop()
-                try:
+                # The executor may have released it already.
+                with contextlib.suppress(Exception):
                     await client.delete_session(identifier)
-                except Exception:  # noqa: S110 - the executor may have released it already
-                    pass
-                log(cfg, f"new_session ready: executor sample {i + 1}/{count} {executor_times[-1] * 1000:.1f} ms")
+                log(
+                    cfg,
+                    f"new_session ready: executor sample {i + 1}/{count} {executor_times[-1] * 1000:.1f} ms",
+                )
     return client_times, executor_times
 
 
@@ -109,25 +99,27 @@ async def measure_cold_and_none_free(count: int, cfg: Config) -> tuple[list[floa
     # Not counted: the first start also pays imports and the kernelspec lookup.
     _, kernel = await raw_cold_start()
     await kernel.stop()
-    async with open_pool(ready_sessions=0, max_concurrent_sessions=count + 4) as pool:
-        async with SessionsClient(pool.endpoint, pool_credential(pool)) as client:
-            await client.get_metadata()
-            for i in range(count):
-                seconds, kernel = await raw_cold_start()
-                cold.append(seconds)
-                await kernel.stop()
-                identifier = str(uuid.uuid4())
-                start = time.perf_counter()
-                result = await client.execute(identifier, "1+1", timeout_seconds=120)
-                none_free.append(time.perf_counter() - start)
-                if not result.succeeded:
-                    raise RuntimeError(f"first call failed: {result.stderr[-300:]}")
-                await client.delete_session(identifier)
-                log(
-                    cfg,
-                    f"new_session sample {i + 1}/{count}: cold jupyter_client {cold[-1] * 1000:.0f} ms, "
-                    f"pool with none free {none_free[-1] * 1000:.0f} ms",
-                )
+    async with (
+        open_pool(ready_sessions=0, max_concurrent_sessions=count + 4) as pool,
+        SessionsClient(pool.endpoint, pool_credential(pool)) as client,
+    ):
+        await client.get_metadata()
+        for i in range(count):
+            seconds, kernel = await raw_cold_start()
+            cold.append(seconds)
+            await kernel.stop()
+            identifier = str(uuid.uuid4())
+            start = time.perf_counter()
+            result = await client.execute(identifier, "1+1", timeout_seconds=120)
+            none_free.append(time.perf_counter() - start)
+            if not result.succeeded:
+                raise RuntimeError(f"first call failed: {result.stderr[-300:]}")
+            await client.delete_session(identifier)
+            log(
+                cfg,
+                f"new_session sample {i + 1}/{count}: cold jupyter_client {cold[-1] * 1000:.0f} ms, "
+                f"pool with none free {none_free[-1] * 1000:.0f} ms",
+            )
     return cold, none_free
 
 
@@ -144,7 +136,10 @@ async def run(cfg: Config) -> list[Row]:
 
     log(cfg, f"new_session: {ready_n} first calls with a ready kernel free")
     client_ready, executor_ready = await measure_ready(ready_n, cfg)
-    for label, values in (("SessionsClient", client_ready), ("executor (fresh, first block)", executor_ready)):
+    for label, values in (
+        ("SessionsClient", client_ready),
+        ("executor (fresh, first block)", executor_ready),
+    ):
         p50, p99 = summarise(values)
         rows.append(
             dist_row(

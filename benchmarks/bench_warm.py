@@ -13,6 +13,7 @@ Measured round-robin in one loop, so every path sees the same machine load:
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -36,6 +37,7 @@ NAME = "warm"
 DESCRIPTION = "warm execute of a trivial block: executor / client / bare HTTP vs raw jupyter_client"
 WARMUP = 10
 TARGET_RATIO = 1.3
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 async def _bare_post(http: Any, url: str, headers: dict[str, str], body: bytes) -> None:
@@ -72,10 +74,7 @@ async def run(cfg: Config) -> list[Row]:
             async with SessionsClient(pool.endpoint, credential) as client, aiohttp.ClientSession() as http:
                 client_session = str(uuid.uuid4())
                 http_session = str(uuid.uuid4())
-                url = (
-                    f"{pool.endpoint}/executions?api-version=2025-10-02-preview"
-                    f"&identifier={http_session}"
-                )
+                url = f"{pool.endpoint}/executions?api-version=2025-10-02-preview&identifier={http_session}"
                 headers = {"Authorization": f"Bearer {pool.api_key}", "Content-Type": "application/json"}
                 body = json.dumps(
                     {
@@ -163,9 +162,13 @@ async def _profile(cfg: Config, fn: Any, count: int) -> None:
     for _ in range(count):
         await fn()
     profiler.stop()
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
+    out = RESULTS
     text = profiler.output_text(unicode=False, color=False, show_all=False)
-    (out / "warm_profile.txt").write_text(text)
-    (out / "warm_profile.html").write_text(profiler.output_html())
+
+    def save() -> None:
+        out.mkdir(exist_ok=True)
+        (out / "warm_profile.txt").write_text(text)
+        (out / "warm_profile.html").write_text(profiler.output_html())
+
+    await asyncio.to_thread(save)
     log(cfg, f"warm: profile of {count} executor calls written to {out / 'warm_profile.txt'}")

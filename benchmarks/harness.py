@@ -318,6 +318,21 @@ def pool_available() -> str | None:
     return None
 
 
+async def wait_ready(pool: Any, count: int, limit_s: float = 180.0) -> None:
+    """Until ``pool`` holds ``count`` ready kernels, then a moment for the last one to settle.
+
+    Taking a ready kernel makes the pool boot a new one in the background; on two cores that
+    boot competes with whatever is measured next, so benchmarks wait for the refill first.
+    """
+    deadline = time.monotonic() + limit_s
+    manager = pool.manager
+    while getattr(manager, "ready_count", count) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the pool did not refill to {count} ready kernels in {limit_s:g} s")
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+
+
 def kernel_pids_of(parent_pid: int) -> set[int]:
     """Pids of every descendant of ``parent_pid`` (to find the kernels a pool started)."""
     import psutil

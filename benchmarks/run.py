@@ -97,7 +97,9 @@ def render_table(rows: list[Row]) -> str:
         p99 = _fmt(r.p99, r.unit) if r.p99 is not None else "-"
         base = "-"
         if r.baseline:
-            base = r.baseline + (f": {_fmt(r.baseline_value, r.unit)}" if r.baseline_value is not None else "")
+            base = r.baseline + (
+                f": {_fmt(r.baseline_value, r.unit)}" if r.baseline_value is not None else ""
+            )
         rat = "-" if r.ratio is None else f"{r.ratio:.2f}x" + (f" ({r.ratio_note})" if r.ratio_note else "")
         met = {True: "YES", False: "NO", None: "-"}[r.met]
         figure = r.figure + (f" [{r.note}]" if r.note else "")
@@ -134,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = asyncio.run(run_all(names, cfg))
     elapsed = time.time() - started
     print()
-    print(f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
-          f"Python {machine['python']}; run took {elapsed:.0f} s{' (--quick)' if cfg.quick else ''}")
+    print(
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+        f"Python {machine['python']}; run took {elapsed:.0f} s{' (--quick)' if cfg.quick else ''}"
+    )
     print()
     print(render_table(rows))
     targets = [r for r in rows if r.met is not None]

@@ -19,6 +19,7 @@ copies the calling thread and can leave locks held for ever in the child.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import json
@@ -66,7 +67,7 @@ def _probe_kernel_modules() -> list[str]:
             from ipykernel.kernelapp import IPKernelApp
 
             tmp = tempfile.mkdtemp()
-            app = IPKernelApp.instance()
+            app: Any = IPKernelApp.instance()
             app.initialize(["-f", os.path.join(tmp, "probe.json"), *KERNEL_ARGS])
             shell = app.shell
             if shell is not None:
@@ -99,8 +100,8 @@ class _NoModuleScan:
     def __init__(self) -> None:
         import ipykernel.ipkernel
 
-        self._module = ipykernel.ipkernel
-        self._real_sys = ipykernel.ipkernel.sys
+        self._module: Any = ipykernel.ipkernel
+        self._real_sys = self._module.sys
 
     def __enter__(self) -> None:
         real = self._real_sys
@@ -115,7 +116,7 @@ class _NoModuleScan:
             def __getattr__(self, name: str) -> Any:
                 return getattr(real, name)
 
-        self._module.sys = _Sys()  # type: ignore[assignment]
+        self._module.sys = _Sys()
 
     def __exit__(self, *exc: object) -> None:
         self._module.sys = self._real_sys
@@ -135,17 +136,18 @@ def _prepare_lean_app() -> None:
     global _APP
     import ipykernel.debugger
     import ipykernel.ipkernel
-    from IPython.core.application import BaseIPythonApplication
     from ipykernel.compiler import XCachingCompiler
     from ipykernel.kernelapp import IPKernelApp
     from ipykernel.zmqshell import ZMQInteractiveShell
+    from IPython.core.application import BaseIPythonApplication
 
     # No debugger in a session (the service has none): it would also keep the module list.
     ipykernel.debugger._is_debugpy_available = False
-    app = IPKernelApp.instance()
+    app: Any = IPKernelApp.instance()
     # Only the part of IPKernelApp.initialize that touches no socket: the rest runs per child.
-    BaseIPythonApplication.initialize(app, list(KERNEL_ARGS))
-    shell = ZMQInteractiveShell.instance(
+    base: Any = BaseIPythonApplication
+    base.initialize(app, list(KERNEL_ARGS))
+    shell: Any = ZMQInteractiveShell.instance(
         parent=app, profile_dir=app.profile_dir, compiler_class=XCachingCompiler
     )
     # Compile and run a cell once so the caches it fills (AST transformers, the compiler's
@@ -193,23 +195,21 @@ def _run_lean_kernel(connection_file: str) -> None:
 
 def preload(stack: bool = True, probe: bool = True) -> int:
     """Import the kernel and (optionally) the data stack; returns how many modules are loaded."""
-    import ipykernel.ipkernel  # noqa: F401
+    import ipykernel.ipkernel
     import ipykernel.kernelapp  # noqa: F401
 
     if stack:
-        import matplotlib
-        import matplotlib.pyplot  # noqa: F401
-        import numpy  # noqa: F401
-        import pandas  # noqa: F401
+        import importlib
 
-        del matplotlib
+        for module in ("numpy", "pandas", "matplotlib", "matplotlib.pyplot"):
+            importlib.import_module(module)
     if probe:
         for name in _probe_kernel_modules():
             if not name or name in sys.modules or name == "__main__":
                 continue
             try:
                 __import__(name)
-            except Exception:  # noqa: S112 - a module that only imports inside a kernel is simply skipped
+            except Exception:
                 continue
     return len(sys.modules)
 
@@ -274,11 +274,9 @@ def _child(listener: socket.socket, conn: socket.socket, request: dict[str, Any]
 
             IPKernelApp.launch_instance(argv=sys.argv[1:])
         code = 0
-    except BaseException as exc:  # noqa: BLE001 - the child must never return into the template loop
-        try:
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.write(2, f"forked kernel failed: {exc!r}\n".encode())
-        except OSError:
-            pass
     finally:
         os._exit(code)
 

@@ -1,0 +1,77 @@
+"""The benchmark harness runs end to end and prints its figures (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+RUN = REPO / "benchmarks" / "run.py"
+
+
+@pytest.mark.timeout(240)
+def test_quick_run_of_warm_and_upstream_prints_every_figure_with_baseline_and_target(tmp_path: Path) -> None:
+    out_json = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(RUN),
+            "--quick",
+            "--only",
+            "warm,upstream",
+            "--samples",
+            "5",
+            "--upstream-blocks",
+            "4",
+            "--quiet",
+            "--json",
+            str(out_json),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=220,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    stdout = proc.stdout
+    # The table and its columns.
+    assert "| benchmark | figure | p50 / value | p99 |" in stdout
+    assert "baseline: raw jupyter_client execute + wait idle" in stdout
+    assert "executor.execute_code_blocks via the local pool" in stdout
+    assert "p50 <= 1.3x raw floor" in stdout
+    assert "upstream executor: 4 blocks" in stdout
+    assert ">= 2x faster" in stdout
+    assert "Targets met:" in stdout
+
+    payload = json.loads(out_json.read_text())
+    assert payload["benchmarks"] == ["warm", "upstream"]
+    rows = {(r["benchmark"], r["figure"]): r for r in payload["rows"]}
+    assert not any(r["figure"] == "FAILED" for r in payload["rows"])
+    warm = rows[("warm", "executor.execute_code_blocks via the local pool")]
+    assert warm["samples"] == 5
+    assert warm["p50"] > 0
+    assert warm["p99"] >= warm["p50"]
+    assert warm["baseline_value"] > 0
+    assert warm["ratio"] > 0
+    assert warm["met"] in (True, False)
+    ours = next(r for (b, f), r in rows.items() if b == "upstream" and f.startswith("our executor: 4 blocks"))
+    assert ours["value"] > 0
+    assert ours["ratio"] > 0
+    assert ours["met"] in (True, False)
+
+
+def test_unknown_benchmark_name_is_refused_with_the_known_names() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--only", "nonsense"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "unknown benchmark(s): nonsense" in proc.stderr
+    assert "new_session" in proc.stderr

@@ -15,8 +15,8 @@ imports them like any module. Three kinds are accepted, as in autogen-ext:
     python examples/injected_functions.py
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the stubs shown to the model are built from the
+# functions' signatures, and real annotations read better there than quoted strings.
 import warnings
 
 import numpy

@@ -163,7 +163,7 @@ async def test_sleep_times_out_keeping_earlier_output_and_state(pool: Any) -> No
     assert "before sleep" in timed_out.output
     assert "after\n" not in timed_out.output
     assert "state was kept" in timed_out.output
-    assert after.output.strip() == "yes"
+    assert after.stdout.strip() == "yes"
 
 
 async def test_shell_script_over_the_limit_is_killed_with_exit_code_124(pool: Any) -> None:

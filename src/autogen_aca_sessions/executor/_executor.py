@@ -677,13 +677,9 @@ $functions"""
 
         parts: list[str] = [stdout, stderr]
         if stdout_truncated:
-            parts.append(
-                f"[stdout truncated: only the first {self._max_output_chars} characters were kept]\n"
-            )
+            parts.append(f"[stdout truncated after {len(stdout)} characters]\n")
         if stderr_truncated:
-            parts.append(
-                f"[stderr truncated: only the first {self._max_output_chars} characters were kept]\n"
-            )
+            parts.append(f"[stderr truncated after {len(stderr)} characters]\n")
         parts.append(self._result_text(value, shell=shell))
         parts.extend(f"Saved image to {path}\n" for path in image_paths)
         if not result.succeeded and not result.timed_out and not (stderr or stdout):

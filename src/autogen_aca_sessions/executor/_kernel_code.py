@@ -109,7 +109,7 @@ except subprocess.TimeoutExpired:
         # A child that left the process group still holds the pipes: give up on the rest.
         _out, _err = b"", b""
     _rc = 124
-    _note = "\\n[shell script killed after %g s]\\n" % _limit
+    _note = "\\n[timed out: the shell script was killed after %g s]\\n" % _limit
 except BaseException:
     # Interrupted (the service's own time limit): do not leave the script running.
     _kill_group()

@@ -3,6 +3,7 @@ and the figures SECURITY.md quotes (printed at the end of the run)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -248,6 +249,14 @@ class RawPool:
         self.endpoint = endpoint.rstrip("/")
         self.api_key = api_key
         self.http = http
+        self.used: set[str] = set()
+        """Identifiers this object ran code in (deleted by :func:`raw_pool` on exit)."""
+
+    async def delete_session(self, identifier: str) -> int:
+        """``DELETE /session``; returns the status."""
+        async with self.http.delete(self.url("session", identifier=identifier), headers=self.auth) as resp:
+            await resp.read()
+            return resp.status
 
     def url(self, operation: str, api_version: str = API, **query: str) -> str:
         params = {"api-version": api_version, **query}
@@ -262,6 +271,7 @@ class RawPool:
         self, identifier: str, code: str, *, timeout: int = 60, max_output: int = 100_000
     ) -> dict[str, Any]:
         """Run ``code`` synchronously; returns the response JSON (plus ``_status``)."""
+        self.used.add(identifier)
         body = {
             "codeInputType": "Inline",
             "executionType": "Synchronous",
@@ -305,7 +315,14 @@ class RawPool:
 async def raw_pool(pool: PoolProcess) -> AsyncIterator[RawPool]:
     """A :class:`RawPool` with its own HTTP session."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=180)) as http:
-        yield RawPool(pool.endpoint, pool.api_key, http)
+        raw = RawPool(pool.endpoint, pool.api_key, http)
+        try:
+            yield raw
+        finally:
+            # Free the slots so that later tests on the same pool do not find it full.
+            for identifier in raw.used:
+                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                    await raw.delete_session(identifier)
 
 
 def is_error_body(data: Any) -> bool:

@@ -26,18 +26,15 @@ async def _serve(options: dict[str, Any]) -> None:
 
     faults_text = options.pop("faults", None)
     injector = FaultInjector.from_string(faults_text) if faults_text else None
-    middlewares = [injector.middleware] if injector is not None else []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pool = LocalSessionPool(middlewares=middlewares, **options)
+        pool = LocalSessionPool(faults=injector, **options)
         await pool.__aenter__()
     try:
-        if injector is not None:
-            _bind_deleter(pool, injector)
         port = urlsplit(pool.endpoint).port
         print(
             json.dumps(
@@ -59,13 +56,6 @@ async def _serve(options: dict[str, Any]) -> None:
     if injector is not None:
         report["injected"] = dict(injector.stats.injected)
     print(json.dumps(report), flush=True)
-
-
-def _bind_deleter(pool: Any, injector: Any) -> None:
-    manager = getattr(pool, "manager", None) or getattr(pool, "sessions", None)
-    delete = getattr(manager, "delete", None)
-    if delete is not None:
-        injector.bind_session_deleter(delete)
 
 
 def _pid() -> int:

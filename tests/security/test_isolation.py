@@ -575,44 +575,102 @@ async def test_file_routes_do_not_follow_symlinks_planted_by_session_code(
 
 
 RACE_CODE = """
-import ctypes, os, threading, time
+import ctypes, os, threading
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD, RENAME_EXCHANGE = -100, 2
-os.makedirs('swap-dir', exist_ok=True)
-open('swap-dir/passwd', 'w').write('decoy')
-if not os.path.lexists('swap-link'):
-    os.symlink('/etc', 'swap-link')
-stop_race = threading.Event()
-swaps = [0]
-def flip():
-    while not stop_race.is_set():
-        if libc.renameat2(AT_FDCWD, b'swap-dir', AT_FDCWD, b'swap-link', RENAME_EXCHANGE) == 0:
-            swaps[0] += 1
-race = threading.Thread(target=flip, daemon=True)
-race.start()
-True
+def make_race(directory, link, target):
+    os.makedirs(directory, exist_ok=True)
+    if not os.path.lexists(link):
+        os.symlink(target, link)
+    stop, swaps = threading.Event(), [0]
+    def flip():
+        while not stop.is_set():
+            if libc.renameat2(AT_FDCWD, directory.encode(), AT_FDCWD, link.encode(), RENAME_EXCHANGE) == 0:
+                swaps[0] += 1
+    thread = threading.Thread(target=flip, daemon=True)
+    thread.start()
+    return stop, thread, swaps
 """
+RACE_ATTEMPTS = 150
 
 
-async def test_file_routes_are_not_fooled_by_a_directory_swapped_for_a_symlink(
+async def _race_requests(raw: RawPool, make_request: Any) -> dict[str, int]:
+    outcomes: dict[str, int] = {}
+    for attempt in range(RACE_ATTEMPTS):
+        try:
+            status, body = await asyncio.wait_for(make_request(attempt), 8)
+            key = f"{status}" + (" host-content" if b"root:" in body else "")
+        except asyncio.TimeoutError:
+            key = "hang"
+        except aiohttp.ClientError as exc:
+            key = f"connection error {type(exc).__name__}"
+        outcomes[key] = outcomes.get(key, 0) + 1
+    return outcomes
+
+
+async def test_downloads_are_not_fooled_by_a_directory_swapped_for_a_symlink(
     pools: dict[str, PoolProcess],
 ) -> None:
     """Time-of-check to time-of-use: session code swaps a directory and a link to /etc back and
-    forth while the file routes read ``swap-dir/passwd``; no answer may carry the host file."""
+    forth while the file routes read ``swap-dir/passwd``; no answer may carry the host file,
+    none may be a 5xx or hang."""
     pool = pools["bwrap"]
-    ident = _ident("race")
-    leaked = 0
-    statuses: dict[int, int] = {}
+    ident = _ident("race-down")
     async with raw_pool(pool) as raw:
-        assert await raw.value(ident, RACE_CODE) is True
+        setup = RACE_CODE + (
+            "open('swap-dir/passwd', 'w').write('decoy') if os.path.isdir('swap-dir') else None\n"
+            "race = make_race('swap-dir', 'swap-link', '/etc')\nTrue"
+        )
+        assert (
+            await raw.value(
+                ident,
+                "import os; os.makedirs('swap-dir', exist_ok=True)\n"
+                "open('swap-dir/passwd', 'w').write('decoy'); True",
+            )
+            is True
+        )
+        assert await raw.value(ident, setup) is True
         url = _raw_url(pool, "files/swap-dir%2Fpasswd/content", f"identifier={ident}")
-        for _ in range(300):
+
+        async def download(_: int) -> tuple[int, bytes]:
             async with raw.http.get(url, headers=raw.auth) as resp:
-                body = await resp.read()
-            statuses[resp.status] = statuses.get(resp.status, 0) + 1
-            if b"root:" in body:
-                leaked += 1
-        swaps = await raw.value(ident, "stop_race.set(); race.join(); swaps[0]")
-    record("race downloads tried (bwrap)", 300)
+                return resp.status, await resp.read()
+
+        outcomes = await _race_requests(raw, download)
+        swaps = await raw.value(ident, "race[0].set(); race[1].join(); race[2][0]")
+    record("race downloads tried (bwrap)", RACE_ATTEMPTS)
     assert swaps > 0, "the race never swapped; the test proves nothing"
-    assert leaked == 0, f"{leaked} of 300 downloads served the host /etc/passwd ({statuses})"
+    bad = {
+        k: v for k, v in outcomes.items() if "host-content" in k or k.startswith("5") or not k[0].isdigit()
+    }
+    assert not bad, f"downloads during the swap race: {outcomes}"
+
+
+async def test_uploads_are_not_fooled_by_a_directory_swapped_for_a_symlink(
+    pools: dict[str, PoolProcess], host_dir: Path
+) -> None:
+    """The same race on uploads: ``path=up-dir`` is swapped with a link to a host directory;
+    no uploaded file may land there."""
+    pool = pools["bwrap"]
+    ident = _ident("race-up")
+    outside = host_dir / f"upload-target-{uuid.uuid4().hex[:8]}"
+    outside.mkdir()
+    async with raw_pool(pool) as raw:
+        setup = RACE_CODE + f"race = make_race('up-dir', 'up-link', {str(outside)!r})\nTrue"
+        assert await raw.value(ident, setup) is True
+
+        async def upload(attempt: int) -> tuple[int, bytes]:
+            form = aiohttp.FormData()
+            form.add_field("file", b"escaped", filename=f"pwned-{attempt}.txt")
+            url = raw.url("files", identifier=ident, path="up-dir")
+            async with raw.http.post(url, data=form, headers=raw.auth) as resp:
+                return resp.status, await resp.read()
+
+        outcomes = await _race_requests(raw, upload)
+        swaps = await raw.value(ident, "race[0].set(); race[1].join(); race[2][0]")
+    record("race uploads tried (bwrap)", RACE_ATTEMPTS)
+    assert swaps > 0, "the race never swapped; the test proves nothing"
+    landed = sorted(p.name for p in outside.iterdir())
+    assert landed == [], f"{len(landed)} uploads landed outside the session ({outcomes})"
+    bad = {k: v for k, v in outcomes.items() if not k.startswith(("2", "4"))}
+    assert not bad, f"uploads during the swap race: {outcomes}"

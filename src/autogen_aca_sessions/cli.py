@@ -458,6 +458,11 @@ def _describe_service_error(exc: Exception) -> str:
             "\nhint: the pool is at its maximum of concurrent sessions; "
             "delete idle sessions or wait for them to expire"
         )
+    elif isinstance(exc, SessionsConnectionError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        text += (
+            "\nhint: the pool's certificate is not trusted; for a local pool started with --tls pass "
+            "--cafile <the certificate it printed> (or set SSL_CERT_FILE)"
+        )
     elif isinstance(exc, SessionsConnectionError):
         text += (
             "\nhint: is the endpoint right and the pool running? (`aca-sessions serve` prints its endpoint)"

@@ -294,6 +294,38 @@ def test_exec_on_an_unreachable_pool_exits_125() -> None:
     assert "aca-sessions exec:" in completed.stderr
 
 
+# ------------------------------------------------------------------------------------------ TLS
+
+
+def test_serve_tls_prints_its_certificate_and_exec_trusts_it_with_cafile(tmp_path: Path) -> None:
+    pool = start_serve("--tls", "--ready-sessions", "0", "--root-dir", str(tmp_path))
+    try:
+        found = re.search(r"TLS:\s+certificate (\S+)", pool.banner)
+        assert found, pool.banner
+        certificate = found.group(1)
+        trusted = pool.exec("--cafile", certificate, "-c", "print('over https')")
+        untrusted = pool.exec("-c", "print('over https')")
+        via_env = cli(
+            "exec",
+            "--endpoint",
+            pool.endpoint,
+            "--api-key",
+            pool.api_key,
+            "-c",
+            "print('env')",
+            env={**cli_env(), "SSL_CERT_FILE": certificate},
+        )
+    finally:
+        stop_serve(pool)
+
+    assert pool.endpoint.startswith("https://127.0.0.1:")
+    assert trusted.returncode == 0, trusted.stderr
+    assert trusted.stdout == "over https\n"
+    assert untrusted.returncode == 125
+    assert "--cafile" in untrusted.stderr
+    assert via_env.returncode == 0, via_env.stderr
+
+
 # ------------------------------------------------------------------------------------ shell pools
 
 

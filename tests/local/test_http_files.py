@@ -52,7 +52,7 @@ async def upload(
 def _entry(listing: dict[str, Any], name: str) -> dict[str, Any]:
     matches = [e for e in listing["value"] if e.get("name") == name]
     assert len(matches) == 1, listing
-    return matches[0]
+    return dict(matches[0])
 
 
 # ---------------------------------------------------------------------------- legacy contract

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDictProxy
 
@@ -63,6 +63,8 @@ class FakePool:
         self.requests: list[Recorded] = []
         self.replies: list[Reply] = []
         self.url = ""
+        self.request_seen = asyncio.Event()
+        """Set once the first request has arrived."""
 
     @property
     def endpoint(self) -> str:
@@ -91,9 +93,7 @@ class FakePool:
             hdrs.setdefault("Content-Type", "text/plain")
         else:
             payload = body or b""
-        self.replies.append(
-            Reply(status, payload, hdrs, method, path, repeat, delay, disconnect)
-        )
+        self.replies.append(Reply(status, payload, hdrs, method, path, repeat, delay, disconnect))
 
     def _pick(self, method: str, raw: str) -> Reply | None:
         for index, candidate in enumerate(self.replies):
@@ -113,14 +113,16 @@ class FakePool:
         form: dict[str, tuple[str | None, bytes]] = {}
         if request.content_type.startswith("multipart/"):
             reader = await request.multipart()
-            async for part in reader:
-                form[part.name or ""] = (part.filename, await part.read())  # type: ignore[union-attr]
+            while (part := await reader.next()) is not None:
+                assert isinstance(part, BodyPartReader)
+                form[part.name or ""] = (part.filename, await part.read())
             body = b""
         else:
             body = await request.read()
         peername = request.transport.get_extra_info("peername") if request.transport else None
         peer = f"{peername[0]}:{peername[1]}" if peername else ""
         self.requests.append(Recorded(request.method, raw, request.headers, body, form, peer))
+        self.request_seen.set()
         chosen = self._pick(request.method, raw)
         if chosen is None:
             return web.Response(status=599, text=f"no scripted reply for {request.method} {raw}")

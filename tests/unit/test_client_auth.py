@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-import autogen_aca_sessions.client.auth as auth_module
 from autogen_aca_sessions.client import TOKEN_SCOPE, AuthenticationError, SessionsClient
 from autogen_aca_sessions.client.auth import TokenProvider
 from tests.unit.conftest import FakePool
 
 Factory = Callable[..., SessionsClient]
-OK_LIST = {"value": []}
+OK_LIST: dict[str, Any] = {"value": []}
 
 
 class SyncCredential:
@@ -41,7 +40,14 @@ class AsyncCredential:
         self.lifetime = lifetime
         self.gate: asyncio.Event | None = None
 
-    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
         self.calls += 1
         assert scopes == (TOKEN_SCOPE,)
         if self.gate is not None:
@@ -50,6 +56,12 @@ class AsyncCredential:
 
     async def close(self) -> None:
         self.closed = True
+
+    async def __aenter__(self) -> AsyncCredential:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 def bearer(pool: FakePool) -> list[str]:
@@ -85,18 +97,20 @@ async def test_token_is_refreshed_five_minutes_before_expiry(
     credential = SyncCredential(lifetime=3600)
     client = make_client(credential=credential)
     start = time.time()
-    monkeypatch.setattr(auth_module.time, "time", lambda: start)
+    monkeypatch.setattr(time, "time", lambda: start)
     await client.list_files("sess-1")
-    monkeypatch.setattr(auth_module.time, "time", lambda: start + 3600 - 301)
+    monkeypatch.setattr(time, "time", lambda: start + 3600 - 301)
     await client.list_files("sess-1")
     assert len(credential.calls) == 1
-    monkeypatch.setattr(auth_module.time, "time", lambda: start + 3600 - 299)
+    monkeypatch.setattr(time, "time", lambda: start + 3600 - 299)
     await client.list_files("sess-1")
     assert len(credential.calls) == 2
     assert bearer(fake_pool) == ["Bearer sync-1", "Bearer sync-1", "Bearer sync-2"]
 
 
-async def test_async_credential_is_awaited_and_not_closed_by_us(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_async_credential_is_awaited_and_not_closed_by_us(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(json_body=OK_LIST)
     credential = AsyncCredential()
     client = make_client(credential=credential)
@@ -116,7 +130,8 @@ async def test_sync_callable_runs_off_the_loop(make_client: Factory, fake_pool: 
         return "from-callable"
 
     await make_client(credential=token).list_files("sess-1")
-    assert threads and threads[0] != threading.get_ident()
+    assert len(threads) == 1
+    assert threads[0] != threading.get_ident()
     assert bearer(fake_pool) == ["Bearer from-callable"]
 
 
@@ -219,7 +234,7 @@ async def test_credential_returning_no_token_is_reported() -> None:
             return object()
 
     with pytest.raises(TypeError, match="no token string"):
-        await TokenProvider(Broken()).get_token()
+        await TokenProvider(Broken()).get_token()  # type: ignore[arg-type]
 
 
 async def test_custom_scope_is_requested() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from autogen_aca_sessions.client import (
+    ExecutionResult,
     ExecutionStatus,
     ImageOutput,
     PackageInfo,
@@ -33,7 +34,9 @@ NEWEST = "2025-10-02-preview"
 LEGACY = "2024-02-02-preview"
 
 
-async def run(make_client: Factory, pool: FakePool, body: Any, version: str = NEWEST, status: int = 200, **kw: Any):
+async def run(
+    make_client: Factory, pool: FakePool, body: Any, version: str = NEWEST, status: int = 200, **kw: Any
+) -> ExecutionResult:
     pool.reply(status, body)
     return await make_client(api_version=version, **kw).execute("sess-1", "code", operation_id="op-1")
 
@@ -47,7 +50,12 @@ async def test_new_contract_sample_is_parsed(make_client: Factory, fake_pool: Fa
             "identifier": "sess-1",
             "executionType": "Synchronous",
             "status": "Succeeded",
-            "result": {"stdout": "63\n", "stderr": "", "executionResult": "", "executionTimeInMilliseconds": 4},
+            "result": {
+                "stdout": "63\n",
+                "stderr": "",
+                "executionResult": "",
+                "executionTimeInMilliseconds": 4,
+            },
         },
     )
     assert result.execution_id == "exec-1"
@@ -57,7 +65,10 @@ async def test_new_contract_sample_is_parsed(make_client: Factory, fake_pool: Fa
     assert (result.stdout, result.stderr, result.result) == ("63\n", "", "")
     assert result.execution_time_ms == 4
     assert result.images == []
-    assert not (result.timed_out or result.state_lost or result.stdout_truncated or result.stderr_truncated)
+    assert not result.timed_out
+    assert not result.state_lost
+    assert not result.stdout_truncated
+    assert not result.stderr_truncated
     assert result.exit_code is None
     assert result.raw["id"] == "exec-1"
 
@@ -80,8 +91,17 @@ async def test_legacy_sample_with_dollar_ids_is_parsed(make_client: Factory, fak
     assert result.execution_id == "op-1"  # legacy has no id: the operation-id we sent
 
 
-async def test_legacy_failure_keeps_traceback_and_null_result(make_client: Factory, fake_pool: FakePool) -> None:
-    body = {"properties": {"status": "Failure", "stdout": "", "stderr": "Traceback...\nZeroDivisionError", "result": None}}
+async def test_legacy_failure_keeps_traceback_and_null_result(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    body = {
+        "properties": {
+            "status": "Failure",
+            "stdout": "",
+            "stderr": "Traceback...\nZeroDivisionError",
+            "result": None,
+        }
+    }
     result = await run(make_client, fake_pool, body, LEGACY)
     assert result.status is ExecutionStatus.FAILED
     assert not result.succeeded
@@ -89,7 +109,9 @@ async def test_legacy_failure_keeps_traceback_and_null_result(make_client: Facto
     assert result.result is None
 
 
-async def test_legacy_202_with_a_body_is_final_and_not_polled(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_legacy_202_with_a_body_is_final_and_not_polled(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     body = {"properties": {"status": "Success", "stdout": "ok\n", "stderr": "", "result": 4}}
     result = await run(make_client, fake_pool, body, "2024-08-02-preview", status=202)
     assert result.succeeded
@@ -101,6 +123,7 @@ async def test_legacy_202_with_a_body_is_final_and_not_polled(make_client: Facto
 async def test_execution_result_named_execution_result_or_result(
     version: str, make_client: Factory, fake_pool: FakePool
 ) -> None:
+    bodies: list[dict[str, Any]]
     if version == LEGACY:
         bodies = [
             {"properties": {"status": "Success", "executionResult": 4}},
@@ -164,7 +187,10 @@ async def test_unknown_fields_are_ignored(make_client: Factory, fake_pool: FakeP
     assert result.raw["futureField"] == {"nested": [1, 2]}
 
 
-@pytest.mark.parametrize(("status", "exit_code", "expected"), [("0", 0, ExecutionStatus.SUCCEEDED), ("2", 2, ExecutionStatus.FAILED)])
+@pytest.mark.parametrize(
+    ("status", "exit_code", "expected"),
+    [("0", 0, ExecutionStatus.SUCCEEDED), ("2", 2, ExecutionStatus.FAILED)],
+)
 async def test_shell_exit_code_comes_from_string_status(
     status: str, exit_code: int, expected: ExecutionStatus, make_client: Factory, fake_pool: FakePool
 ) -> None:
@@ -175,7 +201,9 @@ async def test_shell_exit_code_comes_from_string_status(
     assert (result.stdout, result.stderr) == ("out\n", "err\n")
 
 
-async def test_shell_exit_code_field_is_accepted_with_a_named_status(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_shell_exit_code_field_is_accepted_with_a_named_status(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(json_body={"status": "Failed", "result": {"stdout": "", "stderr": "", "exitCode": 124}})
     result = await make_client().execute_shell("sess-1", "sleep 999")
     assert result.exit_code == 124
@@ -183,10 +211,14 @@ async def test_shell_exit_code_field_is_accepted_with_a_named_status(make_client
 
 
 @pytest.mark.parametrize("version", [LEGACY, NEWEST])
-async def test_image_result_object_becomes_decoded_image(version: str, make_client: Factory, fake_pool: FakePool) -> None:
+async def test_image_result_object_becomes_decoded_image(
+    version: str, make_client: Factory, fake_pool: FakePool
+) -> None:
     image = {"type": "image", "format": "png", "base64_data": PNG_B64}
     if version == LEGACY:
-        body: dict[str, Any] = {"properties": {"status": "Success", "stdout": "", "stderr": "", "result": image}}
+        body: dict[str, Any] = {
+            "properties": {"status": "Success", "stdout": "", "stderr": "", "result": image}
+        }
     else:
         body = {"status": "Succeeded", "result": {"stdout": "", "stderr": "", "executionResult": image}}
     result = await run(make_client, fake_pool, body, version)
@@ -201,7 +233,12 @@ async def test_undocumented_image_list_is_accepted(make_client: Factory, fake_po
         "result": {
             "stdout": "",
             "executionResult": 3,
-            "images": [{"format": "png", "data": PNG_B64}, PNG_B64, {"format": "jpeg", "base64_data": PNG_B64}, 7],
+            "images": [
+                {"format": "png", "data": PNG_B64},
+                PNG_B64,
+                {"format": "jpeg", "base64_data": PNG_B64},
+                7,
+            ],
         },
     }
     result = await run(make_client, fake_pool, body)
@@ -211,7 +248,9 @@ async def test_undocumented_image_list_is_accepted(make_client: Factory, fake_po
     assert result.result == 3
 
 
-async def test_image_object_plus_image_list_keeps_both_in_order(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_image_object_plus_image_list_keeps_both_in_order(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     body = {
         "properties": {
             "status": "Success",
@@ -224,9 +263,17 @@ async def test_image_object_plus_image_list_keeps_both_in_order(make_client: Fac
     assert result.images[0].mime_type == "image/svg+xml"
 
 
-@pytest.mark.parametrize("code", ["ExecutionTimeout", "ExecutionTimedOut", "Timeout", "executiontimeout", "CodeTimeoutExceeded"])
-async def test_timeout_error_codes_set_timed_out(code: str, make_client: Factory, fake_pool: FakePool) -> None:
-    body = {"status": "Failed", "error": {"code": code, "message": "took too long"}, "result": {"stderr": "x"}}
+@pytest.mark.parametrize(
+    "code", ["ExecutionTimeout", "ExecutionTimedOut", "Timeout", "executiontimeout", "CodeTimeoutExceeded"]
+)
+async def test_timeout_error_codes_set_timed_out(
+    code: str, make_client: Factory, fake_pool: FakePool
+) -> None:
+    body = {
+        "status": "Failed",
+        "error": {"code": code, "message": "took too long"},
+        "result": {"stderr": "x"},
+    }
     result = await run(make_client, fake_pool, body)
     assert result.timed_out
     assert not result.state_lost
@@ -235,20 +282,30 @@ async def test_timeout_error_codes_set_timed_out(code: str, make_client: Factory
 
 
 @pytest.mark.parametrize("code", ["KernelRestarted", "KernelDied", "SessionRestarted", "kernel_died"])
-async def test_state_lost_error_codes_set_state_lost(code: str, make_client: Factory, fake_pool: FakePool) -> None:
+async def test_state_lost_error_codes_set_state_lost(
+    code: str, make_client: Factory, fake_pool: FakePool
+) -> None:
     result = await run(make_client, fake_pool, {"status": "Failed", "error": {"code": code, "message": "m"}})
     assert result.state_lost
     assert not result.timed_out
 
 
 async def test_state_lost_flag_in_body_is_honoured(make_client: Factory, fake_pool: FakePool) -> None:
-    result = await run(make_client, fake_pool, {"status": "Succeeded", "stateLost": True, "result": {"stdout": ""}})
+    result = await run(
+        make_client, fake_pool, {"status": "Succeeded", "stateLost": True, "result": {"stdout": ""}}
+    )
     assert result.state_lost
     assert result.succeeded
 
 
 async def test_legacy_error_object_and_flags_are_read(make_client: Factory, fake_pool: FakePool) -> None:
-    body = {"properties": {"status": "Failure", "error": {"code": "ExecutionTimeout", "message": "m"}, "stateLost": "true"}}
+    body = {
+        "properties": {
+            "status": "Failure",
+            "error": {"code": "ExecutionTimeout", "message": "m"},
+            "stateLost": "true",
+        }
+    }
     result = await run(make_client, fake_pool, body, LEGACY)
     assert result.timed_out
     assert result.state_lost
@@ -256,7 +313,9 @@ async def test_legacy_error_object_and_flags_are_read(make_client: Factory, fake
 
 
 async def test_ordinary_error_code_sets_neither_flag(make_client: Factory, fake_pool: FakePool) -> None:
-    result = await run(make_client, fake_pool, {"status": "Failed", "error": {"code": "UserCodeError", "message": "m"}})
+    result = await run(
+        make_client, fake_pool, {"status": "Failed", "error": {"code": "UserCodeError", "message": "m"}}
+    )
     assert not result.timed_out
     assert not result.state_lost
 
@@ -266,7 +325,9 @@ async def test_error_without_status_means_failed(make_client: Factory, fake_pool
     assert result.status is ExecutionStatus.FAILED
 
 
-async def test_output_reaching_the_requested_limit_is_flagged_truncated(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_output_reaching_the_requested_limit_is_flagged_truncated(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     body = {"status": "Succeeded", "result": {"stdout": "x" * 10, "stderr": "y" * 9}}
     result = await run(make_client, fake_pool, body, max_output_chars=10)
     assert result.stdout_truncated
@@ -284,7 +345,9 @@ async def test_4096_characters_without_a_flag_is_not_called_truncated(
 
 
 @pytest.mark.parametrize("version", [LEGACY, "2025-02-02-preview", NEWEST])
-async def test_server_truncation_flags_are_honoured(version: str, make_client: Factory, fake_pool: FakePool) -> None:
+async def test_server_truncation_flags_are_honoured(
+    version: str, make_client: Factory, fake_pool: FakePool
+) -> None:
     if version == LEGACY:
         body: dict[str, Any] = {"properties": {"status": "Success", "stdout": "a", "stderrTruncated": True}}
     else:
@@ -302,7 +365,9 @@ async def test_streams_at_top_level_are_tolerated(make_client: Factory, fake_poo
     assert result.result == 5
 
 
-async def test_non_json_success_body_on_execute_is_an_error(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_non_json_success_body_on_execute_is_an_error(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(200, text="<html>gateway</html>")
     with pytest.raises(SessionsError, match="not a JSON object"):
         await make_client().execute("sess-1", "1")
@@ -366,7 +431,9 @@ async def test_legacy_file_listing_is_parsed(make_client: Factory, fake_pool: Fa
     )
 
 
-async def test_legacy_upload_answer_picks_the_uploaded_entry(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_legacy_upload_answer_picks_the_uploaded_entry(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(
         json_body={
             "value": [
@@ -385,14 +452,22 @@ async def test_new_upload_answer_is_a_single_entry(make_client: Factory, fake_po
     assert (entry.name, entry.size_in_bytes, entry.content_type) == ("a.csv", 3, "text/csv")
 
 
-async def test_upload_answer_without_body_still_names_the_file(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_upload_answer_without_body_still_names_the_file(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(200)
     entry = await make_client().upload_file("sess-1", "a.csv", b"1,2")
     assert entry.name == "a.csv"
 
 
 async def test_file_listing_follows_next_link(make_client: Factory, fake_pool: FakePool) -> None:
-    fake_pool.reply(json_body={"value": [{"name": "a"}], "nextLink": "/files?api-version=2025-10-02-preview&identifier=sess-1&skip=1"}, path=r"^/files\?api-version=2025-10-02-preview&identifier=sess-1$")
+    fake_pool.reply(
+        json_body={
+            "value": [{"name": "a"}],
+            "nextLink": "/files?api-version=2025-10-02-preview&identifier=sess-1&skip=1",
+        },
+        path=r"^/files\?api-version=2025-10-02-preview&identifier=sess-1$",
+    )
     fake_pool.reply(json_body={"value": [{"name": "b"}], "nextLink": None}, path=r"skip=1")
     files = await make_client().list_files("sess-1")
     assert [f.name for f in files] == ["a", "b"]
@@ -408,7 +483,10 @@ async def test_session_and_session_list_are_parsed(make_client: Factory, fake_po
         "etag": "W/1",
     }
     fake_pool.reply(json_body=session, path=r"^/session\?")
-    fake_pool.reply(json_body={"sessions": [session, {"identifier": "s2"}], "nextLink": "listSessions?skip=2"}, path=r"^/listSessions\?api-version=[^&]*$")
+    fake_pool.reply(
+        json_body={"sessions": [session, {"identifier": "s2"}], "nextLink": "listSessions?skip=2"},
+        path=r"^/listSessions\?api-version=[^&]*$",
+    )
     fake_pool.reply(json_body={"sessions": [{"identifier": "s3"}]}, path=r"skip=2")
     client = make_client()
     info = await client.get_session("sess-1")
@@ -423,7 +501,9 @@ async def test_session_and_session_list_are_parsed(make_client: Factory, fake_po
 
 
 async def test_old_management_list_shape_is_accepted(make_client: Factory, fake_pool: FakePool) -> None:
-    fake_pool.reply(json_body={"value": [{"identifier": "a"}, {"properties": {"identifier": "b"}}], "count": 2})
+    fake_pool.reply(
+        json_body={"value": [{"identifier": "a"}, {"properties": {"identifier": "b"}}], "count": 2}
+    )
     assert [s.identifier for s in await make_client().list_sessions()] == ["a", "b"]
 
 
@@ -458,7 +538,10 @@ async def test_metadata_is_parsed(make_client: Factory, fake_pool: FakePool) -> 
     [
         ("2024-05-02T07:21:07.9922617Z", datetime(2024, 5, 2, 7, 21, 7, 992261, tzinfo=timezone.utc)),
         ("2024-05-02T07:21:07Z", datetime(2024, 5, 2, 7, 21, 7, tzinfo=timezone.utc)),
-        ("2024-05-02T07:21:07-0230", datetime(2024, 5, 2, 7, 21, 7, tzinfo=timezone(-timedelta(hours=2, minutes=30)))),
+        (
+            "2024-05-02T07:21:07-0230",
+            datetime(2024, 5, 2, 7, 21, 7, tzinfo=timezone(-timedelta(hours=2, minutes=30))),
+        ),
         ("2024-05-02 07:21", datetime(2024, 5, 2, 7, 21, tzinfo=timezone.utc)),
         ("not a date", None),
         ("2024-13-40T00:00:00Z", None),
@@ -478,7 +561,9 @@ def test_base64_variants_decode() -> None:
     assert decode_base64("data:image/png;base64," + PNG_B64) == PNG
     assert decode_base64("not base64!") is None
     assert decode_base64(None) is None
-    assert image_from({"type": "image", "base64_data": PNG_B64, "mimeType": "image/jpeg"}) == ImageOutput("jpeg", PNG)
+    assert image_from({"type": "image", "base64_data": PNG_B64, "mimeType": "image/jpeg"}) == ImageOutput(
+        "jpeg", PNG
+    )
     assert image_from({"type": "image"}) is None
     assert image_from(3) is None
 
@@ -486,7 +571,10 @@ def test_base64_variants_decode() -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (b'{"error": {"code": "SessionRequestValidationFailed", "message": "bad", "target": "identifier"}}', ("SessionRequestValidationFailed", "bad")),
+        (
+            b'{"error": {"code": "SessionRequestValidationFailed", "message": "bad", "target": "id"}}',
+            ("SessionRequestValidationFailed", "bad"),
+        ),
         (b'{"code": "X", "message": "flat"}', ("X", "flat")),
         (b'{"message": "file deleted successfully"}', (None, "file deleted successfully")),
         (b'{"error": "plain string"}', (None, "plain string")),
@@ -496,3 +584,21 @@ def test_base64_variants_decode() -> None:
 )
 def test_error_body_variants(body: bytes, expected: tuple[str | None, str | None]) -> None:
     assert parse_error_body(body) == expected
+
+
+async def test_legacy_answer_without_status_is_success_unless_it_has_an_error(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    assert (await run(make_client, fake_pool, {"properties": {"stdout": "x"}}, LEGACY)).succeeded
+    failed = await run(
+        make_client, fake_pool, {"properties": {"error": {"code": "E", "message": "m"}}}, LEGACY
+    )
+    assert failed.status is ExecutionStatus.FAILED
+
+
+async def test_new_upload_answer_in_list_shape_is_accepted(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(json_body={"value": [{"name": "x"}, {"name": "a.csv", "sizeInBytes": 3}]})
+    fake_pool.reply(json_body={"value": [{"name": "other"}]})
+    client = make_client()
+    assert (await client.upload_file("sess-1", "a.csv", b"1,2")).size_in_bytes == 3
+    assert (await client.upload_file("sess-1", "a.csv", b"1,2")).name == "other"

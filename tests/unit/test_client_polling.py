@@ -16,7 +16,12 @@ V = "2024-10-02-preview"
 
 
 def resource(status: str, **result: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": "exec-7", "identifier": "sess-1", "executionType": "Asynchronous", "status": status}
+    body: dict[str, Any] = {
+        "id": "exec-7",
+        "identifier": "sess-1",
+        "executionType": "Asynchronous",
+        "status": status,
+    }
     if result:
         body["result"] = result
     return body
@@ -30,9 +35,16 @@ async def test_202_with_relative_operation_location_is_polled_until_done(
     make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock
 ) -> None:
     location = f"/executions/exec-7?api-version={V}&identifier=sess-1"
-    fake_pool.reply(202, resource("Running"), method="POST", headers={"Operation-Location": location, "operation-id": "exec-7"})
+    fake_pool.reply(
+        202,
+        resource("Running"),
+        method="POST",
+        headers={"Operation-Location": location, "operation-id": "exec-7"},
+    )
     fake_pool.reply(json_body=resource("Running"), method="GET")
-    fake_pool.reply(json_body=resource("Succeeded", stdout="63\n", stderr="", executionResult=63), method="GET")
+    fake_pool.reply(
+        json_body=resource("Succeeded", stdout="63\n", stderr="", executionResult=63), method="GET"
+    )
     result = await make_client(api_version=V, poll_interval=0.5).execute("sess-1", "print(7*9)")
     assert result.status is ExecutionStatus.SUCCEEDED
     assert (result.stdout, result.result, result.execution_id) == ("63\n", 63, "exec-7")
@@ -52,7 +64,9 @@ async def test_host_relative_operation_location_is_resolved_against_the_origin(
     assert poll_requests(fake_pool) == [f"/executions/exec-7?api-version={V}&identifier=sess-1"]
 
 
-async def test_absolute_same_origin_operation_location_is_used(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_absolute_same_origin_operation_location_is_used(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     location = f"{fake_pool.endpoint}/executions/exec-7?identifier=sess-1&api-version={V}&x=1"
     fake_pool.reply(202, resource("Running"), method="POST", headers={"Operation-Location": location})
     fake_pool.reply(json_body=resource("Succeeded"), method="GET")
@@ -60,7 +74,9 @@ async def test_absolute_same_origin_operation_location_is_used(make_client: Fact
     assert poll_requests(fake_pool) == [f"/executions/exec-7?identifier=sess-1&api-version={V}&x=1"]
 
 
-async def test_operation_location_on_another_origin_is_ignored(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_operation_location_on_another_origin_is_ignored(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     location = "https://attacker.example/executions/exec-7"
     fake_pool.reply(202, resource("Running"), method="POST", headers={"Operation-Location": location})
     fake_pool.reply(json_body=resource("Succeeded"), method="GET")
@@ -71,22 +87,31 @@ async def test_operation_location_on_another_origin_is_ignored(make_client: Fact
 async def test_operation_location_without_query_gets_api_version_and_identifier(
     make_client: Factory, fake_pool: FakePool
 ) -> None:
-    fake_pool.reply(202, resource("Running"), method="POST", headers={"Operation-Location": "executions/exec-7"})
+    fake_pool.reply(
+        202, resource("Running"), method="POST", headers={"Operation-Location": "executions/exec-7"}
+    )
     fake_pool.reply(json_body=resource("Succeeded"), method="GET")
     await make_client(api_version=V).execute("sess id", "1")
     assert poll_requests(fake_pool) == [f"/executions/exec-7?api-version={V}&identifier=sess%20id"]
 
 
-async def test_without_operation_location_the_body_id_is_polled(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_without_operation_location_the_body_id_is_polled(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(json_body=resource("NotStarted"), method="POST")
     fake_pool.reply(json_body=resource("Running"), method="GET")
     fake_pool.reply(json_body=resource("Succeeded"), method="GET")
     result = await make_client().execute("sess-1", "1", asynchronous=True)
     assert result.succeeded
-    assert poll_requests(fake_pool) == ["/executions/exec-7?api-version=2025-10-02-preview&identifier=sess-1"] * 2
+    assert (
+        poll_requests(fake_pool)
+        == ["/executions/exec-7?api-version=2025-10-02-preview&identifier=sess-1"] * 2
+    )
 
 
-async def test_202_without_body_polls_the_operation_id_header(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_202_without_body_polls_the_operation_id_header(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(202, method="POST", headers={"operation-id": "from-header"})
     fake_pool.reply(json_body={"status": "Succeeded", "result": {"stdout": "x"}}, method="GET")
     result = await make_client(api_version=V).execute("sess-1", "1", operation_id="mine")
@@ -148,7 +173,10 @@ async def test_a_throttled_poll_is_retried(make_client: Factory, fake_pool: Fake
 async def test_failed_terminal_state_ends_polling(make_client: Factory, fake_pool: FakePool) -> None:
     fake_pool.reply(202, resource("Running"), method="POST")
     fake_pool.reply(
-        json_body={**resource("Failed", stderr="Traceback"), "error": {"code": "ExecutionTimeout", "message": "m"}},
+        json_body={
+            **resource("Failed", stderr="Traceback"),
+            "error": {"code": "ExecutionTimeout", "message": "m"},
+        },
         method="GET",
     )
     result = await make_client(api_version=V).execute("sess-1", "1")
@@ -157,8 +185,21 @@ async def test_failed_terminal_state_ends_polling(make_client: Factory, fake_poo
     assert result.stderr == "Traceback"
 
 
-async def test_get_execution_returns_a_running_state_without_polling(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_get_execution_returns_a_running_state_without_polling(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(json_body=resource("Running"))
     result = await make_client().get_execution("sess-1", "exec-7")
     assert result.status is ExecutionStatus.RUNNING
     assert len(fake_pool.requests) == 1
+
+
+async def test_a_poll_that_gets_no_answer_in_time_is_repeated(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(202, resource("Running"), method="POST")
+    fake_pool.reply(json_body=resource("Running"), method="GET", delay=30)
+    fake_pool.reply(json_body=resource("Succeeded"), method="GET")
+    result = await make_client(api_version=V, request_timeout=0.2).execute("sess-1", "1")
+    assert result.succeeded
+    assert len(poll_requests(fake_pool)) == 2

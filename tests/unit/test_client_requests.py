@@ -46,7 +46,9 @@ async def test_legacy_execute_posts_properties_wrapper_to_code_execute(
     version: str, make_client: Factory, fake_pool: FakePool
 ) -> None:
     fake_pool.reply(json_body=LEGACY_OK)
-    await make_client(api_version=version).execute("sess-1", "print(1+1)", timeout_seconds=45, operation_id="op-1")
+    await make_client(api_version=version).execute(
+        "sess-1", "print(1+1)", timeout_seconds=45, operation_id="op-1"
+    )
     request = only(fake_pool)
     assert request.method == "POST"
     assert request.raw == f"/code/execute?api-version={version}&identifier=sess-1"
@@ -133,20 +135,28 @@ async def test_fractional_timeout_is_rounded_up_to_whole_seconds(
 
 
 @pytest.mark.parametrize("bad", [0, -1])
-async def test_non_positive_timeout_is_refused_locally(bad: int, make_client: Factory, fake_pool: FakePool) -> None:
+async def test_non_positive_timeout_is_refused_locally(
+    bad: int, make_client: Factory, fake_pool: FakePool
+) -> None:
     with pytest.raises(ValueError, match="timeout_seconds"):
         await make_client().execute("sess-1", "1", timeout_seconds=bad)
     assert fake_pool.requests == []
 
 
 @pytest.mark.parametrize("version", ["2025-02-02-preview", "2025-10-02-preview"])
-async def test_execute_shell_sends_shell_command(version: str, make_client: Factory, fake_pool: FakePool) -> None:
+async def test_execute_shell_sends_shell_command(
+    version: str, make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(json_body={"id": "e", "status": "0", "result": {"stdout": "a\n", "stderr": ""}})
     client = make_client(api_version=version, max_output_chars=9000)
     result = await client.execute_shell("sess-1", "ls -la", timeout_seconds=30, operation_id="op-9")
     request = only(fake_pool)
     assert request.raw == f"/executions?api-version={version}&identifier=sess-1"
-    expected: dict[str, Any] = {"executionType": "Synchronous", "shellCommand": "ls -la", "timeoutInSeconds": 30}
+    expected: dict[str, Any] = {
+        "executionType": "Synchronous",
+        "shellCommand": "ls -la",
+        "timeoutInSeconds": 30,
+    }
     if version == "2025-10-02-preview":
         expected["outputStreamsMaxLength"] = 9000
     assert request.json() == expected
@@ -155,7 +165,9 @@ async def test_execute_shell_sends_shell_command(version: str, make_client: Fact
 
 
 @pytest.mark.parametrize("version", NEW)
-async def test_get_execution_reads_executions_by_id(version: str, make_client: Factory, fake_pool: FakePool) -> None:
+async def test_get_execution_reads_executions_by_id(
+    version: str, make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(json_body=NEW_OK)
     result = await make_client(api_version=version).get_execution("sess-1", "exec/1")
     request = only(fake_pool)
@@ -185,7 +197,9 @@ async def test_upload_posts_multipart_file_field(
 
 
 @pytest.mark.parametrize("version", LEGACY + NEW)
-async def test_upload_passes_path_as_query_parameter(version: str, make_client: Factory, fake_pool: FakePool) -> None:
+async def test_upload_passes_path_as_query_parameter(
+    version: str, make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(json_body={"name": "a.csv"})
     await make_client(api_version=version).upload_file("sess-1", "a.csv", b"x", path="sub/dir")
     assert only(fake_pool).raw.endswith(f"?api-version={version}&identifier=sess-1&path=sub%2Fdir")
@@ -206,7 +220,10 @@ async def test_list_files_recursive_on_2025_10_sends_recursive_true(
 ) -> None:
     fake_pool.reply(json_body={"value": []})
     await make_client().list_files("sess-1", path="out", recursive=True)
-    assert only(fake_pool).raw == "/files?api-version=2025-10-02-preview&identifier=sess-1&path=out&recursive=true"
+    assert (
+        only(fake_pool).raw
+        == "/files?api-version=2025-10-02-preview&identifier=sess-1&path=out&recursive=true"
+    )
 
 
 @pytest.mark.parametrize("version", [*LEGACY, "2024-10-02-preview", "2025-02-02-preview"])
@@ -232,7 +249,9 @@ async def test_get_file_reads_file_metadata(version: str, make_client: Factory, 
     ("version", "path"),
     [(v, "/files/content/a.csv") for v in LEGACY] + [(v, "/files/a.csv/content") for v in NEW],
 )
-async def test_download_gets_raw_bytes(version: str, path: str, make_client: Factory, fake_pool: FakePool) -> None:
+async def test_download_gets_raw_bytes(
+    version: str, path: str, make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(body=b"\x00\x01raw", headers={"Content-Type": "application/octet-stream"})
     data = await make_client(api_version=version).download_file("sess-1", "a.csv")
     assert data == b"\x00\x01raw"
@@ -248,7 +267,7 @@ async def test_delete_file_sends_delete(version: str, make_client: Factory, fake
         fake_pool.reply(204)
     else:
         fake_pool.reply(json_body={"message": "file deleted successfully"})
-    assert await make_client(api_version=version).delete_file("sess-1", "a.csv") is None
+    await make_client(api_version=version).delete_file("sess-1", "a.csv")
     request = only(fake_pool)
     assert request.method == "DELETE"
     assert request.raw == f"/files/a.csv?api-version={version}&identifier=sess-1"
@@ -327,7 +346,9 @@ async def test_user_agent_prefix_is_prepended(make_client: Factory, fake_pool: F
 
 
 @pytest.mark.parametrize("value", [False, True, None])
-async def test_ssl_setting_is_harmless_on_plain_http(value: bool | None, make_client: Factory, fake_pool: FakePool) -> None:
+async def test_ssl_setting_is_harmless_on_plain_http(
+    value: bool | None, make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(json_body={"value": []})
     await make_client(ssl=value).list_files("sess-1")
     assert len(fake_pool.requests) == 1

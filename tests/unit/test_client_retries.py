@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,7 +29,9 @@ OK = {"id": "e1", "status": "Succeeded", "result": {"stdout": "ok\n", "stderr": 
 async def test_429_with_retry_after_seconds_then_success(
     make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock
 ) -> None:
-    fake_pool.reply(429, {"error": {"code": "TooManyRequests", "message": "slow down"}}, headers={"Retry-After": "2"})
+    fake_pool.reply(
+        429, {"error": {"code": "TooManyRequests", "message": "slow down"}}, headers={"Retry-After": "2"}
+    )
     fake_pool.reply(json_body=OK)
     result = await make_client().execute("sess-1", "print('ok')", operation_id="op-1")
     assert result.stdout == "ok\n"
@@ -40,7 +42,9 @@ async def test_429_with_retry_after_seconds_then_success(
     assert fake_pool.requests[0].body == fake_pool.requests[1].body
 
 
-async def test_429_with_retry_after_http_date(make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock) -> None:
+async def test_429_with_retry_after_http_date(
+    make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock
+) -> None:
     when = datetime.now(timezone.utc) + timedelta(seconds=20)
     fake_pool.reply(429, headers={"Retry-After": format_datetime(when, usegmt=True)})
     fake_pool.reply(json_body={"value": []})
@@ -49,14 +53,18 @@ async def test_429_with_retry_after_http_date(make_client: Factory, fake_pool: F
     assert 15 < slept <= 20
 
 
-async def test_retry_after_ms_header_is_honoured(make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock) -> None:
+async def test_retry_after_ms_header_is_honoured(
+    make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock
+) -> None:
     fake_pool.reply(503, headers={"retry-after-ms": "1500"})
     fake_pool.reply(json_body={"value": []})
     await make_client().list_files("sess-1")
     assert fake_clock.sleeps == [1.5]
 
 
-async def test_retry_after_is_capped_by_backoff_max(make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock) -> None:
+async def test_retry_after_is_capped_by_backoff_max(
+    make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock
+) -> None:
     fake_pool.reply(429, headers={"Retry-After": "3600"})
     fake_pool.reply(json_body={"value": []})
     await make_client(retry_backoff_max=5).list_files("sess-1")
@@ -91,7 +99,9 @@ async def test_exhausted_throttling_raises_with_exponential_backoff(
     assert "3 retries" in str(info.value)
 
 
-async def test_backoff_has_jitter_in_the_upper_half(make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock) -> None:
+async def test_backoff_has_jitter_in_the_upper_half(
+    make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock
+) -> None:
     fake_pool.reply(503, repeat=True)
     client = make_client(max_retries=2, retry_backoff_base=1.0)
     client._random = lambda low, high: low  # the smallest jitter
@@ -122,7 +132,9 @@ async def test_gateway_errors_are_retried_for_idempotent_requests(
 
 
 @pytest.mark.parametrize("status", [500, 502, 504])
-async def test_server_errors_on_execute_are_never_retried(status: int, make_client: Factory, fake_pool: FakePool) -> None:
+async def test_server_errors_on_execute_are_never_retried(
+    status: int, make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(status, {"error": {"code": "InternalServerError", "message": "boom"}}, repeat=True)
     with pytest.raises(ServerError) as info:
         await make_client().execute("sess-1", "launch_missiles()")
@@ -137,7 +149,9 @@ async def test_server_errors_on_upload_are_never_retried(make_client: Factory, f
     assert len(fake_pool.requests) == 1
 
 
-async def test_server_disconnect_mid_execute_is_not_retried(make_client: Factory, fake_pool: FakePool) -> None:
+async def test_server_disconnect_mid_execute_is_not_retried(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
     fake_pool.reply(disconnect=True, repeat=True)
     with pytest.raises(SessionsConnectionError, match="not retried because it may have run") as info:
         await make_client().execute("sess-1", "launch_missiles()")
@@ -176,7 +190,7 @@ async def test_connection_refused_is_retried_then_raised(make_client: Factory, f
     assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
 
 
-def refuse_first_connects(monkeypatch: pytest.MonkeyPatch, refusals: int) -> None:
+def refuse_first_connects(monkeypatch: pytest.MonkeyPatch, refusals: int, *, timeout: bool = False) -> None:
     """Make the first ``refusals`` requests fail to connect (they never reach the server)."""
     original = aiohttp.ClientSession._request
     remaining = [refusals]
@@ -184,6 +198,8 @@ def refuse_first_connects(monkeypatch: pytest.MonkeyPatch, refusals: int) -> Non
     async def flaky(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> aiohttp.ClientResponse:
         if remaining[0] > 0:
             remaining[0] -= 1
+            if timeout:
+                raise aiohttp.ConnectionTimeoutError("Connection timeout to host")
             key = SimpleNamespace(host="127.0.0.1", port=1, ssl=True)
             raise aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))  # type: ignore[arg-type]
         return await original(self, *args, **kwargs)
@@ -209,3 +225,34 @@ async def test_upload_is_resent_after_a_connect_failure_with_a_fresh_form(
     entry = await make_client().upload_file("sess-1", "a.txt", b"payload")
     assert entry.name == "a.txt"
     assert fake_pool.requests[0].form == {"file": ("a.txt", b"payload")}
+
+
+async def test_execute_is_resent_after_a_connect_timeout(
+    make_client: Factory, fake_pool: FakePool, monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock
+) -> None:
+    fake_pool.reply(json_body=OK)
+    refuse_first_connects(monkeypatch, 1, timeout=True)
+    assert (await make_client().execute("sess-1", "1")).succeeded
+    assert len(fake_pool.requests) == 1
+    assert len(fake_clock.sleeps) == 1
+
+
+async def test_repeated_disconnects_on_a_read_use_our_retries(
+    make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock
+) -> None:
+    # aiohttp itself resends an idempotent request once after a disconnect; the third
+    # attempt is ours.
+    fake_pool.reply(disconnect=True)
+    fake_pool.reply(disconnect=True)
+    fake_pool.reply(json_body={"value": []})
+    assert await make_client().list_files("sess-1") == []
+    assert len(fake_pool.requests) == 3
+    assert len(fake_clock.sleeps) == 1
+
+
+async def test_disconnects_on_a_read_give_up_after_max_retries(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(disconnect=True, repeat=True)
+    with pytest.raises(SessionsConnectionError, match="attempt"):
+        await make_client(max_retries=1).list_files("sess-1")

@@ -58,6 +58,7 @@ _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 _RETRY_ANY_METHOD = frozenset({429, 503})
 _RETRY_IDEMPOTENT_ONLY = frozenset({502, 504})
 _MAX_PAGES = 1000
+_SAID_PREVIEW_CHARS = 500
 _POOL_FULL_HINTS = ("maxconcurrentsessions", "poolisfull", "poolfull", "sessionpoolfull")
 
 
@@ -718,7 +719,9 @@ class SessionsClient:
         body_code, body_message = parse_error_body(payload)
         error_code = headers.get("x-ms-error-code") or body_code
         text = payload.decode("utf-8", "replace")
-        said = body_message or ""
+        said = (body_message or "").strip()
+        if len(said) > _SAID_PREVIEW_CHARS:
+            said = said[:_SAID_PREVIEW_CHARS] + "..."
         cls = error_class_for_status(status)
         pool_full = (status == 404 and request.creates_session) or (
             400 <= status < 500 and _looks_pool_full(error_code, body_message)

@@ -1,0 +1,120 @@
+"""One pooled HTTP session per client, created lazily and released on close; external
+sessions left alone; cancellation and client-side waiting limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+
+from autogen_aca_sessions.client import (
+    ExecutionTimeoutError,
+    SessionsClient,
+    SessionsConnectionError,
+    SessionsError,
+)
+from tests.unit.conftest import FakePool
+
+Factory = Callable[..., SessionsClient]
+OK = {"status": "Succeeded", "result": {"stdout": "", "stderr": ""}}
+
+
+async def test_session_is_created_lazily_and_reused_across_calls(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(json_body={"value": []}, repeat=True)
+    client = make_client()
+    assert client._session is None  # nothing created outside a running request
+    await client.list_files("sess-1")
+    session = client._session
+    assert isinstance(session, aiohttp.ClientSession)
+    await client.list_files("sess-1")
+    await client.list_files("sess-1")
+    assert client._session is session
+    # Kept-alive connection: every request came from the same client port.
+    assert len({r.peer for r in fake_pool.requests}) == 1
+
+
+async def test_close_releases_our_session_and_later_calls_fail(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(json_body={"value": []}, repeat=True)
+    client = make_client()
+    await client.list_files("sess-1")
+    session = client._session
+    assert session is not None
+    await client.close()
+    assert session.closed
+    await client.close()  # idempotent
+    with pytest.raises(SessionsError, match="closed"):
+        await client.list_files("sess-1")
+
+
+async def test_async_with_closes_the_client(fake_pool: FakePool) -> None:
+    fake_pool.reply(json_body={"value": []})
+    async with SessionsClient(fake_pool.endpoint, "t") as client:
+        await client.list_files("sess-1")
+        session = client._session
+    assert session is not None
+    assert session.closed
+
+
+async def test_external_session_is_used_and_not_closed(fake_pool: FakePool) -> None:
+    fake_pool.reply(json_body={"value": []})
+    async with aiohttp.ClientSession() as external:
+        async with SessionsClient(fake_pool.endpoint, "t", session=external) as client:
+            await client.list_files("sess-1")
+            assert client._session is external
+        assert not external.closed
+    assert len(fake_pool.requests) == 1
+
+
+async def test_cancelling_a_call_cancels_the_request_and_leaves_the_client_usable(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(json_body=OK, method="POST", delay=30)
+    fake_pool.reply(json_body={"value": []}, method="GET")
+    client = make_client()
+    task = asyncio.create_task(client.execute("sess-1", "import time; time.sleep(30)"))
+    await fake_pool.request_seen.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    session = client._session
+    assert session is not None
+    assert not session.closed
+    assert await client.list_files("sess-1") == []
+
+
+async def test_execution_that_outlives_timeout_plus_grace_raises_execution_timeout(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(json_body=OK, delay=30)
+    client = make_client(execution_grace_seconds=0.2)
+    with pytest.raises(ExecutionTimeoutError) as info:
+        await client.execute("sess-1", "while True: pass", timeout_seconds=1, operation_id="op-5")
+    error = info.value
+    assert error.identifier == "sess-1"
+    assert error.execution_id == "op-5"
+    assert error.timeout_seconds == 1
+    assert "sess-1" in str(error)
+    assert "timeoutInSeconds=1" in str(error)
+    assert len(fake_pool.requests) == 1  # never resent
+
+
+async def test_slow_non_execution_request_raises_connection_error(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(json_body={"value": []}, delay=30)
+    with pytest.raises(SessionsConnectionError, match="no answer within") as info:
+        await make_client(request_timeout=0.3).list_files("sess-1")
+    assert info.value.method == "GET"
+
+
+async def test_slow_upload_says_it_may_have_completed(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(json_body={"name": "a"}, delay=30)
+    with pytest.raises(SessionsConnectionError, match="may or may not have completed"):
+        await make_client(request_timeout=0.3).upload_file("sess-1", "a", b"x")
+    assert len(fake_pool.requests) == 1

@@ -335,7 +335,7 @@ async def write_upload(
     reader never sees half a file and a link at the final name is replaced, not followed.
     """
     final = target_dir / basename
-    if final.is_dir() and not final.is_symlink():
+    if await asyncio.to_thread(_is_real_dir, final):
         raise _invalid(f"'{basename}' is an existing directory.", "filename")
     temp = target_dir / f"{_UPLOAD_PREFIX}{secrets.token_hex(8)}"
     handle: BinaryIO = await asyncio.to_thread(open, temp, "xb")
@@ -361,6 +361,10 @@ async def write_upload(
             await asyncio.shield(asyncio.to_thread(_discard, handle, temp))
         raise
     return final
+
+
+def _is_real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def _discard(handle: Any, temp: Path) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -139,6 +140,101 @@ async def measure_pool(count: int) -> tuple[list[Memory], str]:
     return mems, isolation
 
 
+class SandboxHolder:
+    """One session's sandbox, made by the pool's own ``Sandbox.command`` (same bwrap arguments,
+    same per-session uid) but running ``sleep infinity`` instead of a kernel: the forked kernel
+    then joins its namespaces."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data_dir = root / "data"
+        self.run_dir = root / "run"
+        self.process: asyncio.subprocess.Process | None = None
+        self.ns_pid: int | None = None
+        self.uid: int | None = None
+        self.env: dict[str, str] = {}
+        self.limits: dict[str, int] = {}
+
+    async def start(self, sandbox: Any, uid: int, hide: list[Path]) -> None:
+        import psutil
+
+        from autogen_aca_sessions.local.kernel import kernel_environment
+        from autogen_aca_sessions.local.sandbox import SANDBOX_DATA_DIR, SANDBOX_RUN_DIR
+
+        self.data_dir.mkdir(parents=True)
+        self.run_dir.mkdir(parents=True)
+        with_nproc = True
+        self.uid = uid if sandbox.drops_privileges else None
+        if self.uid is not None:
+            os.chown(self.data_dir, uid, uid)
+            os.chown(self.run_dir, uid, uid)
+        self.limits = sandbox.limits.rlimits(with_nproc=with_nproc)
+        spec = sandbox.boot_spec("exec", uid=uid, with_nproc=with_nproc, argv=["sleep", "infinity"])
+        self.env = kernel_environment(data_dir=SANDBOX_DATA_DIR, run_dir=SANDBOX_RUN_DIR)
+        command = sandbox.command(
+            spec, data_dir=self.data_dir, run_dir=self.run_dir, hide=hide, egress=False, env=self.env
+        )
+        self.process = await asyncio.create_subprocess_exec(
+            *command.argv,
+            cwd=str(command.cwd),
+            env=command.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = asyncio.get_running_loop().time() + 30
+        while self.ns_pid is None:
+            for proc in psutil.Process(self.process.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    if proc.name() == "sleep":
+                        self.ns_pid = proc.pid
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError("the sandbox holder did not start")
+            await asyncio.sleep(0.01)
+
+    def kernel_request(self, log_path: str) -> tuple[dict[str, Any], str]:
+        """The template request that starts a kernel in this sandbox, and the host-side
+        connection file."""
+        from jupyter_client.connect import write_connection_file
+
+        from autogen_aca_sessions.local.sandbox import SANDBOX_DATA_DIR, SANDBOX_RUN_DIR
+
+        host_conn = str(self.run_dir / "kernel.json")
+        write_connection_file(host_conn, transport="ipc", ip=f"{SANDBOX_RUN_DIR}/k")
+        if self.uid is not None:
+            os.chown(host_conn, self.uid, self.uid)
+        request = {
+            "connection_file": f"{SANDBOX_RUN_DIR}/kernel.json",
+            "cwd": SANDBOX_DATA_DIR,
+            "log": log_path,
+            "ns_pid": self.ns_pid,
+            "uid": self.uid,
+            "env": self.env,
+            "limits": self.limits,
+        }
+        return request, host_conn
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+SANDBOX_PROBE = """
+import os, socket
+caps = [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0]
+try:
+    socket.create_connection(('1.1.1.1', 53), timeout=0.5)
+    net = 'network reachable'
+except OSError:
+    net = 'no network'
+print(os.getcwd(), os.getuid(), caps, os.getpid(), net, sorted(os.listdir('/mnt/data')), sep='|')
+"""
+"""Run in a forked sandboxed kernel: what it sees (cwd, uid, effective capabilities, its pid
+in the sandbox, network, its data directory)."""
+
+
 class ForkTemplate:
     """Client side of the prototype: start the template, fork kernels, talk to them."""
 
@@ -168,21 +264,27 @@ class ForkTemplate:
             answer: dict[str, Any] = json.loads(sock.makefile().readline())
         return answer
 
-    async def fork_kernel(self) -> tuple[int, Any]:
-        """Fork one kernel; return (pid, a ready AsyncKernelClient)."""
+    async def fork_kernel(self, sandbox: SandboxHolder | None = None) -> tuple[int, Any]:
+        """Fork one kernel (inside ``sandbox`` when given); return (pid, a ready client)."""
         from jupyter_client.asynchronous.client import AsyncKernelClient
         from jupyter_client.connect import write_connection_file
 
         name = uuid.uuid4().hex[:8]
-        conn = os.path.join(self.workdir, f"{name}.json")
-        write_connection_file(conn, transport="ipc", ip=os.path.join(self.workdir, f"ipc-{name}"))
-        answer = await asyncio.to_thread(
-            self._request, {"connection_file": conn, "cwd": self.workdir, "log": conn + ".log"}
-        )
+        if sandbox is None:
+            conn = os.path.join(self.workdir, f"{name}.json")
+            write_connection_file(conn, transport="ipc", ip=os.path.join(self.workdir, f"ipc-{name}"))
+            request: dict[str, Any] = {"connection_file": conn, "cwd": self.workdir, "log": conn + ".log"}
+            host_conn = conn
+        else:
+            request, host_conn = sandbox.kernel_request(os.path.join(self.workdir, f"{name}.log"))
+        answer = await asyncio.to_thread(self._request, request)
         if "pid" not in answer:
             raise RuntimeError(f"template refused: {answer}")
         client = AsyncKernelClient()
-        client.load_connection_file(conn)
+        client.load_connection_file(host_conn)
+        if sandbox is not None:
+            # The file names the sockets as the kernel sees them; the host reaches them here.
+            client.ip = str(sandbox.run_dir / "k")
         client.start_channels()
         await client.wait_for_ready(timeout=60)
         self.kernels.append((int(answer["pid"]), client))
@@ -244,6 +346,77 @@ async def measure_forked(count: int, options: list[str]) -> tuple[list[Memory], 
             await template.stop()
 
 
+async def measure_forked_sandboxed(count: int) -> tuple[list[Memory], Memory, str]:
+    """Kernels forked from the template into sandboxes made by the pool's ``Sandbox``.
+
+    The memory of a session is bwrap, its init, ``sleep`` and the kernel (in the sandbox's
+    pid namespace, but on the host a child of init once the middle process is gone). Returns
+    also what the first kernel saw from inside.
+    """
+    from autogen_aca_sessions.local.sandbox import SESSION_UID_BASE, Sandbox
+
+    sandbox = await asyncio.to_thread(Sandbox.resolve, "bwrap")
+    with tempfile.TemporaryDirectory(prefix="bench-forksb-") as workdir:
+        os.chmod(workdir, 0o755)
+        template = ForkTemplate(workdir, [])
+        holders: list[SandboxHolder] = []
+        kernel_pids: list[int] = []
+        seen = ""
+        try:
+            await template.start()
+            for i in range(count):
+                holder = SandboxHolder(Path(workdir) / f"s{i}")
+                await holder.start(sandbox, SESSION_UID_BASE + 4242 + i, hide=[])
+                holders.append(holder)
+                (holder.data_dir / "input.csv").write_text("a,b\n1,2\n")
+                kernel_pid, client = await template.fork_kernel(holder)
+                kernel_pids.append(kernel_pid)
+                if i == 0:
+                    seen = await _stdout_of(client, SANDBOX_PROBE)
+                reply = await execute_on(client, STACK_IMPORT)
+                if reply.get("status") != "ok":
+                    raise RuntimeError(f"stack import failed in a sandboxed forked kernel: {reply}")
+            await asyncio.sleep(SETTLE_S)
+            mems = []
+            for holder, kernel_pid in zip(holders, kernel_pids, strict=True):
+                assert holder.process is not None
+                # The kernel's parent (the middle process) is gone, so it is not in the
+                # holder's tree on the host even though it is inside the sandbox.
+                parts = [tree_memory(holder.process.pid), tree_memory(kernel_pid)]
+                mems.append(
+                    Memory(
+                        uss=sum(p.uss for p in parts),
+                        pss=sum(p.pss for p in parts),
+                        rss=sum(p.rss for p in parts),
+                        processes=sum(p.processes for p in parts),
+                    )
+                )
+            assert template.process is not None
+            template_tree = tree_memory(template.process.pid)
+            return mems, template_tree, seen
+        finally:
+            await template.stop()
+            for holder in holders:
+                await holder.stop()
+
+
+async def _stdout_of(client: Any, code: str) -> str:
+    msg_id = client.execute(code, store_history=False)
+    out: list[str] = []
+    while True:
+        msg = await client.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            out.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    await client.get_shell_msg(timeout=60)
+    return "".join(out).strip()
+
+
 async def run(cfg: Config) -> list[Row]:
     count = cfg.n(4, 2)
     rows: list[Row] = []
@@ -266,6 +439,29 @@ async def run(cfg: Config) -> list[Row]:
     variants: list[tuple[str, list[str]]] = [("fork template (prototype)", [])]
     if not cfg.quick:
         variants.append(("fork template, plain ipykernel init (prototype)", ["--no-lean"]))
+    if shutil.which("bwrap") or shutil.which("bwrap", path="/usr/bin"):
+        log(cfg, f"memory: {count} kernels forked from the template into bwrap sandboxes")
+        try:
+            sb_mems, sb_template, seen = await measure_forked_sandboxed(count)
+            rows += _rows_for(
+                "fork template + pool's bwrap sandbox (prototype)",
+                sb_mems,
+                plain_uss,
+                extra_note="whole tree incl. bwrap+holder",
+            )
+            rows.append(
+                Row(
+                    benchmark=NAME,
+                    figure="fork template + bwrap: the template process itself (paid once)",
+                    value=sb_template.uss,
+                    unit="MiB USS",
+                    note=f"kernel saw cwd|uid|CapEff|pid|net|files: {seen}",
+                )
+            )
+        except Exception as exc:
+            rows.append(
+                Row(benchmark=NAME, figure="fork template + bwrap (prototype)", note=f"FAILED: {exc!r}"[:300])
+            )
     for label, options in variants:
         log(cfg, f"memory: {count} kernels forked from the template {options}")
         kids, template_own = await measure_forked(count, options)

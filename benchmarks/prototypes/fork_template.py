@@ -7,11 +7,13 @@ so a kernel only owns what it writes after the fork.
 
 Run as ``python fork_template.py SOCKET``; it prints ``READY`` on stdout when it listens.
 Each request on the Unix socket is one JSON line
-``{"connection_file": "...", "cwd": "...", "log": "...", "ns_pid": null}`` and the answer
-is one JSON line ``{"pid": N}`` (or ``{"error": "..."}``). ``ns_pid``, when given, is the
-pid of a process already inside a sandbox (for example ``bwrap ... -- sleep infinity``):
-the forked kernel joins that process's namespaces before it starts, which is how the
-sandbox would be kept (see ``benchmarks/README.md``).
+``{"connection_file": "...", "cwd": "...", "log": "...", "ns_pid": null, "uid": null,
+"env": null, "limits": {}, "cgroup_procs": null}`` and the answer is one JSON line
+``{"pid": N}`` (the kernel's host pid) or ``{"error": "..."}``. ``ns_pid``, when given, is the
+pid of a process already inside a sandbox (the pool's own ``bwrap`` command running
+``sleep infinity``): the forked kernel joins that process's namespaces, becomes ``uid``
+without any capability, takes ``env`` and the rlimits ``limits``, and only then starts;
+that is how the sandbox is kept (see ``benchmarks/README.md``).
 
 The template stays single-threaded on purpose: ``fork`` from a process with threads only
 copies the calling thread and can leave locks held for ever in the child.
@@ -222,6 +224,8 @@ def _join_namespaces(ns_pid: int) -> None:
     """
     libc = ctypes.CDLL(None, use_errno=True)
     # The user namespace first so that the others are entered with its capabilities.
+    # Opened first: /proc is the host's only until the mount namespace changes.
+    fds = {}
     for name in ("user", "ipc", "uts", "net", "pid", "mnt"):
         path = f"/proc/{ns_pid}/ns/{name}"
         try:
@@ -229,7 +233,8 @@ def _join_namespaces(ns_pid: int) -> None:
                 continue
         except OSError:
             continue
-        fd = os.open(path, os.O_RDONLY)
+        fds[name] = os.open(path, os.O_RDONLY)
+    for name, fd in fds.items():
         try:
             if libc.setns(fd, _CLONE_FLAGS[name]) != 0:
                 err = ctypes.get_errno()
@@ -241,8 +246,52 @@ def _join_namespaces(ns_pid: int) -> None:
     os.chdir("/")
 
 
-def _child(listener: socket.socket, conn: socket.socket, request: dict[str, Any]) -> None:
-    """Runs in the forked child: become a kernel. Never returns."""
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_CAPBSET_DROP = 24
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def _drop_privileges(uid: int | None) -> None:
+    """What the pool's sandboxed kernels get: the session's own uid (when the pool runs as
+    root), no capability in any set (bwrap's ``--cap-drop ALL``), and no way back.
+
+    The child joined the sandbox's namespaces as the template's user (root, with every
+    capability); a kernel must run as the one bwrap starts would.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(64):
+        # Fails with EINVAL past the last capability this kernel knows: that is the end.
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        # From root to a non-zero uid: the permitted and effective sets are cleared too.
+        os.setuid(uid)
+        if os.getuid() != uid or os.geteuid() != uid:
+            raise OSError("could not switch to the session's uid")
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)(0, 0, 0, 0, 0, 0)
+    if libc.capset(ctypes.byref(header), ctypes.byref(data)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"capset failed: {os.strerror(err)}")
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"PR_SET_NO_NEW_PRIVS failed: {os.strerror(err)}")
+
+
+def _apply_limits(limits: dict[str, int]) -> None:
+    import resource
+
+    for name, value in limits.items():
+        which = getattr(resource, name, None)
+        if which is not None:
+            resource.setrlimit(which, (value, value))
+
+
+def _child(listener: socket.socket, conn: socket.socket, request: dict[str, Any], pid_pipe: int) -> None:
+    """Runs in the forked child: become a kernel (or, when sandboxed, the middle process that
+    starts it inside the sandbox's pid namespace). Never returns."""
     code = 1
     try:
         listener.close()
@@ -250,18 +299,31 @@ def _child(listener: socket.socket, conn: socket.socket, request: dict[str, Any]
         os.setsid()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        # Host paths: opened before the mount namespace changes.
+        log = os.open(request.get("log") or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        if request.get("cgroup_procs"):
+            # Before the fork below, so the kernel and everything it starts are counted.
+            with open(request["cgroup_procs"], "w") as procs:
+                procs.write(str(os.getpid()))
         ns_pid = request.get("ns_pid")
         if ns_pid:
             _join_namespaces(int(ns_pid))
-            if request.get("pid_ns"):
-                # A pid namespace only applies to children: fork once more so the kernel is
-                # inside it (pid 2 or so there), and let this middle process wait for it.
-                inner = os.fork()
-                if inner != 0:
-                    _, status = os.waitpid(inner, 0)
-                    os._exit(os.waitstatus_to_exitcode(status))
-        log = os.open(request.get("log") or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        devnull = os.open(os.devnull, os.O_RDONLY)
+            # setns(pid) only applies to children: the kernel is the next fork. This middle
+            # process reports its host pid and exits at once, so the kernel is adopted (and
+            # later reaped) by the sandbox's own init, and dies with it.
+            inner = os.fork()
+            if inner != 0:
+                os.write(pid_pipe, f"{inner}\n".encode())
+                os._exit(0)
+            _drop_privileges(request.get("uid"))
+        else:
+            os.write(pid_pipe, f"{os.getpid()}\n".encode())
+        os.close(pid_pipe)
+        _apply_limits(request.get("limits") or {})
+        if request.get("env") is not None:
+            os.environ.clear()
+            os.environ.update(request["env"])
         os.dup2(devnull, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
@@ -317,10 +379,19 @@ def serve(path: str, stack: bool = True, freeze: bool = True, probe: bool = True
             except ValueError as exc:
                 conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
                 continue
+            read_fd, write_fd = os.pipe()
             pid = os.fork()
             if pid == 0:
-                _child(listener, conn, request)
-            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+                os.close(read_fd)
+                _child(listener, conn, request, write_fd)
+            os.close(write_fd)
+            # The kernel's host pid: the child itself, or the grandchild inside the sandbox.
+            with os.fdopen(read_fd) as answer:
+                line = answer.readline().strip()
+            if line:
+                conn.sendall(json.dumps({"pid": int(line)}).encode() + b"\n")
+            else:
+                conn.sendall(json.dumps({"error": "the kernel could not be started"}).encode() + b"\n")
     listener.close()
 
 

@@ -4,6 +4,7 @@ sessions left alone; cancellation and client-side waiting limits."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 
 import aiohttp
@@ -118,3 +119,24 @@ async def test_slow_upload_says_it_may_have_completed(make_client: Factory, fake
     with pytest.raises(SessionsConnectionError, match="may or may not have completed"):
         await make_client(request_timeout=0.3).upload_file("sess-1", "a", b"x")
     assert len(fake_pool.requests) == 1
+
+
+def test_a_client_can_be_used_from_successive_event_loops() -> None:
+    # Sync on purpose: two asyncio.run() calls, as a script calling the client twice would do.
+    # The endpoint refuses connections, so each run must end in a clean SessionsConnectionError
+    # rather than an error about a session bound to the first (closed) loop.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = SessionsClient(f"http://127.0.0.1:{port}/pool", "t", max_retries=0)
+
+    async def once() -> str:
+        try:
+            await client.list_files("sess-1")
+        except SessionsConnectionError as exc:
+            return type(exc).__name__
+        return "no error"
+
+    assert asyncio.run(once()) == "SessionsConnectionError"
+    assert asyncio.run(once()) == "SessionsConnectionError"
+    asyncio.run(client.close())

@@ -66,6 +66,7 @@ class TokenProvider:
         # None means "never expires" (strings and callables): refreshed only after a 401.
         self._expires_on: float | None = None
         self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def scope(self) -> str:
@@ -85,8 +86,11 @@ class TokenProvider:
         cached = self._valid_cached()
         if cached is not None and cached != rejected:
             return cached
-        if self._lock is None:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            # An asyncio.Lock belongs to one loop; a client reused under a new loop needs a new one.
             self._lock = asyncio.Lock()
+            self._lock_loop = loop
         async with self._lock:
             # Another caller may have refreshed while we waited for the lock.
             cached = self._valid_cached()

@@ -238,6 +238,7 @@ class SessionsClient:
         self._request_timeout = request_timeout
         self._session = session
         self._owns_session = session is None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
         self._ssl = ssl
         self._user_agent = f"{user_agent} {DEFAULT_USER_AGENT}" if user_agent else DEFAULT_USER_AGENT
         self._grace = execution_grace_seconds
@@ -508,10 +509,17 @@ class SessionsClient:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise SessionsError("this SessionsClient is closed")
+        loop = asyncio.get_running_loop()
+        if self._session is not None and self._owns_session and self._session_loop is not loop:
+            # Our session is bound to an earlier event loop (e.g. a second asyncio.run()); it
+            # cannot serve this one, so start afresh rather than fail.
+            logger.debug("SessionsClient used from a new event loop; creating a new HTTP session")
+            self._session = None
         if self._session is None:
             # Created here, inside the running loop, so it binds to the loop that uses it.
             connector = aiohttp.TCPConnector(limit=100, limit_per_host=50, keepalive_timeout=60)
             self._session = aiohttp.ClientSession(connector=connector)
+            self._session_loop = loop
         return self._session
 
     def _query(self, request: Request, identifier: str | None) -> str:

@@ -55,11 +55,14 @@ async def test_last_expression_value_is_in_output_unless_suppressed(pool: Any, a
     async with make_executor(pool, api_version=api_version) as shown:
         with_value = await run(shown, ("python", "6 * 7"))
         no_value = await run(shown, ("python", "y = 1"))
+        python_value = await run(shown, ("python", "{'a': [1, True, None]}"))
     async with make_executor(pool, api_version=api_version, suppress_result_output=True) as hidden:
         suppressed = await run(hidden, ("python", "6 * 7"))
     assert with_value.output.strip() == "42"
     assert with_value.result == 42
     assert no_value.output == ""
+    # Shown as Python reads it, not as the JSON the wire carried.
+    assert python_value.output.strip() == "{'a': [1, True, None]}"
     assert no_value.result is None
     assert suppressed.output == ""
     assert suppressed.result == 42
@@ -148,7 +151,7 @@ async def test_busy_loop_times_out_with_exit_code_124_and_session_stays_usable(
     assert "started" in timed_out.output
     assert "Timed out after 2 s" in timed_out.output
     assert after.exit_code == 0
-    assert after.output.strip() == "alive"
+    assert after.stdout.strip() == "alive"
 
 
 async def test_sleep_times_out_keeping_earlier_output_and_state(pool: Any) -> None:

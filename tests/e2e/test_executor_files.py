@@ -96,7 +96,7 @@ async def test_upload_list_and_download_round_trip(pool: Any, api_version: str, 
             ["out.csv", "/mnt/data/absolute.txt"], CancellationToken()
         )
     assert {"data.csv", "absolute.txt"} <= set(names)
-    assert computed.output.strip() == "1"
+    assert computed.stdout.strip() == "1"
     assert [Path(p).name for p in local_paths] == ["out.csv", "absolute.txt"]
     assert read_bytes(local_paths[0]) == b"a,b\n1,2\n"
     assert read_bytes(local_paths[1]) == b"abs"
@@ -167,4 +167,5 @@ async def test_component_round_trip_writes_no_secret_and_loads_a_working_executo
     assert loaded.work_dir == tmp_path
     async with loaded:
         result = await run(loaded, "print('loaded ok')\n40 + 2")
-    assert result.output.strip() == "loaded ok"
+    assert result.stdout.strip() == "loaded ok"
+    assert "42" not in result.output  # suppress_result_output survived the round trip

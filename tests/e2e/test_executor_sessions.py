@@ -66,15 +66,15 @@ async def test_injected_functions_are_importable_and_usable_directly(pool: Any, 
         direct = await run(executor, "print(twice(21), shout('x'))")
         module = await run(executor, "import functions\nprint(functions.twice(5))")
     assert imported.exit_code == 0, imported.output
-    assert imported.output.strip() == "2.0 HI!"
-    assert direct.output.strip() == "42 X!"
-    assert module.output.strip() == "10"
+    assert imported.stdout.strip() == "2.0 HI!"
+    assert direct.stdout.strip() == "42 X!"
+    assert module.stdout.strip() == "10"
 
 
 async def test_functions_module_name_is_configurable(pool: Any) -> None:
     async with make_executor(pool, functions=[shout], functions_module="tools") as executor:
         result = await run(executor, "from tools import shout\nprint(shout('ok'))")
-    assert result.output.strip() == "OK!"
+    assert result.stdout.strip() == "OK!"
 
 
 @ALL_KINDS
@@ -90,7 +90,7 @@ async def test_restart_wipes_state_and_sets_functions_up_again_for_own_session(
     assert executor.session_id != before
     assert gone.exit_code == 1
     assert "NameError" in gone.output
-    assert functions_back.output.strip() == "AGAIN!"
+    assert functions_back.stdout.strip() == "AGAIN!"
 
 
 @ALL_KINDS
@@ -109,7 +109,7 @@ async def test_restart_keeps_a_caller_session_id_but_gives_a_fresh_interpreter(
         assert gone.session_id == session_id
     assert gone.exit_code == 1
     assert "NameError" in gone.output
-    assert functions_back.output.strip() == "AGAIN!"
+    assert functions_back.stdout.strip() == "AGAIN!"
 
 
 async def test_stop_releases_the_executors_own_session(pool: Any) -> None:
@@ -129,7 +129,7 @@ async def test_stop_keeps_a_caller_supplied_session(pool: Any) -> None:
     assert session_id in await live_sessions(pool)
     async with make_executor(pool, api_version=NEWEST, session_id=session_id) as again:
         result = await run(again, "print(kept)")
-    assert result.output.strip() == "still here"
+    assert result.stdout.strip() == "still here"
 
 
 async def test_release_session_on_stop_true_releases_a_caller_session(pool: Any) -> None:
@@ -154,7 +154,7 @@ async def test_executor_is_usable_again_after_stop(pool: Any) -> None:
         await run(executor, "print(1)")
     async with executor:
         result = await run(executor, "print(shout('back'))")
-    assert result.output.strip() == "BACK!"
+    assert result.stdout.strip() == "BACK!"
 
 
 @pytest.mark.parametrize("api_version", [LEGACY, NEWEST])
@@ -170,7 +170,7 @@ async def test_replaced_interpreter_is_reported_and_functions_set_up_again(
     assert died.state_lost
     assert "set up again" in died.output
     assert after.exit_code == 0, after.output
-    assert after.output.strip() == "UP!"
+    assert after.stdout.strip() == "UP!"
     assert "NameError" in lost.output
 
 
@@ -198,7 +198,7 @@ async def test_code_runs_in_mnt_data_or_the_sessions_data_directory(pool: Any) -
     async with make_executor(pool) as executor:
         await executor.upload_files([_write(executor, "probe.txt", b"probe")], CancellationToken())
         result = await run(executor, "print(open('probe.txt').read())")
-    assert result.output.strip() == "probe"
+    assert result.stdout.strip() == "probe"
 
 
 def _write(executor: ACADynamicSessionsCodeExecutor, name: str, data: bytes) -> str:

@@ -717,7 +717,8 @@ $functions"""
         """The last expression's value as the model reads it ("" when not shown)."""
         if shell or self._suppress_result_output or value is None or value == "":
             return ""
-        return value if isinstance(value, str) else _json_text(value)
+        # str() as upstream does: the model reads Python values (True, None, {'a': 1}), not JSON.
+        return value if isinstance(value, str) else str(value)
 
     async def _save_image(self, data: bytes, image_format: str) -> str:
         extension = (image_format or "png").lower().lstrip(".")
@@ -890,15 +891,6 @@ def _as_exit_code(value: Any) -> int:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value.strip())
     return 1
-
-
-def _json_text(value: Any) -> str:
-    import json
-
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return str(value)
 
 
 def _join(parts: Sequence[str]) -> str:

@@ -14,6 +14,8 @@ switch either half to the real thing:
   With ``ACA_SESSIONS_API_KEY`` as well, that key is sent instead: this is how the examples use a
   pool started separately with ``aca-sessions serve`` (which prints both variables).
 * ``EXAMPLES_SCRIPTED_MODEL=1``: use the scripted turns even when a model key is set.
+* ``ACA_SESSIONS_SANDBOX`` (``auto``, ``bwrap`` or ``none``): the local pool's sandbox
+  (default ``auto``: bubblewrap when installed, else unsandboxed with a warning).
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ __all__ = [
 
 EXECUTOR_SYSTEM_HINT = (
     "You write code that runs in a remote Jupyter-style Python session (an Azure Container Apps "
-    "dynamic session). State persists between your code blocks. Files live in /mnt/data: read "
-    "inputs from there and save outputs (charts, CSVs) there. NumPy, pandas and matplotlib are "
+    "dynamic session). State persists between your code blocks. The working directory is /mnt/data, "
+    "where input files are and where outputs (charts, CSVs) must be saved: use relative file names "
+    "such as 'sales.csv'. NumPy, pandas and matplotlib are "
     "installed; there is no network. Put each piece of code in a single ```python block (or ```sh "
     "for shell commands), print what you want to see, and wait for the result before going on."
 )
@@ -174,8 +177,9 @@ async def session_pool(
             "Install it with: pip install -e '.[local,examples]'"
         ) from exc
 
+    sandbox = os.environ.get("ACA_SESSIONS_SANDBOX", "auto").strip() or "auto"
     async with LocalSessionPool(
-        ready_sessions=ready_sessions, max_execution_seconds=max_execution_seconds
+        ready_sessions=ready_sessions, max_execution_seconds=max_execution_seconds, sandbox=sandbox
     ) as pool:
         yield PoolTarget(
             endpoint=pool.endpoint,

@@ -68,9 +68,9 @@ rng = np.random.default_rng({self.seed})
 points = rng.random(({self.samples}, 2))
 estimate = 4 * float(((points ** 2).sum(axis=1) <= 1).mean())
 time.sleep(1)  # stay busy while the other workers run, so any sharing would show
-with open("/mnt/data/result.txt", "w") as handle:
+with open("result.txt", "w") as handle:
     handle.write(f"{{owner}} {{estimate}}")
-print(owner, "estimates pi as", estimate, "| files here:", sorted(os.listdir("/mnt/data")))
+print(owner, "estimates pi as", estimate, "| files here:", sorted(os.listdir()))
 ```'''
         summary = f"{self.name}: the estimate is printed above and saved in /mnt/data/result.txt."
         return [code, summary]
@@ -82,7 +82,7 @@ WORKERS = [
     Worker("worker_c", 800_000, 3),
 ]
 
-CHECK = 'print(owner, "|", open("/mnt/data/result.txt").read().split()[0])'
+CHECK = 'print(owner, "|", open("result.txt").read().split()[0])'
 
 
 async def run_worker(
@@ -105,7 +105,7 @@ async def run_worker(
         check = await executor.execute_code_blocks(
             [CodeBlock(code=CHECK, language="python")], CancellationToken()
         )
-        return executor.session_id, transcript, check.output.strip()
+        return executor.session_id, transcript, check.stdout.strip()
 
 
 async def main() -> None:

@@ -84,7 +84,7 @@ table = pd.DataFrame(
 )
 table["observed_share"] = (table["observed"] / len(sums)).round(4)
 table["theoretical_share"] = (table["expected"] / len(sums)).round(4)
-table.to_csv("/mnt/data/dice_sums.csv", index=False)
+table.to_csv("dice_sums.csv", index=False)
 print(table.to_string(index=False))
 ```""",
     """Step 3: the chi-square goodness-of-fit test.

@@ -144,9 +144,9 @@ async def main() -> None:
                 [CodeBlock(code="from functions import gross\nprint(gross(100, 0.19))", language="python")],
                 CancellationToken(),
             )
-    if check.exit_code != 0 or check.output.strip() != "119.0":
+    if check.exit_code != 0 or check.stdout.strip() != "119.0":
         fail(f"`from functions import gross` did not work in the session: {check.output!r}")
-    print("\n`from functions import ...` works in the session: gross(100, 0.19) ->", check.output.strip())
+    print("\n`from functions import ...` works in the session: gross(100, 0.19) ->", check.stdout.strip())
 
 
 if __name__ == "__main__":

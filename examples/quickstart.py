@@ -76,7 +76,7 @@ SCRIPTED_ANALYST_TURNS = [
 ```python
 import pandas as pd
 
-df = pd.read_csv("/mnt/data/sales.csv", parse_dates=["date"])
+df = pd.read_csv("sales.csv", parse_dates=["date"])
 print(df.shape)
 print(df.dtypes.to_string())
 print(df.head().to_string(index=False))
@@ -110,7 +110,7 @@ print(
     f"last month vs the one before: {change:+.1f}%"
 )
 ```""",
-    """Now the chart: monthly revenue per region as grouped bars, saved to /mnt/data.
+    """Now the chart: monthly revenue per region as grouped bars, saved next to the data.
 
 ```python
 import os
@@ -127,9 +127,9 @@ ax.set_xlabel("Month")
 ax.set_ylabel("Revenue (USD)")
 ax.legend(title="Region")
 fig.tight_layout()
-fig.savefig("/mnt/data/revenue_by_region.png", dpi=120)
+fig.savefig("revenue_by_region.png", dpi=120)
 plt.close(fig)
-print("saved /mnt/data/revenue_by_region.png,", os.path.getsize("/mnt/data/revenue_by_region.png"), "bytes")
+print("saved revenue_by_region.png,", os.path.getsize("revenue_by_region.png"), "bytes")
 ```""",
     """Done. The tables above give revenue by region, by month and by product; the last line of \
 the analysis names the top region and the top product and the change in the latest month. The \

@@ -43,7 +43,7 @@ import pandas as pd
 invoices = pd.DataFrame(
     {"invoice": [f"INV-{i}" for i in range(1, 6)], "amount": [120, 75.5, 310, 42, 98.25]}
 )
-invoices.to_csv("/mnt/data/invoices_customer_a.csv", index=False)
+invoices.to_csv("invoices_customer_a.csv", index=False)
 print(invoices.to_string(index=False))
 print("total:", invoices["amount"].sum())
 ```""",
@@ -51,7 +51,7 @@ print("total:", invoices["amount"].sum())
     """```python
 import os
 
-print("files in /mnt/data:", sorted(os.listdir("/mnt/data")))
+print("files in /mnt/data:", sorted(os.listdir()))
 print("variable `invoices` exists:", "invoices" in globals())
 ```""",
     "The session is clean: no files from earlier work and no `invoices` variable, so Customer B's "
@@ -60,7 +60,7 @@ print("variable `invoices` exists:", "invoices" in globals())
 
 LEAK_CHECK = """
 import os
-print(sorted(os.listdir("/mnt/data")), "invoices" in globals())
+print(sorted(os.listdir()), "invoices" in globals())
 """
 
 
@@ -84,8 +84,8 @@ async def main() -> None:
             before = await executor.execute_code_blocks(
                 [CodeBlock(code=LEAK_CHECK, language="python")], cancel
             )
-            print(f"\n--- after task 1, session {first_session}: {before.output.strip()}")
-            if "invoices_customer_a.csv" not in before.output or "True" not in before.output:
+            print(f"\n--- after task 1, session {first_session}: {before.stdout.strip()}")
+            if "invoices_customer_a.csv" not in before.stdout or "True" not in before.stdout:
                 fail(f"task 1 did not leave its file and variable behind: {before.output!r}")
 
             await executor.restart()
@@ -96,11 +96,11 @@ async def main() -> None:
             after = await executor.execute_code_blocks(
                 [CodeBlock(code=LEAK_CHECK, language="python")], cancel
             )
-            print(f"\n--- after task 2, session {second_session}: {after.output.strip()}")
+            print(f"\n--- after task 2, session {second_session}: {after.stdout.strip()}")
 
     if second_session == first_session:
         fail("restart() kept the same session id")
-    if after.exit_code != 0 or after.output.strip() != "[] False":
+    if after.exit_code != 0 or after.stdout.strip() != "[] False":
         fail(f"state from task 1 is visible after restart(): {after.output!r}")
     print("\nNo state leaked between the tasks: restart() gave task 2 a fresh session.")
 

@@ -85,7 +85,7 @@ SCRIPTED_STEP_2 = [
 ```python
 threshold = daily.mean() + 2 * daily.std()
 anomalies = daily[daily > threshold]
-anomalies.rename("mean_temperature").to_csv("/mnt/data/anomalies.csv", index_label="day")
+anomalies.rename("mean_temperature").to_csv("anomalies.csv", index_label="day")
 print(f"threshold {threshold:.2f} °C")
 print(anomalies.to_string())
 ```""",

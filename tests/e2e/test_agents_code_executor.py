@@ -65,17 +65,24 @@ async def test_agent_runs_a_python_block_from_a_message(executor: ACADynamicSess
     assert reply.strip() == "50"
 
 
-async def test_agent_runs_an_sh_block_in_mnt_data(executor: ACADynamicSessionsCodeExecutor) -> None:
-    reply = await reply_to(runner(executor), '```sh\necho "shell in $(pwd)"\nexpr 6 \\* 7\n```')
+async def test_agent_runs_an_sh_block_in_the_session_working_directory(
+    pool: LocalSessionPool, executor: ACADynamicSessionsCodeExecutor
+) -> None:
+    agent = runner(executor)
+    python_cwd = (await reply_to(agent, "```python\nimport os\nprint(os.getcwd())\n```")).strip()
 
-    assert reply.splitlines()[:2] == ["shell in /mnt/data", "42"]
+    reply = await reply_to(agent, '```sh\necho "shell in $(pwd)"\nexpr 6 \\* 7\n```')
+
+    assert reply.splitlines()[:2] == [f"shell in {python_cwd}", "42"]
+    # Sandboxed sessions see their directory where Azure's do; unsandboxed ones run in place.
+    assert (python_cwd == "/mnt/data") == (pool.isolation == "bwrap")
 
 
 async def test_python_and_sh_blocks_share_the_session_files(executor: ACADynamicSessionsCodeExecutor) -> None:
     agent = runner(executor)
-    await reply_to(agent, "```python\nopen('/mnt/data/note.txt', 'w').write('written by python')\n```")
+    await reply_to(agent, "```python\nopen('note.txt', 'w').write('written by python')\n```")
 
-    reply = await reply_to(agent, "```sh\ncat /mnt/data/note.txt; echo; ls /mnt/data\n```")
+    reply = await reply_to(agent, "```sh\ncat note.txt; echo; ls\n```")
 
     assert "written by python" in reply
     assert "note.txt" in reply

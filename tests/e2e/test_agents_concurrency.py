@@ -37,10 +37,10 @@ import os
 import time
 
 owner = "{name}"
-with open("/mnt/data/owner.txt", "w") as handle:
+with open("owner.txt", "w") as handle:
     handle.write(owner)
 time.sleep(1.5)
-print(owner, open("/mnt/data/owner.txt").read(), sorted(os.listdir("/mnt/data")))
+print(owner, open("owner.txt").read(), sorted(os.listdir()))
 ```"""
 
 

@@ -92,9 +92,9 @@ async def test_a_group_chat_runs_several_rounds_of_code_in_one_session(pool: Loc
         "sample = np.random.default_rng(0).integers(0, 100, 1000)\nprint(len(sample))\n```",
         "```python\nevens = sample[sample % 2 == 0]\nprint(len(evens) + len(sample[sample % 2 == 1]))\n```",
         "```sh\necho rounds-so-far: 2\n```",
-        "```python\nimport json\nwith open('/mnt/data/summary.json', 'w') as f:\n"
+        "```python\nimport json\nwith open('summary.json', 'w') as f:\n"
         "    json.dump({'n': int(len(sample))}, f)\n"
-        "print(open('/mnt/data/summary.json').read())\n```",
+        "print(open('summary.json').read())\n```",
         "Four rounds ran in the same session. TERMINATE",
     ]
     async with executor_for(pool) as executor:
@@ -180,11 +180,11 @@ async def test_restart_between_tasks_wipes_variables_and_files_and_releases_the_
     pool: LocalSessionPool,
 ) -> None:
     first = [
-        "```python\nsecret = 'from task one'\nopen('/mnt/data/task1.txt', 'w').write(secret)\n```",
+        "```python\nsecret = 'from task one'\nopen('task1.txt', 'w').write(secret)\n```",
         "TERMINATE",
     ]
     second = [
-        "```python\nimport os\nprint('secret' in globals(), sorted(os.listdir('/mnt/data')))\n```",
+        "```python\nimport os\nprint('secret' in globals(), sorted(os.listdir()))\n```",
         "TERMINATE",
     ]
     async with executor_for(pool) as executor:

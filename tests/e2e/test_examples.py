@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -22,6 +24,7 @@ _REAL_SERVICE_ENV = (
     "ACA_POOL_MANAGEMENT_ENDPOINT",
     "ACA_SESSIONS_API_KEY",
     "EXAMPLES_SCRIPTED_MODEL",
+    "ACA_SESSIONS_SANDBOX",
 )
 
 TESTED_EXAMPLES = {
@@ -42,11 +45,13 @@ def example_env() -> dict[str, str]:
     return env
 
 
-def run_example(name: str, *args: str, timeout: float = 280) -> subprocess.CompletedProcess[str]:
+def run_example(
+    name: str, *args: str, timeout: float = 280, sandbox: str = "auto"
+) -> subprocess.CompletedProcess[str]:
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
         cwd=REPO,
-        env=example_env(),
+        env={**example_env(), "ACA_SESSIONS_SANDBOX": sandbox},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -67,8 +72,10 @@ def test_every_example_has_a_test() -> None:
     assert examples == TESTED_EXAMPLES
 
 
-def test_quickstart_prints_the_conversation_and_downloads_a_png_chart(tmp_path: Path) -> None:
-    completed = run_example("quickstart.py", "--output-dir", str(tmp_path))
+# "none" is what a machine without bubblewrap gets: the main job must work there too.
+@pytest.mark.parametrize("sandbox", ["auto", "none"])
+def test_quickstart_prints_the_conversation_and_downloads_a_png_chart(tmp_path: Path, sandbox: str) -> None:
+    completed = run_example("quickstart.py", "--output-dir", str(tmp_path), sandbox=sandbox)
 
     assert completed.returncode == 0, explain(completed)
     chart = tmp_path / "revenue_by_region.png"

@@ -44,6 +44,13 @@ def test_endpoint_must_be_http_url(endpoint: str) -> None:
         SessionsClient(endpoint, "t")
 
 
+def test_ssl_of_the_wrong_type_is_refused_at_construction() -> None:
+    with pytest.raises(TypeError, match="ssl must be"):
+        SessionsClient(AZURE, "t", ssl="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="ssl must be"):
+        SessionsClient(AZURE, "t", ssl=lambda: None)  # type: ignore[arg-type]
+
+
 def test_unknown_api_version_lists_the_supported_ones() -> None:
     with pytest.raises(ValueError, match="2025-10-02-preview"):
         SessionsClient(AZURE, "t", api_version="2023-01-01")

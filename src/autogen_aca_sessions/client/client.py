@@ -229,6 +229,8 @@ class SessionsClient:
             raise ValueError("max_retries must be >= 0")
         if request_timeout <= 0:
             raise ValueError("request_timeout must be positive")
+        if ssl is not None and not isinstance(ssl, (ssl_module.SSLContext, bool, aiohttp.Fingerprint)):
+            raise TypeError(f"ssl must be an ssl.SSLContext, a bool or None; got {type(ssl).__name__}")
         if execution_grace_seconds < 0:
             raise ValueError("execution_grace_seconds must be >= 0")
         self._contract: Contract = contract_for(self._api_version)

@@ -71,6 +71,22 @@ async def test_injected_functions_are_importable_and_usable_directly(pool: Any, 
     assert module.stdout.strip() == "10"
 
 
+class OnlyOnTheCallersSide:
+    """A type the session has never heard of."""
+
+
+def describe(item: OnlyOnTheCallersSide | None = None) -> str:
+    """Annotated with a type that does not exist in the session."""
+    return "described"
+
+
+async def test_functions_annotated_with_caller_side_types_still_load(pool: Any) -> None:
+    async with make_executor(pool, functions=[describe]) as executor:
+        result = await run(executor, "print(describe())")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "described"
+
+
 async def test_functions_module_name_is_configurable(pool: Any) -> None:
     async with make_executor(pool, functions=[shout], functions_module="tools") as executor:
         result = await run(executor, "from tools import shout\nprint(shout('ok'))")

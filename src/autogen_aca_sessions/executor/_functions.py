@@ -133,7 +133,8 @@ def build_functions_module(functions: Sequence[InjectedFunction]) -> FunctionsMo
         if isinstance(func, (FunctionWithRequirements, FunctionWithRequirementsStr)):
             for item in func.global_imports:
                 imports[import_to_str(item)] = None
-    parts: list[str] = []
+    # Annotations may name types that exist only on the caller's side: keep them unevaluated.
+    parts: list[str] = ["from __future__ import annotations\n"]
     if imports:
         parts.append("\n".join(sorted(imports)) + "\n")
     names: list[str] = []

@@ -343,7 +343,65 @@ def _child(listener: socket.socket, conn: socket.socket, request: dict[str, Any]
         os._exit(code)
 
 
-def serve(path: str, stack: bool = True, freeze: bool = True, probe: bool = True, lean: bool = True) -> None:
+_BALLAST: list[Any] = []
+"""Objects that fill the template's free pymalloc blocks; never used, never freed."""
+
+
+def _pymalloc_free_blocks() -> tuple[dict[int, int], int]:
+    """Free blocks per size class, and unused pools, as ``sys._debugmallocstats`` reports."""
+    import re
+
+    with tempfile.TemporaryFile(mode="w+") as out:
+        saved = os.dup(2)
+        try:
+            sys.stderr.flush()
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read()
+    free: dict[int, int] = {}
+    for match in re.finditer(r"^\s*\d+\s+(\d+)\s+\d+\s+\d+\s+(\d+)\s*$", text, re.MULTILINE):
+        free[int(match.group(1))] = int(match.group(2))
+    unused = re.search(r"^(\d+) unused pools \*", text, re.MULTILINE)
+    return free, int(unused.group(1)) if unused else 0
+
+
+def fill_free_blocks() -> int:
+    """Fill the free blocks of the template's small-object heap with ballast; returns bytes.
+
+    A child's first small allocations would otherwise go into those blocks, in pages it
+    shares with the template, and each such page becomes private; with them full, a child
+    allocates from fresh arenas of its own and leaves the shared pages alone.
+    """
+    free, unused_pools = _pymalloc_free_blocks()
+    used = 0
+    for size, count in free.items():
+        # A bytes object of length n asks pymalloc for 33 + n bytes: that lands in class `size`.
+        length = size - 33
+        if length < 2:
+            continue
+        for _ in range(count):
+            _BALLAST.append(b"\0" * length)
+        used += size * count
+    # Unused pools: taken by whichever size class needs one next; fill them with one class.
+    per_pool = 16384 // 64
+    for _ in range(unused_pools * per_pool):
+        _BALLAST.append(b"\0" * (64 - 33))
+    used += unused_pools * 16384
+    return used
+
+
+def serve(
+    path: str,
+    stack: bool = True,
+    freeze: bool = True,
+    probe: bool = True,
+    lean: bool = True,
+    ballast: bool = True,
+) -> None:
     """Preload, freeze the heap, then fork one kernel per request, for ever."""
     count = preload(stack=stack, probe=probe)
     if lean:
@@ -351,6 +409,10 @@ def serve(path: str, stack: bool = True, freeze: bool = True, probe: bool = True
     # Everything allocated so far goes to the permanent generation: the collector in a child
     # never walks (and so never writes to) those objects, keeping their pages shared.
     gc.collect()
+    if ballast:
+        # Filling one class can open a new pool of another: a few passes settle it.
+        for _ in range(3):
+            fill_free_blocks()
     if freeze:
         gc.freeze()
     # Children are reaped by the kernel; the template only needs them gone from the table.
@@ -396,13 +458,14 @@ def serve(path: str, stack: bool = True, freeze: bool = True, probe: bool = True
 
 
 def main(argv: list[str]) -> None:
-    """Entry point: ``fork_template.py SOCKET [--no-stack] [--no-freeze] [--no-probe] [--no-lean]``."""
+    """Entry point: ``fork_template.py SOCKET [--no-stack|--no-freeze|--no-probe|--no-lean|--no-ballast]``."""
     serve(
         argv[0],
         stack="--no-stack" not in argv,
         freeze="--no-freeze" not in argv,
         probe="--no-probe" not in argv,
         lean="--no-lean" not in argv,
+        ballast="--no-ballast" not in argv,
     )
 
 

@@ -196,6 +196,25 @@ async def test_cancellation_raises_cancelled_error_without_waiting_for_the_code(
             await asyncio.wait_for(call, timeout=10)
 
 
+async def test_session_is_usable_after_a_cancelled_block(pool: Any) -> None:
+    async with make_executor(pool, timeout=30) as executor:
+        await run(executor, ("python", "kept = 'yes'"))
+        token = CancellationToken()
+        call = asyncio.ensure_future(
+            executor.execute_code_blocks(
+                [CodeBlock(code="import time\ntime.sleep(4)\nlate = 1", language="python")], token
+            )
+        )
+        await asyncio.sleep(0.5)
+        token.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        # The remote block runs to its end (the service has no cancel); the next call queues behind it.
+        after = await run(executor, ("python", "print(kept, late)"))
+    assert after.exit_code == 0, after.output
+    assert after.stdout.strip() == "yes 1"
+
+
 @BOTH
 async def test_long_output_over_max_output_chars_is_cut_and_marked(pool: Any, api_version: str) -> None:
     async with make_executor(pool, api_version=api_version, max_output_chars=1000) as executor:

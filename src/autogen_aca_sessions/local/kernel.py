@@ -246,6 +246,7 @@ class Kernel:
         self.client.load_connection_info(launched.connection_info)  # type: ignore[arg-type]
         self.client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
         self._closed = False
+        self._executing = False
         self.ready_seconds: float | None = None
         """How long the kernel took from process start to answering (set by :meth:`wait_ready`)."""
 
@@ -307,6 +308,18 @@ class Kernel:
         On ``TIMED_OUT_RESTARTED`` and ``KERNEL_DIED`` this kernel is dead afterwards and
         the caller must replace it.
         """
+        self._executing = True
+        try:
+            return await self._execute(code, timeout=timeout, max_output_chars=max_output_chars)
+        finally:
+            self._executing = False
+            if self._closed:
+                # kill() ran meanwhile and left the sockets to us: closing them under a
+                # pending poll would cancel it.
+                with contextlib.suppress(Exception):
+                    self.client.stop_channels()
+
+    async def _execute(self, code: str, *, timeout: float, max_output_chars: int) -> CodeOutput:
         started = time.monotonic()
         stdout = OutputBuffer(max_output_chars)
         stderr = OutputBuffer(max_output_chars)
@@ -494,8 +507,9 @@ class Kernel:
         """Kill the kernel and everything it started; close the client; remove its files."""
         if not self._closed:
             self._closed = True
-            with contextlib.suppress(Exception):
-                self.client.stop_channels()
+            if not self._executing:
+                with contextlib.suppress(Exception):
+                    self.client.stop_channels()
         process = self.launched.process
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):

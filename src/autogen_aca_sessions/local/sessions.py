@@ -312,6 +312,7 @@ class SessionManager:
         self._run_base: Path | None = None
         self._private: Path | None = None
         self._info: PoolRuntimeInfo | None = None
+        self._info_task: asyncio.Future[PoolRuntimeInfo] | None = None
         self._started = False
         self._closed = False
         self._uid_counter = int.from_bytes(os.urandom(3), "big")
@@ -353,15 +354,15 @@ class SessionManager:
         )
         if self.pool_type == "PythonLTS":
             mpl_cache = self._private / "mpl"
-            await asyncio.to_thread(_build_matplotlib_cache, mpl_cache)
+            if not await asyncio.to_thread(_copy_matplotlib_cache, mpl_cache):
+                self._tasks.append(asyncio.ensure_future(_build_matplotlib_cache(mpl_cache)))
             if self._launcher is None:
                 self._launcher = PlainKernelLauncher(
-                    self._sandbox,
-                    egress=self.egress,
-                    hide=self._hidden(),
-                    mpl_cache=mpl_cache if mpl_cache.is_dir() else None,
+                    self._sandbox, egress=self.egress, hide=self._hidden(), mpl_cache=mpl_cache
                 )
-        self._info = await asyncio.to_thread(_runtime_info, self.pool_type, self.created_at)
+        self._info_task = asyncio.ensure_future(
+            asyncio.to_thread(_runtime_info, self.pool_type, self.created_at)
+        )
         self._tasks.append(asyncio.ensure_future(self._fill_ready()))
         self._tasks.append(asyncio.ensure_future(self._reap()))
 
@@ -437,7 +438,13 @@ class SessionManager:
     def metadata(self) -> PoolRuntimeInfo:
         """Runtimes, pre-installed packages and kernel of this pool (after :meth:`start`)."""
         if self._info is None:
-            raise RuntimeError("SessionManager.start() has not been called")
+            if self._info_task is None:
+                raise RuntimeError("SessionManager.start() has not been called")
+            if self._info_task.done():
+                self._info = self._info_task.result()
+            else:
+                # Asked for in the first moments after start: work it out here (~0.1 s, once).
+                self._info = _runtime_info(self.pool_type, self.created_at)
         return self._info
 
     @property
@@ -666,22 +673,48 @@ def _remove_cgroup(group: Path) -> None:
     PidsCgroup.remove(group)
 
 
-def _build_matplotlib_cache(directory: Path) -> None:
-    """Build matplotlib's font list once, so kernels do not each spend seconds on it."""
+def _copy_matplotlib_cache(directory: Path) -> bool:
+    """Give kernels the server user's matplotlib font list, if it has one (True when copied).
+
+    Without it every kernel spends seconds building its own on the first pyplot import.
+    """
     directory.mkdir(parents=True, exist_ok=True)
+    env_dir = os.environ.get("MPLCONFIGDIR")
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    for source in (Path(env_dir) if env_dir else None, Path(xdg) / "matplotlib"):
+        if source is None or not source.is_dir():
+            continue
+        copied = False
+        for entry in source.glob("fontlist-*.json"):
+            shutil.copy2(entry, directory / entry.name)
+            copied = True
+        if copied:
+            return True
+    return False
+
+
+async def _build_matplotlib_cache(directory: Path) -> None:
+    """Build the font list once, in the background; kernels started meanwhile build their own."""
     env = dict(os.environ, MPLCONFIGDIR=str(directory), MPLBACKEND="Agg")
     try:
-        subprocess.run(
-            [sys.executable, "-c", "import matplotlib.font_manager"],
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import matplotlib.font_manager",
             env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=120,
-            check=False,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        logger.warning("could not pre-build the matplotlib font cache: %s", exc)
+    except OSError as exc:
+        logger.warning("could not build the matplotlib font cache: %s", exc)
+        return
+    try:
+        await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 def _runtime_info(pool_type: str, created_at: datetime) -> PoolRuntimeInfo:

@@ -157,3 +157,11 @@ def test_load_component_round_trips_every_option(tmp_path: Path) -> None:
     assert loaded.session_id == "caller-id"
     assert loaded.api_version.value == "2024-08-02-preview"
     assert loaded.max_output_chars == 777
+
+
+def test_load_component_keeps_shell_pool_mode() -> None:
+    executor = ACADynamicSessionsCodeExecutor(
+        ENDPOINT, None, shell_pool=True, api_version="2025-02-02-preview"
+    )
+    loaded = ACADynamicSessionsCodeExecutor.load_component(executor.dump_component())
+    assert loaded.dump_component().config["shell_pool"] is True

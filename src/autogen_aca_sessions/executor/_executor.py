@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import shlex
 import tempfile
 import uuid
 import warnings
@@ -104,6 +106,7 @@ class ACADynamicSessionsCodeExecutorConfig(BaseModel):
         default=None,
         description="Environment variable holding a static bearer token (e.g. a local pool's key).",
     )
+    shell_pool: bool = Field(default=False, description="The pool is a Shell pool (commands, no kernel).")
 
 
 class _EnvironmentToken:
@@ -213,6 +216,10 @@ class ACADynamicSessionsCodeExecutor(CodeExecutor, Component[ACADynamicSessionsC
             ``api_version`` and ``max_output_chars`` for the requests are the client's).
         api_key_env: Environment variable holding a static bearer token, used when
             ``credential`` is None.
+        shell_pool: The pool is a Shell pool (2025-02-02-preview and later): every block runs as
+            a command through ``shellCommand`` (Python blocks as ``python3 -c``), with its real
+            exit status. Commands share only the files in ``/mnt/data``; there is no interpreter
+            state and no injected functions.
     """
 
     component_type = "code_executor"
@@ -242,6 +249,7 @@ $functions"""
         release_session_on_stop: bool | None = None,
         client: SessionsClient | None = None,
         api_key_env: str | None = None,
+        shell_pool: bool = False,
     ) -> None:
         if timeout < 1:
             raise ValueError("Timeout must be greater than or equal to 1.")
@@ -269,6 +277,15 @@ $functions"""
         self._api_version = ApiVersion(client.api_version if client is not None else api_version)
         self._max_output_chars = max_output_chars
         self._release_session_on_stop = release_session_on_stop
+        self._shell_pool = shell_pool
+        if shell_pool and not self._api_version.supports_shell:
+            raise ValueError(
+                f"shell_pool needs api-version 2025-02-02-preview or later, not {self._api_version.value}."
+            )
+        if shell_pool and functions:
+            raise ValueError(
+                "Injected functions need a Python pool: a Shell pool has no interpreter to load them."
+            )
 
         self._work_dir: Path | None = None
         self._temp_dir: tempfile.TemporaryDirectory[str] | None = None
@@ -416,7 +433,7 @@ $functions"""
                 self._session_id = str(uuid.uuid4())
                 self._session_used = False
                 self._reset_pending = False
-            elif not deleted:
+            elif not deleted and not self._shell_pool:
                 # The caller's identifier stays; without a delete its interpreter is reset instead.
                 self._reset_pending = True
             self._setup_done = False
@@ -470,6 +487,11 @@ $functions"""
     async def _ensure_setup(self, cancellation_token: CancellationToken | None) -> None:
         """Reset (when pending), change to /mnt/data and load the injected functions."""
         if self._setup_done and not self._reset_pending:
+            return
+        if self._shell_pool:
+            # Commands start in /mnt/data and share nothing but files: there is nothing to set up.
+            self._setup_done = True
+            self._reset_pending = False
             return
         client = self._ensure_client()
         if self._reset_pending:
@@ -535,7 +557,9 @@ $functions"""
                 names = {package.name for package in metadata.preinstalled_packages if package.name}
             except (UnsupportedOperationError, SessionsHTTPError) as exc:
                 logger.debug("Pool metadata unavailable (%s); asking the interpreter", exc)
-        if not names:
+        if not names and self._shell_pool:
+            names = await self._packages_from_shell(client, cancellation_token)
+        elif not names:
             outcome = await self._linked(
                 client.execute(self._session_id, packages_code(), timeout_seconds=self._server_timeout),
                 cancellation_token,
@@ -547,6 +571,25 @@ $functions"""
             names = {str(name) for name in outcome.result}
         self._available_packages = names
         return names
+
+    async def _packages_from_shell(
+        self, client: SessionsClient, cancellation_token: CancellationToken | None
+    ) -> set[str]:
+        command = "python3 -c " + shlex.quote(
+            "import json, importlib.metadata as m; "
+            "print(json.dumps(sorted({d.metadata['Name'] or '' for d in m.distributions()} - {''})))"
+        )
+        outcome = await self._linked(
+            client.execute_shell(self._session_id, command, timeout_seconds=self._server_timeout),
+            cancellation_token,
+        )
+        self._session_used = True
+        try:
+            listed = json.loads(outcome.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            detail = (outcome.stderr or outcome.stdout).strip()
+            raise ValueError(f"Failed to get list of available packages: {detail}") from None
+        return {str(name) for name in listed}
 
     # ----------------------------------------------------------------- execution
 
@@ -570,8 +613,15 @@ $functions"""
             notes: list[str] = []
             for block in code_blocks:
                 language = block.language.strip().lower()
-                if language in PYTHON_LANGUAGES:
+                if language in PYTHON_LANGUAGES and self._shell_pool:
+                    command = f"python3 -c {shlex.quote(block.code)}"
+                    outcome = await self._run_block(block, command, cancellation_token, notes, shell=True)
+                elif language in PYTHON_LANGUAGES:
                     outcome = await self._run_block(block, block.code, cancellation_token, notes)
+                elif language in SHELL_LANGUAGES and self._shell_pool:
+                    # The pool runs commands with bash; an sh block asks for sh explicitly.
+                    command = f"sh -c {shlex.quote(block.code)}" if language == "sh" else block.code
+                    outcome = await self._run_block(block, command, cancellation_token, notes, shell=True)
                 elif language in SHELL_LANGUAGES:
                     limit = self._shell_limit()
                     program = "sh" if language == "sh" else "bash"
@@ -613,10 +663,7 @@ $functions"""
         await self._ensure_setup(cancellation_token)
         try:
             try:
-                result = await self._linked(
-                    client.execute(self._session_id, code, timeout_seconds=self._server_timeout),
-                    cancellation_token,
-                )
+                result = await self._linked(self._send(client, code), cancellation_token)
             except SessionsHTTPError as exc:
                 if not _session_gone(exc):
                     raise
@@ -629,10 +676,7 @@ $functions"""
                 self._available_packages = None
                 self._packages_checked = False
                 await self._ensure_setup(cancellation_token)
-                result = await self._linked(
-                    client.execute(self._session_id, code, timeout_seconds=self._server_timeout),
-                    cancellation_token,
-                )
+                result = await self._linked(self._send(client, code), cancellation_token)
         except ExecutionTimeoutError as exc:
             self._session_used = True
             notes.extend(block_notes)
@@ -654,6 +698,12 @@ $functions"""
         notes.extend(block_notes)
         return outcome
 
+    def _send(self, client: SessionsClient, code: str) -> Awaitable[ExecutionResult]:
+        """Execute a block: as a command on a Shell pool, as code in the interpreter otherwise."""
+        if self._shell_pool:
+            return client.execute_shell(self._session_id, code, timeout_seconds=self._server_timeout)
+        return client.execute(self._session_id, code, timeout_seconds=self._server_timeout)
+
     async def _block_result(
         self, block: CodeBlock, result: ExecutionResult, notes: list[str], *, shell: bool
     ) -> ACADynamicSessionsBlockResult:
@@ -662,6 +712,8 @@ $functions"""
         value = result.result
         if result.timed_out:
             exit_code = TIMEOUT_EXIT_CODE
+        elif result.exit_code is not None:
+            exit_code = result.exit_code
         elif not result.succeeded:
             exit_code = 1
         elif shell:
@@ -854,6 +906,7 @@ $functions"""
             max_output_chars=self._max_output_chars,
             release_session_on_stop=self._release_session_on_stop,
             api_key_env=self._api_key_env,
+            shell_pool=self._shell_pool,
         )
 
     @classmethod
@@ -870,6 +923,7 @@ $functions"""
             max_output_chars=config.max_output_chars,
             release_session_on_stop=config.release_session_on_stop,
             api_key_env=config.api_key_env,
+            shell_pool=config.shell_pool,
         )
 
 

@@ -1,0 +1,70 @@
+"""End-to-end: ACADynamicSessionsCodeExecutor on a Shell pool (commands through shellCommand)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from autogen_core import CancellationToken
+from autogen_core.code_executor import CodeBlock
+
+from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
+from autogen_aca_sessions.local import LocalSessionPool
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+POOL_OPTIONS = {"pool_type": "Shell"}
+
+
+@pytest.fixture
+def pool(module_pool: LocalSessionPool) -> LocalSessionPool:
+    """The module's shared Shell pool (tests/conftest.py, options from POOL_OPTIONS)."""
+    return module_pool
+
+
+def make_executor(pool: Any, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:
+    return ACADynamicSessionsCodeExecutor(pool.endpoint, pool.credential, shell_pool=True, **kwargs)
+
+
+async def run(
+    executor: ACADynamicSessionsCodeExecutor, *blocks: tuple[str, str]
+) -> ACADynamicSessionsCodeResult:
+    return await executor.execute_code_blocks(
+        [CodeBlock(code=code, language=language) for language, code in blocks], CancellationToken()
+    )
+
+
+async def test_shell_blocks_report_real_exit_codes_and_share_files(pool: Any) -> None:
+    async with make_executor(pool) as executor:
+        ok = await run(executor, ("bash", "echo hello > note.txt; cat note.txt"))
+        failed = await run(executor, ("sh", "echo partial; exit 7"), ("bash", "echo never"))
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.strip() == "hello"
+    assert failed.exit_code == 7
+    assert "partial" in failed.output
+    assert "never" not in failed.output
+
+
+async def test_python_blocks_run_as_python3_processes(pool: Any) -> None:
+    async with make_executor(pool) as executor:
+        result = await run(executor, ("python", "import sys\nprint(sys.version_info.major, 'it\\'s quoted')"))
+        raised = await run(executor, ("python", "raise SystemExit(3)"))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "3 it's quoted"
+    assert raised.exit_code == 3
+
+
+async def test_shell_pool_rejects_injected_functions_and_old_api_versions(pool: Any) -> None:
+    def helper() -> int:
+        return 1
+
+    with pytest.raises(ValueError, match="Python pool"):
+        make_executor(pool, functions=[helper])
+    with pytest.raises(ValueError, match="2025-02-02-preview"):
+        make_executor(pool, api_version="2024-10-02-preview")
+
+
+async def test_shell_pool_lists_packages(pool: Any) -> None:
+    async with make_executor(pool) as executor:
+        packages = await executor.get_available_packages(CancellationToken())
+    assert "numpy" in {name.lower() for name in packages}

@@ -141,7 +141,8 @@ class ACADynamicSessionsCodeExecutor(CodeExecutor, Component[ACADynamicSessionsC
         Python; ``sh``/``bash``/``shell`` blocks run as scripts inside the session (through a small
         Python wrapper using ``subprocess``, in ``/mnt/data``) and report the script's real exit
         status. Any other language gives exit code 1 and a message; nothing is sent. Code runs in
-        ``/mnt/data``, where uploaded files land.
+        ``/mnt/data``, where uploaded files land. Concurrent calls on one executor run one after
+        the other. On a Shell pool pass ``shell_pool=True`` (see below).
 
     Time limits:
         Each block is sent with ``timeoutInSeconds=timeout`` (at most 220, the service's cap). A

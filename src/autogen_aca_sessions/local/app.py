@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from . import files
 from .auth import auth_middleware
@@ -341,7 +342,7 @@ async def _json_body(call: Call) -> Any:
         raise WireError(400, "InvalidRequestContent", "The request body is empty; send JSON.", target="body")
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting or numbers
         raise WireError(
             400, "InvalidRequestContent", f"The request body is not valid JSON: {exc}", target="body"
         ) from exc
@@ -543,36 +544,45 @@ async def _receive_uploads(call: Call) -> list[files.FileInfo]:
         )
     session = await _session(call, identifier)
     try:
-        reader = await call.request.multipart()
-    except (ValueError, AssertionError, KeyError) as exc:
+        return await _store_parts(call, session, rel_dir, limit)
+    except _MALFORMED_MULTIPART as exc:
         raise WireError(
-            400, "InvalidRequestContent", f"The multipart body cannot be read: {exc}", target="file"
+            400, "InvalidRequestContent", f"The multipart body is malformed: {exc}", target="file"
         ) from exc
+
+
+# What aiohttp's multipart reader raises on a body that does not parse (bad boundary, bad part
+# headers, truncated part): the client's fault, so a 400 and never the catch-all 500.
+_MALFORMED_MULTIPART = (ValueError, AssertionError, KeyError, HttpProcessingError)
+
+
+async def _store_parts(
+    call: Call, session: SessionLike, rel_dir: PurePosixPath, limit: int
+) -> list[files.FileInfo]:
+    reader = await call.request.multipart()
     stored: list[PurePosixPath] = []
-    target_dir: Path | None = None
+    target: files.UploadDir | None = None
     remaining = limit
-    while True:
-        try:
+    try:
+        while True:
             part = await reader.next()
-        except (ValueError, AssertionError) as exc:
-            raise WireError(
-                400, "InvalidRequestContent", f"The multipart body is malformed: {exc}", target="file"
-            ) from exc
-        if part is None:
-            break
-        if not isinstance(part, BodyPartReader):
-            raise WireError(
-                400, "InvalidRequestContent", "Nested multipart bodies are not accepted.", target="file"
-            )
-        if part.filename is None and part.name != "file":
-            await part.release()  # some clients send extra form fields; they carry nothing we need
-            continue
-        basename = files.upload_basename(part.filename)
-        if target_dir is None:
-            target_dir = await files.prepare_upload_dir(session.data_dir, rel_dir)
-        written_path = await files.write_upload(target_dir, basename, _part_chunks(part), max_bytes=remaining)
-        remaining -= (await asyncio.to_thread(written_path.stat)).st_size
-        stored.append(rel_dir / basename)
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader):
+                raise WireError(
+                    400, "InvalidRequestContent", "Nested multipart bodies are not accepted.", target="file"
+                )
+            if part.filename is None and part.name != "file":
+                await part.release()  # some clients send extra form fields; they carry nothing we need
+                continue
+            basename = files.upload_basename(part.filename)
+            if target is None:
+                target = await files.open_upload_dir(session.data_dir, rel_dir)
+            remaining -= await files.write_upload(target, basename, _part_chunks(part), max_bytes=remaining)
+            stored.append(rel_dir / basename)
+    finally:
+        if target is not None:
+            await files.close_upload_dir(target)
     if not stored:
         raise WireError(
             400,
@@ -635,20 +645,24 @@ async def _named(call: Call) -> tuple[SessionLike, PurePosixPath]:
 
 async def _stream_file(call: Call) -> web.StreamResponse:
     session, rel = await _named(call)
-    real, size = await files.resolve_download(session.data_dir, rel)
-    response = web.StreamResponse(
-        status=200,
-        headers={
-            "Content-Type": "application/octet-stream",
-            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(rel.name)}",
-        },
-    )
-    response.content_length = size
-    await response.prepare(call.request)
-    async for chunk in files.iter_file_chunks(real):
-        await response.write(chunk)
-    await response.write_eof()
-    return response
+    handle, size = await files.open_download(session.data_dir, rel)
+    chunks = files.iter_handle_chunks(handle, size)
+    try:
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(rel.name)}",
+            },
+        )
+        response.content_length = size
+        await response.prepare(call.request)
+        async for chunk in chunks:
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        await chunks.aclose()
 
 
 def _quote(name: str) -> str:

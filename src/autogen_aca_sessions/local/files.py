@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import mimetypes
 import os
 import re
 import secrets
-import shutil
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import unquote
 
 from .wire.errors import WireError
@@ -30,14 +30,15 @@ __all__ = [
     "DATA_ROOT",
     "DEFAULT_MAX_UPLOAD_BYTES",
     "FileInfo",
+    "close_upload_dir",
     "delete_entry",
     "file_info",
-    "iter_file_chunks",
+    "iter_handle_chunks",
     "list_directory",
-    "prepare_upload_dir",
+    "open_download",
+    "open_upload_dir",
     "relative_dir",
     "relative_name",
-    "resolve_download",
     "upload_basename",
     "write_upload",
 ]
@@ -52,6 +53,8 @@ CHUNK_BYTES = 1024 * 1024
 """Disk reads and writes happen in pieces of this size, each in a worker thread."""
 
 _UPLOAD_PREFIX = ".aca-upload-"
+
+_T = TypeVar("_T")
 
 _PERCENT_ENCODED = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})+")
 """Partial uploads are written under this prefix next to their final name, then renamed."""
@@ -193,6 +196,25 @@ def _entry_info(root: Path, entry_path: Path) -> FileInfo | None:
     return _info(root, entry_path, st)
 
 
+def _os_error(exc: OSError) -> WireError:
+    """A disk error caused by the session's own file state, as a client error, not a 500."""
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, FileNotFoundError):
+        return WireError(404, "FileNotFound", f"A file or directory in the path does not exist ({reason}).")
+    if isinstance(exc, (NotADirectoryError, FileExistsError, IsADirectoryError)):
+        return WireError(400, "InvalidFilePath", f"A component of the path has the wrong type ({reason}).")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return WireError(507, "InsufficientStorage", f"The session's disk is full ({reason}).")
+    return WireError(409, "FileOperationFailed", f"The file operation failed: {reason}.")
+
+
+async def _in_thread(fn: Callable[..., _T], *args: Any) -> _T:
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except OSError as exc:
+        raise _os_error(exc) from exc
+
+
 def _list_sync(data_dir: Path, rel: PurePosixPath, recursive: bool) -> list[FileInfo]:
     root, real = _resolve(data_dir, rel, "path")
     if not real.is_dir():
@@ -222,7 +244,7 @@ def _list_sync(data_dir: Path, rel: PurePosixPath, recursive: bool) -> list[File
 
 async def list_directory(data_dir: Path, rel: PurePosixPath, *, recursive: bool = False) -> list[FileInfo]:
     """The entries of ``/mnt/data/<rel>`` (every level below it when ``recursive``)."""
-    return await asyncio.to_thread(_list_sync, data_dir, rel, recursive)
+    return await _in_thread(_list_sync, data_dir, rel, recursive)
 
 
 def _file_info_sync(data_dir: Path, rel: PurePosixPath) -> FileInfo:
@@ -238,76 +260,161 @@ def _file_info_sync(data_dir: Path, rel: PurePosixPath) -> FileInfo:
 
 async def file_info(data_dir: Path, rel: PurePosixPath) -> FileInfo:
     """Metadata of ``/mnt/data/<rel>``; 404 when it does not exist."""
-    return await asyncio.to_thread(_file_info_sync, data_dir, rel)
+    return await _in_thread(_file_info_sync, data_dir, rel)
 
 
-def _resolve_download_sync(data_dir: Path, rel: PurePosixPath) -> tuple[Path, int]:
-    _, real = _resolve(data_dir, rel, "name")
+def _pinned_inside(fd: int, root: Path) -> bool:
+    """Whether the open file ``fd`` really lives inside ``root``.
+
+    Checked on the descriptor, not on a path, so a directory that session code swaps for a
+    symbolic link between our path check and the open cannot lead outside.
+    """
     try:
-        st = real.stat()
+        actual = Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return False
+    return _inside(root, actual)
+
+
+def _open_download_sync(data_dir: Path, rel: PurePosixPath) -> tuple[BinaryIO, int]:
+    root, real = _resolve(data_dir, rel, "name")
+    try:
+        # O_NONBLOCK: a FIFO planted by session code must not hang the server on open.
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise _not_found(rel) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise _invalid(f"'{DATA_ROOT}/{rel}' is a directory; only files can be downloaded.", "name")
-    if not stat.S_ISREG(st.st_mode):
-        raise _invalid(f"'{DATA_ROOT}/{rel}' is not a regular file.", "name")
-    return real, st.st_size
-
-
-async def resolve_download(data_dir: Path, rel: PurePosixPath) -> tuple[Path, int]:
-    """The real path and size of a file to download; 404 when missing, 400 for directories."""
-    return await asyncio.to_thread(_resolve_download_sync, data_dir, rel)
-
-
-async def iter_file_chunks(path: Path) -> AsyncIterator[bytes]:
-    """The bytes of ``path`` in pieces, each read in a worker thread."""
-    handle: BinaryIO = await asyncio.to_thread(open, path, "rb")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # the last component became a link after the check
+            raise _invalid(f"'{DATA_ROOT}/{rel}' resolves outside {DATA_ROOT}.", "name") from None
+        raise
     try:
-        while True:
-            chunk = await asyncio.to_thread(handle.read, CHUNK_BYTES)
+        if not _pinned_inside(fd, root):
+            raise _invalid(f"'{DATA_ROOT}/{rel}' resolves outside {DATA_ROOT}.", "name")
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise _invalid(f"'{DATA_ROOT}/{rel}' is a directory; only files can be downloaded.", "name")
+        if not stat.S_ISREG(st.st_mode):
+            raise _invalid(f"'{DATA_ROOT}/{rel}' is not a regular file.", "name")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+async def open_download(data_dir: Path, rel: PurePosixPath) -> tuple[BinaryIO, int]:
+    """An open handle on a file to download and its size; 404 when missing, 400 for directories.
+
+    The caller owns the handle; :func:`iter_handle_chunks` reads and closes it.
+    """
+    return await _in_thread(_open_download_sync, data_dir, rel)
+
+
+async def iter_handle_chunks(handle: BinaryIO, size: int) -> AsyncGenerator[bytes, None]:
+    """At most ``size`` bytes of ``handle`` in pieces, each read in a worker thread; closes it.
+
+    Reading stops at the size announced in ``Content-Length`` even if session code appends meanwhile.
+    """
+    remaining = size
+    try:
+        while remaining > 0:
+            chunk = await asyncio.to_thread(handle.read, min(CHUNK_BYTES, remaining))
             if not chunk:
                 return
+            remaining -= len(chunk)
             yield chunk
     finally:
         await asyncio.to_thread(handle.close)
 
 
+def _rmtree_at(parent_fd: int, name: str) -> None:
+    """Remove the directory ``name`` in ``parent_fd`` and everything below, never following links."""
+    for _, dirs, names, fd in os.fwalk(name, dir_fd=parent_fd, topdown=False, follow_symlinks=False):
+        for entry in names:
+            os.unlink(entry, dir_fd=fd)
+        for entry in dirs:
+            # fwalk lists links to directories among dirs; they are unlinked, not descended.
+            if stat.S_ISLNK(os.stat(entry, dir_fd=fd, follow_symlinks=False).st_mode):
+                os.unlink(entry, dir_fd=fd)
+            else:
+                os.rmdir(entry, dir_fd=fd)
+    os.rmdir(name, dir_fd=parent_fd)
+
+
 def _delete_sync(data_dir: Path, rel: PurePosixPath) -> None:
     if not rel.parts:
         raise _invalid(f"{DATA_ROOT} itself cannot be deleted.", "name")
-    # The parent must be inside; the entry itself is removed without following a link, so
-    # deleting a link that session code pointed elsewhere removes only the link.
-    _, parent = _resolve(data_dir, rel.parent, "name")
-    entry = parent / rel.name
-    if entry.is_symlink():
-        entry.unlink()
-        return
-    if not entry.exists():
-        raise _not_found(rel)
-    if entry.is_dir():
-        shutil.rmtree(entry)
-    else:
-        entry.unlink()
+    # The parent is opened and checked by descriptor, and the entry removed relative to it
+    # without following links: deleting a link planted by session code removes only the link,
+    # and a parent swapped for a link cannot redirect the delete.
+    root, parent = _resolve(data_dir, rel.parent, "name")
+    try:
+        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise _not_found(rel) from None
+    try:
+        if not _pinned_inside(parent_fd, root):
+            raise _invalid(f"'{DATA_ROOT}/{rel}' resolves outside {DATA_ROOT}.", "name")
+        try:
+            st = os.stat(rel.name, dir_fd=parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise _not_found(rel) from None
+        if stat.S_ISDIR(st.st_mode):
+            _rmtree_at(parent_fd, rel.name)
+        else:
+            os.unlink(rel.name, dir_fd=parent_fd)
+    finally:
+        os.close(parent_fd)
 
 
 async def delete_entry(data_dir: Path, rel: PurePosixPath) -> None:
     """Delete ``/mnt/data/<rel>`` (a directory with everything in it); 404 when missing."""
-    await asyncio.to_thread(_delete_sync, data_dir, rel)
+    await _in_thread(_delete_sync, data_dir, rel)
 
 
-def _prepare_upload_dir_sync(data_dir: Path, rel_dir: PurePosixPath) -> Path:
-    _, real = _resolve(data_dir, rel_dir, "path")
+@dataclass
+class UploadDir:
+    """A directory under ``/mnt/data`` held open for uploads (see :func:`open_upload_dir`)."""
+
+    fd: int
+    """Descriptor of the directory: files are created relative to it, never through a path."""
+    rel_dir: PurePosixPath
+    """The directory relative to ``/mnt/data``."""
+    uid: int
+    """Owner the uploaded files are given (the owner of ``/mnt/data``, i.e. the session's user)."""
+    gid: int
+    """Group the uploaded files are given."""
+
+
+def _open_upload_dir_sync(data_dir: Path, rel_dir: PurePosixPath) -> UploadDir:
+    root, real = _resolve(data_dir, rel_dir, "path")
     if real.exists() and not real.is_dir():
         raise _invalid(f"'{DATA_ROOT}/{rel_dir}' exists and is not a directory.", "path")
+    owner = os.stat(root)
+    missing = [p for p in (real, *real.parents) if _inside(root, p) and not p.exists()]
     real.mkdir(parents=True, exist_ok=True)
-    # Re-check after creation: a link swapped in meanwhile must not lead the upload outside.
-    _resolve(data_dir, rel_dir, "path")
-    return real
+    for created in reversed(missing):
+        with contextlib.suppress(OSError):
+            os.chown(created, owner.st_uid, owner.st_gid, follow_symlinks=False)
+    fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    if not _pinned_inside(fd, root):
+        os.close(fd)
+        raise _invalid(f"'{DATA_ROOT}/{rel_dir}' resolves outside {DATA_ROOT}.", "path")
+    return UploadDir(fd=fd, rel_dir=rel_dir, uid=owner.st_uid, gid=owner.st_gid)
 
 
-async def prepare_upload_dir(data_dir: Path, rel_dir: PurePosixPath) -> Path:
-    """The real directory an upload goes to, created when missing."""
-    return await asyncio.to_thread(_prepare_upload_dir_sync, data_dir, rel_dir)
+async def open_upload_dir(data_dir: Path, rel_dir: PurePosixPath) -> UploadDir:
+    """Create (when missing) and open the directory an upload goes to.
+
+    Release it with :func:`close_upload_dir`.
+    """
+    return await _in_thread(_open_upload_dir_sync, data_dir, rel_dir)
+
+
+async def close_upload_dir(target: UploadDir) -> None:
+    """Release the directory descriptor."""
+    with contextlib.suppress(OSError):
+        os.close(target.fd)
 
 
 class UploadTooLarge(WireError):
@@ -323,23 +430,72 @@ class UploadTooLarge(WireError):
 
 
 async def write_upload(
-    target_dir: Path,
+    target: UploadDir,
     basename: str,
     chunks: AsyncIterator[bytes],
     *,
     max_bytes: int,
-) -> Path:
-    """Stream ``chunks`` into ``target_dir/basename``; the partial file is removed on any failure.
+) -> int:
+    """Stream ``chunks`` into ``basename`` in ``target``; returns the size written.
 
     The data goes to a hidden temporary name first and is renamed into place at the end, so a
-    reader never sees half a file and a link at the final name is replaced, not followed.
+    reader never sees half a file and a link at the final name is replaced, not followed. Both
+    happen relative to the directory descriptor, so swapping the directory for a link cannot
+    redirect the write. The partial file is removed on any failure.
     """
-    final = target_dir / basename
-    if await asyncio.to_thread(_is_real_dir, final):
+    try:
+        return await _write_upload(target, basename, chunks, max_bytes=max_bytes)
+    except OSError as exc:
+        raise _os_error(exc) from exc
+
+
+def _create_temp(target: UploadDir, name: str) -> int:
+    fd = os.open(
+        name,
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+        0o644,
+        dir_fd=target.fd,
+    )
+    with contextlib.suppress(OSError):
+        os.fchown(fd, target.uid, target.gid)
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _is_real_dir_at(target: UploadDir, name: str) -> bool:
+    try:
+        st = os.stat(name, dir_fd=target.fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISDIR(st.st_mode)
+
+
+def _discard_temp(fd: int, target: UploadDir, name: str) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name, dir_fd=target.fd)
+
+
+async def _write_upload(
+    target: UploadDir,
+    basename: str,
+    chunks: AsyncIterator[bytes],
+    *,
+    max_bytes: int,
+) -> int:
+    if await asyncio.to_thread(_is_real_dir_at, target, basename):
         raise _invalid(f"'{basename}' is an existing directory.", "filename")
-    temp = target_dir / f"{_UPLOAD_PREFIX}{secrets.token_hex(8)}"
-    handle: BinaryIO = await asyncio.to_thread(open, temp, "xb")
+    temp = f"{_UPLOAD_PREFIX}{secrets.token_hex(8)}"
+    fd = await asyncio.to_thread(_create_temp, target, temp)
     written = 0
+    closed = False
     try:
         buffer: list[bytes] = []
         buffered = 0
@@ -350,24 +506,14 @@ async def write_upload(
             buffer.append(chunk)
             buffered += len(chunk)
             if buffered >= CHUNK_BYTES:
-                await asyncio.to_thread(handle.write, b"".join(buffer))
+                await asyncio.to_thread(_write_all, fd, b"".join(buffer))
                 buffer, buffered = [], 0
         if buffer:
-            await asyncio.to_thread(handle.write, b"".join(buffer))
-        await asyncio.to_thread(handle.close)
-        await asyncio.to_thread(os.replace, temp, final)
+            await asyncio.to_thread(_write_all, fd, b"".join(buffer))
+        closed = True
+        await asyncio.to_thread(os.close, fd)
+        await asyncio.to_thread(os.replace, temp, basename, src_dir_fd=target.fd, dst_dir_fd=target.fd)
     except BaseException:
-        with contextlib.suppress(OSError):
-            await asyncio.shield(asyncio.to_thread(_discard, handle, temp))
+        await asyncio.shield(asyncio.to_thread(_discard_temp, -1 if closed else fd, target, temp))
         raise
-    return final
-
-
-def _is_real_dir(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink()
-
-
-def _discard(handle: Any, temp: Path) -> None:
-    with contextlib.suppress(OSError):
-        handle.close()
-    temp.unlink(missing_ok=True)
+    return written

@@ -18,6 +18,8 @@ imports them like any module. Three kinds are accepted, as in autogen-ext:
 # No `from __future__ import annotations` here: the stubs shown to the model are built from the
 # functions' signatures, and real annotations read better there than quoted strings.
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy
 import pandas
@@ -37,7 +39,12 @@ from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermi
 from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_agentchat.ui import Console
 from autogen_core import CancellationToken
-from autogen_core.code_executor import CodeBlock, FunctionWithRequirements, with_requirements
+from autogen_core.code_executor import (
+    CodeBlock,
+    FunctionWithRequirements,
+    FunctionWithRequirementsStr,
+    with_requirements,
+)
 
 from autogen_aca_sessions import ACADynamicSessionsCodeExecutor
 
@@ -74,6 +81,13 @@ def format_money(value: float, currency: str = "EUR") -> str:
 '''
 )
 
+HELPERS: list[FunctionWithRequirements[Any, Any] | Callable[..., Any] | FunctionWithRequirementsStr] = [
+    make_orders,
+    gross,
+    format_money,
+]
+"""What the session gets as the ``functions`` module."""
+
 TASK = (
     "Generate 500 orders with seed 11 using the helper functions, compute the gross amount of every "
     "order, and report net and gross revenue per category, formatted as money, largest first."
@@ -109,7 +123,7 @@ async def main() -> None:
             pool_management_endpoint=target.endpoint,
             credential=target.credential,
             timeout=60,
-            functions=[make_orders, gross, format_money],
+            functions=HELPERS,
         ) as executor:
             functions_prompt = executor.format_functions_for_prompt()
             print("The model is told:\n" + functions_prompt + "\n", flush=True)

@@ -14,6 +14,7 @@ from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermi
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, CodeExecutionEvent, TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core import CancellationToken
+from autogen_core.code_executor import CodeExecutor
 from autogen_ext.models.replay import ReplayChatCompletionClient
 
 from autogen_aca_sessions import ACADynamicSessionsCodeExecutor, LocalSessionPool
@@ -40,7 +41,7 @@ async def executor(pool: LocalSessionPool) -> AsyncIterator[ACADynamicSessionsCo
         yield code_executor
 
 
-def runner(executor: ACADynamicSessionsCodeExecutor) -> CodeExecutorAgent:
+def runner(executor: CodeExecutor) -> CodeExecutorAgent:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return CodeExecutorAgent("runner", code_executor=executor)
@@ -178,3 +179,17 @@ async def test_a_timeout_gives_a_code_execution_event_with_exit_124(pool: LocalS
     executions = [m for m in events if isinstance(m, CodeExecutionEvent)]
     assert [event.result.exit_code for event in executions] == [124]
     assert events[-1].to_text() == "The loop never ends, so it was stopped at the time limit."
+
+
+async def test_the_same_agent_runs_with_autogen_ext_executor_against_the_local_pool(
+    pool: LocalSessionPool,
+) -> None:
+    # The local pool speaks the legacy contract autogen-ext uses, and pool.credential has the
+    # get_token it calls: migrating in either direction is one import.
+    from autogen_ext.code_executors.azure import ACADynamicSessionsCodeExecutor as UpstreamExecutor
+
+    upstream = UpstreamExecutor(pool.endpoint, pool.credential, suppress_result_output=True)
+    async with upstream:
+        reply = await reply_to(runner(upstream), "```python\nprint(sum(range(1, 10)))\n```")
+
+    assert reply.strip() == "45"

@@ -287,6 +287,14 @@ class FaultInjector:
     def enabled(self, value: bool) -> None:
         self._enabled = value
 
+    def replace_plan(self, plan: FaultPlan | str) -> None:
+        """Put another plan in force on a running pool (its schedule replaces the pending one)."""
+        if isinstance(plan, str):
+            plan = FaultPlan.parse(plan)
+        self._plan = plan
+        self._random = random.Random(plan.seed)
+        self._schedule = deque((fault, plan.operations) for fault in plan.schedule)
+
     def bind_session_deleter(self, deleter: SessionDeleter) -> None:
         """Give the injector the pool's ``delete(identifier)`` so ``expire`` can drop sessions."""
         self._deleter = deleter

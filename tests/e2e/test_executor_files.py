@@ -103,6 +103,23 @@ async def test_upload_list_and_download_round_trip(pool: Any, api_version: str, 
     assert all(Path(p).parent == (tmp_path / "work").resolve() for p in local_paths)
 
 
+MAKE_SUB_FILE = """
+import os
+os.makedirs("sub", exist_ok=True)
+open("sub/deep.txt", "w").write("deep")
+"""
+
+
+@BOTH
+async def test_download_keeps_sub_directories(pool: Any, api_version: str, tmp_path: Path) -> None:
+    async with make_executor(pool, api_version=api_version, work_dir=tmp_path) as executor:
+        made = await run(executor, MAKE_SUB_FILE)
+        assert made.exit_code == 0, made.output
+        local_paths = await executor.download_files(["sub/deep.txt"], CancellationToken())
+    assert local_paths == [str((tmp_path / "sub" / "deep.txt").resolve())]
+    assert read_bytes(local_paths[0]) == b"deep"
+
+
 @pytest.mark.parametrize(
     "name", ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "/mnt/data/../etc/passwd"]
 )

@@ -51,6 +51,22 @@ def summary_lines() -> list[str]:
     return lines
 
 
+_PRINTED: list[bool] = []
+
+
+def print_figures(terminalreporter: Any) -> None:
+    """Print the figures once at the end of the run (both suites' conftests call this)."""
+    if _PRINTED:
+        return
+    _PRINTED.append(True)
+    lines = summary_lines()
+    if lines:
+        terminalreporter.section("security and soak figures (SECURITY.md)")
+        for line in lines:
+            terminalreporter.write_line(line)
+    dump_figures()
+
+
 def dump_figures() -> None:
     """Write the figures as JSON to ``$SECURITY_FIGURES_FILE`` when it is set."""
     target = os.environ.get("SECURITY_FIGURES_FILE")

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.security._support import (
     BWRAP,
     PoolProcess,
-    dump_figures,
+    print_figures,
     start_pool_process,
     stop_pool_process,
-    summary_lines,
 )
 
 SERVER_SECRET_ENV = "ACA_TEST_SERVER_SECRET"
@@ -73,9 +73,4 @@ def require_bwrap() -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    lines = summary_lines()
-    if lines:
-        terminalreporter.section("security and soak figures (SECURITY.md)")
-        for line in lines:
-            terminalreporter.write_line(line)
-    dump_figures()
+    print_figures(terminalreporter)

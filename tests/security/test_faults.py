@@ -18,7 +18,6 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from tests.security._support import record
 
 from autogen_aca_sessions.local.faults import (
     POOL_FULL_ERROR_CODE,
@@ -28,6 +27,7 @@ from autogen_aca_sessions.local.faults import (
     FaultPlanError,
     classify_operation,
 )
+from tests.security._support import record
 
 # --------------------------------------------------------------------------------------------
 # The plan and the middleware on their own

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tests.security._support import PoolProcess, is_error_body, record
 from tests.security.conftest import PoolFactory
 

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from yarl import URL
+
 from tests.security._support import API, PoolProcess, RawPool, is_error_body, raw_pool, record
 from tests.security.conftest import PoolFactory
-from yarl import URL
 
 IDENT = "hostile-a"
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=60)

@@ -24,9 +24,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
+
 from tests.security._support import API, PoolProcess, RawPool, raw_pool, record
 from tests.security.conftest import SERVER_SECRET_ENV, PoolFactory, require_bwrap
-from yarl import URL
 
 MODES = ["bwrap", "none"]
 

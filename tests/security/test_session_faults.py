@@ -23,9 +23,10 @@ from typing import Any
 import aiohttp
 import psutil
 import pytest
+from yarl import URL
+
 from tests.security._support import API, PoolProcess, RawPool, note, raw_pool, record, stop_pool_process
 from tests.security.conftest import PoolFactory, require_bwrap
-from yarl import URL
 
 MODES = ["bwrap", "none"]
 BYSTANDER = "bystander"

@@ -123,7 +123,7 @@ class PoolProcess:
         except psutil.NoSuchProcess:
             return []
         self.seen_descendants.update(child.pid for child in children)
-        return children
+        return list(children)
 
     def alive(self) -> bool:
         """Whether the server process still runs."""

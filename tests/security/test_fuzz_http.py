@@ -111,7 +111,7 @@ def _check(method: str, status: int, body: bytes, headers: dict[str, str], what:
 
 
 segment = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=20
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=0, max_size=20
 ).map(lambda s: quote(s, safe=""))
 identifiers = st.one_of(
     st.sampled_from(EXISTING),

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -35,7 +36,7 @@ MODES = ["bwrap", "none"]
 @pytest.fixture(scope="module")
 def pools(make_pool: PoolFactory) -> dict[str, PoolProcess]:
     """One pool per sandbox mode, started lazily."""
-    return _LazyPools(make_pool)  # type: ignore[return-value]
+    return _LazyPools(make_pool)
 
 
 class _LazyPools(dict[str, PoolProcess]):
@@ -451,7 +452,7 @@ async def test_file_routes_refuse_names_that_escape_mnt_data(
                     assert 400 <= resp.status < 500, (method, tail, resp.status, body[:200])
                     assert not _leaks_host_content(body), (method, tail)
         for path in ESCAPING_PATHS:
-            q = f"identifier={ident}&path={path if '%' in path else aiohttp.helpers.quote(path, safe='')}"
+            q = f"identifier={ident}&path={path if '%' in path else quote(path, safe='')}"
             for tail in ("files", "files/passwd/content", "files/x"):
                 async with raw.http.get(_raw_url(pool, tail, q), headers=raw.auth) as resp:
                     body = await resp.read()
@@ -533,13 +534,13 @@ async def test_file_routes_do_not_follow_symlinks_planted_by_session_code(
             assert 400 <= resp.status < 500, (tail, resp.status, body[:200])
             assert not _leaks_host_content(body), tail
             assert b"host-only" not in body
-        for path in ("link-root", "link-dir", "link-up", "sub/deep-up", "link-root/etc"):
+        for list_path in ("link-root", "link-dir", "link-up", "sub/deep-up", "link-root/etc"):
             for recursive in ("false", "true"):
-                q = f"identifier={ident}&path={aiohttp.helpers.quote(path, safe='')}&recursive={recursive}"
+                q = f"identifier={ident}&path={quote(list_path, safe='')}&recursive={recursive}"
                 async with raw.http.get(_raw_url(pool, "files", q), headers=raw.auth) as resp:
                     body = await resp.read()
                 tried += 1
-                assert 400 <= resp.status < 500, (path, resp.status, body[:300])
+                assert 400 <= resp.status < 500, (list_path, resp.status, body[:300])
         # A recursive listing of the session's own root must not wander through the links.
         list_url = raw.url("files", identifier=ident, recursive="true")
         async with raw.http.get(list_url, headers=raw.auth) as resp:
@@ -550,7 +551,8 @@ async def test_file_routes_do_not_follow_symlinks_planted_by_session_code(
         assert "hostfile.txt" not in names
         assert "passwd" not in names
         # Writes: an upload onto a link's name replaces the link; into a linked directory is refused.
-        for path in (None, "link-dir", "link-root/tmp", "sub/deep-up"):
+        upload_paths: list[str | None] = [None, "link-dir", "link-root/tmp", "sub/deep-up"]
+        for path in upload_paths:
             form = aiohttp.FormData()
             filename = "link-target" if path is None else "new.txt"
             form.add_field("file", b"overwritten by upload", filename=filename)

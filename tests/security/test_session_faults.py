@@ -251,8 +251,8 @@ class RssSampler:
 
     def __init__(self, pid: int) -> None:
         self.proc = psutil.Process(pid)
-        self.baseline = self.proc.memory_info().rss
-        self.peak = self.baseline
+        self.baseline: int = int(self.proc.memory_info().rss)
+        self.peak: int = self.baseline
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -260,7 +260,7 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(psutil.Error):
-                self.peak = max(self.peak, self.proc.memory_info().rss)
+                self.peak = max(self.peak, int(self.proc.memory_info().rss))
             time.sleep(0.02)
 
     def stop(self) -> int:

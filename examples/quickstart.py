@@ -162,10 +162,36 @@ def write_sales_csv(path: Path, *, seed: int = 7) -> int:
     return rows
 
 
+def _newest_png(directory: Path) -> Path | None:
+    images = sorted(directory.glob("*.png"), key=lambda path: path.stat().st_mtime)
+    return images[-1] if images else None
+
+
+async def download_chart(
+    executor: ACADynamicSessionsCodeExecutor, output_dir: Path, cancel: CancellationToken
+) -> Path:
+    """Bring the chart home: the file the task asked for, else any PNG the model saved instead."""
+    try:
+        return Path((await executor.download_files([CHART_NAME], cancel))[0])
+    except FileNotFoundError:
+        if uses_scripted_model():
+            fail(f"the scripted analyst did not save /mnt/data/{CHART_NAME}")
+    # A real model may pick another file name, or show the figure instead of saving it (the
+    # executor then saves displayed images into work_dir itself).
+    saved = [name for name in await executor.get_file_list(cancel) if name.lower().endswith(".png")]
+    if saved:
+        return Path((await executor.download_files([saved[0]], cancel))[0])
+    shown = await asyncio.to_thread(_newest_png, output_dir)
+    if shown is not None:
+        return shown
+    fail("the team produced no chart: no PNG in /mnt/data and no figure displayed")
+
+
 async def main(output_dir: Path) -> None:
     # Local file work before the event loop has anything else to do: run it in a thread anyway,
     # as any blocking call in async code should be.
     await asyncio.to_thread(output_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread((output_dir / CHART_NAME).unlink, missing_ok=True)
     rows = await asyncio.to_thread(write_sales_csv, output_dir / CSV_NAME)
     print(f"Model: {model_description()}", flush=True)
 
@@ -203,13 +229,8 @@ async def main(output_dir: Path) -> None:
                 # The scripted turns are known-good code: any failure is a real fault.
                 fail(f"{len(failures)} code execution(s) failed; first:\n{failures[0]}")
 
-            chart = output_dir / CHART_NAME
-            chart.unlink(missing_ok=True)
-            try:
-                await executor.download_files([CHART_NAME], cancel)
-            except Exception as exc:
-                fail(f"could not download /mnt/data/{CHART_NAME}: {type(exc).__name__}: {exc}")
-            data = chart.read_bytes() if chart.exists() else b""
+            chart = await download_chart(executor, output_dir, cancel)
+            data = await asyncio.to_thread(chart.read_bytes)
             if not data.startswith(PNG_SIGNATURE):
                 fail(f"{chart} is not a PNG image ({len(data)} bytes)")
 

@@ -10,6 +10,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -264,6 +265,70 @@ def test_exec_with_a_wrong_key_exits_125_and_explains(served: ServedPool) -> Non
     assert completed.returncode == 125
     assert "401" in completed.stderr
     assert "--api-key" in completed.stderr
+
+
+def test_exec_saves_displayed_images_with_save_images(served: ServedPool, tmp_path: Path) -> None:
+    code = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()"
+
+    completed = served.exec("-c", code, "--save-images", str(tmp_path))
+
+    assert completed.returncode == 0, completed.stderr
+    image = tmp_path / "image-1.png"
+    assert image.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert f"[image saved to {image}]" in completed.stderr
+
+
+def test_the_python_snippet_in_the_banner_works(served: ServedPool) -> None:
+    start = served.banner.index("  from autogen_aca_sessions import")
+    snippet = textwrap.dedent(served.banner[start : served.banner.index("\n\n", start)])
+    program = snippet + textwrap.dedent(
+        """
+        import asyncio
+        from autogen_core import CancellationToken
+        from autogen_core.code_executor import CodeBlock
+
+        async def main() -> None:
+            async with executor:
+                result = await executor.execute_code_blocks(
+                    [CodeBlock(code="print('snippet ok')", language="python")], CancellationToken()
+                )
+            print(result.exit_code, result.stdout.strip())
+
+        asyncio.run(main())
+        """
+    )
+
+    completed = subprocess.run(
+        [sys.executable, "-c", program], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "0 snippet ok"
+
+
+def test_the_examples_use_a_served_pool_through_the_printed_variables(
+    served: ServedPool, tmp_path: Path
+) -> None:
+    env = {
+        **cli_env(),
+        "ACA_POOL_MANAGEMENT_ENDPOINT": served.endpoint,
+        "ACA_SESSIONS_API_KEY": served.api_key,
+    }
+    for name in ("OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_DEPLOYMENT"):
+        env.pop(name, None)
+
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "quickstart.py"), "--output-dir", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert f"Pool: session pool {served.endpoint}" in completed.stdout
+    assert (tmp_path / "revenue_by_region.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_exec_json_prints_the_whole_result(served: ServedPool) -> None:

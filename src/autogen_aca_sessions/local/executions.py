@@ -49,7 +49,7 @@ class ExecutionRecord:
 class ExecutionStore:
     """Execution records keyed by (session identifier, execution id)."""
 
-    def __init__(self, max_finished: int = 10_000) -> None:
+    def __init__(self, max_finished: int = 2_000) -> None:
         self._records: OrderedDict[tuple[str, str], ExecutionRecord] = OrderedDict()
         self._max_finished = max_finished
 

@@ -1,0 +1,122 @@
+"""Properties of the HTTP layer's pure parts: path containment, identifiers, api-version registry."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autogen_aca_sessions.local.files import relative_dir, relative_name, upload_basename
+from autogen_aca_sessions.local.identifiers import identifier_problem
+from autogen_aca_sessions.local.wire.errors import WireError
+from autogen_aca_sessions.local.wire.versions import API_VERSIONS, lookup_api_version
+
+path_text = st.lists(
+    st.sampled_from(["a", "b", ".", "/", "\\", "\x00", "%2e", "..", "/mnt/data", "mnt", "../"]), max_size=12
+).map("".join)
+
+
+def _contained(rel: PurePosixPath) -> bool:
+    return not rel.is_absolute() and ".." not in rel.parts
+
+
+@given(path_text)
+def test_a_path_parameter_either_is_refused_or_stays_below_mnt_data(value: str) -> None:
+    outcome: PurePosixPath | WireError
+    try:
+        outcome = relative_dir(value)
+    except WireError as err:
+        outcome = err
+    if isinstance(outcome, WireError):
+        assert outcome.status == 400
+        assert outcome.target == "path"
+    else:
+        assert _contained(outcome)
+
+
+@given(path_text, path_text)
+def test_a_file_name_either_is_refused_or_stays_below_mnt_data(directory: str, name: str) -> None:
+    outcome: PurePosixPath | WireError
+    try:
+        outcome = relative_name(relative_dir(directory), name)
+    except WireError as err:
+        outcome = err
+    if isinstance(outcome, WireError):
+        assert outcome.status == 400
+    else:
+        assert _contained(outcome)
+        assert outcome.parts  # never the data root itself
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, PurePosixPath()),
+        ("", PurePosixPath()),
+        ("/mnt/data", PurePosixPath()),
+        ("/mnt/data/", PurePosixPath()),
+        ("/mnt/data/a/b", PurePosixPath("a/b")),
+        ("a//b/./", PurePosixPath("a/b")),
+    ],
+)
+def test_path_parameter_spellings_of_the_same_directory(value: str | None, expected: PurePosixPath) -> None:
+    assert relative_dir(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("filename", "stored"),
+    [
+        ("a.csv", "a.csv"),
+        ("/mnt/data/x/a.csv", "a.csv"),
+        ("C:\\Users\\me\\a.csv", "a.csv"),
+        ("my%20file.txt", "my file.txt"),
+        ("50% off.txt", "50% off.txt"),
+        ("%2Fmnt%2Fdata%2Fb.txt", "b.txt"),
+    ],
+)
+def test_upload_filenames_keep_only_their_base_name(filename: str, stored: str) -> None:
+    assert upload_basename(filename) == stored
+
+
+@pytest.mark.parametrize("filename", [None, "", ".", "..", "/mnt/data/..", "a\x00b", "%2e%2e"])
+def test_unusable_upload_filenames_are_refused(filename: str | None) -> None:
+    with pytest.raises(WireError) as caught:
+        upload_basename(filename)
+    assert caught.value.status == 400
+
+
+@given(st.uuids())
+def test_every_uuid_is_an_acceptable_identifier(value: uuid.UUID) -> None:
+    assert identifier_problem(str(value)) is None
+
+
+@given(st.text(min_size=1, max_size=300))
+def test_accepted_identifiers_are_short_printable_ascii_without_slashes(value: str) -> None:
+    if identifier_problem(value) is None:
+        assert len(value) <= 256
+        assert all("\x21" <= ch <= "\x7e" for ch in value)
+        assert "/" not in value
+        assert "\\" not in value
+
+
+def test_the_registry_holds_exactly_the_reference_versions() -> None:
+    assert list(API_VERSIONS) == [
+        "2024-02-02-preview",
+        "2024-08-02-preview",
+        "2024-10-02-preview",
+        "2025-02-02-preview",
+        "2025-10-02-preview",
+    ]
+    assert [v.contract for v in API_VERSIONS.values()] == [
+        "legacy",
+        "legacy",
+        "current",
+        "current",
+        "current",
+    ]
+    assert [v.execute_status for v in API_VERSIONS.values()] == [200, 200, 202, 200, 200]
+    assert lookup_api_version(" 2025-10-02-PREVIEW ") is API_VERSIONS["2025-10-02-preview"]
+    assert lookup_api_version("2025-10-02") is None

@@ -9,6 +9,35 @@ relative ``Operation-Location`` resolves either way.
 Middleware order, outermost first: the catch-all that turns every refusal into an Azure.Core
 error body (and any unexpected exception into a logged 500), then the caller's ``middlewares``
 (fault injection), then bearer-key authentication, then the dispatcher.
+
+Choices where the reference is silent:
+
+* Order of refusals: 401 (key) before 404 (no such route) before 400 (api-version) before
+  404 ``OperationNotSupported`` (the route exists in other api-versions; message names them)
+  before 405. ``/.management/getSession`` and ``/.management/listSessions`` answer on every
+  api-version.
+* ``timeoutInSeconds``: default 60 (or the pool maximum when lower) on every contract; above the
+  pool's ``max_execution_seconds`` it is clamped; below 1, fractional or not a number: 400.
+* Output cap: 2025-10 cuts at ``outputStreamsMaxLength`` (default 4096, larger values clamped to
+  10,000,000); other api-versions cut only at 10,000,000 characters as a memory guard. New-contract
+  results carry ``stdoutTruncated``/``stderrTruncated``; legacy results carry them only when true.
+* Failed executions: ``error.code`` is the exception class (``ZeroDivisionError``) for user errors,
+  ``ExecutionTimeout`` (interrupted, state kept), ``KernelRestarted`` (timed out and restarted) or
+  ``KernelDied``; ``error.stateLost`` always, top-level ``stateLost``/``timedOut`` when true.
+  Several images: the first is the result, the rest go in an undocumented ``images`` list.
+* Asynchronous executions answer 202 on every new-contract api-version; every execution
+  (synchronous too) can be fetched by ``GET /executions/<id>`` for a while (2,000 finished ones).
+  A client-chosen ``operation-id`` still running in the same session is 409.
+* Sessions: execute, upload, list, download, metadata and delete of files create the session
+  (as Azure does); ``GET``/``DELETE /session`` never create and answer 404
+  ``SessionWithIdentifierNotFound`` for an unknown identifier; ``GET /session`` does not reset
+  the idle timer. Pool full: 404 ``SessionPoolFull``.
+* Files: listings are never paged (``nextLink`` null); directories have no ``contentType``; the
+  legacy list shows files only; ``recursive`` is honoured on 2025-10 only; ``directory`` is ``""``
+  at the top. Deleting a directory removes its contents. Upload limit applies to the sum of the
+  files of one request. Multipart filenames made only of URL-safe characters and ``%XX`` escapes
+  (what aiohttp clients send) are percent-decoded; only the base name is kept.
+* Identifiers: 1-256 printable ASCII characters without whitespace, ``/`` or ``\\``.
 """
 
 from __future__ import annotations

@@ -195,14 +195,15 @@ async def test_sandboxed_session_cannot_read_the_servers_files(
     pools: dict[str, PoolProcess], server_dir: Path
 ) -> None:
     """The server's working directory (a project directory holding its .env) and other
-    root-only host files such as /etc/shadow stay out of reach of session code."""
+    root-only host files such as /etc/shadow stay out of reach of session code (an empty
+    directory in their place is fine: it shows nothing)."""
     pool = pools["bwrap"]
     targets = [str(server_dir / ".env"), str(server_dir), "/etc/shadow"]
     code = (
         "import json, os\nout = {}\n"
         f"for t in {targets!r}:\n"
         "    try:\n"
-        "        out[t] = sorted(os.listdir(t)) if os.path.isdir(t) else open(t).read()[:200]\n"
+        "        out[t] = (sorted(os.listdir(t)) or None) if os.path.isdir(t) else open(t).read()[:200]\n"
         "    except OSError as e:\n"
         "        out[t] = None\n"
         "json.dumps(out)"
@@ -594,7 +595,7 @@ def make_race(directory, link, target):
     thread.start()
     return stop, thread, swaps
 """
-RACE_ATTEMPTS = 150
+RACE_ATTEMPTS = 100
 
 
 async def _race_requests(raw: RawPool, make_request: Any) -> dict[str, int]:

@@ -27,7 +27,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from tests.security._support import API, PoolProcess, RawPool, raw_pool, record
+from tests.security._support import API, PoolProcess, RawPool, note, raw_pool, record
 from tests.security.conftest import SERVER_SECRET_ENV, PoolFactory, require_bwrap
 
 MODES = ["bwrap", "none"]
@@ -266,6 +266,30 @@ async def test_server_secrets_are_not_in_the_kernels_environment(
     async with raw_pool(pool) as raw:
         leaked = await _json_value(raw, _ident("env"), code)
     assert leaked == []
+
+
+async def test_sandboxed_session_code_is_not_root_and_holds_no_capability(
+    pools: dict[str, PoolProcess],
+) -> None:
+    """Neither root nor any capability, and setuid binaries cannot hand them back."""
+    code = (
+        "import json, os\n"
+        "status = dict(line.split(':\\t', 1) for line in open('/proc/self/status').read().splitlines()"
+        " if ':\\t' in line)\n"
+        "caps = {k: int(status[k].strip(), 16) for k in ('CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb')}\n"
+        "try:\n    os.setuid(0)\n    became_root = True\nexcept OSError:\n    became_root = False\n"
+        "json.dumps({'uid': os.getuid(), 'euid': os.geteuid(), 'caps': caps,"
+        " 'no_new_privs': status.get('NoNewPrivs', '').strip(), 'became_root': became_root})"
+    )
+    async with raw_pool(pools["bwrap"]) as raw:
+        result = await _json_value(raw, _ident("caps"), code)
+    assert result["became_root"] is False, result
+    assert result["caps"]["CapEff"] == 0, result
+    assert result["caps"]["CapPrm"] == 0, result
+    assert result["caps"]["CapAmb"] == 0, result
+    # A bounding set with capabilities left is harmless only if exec cannot raise privileges.
+    assert result["caps"]["CapBnd"] == 0 or result["no_new_privs"] == "1", result
+    note("sandboxed session identity (bwrap)", {k: result[k] for k in ("uid", "no_new_privs")})
 
 
 # --- network ------------------------------------------------------------------------------------

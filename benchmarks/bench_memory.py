@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,15 @@ from harness import (
     Memory,
     RawKernel,
     Row,
+    dist_row,
     kernel_pids_of,
     log,
     open_pool,
     pool_available,
     pool_credential,
+    ratio,
+    raw_cold_start,
+    summarise,
     top_level_new,
     total_memory_gib,
     tree_memory,
@@ -91,19 +96,34 @@ def _rows_for(kind: str, mems: list[Memory], baseline_uss: float | None, extra_n
     return rows
 
 
-async def measure_plain(count: int) -> list[Memory]:
-    """Plain ipykernels, all alive at once, the stack imported in each."""
+def _start_row(label: str, starts: list[float], cold_p50: float) -> Row:
+    p50, _ = summarise(starts)
+    return dist_row(
+        NAME,
+        f"{label}, request -> first execute answered",
+        starts,
+        baseline="cold jupyter_client start",
+        baseline_value=cold_p50,
+        ratio=ratio(p50, cold_p50),
+        note="what a pool with no ready kernel could offer",
+    )
+
+
+async def measure_plain(count: int) -> tuple[list[Memory], list[float]]:
+    """Plain ipykernels, all alive at once, the stack imported in each; and their start times
+    (``start_kernel`` to the first execute answered)."""
     kernels: list[RawKernel] = []
+    starts: list[float] = []
     try:
         for _ in range(count):
-            kernel = RawKernel()
-            await kernel.start()
+            seconds, kernel = await raw_cold_start()
+            starts.append(seconds)
             reply = await kernel.execute(STACK_IMPORT)
             if reply.get("status") != "ok":
                 raise RuntimeError(f"stack import failed in a plain kernel: {reply}")
             kernels.append(kernel)
         await asyncio.sleep(SETTLE_S)
-        return [tree_memory(k.pid) for k in kernels]
+        return [tree_memory(k.pid) for k in kernels], starts
     finally:
         for kernel in kernels:
             await kernel.stop()
@@ -317,15 +337,20 @@ async def execute_on(client: Any, code: str, timeout: float = 120.0) -> dict[str
             return dict(reply["content"])
 
 
-async def measure_forked(count: int, options: list[str]) -> tuple[list[Memory], Memory]:
-    """Kernels forked from the template, the stack imported in each; and the template itself."""
+async def measure_forked(count: int, options: list[str]) -> tuple[list[Memory], Memory, list[float]]:
+    """Kernels forked from the template, the stack imported in each; the template itself; and
+    the kernels' start times (fork request to the first execute answered)."""
     with tempfile.TemporaryDirectory(prefix="bench-fork-") as workdir:
         template = ForkTemplate(workdir, options)
         try:
             await template.start()
             pids = []
+            starts = []
             for _ in range(count):
+                t0 = time.perf_counter()
                 pid, client = await template.fork_kernel()
+                await execute_on(client, "1+1")
+                starts.append(time.perf_counter() - t0)
                 reply = await execute_on(client, STACK_IMPORT)
                 if reply.get("status") != "ok":
                     raise RuntimeError(f"stack import failed in a forked kernel: {reply}")
@@ -341,12 +366,12 @@ async def measure_forked(count: int, options: list[str]) -> tuple[list[Memory], 
                 rss=template_mem.rss - sum(k.rss for k in kids),
                 processes=1,
             )
-            return kids, own
+            return kids, own, starts
         finally:
             await template.stop()
 
 
-async def measure_forked_sandboxed(count: int) -> tuple[list[Memory], Memory, str]:
+async def measure_forked_sandboxed(count: int) -> tuple[list[Memory], Memory, str, list[float]]:
     """Kernels forked from the template into sandboxes made by the pool's ``Sandbox``.
 
     The memory of a session is bwrap, its init, ``sleep`` and the kernel (in the sandbox's
@@ -361,15 +386,19 @@ async def measure_forked_sandboxed(count: int) -> tuple[list[Memory], Memory, st
         template = ForkTemplate(workdir, [])
         holders: list[SandboxHolder] = []
         kernel_pids: list[int] = []
+        starts: list[float] = []
         seen = ""
         try:
             await template.start()
             for i in range(count):
+                t0 = time.perf_counter()
                 holder = SandboxHolder(Path(workdir) / f"s{i}")
                 await holder.start(sandbox, SESSION_UID_BASE + 4242 + i, hide=[])
                 holders.append(holder)
-                (holder.data_dir / "input.csv").write_text("a,b\n1,2\n")
                 kernel_pid, client = await template.fork_kernel(holder)
+                await execute_on(client, "1+1")
+                starts.append(time.perf_counter() - t0)
+                (holder.data_dir / "input.csv").write_text("a,b\n1,2\n")
                 kernel_pids.append(kernel_pid)
                 if i == 0:
                     seen = await _stdout_of(client, SANDBOX_PROBE)
@@ -393,7 +422,7 @@ async def measure_forked_sandboxed(count: int) -> tuple[list[Memory], Memory, st
                 )
             assert template.process is not None
             template_tree = tree_memory(template.process.pid)
-            return mems, template_tree, seen
+            return mems, template_tree, seen, starts
         finally:
             await template.stop()
             for holder in holders:
@@ -421,7 +450,8 @@ async def run(cfg: Config) -> list[Row]:
     count = cfg.n(4, 2)
     rows: list[Row] = []
     log(cfg, f"memory: {count} plain ipykernels")
-    plain = await measure_plain(count)
+    plain, plain_starts = await measure_plain(count)
+    cold_p50, _ = summarise(plain_starts)
     plain_uss = statistics.median(m.uss for m in plain)
     rows += _rows_for("plain ipykernel (baseline)", plain, None)
 
@@ -442,7 +472,7 @@ async def run(cfg: Config) -> list[Row]:
     if shutil.which("bwrap") or shutil.which("bwrap", path="/usr/bin"):
         log(cfg, f"memory: {count} kernels forked from the template into bwrap sandboxes")
         try:
-            sb_mems, sb_template, seen = await measure_forked_sandboxed(count)
+            sb_mems, sb_template, seen, sb_starts = await measure_forked_sandboxed(count)
             rows += _rows_for(
                 "fork template + pool's bwrap sandbox (prototype)",
                 sb_mems,
@@ -458,13 +488,14 @@ async def run(cfg: Config) -> list[Row]:
                     note=f"kernel saw cwd|uid|CapEff|pid|net|files: {seen}",
                 )
             )
+            rows.append(_start_row("fork template + bwrap: new sandboxed kernel", sb_starts, cold_p50))
         except Exception as exc:
             rows.append(
                 Row(benchmark=NAME, figure="fork template + bwrap (prototype)", note=f"FAILED: {exc!r}"[:300])
             )
     for label, options in variants:
         log(cfg, f"memory: {count} kernels forked from the template {options}")
-        kids, template_own = await measure_forked(count, options)
+        kids, template_own, starts = await measure_forked(count, options)
         rows += _rows_for(label, kids, plain_uss, extra_note="no sandbox")
         rows.append(
             Row(
@@ -475,4 +506,5 @@ async def run(cfg: Config) -> list[Row]:
                 note=f"PSS {template_own.pss:.0f} MiB",
             )
         )
+        rows.append(_start_row(f"{label}: new kernel", starts, cold_p50))
     return rows

@@ -3,8 +3,10 @@
 Both against the same local pool (the upstream executor speaks api-version
 2024-02-02-preview, which the pool serves too). The workload is what an agent does: a fresh
 executor, B small blocks one ``execute_code_blocks`` call each (the first pays the session's
-set-up), then F files uploaded and downloaded again. Rounds alternate the order of the two
-executors; the figure is the median total time of the workload, plus the per-block latency.
+set-up), then F files uploaded and downloaded again. The executors (upstream, ours, and ours
+on the upstream's api-version) go through the workload interleaved, block by block in a
+rotating order, so that all see the same machine load; a workload's total is the sum of its
+own steps. The figure is the median total over rounds, plus per-block latencies.
 """
 
 from __future__ import annotations
@@ -24,38 +26,59 @@ FILE_BYTES = 64 * 1024
 TARGET_SPEEDUP = 2.0
 
 
-async def workload(executor: Any, blocks: int, files: int) -> tuple[float, list[float], float]:
-    """Run the workload on a started executor: (total s, per-block s, file phase s)."""
-    from autogen_core import CancellationToken
-    from autogen_core.code_executor import CodeBlock
+class Contestant:
+    """One executor going through the workload step by step (so the steps can interleave)."""
 
-    token = CancellationToken()
-    work_dir = Path(executor.work_dir)
-    names = []
-    for i in range(files):
-        name = f"bench_{i}.bin"
-        (work_dir / name).write_bytes(os.urandom(FILE_BYTES))
-        names.append(name)
-    per_block: list[float] = []
-    start = time.perf_counter()
-    for i in range(blocks):
+    def __init__(self, name: str, executor: Any) -> None:
+        self.name = name
+        self.executor = executor
+        self.first_block = 0.0
+        self.blocks: list[float] = []
+        self.files = 0.0
+        self.names: list[str] = []
+
+    @property
+    def total(self) -> float:
+        """Seconds the whole workload took: first block + the other blocks + the file phase."""
+        return self.first_block + sum(self.blocks) + self.files
+
+    async def block(self, i: int) -> float:
+        from autogen_core import CancellationToken
+        from autogen_core.code_executor import CodeBlock
+
         t0 = time.perf_counter()
-        out = await executor.execute_code_blocks(
-            [CodeBlock(code=f"x = {i}\nprint(x * 2)", language="python")], token
+        out = await self.executor.execute_code_blocks(
+            [CodeBlock(code=f"x = {i}\nprint(x * 2)", language="python")], CancellationToken()
         )
-        per_block.append(time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
         if out.exit_code != 0 or str(i * 2) not in out.output:
-            raise RuntimeError(f"{type(executor).__module__}: block {i} failed: {out.output[-300:]}")
-    t_files = time.perf_counter()
-    await executor.upload_files(names, token)
-    for name in names:
-        (work_dir / name).unlink()
-    await executor.download_files(names, token)
-    for name in names:
-        if (work_dir / name).stat().st_size != FILE_BYTES:
-            raise RuntimeError(f"{type(executor).__module__}: {name} came back with the wrong size")
-    end = time.perf_counter()
-    return end - start, per_block, end - t_files
+            raise RuntimeError(f"{self.name}: block {i} failed: {out.output[-300:]}")
+        return seconds
+
+    async def file_phase(self, files: int) -> None:
+        from autogen_core import CancellationToken
+
+        token = CancellationToken()
+        work_dir = Path(self.executor.work_dir)
+        names = []
+        for i in range(files):
+            name = f"bench_{i}.bin"
+            (work_dir / name).write_bytes(os.urandom(FILE_BYTES))
+            names.append(name)
+        t0 = time.perf_counter()
+        await self.executor.upload_files(names, token)
+        for name in names:
+            (work_dir / name).unlink()
+        await self.executor.download_files(names, token)
+        self.files = time.perf_counter() - t0
+        for name in names:
+            if (work_dir / name).stat().st_size != FILE_BYTES:
+                raise RuntimeError(f"{self.name}: {name} came back with the wrong size")
+
+
+def _rotated(items: list[Contestant], shift: int) -> list[Contestant]:
+    shift %= len(items)
+    return items[shift:] + items[:shift]
 
 
 async def run(cfg: Config) -> list[Row]:
@@ -73,35 +96,48 @@ async def run(cfg: Config) -> list[Row]:
     file_phase: dict[str, list[float]] = {c: [] for c in contestants}
     per_block: dict[str, list[float]] = {c: [] for c in contestants}
     first_block: dict[str, list[float]] = {c: [] for c in contestants}
-    async with open_pool(ready_sessions=2, max_concurrent_sessions=3 * rounds + 4) as pool:
+    ready = len(contestants)
+    async with open_pool(ready_sessions=ready, max_concurrent_sessions=ready * rounds + 4) as pool:
         credential = pool_credential(pool)
         for r in range(rounds):
-            order = contestants if r % 2 == 0 else contestants[::-1]
-            for who in order:
-                await wait_ready(pool, 2)
-                executor: Any
-                if who == "upstream":
-                    executor = UpstreamExecutor(pool.endpoint, credential, timeout=60)
-                elif who == "ours":
-                    executor = ACADynamicSessionsCodeExecutor(pool.endpoint, credential, timeout=60)
-                else:
-                    # Ours on the upstream's api-version: separates the executor from the contract.
-                    executor = ACADynamicSessionsCodeExecutor(
+            runners = [
+                Contestant("upstream", UpstreamExecutor(pool.endpoint, credential, timeout=60)),
+                Contestant("ours", ACADynamicSessionsCodeExecutor(pool.endpoint, credential, timeout=60)),
+                # Ours on the upstream's api-version: separates the executor from the contract.
+                Contestant(
+                    "ours_legacy",
+                    ACADynamicSessionsCodeExecutor(
                         pool.endpoint, credential, timeout=60, api_version="2024-02-02-preview"
-                    )
-                await executor.start()
-                try:
-                    total, blocks_s, files_s = await workload(executor, blocks, FILES)
-                finally:
-                    await executor.stop()
-                totals[who].append(total)
-                file_phase[who].append(files_s)
-                first_block[who].append(blocks_s[0])
-                per_block[who].extend(blocks_s[1:])
-                log(
-                    cfg,
-                    f"upstream round {r + 1}/{rounds}: {who} {total:.2f} s ({files_s * 1000:.0f} ms files)",
-                )
+                    ),
+                ),
+            ]
+            for runner in runners:
+                await runner.executor.start()
+            try:
+                # Step by step, all three interleaved and in a rotating order, so that they
+                # share whatever load the (shared) machine has at each moment.
+                for runner in _rotated(runners, r):
+                    await wait_ready(pool, ready)
+                    runner.first_block = await runner.block(0)
+                await wait_ready(pool, ready)
+                for i in range(1, blocks):
+                    for runner in _rotated(runners, i + r):
+                        runner.blocks.append(await runner.block(i))
+                for runner in _rotated(runners, r):
+                    await runner.file_phase(FILES)
+            finally:
+                for runner in runners:
+                    await runner.executor.stop()
+            for runner in runners:
+                totals[runner.name].append(runner.total)
+                file_phase[runner.name].append(runner.files)
+                first_block[runner.name].append(runner.first_block)
+                per_block[runner.name].extend(runner.blocks)
+            log(
+                cfg,
+                f"upstream round {r + 1}/{rounds}: "
+                + ", ".join(f"{x.name} {x.total:.2f} s ({x.files * 1000:.0f} ms files)" for x in runners),
+            )
 
     up_total = statistics.median(totals["upstream"])
     our_total = statistics.median(totals["ours"])

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -133,12 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_description()
     log(cfg, f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB")
     started = time.time()
+    load_before = os.getloadavg()
     rows = asyncio.run(run_all(names, cfg))
+    load_after = os.getloadavg()
     elapsed = time.time() - started
     print()
     print(
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
         f"Python {machine['python']}; run took {elapsed:.0f} s{' (--quick)' if cfg.quick else ''}"
+    )
+    print(
+        f"Load average (1/5/15 min) before: {'/'.join(f'{x:.1f}' for x in load_before)}, "
+        f"after: {'/'.join(f'{x:.1f}' for x in load_after)} (the machine is shared: above "
+        f"{machine['cores']} every figure is inflated)"
     )
     print()
     print(render_table(rows))
@@ -159,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             "quick": cfg.quick,
             "benchmarks": names,
             "machine": machine,
+            "load_before": load_before,
+            "load_after": load_after,
             "rows": [r.to_json() for r in rows],
         }
         path.write_text(json.dumps(payload, indent=2))

@@ -381,6 +381,23 @@ async def test_a_seeded_storm_of_faults_loses_and_repeats_nothing(
     record("injected faults survived (seeded storm)", injected)
 
 
+@pytest.mark.asyncio(loop_scope="module")
+async def test_faults_never_touch_unauthenticated_calls(faulty: PoolUnderFaults, client: Any) -> None:
+    """A caller without the key gets 401 and cannot consume (or trigger) a scheduled fault."""
+    ident = _ident("unauth")
+    await client.execute(ident, "counter = 7")
+    faulty.injector.schedule("expire", 1, operations=["execute"])
+    url = f"{faulty.pool.endpoint}/executions?api-version=2025-10-02-preview&identifier={ident}"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json={"code": "1"}, headers={"Authorization": "Bearer wrong"}) as resp:
+            assert resp.status == 401
+        async with http.post(url, json={"code": "1"}) as resp:
+            assert resp.status == 401
+    assert faulty.injector.pending == 1
+    faulty.injector.clear_schedule()
+    assert await _counter(client, ident) == 7
+
+
 # --- the executor ---------------------------------------------------------------------------
 
 

@@ -306,7 +306,7 @@ class ForkTemplate:
             # The file names the sockets as the kernel sees them; the host reaches them here.
             client.ip = str(sandbox.run_dir / "k")
         client.start_channels()
-        await client.wait_for_ready(timeout=60)
+        await kernel_info_ready(client, timeout=60)
         self.kernels.append((int(answer["pid"]), client))
         return int(answer["pid"]), client
 
@@ -318,6 +318,30 @@ class ForkTemplate:
         if self.process is not None:
             self.process.kill()
             await asyncio.to_thread(self.process.wait)
+
+
+async def kernel_info_ready(client: Any, timeout: float) -> None:
+    """Until the kernel answers ``kernel_info`` and its IOPub reaches us.
+
+    Not ``wait_for_ready``: that also drains IOPub for a fixed 0.2 s or more after the answer,
+    which would be counted as start-up time here. An IOPub status message about one of our
+    requests proves the subscription is live, so nothing of the next execute is lost.
+    """
+    deadline = time.perf_counter() + timeout
+    sent: set[str] = set()
+    while True:
+        sent.add(client.kernel_info())
+        try:
+            while True:
+                msg = await client.get_iopub_msg(timeout=0.1)
+                if msg["parent_header"].get("msg_id") in sent and msg["msg_type"] == "status":
+                    break
+        except Exception:
+            if time.perf_counter() > deadline:
+                raise TimeoutError("the forked kernel did not answer kernel_info") from None
+            continue
+        # The shell replies to these requests stay queued: execute_on skips them by parent id.
+        return
 
 
 async def execute_on(client: Any, code: str, timeout: float = 120.0) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -169,6 +170,9 @@ async def test_close_kills_every_kernel_and_removes_every_directory(tmp_path: Pa
     )
     assert not root.exists()
     assert not run_base.exists()
+    cgroup = manager.sandbox.cgroup
+    if cgroup is not None:
+        assert not list(cgroup.base.glob(f"aca-{os.getpid()}-*"))
 
 
 async def test_close_keeps_a_root_it_did_not_make(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import json
 import os
 import resource
 import sys
+from typing import Any
 
 
 def _apply_limits(limits: dict[str, int]) -> None:
@@ -50,6 +51,24 @@ def _die_with_parent() -> None:
         pass
 
 
+def _unbounded_send_queues() -> None:
+    """Never drop iopub messages in the kernel (PUB sockets drop at the high-water mark).
+
+    Over unix sockets the kernel outruns a reader quickly (small socket buffers), and a
+    print loop with ``flush=True`` lost output. The kernel only queues what the server
+    will keep: output beyond the caller's cap is dropped before it is sent.
+    """
+    import zmq
+
+    original = zmq.Context.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.setsockopt(zmq.SNDHWM, 0)
+
+    zmq.Context.__init__ = init  # type: ignore[method-assign]
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
     _apply_limits(spec.get("limits", {}))
@@ -70,6 +89,7 @@ def main() -> None:
         f"__aca_runpy.run_path({startup!r}, run_name='__aca_startup__'); "
         "del __aca_runpy"
     )
+    _unbounded_send_queues()
     from ipykernel.kernelapp import IPKernelApp
     from traitlets.config import Config
 

@@ -124,13 +124,15 @@ class _OutputLimit:
     The server names its cap in the execute request's metadata
     (``aca_max_output_chars``); the kernel then sends at most that many characters of
     each stream and reports how many were written in all in the reply's metadata
-    (``aca_output_chars``). A 200 MB print thus never crosses the socket, and iopub's
-    high-water mark (which drops messages when the reader lags) is never reached.
+    (``aca_output_chars``), together with the kept text itself (``aca_output``): iopub
+    is a publish socket that loses messages under a storm of small flushed writes,
+    the shell reply is not. A 200 MB print thus never crosses the socket either.
     """
 
     def __init__(self) -> None:
         self.cap: int | None = None
         self.counts = {"stdout": 0, "stderr": 0}
+        self.kept: dict[str, list[str]] = {"stdout": [], "stderr": []}
 
 
 _LIMIT = _OutputLimit()
@@ -156,6 +158,7 @@ def _patch_stream(stream: Any, name: str) -> None:
                 return size
             if room < size:
                 text = text[:room]
+            _LIMIT.kept[name].append(text)
         if len(text) <= _CHUNK_CHARS and pending[0] < _CHUNK_CHARS:
             pending[0] += len(text)
             original(text)
@@ -186,6 +189,7 @@ def _patch_kernel() -> None:
             cap = parent.get("metadata", {}).get("aca_max_output_chars")
             _LIMIT.cap = cap if isinstance(cap, int) and cap >= 0 else None
             _LIMIT.counts = {"stdout": 0, "stderr": 0}
+            _LIMIT.kept = {"stdout": [], "stderr": []}
         return metadata
 
     def finish(parent: Any, metadata: Any, reply_content: Any) -> Any:
@@ -195,6 +199,8 @@ def _patch_kernel() -> None:
                 with contextlib.suppress(Exception):
                     stream.flush()
             metadata["aca_output_chars"] = dict(_LIMIT.counts)
+            if _LIMIT.cap is not None:
+                metadata["aca_output"] = {name: "".join(parts) for name, parts in _LIMIT.kept.items()}
         return metadata
 
     kernel.init_metadata = init

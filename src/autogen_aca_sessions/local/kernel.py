@@ -46,6 +46,7 @@ __all__ = [
     "OutputBuffer",
     "PlainKernelLauncher",
     "chown_tree",
+    "client_context",
     "kernel_environment",
     "strip_ansi",
 ]
@@ -60,6 +61,8 @@ _POLL_SECONDS = 0.1
 """Longest wait between checks that the kernel process is still alive."""
 _REPLY_AFTER_IDLE_SECONDS = 2.0
 """How long the execute reply may lag the idle status before the call ends without it."""
+_INTERRUPT_RESEND_SECONDS = 0.25
+"""How often an unanswered interrupt is sent again during the grace period."""
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 
@@ -93,6 +96,12 @@ class OutputBuffer:
 
     def text(self) -> str:
         return "".join(self._parts)
+
+    def replace(self, text: str) -> None:
+        """Take ``text`` as what was kept (the kernel's own record, which nothing can drop)."""
+        self._parts = [text[: self.limit]]
+        self._kept = len(self._parts[0])
+        self.total = self._kept
 
 
 def kernel_environment(*, data_dir: str, run_dir: str) -> dict[str, str]:
@@ -178,7 +187,7 @@ class PlainKernelLauncher:
         if self.sandbox.cgroup is not None and self.sandbox.limits.max_processes is not None:
             try:
                 cgroup = self.sandbox.cgroup.create(
-                    f"aca-{run_dir.name}-{uuid.uuid4().hex[:6]}", self.sandbox.limits.max_processes
+                    f"k{run_dir.name}{uuid.uuid4().hex[:4]}", self.sandbox.limits.max_processes
                 )
             except OSError as exc:
                 logger.warning("could not make a pids cgroup for a kernel: %s", exc)
@@ -237,12 +246,25 @@ def chown_tree(path: Path, uid: int) -> None:
                     os.lchown(full, uid, uid)
 
 
+def client_context() -> zmq.asyncio.Context:
+    """A zmq context for kernel clients that never drops iopub messages on the reader's side.
+
+    The kernel's PUB socket drops messages for a reader whose queue is full; an
+    unbounded receive queue moves them into this process as fast as they come, where
+    they are consumed at once (output beyond the caller's cap is never sent).
+    """
+    context = zmq.asyncio.Context()
+    context.setsockopt(zmq.RCVHWM, 0)
+    return context
+
+
 class Kernel:
     """A running kernel and the client that talks to it. Not safe for concurrent calls."""
 
-    def __init__(self, launched: LaunchedKernel) -> None:
+    def __init__(self, launched: LaunchedKernel, *, context: zmq.asyncio.Context | None = None) -> None:
         self.launched = launched
-        self.client = AsyncKernelClient()
+        # One zmq context (one I/O thread) for all kernels of a pool, when the pool gives one.
+        self.client = AsyncKernelClient(context=context) if context is not None else AsyncKernelClient()
         self.client.load_connection_info(launched.connection_info)  # type: ignore[arg-type]
         self.client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
         self._closed = False
@@ -344,6 +366,7 @@ class Kernel:
         self.client.shell_channel.send(request)
         deadline = started + max(0.0, timeout)
         interrupt_deadline: float | None = None
+        interrupt_sent = 0.0
 
         def finish(outcome: Outcome, **extra: Any) -> CodeOutput:
             message = extra.pop("message", None)
@@ -390,6 +413,12 @@ class Kernel:
             if interrupt_deadline is None and now >= deadline:
                 await self.interrupt()
                 interrupt_deadline = now + INTERRUPT_GRACE_SECONDS
+                interrupt_sent = now
+            elif interrupt_deadline is not None and now - interrupt_sent >= _INTERRUPT_RESEND_SECONDS:
+                # An interrupt that lands before the cell starts running is ignored by
+                # the kernel (it is idle then); repeating it is harmless once it went idle.
+                await self.interrupt()
+                interrupt_sent = now
             if interrupt_deadline is not None and now >= interrupt_deadline:
                 await self.kill()
                 message = (
@@ -442,8 +471,8 @@ class Kernel:
                 error_name="TimeoutError",
                 error_value=message,
             )
-        if error is None and reply is not None and reply.get("status") == "error":
-            error = reply
+        if reply is not None and reply.get("status") == "error":
+            error = reply  # the reply is never lost; the iopub error message may be
         if error is not None:
             traceback = "\n".join(strip_ansi(line) for line in error.get("traceback", []))
             if not traceback:
@@ -526,14 +555,21 @@ class Kernel:
 
 
 def _apply_kernel_counts(metadata: dict[str, Any], stdout: OutputBuffer, stderr: OutputBuffer) -> None:
-    """Take the kernel's own character counts: it sends only the first ``cap`` characters."""
+    """Take the kernel's own record of the output: the kept text and the full counts.
+
+    The kernel sends only the first ``cap`` characters on iopub, and iopub is not
+    exact under a storm of small flushed writes (ipykernel loses or repeats stream
+    messages then); the reply carries the kernel's own record, which is.
+    """
+    kept = metadata.get("aca_output")
     counts = metadata.get("aca_output_chars")
-    if not isinstance(counts, dict):
-        return
     for name, buffer in (("stdout", stdout), ("stderr", stderr)):
-        value = counts.get(name)
-        if isinstance(value, int) and value > buffer.total:
-            buffer.total = value
+        text = kept.get(name) if isinstance(kept, dict) else None
+        total = counts.get(name) if isinstance(counts, dict) else None
+        if isinstance(text, str):
+            buffer.replace(text)
+        if isinstance(total, int):
+            buffer.total = max(total, len(buffer.text()))
 
 
 def _read_result(reply: dict[str, Any] | None) -> Any:

@@ -130,7 +130,9 @@ class PidsCgroup:
                 continue
             try:
                 (probe / "pids.max").write_text("8\n")
-                return cls(base)
+                found = cls(base)
+                found.sweep()
+                return found
             except OSError:
                 continue
             finally:
@@ -139,11 +141,34 @@ class PidsCgroup:
         return None
 
     def create(self, name: str, max_pids: int) -> Path:
-        """Make the group ``name`` limited to ``max_pids`` tasks; returns its directory."""
-        group = self.base / name
+        """Make a group for ``name`` limited to ``max_pids`` tasks; returns its directory.
+
+        The group's name carries this server's pid, so that a later server can remove the
+        groups of one that died without cleaning up (see :meth:`sweep`).
+        """
+        group = self.base / f"aca-{os.getpid()}-{name}"
         group.mkdir(exist_ok=True)
         (group / "pids.max").write_text(f"{max_pids}\n")
         return group
+
+    def sweep(self) -> None:
+        """Remove groups left behind by servers that are gone (killed before their cleanup)."""
+        try:
+            entries = list(self.base.iterdir())
+        except OSError:
+            return
+        for entry in entries:
+            parts = entry.name.split("-", 2)
+            if len(parts) != 3 or parts[0] != "aca" or not parts[1].isdigit():
+                continue
+            try:
+                os.kill(int(parts[1]), 0)
+                continue  # its server still runs
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue
+            self.remove(entry)
 
     @staticmethod
     def remove(group: Path) -> None:

@@ -27,6 +27,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import zmq.asyncio
+
 from .kernel import (
     Kernel,
     KernelLauncher,
@@ -34,6 +36,7 @@ from .kernel import (
     OutputBuffer,
     PlainKernelLauncher,
     chown_tree,
+    client_context,
     kernel_environment,
 )
 from .outcome import CodeOutput, Outcome, PoolFullError, ShellOutput
@@ -239,6 +242,11 @@ class Session:
             finally:
                 self.touch()
 
+    async def _wait_idle(self) -> None:
+        """Return once calls queued on this session before now have ended."""
+        async with self._lock:
+            pass
+
     async def _close(self) -> None:
         self._closed = True
         await self._manager._discard_slot(self._slot)
@@ -313,6 +321,7 @@ class SessionManager:
         self._private: Path | None = None
         self._info: PoolRuntimeInfo | None = None
         self._info_task: asyncio.Future[PoolRuntimeInfo] | None = None
+        self._zmq_context: zmq.asyncio.Context | None = None
         self._started = False
         self._closed = False
         self._uid_counter = int.from_bytes(os.urandom(3), "big")
@@ -387,6 +396,13 @@ class SessionManager:
         )
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+        # Calls that were running end within a poll interval of their kernel's death;
+        # their sockets must be closed before the shared context goes.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(s._wait_idle() for s in sessions)), timeout=10)
+        if self._zmq_context is not None:
+            self._zmq_context.destroy(linger=0)
+            self._zmq_context = None
         for path in (self._private, self._run_base, self.root / "sessions"):
             if path is not None:
                 await asyncio.to_thread(shutil.rmtree, path, True)
@@ -490,7 +506,9 @@ class SessionManager:
         assert self._run_base is not None
         run_dir = self._run_base / uuid.uuid4().hex[:8]
         launched = await self._launcher.launch(data_dir=slot.data_dir, run_dir=run_dir, uid=slot.uid)
-        kernel = Kernel(launched)
+        if self._zmq_context is None:
+            self._zmq_context = client_context()
+        kernel = Kernel(launched, context=self._zmq_context)
         try:
             await kernel.wait_ready(self.kernel_start_timeout)
         except BaseException:
@@ -564,9 +582,7 @@ class SessionManager:
         cgroup = None
         if sandbox.cgroup is not None and sandbox.limits.max_processes is not None:
             with contextlib.suppress(OSError):
-                cgroup = sandbox.cgroup.create(
-                    f"aca-sh-{uuid.uuid4().hex[:10]}", sandbox.limits.max_processes
-                )
+                cgroup = sandbox.cgroup.create(f"sh{uuid.uuid4().hex[:10]}", sandbox.limits.max_processes)
         inner_data = sandbox.data_mount or str(slot.data_dir)
         spec = sandbox.boot_spec(
             "exec",

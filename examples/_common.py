@@ -213,7 +213,8 @@ def run_main(main: Coroutine[Any, Any, None]) -> None:
         asyncio.run(main)
     except KeyboardInterrupt:
         sys.exit(130)
-    except (SessionsError, OSError) as exc:
+    except (SessionsError, OSError, RuntimeError) as exc:
+        # The pool could not be reached, refused the request, or could not start a session.
         fail(f"{type(exc).__name__}: {exc}")
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, StreamReader, web
+from aiohttp.base_protocol import BaseProtocol
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDictProxy
 
@@ -34,6 +35,7 @@ class Recorded:
     """Raw path and query exactly as sent, relative to the pool path."""
     headers: CIMultiDictProxy[str]
     body: bytes
+    """The body bytes as sent (multipart bodies included)."""
     form: dict[str, tuple[str | None, bytes]] = field(default_factory=dict)
     """Multipart fields: name -> (filename, content)."""
     peer: str = ""
@@ -111,14 +113,19 @@ class FakePool:
         if raw.startswith(POOL_PATH):
             raw = raw[len(POOL_PATH) :]
         form: dict[str, tuple[str | None, bytes]] = {}
+        body = await request.read()
         if request.content_type.startswith("multipart/"):
-            reader = await request.multipart()
+            # Parsed from the recorded bytes, so tests can pin both the raw part headers (in
+            # ``body``) and what a multipart parser makes of them (in ``form``).
+            stream = StreamReader(
+                BaseProtocol(asyncio.get_running_loop()), 2**16, loop=asyncio.get_running_loop()
+            )
+            stream.feed_data(body)
+            stream.feed_eof()
+            reader = MultipartReader(request.headers, stream)
             while (part := await reader.next()) is not None:
                 assert isinstance(part, BodyPartReader)
                 form[part.name or ""] = (part.filename, await part.read())
-            body = b""
-        else:
-            body = await request.read()
         peername = request.transport.get_extra_info("peername") if request.transport else None
         peer = f"{peername[0]}:{peername[1]}" if peername else ""
         self.requests.append(Recorded(request.method, raw, request.headers, body, form, peer))

@@ -243,3 +243,68 @@ async def test_custom_scope_is_requested() -> None:
     await provider.get_token()
     assert credential.calls[0][0] == ("https://acasessions.io/.default",)
     assert provider.scope == "https://acasessions.io/.default"
+
+
+async def test_credential_failure_is_a_credential_error_and_sends_nothing(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from autogen_aca_sessions.client import CredentialError, SessionsError
+
+    class NotLoggedIn:
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            raise ClientAuthenticationError("Please run 'az login' to set up an account")
+
+    with pytest.raises(CredentialError, match="az login") as info:
+        await make_client(credential=NotLoggedIn()).list_files("sess-1")
+    assert isinstance(info.value, SessionsError)
+    assert isinstance(info.value.__cause__, ClientAuthenticationError)
+    assert fake_pool.requests == []
+
+
+async def test_async_callable_failure_is_a_credential_error(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    from autogen_aca_sessions.client import CredentialError
+
+    async def broken() -> str:
+        raise RuntimeError("vault unreachable")
+
+    with pytest.raises(CredentialError, match="vault unreachable"):
+        await make_client(credential=broken).list_files("sess-1")
+
+
+async def test_401_claims_challenge_is_passed_to_the_credential(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    import base64
+
+    claims = '{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}'
+    encoded = base64.urlsafe_b64encode(claims.encode()).decode().rstrip("=")
+    seen: list[Any] = []
+
+    class ClaimsCredential:
+        def get_token(self, *scopes: str, claims: str | None = None, **kwargs: Any) -> AccessToken:
+            seen.append(claims)
+            return AccessToken(f"tok-{len(seen)}", int(time.time() + 3600))
+
+    fake_pool.reply(
+        401,
+        headers={
+            "WWW-Authenticate": f'Bearer realm="", error="insufficient_claims", claims="{encoded}"',
+        },
+    )
+    fake_pool.reply(json_body=OK_LIST)
+    await make_client(credential=ClaimsCredential()).list_files("sess-1")
+    assert seen == [None, claims]
+    assert [r.headers["Authorization"] for r in fake_pool.requests] == ["Bearer tok-1", "Bearer tok-2"]
+
+
+def test_claims_challenge_parsing() -> None:
+    from autogen_aca_sessions.client.auth import claims_from_challenge
+
+    assert claims_from_challenge(None) is None
+    assert claims_from_challenge('Bearer realm="x"') is None
+    assert claims_from_challenge('Bearer claims="not base64 {"') == "not base64 {"
+    assert claims_from_challenge('Bearer claims="eyJhIjoxfQ"') == '{"a":1}'

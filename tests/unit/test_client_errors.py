@@ -143,7 +143,7 @@ async def test_plain_text_error_body_is_kept(make_client: Factory, fake_pool: Fa
 
 
 async def test_long_bodies_are_shortened_in_the_message(make_client: Factory, fake_pool: FakePool) -> None:
-    fake_pool.reply(500, body=b"<html>" + b"x" * 5000, headers={"Content-Type": "text/html"})
+    fake_pool.reply(500, body=b"<html>" + b"x" * 5000, headers={"Content-Type": "text/html"}, repeat=True)
     with pytest.raises(ServerError) as info:
         await make_client().list_files("sess-1")
     assert len(info.value.body) == 5006
@@ -169,3 +169,18 @@ async def test_redirects_are_not_followed(make_client: Factory, fake_pool: FakeP
         await make_client().list_files("sess-1")
     assert info.value.status_code == 302
     assert len(fake_pool.requests) == 1
+
+
+async def test_http_and_transport_errors_are_builtin_connection_errors(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    # Code written for autogen-ext's executor catches ConnectionError; it must keep working.
+    from autogen_aca_sessions.client import SessionsConnectionError, SessionsHTTPError
+
+    fake_pool.reply(403, {"error": {"code": "Forbidden", "message": "no"}})
+    with pytest.raises(ConnectionError) as info:
+        await make_client().list_files("sess-1")
+    assert isinstance(info.value, SessionsHTTPError)
+    assert info.value.status_code == 403
+    assert issubclass(SessionsConnectionError, ConnectionError)
+    assert str(SessionsConnectionError("boom", method="GET")) == "boom"

@@ -4,6 +4,7 @@ sessions left alone; cancellation and client-side waiting limits."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable
 
@@ -108,10 +109,12 @@ async def test_execution_that_outlives_timeout_plus_grace_raises_execution_timeo
 async def test_slow_non_execution_request_raises_connection_error(
     make_client: Factory, fake_pool: FakePool
 ) -> None:
-    fake_pool.reply(json_body={"value": []}, delay=30)
+    fake_pool.reply(json_body={"value": []}, delay=30, repeat=True)
     with pytest.raises(SessionsConnectionError, match="no answer within") as info:
-        await make_client(request_timeout=0.3).list_files("sess-1")
+        await make_client(request_timeout=0.3, max_retries=1).list_files("sess-1")
     assert info.value.method == "GET"
+    # A read-only request is asked again once (max_retries=1) before giving up.
+    assert len(fake_pool.requests) == 2
 
 
 async def test_slow_upload_says_it_may_have_completed(make_client: Factory, fake_pool: FakePool) -> None:
@@ -139,4 +142,28 @@ def test_a_client_can_be_used_from_successive_event_loops() -> None:
 
     assert asyncio.run(once()) == "SessionsConnectionError"
     assert asyncio.run(once()) == "SessionsConnectionError"
+    asyncio.run(client.close())
+
+
+def test_the_http_session_of_an_earlier_event_loop_is_released() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = SessionsClient(f"http://127.0.0.1:{port}/pool", "t", max_retries=0)
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def once() -> None:
+        with contextlib.suppress(SessionsConnectionError):
+            await client.list_files("sess-1")
+        assert client._session is not None
+        sessions.append(client._session)
+
+    asyncio.run(once())
+    first = sessions[0]
+    connector = first.connector
+    assert connector is not None
+    asyncio.run(once())
+    assert sessions[1] is not first
+    assert first.closed
+    assert connector.closed
     asyncio.run(client.close())

@@ -335,13 +335,17 @@ async def test_output_reaching_the_requested_limit_is_flagged_truncated(
 
 
 @pytest.mark.parametrize("version", ["2024-10-02-preview", "2025-02-02-preview"])
-async def test_4096_characters_without_a_flag_is_not_called_truncated(
+async def test_4096_characters_without_a_flag_is_possibly_not_certainly_truncated(
     version: str, make_client: Factory, fake_pool: FakePool
 ) -> None:
     body = {"status": "Succeeded", "result": {"stdout": "x" * 4096, "stderr": "y" * 5000}}
     result = await run(make_client, fake_pool, body, version, max_output_chars=10)
+    # These versions cannot ask for a limit, so nothing is known to be cut...
     assert not result.stdout_truncated
     assert not result.stderr_truncated
+    # ...but exactly the service's default cap may be a silent cut; 5000 cannot be.
+    assert result.stdout_possibly_truncated
+    assert not result.stderr_possibly_truncated
 
 
 @pytest.mark.parametrize("version", [LEGACY, "2025-02-02-preview", NEWEST])
@@ -602,3 +606,58 @@ async def test_new_upload_answer_in_list_shape_is_accepted(make_client: Factory,
     client = make_client()
     assert (await client.upload_file("sess-1", "a.csv", b"1,2")).size_in_bytes == 3
     assert (await client.upload_file("sess-1", "a.csv", b"1,2")).name == "other"
+
+
+async def test_session_guid_header_is_kept_on_the_result(make_client: Factory, fake_pool: FakePool) -> None:
+    body = {"id": "e1", "status": "Succeeded", "result": {"stdout": "", "stderr": "", "executionResult": ""}}
+    fake_pool.reply(200, body, headers={"x-ms-session-guid": "guid-1"})
+    fake_pool.reply(200, body)
+    client = make_client()
+    assert (await client.execute("sess-1", "1")).session_guid == "guid-1"
+    # A response without the header says nothing about the incarnation.
+    assert (await client.execute("sess-1", "1")).session_guid is None
+
+
+async def test_session_guid_of_the_accepting_answer_survives_polling(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(
+        202,
+        {"id": "e1", "status": "Running"},
+        headers={"x-ms-session-guid": "guid-7", "Operation-Location": "/executions/e1"},
+    )
+    fake_pool.reply(200, {"id": "e1", "status": "Succeeded", "result": {"stdout": "done"}})
+    result = await make_client(api_version="2024-10-02-preview").execute("sess-1", "1")
+    assert result.stdout == "done"
+    assert result.session_guid == "guid-7"
+
+
+@pytest.mark.parametrize(
+    ("version", "limit", "expected"),
+    [
+        # 2024-10 / 2025-02 cannot ask for more: exactly 4096 may be the service's silent cap.
+        ("2024-10-02-preview", 1_000_000, True),
+        ("2025-02-02-preview", 1_000_000, True),
+        # 2025-10 asked for more than 4096, so exactly 4096 is suspicious too.
+        (NEWEST, 1_000_000, True),
+        # Asked for exactly 4096: reaching it is a plain (flagged) truncation, not a "maybe".
+        (NEWEST, 4096, False),
+    ],
+)
+async def test_exactly_4096_characters_is_marked_possibly_truncated(
+    version: str, limit: int, expected: bool, make_client: Factory, fake_pool: FakePool
+) -> None:
+    body = {"status": "Succeeded", "result": {"stdout": "x" * 4096, "stderr": "y" * 4095}}
+    result = await run(make_client, fake_pool, body, version, max_output_chars=limit)
+    assert result.stdout_possibly_truncated is expected
+    assert result.stdout_truncated is (limit == 4096)
+    assert not result.stderr_possibly_truncated
+
+
+async def test_a_flagged_stream_is_not_also_possibly_truncated(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    body = {"status": "Succeeded", "result": {"stdout": "x" * 4096, "stdoutTruncated": True}}
+    result = await run(make_client, fake_pool, body, "2025-02-02-preview")
+    assert result.stdout_truncated
+    assert not result.stdout_possibly_truncated

@@ -352,3 +352,22 @@ async def test_ssl_setting_is_harmless_on_plain_http(
     fake_pool.reply(json_body={"value": []})
     await make_client(ssl=value).list_files("sess-1")
     assert len(fake_pool.requests) == 1
+
+
+@pytest.mark.parametrize("name", ["a b.txt", "é.csv", "50%.txt", "x%20y.txt"])
+async def test_upload_file_name_goes_on_the_wire_as_utf8_text(
+    name: str, make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(json_body={"name": name, "type": "File", "sizeInBytes": 1})
+    await make_client().upload_file("sess-1", name, b"x")
+    request = only(fake_pool)
+    # The raw part header carries the name itself, never a percent-encoded form of it.
+    expected = f'Content-Disposition: form-data; name="file"; filename="{name}"'.encode()
+    assert expected in request.body
+    assert request.form["file"] == (name, b"x")
+
+
+async def test_upload_file_name_with_a_quote_is_escaped(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(json_body={"name": 'say "hi".txt'})
+    await make_client().upload_file("sess-1", 'say "hi".txt', b"x")
+    assert b'filename="say \\"hi\\".txt"' in only(fake_pool).body

@@ -117,8 +117,8 @@ async def test_max_retries_zero_means_one_attempt(make_client: Factory, fake_poo
     assert len(fake_pool.requests) == 1
 
 
-@pytest.mark.parametrize("status", [502, 504])
-async def test_gateway_errors_are_retried_for_idempotent_requests(
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_server_and_gateway_errors_are_retried_for_idempotent_requests(
     status: int, make_client: Factory, fake_pool: FakePool
 ) -> None:
     fake_pool.reply(status, method="GET")
@@ -256,3 +256,45 @@ async def test_disconnects_on_a_read_give_up_after_max_retries(
     fake_pool.reply(disconnect=True, repeat=True)
     with pytest.raises(SessionsConnectionError, match="attempt"):
         await make_client(max_retries=1).list_files("sess-1")
+
+
+async def test_throttling_retries_stop_at_the_execution_deadline(
+    make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock
+) -> None:
+    # timeout 5 s + grace 10 s = a 15 s budget for the whole execution, retries included.
+    fake_pool.reply(429, headers={"Retry-After": "10"}, repeat=True, method="POST")
+    client = make_client(max_retries=5, execution_grace_seconds=10)
+    with pytest.raises(ThrottledError):
+        await client.execute("sess-1", "1", timeout_seconds=5)
+    # One wait of 10 s fits the budget; a second one would not, so no third attempt.
+    assert fake_clock.sleeps == [10.0]
+    assert len(fake_pool.requests) == 2
+
+
+async def test_read_timeout_on_a_get_is_retried(make_client: Factory, fake_pool: FakePool) -> None:
+    fake_pool.reply(json_body={"value": []}, delay=30, method="GET")
+    fake_pool.reply(json_body={"value": [{"name": "a.txt"}]}, method="GET")
+    files = await make_client(request_timeout=0.3).list_files("sess-1")
+    assert [f.name for f in files] == ["a.txt"]
+    assert len(fake_pool.requests) == 2
+
+
+async def test_read_timeout_on_an_execution_is_not_retried(make_client: Factory, fake_pool: FakePool) -> None:
+    from autogen_aca_sessions.client import ExecutionTimeoutError
+
+    fake_pool.reply(json_body=OK, delay=30, repeat=True)
+    with pytest.raises(ExecutionTimeoutError):
+        await make_client(execution_grace_seconds=0.3).execute("sess-1", "1", timeout_seconds=0.01)
+    assert len(fake_pool.requests) == 1
+
+
+def test_connect_timeout_class_falls_back_on_old_aiohttp() -> None:
+    from autogen_aca_sessions.client.client import _connect_timeout_error
+
+    assert _connect_timeout_error(aiohttp) is aiohttp.ConnectionTimeoutError
+    # aiohttp < 3.10 has no ConnectionTimeoutError: nothing may then be treated as "never
+    # reached the server", least of all its generic ServerTimeoutError (also read timeouts).
+    old = SimpleNamespace(ServerTimeoutError=aiohttp.ServerTimeoutError)
+    fallback = _connect_timeout_error(old)
+    assert not issubclass(aiohttp.ServerTimeoutError, fallback)
+    assert not issubclass(fallback, aiohttp.ClientError)

@@ -173,7 +173,7 @@ async def test_empty_file_name_is_refused_locally(make_client: Factory, fake_poo
         ),
         (
             "HTTPS://EASTUS.dynamicsessions.io/x?api-version=v&identifier=i",
-            "HTTPS://EASTUS.dynamicsessions.io/x?api-version=v&identifier=i",
+            "https://eastus.dynamicsessions.io/x?api-version=v&identifier=i",
         ),
         ("https://other.example/executions/e", None),
         ("http://eastus.dynamicsessions.io/executions/e", None),
@@ -184,3 +184,57 @@ async def test_empty_file_name_is_refused_locally(make_client: Factory, fake_poo
 def test_service_links_are_resolved_against_the_pool_only(link: str | None, expected: str | None) -> None:
     client = SessionsClient(AZURE, "t")
     assert client._resolve_link(link, "sess") == expected
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://eastus.dynamicsessions.io/subscriptions/s/resourceGroups/rg/sessionPools/p",
+        "http://10.0.0.5:8080/pool",
+        "http://pool.internal/pool",
+    ],
+)
+def test_plain_http_to_a_remote_host_is_refused(endpoint: str) -> None:
+    with pytest.raises(ValueError, match="clear text"):
+        SessionsClient(endpoint, "t")
+    # An explicit opt-in accepts it (a trusted network, a pool in another container).
+    assert SessionsClient(endpoint, "t", allow_insecure_http=True).endpoint == endpoint
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:8080/pool",
+        "http://127.3.4.5/pool",
+        "http://[::1]:9000/pool",
+        "http://localhost:8080/pool",
+        "http://LOCALHOST./pool",
+        "https://eastus.dynamicsessions.io/p",
+    ],
+)
+def test_loopback_http_and_any_https_are_accepted(endpoint: str) -> None:
+    assert SessionsClient(endpoint, "t").endpoint == endpoint.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["https://user:secret@eastus.dynamicsessions.io/p", "http://u@127.0.0.1/p"]
+)
+def test_endpoint_with_user_information_is_refused_without_echoing_it(endpoint: str) -> None:
+    with pytest.raises(ValueError, match="user information") as info:
+        SessionsClient(endpoint, "t")
+    assert "secret" not in str(info.value)
+
+
+async def test_next_link_with_raw_characters_is_encoded_on_the_wire(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(json_body={"value": [{"name": "a"}], "nextLink": "/files?skip=page 2&marker=é"})
+    fake_pool.reply(json_body={"value": [{"name": "b"}]})
+    files = await make_client().list_files("sess-1")
+    assert [f.name for f in files] == ["a", "b"]
+    raw = fake_pool.requests[1].raw
+    assert " " not in raw
+    assert "é" not in raw
+    query = parse_qs(urlsplit(raw).query)
+    assert query["skip"] == ["page 2"]
+    assert query["marker"] == ["é"]

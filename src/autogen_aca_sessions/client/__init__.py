@@ -11,6 +11,7 @@ from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenSource
 from autogen_aca_sessions.client.client import SessionsClient
 from autogen_aca_sessions.client.errors import (
     AuthenticationError,
+    CredentialError,
     ExecutionTimeoutError,
     NotFoundError,
     PayloadTooLargeError,
@@ -40,6 +41,7 @@ __all__ = [
     "TOKEN_SCOPE",
     "ApiVersion",
     "AuthenticationError",
+    "CredentialError",
     "ExecutionResult",
     "ExecutionStatus",
     "ExecutionTimeoutError",

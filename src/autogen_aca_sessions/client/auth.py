@@ -9,16 +9,20 @@ and refreshed before they expire; concurrent callers share one refresh.
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Union
+
+from autogen_aca_sessions.client.errors import CredentialError, SessionsError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.core.credentials_async import AsyncTokenCredential
 
-__all__ = ["TOKEN_SCOPE", "TokenProvider", "TokenSource"]
+__all__ = ["TOKEN_SCOPE", "TokenProvider", "TokenSource", "claims_from_challenge"]
 
 TOKEN_SCOPE = "https://dynamicsessions.io/.default"
 """The scope to request tokens for (audience ``https://dynamicsessions.io``)."""
@@ -80,9 +84,14 @@ class TokenProvider:
             return None
         return self._token
 
-    async def get_token(self, *, rejected: str | None = None) -> str:
+    async def get_token(self, *, rejected: str | None = None, claims: str | None = None) -> str:
         """A valid token. ``rejected``: a token the service refused (401); never hand it out again
-        unless the source returns it anew."""
+        unless the source returns it anew. ``claims``: the claims challenge the service sent with
+        that 401 (decoded JSON), passed to an azure-core credential so it can satisfy it.
+
+        Raises:
+            CredentialError: the credential raised (its exception is the ``__cause__``).
+        """
         cached = self._valid_cached()
         if cached is not None and cached != rejected:
             return cached
@@ -96,34 +105,51 @@ class TokenProvider:
             cached = self._valid_cached()
             if cached is not None and cached != rejected:
                 return cached
-            token, expires_on = await self._fetch()
+            try:
+                value = await self._fetch(claims)
+            except SessionsError:
+                raise
+            except Exception as exc:
+                raise CredentialError(
+                    f"The credential {self._source_name()} could not get a token for scope "
+                    f"{self._scope!r}: {type(exc).__name__}: {exc}"
+                ) from exc
+            token, expires_on = self._unpack(value)
             self._token = token
             self._expires_on = expires_on
             return token
 
-    async def _fetch(self) -> tuple[str, float | None]:
+    def _source_name(self) -> str:
+        source = self._source if self._source is not None else self._owned_credential
+        if source is None:
+            return "DefaultAzureCredential"
+        return type(source).__name__
+
+    async def _fetch(self, claims: str | None) -> Any:
+        """What the source returns: a token string or an ``AccessToken``-like object."""
         source = self._source
         if source is None:
             source = self._default_credential()
         if isinstance(source, str):
-            return source, None
+            return source
         get_token = getattr(source, "get_token", None)
         if get_token is not None:
+            # Only azure-core credentials take claims; pass them only when there are some, so
+            # credentials with a narrower signature keep working.
+            kwargs: dict[str, Any] = {"claims": claims} if claims else {}
             if _is_async_callable(get_token):
-                access = await get_token(self._scope)
-            else:
-                # A sync credential does network I/O (or spawns az cli): keep it off the loop.
-                access = await asyncio.to_thread(get_token, self._scope)
-                if inspect.isawaitable(access):
-                    access = await access
-            return self._unpack(access)
+                return await get_token(self._scope, **kwargs)
+            # A sync credential does network I/O (or spawns az cli): keep it off the loop.
+            access = await asyncio.to_thread(get_token, self._scope, **kwargs)
+            if inspect.isawaitable(access):
+                access = await access
+            return access
         if _is_async_callable(source):
-            value = await source()
-        else:
-            value = await asyncio.to_thread(source)
-            if inspect.isawaitable(value):
-                value = await value
-        return self._unpack(value)
+            return await source()
+        value = await asyncio.to_thread(source)
+        if inspect.isawaitable(value):
+            value = await value
+        return value
 
     @staticmethod
     def _unpack(value: Any) -> tuple[str, float | None]:
@@ -152,3 +178,25 @@ class TokenProvider:
         owned, self._owned_credential = self._owned_credential, None
         if owned is not None:
             await owned.close()
+
+
+_CLAIMS = re.compile(r'claims="([^"]*)"', re.IGNORECASE)
+
+
+def claims_from_challenge(header: str | None) -> str | None:
+    """The claims challenge of a ``WWW-Authenticate`` header, decoded to its JSON text.
+
+    Entra ID sends it base64url-encoded (``Bearer ..., error="insufficient_claims",
+    claims="eyJ..."``); a value that does not decode is passed on as it is.
+    """
+    if not header:
+        return None
+    match = _CLAIMS.search(header)
+    if match is None or not match.group(1).strip():
+        return None
+    raw = match.group(1).strip()
+    try:
+        decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return raw
+    return decoded if decoded.lstrip().startswith("{") else raw

@@ -7,6 +7,7 @@ requests and maps HTTP outcomes to results and exceptions.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import math
@@ -27,7 +28,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenProvider, TokenSource
+from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenProvider, TokenSource, claims_from_challenge
 from autogen_aca_sessions.client.contracts import Contract, Request, contract_for
 from autogen_aca_sessions.client.contracts._common import load_json, parse_error_body
 from autogen_aca_sessions.client.errors import (
@@ -56,10 +57,30 @@ _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 # 429 and 503 mean the service turned the request away before doing anything: safe to resend
 # even an execution. 502/504 may come from a gateway after the request reached the pool.
 _RETRY_ANY_METHOD = frozenset({429, 503})
-_RETRY_IDEMPOTENT_ONLY = frozenset({502, 504})
+# 500 is retried only where a resend cannot repeat a side effect (GET, DELETE).
+_RETRY_IDEMPOTENT_ONLY = frozenset({500, 502, 504})
 _MAX_PAGES = 1000
 _SAID_PREVIEW_CHARS = 500
 _POOL_FULL_HINTS = ("maxconcurrentsessions", "poolisfull", "poolfull", "sessionpoolfull")
+_SESSION_GUID_HEADER = "x-ms-session-guid"
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+class _NeverRaised(Exception):
+    """Stands in for an aiohttp exception class this aiohttp version does not have."""
+
+
+def _connect_timeout_error(module: Any) -> type[BaseException]:
+    """aiohttp's "connecting timed out" exception (3.10+). Older versions raise a generic
+    ServerTimeoutError for connect and read timeouts alike; a read timeout must never resend an
+    execution, so there the connect case falls back to the (non-retried) read-timeout handling."""
+    found = getattr(module, "ConnectionTimeoutError", None)
+    if isinstance(found, type) and issubclass(found, BaseException):
+        return found
+    return _NeverRaised
+
+
+_ConnectionTimeoutError = _connect_timeout_error(aiohttp)
 
 
 def _package_version() -> str:
@@ -94,7 +115,17 @@ class _NoAnswerInTime(Exception):
         self.waited = waited
 
 
-def _validate_endpoint(endpoint: str) -> str:
+def _is_loopback_host(host: str) -> bool:
+    name = host.strip("[]").lower().rstrip(".")
+    if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _validate_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> str:
     if not isinstance(endpoint, str) or not endpoint.strip():
         raise ValueError("pool_management_endpoint must be a non-empty URL")
     endpoint = endpoint.strip()
@@ -108,6 +139,22 @@ def _validate_endpoint(endpoint: str) -> str:
         raise ValueError(
             "pool_management_endpoint must not carry a query string or fragment (the client adds "
             f"api-version and identifier itself); remove everything from '?' or '#' in {endpoint!r}"
+        )
+    if "@" in parts.netloc:
+        # Never echo the endpoint here: the part before '@' may be a password.
+        raise ValueError(
+            "pool_management_endpoint must not contain user information ('user:password@'); the "
+            "client authenticates with bearer tokens from the credential"
+        )
+    if (
+        parts.scheme.lower() == "http"
+        and not allow_insecure_http
+        and not _is_loopback_host(parts.hostname or "")
+    ):
+        raise ValueError(
+            f"pool_management_endpoint {endpoint!r} uses plain http to a host that is not loopback: the "
+            "bearer token would travel in clear text. Use https, or pass allow_insecure_http=True "
+            "for a trusted network (for example a local pool in another container)."
         )
     return endpoint.rstrip("/")
 
@@ -197,6 +244,9 @@ class SessionsClient:
         retry_backoff_base: First backoff delay, doubled per retry (with jitter).
         retry_backoff_max: Longest delay between retries (also caps ``Retry-After``).
         poll_interval: First delay between polls of an asynchronous execution.
+        allow_insecure_http: Accept an ``http://`` endpoint on a host that is not loopback
+            (tokens then travel unencrypted). Loopback hosts (127.0.0.0/8, ::1, localhost) are
+            always accepted over http.
     """
 
     def __init__(
@@ -216,8 +266,9 @@ class SessionsClient:
         retry_backoff_base: float = 0.5,
         retry_backoff_max: float = 30.0,
         poll_interval: float = 0.5,
+        allow_insecure_http: bool = False,
     ) -> None:
-        self._endpoint = _validate_endpoint(pool_management_endpoint)
+        self._endpoint = _validate_endpoint(pool_management_endpoint, allow_insecure_http=allow_insecure_http)
         try:
             self._api_version = ApiVersion(api_version)
         except ValueError:
@@ -336,11 +387,15 @@ class SessionsClient:
             )
 
         try:
-            response = await self._send(request, identifier, timeout=budget, headers={"operation-id": op_id})
+            # One deadline covers the whole execution, retries after 429/503 included.
+            response = await self._send(
+                request, identifier, timeout=budget, headers={"operation-id": op_id}, deadline=deadline
+            )
         except _NoAnswerInTime:
             raise gave_up(op_id) from None
         fallback_id = response.headers.get("operation-id") or op_id
         result = self._parse_execution(response, identifier, fallback_id)
+        first_guid = result.session_guid
         if result.status.is_terminal or not wait or self._api_version.is_legacy:
             return result
 
@@ -365,10 +420,13 @@ class SessionsClient:
                     identifier,
                     timeout=min(self._request_timeout, remaining),
                     url=poll_url,
+                    deadline=deadline,
                 )
             except _NoAnswerInTime:
                 continue
             result = self._parse_execution(response, identifier, result.execution_id)
+            if result.session_guid is None:
+                result.session_guid = first_guid
             if result.status.is_terminal:
                 return result
             delay = _parse_retry_after(response.headers)
@@ -388,13 +446,16 @@ class SessionsClient:
                     f"{response.method} {response.url} answered HTTP {response.status} with a body that "
                     f"is not a JSON object: {response.body[:200]!r}"
                 )
-        return self._contract.parse_execution(
+        result = self._contract.parse_execution(
             body,
             identifier=identifier,
             execution_id=execution_id,
             output_limit=self._contract.requested_output_limit(self._max_output_chars),
             accepted=accepted,
         )
+        guid = (response.headers.get(_SESSION_GUID_HEADER) or "").strip()
+        result.session_guid = guid or None
+        return result
 
     # ------------------------------------------------------------------ files
     async def upload_file(
@@ -410,7 +471,9 @@ class SessionsClient:
         field_name = self._contract.upload_field
 
         def form() -> aiohttp.FormData:
-            built = aiohttp.FormData()
+            # quote_fields=False: the file name goes on the wire as UTF-8 text ("a b.txt"), not
+            # percent-encoded ("a%20b.txt"), which a server would otherwise store literally.
+            built = aiohttp.FormData(quote_fields=False)
             built.add_field(field_name, payload, filename=name, content_type="application/octet-stream")
             return built
 
@@ -516,6 +579,7 @@ class SessionsClient:
             # Our session is bound to an earlier event loop (e.g. a second asyncio.run()); it
             # cannot serve this one, so start afresh rather than fail.
             logger.debug("SessionsClient used from a new event loop; creating a new HTTP session")
+            self._abandon_session(self._session)
             self._session = None
         if self._session is None:
             # Created here, inside the running loop, so it binds to the loop that uses it.
@@ -523,6 +587,22 @@ class SessionsClient:
             self._session = aiohttp.ClientSession(connector=connector)
             self._session_loop = loop
         return self._session
+
+    @staticmethod
+    def _abandon_session(session: aiohttp.ClientSession) -> None:
+        """Release an HTTP session bound to an earlier event loop without awaiting on it (that
+        loop may be closed): close its connections and detach the connector, so neither sockets
+        nor an "Unclosed client session" warning are left behind."""
+        connector = session.connector
+        session.detach()
+        if connector is None:
+            return
+        try:
+            # The private, synchronous half of close(): the public one schedules a task on the
+            # connector's loop, which may no longer run.
+            connector._close()
+        except Exception:  # a closed loop refuses to schedule the transports' close callbacks
+            logger.debug("Closing connections of an earlier event loop failed", exc_info=True)
 
     def _query(self, request: Request, identifier: str | None) -> str:
         params: list[tuple[str, str]] = [("api-version", self._api_version.value)]
@@ -554,6 +634,9 @@ class SessionsClient:
             url = origin + link if base_path and link.startswith(base_path + "/") else self._endpoint + link
         else:
             url = f"{self._endpoint}/{link}"
+        # The link is the server's text, not ours: encode whatever it left raw (spaces, non-ASCII)
+        # while keeping its existing %XX escapes, so the request line stays valid.
+        url = str(URL(url, encoded=False))
         present = {k.lower() for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
         missing: list[tuple[str, str]] = []
         if "api-version" not in present:
@@ -603,7 +686,13 @@ class SessionsClient:
         headers: Mapping[str, str] | None = None,
         url: str | None = None,
         form: Callable[[], aiohttp.FormData] | None = None,
+        deadline: float | None = None,
     ) -> _Response:
+        """Send one request, retrying what is safe to retry.
+
+        ``timeout`` bounds each attempt; ``deadline`` (on the ``_now`` clock), when given, bounds
+        all attempts and the waits between them together.
+        """
         target = url or self._url(request, identifier)
         method = request.method
         idempotent = method in _IDEMPOTENT_METHODS
@@ -613,8 +702,15 @@ class SessionsClient:
         attempt = 0
         refreshed = False
         rejected_token: str | None = None
+        claims: str | None = None
         while True:
-            token = await self._tokens.get_token(rejected=rejected_token)
+            attempt_timeout = timeout
+            if deadline is not None:
+                remaining = deadline - self._now()
+                if remaining <= 0:
+                    raise _NoAnswerInTime(timeout)
+                attempt_timeout = min(timeout, remaining)
+            token = await self._tokens.get_token(rejected=rejected_token, claims=claims)
             send_headers: dict[str, str] = {
                 "Authorization": f"Bearer {token}",
                 "User-Agent": self._user_agent,
@@ -626,7 +722,7 @@ class SessionsClient:
                 send_headers.update(headers)
             session = self._get_session()
             client_timeout = aiohttp.ClientTimeout(
-                total=timeout, sock_connect=min(timeout, self._request_timeout)
+                total=attempt_timeout, sock_connect=min(attempt_timeout, self._request_timeout)
             )
             request_kwargs: dict[str, Any] = {
                 "headers": send_headers,
@@ -645,9 +741,9 @@ class SessionsClient:
                     payload = await resp.read()
                     status = resp.status
                     response_headers = CIMultiDict(resp.headers)
-            except aiohttp.ConnectionTimeoutError as exc:
+            except _ConnectionTimeoutError as exc:
                 retry_reason = f"connection timed out: {exc}"
-                error: Exception = exc
+                error: BaseException = exc
             except aiohttp.ClientSSLError as exc:
                 # A TLS failure will not fix itself on a retry.
                 raise SessionsConnectionError(
@@ -659,8 +755,13 @@ class SessionsClient:
             except aiohttp.ClientConnectorError as exc:
                 retry_reason = f"could not connect: {exc}"
                 error = exc
-            except asyncio.TimeoutError:
-                raise _NoAnswerInTime(timeout) from None
+            except asyncio.TimeoutError as exc:
+                # No answer in time. A read-only request can simply be asked again; anything
+                # else may be running on the server and must not be sent twice.
+                if not idempotent or attempt >= self._max_retries:
+                    raise _NoAnswerInTime(attempt_timeout) from None
+                retry_reason = f"no answer within {attempt_timeout:g} s"
+                error = exc
             except aiohttp.ClientError as exc:
                 if not idempotent:
                     # The request may have reached the server: never send it twice.
@@ -674,16 +775,19 @@ class SessionsClient:
                 error = exc
             else:
                 if status == 401 and not refreshed:
-                    # The token may have been revoked or expired early: one forced refresh.
+                    # The token may have been revoked or expired early: one forced refresh,
+                    # carrying the claims challenge when the service sent one.
                     refreshed = True
                     rejected_token = token
+                    claims = claims_from_challenge(response_headers.get("WWW-Authenticate"))
                     continue
                 rejected_token = None
+                claims = None
                 retryable = status in _RETRY_ANY_METHOD or (idempotent and status in _RETRY_IDEMPOTENT_ONLY)
                 if 200 <= status < 300:
                     return _Response(status, response_headers, payload, method, target)
-                if retryable and attempt < self._max_retries:
-                    delay = self._backoff(attempt, _parse_retry_after(response_headers))
+                delay = self._backoff(attempt, _parse_retry_after(response_headers))
+                if retryable and attempt < self._max_retries and self._in_time(deadline, delay):
                     logger.info(
                         "%s %s answered %s; retry %d/%d in %.2fs",
                         method,
@@ -698,13 +802,13 @@ class SessionsClient:
                     continue
                 raise self._http_error(request, status, response_headers, payload, target, attempt)
             # Transport failure that is safe to retry.
-            if attempt >= self._max_retries:
+            delay = self._backoff(attempt, None)
+            if attempt >= self._max_retries or not self._in_time(deadline, delay):
                 raise SessionsConnectionError(
                     f"{method} {target} failed after {attempt + 1} attempt(s): {retry_reason}",
                     method=method,
                     url=target,
                 ) from error
-            delay = self._backoff(attempt, None)
             logger.info(
                 "%s %s: %s; retry %d/%d in %.2fs",
                 method,
@@ -716,6 +820,10 @@ class SessionsClient:
             )
             attempt += 1
             await self._sleep(delay)
+
+    def _in_time(self, deadline: float | None, delay: float) -> bool:
+        """Whether waiting ``delay`` seconds still leaves time for another attempt."""
+        return deadline is None or self._now() + delay < deadline
 
     def _http_error(
         self,

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 __all__ = [
     "AuthenticationError",
+    "CredentialError",
     "ExecutionTimeoutError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -47,7 +48,15 @@ class UnsupportedOperationError(SessionsError):
         self.needed = needed
 
 
-class SessionsHTTPError(SessionsError):
+class CredentialError(SessionsError):
+    """The credential could not produce a token (for example azure-identity's
+    ``ClientAuthenticationError``: not logged in, no managed identity). The credential's own
+    exception is the ``__cause__``; no request was sent."""
+
+
+# Both transport and HTTP failures also derive from the builtin ConnectionError, as the errors
+# of autogen-ext's executor do, so ``except ConnectionError`` written for it keeps working.
+class SessionsHTTPError(SessionsError, ConnectionError):
     """The service answered with an error status."""
 
     def __init__(
@@ -130,7 +139,7 @@ class ServerError(SessionsHTTPError):
     """Any other 5xx."""
 
 
-class SessionsConnectionError(SessionsError):
+class SessionsConnectionError(SessionsError, ConnectionError):
     """The request did not get an HTTP answer (connection refused, reset, DNS, TLS...)."""
 
     def __init__(self, message: str, *, method: str = "", url: str = "") -> None:

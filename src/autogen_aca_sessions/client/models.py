@@ -135,6 +135,15 @@ class ExecutionResult:
     """True when the service said the interpreter was replaced (earlier variables are gone)."""
     raw: dict[str, Any] = field(default_factory=dict)
     """The response body as received, for anything the typed fields do not cover."""
+    session_guid: str | None = None
+    """The ``x-ms-session-guid`` response header: names one incarnation of the session. A different
+    value on a later call with the same identifier means the service replaced the session (for
+    example after its cooldown expired), so interpreter state from before is gone."""
+    stdout_possibly_truncated: bool = False
+    """True when stdout has exactly the service's default cap of 4096 characters without a
+    truncation flag, and we had asked for more (or could not ask): it may have been cut silently."""
+    stderr_possibly_truncated: bool = False
+    """As ``stdout_possibly_truncated``, for stderr."""
 
     @property
     def succeeded(self) -> bool:

@@ -25,6 +25,8 @@ from autogen_aca_sessions.client.models import (
 __all__ = ["CurrentContract"]
 
 _SESSION_MANAGEMENT = "api-version 2025-02-02-preview or later"
+SERVICE_DEFAULT_OUTPUT_CAP = 4096
+"""Characters per stream the service keeps when ``outputStreamsMaxLength`` is not honoured."""
 
 
 def _path_params(path: str | None) -> dict[str, str]:
@@ -199,6 +201,17 @@ class CurrentContract(Contract):
         stderr_truncated = flag("stderrTruncated") or (
             output_limit is not None and len(stderr) >= output_limit
         )
+
+        def possibly_cut(text: str, flagged: bool) -> bool:
+            # The service's default cap cuts without a flag; when we asked for more (or could not
+            # ask), a stream of exactly that length may still have been cut by a server that
+            # ignored our limit.
+            return (
+                not flagged
+                and len(text) == SERVICE_DEFAULT_OUTPUT_CAP
+                and (output_limit is None or output_limit > SERVICE_DEFAULT_OUTPUT_CAP)
+            )
+
         ident = c.get_ci(envelope, "id")
         return ExecutionResult(
             execution_id=str(ident) if ident is not None else execution_id,
@@ -217,6 +230,8 @@ class CurrentContract(Contract):
             timed_out=c.is_timeout_code(error_code) or flag("timedOut"),
             state_lost=c.is_state_lost_code(error_code) or flag("stateLost"),
             raw=top,
+            stdout_possibly_truncated=possibly_cut(stdout, stdout_truncated),
+            stderr_possibly_truncated=possibly_cut(stderr, stderr_truncated),
         )
 
     # files

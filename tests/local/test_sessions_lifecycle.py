@@ -11,7 +11,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from autogen_aca_sessions.local.kernel import LaunchedKernel, PlainKernelLauncher
 from autogen_aca_sessions.local.outcome import Outcome, PoolFullError
+from autogen_aca_sessions.local.sandbox import Sandbox
 from autogen_aca_sessions.local.sessions import SessionManager
 
 pytestmark = pytest.mark.timeout(120)
@@ -237,3 +239,26 @@ async def test_shell_pools_refuse_code_execution(tmp_path: Path) -> None:
         session = await manager.get_or_create("sh")
         with pytest.raises(RuntimeError):
             await session.execute("1", timeout=5, max_output_chars=10)
+
+
+class CountingLauncher:
+    """A stand-in for a different launcher (say, fork-from-template) behind the same seam."""
+
+    def __init__(self, inner: PlainKernelLauncher) -> None:
+        self.inner = inner
+        self.launches: list[Path] = []
+
+    async def launch(self, *, data_dir: Path, run_dir: Path, uid: int | None) -> LaunchedKernel:
+        self.launches.append(data_dir)
+        return await self.inner.launch(data_dir=data_dir, run_dir=run_dir, uid=uid)
+
+
+async def test_kernels_are_started_through_the_launcher_given(tmp_path: Path) -> None:
+    root = tmp_path / "pool"
+    sandbox = await asyncio.to_thread(Sandbox.resolve, "bwrap")
+    launcher = CountingLauncher(PlainKernelLauncher(sandbox, egress=False, hide=[root], mpl_cache=None))
+    async with manager_at(root, launcher=launcher) as manager:
+        session = await manager.get_or_create("custom")
+        out = await session.execute("import os\nos.getcwd()", timeout=30, max_output_chars=100)
+    assert out.result == "/mnt/data"
+    assert launcher.launches == [session.data_dir]

@@ -41,6 +41,7 @@ __all__ = [
     "INTERRUPT_GRACE_SECONDS",
     "Kernel",
     "KernelLauncher",
+    "KernelProcess",
     "KernelStartError",
     "LaunchedKernel",
     "OutputBuffer",
@@ -132,11 +133,38 @@ def kernel_environment(*, data_dir: str, run_dir: str) -> dict[str, str]:
     return env
 
 
+class KernelProcess(Protocol):
+    """The handle of a kernel's outermost process, as the runtime uses it.
+
+    :class:`asyncio.subprocess.Process` is one; a launcher that forks kernels from a
+    template process would hand back a pidfd-based handle with the same four members.
+    The process must lead its own process group (the runtime kills the group).
+    """
+
+    @property
+    def pid(self) -> int:
+        """The host pid."""
+        ...
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once it has exited (negative: the signal that killed it)."""
+        ...
+
+    async def wait(self) -> int:
+        """Wait for the exit; returns the exit status."""
+        ...
+
+    def kill(self) -> None:
+        """Send SIGKILL."""
+        ...
+
+
 @dataclass
 class LaunchedKernel:
     """A kernel process that has been started (not necessarily ready yet)."""
 
-    process: asyncio.subprocess.Process
+    process: KernelProcess
     """The process whose exit means the kernel is gone (bwrap, or the kernel itself)."""
     connection_info: dict[str, Any]
     """How the server reaches the kernel (``transport``, ``ip``, ports, ``key`` ...)."""

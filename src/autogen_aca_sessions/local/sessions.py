@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 POOL_TYPES = ("PythonLTS", "Shell")
 """Pool types the runtime serves."""
+MAX_OUTPUT_CHARS = 32_000_000
+"""Hard upper bound of ``max_output_chars``: what one call may keep of each stream in memory."""
 _SHELL_TIMEOUT_EXIT = 124
 """Exit status of a shell command killed at its time limit (as ``timeout(1)`` reports)."""
 
@@ -185,6 +187,7 @@ class Session:
             return _no_kernel_output(f"A kernel could not be started for this session: {exc}")
         timeout = max(0.0, min(timeout, self._manager.max_execution_seconds))
         await self._manager._adopt_files(self._slot)
+        max_output_chars = max(0, min(max_output_chars, MAX_OUTPUT_CHARS))
         output = await kernel.execute(code, timeout=timeout, max_output_chars=max_output_chars)
         if output.outcome in (Outcome.TIMED_OUT_RESTARTED, Outcome.KERNEL_DIED):
             self._replace_kernel(kernel)
@@ -238,7 +241,8 @@ class Session:
                     )
                 timeout = max(0.0, min(timeout, self._manager.max_execution_seconds))
                 await self._manager._adopt_files(self._slot)
-                return await self._manager._run_shell(self._slot, command, timeout, max_output_chars)
+                cap = max(0, min(max_output_chars, MAX_OUTPUT_CHARS))
+                return await self._manager._run_shell(self._slot, command, timeout, cap)
             finally:
                 self.touch()
 

@@ -269,7 +269,24 @@ def _no_kernel_output(message: str) -> CodeOutput:
 
 
 class SessionManager:
-    """All sessions of one local pool; see ``docs/design.md`` section 2."""
+    """All sessions of one local pool; see ``docs/design.md`` section 2.
+
+    Besides the parameters of the design:
+
+    - ``bwrap_path``: the bubblewrap binary (tests point it at a missing file).
+    - ``limits``: per-session :class:`~.sandbox.ResourceLimits` (memory 4 GiB, 256
+      processes, 1 GiB files, 1024 open files by default).
+    - ``launcher``: a :class:`~.kernel.KernelLauncher` to start kernels with (a future
+      fork-from-template launcher); by default each kernel is a fresh interpreter.
+    - ``kernel_start_timeout``: how long a kernel may take to answer after its start.
+    - ``hide_paths``: more host directories session code must not see (the server's
+      private files); ``root``, the homes and the server's working directory always are.
+
+    With ``sandbox="none"`` (or ``"auto"`` without a working bwrap) code runs as the
+    server's user with its session's data directory as working directory: relative
+    paths work, absolute ``/mnt/data/...`` paths do not, and nothing stops code from
+    reading the host's files or reaching its network. :attr:`isolation` says which.
+    """
 
     def __init__(
         self,

@@ -117,9 +117,9 @@ class FakePool:
         if request.content_type.startswith("multipart/"):
             # Parsed from the recorded bytes, so tests can pin both the raw part headers (in
             # ``body``) and what a multipart parser makes of them (in ``form``).
-            stream = StreamReader(
-                BaseProtocol(asyncio.get_running_loop()), 2**16, loop=asyncio.get_running_loop()
-            )
+            loop = asyncio.get_running_loop()
+            # A limit above the body size: the whole body is fed at once, with no transport to pause.
+            stream = StreamReader(BaseProtocol(loop), len(body) + 2**16, loop=loop)
             stream.feed_data(body)
             stream.feed_eof()
             reader = MultipartReader(request.headers, stream)

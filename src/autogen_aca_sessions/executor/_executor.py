@@ -6,8 +6,10 @@ import asyncio
 import json
 import logging
 import os
+import re
 import shlex
 import tempfile
+import time
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
@@ -67,8 +69,15 @@ DEFAULT_API_VERSION = ApiVersion.V2025_10_02_PREVIEW
 DEFAULT_MAX_OUTPUT_CHARS = 1_000_000
 MAX_SERVICE_TIMEOUT_SECONDS = 220
 """The service stops any execution after this many seconds whatever it is asked for."""
+MAX_INLINE_COMMAND_BYTES = 100_000
+"""Largest shell-pool command sent inline; Linux refuses one argument over 128 KiB."""
 TIMEOUT_EXIT_CODE = 124
 """Exit status of a block that hit its time limit (as ``timeout(1)`` reports it)."""
+
+IDLE_PROBE_SECONDS = 300.0
+"""The shortest cooldown a pool can have: after this long without a request the session may have
+been deleted and a later call gets a fresh one, so the executor checks before running a block."""
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 # Error codes with which the service says the identifier no longer names a session.
 _SESSION_GONE_CODES = frozenset({"sessionwithidentifiernotfound", "sessionnotfound"})
@@ -107,6 +116,9 @@ class ACADynamicSessionsCodeExecutorConfig(BaseModel):
         description="Environment variable holding a static bearer token (e.g. a local pool's key).",
     )
     shell_pool: bool = Field(default=False, description="The pool is a Shell pool (commands, no kernel).")
+    allow_insecure_http: bool = Field(
+        default=False, description="Accept a plain-http endpoint on a host that is not loopback."
+    )
 
 
 class _EnvironmentToken:
@@ -181,7 +193,17 @@ class ACADynamicSessionsCodeExecutor(CodeExecutor, Component[ACADynamicSessionsC
           session under the same name. On older api-versions (no delete) an executor-created
           identifier is replaced by a new UUID (the old session expires after the pool's cooldown)
           and for a caller-supplied one the interpreter namespace is reset
-          (``get_ipython().reset()``) before the next block; files in ``/mnt/data`` remain there.
+          (``get_ipython().reset()``) before the next block. That reset clears variables and
+          imported names, but not the interpreter itself: modules stay in ``sys.modules`` (a
+          re-import is not a fresh import), the working directory, environment variables and
+          threads or child processes the code started remain, and so do the files in
+          ``/mnt/data``. Use an executor-generated id or api-version 2025-02-02-preview or later
+          where a truly fresh interpreter matters.
+        - Replaced sessions: the service deletes a session after its idle cooldown; a later call
+          with the same identifier gets a fresh one. The executor notices through the
+          ``x-ms-session-guid`` header (and checks before a block after 300 s of idleness), sets
+          the session up again, says so in the output and marks the result ``state_lost``; a
+          block that failed only because the injected functions were missing is sent once more.
         - :meth:`stop` closes the HTTP connections (of a client the executor created) and
           releases the session (``DELETE /session``) when the api-version supports it and
           ``release_session_on_stop`` says so: ``None`` (default) releases only a session the
@@ -221,6 +243,8 @@ class ACADynamicSessionsCodeExecutor(CodeExecutor, Component[ACADynamicSessionsC
             a command through ``shellCommand`` (Python blocks as ``python3 -c``), with its real
             exit status. Commands share only the files in ``/mnt/data``; there is no interpreter
             state and no injected functions.
+        allow_insecure_http: Accept an ``http://`` endpoint on a host that is not loopback (the
+            token then travels unencrypted); loopback hosts are always accepted.
     """
 
     component_type = "code_executor"
@@ -251,6 +275,7 @@ $functions"""
         client: SessionsClient | None = None,
         api_key_env: str | None = None,
         shell_pool: bool = False,
+        allow_insecure_http: bool = False,
     ) -> None:
         if timeout < 1:
             raise ValueError("Timeout must be greater than or equal to 1.")
@@ -279,6 +304,7 @@ $functions"""
         self._max_output_chars = max_output_chars
         self._release_session_on_stop = release_session_on_stop
         self._shell_pool = shell_pool
+        self._allow_insecure_http = allow_insecure_http
         if shell_pool and not self._api_version.supports_shell:
             raise ValueError(
                 f"shell_pool needs api-version 2025-02-02-preview or later, not {self._api_version.value}."
@@ -313,6 +339,10 @@ $functions"""
         self._available_packages: set[str] | None = None
         self._lock = asyncio.Lock()
         self._started = False
+        self._session_guid: str | None = None
+        """The ``x-ms-session-guid`` of the session incarnation the setup ran in, when known."""
+        self._last_request_at: float | None = None
+        self._clock: Callable[[], float] = time.monotonic
 
     # ----------------------------------------------------------------- properties
 
@@ -378,6 +408,7 @@ $functions"""
                 credential,
                 api_version=self._api_version,
                 max_output_chars=self._max_output_chars,
+                allow_insecure_http=self._allow_insecure_http,
             )
             self._owns_client = True
         return self._client
@@ -401,8 +432,9 @@ $functions"""
                 except Exception:
                     logger.warning("Closing the sessions client failed", exc_info=True)
             if self._temp_dir is not None:
-                self._temp_dir.cleanup()
-                self._temp_dir = None
+                temp_dir, self._temp_dir = self._temp_dir, None
+                # Removing a tree of saved images and downloads blocks: not on the event loop.
+                await asyncio.to_thread(temp_dir.cleanup)
             self._started = False
 
     def _should_release(self) -> bool:
@@ -438,6 +470,7 @@ $functions"""
                 # The caller's identifier stays; without a delete its interpreter is reset instead.
                 self._reset_pending = True
             self._setup_done = False
+            self._session_guid = None
             self._packages_checked = False
             self._available_packages = None
 
@@ -447,6 +480,7 @@ $functions"""
             self._session_id = str(uuid.uuid4())
         self._session_used = False
         self._setup_done = False
+        self._session_guid = None
         self._reset_pending = False
         self._packages_checked = False
         self._available_packages = None
@@ -485,22 +519,72 @@ $functions"""
 
     # ----------------------------------------------------------------- session setup
 
-    async def _ensure_setup(self, cancellation_token: CancellationToken | None) -> None:
-        """Reset (when pending), change to /mnt/data and load the injected functions."""
-        if self._setup_done and not self._reset_pending:
-            return
+    def _touch(self) -> None:
+        """Record that a request naming the session is about to go out. Called *before* the request:
+        once it may have reached the service, the session may exist and must be released on stop."""
+        self._session_used = True
+        self._last_request_at = self._clock()
+
+    def _idle_too_long(self) -> bool:
+        last = self._last_request_at
+        return last is not None and self._clock() - last >= IDLE_PROBE_SECONDS
+
+    def _is_replaced(self, result: ExecutionResult) -> bool:
+        """Whether ``result`` came from another incarnation of the session than the one set up."""
+        return (
+            not self._shell_pool
+            and self._session_guid is not None
+            and result.session_guid is not None
+            and result.session_guid != self._session_guid
+        )
+
+    def _failed_for_missing_setup(self, result: ExecutionResult) -> bool:
+        """Whether a failed block failed because the injected functions were not loaded (it ran in
+        a fresh interpreter): then sending it again after the setup cannot repeat any state."""
+        module = self._functions_source
+        if result.succeeded or module is None:
+            return False
+        text = _ANSI_ESCAPE.sub("", "\n".join(part for part in (result.stderr, result.error_message) if part))
+        if re.search(rf"No module named '{re.escape(self._functions_module)}'", text):
+            return True
+        return any(
+            re.search(rf"NameError: name '{re.escape(name)}' is not defined", text) for name in module.names
+        )
+
+    async def _ensure_setup(self, cancellation_token: CancellationToken | None) -> bool:
+        """Reset (when pending), change to /mnt/data and load the injected functions.
+
+        After an idle gap long enough for the service to have replaced the session, first checks
+        (with a no-op execution) whether it did. Returns True when the session turned out to be a
+        new incarnation, i.e. earlier interpreter state is gone.
+        """
+        probe_due = self._setup_done and not self._reset_pending and self._idle_too_long()
+        if self._setup_done and not self._reset_pending and not probe_due:
+            return False
         if self._shell_pool:
             # Commands start in /mnt/data and share nothing but files: there is nothing to set up.
             self._setup_done = True
             self._reset_pending = False
-            return
+            return False
         client = self._ensure_client()
+        replaced = False
+        if probe_due:
+            self._touch()
+            probe = await self._linked(
+                client.execute(self._session_id, "pass\n", timeout_seconds=self._server_timeout),
+                cancellation_token,
+            )
+            replaced = self._is_replaced(probe) or probe.state_lost
+            if not replaced and self._session_guid is not None and probe.session_guid == self._session_guid:
+                return False
+            # Replaced, or the service names no incarnation: load everything again (harmless).
+            self._setup_done = False
         if self._reset_pending:
+            self._touch()
             reset = await self._linked(
                 client.execute(self._session_id, reset_code(), timeout_seconds=self._server_timeout),
                 cancellation_token,
             )
-            self._session_used = True
             if not reset.succeeded and not reset.state_lost:
                 raise RuntimeError(
                     f"Resetting the interpreter of session {self._session_id!r} failed: "
@@ -515,16 +599,18 @@ $functions"""
             module.source if module else None,
             module.names if module else (),
         )
+        self._touch()
         outcome = await self._linked(
             client.execute(self._session_id, code, timeout_seconds=self._server_timeout), cancellation_token
         )
-        self._session_used = True
         if not outcome.succeeded:
             detail = (outcome.stderr or outcome.error_message or outcome.stdout).strip()
             if module is not None:
                 raise ValueError(f"Functions failed to load: {detail}")
             raise RuntimeError(f"Failed to set up the working directory in the session: {detail}")
+        self._session_guid = outcome.session_guid
         self._setup_done = True
+        return replaced
 
     async def _check_required_packages(self, cancellation_token: CancellationToken | None) -> None:
         available = {normalize_package_name(name) for name in await self._packages(cancellation_token)}
@@ -561,11 +647,11 @@ $functions"""
         if not names and self._shell_pool:
             names = await self._packages_from_shell(client, cancellation_token)
         elif not names:
+            self._touch()
             outcome = await self._linked(
                 client.execute(self._session_id, packages_code(), timeout_seconds=self._server_timeout),
                 cancellation_token,
             )
-            self._session_used = True
             if not outcome.succeeded or not isinstance(outcome.result, list):
                 detail = (outcome.stderr or outcome.error_message or repr(outcome.result)).strip()
                 raise ValueError(f"Failed to get list of available packages: {detail}")
@@ -580,11 +666,11 @@ $functions"""
             "import json, importlib.metadata as m; "
             "print(json.dumps(sorted({d.metadata['Name'] or '' for d in m.distributions()} - {''})))"
         )
+        self._touch()
         outcome = await self._linked(
             client.execute_shell(self._session_id, command, timeout_seconds=self._server_timeout),
             cancellation_token,
         )
-        self._session_used = True
         try:
             listed = json.loads(outcome.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -615,13 +701,14 @@ $functions"""
             for block in code_blocks:
                 language = block.language.strip().lower()
                 if language in PYTHON_LANGUAGES and self._shell_pool:
-                    command = f"python3 -c {shlex.quote(block.code)}"
+                    command = await self._shell_pool_command("python3", block.code, cancellation_token)
                     outcome = await self._run_block(block, command, cancellation_token, notes, shell=True)
                 elif language in PYTHON_LANGUAGES:
                     outcome = await self._run_block(block, block.code, cancellation_token, notes)
                 elif language in SHELL_LANGUAGES and self._shell_pool:
                     # The pool runs commands with bash; an sh block asks for sh explicitly.
-                    command = f"sh -c {shlex.quote(block.code)}" if language == "sh" else block.code
+                    program = "sh" if language == "sh" else "bash"
+                    command = await self._shell_pool_command(program, block.code, cancellation_token)
                     outcome = await self._run_block(block, command, cancellation_token, notes, shell=True)
                 elif language in SHELL_LANGUAGES:
                     limit = self._shell_limit()
@@ -644,6 +731,28 @@ $functions"""
                     break
             return self._combine(blocks, notes)
 
+    async def _shell_pool_command(
+        self, program: str, code: str, cancellation_token: CancellationToken
+    ) -> str:
+        """The shell command that runs ``code`` with ``program`` on a Shell pool.
+
+        The pool runs a command as one argument (``bash -c <command>``), which the kernel limits
+        to 128 KiB (E2BIG). A small block is passed inline; a larger one is uploaded into
+        ``/mnt/data`` as a hidden file, run from there and removed afterwards.
+        """
+        inline = code if program == "bash" else f"{program} -c {shlex.quote(code)}"
+        if len(inline.encode("utf-8", "surrogatepass")) <= MAX_INLINE_COMMAND_BYTES:
+            return inline
+        suffix = ".py" if program.startswith("python") else ".sh"
+        name = f".aca_block_{uuid.uuid4().hex}{suffix}"
+        client = self._ensure_client()
+        self._touch()
+        await self._linked(
+            client.upload_file(self._session_id, name, code.encode("utf-8", "surrogatepass")),
+            cancellation_token,
+        )
+        return f"{program} {name}; __aca_rc=$?; rm -f -- {name}; exit $__aca_rc"
+
     def _shell_limit(self) -> float:
         # Slightly under the service's limit, so the wrapper kills the script itself and its
         # partial output still comes back.
@@ -661,9 +770,16 @@ $functions"""
     ) -> ACADynamicSessionsBlockResult:
         client = self._ensure_client()
         block_notes: list[str] = []
-        await self._ensure_setup(cancellation_token)
+        gone = (
+            f"The session {self._session_id!r} was replaced by the service (its idle timeout expired "
+            "or it was deleted), so earlier variables and imports are gone"
+        )
+        replaced = await self._ensure_setup(cancellation_token)
+        if replaced:
+            block_notes.append(f"{gone}; the working directory and injected functions were set up again.")
         try:
             try:
+                self._touch()
                 result = await self._linked(self._send(client, code), cancellation_token)
             except SessionsHTTPError as exc:
                 if not _session_gone(exc):
@@ -677,9 +793,28 @@ $functions"""
                 self._available_packages = None
                 self._packages_checked = False
                 await self._ensure_setup(cancellation_token)
+                self._touch()
                 result = await self._linked(self._send(client, code), cancellation_token)
+            if self._is_replaced(result):
+                # The block ran in a new incarnation of the session that was never set up.
+                replaced = True
+                self._setup_done = False
+                if self._failed_for_missing_setup(result):
+                    # It failed only for want of the injected functions, in a fresh interpreter:
+                    # sending it again after the setup cannot repeat any interpreter state.
+                    await self._ensure_setup(cancellation_token)
+                    self._touch()
+                    result = await self._linked(self._send(client, code), cancellation_token)
+                    block_notes.append(
+                        f"{gone}; this block first ran without the injected functions, so they were "
+                        "set up again and the block was sent once more."
+                    )
+                else:
+                    block_notes.append(
+                        f"{gone}; this block ran in the new session before the working directory and "
+                        "injected functions were set up again (they are before the next block)."
+                    )
         except ExecutionTimeoutError as exc:
-            self._session_used = True
             notes.extend(block_notes)
             return ACADynamicSessionsBlockResult(
                 language=block.language,
@@ -693,9 +828,10 @@ $functions"""
                     ]
                 ),
                 timed_out=True,
+                state_lost=replaced,
             )
-        self._session_used = True
-        outcome = await self._block_result(block, result, block_notes, shell=shell)
+        self._last_request_at = self._clock()
+        outcome = await self._block_result(block, result, block_notes, shell=shell, replaced=replaced)
         notes.extend(block_notes)
         return outcome
 
@@ -706,7 +842,13 @@ $functions"""
         return client.execute(self._session_id, code, timeout_seconds=self._server_timeout)
 
     async def _block_result(
-        self, block: CodeBlock, result: ExecutionResult, notes: list[str], *, shell: bool
+        self,
+        block: CodeBlock,
+        result: ExecutionResult,
+        notes: list[str],
+        *,
+        shell: bool,
+        replaced: bool = False,
     ) -> ACADynamicSessionsBlockResult:
         """Turn one execution into a block result; ``notes`` holds sentences to add to its text
         and receives any new ones."""
@@ -733,6 +875,15 @@ $functions"""
             parts.append(f"[stdout truncated after {len(stdout)} characters]\n")
         if stderr_truncated:
             parts.append(f"[stderr truncated after {len(stderr)} characters]\n")
+        for stream, maybe in (
+            ("stdout", result.stdout_possibly_truncated and not stdout_truncated),
+            ("stderr", result.stderr_possibly_truncated and not stderr_truncated),
+        ):
+            if maybe:
+                parts.append(
+                    f"[{stream} has exactly 4096 characters, the service's default output cap: it may "
+                    "have been cut]\n"
+                )
         parts.append(self._result_text(value, shell=shell))
         parts.extend(f"Saved image to {path}\n" for path in image_paths)
         if not result.succeeded and not result.timed_out and not (stderr or stdout):
@@ -745,6 +896,7 @@ $functions"""
             )
         if result.state_lost:
             self._setup_done = False
+        if result.state_lost and not replaced:
             notes.append(
                 "The session's interpreter was replaced, so earlier variables and imports are gone; "
                 "the working directory and injected functions are set up again before the next block."
@@ -761,9 +913,10 @@ $functions"""
             execution_time_ms=result.execution_time_ms,
             execution_id=result.execution_id,
             timed_out=result.timed_out,
-            state_lost=result.state_lost,
+            state_lost=result.state_lost or replaced,
             stdout_truncated=stdout_truncated,
             stderr_truncated=stderr_truncated,
+            possibly_truncated=result.stdout_possibly_truncated or result.stderr_possibly_truncated,
         )
 
     def _result_text(self, value: Any, *, shell: bool) -> str:
@@ -832,13 +985,14 @@ $functions"""
             path = Path(file)
             if not path.is_absolute():
                 path = self.work_dir / path
-            if not path.is_file():
+            # File system calls may block (network mounts): never on the event loop.
+            if not await asyncio.to_thread(path.is_file):
                 raise FileNotFoundError(f"{file} does not exist (looked for {path})")
             paths.append(path)
         for path in paths:
             data = await asyncio.to_thread(path.read_bytes)
+            self._touch()
             await self._linked(client.upload_file(self._session_id, path.name, data), cancellation_token)
-            self._session_used = True
 
     async def download_files(
         self, files: list[Path | str], cancellation_token: CancellationToken | None = None
@@ -850,22 +1004,16 @@ $functions"""
         :class:`ValueError` before anything is downloaded.
 
         Returns:
-            The local paths written, in order.
+            The local paths written, in order, as ``str(work_dir / name)`` (as upstream returns
+            them; not resolved).
         """
         client = self._ensure_client()
-        base = self.work_dir.resolve()
-        plan: list[tuple[str, str | None, Path]] = []
-        for file in files:
-            relative = _remote_relative(file)
-            destination = (base / relative).resolve()
-            if destination == base or not destination.is_relative_to(base):
-                raise ValueError(
-                    f"Refusing to download {str(file)!r}: it would be written outside work_dir {base}"
-                )
-            parent, _, name = relative.rpartition("/")
-            plan.append((name, parent or None, destination))
+        work_dir = self.work_dir
+        # resolve() touches the file system (symlinks, network mounts): keep it off the loop.
+        plan = await asyncio.to_thread(_download_plan, work_dir, files)
         written: list[str] = []
-        for name, directory, destination in plan:
+        for name, directory, destination, shown_path in plan:
+            self._touch()
             try:
                 data = await self._linked(
                     client.download_file(self._session_id, name, path=directory), cancellation_token
@@ -875,16 +1023,15 @@ $functions"""
                     raise
                 shown = f"{directory}/{name}" if directory else name
                 raise FileNotFoundError(f"{shown} does not exist in {MNT_DATA} of the session") from exc
-            self._session_used = True
             await asyncio.to_thread(_write_file, destination, data)
-            written.append(str(destination))
+            written.append(shown_path)
         return written
 
     async def get_file_list(self, cancellation_token: CancellationToken | None = None) -> list[str]:
         """Names of the files in ``/mnt/data`` of the session (directories are not listed)."""
         client = self._ensure_client()
+        self._touch()
         entries = await self._linked(client.list_files(self._session_id), cancellation_token)
-        self._session_used = True
         return [entry.name for entry in entries if not entry.is_directory]
 
     # ----------------------------------------------------------------- component config
@@ -894,6 +1041,13 @@ $functions"""
             warnings.warn(
                 "ACADynamicSessionsCodeExecutor: injected functions are not serialised; pass them "
                 "again when loading this component.",
+                stacklevel=3,
+            )
+        if self._credential is not None and self._api_key_env is None:
+            warnings.warn(
+                "ACADynamicSessionsCodeExecutor: the credential is not serialised; the loaded executor "
+                "will use DefaultAzureCredential. Set api_key_env to read a static token from an "
+                "environment variable instead.",
                 stacklevel=3,
             )
         return ACADynamicSessionsCodeExecutorConfig(
@@ -908,6 +1062,7 @@ $functions"""
             release_session_on_stop=self._release_session_on_stop,
             api_key_env=self._api_key_env,
             shell_pool=self._shell_pool,
+            allow_insecure_http=self._allow_insecure_http,
         )
 
     @classmethod
@@ -925,6 +1080,7 @@ $functions"""
             release_session_on_stop=config.release_session_on_stop,
             api_key_env=config.api_key_env,
             shell_pool=config.shell_pool,
+            allow_insecure_http=config.allow_insecure_http,
         )
 
 
@@ -992,6 +1148,23 @@ def _remote_relative(file: Path | str) -> str:
     if relative in ("", "."):
         raise ValueError(f"Refusing to download {raw!r}: it names no file")
     return relative
+
+
+def _download_plan(work_dir: Path, files: Sequence[Path | str]) -> list[tuple[str, str | None, Path, str]]:
+    """(remote name, remote directory, resolved local destination, path to report) per file;
+    refuses any name whose destination (symlinks followed) is not inside ``work_dir``."""
+    base = work_dir.resolve()
+    plan: list[tuple[str, str | None, Path, str]] = []
+    for file in files:
+        relative = _remote_relative(file)
+        destination = (base / relative).resolve()
+        if destination == base or not destination.is_relative_to(base):
+            raise ValueError(
+                f"Refusing to download {str(file)!r}: it would be written outside work_dir {base}"
+            )
+        parent, _, name = relative.rpartition("/")
+        plan.append((name, parent or None, destination, str(work_dir / relative)))
+    return plan
 
 
 def _write_file(path: Path, data: bytes) -> None:

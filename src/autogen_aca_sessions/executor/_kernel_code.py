@@ -86,10 +86,32 @@ _SHELL_BODY = """
 import os, shutil, signal, subprocess, sys
 _program = shutil.which(_shell) or (shutil.which("sh") if _shell != "sh" else None) or "/bin/sh"
 _cwd = _mnt if os.path.isdir(_mnt) else os.getcwd()
-_proc = subprocess.Popen(
-    [_program, "-c", _script], cwd=_cwd, stdin=subprocess.DEVNULL,
-    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-)
+_argv = [_program, "-c", _script]
+_file = None
+if len(_script.encode("utf-8", "surrogatepass")) > 100000:
+    # Linux refuses a single argument over 128 KiB (E2BIG): run a big script from a file.
+    import tempfile
+    _fd, _file = tempfile.mkstemp(suffix=".sh")
+    with os.fdopen(_fd, "w", encoding="utf-8", errors="surrogatepass") as _handle:
+        _handle.write(_script)
+    _argv = [_program, _file]
+
+def _remove_file():
+    # A shell reads its script as it goes: the file is removed only once the shell has ended.
+    if _file is not None:
+        try:
+            os.unlink(_file)
+        except OSError:
+            pass
+
+try:
+    _proc = subprocess.Popen(
+        _argv, cwd=_cwd, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+except BaseException:
+    _remove_file()
+    raise
 
 def _kill_group():
     try:
@@ -114,6 +136,8 @@ except BaseException:
     # Interrupted (the service's own time limit): do not leave the script running.
     _kill_group()
     raise
+finally:
+    _remove_file()
 sys.stdout.write(_out.decode("utf-8", "replace"))
 sys.stdout.flush()
 sys.stderr.write(_err.decode("utf-8", "replace") + _note)

@@ -44,6 +44,9 @@ class ACADynamicSessionsBlockResult:
     """True when stdout was cut at ``max_output_chars`` (by the service or by the executor)."""
     stderr_truncated: bool = False
     """True when stderr was cut at ``max_output_chars``."""
+    possibly_truncated: bool = False
+    """True when stdout or stderr has exactly the service's default cap of 4096 characters without
+    a truncation flag: the service may have cut it silently (the output text says so)."""
 
 
 @dataclass

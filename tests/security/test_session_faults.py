@@ -391,6 +391,51 @@ async def _bystander_ok_fresh(pool: PoolProcess) -> None:
         assert data["status"] == "Succeeded", data
 
 
+def _marked(marker: str) -> list[int]:
+    pids = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if marker in (proc.info.get("cmdline") or []):
+            pids.append(proc.pid)
+    return pids
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_detached_grandchild_dies_with_its_session(pools: dict[str, PoolProcess], mode: str) -> None:
+    """A process that double-forks into its own session escapes the kernel's process group,
+    not the pool: deleting the session ends it."""
+    from autogen_aca_sessions.local.sandbox import PidsCgroup
+
+    if mode == "none" and PidsCgroup.find() is None:
+        pytest.xfail("no pids cgroup can be made here: without a sandbox nothing tracks a detached process")
+    pool = pools[mode]
+    marker = f"detached-{uuid.uuid4().hex}"
+    code = (
+        "import subprocess, sys\n"
+        "subprocess.run(['/bin/sh', '-c', f'setsid {sys.executable} -c \"import time; time.sleep(300)\" "
+        f"{marker} >/dev/null 2>&1 &'])\nTrue"
+    )
+    ident = _ident("detach")
+    async with raw_pool(pool) as raw:
+        assert await raw.value(ident, code) is True
+        for _ in range(50):
+            if _marked(marker):
+                break
+            await asyncio.sleep(0.1)
+        assert _marked(marker), "the detached process did not start"
+        assert await raw.delete_session(ident) == 204
+        raw.used.discard(ident)
+        for _ in range(100):
+            if not _marked(marker):
+                break
+            await asyncio.sleep(0.1)
+    left = _marked(marker)
+    for pid in left:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
+    assert left == [], "a detached process outlived its session"
+    record("session faults survived")
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_shutdown_after_the_faults_leaves_no_process_and_no_temporary_file(
     pools: dict[str, PoolProcess], mode: str

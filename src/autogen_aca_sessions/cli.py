@@ -17,6 +17,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import shlex
 import signal
 import ssl
@@ -288,12 +289,20 @@ def _is_loopback(host: str) -> bool:
         return False  # a host name other than localhost may resolve anywhere
 
 
+def _generate_key() -> str:
+    """A random key that never starts with "-", so that ``--api-key KEY`` cannot read as an option."""
+    while True:
+        key = secrets.token_urlsafe(32)
+        if not key.startswith("-"):
+            return key
+
+
 def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
     """LocalSessionPool keyword arguments; options left unset keep the pool's own defaults."""
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
-        "api_key": args.api_key or os.environ.get(API_KEY_ENV) or None,
+        "api_key": args.api_key or os.environ.get(API_KEY_ENV) or _generate_key(),
         "pool_type": args.pool_type,
         "egress": args.egress,
         "sandbox": args.sandbox,

@@ -59,7 +59,8 @@ class ServedPool:
     lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
     def exec(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return cli("exec", "--endpoint", self.endpoint, "--api-key", self.api_key, *args, timeout=timeout)
+        # "--api-key=KEY": a generated key may start with "-", which argparse would take for an option.
+        return cli("exec", f"--endpoint={self.endpoint}", f"--api-key={self.api_key}", *args, timeout=timeout)
 
     def rest_of_output(self, timeout: float = 30) -> str:
         """Everything printed after the banner, up to the end of the process's stdout."""
@@ -161,6 +162,15 @@ def test_serve_prints_endpoint_key_isolation_and_how_to_authenticate(served: Ser
     assert f"Authorization: Bearer {served.api_key}" in served.banner
     assert "curl" in served.banner
     assert "ACADynamicSessionsCodeExecutor(" in served.banner
+
+
+def test_serve_generates_a_key_that_cannot_be_mistaken_for_an_option() -> None:
+    from autogen_aca_sessions.cli import _generate_key
+
+    keys = {_generate_key() for _ in range(2000)}
+
+    assert len(keys) == 2000
+    assert not [key for key in keys if key.startswith("-")]
 
 
 def test_serve_refuses_a_non_loopback_host_without_allow_remote() -> None:
@@ -380,8 +390,7 @@ def test_serve_tls_prints_its_certificate_and_exec_trusts_it_with_cafile(tmp_pat
             "exec",
             "--endpoint",
             pool.endpoint,
-            "--api-key",
-            pool.api_key,
+            f"--api-key={pool.api_key}",
             "-c",
             "print('env')",
             env={**cli_env(), "SSL_CERT_FILE": certificate},

@@ -83,13 +83,13 @@ async def test_an_idle_session_is_reaped_after_the_cooldown(tmp_path: Path) -> N
 
 
 async def test_touching_keeps_a_session_and_a_running_call_is_never_reaped(tmp_path: Path) -> None:
-    async with manager_at(tmp_path / "pool", cooldown_period_seconds=0.5) as manager:
+    async with manager_at(tmp_path / "pool", cooldown_period_seconds=1.0) as manager:
         kept = await manager.get_or_create("kept")
         busy = await manager.get_or_create("busy")
         call = asyncio.ensure_future(
-            busy.execute("import time\ntime.sleep(2.5)\n'ok'", timeout=10, max_output_chars=10)
+            busy.execute("import time\ntime.sleep(3)\n'ok'", timeout=30, max_output_chars=10)
         )
-        for _ in range(20):
+        for _ in range(25):
             kept.touch()
             await asyncio.sleep(0.1)
         assert manager.get("kept") is kept
@@ -262,3 +262,13 @@ async def test_kernels_are_started_through_the_launcher_given(tmp_path: Path) ->
         out = await session.execute("import os\nos.getcwd()", timeout=30, max_output_chars=100)
     assert out.result == "/mnt/data"
     assert launcher.launches == [session.data_dir]
+
+
+async def test_a_burst_of_new_sessions_all_get_working_kernels(tmp_path: Path) -> None:
+    async with manager_at(tmp_path / "pool", ready_sessions=1) as manager:
+        sessions = [await manager.get_or_create(f"burst-{i}") for i in range(4)]
+        outs = await asyncio.gather(
+            *(s.execute(f"{i} * 10", timeout=30, max_output_chars=100) for i, s in enumerate(sessions))
+        )
+    assert [o.result for o in outs] == [0, 10, 20, 30]
+    assert len({s.data_dir for s in sessions}) == 4

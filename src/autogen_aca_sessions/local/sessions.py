@@ -343,6 +343,7 @@ class SessionManager:
         self._info: PoolRuntimeInfo | None = None
         self._info_task: asyncio.Future[PoolRuntimeInfo] | None = None
         self._zmq_context: zmq.asyncio.Context | None = None
+        self._start_gate = asyncio.Semaphore(max(2, os.cpu_count() or 2))
         self._started = False
         self._closed = False
         self._uid_counter = int.from_bytes(os.urandom(3), "big")
@@ -525,16 +526,19 @@ class SessionManager:
     async def _start_kernel(self, slot: _Slot) -> Kernel:
         assert self._launcher is not None
         assert self._run_base is not None
-        run_dir = self._run_base / uuid.uuid4().hex[:8]
-        launched = await self._launcher.launch(data_dir=slot.data_dir, run_dir=run_dir, uid=slot.uid)
-        if self._zmq_context is None:
-            self._zmq_context = client_context()
-        kernel = Kernel(launched, context=self._zmq_context)
-        try:
-            await kernel.wait_ready(self.kernel_start_timeout)
-        except BaseException:
-            await kernel.kill()
-            raise
+        # A burst of new sessions must not start dozens of interpreters at once: on a
+        # small machine each would then take longer than the start timeout.
+        async with self._start_gate:
+            run_dir = self._run_base / uuid.uuid4().hex[:8]
+            launched = await self._launcher.launch(data_dir=slot.data_dir, run_dir=run_dir, uid=slot.uid)
+            if self._zmq_context is None:
+                self._zmq_context = client_context()
+            kernel = Kernel(launched, context=self._zmq_context)
+            try:
+                await kernel.wait_ready(self.kernel_start_timeout)
+            except BaseException:
+                await kernel.kill()
+                raise
         logger.debug("kernel for slot %s ready in %.3f s", slot.slot_id, kernel.ready_seconds or 0)
         return kernel
 

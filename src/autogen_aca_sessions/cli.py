@@ -403,8 +403,8 @@ async def _serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(stop_signal, request_stop, stop_signal)
             installed.append(stop_signal)
     try:
-        pool_cm = LocalSessionPool(**_pool_options(args))
         try:
+            pool_cm = LocalSessionPool(**_pool_options(args))
             pool = await pool_cm.__aenter__()
         except (OSError, ValueError, RuntimeError) as exc:
             print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)

@@ -182,6 +182,17 @@ def test_serve_refuses_a_non_loopback_host_without_allow_remote() -> None:
     assert "Endpoint:" not in completed.stdout
 
 
+def test_serve_on_a_port_in_use_fails_clearly(served: ServedPool) -> None:
+    port = re.search(r"://127\.0\.0\.1:(\d+)/", served.endpoint)
+    assert port
+
+    completed = cli("serve", "--port", port.group(1), "--ready-sessions", "0", timeout=60)
+
+    assert completed.returncode == 1
+    assert "could not start the pool" in completed.stderr
+    assert "Endpoint:" not in completed.stdout
+
+
 def test_serve_rejects_a_tls_key_without_a_certificate(tmp_path: Path) -> None:
     completed = cli("serve", "--port", "0", "--tls-key", str(tmp_path / "key.pem"), timeout=60)
 

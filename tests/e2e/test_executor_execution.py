@@ -180,20 +180,37 @@ async def test_shell_script_over_the_limit_is_killed_with_exit_code_124(pool: An
     assert after.stdout.strip() == "fine"
 
 
+async def wait_for_file(pool: Any, identifier: str, name: str) -> None:
+    """Wait until the code running in the session has created ``name`` in /mnt/data (a signal
+    from inside the session, so the test never guesses how long the code needs to start)."""
+    async with SessionsClient(pool.endpoint, pool.credential, api_version=NEWEST) as client:
+        while True:
+            if name in {entry.name for entry in await client.list_files(identifier)}:
+                return
+            await asyncio.sleep(0.05)
+
+
 async def test_cancellation_raises_cancelled_error_without_waiting_for_the_code(pool: Any) -> None:
     async with make_executor(pool, timeout=30) as executor:
         await run(executor, ("python", "print('warm')"))
         token = CancellationToken()
         call = asyncio.ensure_future(
             executor.execute_code_blocks(
-                [CodeBlock(code="import time\ntime.sleep(25)", language="python")], token
+                [
+                    CodeBlock(
+                        code="import pathlib, time\npathlib.Path('started.flag').touch()\ntime.sleep(25)",
+                        language="python",
+                    )
+                ],
+                token,
             )
         )
-        await asyncio.sleep(1.0)
+        await asyncio.wait_for(wait_for_file(pool, executor.session_id, "started.flag"), timeout=60)
+        assert not call.done()
         token.cancel()
-        # Bounded wait: without working cancellation the call would only return after 25 s.
+        # The code sleeps 25 s more: only a working cancellation ends the call before that.
         with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(call, timeout=10)
+            await asyncio.wait_for(call, timeout=20)
 
 
 async def test_session_is_usable_after_a_cancelled_block(pool: Any) -> None:
@@ -202,10 +219,19 @@ async def test_session_is_usable_after_a_cancelled_block(pool: Any) -> None:
         token = CancellationToken()
         call = asyncio.ensure_future(
             executor.execute_code_blocks(
-                [CodeBlock(code="import time\ntime.sleep(4)\nlate = 1", language="python")], token
+                [
+                    CodeBlock(
+                        code=(
+                            "import pathlib, time\npathlib.Path('running.flag').touch()\n"
+                            "time.sleep(4)\nlate = 1"
+                        ),
+                        language="python",
+                    )
+                ],
+                token,
             )
         )
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(wait_for_file(pool, executor.session_id, "running.flag"), timeout=60)
         token.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
@@ -220,9 +246,35 @@ async def test_long_output_over_max_output_chars_is_cut_and_marked(pool: Any, ap
     async with make_executor(pool, api_version=api_version, max_output_chars=1000) as executor:
         result = await run(executor, ("python", "print('a' * 5000)\nprint('END')"))
     assert result.exit_code == 0
-    assert result.output_truncated or result.stdout_truncated
-    assert "truncated" in result.output or "omitted" in result.output
-    assert len(result.output) <= 1000 + 200
+    # One stream over the limit: its first 1000 characters are kept and the cut is said.
+    assert result.stdout_truncated
+    assert result.stdout == "a" * 1000
+    assert "[stdout truncated after 1000 characters]" in result.output
+
+
+@BOTH
+async def test_output_over_max_output_chars_keeps_head_and_tail_around_a_marker(
+    pool: Any, api_version: str
+) -> None:
+    code = "import sys\nprint('a' * 900)\n_ = sys.stderr.write('b' * 900 + 'END\\n')"
+    async with make_executor(pool, api_version=api_version, max_output_chars=1000) as executor:
+        result = await run(executor, ("python", code))
+    assert result.exit_code == 0
+    assert result.output_truncated
+    produced = len("a" * 900 + "\n") + len("b" * 900 + "END\n")
+    # The tail (where tracebacks and final lines are) survives the cut.
+    assert result.output.endswith("END\n")
+    head, marker, tail = result.output.partition("\n[... ")
+    assert marker
+    omitted_text, _, tail = tail.partition(" characters of output omitted (max_output_chars=1000) ...]\n")
+    omitted = int(omitted_text)
+    assert len(result.output) == 1000
+    assert head.startswith("a")
+    assert set(head) == {"a"}
+    assert tail.endswith("END\n")
+    assert set(tail[: -len("END\n")]) == {"b"}
+    # Every character is either kept or counted in the marker.
+    assert len(head) + len(tail) + omitted == produced
 
 
 async def test_structured_result_fields_describe_each_block(pool: Any) -> None:
@@ -233,3 +285,12 @@ async def test_structured_result_fields_describe_each_block(pool: Any) -> None:
     assert [block.language for block in result.blocks] == ["python", "bash"]
     assert all(block.executed for block in result.blocks)
     assert result.execution_time_ms >= 0
+
+
+async def test_a_shell_block_over_the_argument_size_limit_runs(pool: Any) -> None:
+    # Linux refuses one argument over 128 KiB: the script must not travel as "bash -c <script>".
+    script = "x=" + "a" * 150_000 + "\necho ${#x}\n"
+    async with make_executor(pool) as executor:
+        result = await run(executor, ("bash", script))
+    assert result.exit_code == 0, result.output[-500:]
+    assert result.stdout.strip() == "150000"

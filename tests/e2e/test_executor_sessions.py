@@ -221,3 +221,25 @@ def _write(executor: ACADynamicSessionsCodeExecutor, name: str, data: bytes) -> 
     path = executor.work_dir / name
     path.write_bytes(data)
     return name
+
+
+async def test_a_session_replaced_by_the_service_gets_its_functions_and_directory_again(pool: Any) -> None:
+    # The service deletes an idle session after its cooldown; a later call with the same
+    # identifier gets a fresh one. Simulated by deleting it from another client.
+    identifier = f"fixed-{uuid.uuid4().hex[:8]}"
+    async with make_executor(pool, functions=[shout], session_id=identifier) as executor:
+        first = await run(executor, "import os; print(shout('a'), os.getcwd())")
+        async with SessionsClient(pool.endpoint, pool.credential, api_version=NEWEST) as other:
+            await other.delete_session(identifier)
+        second = await run(executor, "import os; print(shout('b'), os.getcwd())")
+        third = await run(executor, "from functions import shout as s; print(s('c'))")
+    assert first.exit_code == 0, first.output
+    assert first.stdout.split() == ["A!", "/mnt/data"]
+    assert not first.state_lost
+    assert second.exit_code == 0, second.output
+    assert second.stdout.split() == ["B!", "/mnt/data"]
+    assert second.state_lost
+    assert "was replaced by the service" in second.output
+    assert third.exit_code == 0, third.output
+    assert third.stdout.strip() == "C!"
+    assert not third.state_lost

@@ -68,3 +68,15 @@ async def test_shell_pool_lists_packages(pool: Any) -> None:
     async with make_executor(pool) as executor:
         packages = await executor.get_available_packages(CancellationToken())
     assert "numpy" in {name.lower() for name in packages}
+
+
+async def test_a_python_block_over_the_argument_size_limit_runs_and_leaves_no_file(pool: Any) -> None:
+    # The pool runs "bash -c <command>"; Linux refuses one argument over 128 KiB, so a big block
+    # goes up as a file and runs from there.
+    code = "x = '" + "a" * 150_000 + "'\nprint(len(x))\n"
+    async with make_executor(pool) as executor:
+        result = await run(executor, ("python", code))
+        left = await executor.get_file_list()
+    assert result.exit_code == 0, result.output[-500:]
+    assert result.stdout.strip() == "150000"
+    assert not [name for name in left if name.startswith(".aca_block_")]

@@ -1124,10 +1124,21 @@ def _cut_head(text: str, limit: int) -> tuple[str, bool]:
 
 
 def _cut_middle(text: str, limit: int, max_output_chars: int) -> str:
-    """Keep the head and the tail (where tracebacks are) of ``text`` within ``limit`` characters."""
+    """Keep the head and the tail (where tracebacks are) of ``text`` within ``limit`` characters.
+
+    The marker counts exactly the characters left out (the marker's own length included in the
+    budget), so kept + omitted always equals ``len(text)``.
+    """
     omitted = len(text) - limit
-    marker = f"\n[... {omitted} characters of output omitted (max_output_chars={max_output_chars}) ...]\n"
-    keep = max(0, limit - len(marker))
+    marker = ""
+    keep = 0
+    # The marker's length depends on the number it shows; two rounds settle any change of digits.
+    for _ in range(3):
+        marker = f"\n[... {omitted} characters of output omitted (max_output_chars={max_output_chars}) ...]\n"
+        keep = max(0, min(len(text), limit - len(marker)))
+        if len(text) - keep == omitted:
+            break
+        omitted = len(text) - keep
     head = keep * 2 // 3
     tail = keep - head
     return text[:head] + marker + (text[len(text) - tail :] if tail else "")

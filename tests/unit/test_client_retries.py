@@ -284,7 +284,7 @@ async def test_read_timeout_on_an_execution_is_not_retried(make_client: Factory,
 
     fake_pool.reply(json_body=OK, delay=30, repeat=True)
     with pytest.raises(ExecutionTimeoutError):
-        await make_client(execution_grace_seconds=0.3).execute("sess-1", "1", timeout_seconds=0.01)
+        await make_client(execution_grace_seconds=0.3).execute("sess-1", "1", timeout_seconds=1)
     assert len(fake_pool.requests) == 1
 
 

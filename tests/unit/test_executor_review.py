@@ -240,7 +240,12 @@ async def test_file_system_work_stays_off_the_event_loop(
     target = executor(fake_pool)
     assert target._temp_dir is not None
     cleanup = target._temp_dir.cleanup
-    target._temp_dir.cleanup = lambda: (threads.append(("cleanup", threading.get_ident())), cleanup())[0]  # type: ignore[method-assign]
+
+    def recorded_cleanup() -> None:
+        threads.append(("cleanup", threading.get_ident()))
+        cleanup()
+
+    target._temp_dir.cleanup = recorded_cleanup  # type: ignore[method-assign]
     monkeypatch.setattr(Path, "resolve", resolve)
     monkeypatch.setattr(Path, "is_file", is_file)
     async with target:

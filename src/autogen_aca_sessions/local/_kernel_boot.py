@@ -79,11 +79,15 @@ def main() -> None:
     if spec["mode"] == "exec":
         argv = spec["argv"]
         os.execvp(argv[0], argv)
+    run_kernel(spec["connection_file"], spec["startup"])
+
+
+def run_kernel(connection_file: str, startup: str) -> None:
+    """Become an IPython kernel (never returns); also used by the fork-from-template prototype."""
     # Running a script puts its own directory first on sys.path; user code must not
     # import this package's private modules by accident.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != here]
-    startup = spec["startup"]
     startup_line = (
         "import runpy as __aca_runpy; "
         f"__aca_runpy.run_path({startup!r}, run_name='__aca_startup__'); "
@@ -98,9 +102,9 @@ def main() -> None:
     config.IPKernelApp.quiet = True
     # History lives in memory: the sandbox's home is not writable and nothing reads it back.
     config.HistoryManager.hist_file = ":memory:"
-    sys.argv = [sys.executable, "-f", spec["connection_file"]]
+    sys.argv = [sys.executable, "-f", connection_file]
     app = IPKernelApp.instance(config=config)
-    app.initialize(["-f", spec["connection_file"]])  # type: ignore[no-untyped-call]
+    app.initialize(["-f", connection_file])  # type: ignore[no-untyped-call]
     app.start()  # type: ignore[no-untyped-call]
 
 

@@ -216,6 +216,12 @@ def _main() -> None:
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     builtins.__aca_result__ = _result  # type: ignore[attr-defined]
+    # A kernel forked from a template that imported pyplot before IPython existed: hook
+    # the inline backend up now (a fresh kernel does this when pyplot is imported).
+    inline = sys.modules.get("matplotlib_inline.backend_inline")
+    if inline is not None and hasattr(inline, "_enable_matplotlib_integration"):
+        with contextlib.suppress(Exception):
+            inline._enable_matplotlib_integration()
     _patch_kernel()
 
 

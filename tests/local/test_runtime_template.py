@@ -1,0 +1,70 @@
+"""PROTOTYPE: kernels forked from a pre-imported template process (unsandboxed pools only)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+
+from autogen_aca_sessions.local._kernel_template_launcher import TemplateKernelLauncher
+from autogen_aca_sessions.local.outcome import Outcome
+from autogen_aca_sessions.local.sessions import SessionManager
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def test_forked_kernels_run_code_share_imports_and_clean_up(tmp_path: Path) -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    launcher = TemplateKernelLauncher()
+    await launcher.start()
+    try:
+        async with SessionManager(
+            root=tmp_path / "pool", sandbox="none", ready_sessions=0, launcher=launcher
+        ) as m:
+            a = await m.get_or_create("a")
+            b = await m.get_or_create("b")
+            out_a = await a.execute(
+                "import sys, os\nx = 1\n['numpy' in sys.modules, os.getcwd()]",
+                timeout=60,
+                max_output_chars=1000,
+            )
+            out_b = await b.execute("'x' in globals()", timeout=60, max_output_chars=1000)
+            assert out_a.result == [True, str(a.data_dir)], out_a.stderr
+            assert out_b.result is False
+            image = await a.execute(
+                "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n0", timeout=60, max_output_chars=1000
+            )
+            assert len(image.images) == 1, image.stderr
+            unique = []
+            for session in (a, b):
+                kernel = session._slot.kernel
+                assert kernel is not None
+                unique.append(psutil.Process(kernel.pid).memory_full_info().uss / 2**20)
+            print(
+                f"forked kernels: unique memory {', '.join(f'{u:.1f}' for u in unique)} MiB "
+                "(numpy, pandas and matplotlib imported by the template)"
+            )
+            kernel = b._slot.kernel
+            assert kernel is not None
+            os.kill(kernel.pid, signal.SIGKILL)
+            for _ in range(250):
+                if not kernel.alive:
+                    break
+                await asyncio.sleep(0.02)
+            assert kernel.exit_status == -signal.SIGKILL
+            again = await b.execute("1 + 1", timeout=60, max_output_chars=100)
+            assert again.result == 2
+            assert again.state_lost
+            crash = await a.execute("import os\nos._exit(7)", timeout=60, max_output_chars=100)
+            assert crash.outcome is Outcome.KERNEL_DIED
+            assert "status 7" in (crash.message or "")
+    finally:
+        await launcher.close()
+    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert not [
+        p for p in left if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ]

@@ -127,15 +127,23 @@ async def _loop(raw: RawPool, code: str) -> tuple[dict[str, Any], dict[str, Any]
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_an_endless_loop_is_interrupted_at_its_time_limit_and_state_is_kept(
+async def test_an_endless_loop_is_stopped_at_its_time_limit_and_the_answer_says_if_state_survived(
     pools: dict[str, PoolProcess], mode: str
 ) -> None:
     timed, after = await _fault_with_bystander(pools[mode], lambda raw: _loop(raw, "while True:\n    pass"))
     assert timed["status"] == "Failed", timed
-    assert timed["error"]["code"] == "ExecutionTimeout", timed
     assert timed.get("timedOut") is True
-    assert not timed.get("stateLost"), timed
-    assert after["result"]["executionResult"] is True
+    # The interrupt is honoured unless the machine is so loaded that the kernel does not go
+    # idle within the pool's grace period; then it is restarted. Either way the answer must
+    # say truthfully whether the state survived.
+    assert timed["error"]["code"] in ("ExecutionTimeout", "KernelRestarted"), timed
+    note(f"endless loop outcome ({mode})", timed["error"]["code"])
+    if timed["error"]["code"] == "ExecutionTimeout":
+        assert not timed.get("stateLost"), timed
+        assert after["result"]["executionResult"] is True
+    else:
+        assert timed.get("stateLost") is True, timed
+        assert after["result"]["executionResult"] is False
 
 
 @pytest.mark.parametrize("mode", MODES)

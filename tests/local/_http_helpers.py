@@ -95,7 +95,8 @@ async def execute(
 
 
 def form(name: str, data: bytes, field: str = "file") -> aiohttp.FormData:
-    payload = aiohttp.FormData()
+    # quote_fields=False: the filename goes on the wire as written (RFC 7578), as real clients send it.
+    payload = aiohttp.FormData(quote_fields=False)
     payload.add_field(field, data, filename=name, content_type="application/octet-stream")
     return payload
 

@@ -412,12 +412,16 @@ async def test_an_absolute_looking_name_stays_inside_mnt_data(
         assert b"root:" not in await response.read()
 
 
-async def test_percent_encoded_multipart_filenames_are_decoded(
+async def test_multipart_filenames_are_stored_as_sent_without_percent_decoding(
     module_pool: LocalSessionPool, module_http: aiohttp.ClientSession, session_id: str
 ) -> None:
-    # aiohttp's FormData sends filename="my%20data%25.csv"; the file is called "my data%.csv".
-    resource = await upload(module_http, module_pool, V, session_id, "my data%.csv", b"1")
-    assert resource["name"] == "my data%.csv"
+    # RFC 7578: the filename parameter is not URL-encoded, so "%20" is two literal characters.
+    spaced = await upload(module_http, module_pool, V, session_id, "my data%.csv", b"1")
+    assert spaced["name"] == "my data%.csv"
+    literal = await upload(module_http, module_pool, V, session_id, "x%20y.csv", b"2")
+    assert literal["name"] == "x%20y.csv"
+    unicode_name = await upload(module_http, module_pool, V, session_id, "données é.csv", b"3")
+    assert unicode_name["name"] == "données é.csv"
 
 
 async def test_legacy_content_with_dot_dot_is_400(

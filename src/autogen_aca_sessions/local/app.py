@@ -35,8 +35,8 @@ Choices where the reference is silent:
 * Files: listings are never paged (``nextLink`` null); directories have no ``contentType``; the
   legacy list shows files only; ``recursive`` is honoured on 2025-10 only; ``directory`` is ``""``
   at the top. Deleting a directory removes its contents. Upload limit applies to the sum of the
-  files of one request. Multipart filenames made only of URL-safe characters and ``%XX`` escapes
-  (what aiohttp clients send) are percent-decoded; only the base name is kept.
+  files of one request. Multipart filenames are taken as sent (RFC 7578: no percent-decoding);
+  only the base name is kept.
 * Identifiers: 1-256 printable ASCII characters without whitespace, ``/`` or ``\\``.
 """
 

@@ -14,7 +14,6 @@ import contextlib
 import errno
 import mimetypes
 import os
-import re
 import secrets
 import stat
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import unquote
 
 from .wire.errors import WireError
 
@@ -56,7 +54,6 @@ _UPLOAD_PREFIX = ".aca-upload-"
 
 _T = TypeVar("_T")
 
-_PERCENT_ENCODED = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})+")
 """Partial uploads are written under this prefix next to their final name, then renamed."""
 
 
@@ -129,14 +126,12 @@ def upload_basename(filename: str | None) -> str:
     """The name an uploaded part is stored under: the last component of its multipart filename.
 
     Clients send ``a.csv``, ``/mnt/data/a.csv`` or a local path; only the base name is kept and
-    the file lands in the directory the ``path`` parameter names.
+    the file lands in the directory the ``path`` parameter names. The name is taken as sent
+    (RFC 7578): ``a%20b.csv`` stays ``a%20b.csv``, as a real pool would store it, so a client
+    that percent-encodes names sees here what it would see on Azure.
     """
     if not filename:
         raise _invalid("The multipart part 'file' must carry a filename.", "filename")
-    if _PERCENT_ENCODED.fullmatch(filename) and "%" in filename:
-        # aiohttp clients percent-encode the filename parameter (a/b.txt -> a%2Fb.txt); a name
-        # made only of URL-safe characters and %XX escapes is taken to be encoded that way.
-        filename = unquote(filename)
     if "\x00" in filename:
         raise _invalid("The filename must not contain NUL characters.", "filename")
     base = filename.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]

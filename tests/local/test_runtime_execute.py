@@ -248,3 +248,25 @@ async def test_sessions_have_separate_interpreters(manager: SessionManager) -> N
     out = await run(b, "'secret' in globals()")
     assert out.result is False
     assert a.data_dir != b.data_dir
+
+
+async def test_reading_stdin_fails_instead_of_hanging(session: Session) -> None:
+    out = await run(session, "input('name? ')", timeout=20)
+    assert out.outcome is Outcome.FAILED
+    assert out.error_name == "StdinNotImplementedError"
+
+
+async def test_a_cancelled_call_stops_its_cell(session: Session) -> None:
+    await run(session, "import time\nmarks = []")
+    call = asyncio.ensure_future(
+        run(session, "for _ in range(300):\n    marks.append(1)\n    time.sleep(0.1)", timeout=60)
+    )
+    await asyncio.sleep(1.0)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    out = await run(session, "n = len(marks)\ntime.sleep(0.5)\n[n, len(marks)]")
+    assert out.outcome is Outcome.SUCCEEDED, (out.stdout, out.stderr)
+    first, second = out.result
+    assert first == second  # the cancelled loop no longer runs
+    assert first < 300

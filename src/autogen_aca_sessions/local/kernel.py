@@ -349,6 +349,9 @@ class Kernel:
 
     async def interrupt(self) -> None:
         """Ask the kernel to raise KeyboardInterrupt in the running cell (control channel)."""
+        self._send_interrupt()
+
+    def _send_interrupt(self) -> None:
         msg = self.client.session.msg("interrupt_request", {})
         self.client.control_channel.send(msg)
 
@@ -358,9 +361,26 @@ class Kernel:
         On ``TIMED_OUT_RESTARTED`` and ``KERNEL_DIED`` this kernel is dead afterwards and
         the caller must replace it.
         """
+        if not self.alive:
+            message = self._death_message()
+            return CodeOutput(
+                outcome=Outcome.KERNEL_DIED,
+                stderr=message + "\n",
+                stderr_length=len(message) + 1,
+                state_lost=True,
+                message=message,
+                error_name="KernelDied",
+                error_value=message,
+            )
         self._executing = True
         try:
             return await self._execute(code, timeout=timeout, max_output_chars=max_output_chars)
+        except asyncio.CancelledError:
+            # Nobody waits for this cell any more: stop it rather than let it hold the kernel.
+            if self.alive:
+                with contextlib.suppress(Exception):
+                    self._send_interrupt()
+            raise
         finally:
             self._executing = False
             if self._closed:
@@ -385,7 +405,8 @@ class Kernel:
             "store_history": True,
             "user_expressions": {"r": f"__aca_result__({result_limit})"},
             "allow_stdin": False,
-            "stop_on_error": True,
+            # Calls are independent: an error must not abort a call queued behind it.
+            "stop_on_error": False,
         }
         request = self.client.session.msg(
             "execute_request", content, metadata={"aca_max_output_chars": max(0, max_output_chars)}
@@ -499,6 +520,11 @@ class Kernel:
                 error_name="TimeoutError",
                 error_value=message,
             )
+        if reply is not None and reply.get("status") == "aborted":
+            message = "The kernel aborted this execution before running it; run it again."
+            return finish(
+                Outcome.FAILED, result=None, message=message, error_name="Aborted", error_value=message
+            )
         if reply is not None and reply.get("status") == "error":
             error = reply  # the reply is never lost; the iopub error message may be
         if error is not None:
@@ -542,6 +568,11 @@ class Kernel:
                     self._collect(msg, stdout, stderr, images)
 
     def _death_message(self) -> str:
+        if self._closed:
+            return (
+                "The kernel was stopped by the pool (the session was deleted or expired, or the "
+                "pool closed) while this call ran; the session's state is gone."
+            )
         status = self.exit_status
         if status is not None and 128 < status < 128 + 65:
             status = -(status - 128)  # bwrap's init reports a signal death as 128 + signal

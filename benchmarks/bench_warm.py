@@ -37,6 +37,7 @@ NAME = "warm"
 DESCRIPTION = "warm execute of a trivial block: executor / client / bare HTTP vs raw jupyter_client"
 WARMUP = 10
 TARGET_RATIO = 1.3
+MANY_FILES = 2000
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -63,7 +64,13 @@ async def run(cfg: Config) -> list[Row]:
     count = cfg.n(200, 20)
     raw = RawKernel()
     await raw.start()
-    samples: dict[str, list[float]] = {"raw": [], "http": [], "client": [], "executor": []}
+    samples: dict[str, list[float]] = {
+        "raw": [],
+        "http": [],
+        "client": [],
+        "executor": [],
+        "executor_files": [],
+    }
     try:
         async with open_pool(ready_sessions=3, max_concurrent_sessions=8) as pool:
             credential = pool_credential(pool)
@@ -102,6 +109,7 @@ async def run(cfg: Config) -> list[Row]:
                         raise RuntimeError(out.output[-300:])
 
                 paths = {"raw": one_raw, "http": one_http, "client": one_client, "executor": one_executor}
+                # Only the four interleaved paths; the many-files figure is measured afterwards.
                 for fn in paths.values():
                     for _ in range(WARMUP):
                         await fn()
@@ -114,6 +122,22 @@ async def run(cfg: Config) -> list[Row]:
                         start = time.perf_counter()
                         await paths[name]()
                         samples[name].append(time.perf_counter() - start)
+                # The same executor call once its session holds many files: the pool's
+                # per-call work must not grow with the data directory.
+                made = await client.execute(
+                    executor.session_id,
+                    f"import os\nfor i in range({MANY_FILES}):\n"
+                    "    open(f'/mnt/data/bench_{i}.txt', 'w').close()\nlen(os.listdir('/mnt/data'))",
+                    timeout_seconds=120,
+                )
+                if not made.succeeded:
+                    raise RuntimeError(f"could not create the files: {made.stderr[-300:]}")
+                for _ in range(3):
+                    await one_executor()
+                for _ in range(min(count, 40)):
+                    start = time.perf_counter()
+                    await one_executor()
+                    samples["executor_files"].append(time.perf_counter() - start)
                 if cfg.profile:
                     await _profile(cfg, one_executor, max(50, count // 2))
             await executor.stop()
@@ -126,6 +150,7 @@ async def run(cfg: Config) -> list[Row]:
         "http": "bare HTTP POST to the local pool",
         "client": "SessionsClient.execute via the local pool",
         "executor": "executor.execute_code_blocks via the local pool",
+        "executor_files": f"executor, same, with {MANY_FILES:,} files in /mnt/data (measured after)",
     }
     for name, label in labels.items():
         p50, p99 = summarise(samples[name])

@@ -270,3 +270,12 @@ async def test_a_cancelled_call_stops_its_cell(session: Session) -> None:
     first, second = out.result
     assert first == second  # the cancelled loop no longer runs
     assert first < 300
+
+
+async def test_a_storm_of_flushed_prints_comes_back_exactly(session: Session) -> None:
+    # iopub loses and repeats stream messages under this load; the reply's record does not.
+    out = await run(session, "for i in range(15000):\n    print(i, flush=True)", timeout=120, cap=1_000_000)
+    expected = "".join(f"{i}\n" for i in range(15000))
+    assert out.outcome is Outcome.SUCCEEDED
+    assert out.stdout_length == len(expected)
+    assert out.stdout == expected

@@ -86,6 +86,8 @@ class OutputBuffer:
         self._kept = 0
         self.total = 0
         """Characters written in all."""
+        self.frozen = False
+        """Set once the kernel's own record replaced the text: later stream messages are ignored."""
 
     def write(self, text: str) -> None:
         self.total += len(text)
@@ -490,7 +492,10 @@ class Kernel:
                     if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_reply":
                         reply = msg["content"]
                         reply_at = time.monotonic()
-                        _apply_kernel_counts(msg.get("metadata", {}), stdout, stderr)
+                        if _apply_kernel_counts(msg.get("metadata", {}), stdout, stderr):
+                            # The kernel's record is complete: stream messages still in
+                            # flight on iopub would only repeat what it holds.
+                            stdout.frozen = stderr.frozen = True
             if iopub_socket in events:
                 # Several messages may be waiting; take what is there without blocking.
                 for _ in range(256):
@@ -548,8 +553,9 @@ class Kernel:
         kind = msg["msg_type"]
         content = msg["content"]
         if kind == "stream":
-            text = content.get("text", "")
-            (stderr if content.get("name") == "stderr" else stdout).write(text)
+            buffer = stderr if content.get("name") == "stderr" else stdout
+            if not buffer.frozen:
+                buffer.write(content.get("text", ""))
         elif kind in ("display_data", "execute_result"):
             data = content.get("data", {})
             png = data.get("image/png")
@@ -613,7 +619,7 @@ class Kernel:
         await asyncio.to_thread(shutil.rmtree, self.launched.run_dir, True)
 
 
-def _apply_kernel_counts(metadata: dict[str, Any], stdout: OutputBuffer, stderr: OutputBuffer) -> None:
+def _apply_kernel_counts(metadata: dict[str, Any], stdout: OutputBuffer, stderr: OutputBuffer) -> bool:
     """Take the kernel's own record of the output: the kept text and the full counts.
 
     The kernel sends only the first ``cap`` characters on iopub, and iopub is not
@@ -629,6 +635,7 @@ def _apply_kernel_counts(metadata: dict[str, Any], stdout: OutputBuffer, stderr:
             buffer.replace(text)
         if isinstance(total, int):
             buffer.total = max(total, len(buffer.text()))
+    return isinstance(kept, dict)
 
 
 def _read_result(reply: dict[str, Any] | None) -> Any:

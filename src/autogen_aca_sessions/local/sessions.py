@@ -411,26 +411,30 @@ class SessionManager:
         self._sessions.clear()
         ready = list(self._ready)
         self._ready.clear()
-        await asyncio.gather(
-            *(session._close() for session in sessions),
-            *(self._discard_slot(slot) for slot in ready),
-            return_exceptions=True,
-        )
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
-        # Calls that were running end within a poll interval of their kernel's death;
-        # their sockets must be closed before the shared context goes.
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(s._wait_idle() for s in sessions)), timeout=10)
-        if self._zmq_context is not None:
-            self._zmq_context.destroy(linger=0)
-            self._zmq_context = None
-        for path in (self._private, self._run_base, self.root / "sessions"):
-            if path is not None:
-                await asyncio.to_thread(shutil.rmtree, path, True)
-        if self._made_root:
-            with contextlib.suppress(OSError):
-                self.root.rmdir()
+        try:
+            await asyncio.gather(
+                *(session._close() for session in sessions),
+                *(self._discard_slot(slot) for slot in ready),
+                return_exceptions=True,
+            )
+            while self._background:
+                await asyncio.gather(*list(self._background), return_exceptions=True)
+            # Calls that were running end within a poll interval of their kernel's death;
+            # their sockets must be closed before the shared context goes.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(s._wait_idle() for s in sessions)), timeout=10)
+        finally:
+            # Whatever failed above, the directories go (kernels die with their sandboxes).
+            if self._zmq_context is not None:
+                with contextlib.suppress(Exception):
+                    self._zmq_context.destroy(linger=0)
+                self._zmq_context = None
+            for path in (self._private, self._run_base, self.root / "sessions"):
+                if path is not None:
+                    await asyncio.to_thread(shutil.rmtree, path, True)
+            if self._made_root:
+                with contextlib.suppress(OSError):
+                    self.root.rmdir()
 
     async def __aenter__(self) -> SessionManager:
         await self.start()

@@ -197,6 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="where session directories are created (default: a temporary directory)",
     )
     serve.add_argument(
+        "--faults",
+        metavar="PLAN",
+        default=None,
+        help=(
+            "answer some calls the way Azure fails, to test agents offline, e.g. "
+            "'429=0.2,503=0.1,latency=200ms,drop=0.05,seed=7' (see SECURITY.md)"
+        ),
+    )
+    serve.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         default="WARNING",
@@ -340,6 +349,8 @@ def _banner(pool: Any, args: argparse.Namespace) -> str:
         f"  Pool type:  {args.pool_type}",
         f"  Egress:     {'enabled' if args.egress else 'disabled (no network inside sessions)'}",
     ]
+    if args.faults:
+        lines.append(f"  Faults:     {args.faults}   (some calls fail on purpose, as Azure can)")
     ca_file = getattr(pool, "tls_ca_file", None) or getattr(pool, "tls_cert", None)
     if endpoint.startswith("https") and ca_file:
         lines += [
@@ -403,8 +414,17 @@ async def _serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(stop_signal, request_stop, stop_signal)
             installed.append(stop_signal)
     try:
+        options = _pool_options(args)
+        if args.faults:
+            from autogen_aca_sessions.local.faults import FaultInjector, FaultPlanError
+
+            try:
+                options["faults"] = FaultInjector.from_string(args.faults)
+            except FaultPlanError as exc:
+                print(f"aca-sessions serve: --faults: {exc}", file=sys.stderr)
+                return EXIT_USAGE
         try:
-            pool_cm = LocalSessionPool(**_pool_options(args))
+            pool_cm = LocalSessionPool(**options)
             pool = await pool_cm.__aenter__()
         except (OSError, ValueError, RuntimeError) as exc:
             print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)

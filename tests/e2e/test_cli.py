@@ -200,6 +200,28 @@ def test_serve_rejects_a_tls_key_without_a_certificate(tmp_path: Path) -> None:
     assert "--tls-cert" in completed.stderr
 
 
+def test_serve_rejects_a_malformed_fault_plan_as_a_usage_error() -> None:
+    completed = cli("serve", "--port", "0", "--ready-sessions", "0", "--faults", "429=lots", timeout=60)
+
+    assert completed.returncode == 2
+    assert "--faults" in completed.stderr
+    assert "Endpoint:" not in completed.stdout
+
+
+def test_serve_with_faults_fails_executions_the_way_the_plan_says(tmp_path: Path) -> None:
+    pool = start_serve(
+        "--ready-sessions", "0", "--root-dir", str(tmp_path), "--faults", "500=1.0,ops=execute"
+    )
+    try:
+        assert "Faults:" in pool.banner
+        completed = pool.exec("-c", "print('never runs')")
+        assert completed.returncode == 125, completed.stdout + completed.stderr
+        assert "500" in completed.stderr
+        assert "never runs" not in completed.stdout
+    finally:
+        stop_serve(pool)
+
+
 # ------------------------------------------------------------------------------------------ exec
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .app import create_app, operation_path
 from .auth import AsyncStaticKeyCredential, StaticKeyCredential
+from .faults import FaultInjector, FaultPlan, FaultPlanError
 from .outcome import PoolFullError
 from .pool import LocalSessionPool
 from .wire.versions import API_VERSIONS
@@ -16,6 +17,9 @@ from .wire.versions import API_VERSIONS
 __all__ = [
     "API_VERSIONS",
     "AsyncStaticKeyCredential",
+    "FaultInjector",
+    "FaultPlan",
+    "FaultPlanError",
     "LocalSessionPool",
     "PoolFullError",
     "StaticKeyCredential",

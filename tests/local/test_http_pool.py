@@ -304,3 +304,20 @@ async def test_local_pool_fixture_takes_options_and_helpers_agree(
     assert auth_headers == {"Authorization": f"Bearer {local_pool.api_key}"}
     reply = await call(pool_http, "GET", f"{pool_endpoint}/metadata", version=V)
     assert reply.status == 200
+
+
+def test_generated_api_keys_never_start_with_a_dash() -> None:
+    # A key starting with "-" reads as an option in `aca-sessions exec --api-key KEY`.
+    keys = [LocalSessionPool().api_key for _ in range(3000)]
+    assert not [key for key in keys if key.startswith("-")]
+    assert len(set(keys)) == len(keys)
+
+
+async def test_starting_a_pool_raises_no_deprecation_warning(make_pool: PoolFactory) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await make_pool(ready_sessions=0)
+    messages = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
+    assert not [m for m in messages if "shutdown_timeout" in m], messages

@@ -35,7 +35,13 @@ from .auth import AsyncStaticKeyCredential, StaticKeyCredential
 from .files import DEFAULT_MAX_UPLOAD_BYTES
 from .tls import client_ssl_context, generate_self_signed, server_ssl_context
 
-__all__ = ["LOCAL_RESOURCE_GROUP", "LOCAL_SUBSCRIPTION", "LocalSessionPool", "is_loopback_host"]
+__all__ = [
+    "LOCAL_RESOURCE_GROUP",
+    "LOCAL_SUBSCRIPTION",
+    "LocalSessionPool",
+    "generate_api_key",
+    "is_loopback_host",
+]
 
 logger = logging.getLogger("autogen_aca_sessions.local")
 
@@ -44,6 +50,14 @@ LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
 LOCAL_RESOURCE_GROUP = "local"
 """The resource group in the endpoint path."""
+
+
+def generate_api_key() -> str:
+    """A random bearer key that never starts with ``-`` (``--api-key KEY`` would read it as an option)."""
+    while True:
+        key = secrets.token_urlsafe(32)
+        if not key.startswith("-"):
+            return key
 
 
 def is_loopback_host(host: str) -> bool:
@@ -109,7 +123,7 @@ class LocalSessionPool:
             raise ValueError(f"port must be between 0 and 65535, not {port}")
         self._host = host
         self._port = port
-        self.api_key: str = api_key if api_key else secrets.token_urlsafe(32)
+        self.api_key: str = api_key if api_key else generate_api_key()
         """The bearer key every request must carry (generated when not given)."""
         self.pool_type = "Shell" if pool_type.lower() == "shell" else "PythonLTS"
         """``PythonLTS`` or ``Shell``."""

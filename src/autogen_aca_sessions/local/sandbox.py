@@ -356,9 +356,11 @@ class Sandbox:
         for hidden in private:
             args += ["--tmpfs", str(hidden)]
         # Re-show, read-only, what the interpreter needs from inside a hidden directory
-        # (pyenv lives in /root here; a project's virtualenv lives in its directory).
+        # (pyenv lives in /root here; a project's virtualenv lives in its directory; a
+        # checkout or virtualenv under /tmp sits below the fresh /tmp).
+        homes = [*private, Path("/tmp")]
         for needed in _interpreter_paths():
-            home = next((h for h in private if _is_within(needed, h)), None)
+            home = next((h for h in homes if _is_within(needed, h)), None)
             if home is None:
                 continue
             for parent in reversed(needed.relative_to(home).parents):
@@ -440,8 +442,9 @@ def _interpreter_paths() -> tuple[Path, ...]:
     candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable)]
     candidates += [*site.getsitepackages(), site.getusersitepackages()]
     candidates += os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    # This package's directory: the boot and start-up scripts run from there.
-    candidates.append(str(Path(__file__).resolve().parent))
+    # Where this package is imported from (a source checkout's ``src`` for an editable
+    # install): the boot and start-up scripts run from there.
+    candidates.append(str(Path(__file__).resolve().parents[2]))
     paths: list[Path] = []
     for entry in candidates:
         if not entry:

@@ -29,7 +29,8 @@ async def main() -> None:
         await manager.start()
         try:
             session = await manager.get_or_create("tmp-checkout")
-            out = await session.execute("import os; print(os.getcwd()); 6 * 7", timeout=60, max_output_chars=1000)
+            code = "import os; print(os.getcwd()); 6 * 7"
+            out = await session.execute(code, timeout=60, max_output_chars=1000)
             print("OUTCOME", out.outcome.value, repr(out.stdout), out.result, out.stderr[-500:])
         finally:
             await manager.close()

@@ -107,6 +107,38 @@ async def test_session_guid_is_stable_within_a_session(
     assert one.headers["x-ms-session-guid"] == two.headers["x-ms-session-guid"]
 
 
+async def test_each_incarnation_of_an_identifier_gets_a_random_guid_sent_on_execute_poll_and_file_calls(
+    module_pool: LocalSessionPool, module_http: aiohttp.ClientSession, session_id: str
+) -> None:
+    version = "2025-10-02-preview"
+    endpoint = module_pool.endpoint
+    first = await execute(module_http, endpoint, version, session_id, "1")
+    session = module_pool.manager.get(session_id)
+    assert session is not None
+    guid = first.headers["x-ms-session-guid"]
+    assert guid == session.guid
+    assert uuid.UUID(guid).version == 4  # random, not derived from the identifier
+    execution = first.json()["id"]
+    polled = await call(
+        module_http, "GET", f"{endpoint}/executions/{execution}", version=version, identifier=session_id
+    )
+    assert polled.status == 200
+    assert polled.headers["x-ms-session-guid"] == guid
+    listed = await call(module_http, "GET", f"{endpoint}/files", version=version, identifier=session_id)
+    assert listed.status == 200
+    assert listed.headers["x-ms-session-guid"] == guid
+    deleted = await call(module_http, "DELETE", f"{endpoint}/session", version=version, identifier=session_id)
+    assert deleted.status == 204
+    again = await execute(module_http, endpoint, version, session_id, "2")
+    assert again.headers["x-ms-session-guid"] != guid
+    # The old execution's record is still served; the guid names the incarnation holding the
+    # identifier now, so a poller learns that the session it started in was replaced.
+    polled_again = await call(
+        module_http, "GET", f"{endpoint}/executions/{execution}", version=version, identifier=session_id
+    )
+    assert polled_again.headers["x-ms-session-guid"] == again.headers["x-ms-session-guid"]
+
+
 @pytest.mark.parametrize("version", MANAGED_VERSIONS)
 async def test_list_sessions_lists_current_sessions_without_identifier(
     module_pool: LocalSessionPool, module_http: aiohttp.ClientSession, session_id: str, version: str

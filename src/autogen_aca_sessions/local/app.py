@@ -83,6 +83,9 @@ logger = logging.getLogger("autogen_aca_sessions.local")
 DEFAULT_MAX_JSON_BYTES = 64 * 1024 * 1024
 """Largest JSON request body accepted (code can be large, but not unbounded); above it 413."""
 
+SESSION_GUID_HEADER = "x-ms-session-guid"
+"""Names one incarnation of a session (a new random one whenever the identifier is created anew)."""
+
 LIST_SESSIONS_PAGE_SIZE = 100
 """Sessions per page of ``GET /listSessions`` (``nextLink`` carries ``skip``)."""
 
@@ -105,6 +108,8 @@ class SessionLike(Protocol):
     def etag(self) -> str: ...
     @property
     def data_dir(self) -> Path: ...
+    @property
+    def guid(self) -> str: ...
 
     def touch(self) -> None: ...
     async def execute(self, code: str, *, timeout: float, max_output_chars: int) -> CodeOutput: ...
@@ -193,6 +198,8 @@ class Call:
     """Path parameters (``name``, ``execution_id``)."""
     started: float = field(default_factory=time.perf_counter)
     """When routing finished (for ``x-ms-overall-execution-time``)."""
+    session_guid: str | None = None
+    """The ``x-ms-session-guid`` of the session the call reached, sent back on its response."""
 
     def query(self, name: str) -> str | None:
         """A query parameter (the first when repeated)."""
@@ -278,7 +285,11 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         )
     for route, params in in_version:
         if route.method == request.method:
-            return await route.handler(Call(request, ctx, spec, params))
+            call = Call(request, ctx, spec, params)
+            response = await route.handler(call)
+            if call.session_guid is not None and not response.prepared:
+                response.headers.setdefault(SESSION_GUID_HEADER, call.session_guid)
+            return response
     elsewhere = [r for r, _ in candidates if r.method == request.method]
     if elsewhere:
         # e.g. the legacy POST /files/upload sent with a new-contract api-version
@@ -345,6 +356,7 @@ async def _session(call: Call, identifier: str) -> SessionLike:
             target="identifier",
         ) from exc
     session.touch()
+    call.session_guid = session.guid
     return session
 
 
@@ -375,10 +387,6 @@ async def _json_body(call: Call) -> Any:
         raise WireError(
             400, "InvalidRequestContent", f"The request body is not valid JSON: {exc}", target="body"
         ) from exc
-
-
-def _session_guid(session: SessionLike) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{session.identifier}|{session.created_at.isoformat()}"))
 
 
 def _ms(seconds: float) -> str:
@@ -451,7 +459,7 @@ async def _start_execution(
     call.ctx.executions.add(record)
     headers = {
         "operation-id": execution_id,
-        "x-ms-session-guid": _session_guid(session),
+        SESSION_GUID_HEADER: session.guid,
         "x-ms-preparation-time": _ms(time.perf_counter() - prep_started),
     }
     return record, session, headers
@@ -540,6 +548,9 @@ async def _get_execution(call: Call) -> web.StreamResponse:
     session = call.ctx.manager.get(identifier)
     if session is not None:
         session.touch()
+        # The incarnation holding the identifier now: a poller whose execution ran in an
+        # earlier one (deleted, expired) sees a different guid and knows its state is gone.
+        call.session_guid = session.guid
     return _json(current.render_execution(record), 200, {"operation-id": record.id})
 
 
@@ -682,6 +693,7 @@ async def _stream_file(call: Call) -> web.StreamResponse:
             headers={
                 "Content-Type": "application/octet-stream",
                 "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(rel.name)}",
+                SESSION_GUID_HEADER: session.guid,
             },
         )
         response.content_length = size

@@ -134,6 +134,9 @@ class Session:
         """When a request last named the session."""
         self.etag = uuid.uuid4().hex
         """An opaque tag that changes whenever the session is touched."""
+        self.guid = str(uuid.uuid4())
+        """Random name of this incarnation (``x-ms-session-guid``): an identifier deleted and
+        created again gets a new one, so a client can tell that its session was replaced."""
         self.data_dir = slot.data_dir
         """The host directory code sees as ``/mnt/data`` (its working directory)."""
         self._lock = asyncio.Lock()

@@ -60,7 +60,14 @@ async def test_stdout_stderr_and_the_last_value_come_back(session: Session) -> N
         ("1 + 1;", NO_RESULT),
         ("1 + 1  # a comment", 2),
         ("if True:\n    5", NO_RESULT),
-        ("print('hi')", None),
+        # A call whose value is None displays nothing (the 2025-10 sample: print(7*9) -> "").
+        ("print('hi')", NO_RESULT),
+        ("def f():\n    pass\nf()", NO_RESULT),
+        ("d = {}\nd.get('missing')", NO_RESULT),
+        # A bare None or a name bound to None is a value: null.
+        ("nothing = None\nnothing", None),
+        ("def g():\n    return 3\ng()", 3),
+        ("print('a') or None", None),
         ("float('nan')", "nan"),
         ("float('inf')", "inf"),
         ("-float('inf')", "-inf"),

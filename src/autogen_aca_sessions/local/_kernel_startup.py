@@ -108,6 +108,10 @@ def _result(limit: int = 1_000_000) -> _JsonText:
         return _JsonText('{"kind": "none"}')
     if not tree.body or not isinstance(tree.body[-1], ast.Expr) or _ends_quietly(raw):
         return _JsonText('{"kind": "none"}')
+    if last.result is None and isinstance(tree.body[-1].value, ast.Call):
+        # A call returning None (print(), a procedure) displays nothing, as on the service
+        # (``print(7*9)`` -> ``""``); a bare ``None`` or a name bound to it stays a value.
+        return _JsonText('{"kind": "none"}')
     try:
         text = json.dumps({"kind": "value", "value": _jsonable(last.result)}, allow_nan=False)
     except Exception:

@@ -81,7 +81,8 @@ class CodeOutput:
     """How many characters were written to stderr in all."""
     result: Any = NO_RESULT
     """The JSON-ready value of the last expression, ``None`` for a ``None`` value, ``NO_RESULT`` when
-    the cell ended in a statement. Values JSON cannot hold are converted as the service does
+    the cell ended in a statement or in a call that returned ``None`` (``print(...)``, as the
+    service shows nothing for it). Values JSON cannot hold are converted as the service does
     (``float('nan')`` -> ``"nan"``; other objects -> their text representation)."""
     images: list[ImageData] = field(default_factory=list)
     """Images displayed by the cell, in display order."""

@@ -169,6 +169,25 @@ async def test_tls_pool_uses_a_given_certificate_and_key(make_pool: PoolFactory,
         assert (await call(http, "GET", f"{pool.endpoint}/metadata", version=V)).status == 200
 
 
+async def test_shell_pool_runs_a_300_kb_command(make_pool: PoolFactory) -> None:
+    pool = await make_pool(pool_type="Shell", ready_sessions=0)
+    command = "n=0\n" + "n=$((n+1))\n" * 30_000 + "echo $n"
+    assert len(command) > 300_000
+    async with _http(pool) as http:
+        reply = await call(
+            http,
+            "POST",
+            f"{pool.endpoint}/executions",
+            version=V,
+            identifier=str(uuid.uuid4()),
+            json={"shellCommand": command, "timeoutInSeconds": 60},
+        )
+    assert reply.status == 200, reply.body[:500]
+    body = reply.json()
+    assert body["status"] == "0", body
+    assert body["result"]["stdout"] == "30000\n"
+
+
 async def test_shell_pool_runs_shell_commands_with_the_exit_code_as_status(make_pool: PoolFactory) -> None:
     pool = await make_pool(pool_type="Shell", ready_sessions=0)
     identifier = str(uuid.uuid4())

@@ -234,6 +234,19 @@ async def test_shell_state_lives_in_files_and_timeouts_exit_124(tmp_path: Path) 
         assert out.stdout_length == sum(len(str(i)) + 1 for i in range(1, 100001))
 
 
+@pytest.mark.parametrize("sandbox", ["bwrap", "none"])
+async def test_a_shell_command_longer_than_the_argument_limit_runs_and_does_not_see_itself_on_stdin(
+    tmp_path: Path, sandbox: str
+) -> None:
+    # One argv string may be at most 128 KiB (MAX_ARG_STRLEN): the command must not travel in argv.
+    filler = "# " + "x" * 300_000 + "\n"
+    command = "echo start\n" + filler + 'cat; echo "$#"\necho end'
+    async with manager_at(tmp_path / "pool", pool_type="Shell", sandbox=sandbox) as manager:
+        session = await manager.get_or_create("sh")
+        out = await session.run_shell(command, timeout=20, max_output_chars=1000)
+    assert (out.exit_code, out.stdout, out.stderr) == (0, "start\n0\nend\n", "")
+
+
 async def test_shell_pools_refuse_code_execution(tmp_path: Path) -> None:
     async with manager_at(tmp_path / "pool", pool_type="Shell") as manager:
         session = await manager.get_or_create("sh")

@@ -40,7 +40,7 @@ from .kernel import (
     kernel_environment,
 )
 from .outcome import CodeOutput, Outcome, PoolFullError, ShellOutput
-from .sandbox import BWRAP_PATH, SESSION_UID_BASE, SESSION_UID_SPAN, ResourceLimits, Sandbox
+from .sandbox import BWRAP_PATH, SANDBOX_RUN_DIR, SESSION_UID_BASE, SESSION_UID_SPAN, ResourceLimits, Sandbox
 
 __all__ = [
     "KernelInfo",
@@ -56,6 +56,8 @@ POOL_TYPES = ("PythonLTS", "Shell")
 """Pool types the runtime serves."""
 MAX_OUTPUT_CHARS = 32_000_000
 """Hard upper bound of ``max_output_chars``: what one call may keep of each stream in memory."""
+_SHELL_SCRIPT = "command.sh"
+"""Name of the file a shell command is run from, in the command's private run dir."""
 _SHELL_TIMEOUT_EXIT = 124
 """Exit status of a shell command killed at its time limit (as ``timeout(1)`` reports)."""
 
@@ -616,11 +618,19 @@ class SessionManager:
             with contextlib.suppress(OSError):
                 cgroup = sandbox.cgroup.create(f"sh{uuid.uuid4().hex[:10]}", sandbox.limits.max_processes)
         inner_data = sandbox.data_mount or str(slot.data_dir)
+        # The command goes in a file, never in argv: one argument may be at most 128 KiB
+        # (E2BIG), and stdin stays /dev/null so that a command reading it cannot eat its own
+        # rest. The file lives in a private run dir shown at /run/aca, like a kernel's.
+        assert self._run_base is not None
+        run_dir = self._run_base / f"sh{uuid.uuid4().hex[:10]}"
+        uid = slot.uid if sandbox.drops_privileges else None
+        await asyncio.to_thread(_write_shell_script, run_dir, command, uid)
+        inner_run = SANDBOX_RUN_DIR if sandbox.isolation == "bwrap" else str(run_dir)
         spec = sandbox.boot_spec(
             "exec",
             uid=slot.uid,
             with_nproc=cgroup is None or sandbox.drops_privileges,
-            argv=["bash", "-c", command],
+            argv=["bash", os.path.join(inner_run, _SHELL_SCRIPT)],
             die_with_parent=sandbox.isolation != "bwrap",
         )
         env = kernel_environment(data_dir=inner_data, run_dir="/tmp")
@@ -628,7 +638,7 @@ class SessionManager:
         cmd = sandbox.command(
             spec,
             data_dir=slot.data_dir,
-            run_dir=None,
+            run_dir=run_dir,
             hide=self._hidden(),
             egress=self.egress,
             env=env,
@@ -685,6 +695,7 @@ class SessionManager:
         finally:
             if cgroup is not None:
                 await asyncio.to_thread(_remove_cgroup, cgroup)
+            await asyncio.to_thread(shutil.rmtree, run_dir, True)
         if timed_out:
             exit_code = _SHELL_TIMEOUT_EXIT
             note = f"Command timed out after {timeout:g} s and was killed.\n"
@@ -713,6 +724,18 @@ class _Utf8Decoder:
 
     def finish(self) -> str:
         return self._decoder.decode(b"", final=True)
+
+
+def _write_shell_script(run_dir: Path, command: str, uid: int | None) -> None:
+    """Put ``command`` in ``run_dir``, readable only by the session's uid (or the server's)."""
+    run_dir.mkdir(mode=0o700)
+    script = run_dir / _SHELL_SCRIPT
+    fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as handle:
+        handle.write(command)
+    if uid is not None:
+        os.chown(run_dir, uid, uid)
+        os.chown(script, uid, uid)
 
 
 def _remove_cgroup(group: Path) -> None:

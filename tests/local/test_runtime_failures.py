@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import zmq
 
 from autogen_aca_sessions.local.outcome import Outcome
 from autogen_aca_sessions.local.sessions import Session, SessionManager
@@ -134,3 +135,44 @@ async def test_deleting_a_session_during_a_call_ends_the_call(manager: SessionMa
     assert later.outcome is Outcome.KERNEL_DIED
     assert later.message is not None
     assert "deleted" in later.message
+
+
+BYPASSING_THE_OUTPUT_CAP = {
+    "OutStream.write called on the class": (
+        "import sys\ntype(sys.stdout).write(sys.stdout, 'x' * 150_000_000)\nsys.stdout.flush()\n'done'"
+    ),
+    "a stream message sent on iopub directly": (
+        "k = get_ipython().kernel\n"
+        "k.session.send(k.iopub_socket, 'stream', {'name': 'stdout', 'text': 'x' * 150_000_000},"
+        " parent=k.get_parent('shell'))\n'done'"
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(BYPASSING_THE_OUTPUT_CAP))
+async def test_an_oversized_kernel_message_is_refused_and_the_call_fails_clearly(
+    manager: SessionManager, how: str
+) -> None:
+    from autogen_aca_sessions.local.kernel import MAX_KERNEL_MESSAGE_BYTES
+
+    session = await manager.get_or_create(f"oversized-{len(how)}")
+    await run(session, "before = 1")
+    kernel = session._slot.kernel
+    assert kernel is not None
+    assert kernel.client.iopub_channel.socket.getsockopt(zmq.MAXMSGSIZE) == MAX_KERNEL_MESSAGE_BYTES
+    assert kernel.client.shell_channel.socket.getsockopt(zmq.MAXMSGSIZE) == MAX_KERNEL_MESSAGE_BYTES
+    out = await run(session, BYPASSING_THE_OUTPUT_CAP[how])
+    assert out.outcome is Outcome.FAILED, out
+    assert out.error_name == "MessageTooLarge"
+    assert len(out.stdout) <= 10_000
+    assert not out.state_lost
+    after = await run(session, "print('ok')\nbefore + 1")
+    assert after.outcome is Outcome.SUCCEEDED, after
+    assert (after.stdout, after.result) == ("ok\n", 2)
+
+
+async def test_a_huge_last_value_is_still_a_result_not_an_oversized_message(manager: SessionManager) -> None:
+    session = await manager.get_or_create("huge-value")
+    out = await run(session, "'x' * 150_000_000")
+    assert out.outcome is Outcome.SUCCEEDED, out
+    assert out.result == ("'" + "x" * 10_000)[:10_000]  # the start of its text, as for any huge value

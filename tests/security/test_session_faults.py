@@ -310,22 +310,7 @@ BYPASSES = {
 }
 
 
-@pytest.mark.parametrize(
-    "how",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open bug: the server decodes whatever message size the kernel sends "
-                "(about 560 MiB of server RSS for 200 MB); see SECURITY.md",
-            ),
-        )
-        if "iopub" in name or "class" in name
-        else name
-        for name in BYPASSES
-    ],
-)
+@pytest.mark.parametrize("how", list(BYPASSES))
 async def test_output_that_bypasses_the_kernels_cap_does_not_balloon_the_server(
     pools: dict[str, PoolProcess], how: str
 ) -> None:

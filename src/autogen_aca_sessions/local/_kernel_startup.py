@@ -21,6 +21,10 @@ _DATA_DIR = os.environ.get("ACA_DATA_DIR", "/mnt/data")
 # grows beyond this many characters: the server caps what it keeps, but each message
 # is held whole while it is decoded.
 _CHUNK_CHARS = 32_768
+# The displayed text of a cell's value goes out as one message, and the server refuses
+# messages over 128 MiB; it reads the value itself through ``__aca_result__``, so only the
+# start of a huge text representation is sent.
+_DISPLAY_TEXT_CHARS = 1_000_000
 
 
 def _jsonable(value: Any, depth: int = 0) -> Any:
@@ -177,6 +181,24 @@ def _patch_stream(stream: Any, name: str) -> None:
         stream.write = write
 
 
+def _cap_displayed_values(ip: Any) -> None:
+    hook: Any = getattr(ip, "displayhook", None)
+    original = getattr(hook, "write_format_data", None)
+    if original is None:
+        return
+
+    def write_format_data(format_dict: Any, md_dict: Any = None) -> Any:
+        if isinstance(format_dict, dict):
+            format_dict = {
+                key: value[:_DISPLAY_TEXT_CHARS] if isinstance(value, str) else value
+                for key, value in format_dict.items()
+            }
+        return original(format_dict, md_dict)
+
+    with contextlib.suppress(AttributeError, TypeError):
+        hook.write_format_data = write_format_data
+
+
 def _patch_kernel() -> None:
     from IPython.core.getipython import get_ipython
 
@@ -209,6 +231,7 @@ def _patch_kernel() -> None:
 
     kernel.init_metadata = init
     kernel.finish_metadata = finish
+    _cap_displayed_values(ip)
     _patch_stream(sys.stdout, "stdout")
     _patch_stream(sys.stderr, "stderr")
 

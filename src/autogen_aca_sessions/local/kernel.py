@@ -33,6 +33,7 @@ import zmq
 import zmq.asyncio
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
+from zmq.utils.monitor import parse_monitor_message
 
 from .outcome import NO_RESULT, CodeOutput, ImageData, Outcome
 from .sandbox import SANDBOX_RUN_DIR, Sandbox
@@ -64,6 +65,15 @@ _REPLY_AFTER_IDLE_SECONDS = 2.0
 """How long the execute reply may lag the idle status before the call ends without it."""
 _INTERRUPT_RESEND_SECONDS = 0.25
 """How often an unanswered interrupt is sent again during the grace period."""
+MAX_KERNEL_MESSAGE_BYTES = 128 * 2**20
+"""Largest message the server accepts from a kernel (zmq ``MAXMSGSIZE`` of its client sockets).
+
+The kernel sends output in pieces of 32 K characters and its reply holds at most the caller's
+cap of each stream (10 M characters on the wire), so legitimate messages stay far below it;
+session code that bypasses the kernel's cap (or sends messages itself) would otherwise make the
+server decode messages of any size. zmq refuses a larger message before allocating it and drops
+the connection, which reconnects at once; the call that saw it fails with ``MessageTooLarge``.
+"""
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 
@@ -277,7 +287,7 @@ def chown_tree(path: Path, uid: int) -> None:
 
 
 def client_context() -> zmq.asyncio.Context:
-    """A zmq context for kernel clients that never drops iopub messages on the reader's side.
+    """A zmq context for kernel clients: no iopub drops on the reader's side, bounded messages.
 
     The kernel's PUB socket drops messages for a reader whose queue is full; an
     unbounded receive queue moves them into this process as fast as they come, where
@@ -285,6 +295,8 @@ def client_context() -> zmq.asyncio.Context:
     """
     context = zmq.asyncio.Context()
     context.setsockopt(zmq.RCVHWM, 0)
+    # Options set on the context apply to each socket made from it, before it connects.
+    context.setsockopt(zmq.MAXMSGSIZE, MAX_KERNEL_MESSAGE_BYTES)
     return context
 
 
@@ -294,9 +306,14 @@ class Kernel:
     def __init__(self, launched: LaunchedKernel, *, context: zmq.asyncio.Context | None = None) -> None:
         self.launched = launched
         # One zmq context (one I/O thread) for all kernels of a pool, when the pool gives one.
-        self.client = AsyncKernelClient(context=context) if context is not None else AsyncKernelClient()
+        self._own_context = context is None
+        self._context = context if context is not None else client_context()
+        self.client = AsyncKernelClient(context=self._context)
         self.client.load_connection_info(launched.connection_info)  # type: ignore[arg-type]
         self.client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
+        # zmq reports a connection it dropped (an oversized message) only as a monitor event.
+        self._iopub_monitor = self.client.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._shell_monitor = self.client.shell_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self._closed = False
         self._executing = False
         self.ready_seconds: float | None = None
@@ -388,8 +405,7 @@ class Kernel:
             if self._closed:
                 # kill() ran meanwhile and left the sockets to us: closing them under a
                 # pending poll would cancel it.
-                with contextlib.suppress(Exception):
-                    self.client.stop_channels()
+                self._close_client()
 
     async def _execute(self, code: str, *, timeout: float, max_output_chars: int) -> CodeOutput:
         started = time.monotonic()
@@ -442,6 +458,13 @@ class Kernel:
         shell_socket = self.client.shell_channel.socket
         poller.register(iopub_socket, zmq.POLLIN)
         poller.register(shell_socket, zmq.POLLIN)
+        poller.register(self._iopub_monitor, zmq.POLLIN)
+        poller.register(self._shell_monitor, zmq.POLLIN)
+        # Connections dropped before this call (a late oversized message) are not its business.
+        await _drain_monitor(self._iopub_monitor)
+        await _drain_monitor(self._shell_monitor)
+        iopub_dropped = False
+        shell_dropped_at: float | None = None
 
         while True:
             now = time.monotonic()
@@ -452,6 +475,25 @@ class Kernel:
                 break
             if idle_at is not None and now - idle_at > _REPLY_AFTER_IDLE_SECONDS:
                 break
+            if shell_dropped_at is not None and reply is None and self.alive:
+                if idle_at is not None:
+                    break  # the cell ended; its reply was what zmq refused
+                if now - shell_dropped_at > _REPLY_AFTER_IDLE_SECONDS:
+                    # The kernel sends on its shell channel what no cell ends with: it cannot
+                    # be trusted to answer again.
+                    await self.kill()
+                    message = (
+                        "The kernel sent a message larger than the pool accepts "
+                        f"({MAX_KERNEL_MESSAGE_BYTES // 2**20} MiB) on its shell channel; it was "
+                        "restarted and the session's state (variables, imports) is lost."
+                    )
+                    return finish(
+                        Outcome.KERNEL_DIED,
+                        state_lost=True,
+                        message=message,
+                        error_name="MessageTooLarge",
+                        error_value=message,
+                    )
             if not self.alive:
                 await self._drain_into(msg_id, stdout, stderr, images)
                 return finish(
@@ -486,6 +528,10 @@ class Kernel:
             next_check = interrupt_deadline if interrupt_deadline is not None else deadline
             wait = max(0.0, min(_POLL_SECONDS, next_check - now))
             events = dict(await poller.poll(timeout=int(wait * 1000) + 1))
+            if self._iopub_monitor in events and await _drain_monitor(self._iopub_monitor):
+                iopub_dropped = True
+            if self._shell_monitor in events and await _drain_monitor(self._shell_monitor):
+                shell_dropped_at = shell_dropped_at or time.monotonic()
             if shell_socket in events:
                 with contextlib.suppress(Exception):
                     msg = await self.client.shell_channel.get_msg(timeout=0)
@@ -523,6 +569,20 @@ class Kernel:
                 Outcome.TIMED_OUT_INTERRUPTED,
                 message=message,
                 error_name="TimeoutError",
+                error_value=message,
+            )
+        if (iopub_dropped or shell_dropped_at is not None) and self.alive:
+            message = (
+                "The kernel sent a message larger than the pool accepts "
+                f"({MAX_KERNEL_MESSAGE_BYTES // 2**20} MiB) and it was dropped, so this call's output "
+                "or result is incomplete (code that bypasses sys.stdout's output limit, or sends "
+                "kernel messages itself, causes this). The session's state is kept."
+            )
+            return finish(
+                Outcome.FAILED,
+                result=None,
+                message=message,
+                error_name="MessageTooLarge",
                 error_value=message,
             )
         if reply is not None and reply.get("status") == "aborted":
@@ -597,13 +657,27 @@ class Kernel:
             "(variables, imports) is lost and a new kernel serves the next call."
         )
 
+    def _close_client(self) -> None:
+        for channel, monitor in (
+            (self.client.iopub_channel, self._iopub_monitor),
+            (self.client.shell_channel, self._shell_monitor),
+        ):
+            with contextlib.suppress(Exception):
+                channel.socket.disable_monitor()
+            with contextlib.suppress(Exception):
+                monitor.close(linger=0)
+        with contextlib.suppress(Exception):
+            self.client.stop_channels()
+        if self._own_context:
+            with contextlib.suppress(Exception):
+                self._context.destroy(linger=0)
+
     async def kill(self) -> None:
         """Kill the kernel and everything it started; close the client; remove its files."""
         if not self._closed:
             self._closed = True
             if not self._executing:
-                with contextlib.suppress(Exception):
-                    self.client.stop_channels()
+                self._close_client()
         process = self.launched.process
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -617,6 +691,21 @@ class Kernel:
 
             await asyncio.to_thread(PidsCgroup.remove, self.launched.cgroup)
         await asyncio.to_thread(shutil.rmtree, self.launched.run_dir, True)
+
+
+async def _drain_monitor(monitor: zmq.asyncio.Socket) -> bool:
+    """Consume the monitor's pending events; True when one said a connection was dropped."""
+    dropped = False
+    while True:
+        try:
+            frames = await monitor.recv_multipart(flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return dropped
+        except zmq.ZMQError:
+            return dropped
+        with contextlib.suppress(Exception):
+            if parse_monitor_message(frames)["event"] == zmq.EVENT_DISCONNECTED:
+                dropped = True
 
 
 def _apply_kernel_counts(metadata: dict[str, Any], stdout: OutputBuffer, stderr: OutputBuffer) -> bool:

@@ -1,13 +1,23 @@
-"""PROTOTYPE. A :class:`~.kernel.KernelLauncher` that forks kernels from a pre-imported template.
+"""A :class:`~.kernel.KernelLauncher` that forks kernels from a pre-imported template process.
 
-Only for ``sandbox="none"`` (see ``_kernel_template.py`` for why). Use::
+Opt-in (``LocalSessionPool(kernel_launcher="fork")``): an idle kernel with NumPy, pandas and
+matplotlib imported owns ~15 MiB instead of ~100 MiB, and a new kernel answers in a few
+hundred milliseconds instead of about a second (figures in ``benchmarks/README.md``).
 
-    launcher = TemplateKernelLauncher(limits=ResourceLimits())
-    await launcher.start()
-    manager = SessionManager(root=..., sandbox="none", launcher=launcher)
-    ...
-    await manager.close()
-    await launcher.close()
+The sandbox is the plain launcher's: for each kernel the launcher starts the very same
+bwrap command line (same mounts, hidden directories, network, uid, rlimits and pids
+cgroup) running ``sleep`` instead of a kernel, the *holder*; the template's forked child
+joins the holder's namespaces and the kernel runs inside them as the session's uid
+without capabilities (see ``_kernel_template.py``). Killing the holder ends the sandbox's
+pid namespace and with it the kernel and everything it started.
+
+The kernel is not this process's child: the template is a child subreaper and reports
+every exit on its control socket, which is how :attr:`TemplateChild.returncode` is known;
+signals go through a pidfd, which cannot hit a recycled pid. Use::
+
+    async with TemplateKernelLauncher(sandbox="bwrap", hide_paths=[root]) as launcher:
+        async with SessionManager(root=root, sandbox="bwrap", launcher=launcher) as manager:
+            ...
 """
 
 from __future__ import annotations
@@ -15,161 +25,451 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from jupyter_client.connect import write_connection_file
 
-from .kernel import LaunchedKernel, kernel_environment
-from .sandbox import ResourceLimits
+from .kernel import KernelStartError, LaunchedKernel, chown_tree, kernel_environment
+from .sandbox import BWRAP_PATH, SANDBOX_DATA_DIR, SANDBOX_RUN_DIR, ResourceLimits, Sandbox
 
-__all__ = ["TemplateChild", "TemplateKernelLauncher"]
+__all__ = ["DEFAULT_PRELOAD", "TemplateChild", "TemplateKernelLauncher"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
 """Modules the template imports once for all its kernels."""
+_TEMPLATE_START_SECONDS = 180.0
+"""How long the template may take to import everything (a loaded 2-core machine is slow)."""
+_FORK_SECONDS = 30.0
+"""How long the template may take to answer one kernel request."""
+_HOLDER_SECONDS = 30.0
+"""How long a holder may take to be running ``sleep`` inside its sandbox."""
 
 
 class TemplateChild:
-    """A kernel forked by the template: not our child, so its exit is reported by the template."""
+    """The handle of a forked kernel (:class:`~.kernel.KernelProcess`).
 
-    def __init__(self, pid: int) -> None:
+    ``pid`` is the kernel's own host pid; its exit status comes from the template's
+    report. In a sandbox, ``holder`` is the bwrap process whose namespaces the kernel
+    joined: :meth:`kill` ends it too, and :meth:`wait` also waits for it.
+    """
+
+    def __init__(self, pid: int, holder: asyncio.subprocess.Process | None) -> None:
         self._pid = pid
+        self.holder = holder
+        """The holder's bwrap process (``None`` without a sandbox)."""
         self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pidfd: int | None = None
+        with contextlib.suppress(OSError):
+            self._pidfd = os.pidfd_open(pid)
 
     @property
     def pid(self) -> int:
-        """The kernel's host pid (it leads its own session and process group)."""
+        """The kernel's host pid (it leads its own process group)."""
         return self._pid
 
     @property
     def returncode(self) -> int | None:
-        """The exit status once the template reported it."""
+        """The kernel's exit status once the template reported it (negative: the signal)."""
         return self._exit.result() if self._exit.done() else None
 
     async def wait(self) -> int:
-        """Wait until the template reports the exit."""
-        return await asyncio.shield(self._exit)
+        """Wait for the kernel's exit (and the holder's, which :meth:`kill` ends)."""
+        status = await asyncio.shield(self._exit)
+        if self.holder is not None:
+            await self.holder.wait()
+        return status
 
     def kill(self) -> None:
-        """SIGKILL the kernel."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self._pid, signal.SIGKILL)
+        """SIGKILL the kernel and its sandbox."""
+        if not self._exit.done() and self._pidfd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        _kill_holder(self.holder)
 
     def _exited(self, status: int) -> None:
         if not self._exit.done():
             self._exit.set_result(status)
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        # The kernel is gone: its sandbox has nothing left to hold.
+        _kill_holder(self.holder)
+
+
+def _kill_holder(holder: asyncio.subprocess.Process | None) -> None:
+    if holder is not None and holder.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(holder.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            holder.kill()
 
 
 class TemplateKernelLauncher:
-    """Forks each kernel from one long-lived process that imported the heavy modules already."""
+    """Forks each kernel from one long-lived process that imported the heavy modules already.
+
+    ``sandbox`` is a resolved :class:`~.sandbox.Sandbox` or a mode (``auto``, ``bwrap``,
+    ``none``) resolved on :meth:`start` with ``bwrap_path`` and ``limits``, as the session
+    manager resolves its own. ``egress`` and ``hide_paths`` mean what they mean for the
+    manager (the pool root belongs in ``hide_paths``; the directories above each kernel's
+    data and runtime directories are hidden in any case). The template starts on
+    :meth:`start` or on the first launch and again on the next launch if it died;
+    :meth:`close` ends it and every kernel.
+    """
 
     def __init__(
-        self, *, limits: ResourceLimits | None = None, preload: tuple[str, ...] = DEFAULT_PRELOAD
+        self,
+        *,
+        sandbox: Sandbox | str = "none",
+        bwrap_path: str = BWRAP_PATH,
+        limits: ResourceLimits | None = None,
+        egress: bool = False,
+        hide_paths: Sequence[Path] = (),
+        preload: Sequence[str] = DEFAULT_PRELOAD,
+        probe_modules: bool = True,
     ) -> None:
-        self.limits = limits or ResourceLimits()
-        self.preload = preload
+        self._sandbox: Sandbox | None = sandbox if isinstance(sandbox, Sandbox) else None
+        self._sandbox_mode = sandbox if isinstance(sandbox, str) else sandbox.isolation
+        self.bwrap_path = bwrap_path
+        self.limits = limits or (self._sandbox.limits if self._sandbox is not None else ResourceLimits())
+        """Per-kernel resource limits (those of a given sandbox)."""
+        self.egress = egress
+        """Whether kernels may use the network (sandboxed only)."""
+        self.hide_paths = [Path(p).absolute() for p in hide_paths]
+        """Host directories kernels must not see."""
+        self.preload = tuple(preload)
+        """Modules the template imports."""
+        self.probe_modules = probe_modules
+        """Whether the template also imports every module a started kernel has loaded."""
         self._process: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[int] | None = None
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._holders: dict[int, asyncio.subprocess.Process | None] = {}
         self._children: dict[int, TemplateChild] = {}
+        self._all_children: set[TemplateChild] = set()
         self._next_id = 0
+        self._lock = asyncio.Lock()
+        self._private: Path | None = None
+        self._closed = False
 
     @property
     def template_pid(self) -> int | None:
         """The template process's pid while it runs."""
-        return self._process.pid if self._process is not None else None
+        if self._process is None or self._process.returncode is not None:
+            return None
+        return self._process.pid
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The sandbox in force (after :meth:`start`)."""
+        if self._sandbox is None:
+            raise RuntimeError("TemplateKernelLauncher.start() has not been called")
+        return self._sandbox
+
+    async def __aenter__(self) -> TemplateKernelLauncher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def start(self) -> None:
-        """Start the template and wait until it has imported everything."""
+        """Resolve the sandbox and start the template; returns once it has imported everything."""
+        async with self._lock:
+            await self._ensure_template()
+
+    async def _ensure_template(self) -> None:
+        if self._closed:
+            raise RuntimeError("the launcher is closed")
+        if self._sandbox is None:
+            self._sandbox = await asyncio.to_thread(
+                Sandbox.resolve, self._sandbox_mode, bwrap_path=self.bwrap_path, limits=self.limits
+            )
+        if self._private is None:
+            self._private = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="aca-template-"))
+        if self._process is not None and self._process.returncode is None and self._ready is not None:
+            await asyncio.shield(self._ready)
+            return
+        if self._process is not None:
+            logger.warning("the kernel template process is gone; starting a new one")
+            await self._stop_template()
         ours, theirs = socket.socketpair()
-        script = str(Path(__file__).with_name("_kernel_template.py"))
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            script,
-            json.dumps({"preload": list(self.preload), "fd": theirs.fileno()}),
-            pass_fds=(theirs.fileno(),),
+        # A kernel's /proc/self/environ shows the environment its process started with, which
+        # a fork inherits: the template starts with a kernel's environment, not the server's.
+        env = kernel_environment(data_dir=SANDBOX_DATA_DIR, run_dir=SANDBOX_RUN_DIR)
+        env.pop("MPLCONFIGDIR")
+        # The server's home: matplotlib finds its font cache there instead of rebuilding it.
+        env["HOME"] = os.environ.get("HOME", "/tmp")
+        env["IPYTHONDIR"] = str(self._private / "ipython")
+        spec = {
+            "fd": theirs.fileno(),
+            "parent": os.getpid(),
+            "preload": list(self.preload),
+            "probe": self.probe_modules,
+            "startup": str(Path(__file__).with_name("_kernel_startup.py")),
+        }
+        log = await asyncio.to_thread(open, self._private / "template.log", "ab")
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(Path(__file__).with_name("_kernel_template.py")),
+                json.dumps(spec),
+                pass_fds=(theirs.fileno(),),
+                env=env,
+                cwd=str(self._private),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+            theirs.close()
+        reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
+        self._ready = asyncio.get_running_loop().create_future()
+        self._reader_task = asyncio.ensure_future(self._read(reader, self._ready))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), _TEMPLATE_START_SECONDS)
+        except BaseException:
+            await self._stop_template()
+            raise
+
+    async def _read(self, reader: asyncio.StreamReader, ready: asyncio.Future[int]) -> None:
+        try:
+            while line := await reader.readline():
+                message = json.loads(line)
+                if "exited" in message:
+                    child = self._children.pop(int(message["exited"]), None)
+                    if child is not None:
+                        child._exited(int(message["status"]))
+                elif "id" in message:
+                    request_id = int(message["id"])
+                    future = self._waiting.pop(request_id, None)
+                    holder = self._holders.pop(request_id, None)
+                    if "pid" in message:
+                        # Registered here, before any later exit report is read.
+                        child = TemplateChild(int(message["pid"]), holder)
+                        self._children[child.pid] = child
+                        self._all_children.add(child)
+                        message["child"] = child
+                    if future is not None and not future.done():
+                        future.set_result(message)
+                elif "ready" in message and not ready.done():
+                    ready.set_result(int(message["ready"]))
+        except (ValueError, OSError) as exc:
+            logger.warning("lost the kernel template's control socket: %s", exc)
+        finally:
+            if not ready.done():
+                ready.set_exception(KernelStartError("the kernel template exited during start-up"))
+            # The template is gone: kernels it reaped no longer report; count them as killed.
+            for child in list(self._children.values()):
+                child.kill()
+                child._exited(-signal.SIGKILL)
+            self._children.clear()
+            for future in self._waiting.values():
+                if not future.done():
+                    future.set_exception(KernelStartError("the kernel template exited"))
+            self._waiting.clear()
+
+    async def launch(self, *, data_dir: Path, run_dir: Path, uid: int | None) -> LaunchedKernel:
+        """Fork a kernel for ``data_dir`` in a sandbox like the plain launcher's."""
+        async with self._lock:
+            await self._ensure_template()
+        self._all_children = {
+            c
+            for c in self._all_children
+            if c.returncode is None or (c.holder is not None and c.holder.returncode is None)
+        }
+        sandbox = self.sandbox
+        sandboxed = sandbox.isolation == "bwrap"
+        uid = uid if sandbox.drops_privileges else None
+        await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
+        inner_run = SANDBOX_RUN_DIR if sandboxed else str(run_dir)
+        inner_data = SANDBOX_DATA_DIR if sandboxed else str(data_dir)
+        _, info = write_connection_file(
+            str(run_dir / "kernel.json"),
+            transport="ipc",
+            ip=os.path.join(inner_run, "k"),
+            key=secrets.token_hex(32).encode(),
+        )
+        host_info = dict(info)
+        host_info["ip"] = str(run_dir / "k")
+        if uid is not None:
+            await asyncio.to_thread(chown_tree, run_dir, uid)
+        cgroup = None
+        if sandbox.cgroup is not None and sandbox.limits.max_processes is not None:
+            try:
+                cgroup = sandbox.cgroup.create(f"t{run_dir.name}{uuid.uuid4().hex[:4]}", sandbox.limits.max_processes)
+            except OSError as exc:
+                logger.warning("could not make a pids cgroup for a kernel: %s", exc)
+        with_nproc = cgroup is None or sandbox.drops_privileges
+        env = kernel_environment(data_dir=inner_data, run_dir=inner_run)
+        holder: asyncio.subprocess.Process | None = None
+        ns_pid: int | None = None
+        try:
+            if sandboxed:
+                holder, ns_pid = await self._start_holder(
+                    sandbox, data_dir=data_dir, run_dir=run_dir, uid=uid, with_nproc=with_nproc, env=env
+                )
+            self._next_id += 1
+            request_id = self._next_id
+            request = {
+                "id": request_id,
+                "connection_file": os.path.join(inner_run, "kernel.json"),
+                "cwd": inner_data,
+                "env": env,
+                "limits": sandbox.limits.rlimits(with_nproc=with_nproc),
+                "ns_pid": ns_pid,
+                "uid": uid,
+                "cgroup_procs": str(cgroup / "cgroup.procs") if cgroup is not None else None,
+            }
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._waiting[request_id] = future
+            self._holders[request_id] = holder
+            writer = self._writer
+            if writer is None:
+                raise KernelStartError("the kernel template is not running")
+            writer.write((json.dumps(request) + "\n").encode())
+            await writer.drain()
+            reply = await asyncio.wait_for(future, timeout=_FORK_SECONDS)
+            if "error" in reply:
+                raise KernelStartError(f"the template could not start a kernel: {reply['error']}")
+        except BaseException:
+            _kill_holder(holder)
+            if holder is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(holder.wait(), 10)
+            if cgroup is not None:
+                from .sandbox import PidsCgroup
+
+                await asyncio.to_thread(PidsCgroup.remove, cgroup)
+            raise
+        child: TemplateChild = reply["child"]
+        return LaunchedKernel(
+            process=child,
+            connection_info=host_info,
+            run_dir=run_dir,
+            cgroup=cgroup,
+            started_at=time.monotonic(),
+        )
+
+    def _hidden(self, data_dir: Path, run_dir: Path) -> list[Path]:
+        return [*self.hide_paths, data_dir.parent.parent, run_dir.parent]
+
+    async def _start_holder(
+        self,
+        sandbox: Sandbox,
+        *,
+        data_dir: Path,
+        run_dir: Path,
+        uid: int | None,
+        with_nproc: bool,
+        env: dict[str, str],
+    ) -> tuple[asyncio.subprocess.Process, int]:
+        """Start the session's sandbox with ``sleep`` in it; returns it and the host pid of ``sleep``."""
+        spec = sandbox.boot_spec("exec", uid=uid, with_nproc=with_nproc, argv=["sleep", "infinity"])
+        command = sandbox.command(
+            spec,
+            data_dir=data_dir,
+            run_dir=run_dir,
+            hide=self._hidden(data_dir, run_dir),
+            egress=self.egress,
+            env=env,
+        )
+        holder = await asyncio.create_subprocess_exec(
+            *command.argv,
+            cwd=str(command.cwd),
+            env=command.env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,
         )
-        theirs.close()
-        reader, self._writer = await asyncio.open_unix_connection(sock=ours)
-        self._reader_task = asyncio.ensure_future(self._read(reader))
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        while True:
-            line = await reader.readline()
-            if not line:
-                break
-            message = json.loads(line)
-            if "exited" in message:
-                child = self._children.pop(int(message["exited"]), None)
-                if child is not None:
-                    child._exited(int(message["status"]))
-            elif "id" in message:
-                future = self._waiting.pop(int(message["id"]), None)
-                if future is not None and not future.done():
-                    future.set_result(message)
-        for child in self._children.values():
-            child._exited(-signal.SIGKILL)  # the template died and took its kernels along
-        self._children.clear()
-
-    async def launch(self, *, data_dir: Path, run_dir: Path, uid: int | None) -> LaunchedKernel:
-        """Fork a kernel for ``data_dir`` (``uid`` is ignored: there is no sandbox)."""
-        if self._writer is None:
-            raise RuntimeError("TemplateKernelLauncher.start() has not been called")
-        await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
-        _, info = write_connection_file(
-            str(run_dir / "kernel.json"),
-            transport="ipc",
-            ip=str(run_dir / "k"),
-            key=secrets.token_hex(32).encode(),
-        )
-        self._next_id += 1
-        request_id = self._next_id
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = future
-        request = {
-            "id": request_id,
-            "connection_file": str(run_dir / "kernel.json"),
-            "data_dir": str(data_dir),
-            "env": kernel_environment(data_dir=str(data_dir), run_dir=str(run_dir)),
-            "limits": self.limits.rlimits(with_nproc=os.geteuid() != 0),
-            "startup": str(Path(__file__).with_name("_kernel_startup.py")),
-        }
-        self._writer.write((json.dumps(request) + "\n").encode())
-        await self._writer.drain()
-        reply = await asyncio.wait_for(future, timeout=30)
-        if "error" in reply:
-            raise OSError(f"the template could not fork a kernel: {reply['error']}")
-        child = TemplateChild(int(reply["pid"]))
-        self._children[child.pid] = child
-        return LaunchedKernel(
-            process=child,
-            connection_info=dict(info),
-            run_dir=run_dir,
-            cgroup=None,
-            started_at=time.monotonic(),
-        )
+        try:
+            deadline = time.monotonic() + _HOLDER_SECONDS
+            delay = 0.002
+            while True:
+                found = await asyncio.to_thread(_find_sleep, holder.pid)
+                if found is not None:
+                    return holder, found
+                if holder.returncode is not None:
+                    raise KernelStartError(f"the sandbox exited at once (status {holder.returncode})")
+                if time.monotonic() > deadline:
+                    raise KernelStartError("the sandbox did not start in time")
+                await asyncio.sleep(delay)
+                delay = min(0.02, delay * 2)
+        except BaseException:
+            _kill_holder(holder)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(holder.wait(), 10)
+            raise
 
     async def close(self) -> None:
-        """Stop the template; its kernels die with it."""
-        for child in list(self._children.values()):
+        """Kill every kernel and sandbox, stop the template, remove its directory. Idempotent."""
+        self._closed = True
+        for child in list(self._all_children):
             child.kill()
+        await self._stop_template()
+        for child in list(self._all_children):
+            child._exited(-signal.SIGKILL)
+            if child.holder is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(child.holder.wait(), 10)
+        self._all_children.clear()
+        if self._private is not None:
+            await asyncio.to_thread(shutil.rmtree, self._private, True)
+            self._private = None
+
+    async def _stop_template(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        if self._process is not None and self._process.returncode is None:
+            self._writer = None
+        process = self._process
+        if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, signal.SIGKILL)
-            await self._process.wait()
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        if process is not None:
+            await process.wait()
         if self._reader_task is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self._reader_task, timeout=5)
+            self._reader_task = None
+        self._process = None
+        self._ready = None
+
+
+def _find_sleep(root: int) -> int | None:
+    """The host pid of the ``sleep`` process under ``root`` (the holder's workload), if running."""
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as children:
+                kids = [int(p) for p in children.read().split()]
+        except (OSError, ValueError):
+            continue
+        for kid in kids:
+            try:
+                with open(f"/proc/{kid}/comm") as comm:
+                    if comm.read().strip() == "sleep":
+                        return kid
+            except OSError:
+                continue
+            todo.append(kid)
+    return None

@@ -598,3 +598,58 @@ async def test_upload_without_a_file_part_or_not_multipart_is_400(
     )
     assert bad_name.status == 400
     assert bad_name.error["target"] == "filename"
+
+
+async def test_uploads_belong_to_the_session_user_and_calls_walk_no_files(
+    module_pool: LocalSessionPool,
+    module_http: aiohttp.ClientSession,
+    session_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    version = "2025-10-02-preview"
+    endpoint = module_pool.endpoint
+    assert module_pool.manager.isolation == "bwrap"  # the session runs as its own uid
+    await execute(module_http, endpoint, version, session_id, "1")
+    session = module_pool.manager.get(session_id)
+    assert session is not None
+    for path in (None, "sub/dir"):
+        params = {"path": path} if path else {}
+        reply = await call(
+            module_http,
+            "POST",
+            f"{endpoint}/files",
+            version=version,
+            identifier=session_id,
+            params=params,
+            data=form("up.txt", b"from the server\n"),
+        )
+        assert reply.status == 200, reply.body
+    owner = os.stat(session.data_dir).st_uid
+    for rel in ("up.txt", "sub", "sub/dir", "sub/dir/up.txt"):
+        assert os.lstat(session.data_dir / rel).st_uid == owner, rel
+    walked: list[str] = []
+    real_walk = os.walk
+
+    def spy(top: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(top).startswith(str(session.data_dir)):
+            walked.append(str(top))
+        return real_walk(top, *args, **kwargs)
+
+    monkeypatch.setattr(os, "walk", spy)
+    code = (
+        "import os\n"
+        "with open('up.txt', 'a') as f:\n    f.write('from the session\\n')\n"
+        "text = open('up.txt').read()\n"
+        "os.remove('sub/dir/up.txt')\n"
+        "open('sub/dir/new.txt', 'w').write('x')\n"
+        "text"
+    )
+    reply = await execute(module_http, endpoint, version, session_id, code)
+    body = reply.json()
+    assert body["status"] == "Succeeded", body
+    assert body["result"]["executionResult"] == "from the server\nfrom the session\n"
+    assert not (session.data_dir / "sub/dir/up.txt").exists()
+    assert (session.data_dir / "sub/dir/new.txt").read_text() == "x"
+    assert walked == []  # no per-call ownership walk over /mnt/data

@@ -35,7 +35,6 @@ from .kernel import (
     KernelStartError,
     OutputBuffer,
     PlainKernelLauncher,
-    chown_tree,
     client_context,
     kernel_environment,
 )
@@ -154,6 +153,15 @@ class Session:
         return self.last_accessed_at + timedelta(seconds=self._manager.cooldown_period_seconds)
 
     @property
+    def uid(self) -> int | None:
+        """The host uid session code runs as (``None`` when the sandbox does not switch users).
+
+        Files the server writes into :attr:`data_dir` must belong to it (uploads do: they take
+        the owner of the data directory); nothing walks the directory to fix ownership later.
+        """
+        return self._slot.uid
+
+    @property
     def busy(self) -> bool:
         """Whether a call is running or waiting on this session."""
         return self._lock.locked()
@@ -191,7 +199,6 @@ class Session:
         except KernelStartError as exc:
             return _no_kernel_output(f"A kernel could not be started for this session: {exc}")
         timeout = max(0.0, min(timeout, self._manager.max_execution_seconds))
-        await self._manager._adopt_files(self._slot)
         max_output_chars = max(0, min(max_output_chars, MAX_OUTPUT_CHARS))
         output = await kernel.execute(code, timeout=timeout, max_output_chars=max_output_chars)
         if output.outcome in (Outcome.TIMED_OUT_RESTARTED, Outcome.KERNEL_DIED):
@@ -245,7 +252,6 @@ class Session:
                         exit_code=-1, stderr="The session was deleted while this call waited.\n"
                     )
                 timeout = max(0.0, min(timeout, self._manager.max_execution_seconds))
-                await self._manager._adopt_files(self._slot)
                 cap = max(0, min(max_output_chars, MAX_OUTPUT_CHARS))
                 return await self._manager._run_shell(self._slot, command, timeout, cap)
             finally:
@@ -518,11 +524,6 @@ class SessionManager:
             self._uid_counter += 1
             os.chown(data_dir, uid, uid)
         return _Slot(slot_id=slot_id, home=home, data_dir=data_dir, uid=uid)
-
-    async def _adopt_files(self, slot: _Slot) -> None:
-        """Hand files the server wrote (uploads) to the session's uid, so its code may change them."""
-        if slot.uid is not None:
-            await asyncio.to_thread(chown_tree, slot.data_dir, slot.uid)
 
     def _take_ready_slot(self) -> _Slot | None:
         while self._ready:

@@ -627,7 +627,8 @@ async def test_uploads_belong_to_the_session_user_and_calls_walk_no_files(
         )
         assert reply.status == 200, reply.body
     owner = session.uid
-    assert owner is not None and owner != os.getuid()
+    assert owner is not None
+    assert owner != os.getuid()
     for rel in ("up.txt", "sub", "sub/dir", "sub/dir/up.txt"):
         assert os.lstat(session.data_dir / rel).st_uid == owner, rel
     walked: list[str] = []

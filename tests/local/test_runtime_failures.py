@@ -146,7 +146,15 @@ BYPASSING_THE_OUTPUT_CAP = {
         "k.session.send(k.iopub_socket, 'stream', {'name': 'stdout', 'text': 'x' * 150_000_000},"
         " parent=k.get_parent('shell'))\n'done'"
     ),
+    "a message sent on the shell channel directly": (
+        "k = get_ipython().kernel\n"
+        "ident = k._shell_parent_ident\n"
+        "ident = ident.get() if hasattr(ident, 'get') else ident\n"
+        "k.session.send(k.shell_stream, 'execute_reply', {'x': 'x' * 150_000_000},"
+        " parent=k.get_parent('shell'), ident=ident)\n'done'"
+    ),
 }
+PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
 @pytest.mark.parametrize("how", list(BYPASSING_THE_OUTPUT_CAP))
@@ -166,9 +174,15 @@ async def test_an_oversized_kernel_message_is_refused_and_the_call_fails_clearly
     assert out.error_name == "MessageTooLarge"
     assert len(out.stdout) <= 10_000
     assert not out.state_lost
-    after = await run(session, "print('ok')\nbefore + 1")
+    # The kernel and its state survive, and both channels work again (images come on iopub only).
+    after = await run(
+        session,
+        "from IPython.display import Image, display\nimport base64\n"
+        f"display(Image(data=base64.b64decode('{PIXEL_PNG}')))\nprint('ok')\nbefore + 1",
+    )
     assert after.outcome is Outcome.SUCCEEDED, after
-    assert (after.stdout, after.result) == ("ok\n", 2)
+    assert (after.stdout, after.result, len(after.images)) == ("ok\n", 2, 1)
+    assert not after.state_lost
 
 
 async def test_a_huge_last_value_is_still_a_result_not_an_oversized_message(manager: SessionManager) -> None:

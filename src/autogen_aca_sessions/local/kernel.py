@@ -465,6 +465,7 @@ class Kernel:
         await _drain_monitor(self._shell_monitor)
         iopub_dropped = False
         shell_dropped_at: float | None = None
+        channel_lost = False
 
         while True:
             now = time.monotonic()
@@ -475,25 +476,24 @@ class Kernel:
                 break
             if idle_at is not None and now - idle_at > _REPLY_AFTER_IDLE_SECONDS:
                 break
-            if shell_dropped_at is not None and reply is None and self.alive:
-                if idle_at is not None:
-                    break  # the cell ended; its reply was what zmq refused
-                if now - shell_dropped_at > _REPLY_AFTER_IDLE_SECONDS:
-                    # The kernel sends on its shell channel what no cell ends with: it cannot
-                    # be trusted to answer again.
-                    await self.kill()
-                    message = (
-                        "The kernel sent a message larger than the pool accepts "
-                        f"({MAX_KERNEL_MESSAGE_BYTES // 2**20} MiB) on its shell channel; it was "
-                        "restarted and the session's state (variables, imports) is lost."
-                    )
-                    return finish(
-                        Outcome.KERNEL_DIED,
-                        state_lost=True,
-                        message=message,
-                        error_name="MessageTooLarge",
-                        error_value=message,
-                    )
+            if shell_dropped_at is not None and reply is None and idle_at is not None:
+                break  # the cell ended; its reply may have been what zmq refused
+            if channel_lost:
+                # Without a channel the kernel cannot be told or heard: replace it.
+                await self.kill()
+                message = (
+                    "The kernel sent a message larger than the pool accepts "
+                    f"({MAX_KERNEL_MESSAGE_BYTES // 2**20} MiB) and its channel could not be "
+                    "connected again; it was restarted and the session's state (variables, "
+                    "imports) is lost."
+                )
+                return finish(
+                    Outcome.KERNEL_DIED,
+                    state_lost=True,
+                    message=message,
+                    error_name="MessageTooLarge",
+                    error_value=message,
+                )
             if not self.alive:
                 await self._drain_into(msg_id, stdout, stderr, images)
                 return finish(
@@ -528,10 +528,12 @@ class Kernel:
             next_check = interrupt_deadline if interrupt_deadline is not None else deadline
             wait = max(0.0, min(_POLL_SECONDS, next_check - now))
             events = dict(await poller.poll(timeout=int(wait * 1000) + 1))
-            if self._iopub_monitor in events and await _drain_monitor(self._iopub_monitor):
+            if self._iopub_monitor in events and await _drain_monitor(self._iopub_monitor) and self.alive:
                 iopub_dropped = True
-            if self._shell_monitor in events and await _drain_monitor(self._shell_monitor):
+                channel_lost = not self._reconnect("iopub") or channel_lost
+            if self._shell_monitor in events and await _drain_monitor(self._shell_monitor) and self.alive:
                 shell_dropped_at = shell_dropped_at or time.monotonic()
+                channel_lost = not self._reconnect("shell") or channel_lost
             if shell_socket in events:
                 with contextlib.suppress(Exception):
                     msg = await self.client.shell_channel.get_msg(timeout=0)
@@ -656,6 +658,23 @@ class Kernel:
             f"The kernel {how}{hint} while running this code; the session's state "
             "(variables, imports) is lost and a new kernel serves the next call."
         )
+
+    def _reconnect(self, name: str) -> bool:
+        """Connect a channel again after zmq dropped its connection for an oversized message.
+
+        zmq treats that as a protocol error and never reconnects by itself; the kernel (and
+        the session's state) are fine, so a new connection is all the channel needs.
+        """
+        socket = self.client.iopub_channel.socket if name == "iopub" else self.client.shell_channel.socket
+        url = self.client._make_url(name)
+        with contextlib.suppress(zmq.ZMQError):
+            socket.disconnect(url)
+        try:
+            socket.connect(url)
+        except zmq.ZMQError as exc:
+            logger.warning("could not connect a kernel's %s channel again: %s", name, exc)
+            return False
+        return True
 
     def _close_client(self) -> None:
         for channel, monitor in (

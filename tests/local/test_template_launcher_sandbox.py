@@ -25,7 +25,9 @@ from autogen_aca_sessions.local.sessions import Session, SessionManager
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(240)]
 
-LIMITS = ResourceLimits(memory_bytes=3 * 1024**3, max_processes=64, file_size_bytes=8 * 1024**2, open_files=300)
+LIMITS = ResourceLimits(
+    memory_bytes=3 * 1024**3, max_processes=64, file_size_bytes=8 * 1024**2, open_files=300
+)
 SECRET_ENV = "ACA_TEMPLATE_TEST_SECRET"
 
 
@@ -42,12 +44,19 @@ def listener() -> Iterator[int]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[TemplateKernelLauncher, SessionManager]]:
+async def pool(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[TemplateKernelLauncher, SessionManager]]:
     os.environ[SECRET_ENV] = "do-not-leak"
     root = tmp_path_factory.mktemp("template-sandbox") / "pool"
     launcher = TemplateKernelLauncher(sandbox="bwrap", limits=LIMITS, hide_paths=[root])
     manager = SessionManager(
-        root=root, sandbox="bwrap", limits=LIMITS, ready_sessions=1, max_execution_seconds=60, launcher=launcher
+        root=root,
+        sandbox="bwrap",
+        limits=LIMITS,
+        ready_sessions=1,
+        max_execution_seconds=60,
+        launcher=launcher,
     )
     await launcher.start()
     await manager.start()
@@ -84,7 +93,9 @@ async def test_the_kernel_is_forked_from_the_template_with_the_data_stack_alread
     launcher, manager = pool
     session = await manager.get_or_create("stack")
     # Nothing imported yet by this session: the modules come from the template.
-    loaded = await value(session, "import sys\n[m in sys.modules for m in ('numpy', 'pandas', 'matplotlib.pyplot')]")
+    loaded = await value(
+        session, "import sys\n[m in sys.modules for m in ('numpy', 'pandas', 'matplotlib.pyplot')]"
+    )
     assert loaded == [True, True, True]
     assert psutil.Process(child_of(session).pid).ppid() == launcher.template_pid
     await value(session, "import numpy as np, pandas as pd\nframe = pd.DataFrame({'a': np.arange(4)})")
@@ -93,7 +104,8 @@ async def test_the_kernel_is_forked_from_the_template_with_the_data_stack_alread
         "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()", timeout=60, max_output_chars=1000
     )
     assert out.outcome is Outcome.SUCCEEDED, out.stderr
-    assert len(out.images) == 1 and out.images[0].data.startswith(b"\x89PNG")
+    assert len(out.images) == 1
+    assert out.images[0].data.startswith(b"\x89PNG")
 
 
 async def test_each_session_sees_only_its_own_data_directory(manager: SessionManager) -> None:
@@ -101,14 +113,20 @@ async def test_each_session_sees_only_its_own_data_directory(manager: SessionMan
     b = await manager.get_or_create("data-b")
     await value(a, "open('/mnt/data/mine-a.txt', 'w').write('a')")
     await value(b, "open('mine-b.txt', 'w').write('b')")
-    assert await value(a, "import os\n[os.getcwd(), sorted(os.listdir('/mnt/data'))]") == ["/mnt/data", ["mine-a.txt"]]
+    assert await value(a, "import os\n[os.getcwd(), sorted(os.listdir('/mnt/data'))]") == [
+        "/mnt/data",
+        ["mine-a.txt"],
+    ]
     assert await value(b, "import os\nsorted(os.listdir('/mnt/data'))") == ["mine-b.txt"]
     assert (a.data_dir / "mine-a.txt").read_text() == "a"
     # The other session's directory is not there even by its host path; the pool root is hidden.
     root = str(manager.root)
-    probe = f"import os\n[os.path.exists({str(a.data_dir)!r}), os.path.isdir({root!r}) and os.listdir({root!r})]"
+    probe = (
+        f"import os\n[os.path.exists({str(a.data_dir)!r}), os.path.isdir({root!r}) and os.listdir({root!r})]"
+    )
     seen, listing = await value(b, probe)
-    assert seen is False and not listing
+    assert seen is False
+    assert not listing
 
 
 async def test_no_network_without_egress(manager: SessionManager, listener: int) -> None:
@@ -129,11 +147,14 @@ async def test_no_network_without_egress(manager: SessionManager, listener: int)
 
 async def test_own_pid_namespace_hides_host_processes(manager: SessionManager) -> None:
     session = await manager.get_or_create("pids")
-    seen = await value(session, "import os\n[os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit())]")
+    seen = await value(
+        session, "import os\n[os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit())]"
+    )
     kernel_pid, visible = seen
     assert kernel_pid != child_of(session).pid  # the host pid is not the one it sees
     assert os.getpid() not in visible or os.getpid() < 10
-    assert max(visible) < 50 and len(visible) <= 6
+    assert max(visible) < 50
+    assert len(visible) <= 6
     assert await value(session, "import socket\nsocket.gethostname()") == "sandbox"
 
 
@@ -154,14 +175,20 @@ async def test_runs_as_the_session_uid_without_any_capability(manager: SessionMa
     assert psutil.Process(child_of(session).pid).uids().real == uid
     # Root's files stay closed, and setuid cannot be regained.
     assert await value(session, "import os\nos.access('/etc/shadow', os.R_OK)") is False
-    assert await value(session, "import os\ntry:\n    os.setuid(0); r = 'root'\nexcept OSError as e:\n    r = e.errno\nr") != "root"
+    assert (
+        await value(
+            session, "import os\ntry:\n    os.setuid(0); r = 'root'\nexcept OSError as e:\n    r = e.errno\nr"
+        )
+        != "root"
+    )
 
 
 async def test_resource_limits_and_read_only_system(manager: SessionManager) -> None:
     session = await manager.get_or_create("limits")
     limits = await value(
         session,
-        "import resource as r\n[r.getrlimit(x)[0] for x in (r.RLIMIT_AS, r.RLIMIT_FSIZE, r.RLIMIT_NOFILE, r.RLIMIT_CORE)]",
+        "import resource as r\n"
+        "[r.getrlimit(x)[0] for x in (r.RLIMIT_AS, r.RLIMIT_FSIZE, r.RLIMIT_NOFILE, r.RLIMIT_CORE)]",
     )
     assert limits == [LIMITS.memory_bytes, LIMITS.file_size_bytes, LIMITS.open_files, 0]
     written = await value(
@@ -170,35 +197,44 @@ async def test_resource_limits_and_read_only_system(manager: SessionManager) -> 
         "    try:\n        open(p, 'w').close(); r.append('ok')\n"
         "    except OSError as e:\n        r.append(e.errno)\nr",
     )
-    assert written[:2] != ["ok", "ok"] and "ok" not in written[:2]
+    assert written[:2] != ["ok", "ok"]
+    assert "ok" not in written[:2]
     assert written[2] == "ok"
     assert await value(session, f"import os\nrepr(os.environ.get({SECRET_ENV!r}))") == "None"
     # The initial environment block is the template's (inherited by fork): it must hold no secret.
-    assert b"do-not-leak" not in Path(f"/proc/{child_of(session).pid}/environ").read_bytes()
+    environ = await asyncio.to_thread(Path(f"/proc/{child_of(session).pid}/environ").read_bytes)
+    assert b"do-not-leak" not in environ
     out = await session.execute("x = bytearray(4 * 1024**3)", timeout=60, max_output_chars=1000)
-    assert out.outcome is Outcome.FAILED and out.error_name == "MemoryError"
+    assert out.outcome is Outcome.FAILED
+    assert out.error_name == "MemoryError"
 
 
 async def test_timeout_interrupts_the_cell_and_keeps_state(manager: SessionManager) -> None:
     session = await manager.get_or_create("timeout")
     await value(session, "kept = 41")
-    out = await session.execute("import time\nwhile True:\n    time.sleep(0.05)", timeout=1, max_output_chars=1000)
+    out = await session.execute(
+        "import time\nwhile True:\n    time.sleep(0.05)", timeout=1, max_output_chars=1000
+    )
     assert out.outcome is Outcome.TIMED_OUT_INTERRUPTED, out.stderr
     assert not out.state_lost
     assert await value(session, "kept + 1") == 42
 
 
-async def test_exit_is_seen_on_the_kernel_pid_and_the_next_call_gets_a_new_kernel(manager: SessionManager) -> None:
+async def test_exit_is_seen_on_the_kernel_pid_and_the_next_call_gets_a_new_kernel(
+    manager: SessionManager,
+) -> None:
     session = await manager.get_or_create("exit")
     await value(session, "state = 1")
     first = child_of(session)
     holder = first.holder
     assert holder is not None
     out = await session.execute("import os\nos._exit(7)", timeout=60, max_output_chars=1000)
-    assert out.outcome is Outcome.KERNEL_DIED and out.state_lost
+    assert out.outcome is Outcome.KERNEL_DIED
+    assert out.state_lost
     assert "status 7" in (out.message or "")
     again = await session.execute("'state' in globals()", timeout=60, max_output_chars=100)
-    assert again.outcome is Outcome.SUCCEEDED and again.result is False
+    assert again.outcome is Outcome.SUCCEEDED
+    assert again.result is False
     # The dead kernel's sandbox went with it.
     await asyncio.wait_for(holder.wait(), 10)
     assert not psutil.pid_exists(first.pid) or psutil.Process(first.pid).status() == psutil.STATUS_ZOMBIE
@@ -211,19 +247,23 @@ async def test_a_kernel_killed_from_outside_is_reported_with_its_signal(manager:
     os.kill(child.pid, signal.SIGKILL)
     assert await asyncio.wait_for(child.wait(), 10) == -signal.SIGKILL
     out = await session.execute("1 + 1", timeout=60, max_output_chars=100)
-    assert out.outcome is Outcome.SUCCEEDED and out.result == 2 and out.state_lost
+    assert out.outcome is Outcome.SUCCEEDED
+    assert out.result == 2
+    assert out.state_lost
 
 
 async def test_egress_pool_reaches_the_host_network(tmp_path: Path, listener: int) -> None:
     # The counterpart of test_no_network_without_egress: the same probe connects with egress.
     root = tmp_path / "egress"
-    async with TemplateKernelLauncher(sandbox="bwrap", egress=True, hide_paths=[root]) as launcher:
-        async with SessionManager(
-            root=root, sandbox="bwrap", egress=True, ready_sessions=0, launcher=launcher
-        ) as manager:
-            session = await manager.get_or_create("egress")
-            code = f"import socket\nsocket.create_connection(('127.0.0.1', {listener}), timeout=5).close()\n'connected'"
-            assert await value(session, code) == "connected"
+    launcher = TemplateKernelLauncher(sandbox="bwrap", egress=True, hide_paths=[root])
+    manager = SessionManager(root=root, sandbox="bwrap", egress=True, ready_sessions=0, launcher=launcher)
+    async with launcher, manager:
+        session = await manager.get_or_create("egress")
+        code = (
+            f"import socket\nsocket.create_connection(('127.0.0.1', {listener}), timeout=5).close()\n"
+            "'connected'"
+        )
+        assert await value(session, code) == "connected"
 
 
 async def test_close_leaves_no_process_no_directory_and_no_cgroup(tmp_path: Path) -> None:
@@ -234,7 +274,8 @@ async def test_close_leaves_no_process_no_directory_and_no_cgroup(tmp_path: Path
     await manager.start()
     template_pid = launcher.template_pid
     private = launcher._private
-    assert template_pid is not None and private is not None
+    assert template_pid is not None
+    assert private is not None
     pids: set[int] = {template_pid}
     groups: list[Path] = []
     try:
@@ -247,7 +288,8 @@ async def test_close_leaves_no_process_no_directory_and_no_cgroup(tmp_path: Path
             pids.update(p.pid for p in psutil.Process(child.holder.pid).children(recursive=True))
             pids.add(child.holder.pid)
             kernel = session._slot.kernel
-            assert kernel is not None and kernel.launched.cgroup is not None
+            assert kernel is not None
+            assert kernel.launched.cgroup is not None
             groups.append(kernel.launched.cgroup)
         run_base = session._slot.kernel.launched.run_dir.parent  # type: ignore[union-attr]
     finally:
@@ -255,5 +297,7 @@ async def test_close_leaves_no_process_no_directory_and_no_cgroup(tmp_path: Path
         await launcher.close()
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert alive == []
-    assert not root.exists() and not private.exists() and not run_base.exists()
+    assert not root.exists()
+    assert not private.exists()
+    assert not run_base.exists()
     assert [g for g in groups if g.exists()] == []

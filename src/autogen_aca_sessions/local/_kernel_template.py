@@ -171,7 +171,7 @@ def _prepare_app(startup: str) -> None:
     ipykernel.debugger._is_debugpy_available = False
     app: Any = IPKernelApp.instance(config=_kernel_config(startup))
     # The part of IPKernelApp.initialize that opens nothing; the rest runs in each child.
-    BaseIPythonApplication.initialize(app, [])
+    BaseIPythonApplication.initialize(app, [])  # type: ignore[no-untyped-call]
     shell: Any = ZMQInteractiveShell.instance(
         parent=app, profile_dir=app.profile_dir, compiler_class=XCachingCompiler
     )
@@ -309,12 +309,14 @@ class _NoModuleList:
             def __getattr__(self, name: str) -> Any:
                 return getattr(real, name)
 
-        ipykernel.ipkernel.sys = _Sys()  # type: ignore[assignment]
+        module: Any = ipykernel.ipkernel
+        module.sys = _Sys()
 
     def __exit__(self, *exc: object) -> None:
         import ipykernel.ipkernel
 
-        ipykernel.ipkernel.sys = sys
+        module: Any = ipykernel.ipkernel
+        module.sys = sys
 
 
 def _run_prepared_kernel(connection_file: str) -> None:

@@ -313,7 +313,9 @@ class TemplateKernelLauncher:
         cgroup = None
         if sandbox.cgroup is not None and sandbox.limits.max_processes is not None:
             try:
-                cgroup = sandbox.cgroup.create(f"t{run_dir.name}{uuid.uuid4().hex[:4]}", sandbox.limits.max_processes)
+                cgroup = sandbox.cgroup.create(
+                    f"t{run_dir.name}{uuid.uuid4().hex[:4]}", sandbox.limits.max_processes
+                )
             except OSError as exc:
                 logger.warning("could not make a pids cgroup for a kernel: %s", exc)
         with_nproc = cgroup is None or sandbox.drops_privileges

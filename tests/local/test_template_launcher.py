@@ -1,0 +1,145 @@
+"""The fork-template kernel launcher without a sandbox, and through the real pool (both modes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+
+from autogen_aca_sessions.local._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
+from autogen_aca_sessions.local.outcome import Outcome
+from autogen_aca_sessions.local.sessions import Session, SessionManager
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def child_of(session: Session) -> TemplateChild:
+    kernel = session._slot.kernel
+    assert kernel is not None
+    process = kernel.launched.process
+    assert isinstance(process, TemplateChild)
+    return process
+
+
+def living(pids: set[int]) -> list[int]:
+    found = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                found.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+async def test_unsandboxed_kernels_run_code_keep_state_show_images_and_recover(tmp_path: Path) -> None:
+    root = tmp_path / "pool"
+    launcher = TemplateKernelLauncher(sandbox="none")
+    pids: set[int] = set()
+    async with launcher, SessionManager(root=root, sandbox="none", ready_sessions=0, launcher=launcher) as m:
+        assert launcher.template_pid is not None
+        pids.add(launcher.template_pid)
+        a = await m.get_or_create("a")
+        b = await m.get_or_create("b")
+        out = await a.execute(
+            "import os, sys\nx = 1\n"
+            "[[m in sys.modules for m in ('numpy', 'pandas', 'matplotlib.pyplot')], os.getcwd()]",
+            timeout=60,
+            max_output_chars=1000,
+        )
+        assert out.result == [[True, True, True], str(a.data_dir)], out.stderr
+        assert (await b.execute("'x' in globals()", timeout=60, max_output_chars=100)).result is False
+        assert (await a.execute("x + 1", timeout=60, max_output_chars=100)).result == 2
+        image = await a.execute(
+            "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n0", timeout=60, max_output_chars=100
+        )
+        assert len(image.images) == 1, image.stderr
+        assert psutil.Process(child_of(a).pid).ppid() == launcher.template_pid
+        pids.update({child_of(a).pid, child_of(b).pid})
+
+        timed = await a.execute(
+            "import time\nwhile True:\n    time.sleep(0.05)", timeout=1, max_output_chars=100
+        )
+        assert timed.outcome is Outcome.TIMED_OUT_INTERRUPTED, timed.stderr
+        assert (await a.execute("x", timeout=60, max_output_chars=100)).result == 1
+
+        crash = await a.execute("import os\nos._exit(7)", timeout=60, max_output_chars=100)
+        assert crash.outcome is Outcome.KERNEL_DIED
+        assert "status 7" in (crash.message or "")
+        after = await a.execute("'x' in globals()", timeout=60, max_output_chars=100)
+        assert after.outcome is Outcome.SUCCEEDED
+        assert after.result is False
+        pids.add(child_of(a).pid)
+
+        killed = child_of(b)
+        os.kill(killed.pid, signal.SIGKILL)
+        assert await asyncio.wait_for(killed.wait(), 10) == -signal.SIGKILL
+        again = await b.execute("1 + 1", timeout=60, max_output_chars=100)
+        assert again.result == 2
+        assert again.state_lost
+        pids.add(child_of(b).pid)
+        private = launcher._private
+        assert private is not None
+    assert living(pids) == []
+    assert not root.exists()
+    assert not private.exists()
+
+
+async def test_a_dead_template_takes_its_kernels_down_and_the_next_launch_starts_a_new_one(
+    tmp_path: Path,
+) -> None:
+    async with (
+        TemplateKernelLauncher(sandbox="none") as launcher,
+        SessionManager(root=tmp_path / "pool", sandbox="none", ready_sessions=0, launcher=launcher) as m,
+    ):
+        session = await m.get_or_create("s")
+        assert (await session.execute("1", timeout=60, max_output_chars=10)).result == 1
+        first_template = launcher.template_pid
+        kernel = child_of(session)
+        assert first_template is not None
+        os.kill(first_template, signal.SIGKILL)
+        assert await asyncio.wait_for(kernel.wait(), 10) == -signal.SIGKILL
+        # The session sees its kernel dead before the call and runs it on a new one.
+        again = await session.execute("3", timeout=60, max_output_chars=10)
+        assert again.result == 3, again.stderr
+        assert again.state_lost
+        assert launcher.template_pid not in (None, first_template)
+        await asyncio.sleep(0.2)
+        assert living({kernel.pid}) == []
+
+
+@pytest.mark.parametrize("sandbox", ["bwrap", "none"])
+async def test_the_pool_serves_forked_kernels_when_asked(tmp_path: Path, sandbox: str) -> None:
+    from autogen_aca_sessions import LocalSessionPool
+    from autogen_aca_sessions.client import SessionsClient
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    pool = LocalSessionPool(
+        sandbox=sandbox, kernel_launcher="fork", ready_sessions=1, root_dir=tmp_path / "root"
+    )
+    async with pool:
+        manager = pool.manager
+        assert isinstance(manager, SessionManager)
+        async with SessionsClient(pool.endpoint, pool.async_credential) as client:
+            first = await client.execute(
+                "one", "import os, sys\nv = 5\n['pandas' in sys.modules, os.getcwd()]"
+            )
+            assert first.succeeded, first.stderr
+            expected_cwd = "/mnt/data" if sandbox == "bwrap" else None
+            assert first.result[0] is True
+            if expected_cwd is not None:
+                assert first.result[1] == expected_cwd
+            second = await client.execute("one", "v * 2")
+            assert second.result == 10
+        session = manager.get("one")
+        assert session is not None
+        child = child_of(session)
+        assert (child.holder is not None) == (sandbox == "bwrap")
+    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert living(left) == []
+    assert living({child.pid}) == []
+    assert not (tmp_path / "root" / "sessions").exists()

@@ -181,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument(
+        "--kernel-launcher",
+        choices=["plain", "fork"],
+        default="plain",
+        help=(
+            "plain: a fresh interpreter per kernel; fork: kernels forked from a template that "
+            "imported numpy/pandas/matplotlib once (same sandbox, far less memory) (default: plain)"
+        ),
+    )
+    serve.add_argument(
         "--tls", action="store_true", help="serve https (a self-signed certificate unless given)"
     )
     serve.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate for --tls")
@@ -317,6 +326,8 @@ def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
         "sandbox": args.sandbox,
         "allow_remote": args.allow_remote,
     }
+    if args.kernel_launcher != "plain":
+        options["kernel_launcher"] = args.kernel_launcher
     optional = {
         "max_concurrent_sessions": args.max_concurrent_sessions,
         "ready_sessions": args.ready_sessions,

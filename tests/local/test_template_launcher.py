@@ -16,6 +16,8 @@ from autogen_aca_sessions.local.sessions import Session, SessionManager
 
 pytestmark = pytest.mark.timeout(240)
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def child_of(session: Session) -> TemplateChild:
     kernel = session._slot.kernel
@@ -143,3 +145,49 @@ async def test_the_pool_serves_forked_kernels_when_asked(tmp_path: Path, sandbox
     assert living(left) == []
     assert living({child.pid}) == []
     assert not (tmp_path / "root" / "sessions").exists()
+
+
+async def test_cli_serve_kernel_launcher_fork_serves_forked_kernels_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    import re
+    import shlex
+    import sys
+
+    from autogen_aca_sessions.client import SessionsClient
+
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    argv = [sys.executable, "-m", "autogen_aca_sessions.cli", "serve", "--port", "0"]
+    argv += ["--sandbox", "bwrap", "--kernel-launcher", "fork", "--ready-sessions", "1"]
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=str(tmp_path),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    found: dict[str, str] = {}
+    descendants: set[int] = set()
+    try:
+        while len(found) < 2:
+            line = (await asyncio.wait_for(process.stdout.readline(), 120)).decode()
+            assert line, "serve exited before printing its endpoint"
+            exported = re.match(r"\s*export (ACA_POOL_MANAGEMENT_ENDPOINT|ACA_SESSIONS_API_KEY)=(.+)$", line)
+            if exported:
+                found[exported.group(1)] = shlex.split(exported.group(2))[0]
+        endpoint, key = found["ACA_POOL_MANAGEMENT_ENDPOINT"], found["ACA_SESSIONS_API_KEY"]
+        async with SessionsClient(endpoint, key) as client:
+            result = await client.execute("cli", "import os\n[os.getcwd(), os.getuid() != 0]")
+            assert result.succeeded, result.stderr
+            assert result.result == ["/mnt/data", True]
+        tree = psutil.Process(process.pid).children(recursive=True)
+        descendants = {p.pid for p in tree}
+        commands = [" ".join(p.cmdline()) for p in tree if p.is_running()]
+        assert any("_kernel_template.py" in c for c in commands)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+    await asyncio.sleep(0.2)
+    assert living(descendants) == []

@@ -101,7 +101,7 @@ def _result(limit: int = 1_000_000) -> _JsonText:
 
     from IPython.core.getipython import get_ipython
 
-    ip: Any = get_ipython()  # type: ignore[no-untyped-call]
+    ip: Any = get_ipython()  # type: ignore[no-untyped-call, unused-ignore]  # untyped before IPython 9
     last = ip.last_execution_result
     if last is None or last.info is None:
         return _JsonText('{"kind": "none"}')
@@ -202,7 +202,7 @@ def _cap_displayed_values(ip: Any) -> None:
 def _patch_kernel() -> None:
     from IPython.core.getipython import get_ipython
 
-    ip: Any = get_ipython()  # type: ignore[no-untyped-call]
+    ip: Any = get_ipython()  # type: ignore[no-untyped-call, unused-ignore]  # untyped before IPython 9
     kernel = getattr(ip, "kernel", None)
     if kernel is None:
         return

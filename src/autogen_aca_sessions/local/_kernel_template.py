@@ -11,8 +11,9 @@ What makes the children small, measured with ``benchmarks/prototypes/fork_templa
 the modules a started kernel loads are imported here; the kernel application's
 configuration and its ``InteractiveShell`` are built here (a child only makes its sockets,
 threads and kernel object); the kernel's scan of ``sys.modules`` for the debugger is
-skipped; the free blocks of the small-object heap are filled before ``gc.freeze()`` so that
-a child's allocations land in pages of its own.
+skipped; ``_kernel_startup.py`` runs here once (each kernel only runs its ``_main`` again);
+the free blocks of the small-object heap and the free chunks of the C heap are filled
+before ``gc.freeze()`` so that a child's allocations land in pages of its own.
 
 Sandbox: a request may name ``ns_pid``, a process already inside a session's bwrap sandbox
 (the launcher's holder). The forked child then joins that process's namespaces, forks once
@@ -81,16 +82,19 @@ def _check(result: int, what: str) -> None:
 # -- preparing the template -------------------------------------------------------------
 
 
-def _kernel_config(startup: str) -> Any:
+def _kernel_config(startup: str, *, probe: bool = False) -> Any:
     from traitlets.config import Config
 
     config = Config()
     config.IPKernelApp.quiet = True
-    config.IPKernelApp.exec_lines = [
-        "import runpy as __aca_runpy; "
-        f"__aca_runpy.run_path({startup!r}, run_name='__aca_startup__'); "
-        "del __aca_runpy"
-    ]
+    if probe:
+        # The probe kernel runs the start-up file as a kernel does; forked kernels get it
+        # from the template (see _run_startup_once).
+        config.IPKernelApp.exec_lines = [
+            "import runpy as __aca_runpy; "
+            f"__aca_runpy.run_path({startup!r}, run_name='__aca_startup__'); "
+            "del __aca_runpy"
+        ]
     # No history database: a SQLite connection must not be shared across forks, and
     # nothing reads the history back (the shell's In/Out still work).
     config.HistoryManager.enabled = False
@@ -111,7 +115,7 @@ def _probe_modules(startup: str) -> list[str]:
             from ipykernel.kernelapp import IPKernelApp
 
             where = tempfile.mkdtemp(prefix="aca-probe-")
-            app: Any = IPKernelApp.instance(config=_kernel_config(startup))
+            app: Any = IPKernelApp.instance(config=_kernel_config(startup, probe=True))
             app.initialize(
                 [
                     "-f",
@@ -184,6 +188,30 @@ def _prepare_app(startup: str) -> None:
     shell.user_ns.pop("_aca_f", None)
     shell.last_execution_result = None
     _APP = app
+    _run_startup_once(startup)
+
+
+_STARTUP_MAIN: Any = None
+"""The start-up file's ``_main``, run once more in each kernel once its kernel object exists."""
+
+
+def _run_startup_once(startup: str) -> None:
+    """Run ``_kernel_startup.py`` here, so its code, its hooks on the shell and the matplotlib
+    integration are shared by every kernel instead of being compiled and made in each.
+
+    Its ``_main`` runs again in each kernel (with the kernel's own working directory,
+    streams and kernel object); what it did here to the template's paths is undone.
+    """
+    global _STARTUP_MAIN
+    import runpy
+
+    path, cwd = list(sys.path), os.getcwd()
+    try:
+        namespace = runpy.run_path(startup, run_name="__aca_startup__")
+    finally:
+        sys.path[:] = path
+        os.chdir(cwd)
+    _STARTUP_MAIN = namespace["_main"]
 
 
 def _free_blocks() -> tuple[dict[int, int], int]:
@@ -215,6 +243,54 @@ def _fill_free_blocks() -> None:
         if length >= 2:
             _BALLAST.extend(b"\0" * length for _ in range(count))
     _BALLAST.extend(b"\0" * 31 for _ in range(unused_pools * 256))
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+            "keepcost",
+        )
+    ]  # fmt: skip
+
+
+_MALLOC_BALLAST: list[int] = []
+"""Blocks that fill the free chunks of the template's C heap; never freed."""
+
+
+def _fill_free_chunks() -> None:
+    """Occupy the free chunks of the C heap (objects above pymalloc's 512 bytes live there).
+
+    A child's larger allocations would otherwise be carved out of chunks in pages it shares
+    with the template; with them taken, they come from the top of the heap instead.
+    """
+    try:
+        mallinfo2 = _libc.mallinfo2
+    except AttributeError:
+        return  # glibc older than 2.33
+    mallinfo2.restype = _MallInfo2
+    malloc = _libc.malloc
+    malloc.restype = ctypes.c_void_p
+    malloc.argtypes = [ctypes.c_size_t]
+    free = _libc.free
+    free.argtypes = [ctypes.c_void_p]
+    size = 1 << 16
+    for _ in range(1 << 20):
+        if size < 16:
+            return
+        info = mallinfo2()
+        if info.fordblks - info.keepcost < size:
+            size //= 2
+            continue
+        block = malloc(size)
+        if mallinfo2().keepcost != info.keepcost or not block:
+            # Carved from the top of the heap: no free chunk of this size is left.
+            if block:
+                free(block)
+            size //= 2
+            continue
+        _MALLOC_BALLAST.append(block)
 
 
 # -- the forked child ---------------------------------------------------------------------
@@ -345,6 +421,7 @@ def _run_prepared_kernel(connection_file: str) -> None:
         app.init_gui_pylab()
         app.init_extensions()
         app.init_code()
+    _STARTUP_MAIN()
     app.start()
 
 
@@ -410,6 +487,7 @@ def main() -> None:
     # Filling one size class can open a pool of another: a few passes settle it.
     for _ in range(3):
         _fill_free_blocks()
+    _fill_free_chunks()
     # Objects alive now are never walked by a child's collector, so their pages stay shared.
     gc.freeze()
 

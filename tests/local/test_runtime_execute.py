@@ -133,10 +133,22 @@ async def test_code_runs_in_mnt_data_which_is_the_sessions_data_dir(session: Ses
 
 
 async def test_a_file_the_server_put_in_data_dir_can_be_changed_by_the_code(session: Session) -> None:
-    # The HTTP layer writes uploads as the server's user; the session's code must own them.
-    (session.data_dir / "uploaded.csv").write_text("a,b\n")
-    (session.data_dir / "sub").mkdir()
-    (session.data_dir / "sub" / "inner.txt").write_text("x")
+    # Uploads are written by the server (root) and handed to the session's uid as they are
+    # written; nothing fixes ownership before a call any more.
+    from pathlib import PurePosixPath
+
+    from autogen_aca_sessions.local import files
+
+    async def chunks(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    for rel_dir, name, data in ((".", "uploaded.csv", b"a,b\n"), ("sub", "inner.txt", b"x")):
+        target = await files.open_upload_dir(session.data_dir, PurePosixPath(rel_dir))
+        try:
+            await files.write_upload(target, name, chunks(data), max_bytes=1024)
+        finally:
+            await files.close_upload_dir(target)
+    assert (session.data_dir / "sub").stat().st_uid == session.uid
     out = await run(
         session,
         "open('uploaded.csv', 'a').write('1,2\\n')\n"

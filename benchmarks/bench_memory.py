@@ -4,6 +4,10 @@ Three kinds of kernel, each after ``STACK_IMPORT`` ran in it and it sat idle:
 - a plain ipykernel started by ``jupyter_client`` (the baseline);
 - a session of the local pool (what ships), measured as the whole process tree the pool
   started for it (sandbox wrapper included);
+- a session of the local pool with ``kernel_launcher="fork"`` (the runtime's fork-template
+  launcher, ``local/_kernel_template_launcher.py``), sandboxed and not: the kernel plus, in
+  bwrap mode, its holder sandbox (bwrap, its init, ``sleep``); the template's own memory once;
+  and the new-session latency through the pool with and without a ready kernel;
 - a kernel forked from the template prototype (``prototypes/fork_template.py``), whose pages
   are shared copy-on-write with the template; the template's own memory is reported once.
 USS is what a session really costs (freed when it goes); PSS spreads shared pages over
@@ -46,6 +50,7 @@ from harness import (
     top_level_new,
     total_memory_gib,
     tree_memory,
+    wait_ready,
 )
 
 NAME = "memory"
@@ -158,6 +163,87 @@ async def measure_pool(count: int) -> tuple[list[Memory], str]:
                     )
                 )
     return mems, isolation
+
+
+async def measure_pool_fork(
+    count: int, sandbox: str, ready_samples: int
+) -> tuple[list[Memory], Memory, str, list[float], list[float]]:
+    """Sessions of the local pool with ``kernel_launcher="fork"``: memory of ``count`` idle
+    sessions (kernel + holder sandbox), the template process's own memory, and the time from
+    the first call on a new identifier to its result with no ready kernel (a fork per call)
+    and with one ready (``ready_samples`` samples, the pool refilled before each)."""
+    import psutil
+
+    from autogen_aca_sessions.client import SessionsClient
+
+    mems: list[Memory] = []
+    cold: list[float] = []
+    warm: list[float] = []
+    async with open_pool(
+        ready_sessions=0, max_concurrent_sessions=count + 2, sandbox=sandbox, kernel_launcher="fork"
+    ) as pool:
+        manager = pool.manager
+        isolation = str(manager.isolation)
+        async with SessionsClient(pool.endpoint, pool_credential(pool)) as client:
+            # The template starts on the first launch; it is paid once, not per session.
+            first = await client.execute("fork-warmup", "1", timeout_seconds=300)
+            if not first.succeeded:
+                raise RuntimeError(f"first forked kernel failed: {first.stderr[-500:]}")
+            await manager.delete("fork-warmup")
+            identifiers = []
+            for _ in range(count):
+                identifier = str(uuid.uuid4())
+                started = time.perf_counter()
+                result = await client.execute(identifier, "1 + 1", timeout_seconds=120)
+                cold.append(time.perf_counter() - started)
+                if not result.succeeded or result.result != 2:
+                    raise RuntimeError(f"a forked pool session failed: {result.stderr[-500:]}")
+                result = await client.execute(identifier, STACK_IMPORT, timeout_seconds=120)
+                if not result.succeeded:
+                    raise RuntimeError(
+                        f"stack import failed in a forked pool session: {result.stderr[-500:]}"
+                    )
+                identifiers.append(identifier)
+            await asyncio.sleep(SETTLE_S)
+            for identifier in identifiers:
+                session = manager.get(identifier)
+                kernel = session._slot.kernel if session is not None else None
+                if kernel is None:
+                    raise RuntimeError("a forked session has no kernel")
+                process = kernel.launched.process
+                parts = [tree_memory(process.pid)]
+                holder = getattr(process, "holder", None)
+                if holder is not None:
+                    parts.append(tree_memory(holder.pid))
+                mems.append(
+                    Memory(
+                        uss=sum(p.uss for p in parts),
+                        pss=sum(p.pss for p in parts),
+                        rss=sum(p.rss for p in parts),
+                        processes=sum(p.processes for p in parts),
+                    )
+                )
+            template_pid = manager._launcher.template_pid
+            info = psutil.Process(template_pid).memory_full_info()
+            template = Memory(uss=info.uss / 2**20, pss=info.pss / 2**20, rss=info.rss / 2**20, processes=1)
+    async with (
+        open_pool(
+            ready_sessions=2,
+            max_concurrent_sessions=ready_samples + 4,
+            sandbox=sandbox,
+            kernel_launcher="fork",
+        ) as pool,
+        SessionsClient(pool.endpoint, pool_credential(pool)) as client,
+    ):
+        await wait_ready(pool, 2, limit_s=300)
+        for _ in range(ready_samples):
+            await wait_ready(pool, 2)
+            started = time.perf_counter()
+            result = await client.execute(str(uuid.uuid4()), "1 + 1", timeout_seconds=120)
+            warm.append(time.perf_counter() - started)
+            if not result.succeeded:
+                raise RuntimeError(f"a ready forked session failed: {result.stderr[-500:]}")
+    return mems, template, isolation, cold, warm
 
 
 class SandboxHolder:
@@ -489,6 +575,56 @@ async def run(cfg: Config) -> list[Row]:
             rows.append(Row(benchmark=NAME, figure="local pool session", note=f"FAILED: {exc!r}"[:200]))
     else:
         rows.append(Row(benchmark=NAME, figure="local pool session", note=f"skipped: {why}"))
+
+    for mode in ("bwrap", "none"):
+        label = f"pool, kernel_launcher=fork, sandbox={mode}"
+        log(cfg, f"memory: {count} local-pool sessions with kernel_launcher=fork, sandbox={mode}")
+        try:
+            f_mems, f_template, f_isolation, f_cold, f_warm = await measure_pool_fork(
+                count, mode, cfg.n(10, 3)
+            )
+        except Exception as exc:
+            rows.append(Row(benchmark=NAME, figure=label, note=f"FAILED: {exc!r}"[:300]))
+            continue
+        rows += _rows_for(
+            label,
+            f_mems,
+            plain_uss,
+            extra_note=f"isolation={f_isolation}; kernel"
+            + (" + holder bwrap/init/sleep" if mode == "bwrap" else ""),
+        )
+        rows.append(
+            Row(
+                benchmark=NAME,
+                figure=f"{label}: the template process itself (paid once)",
+                value=f_template.uss,
+                unit="MiB USS",
+                note=f"PSS {f_template.pss:.0f} MiB",
+            )
+        )
+        cold_fork_p50, _ = summarise(f_cold)
+        rows.append(
+            dist_row(
+                NAME,
+                f"{label}: new session, no ready kernel (fork per call), first call -> result",
+                f_cold,
+                baseline="cold jupyter_client start",
+                baseline_value=cold_p50,
+                ratio=ratio(cold_fork_p50, cold_p50),
+                target="<= cold start p50",
+                met=cold_fork_p50 <= cold_p50,
+            )
+        )
+        warm_p50, warm_p99 = summarise(f_warm)
+        rows.append(
+            dist_row(
+                NAME,
+                f"{label}: new session, ready kernel free, first call -> result",
+                f_warm,
+                target="p50 <= 20 ms, p99 <= 100 ms",
+                met=warm_p50 <= 20 and warm_p99 <= 100,
+            )
+        )
 
     variants: list[tuple[str, list[str]]] = [("fork template (prototype)", [])]
     if not cfg.quick:

@@ -177,6 +177,7 @@ async def measure_pool_fork(
     from autogen_aca_sessions.client import SessionsClient
 
     mems: list[Memory] = []
+    holders: list[float] = []
     cold: list[float] = []
     warm: list[float] = []
     async with open_pool(
@@ -215,6 +216,7 @@ async def measure_pool_fork(
                 holder = getattr(process, "holder", None)
                 if holder is not None:
                     parts.append(tree_memory(holder.pid))
+                    holders.append(parts[-1].uss)
                 mems.append(
                     Memory(
                         uss=sum(p.uss for p in parts),
@@ -243,6 +245,8 @@ async def measure_pool_fork(
             warm.append(time.perf_counter() - started)
             if not result.succeeded:
                 raise RuntimeError(f"a ready forked session failed: {result.stderr[-500:]}")
+    if holders:
+        isolation += f"; holder sandbox (bwrap, its init, sleep) {statistics.median(holders):.2f} MiB of it"
     return mems, template, isolation, cold, warm
 
 

@@ -146,10 +146,14 @@ class _OutputLimit:
 _LIMIT = _OutputLimit()
 
 
+def _is_patched(stream: Any) -> bool:
+    return bool(getattr(getattr(stream, "write", None), "_aca_output_limit", False))
+
+
 def _patch_stream(stream: Any, name: str) -> None:
     original = getattr(stream, "write", None)
     flush = getattr(stream, "flush", None)
-    if original is None or flush is None or not hasattr(stream, "pub_thread"):
+    if original is None or flush is None or not hasattr(stream, "pub_thread") or _is_patched(stream):
         return
     pending = [0]
 
@@ -177,6 +181,7 @@ def _patch_stream(stream: Any, name: str) -> None:
         pending[0] = 0
         return size
 
+    write._aca_output_limit = True  # type: ignore[attr-defined]
     with contextlib.suppress(AttributeError, TypeError):
         stream.write = write
 
@@ -212,6 +217,11 @@ def _patch_kernel() -> None:
     def init(parent: Any) -> Any:
         metadata = init_metadata(parent)
         if parent.get("header", {}).get("msg_type") == "execute_request":
+            # Patched here, outside any cell: IPython 9 runs the start-up file inside
+            # run_cell, whose output tee puts back the stream's original write on exit,
+            # dropping a patch made there.
+            _patch_stream(sys.stdout, "stdout")
+            _patch_stream(sys.stderr, "stderr")
             cap = parent.get("metadata", {}).get("aca_max_output_chars")
             _LIMIT.cap = cap if isinstance(cap, int) and cap >= 0 else None
             _LIMIT.counts = {"stdout": 0, "stderr": 0}
@@ -224,6 +234,9 @@ def _patch_kernel() -> None:
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
                     stream.flush()
+            if not (_is_patched(sys.stdout) and _is_patched(sys.stderr)):
+                # Without the patch the counts mean nothing; the server falls back to iopub.
+                return metadata
             metadata["aca_output_chars"] = dict(_LIMIT.counts)
             if _LIMIT.cap is not None:
                 metadata["aca_output"] = {name: "".join(parts) for name, parts in _LIMIT.kept.items()}

@@ -186,7 +186,19 @@ def _prepare_app(startup: str) -> None:
     for cell in ("raise KeyboardInterrupt", "1 / 0", "def _aca_f():\n    raise ValueError(1)\n_aca_f()"):
         shell.run_cell(cell, store_history=False)
     shell.user_ns.pop("_aca_f", None)
+    # Many cells: CPython 3.11 quickens a code object after a few calls and specialises its
+    # instructions in place; done here, the kernels' hot paths do not write to shared pages.
+    for _ in range(16):
+        shell.run_cell("print(1)\n1 + 1", store_history=False)
     shell.last_execution_result = None
+    from jupyter_client.session import Session
+
+    # The same for the message signing and (de)serialisation every request goes through.
+    warm_session: Any = Session(key=b"warm")
+    for _ in range(16):
+        parts = warm_session.serialize(warm_session.msg("execute_request", {"code": "1"}))
+        _, msg_list = warm_session.feed_identities(parts)
+        warm_session.deserialize(msg_list)
     _APP = app
     _run_startup_once(startup)
 

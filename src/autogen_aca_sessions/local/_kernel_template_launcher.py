@@ -268,6 +268,9 @@ class TemplateKernelLauncher:
                         message["child"] = child
                     if future is not None and not future.done():
                         future.set_result(message)
+                    elif "child" in message:
+                        # Its launch gave up (timed out or cancelled): nobody will use it.
+                        message["child"].kill()
                 elif "ready" in message and not ready.done():
                     ready.set_result(int(message["ready"]))
         except (ValueError, OSError) as exc:
@@ -322,13 +325,14 @@ class TemplateKernelLauncher:
         env = kernel_environment(data_dir=inner_data, run_dir=inner_run)
         holder: asyncio.subprocess.Process | None = None
         ns_pid: int | None = None
+        self._next_id += 1
+        request_id = self._next_id
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         try:
             if sandboxed:
                 holder, ns_pid = await self._start_holder(
                     sandbox, data_dir=data_dir, run_dir=run_dir, uid=uid, with_nproc=with_nproc, env=env
                 )
-            self._next_id += 1
-            request_id = self._next_id
             request = {
                 "id": request_id,
                 "connection_file": os.path.join(inner_run, "kernel.json"),
@@ -339,7 +343,6 @@ class TemplateKernelLauncher:
                 "uid": uid,
                 "cgroup_procs": str(cgroup / "cgroup.procs") if cgroup is not None else None,
             }
-            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._waiting[request_id] = future
             self._holders[request_id] = holder
             writer = self._writer
@@ -351,6 +354,12 @@ class TemplateKernelLauncher:
             if "error" in reply:
                 raise KernelStartError(f"the template could not start a kernel: {reply['error']}")
         except BaseException:
+            self._waiting.pop(request_id, None)
+            self._holders.pop(request_id, None)
+            if future.done() and not future.cancelled() and future.exception() is None:
+                late = future.result().get("child")
+                if isinstance(late, TemplateChild):
+                    late.kill()
             _kill_holder(holder)
             if holder is not None:
                 with contextlib.suppress(Exception):

@@ -301,3 +301,21 @@ async def test_close_leaves_no_process_no_directory_and_no_cgroup(tmp_path: Path
     assert not private.exists()
     assert not run_base.exists()
     assert [g for g in groups if g.exists()] == []
+
+
+async def test_a_cell_that_ignores_the_interrupt_is_killed_with_its_sandbox(manager: SessionManager) -> None:
+    session = await manager.get_or_create("stubborn")
+    await value(session, "lost = 1")
+    child = child_of(session)
+    holder = child.holder
+    assert holder is not None
+    out = await session.execute(
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+        timeout=1,
+        max_output_chars=1000,
+    )
+    assert out.outcome is Outcome.TIMED_OUT_RESTARTED
+    assert out.state_lost
+    assert await asyncio.wait_for(child.wait(), 10) == -signal.SIGKILL
+    assert holder.returncode is not None
+    assert await value(session, "'lost' in globals()") is False

@@ -433,7 +433,14 @@ def _run_prepared_kernel(connection_file: str) -> None:
         app.init_gui_pylab()
         app.init_extensions()
         app.init_code()
-    _STARTUP_MAIN()
+    # The shell's matplotlib integration was made in the template (it is the same shell);
+    # hidden from the start-up file, it is not made a second time in every kernel.
+    inline = sys.modules.pop("matplotlib_inline.backend_inline", None)
+    try:
+        _STARTUP_MAIN()
+    finally:
+        if inline is not None:
+            sys.modules["matplotlib_inline.backend_inline"] = inline
     app.start()
 
 

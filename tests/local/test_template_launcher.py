@@ -191,3 +191,17 @@ async def test_cli_serve_kernel_launcher_fork_serves_forked_kernels_and_leaves_n
         assert await asyncio.wait_for(process.wait(), 60) == 0
     await asyncio.sleep(0.2)
     assert living(descendants) == []
+
+
+async def test_a_launcher_weaker_than_the_managers_sandbox_refuses_to_start_kernels(tmp_path: Path) -> None:
+    # The manager sandboxes (its sessions get their own uids); the launcher was made without.
+    async with (
+        TemplateKernelLauncher(sandbox="none") as launcher,
+        SessionManager(
+            root=tmp_path / "pool", sandbox="bwrap", ready_sessions=0, launcher=launcher
+        ) as manager,
+    ):
+        session = await manager.get_or_create("s")
+        out = await session.execute("1", timeout=60, max_output_chars=100)
+        assert out.outcome is not Outcome.SUCCEEDED
+        assert session._slot.kernel is None

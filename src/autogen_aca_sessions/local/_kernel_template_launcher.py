@@ -299,7 +299,11 @@ class TemplateKernelLauncher:
         }
         sandbox = self.sandbox
         sandboxed = sandbox.isolation == "bwrap"
-        uid = uid if sandbox.drops_privileges else None
+        if uid is not None and not sandbox.drops_privileges:
+            # The session manager sandboxes its sessions; a kernel must never run with less.
+            raise KernelStartError(
+                f"the kernel launcher's sandbox ({sandbox.isolation}) is weaker than the session manager's"
+            )
         await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
         inner_run = SANDBOX_RUN_DIR if sandboxed else str(run_dir)
         inner_data = SANDBOX_DATA_DIR if sandboxed else str(data_dir)

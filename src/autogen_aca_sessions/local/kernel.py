@@ -72,7 +72,8 @@ The kernel sends output in pieces of 32 K characters and its reply holds at most
 cap of each stream (10 M characters on the wire), so legitimate messages stay far below it;
 session code that bypasses the kernel's cap (or sends messages itself) would otherwise make the
 server decode messages of any size. zmq refuses a larger message before allocating it and drops
-the connection, which reconnects at once; the call that saw it fails with ``MessageTooLarge``.
+the connection; the kernel is then replaced (its sockets are never reused) and the call that saw
+it fails with ``MessageTooLarge``, the session's state lost.
 """
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
@@ -463,8 +464,6 @@ class Kernel:
         # Connections dropped before this call (a late oversized message) are not its business.
         await _drain_monitor(self._iopub_monitor)
         await _drain_monitor(self._shell_monitor)
-        iopub_dropped = False
-        shell_dropped_at: float | None = None
         channel_lost = False
 
         while True:
@@ -476,15 +475,19 @@ class Kernel:
                 break
             if idle_at is not None and now - idle_at > _REPLY_AFTER_IDLE_SECONDS:
                 break
-            if shell_dropped_at is not None and reply is None and idle_at is not None:
-                break  # the cell ended; its reply may have been what zmq refused
-            if channel_lost:
+            if channel_lost and self.alive:
+                # A kernel that dies also drops its connections, a moment before its exit is
+                # seen: give it that moment, so a death is reported as a death just below.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self.launched.process.wait()), 0.3)
+            if channel_lost and self.alive:
                 # Without a channel the kernel cannot be told or heard: replace it.
                 await self.kill()
                 message = (
-                    "The kernel sent a message larger than the pool accepts "
-                    f"({MAX_KERNEL_MESSAGE_BYTES // 2**20} MiB) and its channel could not be "
-                    "connected again; it was restarted and the session's state (variables, "
+                    "The connection to the kernel was dropped while this code ran: the kernel "
+                    f"sent a message larger than the pool accepts ({MAX_KERNEL_MESSAGE_BYTES // 2**20} "
+                    "MiB; code that bypasses sys.stdout's output limit, or sends kernel messages "
+                    "itself, does this). It was restarted and the session's state (variables, "
                     "imports) is lost."
                 )
                 return finish(
@@ -528,12 +531,14 @@ class Kernel:
             next_check = interrupt_deadline if interrupt_deadline is not None else deadline
             wait = max(0.0, min(_POLL_SECONDS, next_check - now))
             events = dict(await poller.poll(timeout=int(wait * 1000) + 1))
+            # A dropped connection is never connected again on the same socket: libzmq can
+            # hold half a multipart message from the old connection, and reusing the socket
+            # then aborts the whole server (fq.cpp "!_more"), as a kernel dying mid-message
+            # showed. The kernel is replaced instead; only hostile code gets here.
             if self._iopub_monitor in events and await _drain_monitor(self._iopub_monitor) and self.alive:
-                iopub_dropped = True
-                channel_lost = not self._reconnect("iopub") or channel_lost
+                channel_lost = True
             if self._shell_monitor in events and await _drain_monitor(self._shell_monitor) and self.alive:
-                shell_dropped_at = shell_dropped_at or time.monotonic()
-                channel_lost = not self._reconnect("shell") or channel_lost
+                channel_lost = True
             if shell_socket in events:
                 with contextlib.suppress(Exception):
                     msg = await self.client.shell_channel.get_msg(timeout=0)
@@ -571,20 +576,6 @@ class Kernel:
                 Outcome.TIMED_OUT_INTERRUPTED,
                 message=message,
                 error_name="TimeoutError",
-                error_value=message,
-            )
-        if (iopub_dropped or shell_dropped_at is not None) and self.alive:
-            message = (
-                "The kernel sent a message larger than the pool accepts "
-                f"({MAX_KERNEL_MESSAGE_BYTES // 2**20} MiB) and it was dropped, so this call's output "
-                "or result is incomplete (code that bypasses sys.stdout's output limit, or sends "
-                "kernel messages itself, causes this). The session's state is kept."
-            )
-            return finish(
-                Outcome.FAILED,
-                result=None,
-                message=message,
-                error_name="MessageTooLarge",
                 error_value=message,
             )
         if reply is not None and reply.get("status") == "aborted":
@@ -658,23 +649,6 @@ class Kernel:
             f"The kernel {how}{hint} while running this code; the session's state "
             "(variables, imports) is lost and a new kernel serves the next call."
         )
-
-    def _reconnect(self, name: str) -> bool:
-        """Connect a channel again after zmq dropped its connection for an oversized message.
-
-        zmq treats that as a protocol error and never reconnects by itself; the kernel (and
-        the session's state) are fine, so a new connection is all the channel needs.
-        """
-        socket = self.client.iopub_channel.socket if name == "iopub" else self.client.shell_channel.socket
-        url = self.client._make_url(name)
-        with contextlib.suppress(zmq.ZMQError):
-            socket.disconnect(url)
-        try:
-            socket.connect(url)
-        except zmq.ZMQError as exc:
-            logger.warning("could not connect a kernel's %s channel again: %s", name, exc)
-            return False
-        return True
 
     def _close_client(self) -> None:
         for channel, monitor in (

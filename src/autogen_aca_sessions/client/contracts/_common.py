@@ -93,6 +93,27 @@ def as_bool(value: Any) -> bool:
     return value is True
 
 
+def path_params(path: str | None) -> dict[str, str]:
+    """The optional ``path`` query parameter of the file operations."""
+    return {"path": path} if path else {}
+
+
+def first_present(obj: dict[str, Any], *names: str) -> tuple[bool, Any]:
+    """(present, value) of the first of ``names`` in ``obj``, case-insensitively.
+
+    A key that is present with a ``null`` value counts as present (value ``None``), so a
+    parser can tell "the server said null" from "the server did not say".
+    """
+    for name in names:
+        value = get_ci(obj, name)
+        if value is not None:
+            return True, value
+    for name in names:
+        if any(isinstance(k, str) and k.lower() == name.lower() for k in obj):
+            return True, None
+    return False, None
+
+
 def parse_status(value: Any) -> ExecutionStatus | None:
     """A named execution status in any casing; None when absent or unknown."""
     if not isinstance(value, str):

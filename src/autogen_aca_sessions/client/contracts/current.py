@@ -29,23 +29,8 @@ SERVICE_DEFAULT_OUTPUT_CAP = 4096
 """Characters per stream the service keeps when ``outputStreamsMaxLength`` is not honoured."""
 
 
-def _path_params(path: str | None) -> dict[str, str]:
-    return {"path": path} if path else {}
-
-
 def _str_or_none(value: Any) -> str | None:
     return str(value) if value is not None else None
-
-
-def _first_present(obj: dict[str, Any], *names: str) -> tuple[bool, Any]:
-    for name in names:
-        value = c.get_ci(obj, name)
-        if value is not None:
-            return True, value
-    for name in names:
-        if any(isinstance(k, str) and k.lower() == name.lower() for k in obj):
-            return True, None
-    return False, None
 
 
 def _file_entry(item: Any) -> SessionFile | None:
@@ -180,7 +165,7 @@ class CurrentContract(Contract):
 
         stdout = c.as_str(c.get_ci(res, "stdout"))
         stderr = c.as_str(c.get_ci(res, "stderr"))
-        found, result = _first_present(res, "executionResult", "result")
+        found, result = c.first_present(res, "executionResult", "result")
         if not found:
             result = ""
         images = c.images_from_list(c.get_ci(res, "images")) or c.images_from_list(
@@ -236,7 +221,7 @@ class CurrentContract(Contract):
 
     # files
     def upload_request(self, path: str | None) -> Request:
-        return Request("POST", "files", params=_path_params(path), creates_session=True)
+        return Request("POST", "files", params=c.path_params(path), creates_session=True)
 
     def parse_uploaded(self, body: Any, name: str) -> SessionFile:
         data = c.as_dict(body)
@@ -251,7 +236,7 @@ class CurrentContract(Contract):
         return single if single is not None else SessionFile(name=name, raw=data)
 
     def list_files_request(self, path: str | None, recursive: bool) -> Request:
-        params = _path_params(path)
+        params = c.path_params(path)
         if recursive:
             if not self._output_limit_supported():
                 raise self.unsupported("recursive file listing", "api-version 2025-10-02-preview")
@@ -265,16 +250,16 @@ class CurrentContract(Contract):
         return files, next_link if isinstance(next_link, str) and next_link else None
 
     def get_file_request(self, name: str, path: str | None) -> Request:
-        return Request("GET", f"files/{segment(name)}", params=_path_params(path))
+        return Request("GET", f"files/{segment(name)}", params=c.path_params(path))
 
     def parse_file(self, body: Any, name: str) -> SessionFile:
         return self.parse_uploaded(body, name)
 
     def download_request(self, name: str, path: str | None) -> Request:
-        return Request("GET", f"files/{segment(name)}/content", params=_path_params(path))
+        return Request("GET", f"files/{segment(name)}/content", params=c.path_params(path))
 
     def delete_file_request(self, name: str, path: str | None) -> Request:
-        return Request("DELETE", f"files/{segment(name)}", params=_path_params(path))
+        return Request("DELETE", f"files/{segment(name)}", params=c.path_params(path))
 
     # sessions and pool
     def _check_session_management(self, operation: str) -> None:

@@ -25,21 +25,6 @@ _NEW_CONTRACT = "api-version 2024-10-02-preview or later"
 _SESSION_MANAGEMENT = "api-version 2025-02-02-preview or later"
 
 
-def _path_params(path: str | None) -> dict[str, str]:
-    return {"path": path} if path else {}
-
-
-def _first_present(obj: dict[str, Any], *names: str) -> tuple[bool, Any]:
-    for name in names:
-        value = c.get_ci(obj, name)
-        if value is not None:
-            return True, value
-    for name in names:
-        if any(isinstance(k, str) and k.lower() == name.lower() for k in obj):
-            return True, None
-    return False, None
-
-
 def _file_entry(item: Any) -> SessionFile | None:
     entry = c.as_dict(item)
     props = c.as_dict(c.get_ci(entry, "properties")) or entry
@@ -108,7 +93,7 @@ class LegacyContract(Contract):
         stdout = c.as_str(c.get_ci(props, "stdout"))
         stderr = c.as_str(c.get_ci(props, "stderr"))
 
-        found, result = _first_present(props, "result", "executionResult")
+        found, result = c.first_present(props, "result", "executionResult")
         if not found:
             result = ""
         images = c.images_from_list(c.get_ci(props, "images")) or c.images_from_list(c.get_ci(top, "images"))
@@ -149,7 +134,7 @@ class LegacyContract(Contract):
 
     # files
     def upload_request(self, path: str | None) -> Request:
-        return Request("POST", "files/upload", params=_path_params(path), creates_session=True)
+        return Request("POST", "files/upload", params=c.path_params(path), creates_session=True)
 
     def parse_uploaded(self, body: Any, name: str) -> SessionFile:
         files, _ = self.parse_file_list(body)
@@ -163,7 +148,7 @@ class LegacyContract(Contract):
     def list_files_request(self, path: str | None, recursive: bool) -> Request:
         if recursive:
             raise self.unsupported("recursive file listing", "api-version 2025-10-02-preview")
-        return Request("GET", "files", params=_path_params(path))
+        return Request("GET", "files", params=c.path_params(path))
 
     def parse_file_list(self, body: Any) -> tuple[list[SessionFile], str | None]:
         items = body if isinstance(body, list) else c.get_ci(c.as_dict(body), "value")
@@ -177,17 +162,17 @@ class LegacyContract(Contract):
 
     def get_file_request(self, name: str, path: str | None) -> Request:
         self._needs_2024_08("reading file metadata")
-        return Request("GET", f"files/{segment(name)}", params=_path_params(path))
+        return Request("GET", f"files/{segment(name)}", params=c.path_params(path))
 
     def parse_file(self, body: Any, name: str) -> SessionFile:
         return self.parse_uploaded(body, name)
 
     def download_request(self, name: str, path: str | None) -> Request:
-        return Request("GET", f"files/content/{segment(name)}", params=_path_params(path))
+        return Request("GET", f"files/content/{segment(name)}", params=c.path_params(path))
 
     def delete_file_request(self, name: str, path: str | None) -> Request:
         self._needs_2024_08("deleting a file")
-        return Request("DELETE", f"files/{segment(name)}", params=_path_params(path))
+        return Request("DELETE", f"files/{segment(name)}", params=c.path_params(path))
 
     # sessions and pool: not on this contract
     def get_session_request(self) -> Request:

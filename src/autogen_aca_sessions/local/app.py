@@ -93,19 +93,10 @@ MANAGEMENT_PAGE_SIZE = 300
 """Sessions per page of ``POST /.management/listSessions`` (the page size the old docs show)."""
 
 
-class SessionLike(Protocol):
-    """What the HTTP layer uses of the runtime's ``Session`` (design.md section 2)."""
+class SessionLike(current.SessionLike, Protocol):
+    """What the HTTP layer uses of the runtime's ``Session`` (design.md section 2): what the
+    wire renders, plus files, execution and the idle timer."""
 
-    @property
-    def identifier(self) -> str: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def last_accessed_at(self) -> datetime: ...
-    @property
-    def expire_at(self) -> datetime: ...
-    @property
-    def etag(self) -> str: ...
     @property
     def data_dir(self) -> Path: ...
     @property

@@ -60,9 +60,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from . import files
 from .auth import auth_middleware
+from .capacity import exhausted_resource
 from .executions import ExecutionRecord, ExecutionStore
 from .identifiers import identifier_problem
-from .outcome import CodeOutput, PoolFullError, ShellOutput
+from .outcome import CodeOutput, PoolFullError, ResourcesExhaustedError, ShellOutput
 from .wire import current, legacy
 from .wire.common import ExecuteRequest
 from .wire.errors import WireError, error_body, error_response
@@ -519,6 +520,8 @@ async def _run_in_background(
         await _run(session, record, req)
     except asyncio.CancelledError:
         pass
+    except ResourcesExhaustedError:
+        pass  # logged once by the runtime; the record says why
     except Exception:
         logger.exception("asynchronous execution %s in session %s failed", record.id, record.identifier)
     finally:
@@ -836,6 +839,16 @@ _HTTP_CODES = {
 }
 
 
+_RETRY_AFTER_SECONDS = 5
+"""What ``Retry-After`` says when the server ran out of a resource."""
+
+
+def _unavailable(message: str, retry_after: int) -> web.Response:
+    return error_response(
+        WireError(503, "ServiceUnavailable", message, headers={"Retry-After": str(retry_after)})
+    )
+
+
 @web.middleware
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -851,9 +864,19 @@ async def error_middleware(
         code = _HTTP_CODES.get(exc.status, exc.reason.replace(" ", ""))
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         return error_response(WireError(exc.status, code, exc.text or exc.reason, headers=headers))
+    except ResourcesExhaustedError as exc:
+        return _unavailable(str(exc), exc.retry_after)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
-    except Exception:
+    except Exception as exc:
+        resource = exhausted_resource(exc)
+        if resource is not None:
+            # Nothing was done that a retry would repeat badly: the answer is "later", not a 500.
+            logger.warning("out of %s serving %s %s: %s", resource, request.method, request.path, exc)
+            return _unavailable(
+                f"The local session pool ran out of {resource} serving this request; retry shortly.",
+                _RETRY_AFTER_SECONDS,
+            )
         logger.exception("unexpected error serving %s %s", request.method, request.path)
         return web.Response(
             status=500,

@@ -50,6 +50,7 @@ __all__ = [
     "chown_tree",
     "client_context",
     "kernel_environment",
+    "stop_launched",
     "strip_ansi",
 ]
 
@@ -287,14 +288,18 @@ def chown_tree(path: Path, uid: int) -> None:
                     os.lchown(full, uid, uid)
 
 
-def client_context() -> zmq.asyncio.Context:
+def client_context(max_sockets: int | None = None) -> zmq.asyncio.Context:
     """A zmq context for kernel clients: no iopub drops on the reader's side, bounded messages.
 
     The kernel's PUB socket drops messages for a reader whose queue is full; an
     unbounded receive queue moves them into this process as fast as they come, where
     they are consumed at once (output beyond the caller's cap is never sent).
+    ``max_sockets`` replaces libzmq's default of 1,023 sockets (7 per kernel: see ``capacity``).
     """
     context = zmq.asyncio.Context()
+    if max_sockets is not None:
+        # Only takes effect before the context's first socket.
+        context.set(zmq.MAX_SOCKETS, max_sockets)
     context.setsockopt(zmq.RCVHWM, 0)
     # Options set on the context apply to each socket made from it, before it connects.
     context.setsockopt(zmq.MAXMSGSIZE, MAX_KERNEL_MESSAGE_BYTES)
@@ -311,10 +316,18 @@ class Kernel:
         self._context = context if context is not None else client_context()
         self.client = AsyncKernelClient(context=self._context)
         self.client.load_connection_info(launched.connection_info)  # type: ignore[arg-type]
-        self.client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
-        # zmq reports a connection it dropped (an oversized message) only as a monitor event.
-        self._iopub_monitor = self.client.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-        self._shell_monitor = self.client.shell_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._iopub_monitor: zmq.asyncio.Socket | None = None
+        self._shell_monitor: zmq.asyncio.Socket | None = None
+        try:
+            self.client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
+            # zmq reports a connection it dropped (an oversized message) only as a monitor event.
+            self._iopub_monitor = self.client.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            self._shell_monitor = self.client.shell_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        except BaseException:
+            # Out of sockets or descriptors half way: give back what was opened (the caller
+            # stops the process).
+            self._close_client()
+            raise
         self._closed = False
         self._executing = False
         self.ready_seconds: float | None = None
@@ -454,16 +467,19 @@ class Kernel:
                 **extra,
             )
 
+        iopub_monitor, shell_monitor = self._iopub_monitor, self._shell_monitor
+        assert iopub_monitor is not None  # set up by __init__
+        assert shell_monitor is not None
         poller = zmq.asyncio.Poller()
         iopub_socket = self.client.iopub_channel.socket
         shell_socket = self.client.shell_channel.socket
         poller.register(iopub_socket, zmq.POLLIN)
         poller.register(shell_socket, zmq.POLLIN)
-        poller.register(self._iopub_monitor, zmq.POLLIN)
-        poller.register(self._shell_monitor, zmq.POLLIN)
+        poller.register(iopub_monitor, zmq.POLLIN)
+        poller.register(shell_monitor, zmq.POLLIN)
         # Connections dropped before this call (a late oversized message) are not its business.
-        await _drain_monitor(self._iopub_monitor)
-        await _drain_monitor(self._shell_monitor)
+        await _drain_monitor(iopub_monitor)
+        await _drain_monitor(shell_monitor)
         channel_lost = False
 
         while True:
@@ -535,9 +551,9 @@ class Kernel:
             # hold half a multipart message from the old connection, and reusing the socket
             # then aborts the whole server (fq.cpp "!_more"), as a kernel dying mid-message
             # showed. The kernel is replaced instead; only hostile code gets here.
-            if self._iopub_monitor in events and await _drain_monitor(self._iopub_monitor) and self.alive:
+            if iopub_monitor in events and await _drain_monitor(iopub_monitor) and self.alive:
                 channel_lost = True
-            if self._shell_monitor in events and await _drain_monitor(self._shell_monitor) and self.alive:
+            if shell_monitor in events and await _drain_monitor(shell_monitor) and self.alive:
                 channel_lost = True
             if shell_socket in events:
                 with contextlib.suppress(Exception):
@@ -651,12 +667,11 @@ class Kernel:
         )
 
     def _close_client(self) -> None:
-        for channel, monitor in (
-            (self.client.iopub_channel, self._iopub_monitor),
-            (self.client.shell_channel, self._shell_monitor),
-        ):
+        for channel_name, monitor in (("iopub", self._iopub_monitor), ("shell", self._shell_monitor)):
+            if monitor is None:
+                continue
             with contextlib.suppress(Exception):
-                channel.socket.disable_monitor()
+                getattr(self.client, f"{channel_name}_channel").socket.disable_monitor()
             with contextlib.suppress(Exception):
                 monitor.close(linger=0)
         with contextlib.suppress(Exception):
@@ -671,19 +686,24 @@ class Kernel:
             self._closed = True
             if not self._executing:
                 self._close_client()
-        process = self.launched.process
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(process.wait(), timeout=10)
-        if self.launched.cgroup is not None:
-            from .sandbox import PidsCgroup
+        await stop_launched(self.launched)
 
-            await asyncio.to_thread(PidsCgroup.remove, self.launched.cgroup)
-        await asyncio.to_thread(shutil.rmtree, self.launched.run_dir, True)
+
+async def stop_launched(launched: LaunchedKernel) -> None:
+    """Kill a launched kernel's process group, wait for it, remove its cgroup and run dir."""
+    process = launched.process
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(process.wait(), timeout=10)
+    if launched.cgroup is not None:
+        from .sandbox import PidsCgroup
+
+        await asyncio.to_thread(PidsCgroup.remove, launched.cgroup)
+    await asyncio.to_thread(shutil.rmtree, launched.run_dir, True)
 
 
 async def _drain_monitor(monitor: zmq.asyncio.Socket) -> bool:

@@ -17,6 +17,7 @@ __all__ = [
     "ImageData",
     "Outcome",
     "PoolFullError",
+    "ResourcesExhaustedError",
     "ShellOutput",
 ]
 
@@ -132,9 +133,30 @@ class ShellOutput:
 class PoolFullError(Exception):
     """A new session was asked for while the pool already holds ``max_concurrent_sessions``."""
 
-    def __init__(self, max_sessions: int) -> None:
+    def __init__(self, max_sessions: int, reason: str | None = None) -> None:
         super().__init__(
-            f"The session pool is at its maximum of {max_sessions} concurrent sessions; "
-            "delete a session or wait for an idle one to expire."
+            reason
+            or (
+                f"The session pool is at its maximum of {max_sessions} concurrent sessions; "
+                "delete a session or wait for an idle one to expire."
+            )
         )
         self.max_sessions = max_sessions
+        """The pool's configured maximum (``maxConcurrentSessions``)."""
+
+
+class ResourcesExhaustedError(Exception):
+    """The server ran out of a resource (open files, memory, processes) before doing the call.
+
+    Nothing ran: the call may be sent again after :attr:`retry_after` seconds (HTTP 503).
+    """
+
+    def __init__(self, resource: str, detail: str, *, retry_after: int = 5) -> None:
+        super().__init__(
+            f"The local session pool ran out of {resource} and could not start a kernel ({detail}); "
+            f"nothing was run. Retry in {retry_after} s, or delete sessions to free their resources."
+        )
+        self.resource = resource
+        """What ran out (``open files``, ``memory``, ``processes or threads`` ...)."""
+        self.retry_after = retry_after
+        """Seconds after which a retry may succeed."""

@@ -27,8 +27,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import zmq
 import zmq.asyncio
 
+from . import capacity
 from .kernel import (
     Kernel,
     KernelLauncher,
@@ -37,8 +39,9 @@ from .kernel import (
     PlainKernelLauncher,
     client_context,
     kernel_environment,
+    stop_launched,
 )
-from .outcome import CodeOutput, Outcome, PoolFullError, ShellOutput
+from .outcome import CodeOutput, Outcome, PoolFullError, ResourcesExhaustedError, ShellOutput
 from .sandbox import BWRAP_PATH, SANDBOX_RUN_DIR, SESSION_UID_BASE, SESSION_UID_SPAN, ResourceLimits, Sandbox
 
 __all__ = [
@@ -144,6 +147,7 @@ class Session:
         self._last_touch = time.monotonic()
         self._closed = False
         self._state_lost_unreported = False
+        self._ran = False
         self.kernel_restarts = 0
         """How many times the kernel was replaced (timeout kills, deaths)."""
 
@@ -198,6 +202,12 @@ class Session:
             kernel, state_lost = await self._kernel()
         except KernelStartError as exc:
             return _no_kernel_output(f"A kernel could not be started for this session: {exc}")
+        except ResourcesExhaustedError:
+            if not self._ran and not await asyncio.to_thread(_has_entries, self.data_dir):
+                # Nothing of it exists but its name: it does not hold a place in the pool.
+                await self._manager._forget(self)
+            raise
+        self._ran = True
         timeout = max(0.0, min(timeout, self._manager.max_execution_seconds))
         max_output_chars = max(0, min(max_output_chars, MAX_OUTPUT_CHARS))
         output = await kernel.execute(code, timeout=timeout, max_output_chars=max_output_chars)
@@ -267,6 +277,14 @@ class Session:
         await self._manager._discard_slot(self._slot)
 
 
+def _has_entries(directory: Path) -> bool:
+    try:
+        with os.scandir(directory) as entries:
+            return next(entries, None) is not None
+    except OSError:
+        return False
+
+
 def _no_kernel_output(message: str) -> CodeOutput:
     return CodeOutput(
         outcome=Outcome.KERNEL_DIED,
@@ -292,6 +310,8 @@ class SessionManager:
     - ``kernel_start_timeout``: how long a kernel may take to answer after its start.
     - ``hide_paths``: more host directories session code must not see (the server's
       private files); ``root``, the homes and the server's working directory always are.
+    - ``zmq_max_sockets``: the size of the kernels' ZeroMQ context (default: enough for
+      ``max_concurrent_sessions`` and the ready kernels; see :mod:`.capacity`).
 
     With ``sandbox="none"`` (or ``"auto"`` without a working bwrap) code runs as the
     server's user with its session's data directory as working directory: relative
@@ -315,6 +335,7 @@ class SessionManager:
         launcher: KernelLauncher | None = None,
         kernel_start_timeout: float = 60.0,
         hide_paths: Sequence[Path] = (),
+        zmq_max_sockets: int | None = None,
     ) -> None:
         if pool_type not in POOL_TYPES:
             raise ValueError(f"pool_type must be one of {POOL_TYPES}, not {pool_type!r}")
@@ -354,6 +375,12 @@ class SessionManager:
         self._info: PoolRuntimeInfo | None = None
         self._info_task: asyncio.Future[PoolRuntimeInfo] | None = None
         self._zmq_context: zmq.asyncio.Context | None = None
+        self.zmq_max_sockets = zmq_max_sockets or capacity.zmq_socket_budget(
+            max_concurrent_sessions, self.ready_sessions
+        )
+        """Sockets the kernels' shared ZeroMQ context may hold (sized for the pool's maximum)."""
+        self._fds = capacity.FdBudget()
+        self._exhausted_logged: set[str] = set()
         self._start_gate = asyncio.Semaphore(max(2, os.cpu_count() or 2))
         self._started = False
         self._closed = False
@@ -395,6 +422,7 @@ class SessionManager:
             Sandbox.resolve, self.sandbox_mode, bwrap_path=self.bwrap_path, limits=self.limits
         )
         if self.pool_type == "PythonLTS":
+            await asyncio.to_thread(self._size_for_sessions)
             mpl_cache = self._private / "mpl"
             if not await asyncio.to_thread(_copy_matplotlib_cache, mpl_cache):
                 self._tasks.append(asyncio.ensure_future(_build_matplotlib_cache(mpl_cache)))
@@ -407,6 +435,30 @@ class SessionManager:
         )
         self._tasks.append(asyncio.ensure_future(self._fill_ready()))
         self._tasks.append(asyncio.ensure_future(self._reap()))
+
+    def _size_for_sessions(self) -> None:
+        """Raise the open-file limit, size the ZeroMQ context, and say if the machine holds too few."""
+        soft, _ = capacity.raise_open_file_limit()
+        limit = capacity.zmq_socket_limit()
+        if self.zmq_max_sockets > limit:
+            logger.warning(
+                "ZeroMQ allows at most %d sockets per context, not %d", limit, self.zmq_max_sockets
+            )
+            self.zmq_max_sockets = limit
+        self._zmq_context = client_context(self.zmq_max_sockets)
+        launcher = "fork" if type(self._launcher).__name__ == "TemplateKernelLauncher" else "plain"
+        room = capacity.Capacity.measure(
+            zmq_sockets=self.zmq_max_sockets, ready_sessions=self.ready_sessions, launcher=launcher
+        )
+        shortfalls = room.shortfalls(self.max_concurrent_sessions, launcher=launcher)
+        if shortfalls:
+            logger.warning(
+                "this machine cannot hold max_concurrent_sessions=%d: %s; past that, new sessions are "
+                "refused (404) and calls that need a new kernel get 503",
+                self.max_concurrent_sessions,
+                "; ".join(shortfalls),
+            )
+        logger.debug("open-file limit %d, ZeroMQ sockets %d, capacity %s", soft, self.zmq_max_sockets, room)
 
     async def close(self) -> None:
         """Kill every kernel (ready ones too) and remove every directory this manager made."""
@@ -466,6 +518,17 @@ class SessionManager:
             return session
         if len(self._sessions) >= self.max_concurrent_sessions:
             raise PoolFullError(self.max_concurrent_sessions)
+        if self.pool_type == "PythonLTS":
+            fits, open_fds, soft = self._fds.admits()
+            if not fits:
+                self._log_exhausted("open files", f"{open_fds} of the server's {soft} descriptors are in use")
+                raise PoolFullError(
+                    self.max_concurrent_sessions,
+                    f"The local session pool cannot hold another session: {open_fds} of the server's "
+                    f"{soft} open files are in use and a session needs {capacity.FDS_PER_SESSION}, with "
+                    f"{capacity.FD_RESERVE} kept for the {len(self._sessions)} sessions it holds. Delete a "
+                    "session or wait for an idle one to expire (or raise the server's open-file limit).",
+                )
         slot = self._take_ready_slot() or self._new_slot()
         session = Session(self, identifier, slot)
         self._sessions[identifier] = session
@@ -475,6 +538,24 @@ class SessionManager:
     def get(self, identifier: str) -> Session | None:
         """The session named ``identifier`` if it exists; never makes one, does not touch."""
         return self._sessions.get(identifier)
+
+    async def _forget(self, session: Session) -> None:
+        """Drop a session that never got a kernel (its start ran out of resources)."""
+        if self._sessions.get(session.identifier) is session:
+            del self._sessions[session.identifier]
+            await session._close()
+
+    def _log_exhausted(self, resource: str, detail: str) -> None:
+        """Log a resource running out once, until a kernel starts again."""
+        if resource not in self._exhausted_logged:
+            self._exhausted_logged.add(resource)
+            logger.warning(
+                "the local session pool ran out of %s (%s) with %d sessions held; new sessions are "
+                "refused until some are deleted or expire",
+                resource,
+                detail,
+                len(self._sessions),
+            )
 
     async def delete(self, identifier: str) -> bool:
         """Delete a session now (frees its slot at once); False if there was none."""
@@ -540,17 +621,39 @@ class SessionManager:
         # small machine each would then take longer than the start timeout.
         async with self._start_gate:
             run_dir = self._run_base / uuid.uuid4().hex[:8]
-            launched = await self._launcher.launch(data_dir=slot.data_dir, run_dir=run_dir, uid=slot.uid)
+            try:
+                launched = await self._launcher.launch(data_dir=slot.data_dir, run_dir=run_dir, uid=slot.uid)
+            except Exception as exc:
+                await asyncio.to_thread(shutil.rmtree, run_dir, True)
+                raise self._exhausted(exc) from exc
             if self._zmq_context is None:
-                self._zmq_context = client_context()
-            kernel = Kernel(launched, context=self._zmq_context)
+                self._zmq_context = client_context(self.zmq_max_sockets)
+            try:
+                kernel = Kernel(launched, context=self._zmq_context)
+            except BaseException as exc:
+                # Nothing may linger: the process goes at once and its memory with it.
+                await stop_launched(launched)
+                if isinstance(exc, Exception):
+                    raise self._exhausted(exc) from exc
+                raise
             try:
                 await kernel.wait_ready(self.kernel_start_timeout)
             except BaseException:
                 await kernel.kill()
                 raise
+        self._exhausted_logged.clear()
         logger.debug("kernel for slot %s ready in %.3f s", slot.slot_id, kernel.ready_seconds or 0)
         return kernel
+
+    def _exhausted(self, exc: Exception) -> Exception:
+        """``exc`` as a :class:`ResourcesExhaustedError` when it says a resource ran out."""
+        resource = capacity.exhausted_resource(exc)
+        if resource is None:
+            return exc
+        if resource == "open files" and isinstance(exc, zmq.ZMQError):
+            resource = f"ZeroMQ sockets (at most {self.zmq_max_sockets}) or open files"
+        self._log_exhausted(resource, f"{type(exc).__name__}: {exc}")
+        return ResourcesExhaustedError(resource, f"{type(exc).__name__}: {exc}")
 
     async def _discard_slot(self, slot: _Slot) -> None:
         starting = slot.starting
@@ -588,7 +691,8 @@ class SessionManager:
                 raise
             except Exception as exc:
                 failures += 1
-                logger.warning("could not start a ready kernel (%s); retrying", exc)
+                if not isinstance(exc, ResourcesExhaustedError):  # already logged, once
+                    logger.warning("could not start a ready kernel (%s); retrying", exc)
                 await self._discard_slot(slot)
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
                 continue

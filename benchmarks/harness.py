@@ -7,6 +7,7 @@ Every benchmark module exposes ``NAME``, ``DESCRIPTION`` and ``async def run(cfg
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import statistics
@@ -50,6 +51,12 @@ class Config:
     """Print progress lines to stderr."""
     profile: bool = False
     """Profile the warm-execution hot path with pyinstrument (if installed)."""
+    rtt_ms: float = 20.0
+    """Round trip the WAN benchmark's delaying proxy adds."""
+    wan_blocks: int = 100
+    """Blocks per executor and round of the WAN benchmark."""
+    density_sessions: int = 600
+    """Sessions the density benchmark holds at once."""
 
     def n(self, default: int, quick: int) -> int:
         """The sample count for a benchmark whose defaults are ``default`` / ``quick``."""
@@ -368,3 +375,223 @@ async def gather_limited(limit: int, coros: Iterable[Awaitable[Any]]) -> list[An
             return await coro
 
     return list(await asyncio.gather(*(one(c) for c in coros)))
+
+
+# --------------------------------------------------------------------------- a WAN-like link
+
+
+class DelayProxy:
+    """A TCP proxy on 127.0.0.1 that makes the link behind it look like a wide-area one.
+
+    Every byte is held for half the round trip in each direction (in order, per connection),
+    and a new connection's first bytes wait one more round trip, which is what a TCP handshake
+    costs a client before it can send. Plain asyncio, no kernel modules, no ``tc netem``; it
+    runs in a process of its own so that its timing does not wait on the benchmark's event
+    loop (the pool and the clients). Bytes are forwarded as they come (TLS passes through
+    untouched); ``connections`` counts the connections clients opened through it.
+    """
+
+    def __init__(self, target_port: int, rtt_ms: float) -> None:
+        self.target_port = target_port
+        self.rtt_ms = rtt_ms
+        self.connections = 0
+        """Connections accepted so far (as reported by the proxy process)."""
+        self.port = 0
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> DelayProxy:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "delay-proxy",
+            str(self.target_port),
+            str(self.rtt_ms),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert self._process.stdout is not None
+        line = await asyncio.wait_for(self._process.stdout.readline(), 60)
+        self.port = int(line.split()[1])
+        self._reader = asyncio.ensure_future(self._count(self._process.stdout))
+        return self
+
+    async def _count(self, stdout: asyncio.StreamReader) -> None:
+        while await stdout.readline():
+            self.connections += 1
+
+    async def settle(self) -> None:
+        """Let the connection reports the proxy sent so far arrive."""
+        await asyncio.sleep(0.01)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            await self._process.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+
+
+async def _delay_proxy_main(target_port: int, rtt_ms: float) -> None:
+    """The proxy process: prints ``port <n>``, then a line per accepted connection."""
+    import socket
+
+    delay = rtt_ms / 2000.0
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, not_before: float) -> None:
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                wait = due - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if not data:
+                    with contextlib.suppress(OSError):
+                        writer.write_eof()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        sender = asyncio.ensure_future(deliver())
+        try:
+            while True:
+                data = await reader.read(65536)
+                queue.put_nowait((max(time.monotonic(), not_before) + delay, data))
+                if not data:
+                    break
+            await sender
+        finally:
+            sender.cancel()
+            with contextlib.suppress(BaseException):
+                await sender
+            writer.close()
+
+    async def accept(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        print("connection", flush=True)
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", target_port)
+            for writer in (client_w, server_w):
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # The handshake's round trip: the client's first bytes reach the far end this late.
+            handshake_until = time.monotonic() + 2 * delay
+            await asyncio.gather(pump(client_r, server_w, handshake_until), pump(server_r, client_w, 0.0))
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            client_w.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    print(f"port {server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def trust_certificate_by_default(cafile: Path) -> None:
+    """Make aiohttp's default TLS context trust ``cafile`` (a local pool's self-signed certificate).
+
+    autogen-ext's executor opens its own ``aiohttp.ClientSession`` per call with the default
+    context and takes no TLS options; adding the certificate there lets both executors verify
+    the pool the same way. Benchmark-only.
+    """
+    from aiohttp import connector
+
+    for name in ("_SSL_CONTEXT_VERIFIED",):
+        context = getattr(connector, name, None)
+        if context is not None:
+            context.load_verify_locations(cafile=str(cafile))
+
+
+class RequestCounter:
+    """An aiohttp middleware for the pool that counts the requests it serves, by method and route."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    @property
+    def total(self) -> int:
+        """Requests counted so far."""
+        return sum(self.counts.values())
+
+    def middleware(self) -> Any:
+        """The middleware to pass in ``LocalSessionPool(middlewares=[...])``."""
+        from aiohttp import web
+
+        @web.middleware
+        async def count(request: Any, handler: Any) -> Any:
+            tail = request.path.rsplit("/sessionPools/", 1)[-1].split("/", 1)[-1]
+            key = f"{request.method} /{tail.split('/')[0]}"
+            self.counts[key] = self.counts.get(key, 0) + 1
+            return await handler(request)
+
+        return count
+
+
+# --------------------------------------------------------------------------- a pool in its own process
+
+_POOL_PROCESS_SCRIPT = """
+import asyncio, json, os, signal, sys
+from autogen_aca_sessions import LocalSessionPool
+
+async def main():
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with LocalSessionPool(**json.loads(sys.argv[1])) as pool:
+        print(json.dumps({"endpoint": pool.endpoint, "api_key": pool.api_key, "pid": os.getpid(),
+                          "isolation": pool.isolation}), flush=True)
+        await stop.wait()
+
+asyncio.run(main())
+"""
+
+
+class PoolProcess:
+    """A ``LocalSessionPool`` serving from its own process, so its memory and descriptors are its own."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self.endpoint = ""
+        self.api_key = ""
+        self.pid = 0
+        self.isolation = ""
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> PoolProcess:
+        import json
+
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _POOL_PROCESS_SCRIPT,
+            json.dumps(self.options),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=None,
+        )
+        assert self._process.stdout is not None
+        line = await asyncio.wait_for(self._process.stdout.readline(), 300)
+        if not line:
+            raise RuntimeError("the pool process did not start")
+        info = json.loads(line)
+        self.endpoint, self.api_key, self.pid = info["endpoint"], info["api_key"], info["pid"]
+        self.isolation = info["isolation"]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 180)
+        except asyncio.TimeoutError:
+            # Its kernels die with it (their sandboxes watch the server).
+            process.kill()
+            await process.wait()
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "delay-proxy":
+    asyncio.run(_delay_proxy_main(int(sys.argv[2]), float(sys.argv[3])))

@@ -5,7 +5,10 @@
     python benchmarks/run.py --only warm,upstream # some benchmarks
     python benchmarks/run.py --json               # also write benchmarks/results/<time>.json
 
-Benchmarks: new_session, warm, upstream, concurrency, memory, recovery (see README.md).
+    python benchmarks/run.py --only wan --rtt-ms 20
+    python benchmarks/run.py --only density --density-sessions 600
+
+Benchmarks: new_session, warm, upstream, wan, concurrency, memory, recovery, density (see README.md).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ if str(HERE) not in sys.path:
 
 from harness import Config, Row, log, machine_description  # noqa: E402
 
-BENCHMARKS = ["new_session", "warm", "upstream", "concurrency", "memory", "recovery"]
+BENCHMARKS = ["new_session", "warm", "upstream", "wan", "concurrency", "memory", "recovery", "density"]
 """Run order. Each name is the module ``bench_<name>.py``."""
 
 
@@ -40,6 +43,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--agents", default=None, help="concurrency levels N, e.g. 1,10,50,100")
     parser.add_argument("--blocks", type=int, default=None, help="M: blocks per agent (concurrency)")
     parser.add_argument("--upstream-blocks", type=int, default=None, help="blocks of the upstream workload")
+    parser.add_argument(
+        "--rtt-ms", type=float, default=None, help="round trip of the wan benchmark's link (20)"
+    )
+    parser.add_argument("--wan-blocks", type=int, default=None, help="blocks per executor and round (wan)")
+    parser.add_argument("--density-sessions", type=int, default=None, help="sessions held at once (density)")
     parser.add_argument("--profile", action="store_true", help="profile the warm hot path (pyinstrument)")
     parser.add_argument(
         "--json",
@@ -64,6 +72,14 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.blocks_per_agent = args.blocks
     if args.upstream_blocks is not None:
         cfg.upstream_blocks = args.upstream_blocks
+    if args.quick:
+        cfg.density_sessions = 8
+    if args.rtt_ms is not None:
+        cfg.rtt_ms = args.rtt_ms
+    if args.wan_blocks is not None:
+        cfg.wan_blocks = args.wan_blocks
+    if args.density_sessions is not None:
+        cfg.density_sessions = args.density_sessions
     return cfg
 
 

@@ -1,0 +1,243 @@
+"""Our executor and autogen-ext's over TLS through a link with a real round trip.
+
+The local pool serves TLS; a delaying TCP proxy (``harness.DelayProxy``, plain asyncio) puts a
+round trip (20 ms by default, ``--rtt-ms``) between the executors and the pool, and a TCP
+handshake's round trip on every new connection. Each executor runs the same blocks through the
+proxy and straight to the pool (TLS on loopback), interleaved block by block, so the network's
+share of a block is its time through the proxy minus its time on loopback; divided by the
+round trip it is the round trips the block costs. The pool counts the requests and the proxy
+the connections each block needed. The workload figure is the upstream benchmark's (a fresh
+executor, B blocks, 5 x 64 KiB files up and down), both executors through the proxy.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from bench_upstream import FILES, Contestant
+from harness import (
+    Config,
+    DelayProxy,
+    RequestCounter,
+    Row,
+    dist_row,
+    log,
+    open_pool,
+    pool_available,
+    pool_credential,
+    ratio,
+    trust_certificate_by_default,
+    wait_ready,
+)
+
+NAME = "wan"
+DESCRIPTION = "over TLS with a round trip: round trips per block, ours vs autogen-ext's executor"
+TARGET_ROUND_TRIPS = 1.1
+TARGET_SPEEDUP = 3.0
+
+
+def _with_port(endpoint: str, port: int) -> str:
+    parts = urlsplit(endpoint)
+    return urlunsplit((parts.scheme, f"{parts.hostname}:{port}", parts.path, parts.query, parts.fragment))
+
+
+class Measured(Contestant):
+    """A contestant that also records the requests and connections each of its blocks needed."""
+
+    def __init__(self, name: str, executor: Any, counter: RequestCounter, proxy: DelayProxy | None) -> None:
+        super().__init__(name, executor)
+        self.counter = counter
+        self.proxy = proxy
+        self.first_requests: list[int] = []
+        self.first_connections: list[int] = []
+        self.requests: list[int] = []
+        self.connections: list[int] = []
+
+    async def step(self, i: int) -> None:
+        requests = self.counter.total
+        connections = self.proxy.connections if self.proxy is not None else 0
+        seconds = await self.block(i)
+        if self.proxy is not None:
+            await self.proxy.settle()
+        used_requests = self.counter.total - requests
+        used_connections = (self.proxy.connections if self.proxy is not None else 0) - connections
+        if i == 0:
+            self.first_block = seconds
+            self.first_requests.append(used_requests)
+            self.first_connections.append(used_connections)
+        else:
+            self.blocks.append(seconds)
+            self.requests.append(used_requests)
+            self.connections.append(used_connections)
+
+
+def _rotated(items: list[Measured], shift: int) -> list[Measured]:
+    shift %= len(items)
+    return items[shift:] + items[:shift]
+
+
+async def run(cfg: Config) -> list[Row]:
+    why = pool_available()
+    if why is not None:
+        return [Row(benchmark=NAME, figure="all figures", note=f"skipped: {why}")]
+    from autogen_ext.code_executors.azure import ACADynamicSessionsCodeExecutor as UpstreamExecutor
+
+    from autogen_aca_sessions import ACADynamicSessionsCodeExecutor
+
+    rtt = cfg.rtt_ms
+    blocks = 5 if cfg.quick else cfg.wan_blocks
+    rounds = 1 if cfg.quick else 3
+    names = ["ours_wan", "ours_lo", "upstream_wan", "upstream_lo"]
+    first: dict[str, list[float]] = {n: [] for n in names}
+    warm: dict[str, list[float]] = {n: [] for n in names}
+    totals: dict[str, list[float]] = {n: [] for n in names}
+    files: dict[str, list[float]] = {n: [] for n in names}
+    counts: dict[str, Measured] = {}
+    counter = RequestCounter()
+    ready = len(names)
+    async with open_pool(
+        tls=True,
+        ready_sessions=ready,
+        max_concurrent_sessions=ready * rounds + 4,
+        middlewares=[counter.middleware()],
+    ) as pool:
+        assert pool.tls_cert_path is not None
+        trust_certificate_by_default(pool.tls_cert_path)
+        credential = pool_credential(pool)
+        async with DelayProxy(pool.port, rtt) as proxy:
+            wan = _with_port(pool.endpoint, proxy.port)
+            for r in range(rounds):
+                runners = [
+                    Measured(
+                        "ours_wan",
+                        ACADynamicSessionsCodeExecutor(wan, credential, timeout=60),
+                        counter,
+                        proxy,
+                    ),
+                    Measured(
+                        "ours_lo",
+                        ACADynamicSessionsCodeExecutor(pool.endpoint, credential, timeout=60),
+                        counter,
+                        None,
+                    ),
+                    Measured("upstream_wan", UpstreamExecutor(wan, credential, timeout=60), counter, proxy),
+                    Measured(
+                        "upstream_lo", UpstreamExecutor(pool.endpoint, credential, timeout=60), counter, None
+                    ),
+                ]
+                for runner in runners:
+                    await runner.executor.start()
+                try:
+                    for runner in _rotated(runners, r):
+                        await wait_ready(pool, ready)
+                        await runner.step(0)
+                    await wait_ready(pool, ready)
+                    for i in range(1, blocks):
+                        for runner in _rotated(runners, i + r):
+                            await runner.step(i)
+                    for runner in _rotated(runners, r):
+                        await runner.file_phase(FILES)
+                finally:
+                    for runner in runners:
+                        await runner.executor.stop()
+                for runner in runners:
+                    first[runner.name].append(runner.first_block)
+                    warm[runner.name].extend(runner.blocks)
+                    totals[runner.name].append(runner.total)
+                    files[runner.name].append(runner.files)
+                    if runner.name in counts:
+                        counts[runner.name].first_requests += runner.first_requests
+                        counts[runner.name].first_connections += runner.first_connections
+                        counts[runner.name].requests += runner.requests
+                        counts[runner.name].connections += runner.connections
+                    else:
+                        counts[runner.name] = runner
+                log(
+                    cfg,
+                    f"wan round {r + 1}/{rounds}: " + ", ".join(f"{x.name} {x.total:.2f} s" for x in runners),
+                )
+
+    def med(values: list[float]) -> float:
+        return statistics.median(values) * 1000
+
+    rows: list[Row] = []
+    round_trips: dict[str, tuple[float, float]] = {}
+    for who in ("ours", "upstream"):
+        w_first, l_first = med(first[f"{who}_wan"]), med(first[f"{who}_lo"])
+        w_warm, l_warm = med(warm[f"{who}_wan"]), med(warm[f"{who}_lo"])
+        round_trips[who] = ((w_first - l_first) / rtt, (w_warm - l_warm) / rtt)
+        c = counts[f"{who}_wan"]
+        label = "our executor" if who == "ours" else "autogen-ext executor"
+        ours = who == "ours"
+        rows += [
+            dist_row(
+                NAME, f"{label}: new session's first block, through the {rtt:g} ms link", first[f"{who}_wan"]
+            ),
+            dist_row(NAME, f"{label}: new session's first block, TLS on loopback", first[f"{who}_lo"]),
+            Row(
+                benchmark=NAME,
+                figure=f"{label}: round trips the link adds to a new session's first block (set-up included)",
+                value=round_trips[who][0],
+                unit="RTT",
+                samples=len(first[f"{who}_wan"]),
+                note=f"{statistics.median(c.first_requests):g} requests, "
+                f"{statistics.median(c.first_connections):g} new connections",
+                target=f"<= {TARGET_ROUND_TRIPS:g} round trips" if ours else None,
+                met=round_trips[who][0] <= TARGET_ROUND_TRIPS if ours else None,
+            ),
+            dist_row(NAME, f"{label}: warm block, through the {rtt:g} ms link", warm[f"{who}_wan"]),
+            dist_row(NAME, f"{label}: warm block, TLS on loopback", warm[f"{who}_lo"]),
+            Row(
+                benchmark=NAME,
+                figure=f"{label}: round trips the link adds to a warm block",
+                value=round_trips[who][1],
+                unit="RTT",
+                samples=len(warm[f"{who}_wan"]),
+                note=f"{statistics.median(c.requests):g} requests, "
+                f"{statistics.median(c.connections):g} new connections per block",
+                target=f"<= {TARGET_ROUND_TRIPS:g} round trips" if ours else None,
+                met=round_trips[who][1] <= TARGET_ROUND_TRIPS if ours else None,
+            ),
+        ]
+    up, ours_total = statistics.median(totals["upstream_wan"]), statistics.median(totals["ours_wan"])
+    speedup = ratio(up, ours_total)
+    rows += [
+        Row(
+            benchmark=NAME,
+            figure="round trips per warm block, autogen-ext / ours",
+            value=ratio(round_trips["upstream"][1], round_trips["ours"][1]),
+            unit="x",
+        ),
+        Row(
+            benchmark=NAME,
+            figure=f"autogen-ext executor: {blocks} blocks + {FILES} files up/down through the link",
+            value=up * 1000,
+            samples=rounds,
+            note="median total of rounds",
+        ),
+        Row(
+            benchmark=NAME,
+            figure=f"our executor: {blocks} blocks + {FILES} files up/down through the link",
+            value=ours_total * 1000,
+            samples=rounds,
+            baseline="autogen-ext total",
+            baseline_value=up * 1000,
+            ratio=speedup,
+            ratio_note="autogen-ext / ours",
+            target=f">= {TARGET_SPEEDUP:g}x faster",
+            met=speedup is not None and speedup >= TARGET_SPEEDUP,
+        ),
+        Row(
+            benchmark=NAME,
+            figure="file phase through the link, ours",
+            value=med(files["ours_wan"]),
+            samples=rounds,
+            baseline="autogen-ext",
+            baseline_value=med(files["upstream_wan"]),
+            ratio=ratio(med(files["upstream_wan"]), med(files["ours_wan"])),
+            ratio_note="autogen-ext / ours",
+        ),
+    ]
+    return rows

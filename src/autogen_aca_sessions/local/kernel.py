@@ -16,6 +16,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hmac
 import json
 import logging
 import os
@@ -31,8 +32,10 @@ from typing import Any, Protocol
 
 import zmq
 import zmq.asyncio
+from jupyter_client.adapter import adapt
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
+from jupyter_client.session import Session as MessageSession
 from zmq.utils.monitor import parse_monitor_message
 
 from .outcome import NO_RESULT, CodeOutput, ImageData, Outcome
@@ -306,6 +309,46 @@ def client_context(max_sockets: int | None = None) -> zmq.asyncio.Context:
     return context
 
 
+class _UndatedSession(MessageSession):
+    """jupyter_client's message session without the date parsing of every received message.
+
+    ``Session.deserialize`` walks the header and parent header of every message looking for
+    ISO dates to turn into ``datetime`` objects (``extract_dates`` then ``dateutil``): the
+    costliest single function of the warm path, for dates the pool never reads. The signature
+    check, the digest history and the message shape stay jupyter_client's.
+    """
+
+    def deserialize(
+        self, msg_list: list[bytes] | list[zmq.Message], content: bool = True, copy: bool = True
+    ) -> dict[str, Any]:
+        if not copy:
+            return super().deserialize(msg_list, content=content, copy=copy)
+        parts: list[bytes] = msg_list  # type: ignore[assignment]
+        if len(parts) < 5:
+            raise TypeError("malformed message, must have at least 5 elements")
+        if self.auth is not None:
+            signature = parts[0]
+            if not signature:
+                raise ValueError("Unsigned Message")
+            if signature in self.digest_history:
+                raise ValueError(f"Duplicate Signature: {signature!r}")
+            if content:
+                self._add_digest(signature)
+            if not hmac.compare_digest(signature, self.sign(parts[1:5])):
+                raise ValueError(f"Invalid Signature: {signature!r}")
+        header = self.unpack(parts[1])
+        message: dict[str, Any] = {
+            "header": header,
+            "msg_id": header["msg_id"],
+            "msg_type": header["msg_type"],
+            "parent_header": self.unpack(parts[2]),
+            "metadata": self.unpack(parts[3]),
+            "content": self.unpack(parts[4]) if content else parts[4],
+            "buffers": [memoryview(b) for b in parts[5:]],
+        }
+        return adapt(message)
+
+
 class Kernel:
     """A running kernel and the client that talks to it. Not safe for concurrent calls."""
 
@@ -315,6 +358,7 @@ class Kernel:
         self._own_context = context is None
         self._context = context if context is not None else client_context()
         self.client = AsyncKernelClient(context=self._context)
+        self.client.session = _UndatedSession(parent=self.client)
         self.client.load_connection_info(launched.connection_info)  # type: ignore[arg-type]
         self._iopub_monitor: zmq.asyncio.Socket | None = None
         self._shell_monitor: zmq.asyncio.Socket | None = None

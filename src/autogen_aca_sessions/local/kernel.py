@@ -372,6 +372,15 @@ class Kernel:
             # stops the process).
             self._close_client()
             raise
+        # One poller for the kernel's life, not one per call.
+        self._poller = zmq.asyncio.Poller()
+        for socket in (
+            self.client.iopub_channel.socket,
+            self.client.shell_channel.socket,
+            self._iopub_monitor,
+            self._shell_monitor,
+        ):
+            self._poller.register(socket, zmq.POLLIN)
         self._closed = False
         self._executing = False
         self.ready_seconds: float | None = None
@@ -514,13 +523,9 @@ class Kernel:
         iopub_monitor, shell_monitor = self._iopub_monitor, self._shell_monitor
         assert iopub_monitor is not None  # set up by __init__
         assert shell_monitor is not None
-        poller = zmq.asyncio.Poller()
+        poller = self._poller
         iopub_socket = self.client.iopub_channel.socket
         shell_socket = self.client.shell_channel.socket
-        poller.register(iopub_socket, zmq.POLLIN)
-        poller.register(shell_socket, zmq.POLLIN)
-        poller.register(iopub_monitor, zmq.POLLIN)
-        poller.register(shell_monitor, zmq.POLLIN)
         # Connections dropped before this call (a late oversized message) are not its business.
         await _drain_monitor(iopub_monitor)
         await _drain_monitor(shell_monitor)
@@ -600,8 +605,7 @@ class Kernel:
             if shell_monitor in events and await _drain_monitor(shell_monitor) and self.alive:
                 channel_lost = True
             if shell_socket in events:
-                with contextlib.suppress(Exception):
-                    msg = await self.client.shell_channel.get_msg(timeout=0)
+                for msg in await self._take(shell_socket):
                     if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_reply":
                         reply = msg["content"]
                         reply_at = time.monotonic()
@@ -610,12 +614,7 @@ class Kernel:
                             # flight on iopub would only repeat what it holds.
                             stdout.frozen = stderr.frozen = True
             if iopub_socket in events:
-                # Several messages may be waiting; take what is there without blocking.
-                for _ in range(256):
-                    try:
-                        msg = await self.client.iopub_channel.get_msg(timeout=0)
-                    except Exception:
-                        break
+                for msg in await self._take(iopub_socket):
                     if msg["parent_header"].get("msg_id") != msg_id:
                         continue
                     kind = msg["msg_type"]
@@ -659,6 +658,26 @@ class Kernel:
                 error_value=strip_ansi(str(error.get("evalue", ""))),
             )
         return finish(Outcome.SUCCEEDED, result=_read_result(reply))
+
+    async def _take(self, socket: zmq.asyncio.Socket) -> list[dict[str, Any]]:
+        """The messages waiting on ``socket`` (at most 256), read without blocking.
+
+        Straight from the socket: the channel's ``get_msg(timeout=0)`` polls again and ends
+        every drain with an exception.
+        """
+        session = self.client.session
+        messages: list[dict[str, Any]] = []
+        for _ in range(256):
+            try:
+                frames = await socket.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.ZMQError:  # zmq.Again: nothing more waiting
+                break
+            try:
+                _, parts = session.feed_identities(frames)
+                messages.append(session.deserialize(parts))
+            except Exception:  # a message that does not parse or is not signed by the kernel
+                continue
+        return messages
 
     def _collect(
         self, msg: dict[str, Any], stdout: OutputBuffer, stderr: OutputBuffer, images: list[ImageData]

@@ -69,32 +69,42 @@ async def prepare_kernel_folder(
     is copied in as the kernel's private matplotlib cache; ``cgroup_prefix`` tells the
     launchers' cgroups apart in ``/sys/fs/cgroup``.
     """
-    return await asyncio.to_thread(
-        _prepare,
-        sandbox,
-        data_dir,
-        run_dir,
-        uid if sandbox.drops_privileges else None,
-        cgroup_prefix,
-        mpl_cache,
+    owner = uid if sandbox.drops_privileges else None
+    inner_run, connection_info = await asyncio.to_thread(_write_folder, sandbox, run_dir, owner, mpl_cache)
+    # Made on the event loop, after the last await: a cancelled start cannot leave a group
+    # behind that nobody knows of (the caller removes it with the kernel).
+    cgroup = None
+    if sandbox.cgroup is not None and sandbox.limits.max_processes is not None:
+        try:
+            cgroup = sandbox.cgroup.create(
+                f"{cgroup_prefix}{run_dir.name}{uuid.uuid4().hex[:4]}", sandbox.limits.max_processes
+            )
+        except OSError as exc:
+            logger.warning("could not make a pids cgroup for a kernel: %s", exc)
+    inner_data = sandbox.data_mount or str(data_dir)
+    return KernelFolder(
+        run_dir=run_dir,
+        inner_run=inner_run,
+        inner_data=inner_data,
+        connection_file=os.path.join(inner_run, CONNECTION_FILE),
+        connection_info=connection_info,
+        cgroup=cgroup,
+        with_nproc=cgroup is None or sandbox.drops_privileges,
+        env=kernel_environment(data_dir=inner_data, run_dir=inner_run),
     )
 
 
-def _prepare(
-    sandbox: Sandbox,
-    data_dir: Path,
-    run_dir: Path,
-    uid: int | None,
-    cgroup_prefix: str,
-    mpl_cache: Path | None,
-) -> KernelFolder:
+def _write_folder(
+    sandbox: Sandbox, run_dir: Path, uid: int | None, mpl_cache: Path | None
+) -> tuple[str, dict[str, Any]]:
+    """Make ``run_dir`` with its connection file (and matplotlib cache); returns the kernel's
+    view of the directory and the host-side connection info."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if mpl_cache is not None and mpl_cache.is_dir():
         # A private writable copy: matplotlib rebuilds its font list (seconds) when the
         # directory is not writable, and kernels must not share one writable copy.
         shutil.copytree(mpl_cache, run_dir / "mpl", dirs_exist_ok=True)
     inner_run = SANDBOX_RUN_DIR if sandbox.sandboxed else str(run_dir)
-    inner_data = sandbox.data_mount or str(data_dir)
     # ipc (unix sockets in run_dir) works with and without a network namespace.
     _, info = write_connection_file(
         str(run_dir / CONNECTION_FILE),
@@ -106,24 +116,7 @@ def _prepare(
         chown_tree(run_dir, uid)
     host_info = dict(info)
     host_info["ip"] = str(run_dir / "k")
-    cgroup = None
-    if sandbox.cgroup is not None and sandbox.limits.max_processes is not None:
-        try:
-            cgroup = sandbox.cgroup.create(
-                f"{cgroup_prefix}{run_dir.name}{uuid.uuid4().hex[:4]}", sandbox.limits.max_processes
-            )
-        except OSError as exc:
-            logger.warning("could not make a pids cgroup for a kernel: %s", exc)
-    return KernelFolder(
-        run_dir=run_dir,
-        inner_run=inner_run,
-        inner_data=inner_data,
-        connection_file=os.path.join(inner_run, CONNECTION_FILE),
-        connection_info=host_info,
-        cgroup=cgroup,
-        with_nproc=cgroup is None or sandbox.drops_privileges,
-        env=kernel_environment(data_dir=inner_data, run_dir=inner_run),
-    )
+    return inner_run, host_info
 
 
 def kernel_environment(*, data_dir: str, run_dir: str) -> dict[str, str]:

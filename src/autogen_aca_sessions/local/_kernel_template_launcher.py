@@ -391,15 +391,7 @@ class TemplateKernelLauncher:
             egress=self.egress,
             env=env,
         )
-        holder = await asyncio.create_subprocess_exec(
-            *command.argv,
-            cwd=str(command.cwd),
-            env=command.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        holder = await command.start()
         try:
             deadline = time.monotonic() + _HOLDER_SECONDS
             delay = 0.002

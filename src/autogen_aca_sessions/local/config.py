@@ -46,11 +46,7 @@ class _Choice(str, enum.Enum):
                 if member.value.lower() == value.strip().lower():
                     return member
         choices = " or ".join(repr(m.value) for m in cls)
-        raise ValueError(f"{cls._label()} must be {choices}, not {value!r}")
-
-    @classmethod
-    def _label(cls) -> str:
-        return cls.__name__
+        raise ValueError(f"{_OPTION_NAMES.get(cls.__name__, cls.__name__)} must be {choices}, not {value!r}")
 
 
 class PoolType(_Choice):
@@ -60,10 +56,6 @@ class PoolType(_Choice):
     """A Jupyter kernel per session (code executions)."""
     SHELL = "Shell"
     """Bash commands in the session's sandbox (no kernel)."""
-
-    @classmethod
-    def _label(cls) -> str:
-        return "pool_type"
 
 
 class SandboxMode(_Choice):
@@ -75,10 +67,6 @@ class SandboxMode(_Choice):
     """bubblewrap, or refuse to start."""
     NONE = "none"
     """No confinement (code runs as the server's user)."""
-
-    @classmethod
-    def _label(cls) -> str:
-        return "sandbox"
 
 
 class Isolation(_Choice):
@@ -98,9 +86,9 @@ class KernelLauncherKind(_Choice):
     FORK = "fork"
     """Forked from a template that imported NumPy, pandas and matplotlib once (~15 MiB each)."""
 
-    @classmethod
-    def _label(cls) -> str:
-        return "kernel_launcher"
+
+_OPTION_NAMES = {"PoolType": "pool_type", "SandboxMode": "sandbox", "KernelLauncherKind": "kernel_launcher"}
+"""The option each choice is given as, for error messages."""
 
 
 def valid_pool_name(name: str) -> bool:

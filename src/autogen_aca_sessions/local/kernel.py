@@ -206,15 +206,7 @@ class PlainKernelLauncher:
             env=folder.env,
             cgroup_procs=folder.cgroup / "cgroup.procs" if folder.cgroup is not None else None,
         )
-        process = await asyncio.create_subprocess_exec(
-            *command.argv,
-            cwd=str(command.cwd),
-            env=command.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        process = await command.start()
         return LaunchedKernel(
             process=process,
             connection_info=folder.connection_info,
@@ -322,16 +314,7 @@ class Kernel:
         the caller must replace it.
         """
         if not self.alive:
-            message = self._death_message()
-            return CodeOutput(
-                outcome=Outcome.KERNEL_DIED,
-                stderr=message + "\n",
-                stderr_length=len(message) + 1,
-                state_lost=True,
-                message=message,
-                error_name="KernelDied",
-                error_value=message,
-            )
+            return CodeOutput.kernel_died(self._death_message())
         self._executing = True
         try:
             return await self._execute(code, timeout=timeout, max_output_chars=max_output_chars)

@@ -28,19 +28,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from . import limits
 from .address import WILDCARD_HOSTS, is_loopback_host
 from .app import create_app
 from .auth import AsyncStaticKeyCredential, Middleware, StaticKeyCredential, generate_api_key
 from .config import Isolation, KernelLauncherKind, PoolConfig, PoolType, SandboxMode
 from .faults import FaultInjector
-from .limits import (
-    DEFAULT_COOLDOWN_PERIOD_SECONDS,
-    DEFAULT_MAX_CONCURRENT_SESSIONS,
-    DEFAULT_MAX_JSON_BYTES,
-    DEFAULT_MAX_UPLOAD_BYTES,
-    DEFAULT_READY_SESSIONS,
-    MAX_EXECUTION_SECONDS,
-)
 from .tls import client_ssl_context, generate_self_signed, server_ssl_context
 
 if TYPE_CHECKING:
@@ -73,10 +66,10 @@ class LocalSessionPool:
         port: int = 0,
         api_key: str | None = None,
         pool_type: PoolType | str = PoolType.PYTHON_LTS,
-        max_concurrent_sessions: int = DEFAULT_MAX_CONCURRENT_SESSIONS,
-        ready_sessions: int = DEFAULT_READY_SESSIONS,
-        cooldown_period_seconds: float = DEFAULT_COOLDOWN_PERIOD_SECONDS,
-        max_execution_seconds: float = MAX_EXECUTION_SECONDS,
+        max_concurrent_sessions: int = limits.DEFAULT_MAX_CONCURRENT_SESSIONS,
+        ready_sessions: int = limits.DEFAULT_READY_SESSIONS,
+        cooldown_period_seconds: float = limits.DEFAULT_COOLDOWN_PERIOD_SECONDS,
+        max_execution_seconds: float = limits.MAX_EXECUTION_SECONDS,
         egress: bool = False,
         sandbox: SandboxMode | str = SandboxMode.AUTO,
         tls: bool = False,
@@ -87,8 +80,8 @@ class LocalSessionPool:
         root_dir: str | Path | None = None,
         middlewares: Sequence[Middleware] = (),
         faults: FaultInjector | None = None,
-        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-        max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+        max_upload_bytes: int = limits.DEFAULT_MAX_UPLOAD_BYTES,
+        max_json_bytes: int = limits.DEFAULT_MAX_JSON_BYTES,
         kernel_launcher: KernelLauncherKind | str = KernelLauncherKind.PLAIN,
         config: PoolConfig | None = None,
     ) -> None:

@@ -24,6 +24,7 @@ same rlimits apply. That mode is for development on machines without bubblewrap.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -177,6 +178,22 @@ class SandboxCommand:
     """The host working directory to start it in."""
     env: dict[str, str] = field(default_factory=dict)
     """The environment it starts with."""
+
+    async def start(self, *, capture_output: bool = False) -> asyncio.subprocess.Process:
+        """Start it with stdin closed, leading a session of its own (the runtime kills the group).
+
+        Its output is discarded unless ``capture_output`` asks for pipes.
+        """
+        output = asyncio.subprocess.PIPE if capture_output else asyncio.subprocess.DEVNULL
+        return await asyncio.create_subprocess_exec(
+            *self.argv,
+            cwd=str(self.cwd),
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+        )
 
 
 class Sandbox:

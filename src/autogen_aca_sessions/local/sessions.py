@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import zmq.asyncio
 
 from ._kernel_template_launcher import TemplateKernelLauncher
-from .config import Isolation, KernelLauncherKind, PoolConfig, PoolType
+from .config import Isolation, KernelLauncherKind, PoolConfig
 from .kernel import Kernel, KernelLauncher, KernelStartError, PlainKernelLauncher, client_context
 from .limits import MAX_OUTPUT_CHARS
 from .matplotlib_cache import prepare_matplotlib_cache
@@ -162,13 +162,13 @@ class Session:
 
     async def _execute_locked(self, code: str, *, timeout: float, max_output_chars: int) -> CodeOutput:
         if self._closed:
-            return _no_kernel_output("The session was deleted while this call waited.")
+            return CodeOutput.kernel_died("The session was deleted while this call waited.")
         if self._host.config.is_shell:
             raise RuntimeError("this is a Shell pool: use run_shell")
         try:
             kernel, state_lost = await self._kernel()
         except KernelStartError as exc:
-            return _no_kernel_output(f"A kernel could not be started for this session: {exc}")
+            return CodeOutput.kernel_died(f"A kernel could not be started for this session: {exc}")
         timeout = max(0.0, min(timeout, self._host.config.max_execution_seconds))
         max_output_chars = max(0, min(max_output_chars, MAX_OUTPUT_CHARS))
         output = await kernel.execute(code, timeout=timeout, max_output_chars=max_output_chars)
@@ -239,18 +239,6 @@ class Session:
         await self._host.release(self._slot)
 
 
-def _no_kernel_output(message: str) -> CodeOutput:
-    return CodeOutput(
-        outcome=Outcome.KERNEL_DIED,
-        stderr=message + "\n",
-        stderr_length=len(message) + 1,
-        state_lost=True,
-        message=message,
-        error_name="KernelDied",
-        error_value=message,
-    )
-
-
 class SessionManager:
     """All sessions of one local pool; see ``docs/design.md`` section 2.
 
@@ -313,33 +301,6 @@ class SessionManager:
         self._uid_counter = int.from_bytes(os.urandom(3), "big")
         self.created_at = _utcnow()
         """When the manager was made."""
-
-    # -- configuration, as read by tests and the pool ------------------------------------------
-
-    @property
-    def pool_type(self) -> PoolType:
-        """``PythonLTS`` (a kernel per session) or ``Shell`` (bash commands, no kernel)."""
-        return self.config.pool_type
-
-    @property
-    def max_concurrent_sessions(self) -> int:
-        """How many sessions may exist at once (ready kernels do not count)."""
-        return self.config.max_concurrent_sessions
-
-    @property
-    def ready_sessions(self) -> int:
-        """How many kernels are kept started ahead of need."""
-        return self.config.ready_sessions
-
-    @property
-    def cooldown_period_seconds(self) -> float:
-        """Idle time after which a session is deleted."""
-        return self.config.cooldown_period_seconds
-
-    @property
-    def max_execution_seconds(self) -> float:
-        """Upper bound for any one execution's timeout."""
-        return self.config.max_execution_seconds
 
     # -- lifecycle -------------------------------------------------------------------------
 

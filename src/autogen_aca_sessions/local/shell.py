@@ -84,15 +84,7 @@ class ShellRunner:
         stderr = OutputBuffer(max_output_chars)
         timed_out = False
         try:
-            process = await asyncio.create_subprocess_exec(
-                *cmd.argv,
-                cwd=str(cmd.cwd),
-                env=cmd.env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
+            process = await cmd.start(capture_output=True)
             assert process.stdout is not None
             assert process.stderr is not None
             pumps = asyncio.gather(_pump(process.stdout, stdout), _pump(process.stderr, stderr))

@@ -1,8 +1,8 @@
 """The HTTP layer of the local session pool: routing, validation and responses for every api-version.
 
 :func:`create_app` builds an :class:`aiohttp.web.Application` that speaks the dynamic-sessions
-data plane (the wire contract in ``docs/design.md`` section 1, taken from the public
-reference ``aca-sessions-api.md`` sections 2-4) on top of a session
+data plane (the public reference ``aca-sessions-api.md`` sections 2-4, kept beside the checkout at
+``../shared/reference/aca-sessions-api.md`` from the repository root) on top of a session
 runtime (``local/sessions.py``). Requests are served both under the Azure-shaped endpoint path
 ``/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>/...`` and at the server root, so a
 relative ``Operation-Location`` resolves either way.

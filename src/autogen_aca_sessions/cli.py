@@ -107,6 +107,9 @@ def _api_versions() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``aca-sessions`` argument parser (exposed for the docs and the tests)."""
+    from autogen_aca_sessions.local.config import KernelLauncherKind, PoolConfig, PoolType, SandboxMode
+
+    defaults = PoolConfig()
     parser = argparse.ArgumentParser(
         prog="aca-sessions",
         description=(
@@ -136,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--pool-type",
-        choices=["PythonLTS", "Shell"],
-        default="PythonLTS",
+        choices=[m.value for m in PoolType],
+        default=defaults.pool_type.value,
         help="PythonLTS: code interpreter sessions; Shell: shellCommand sessions (default: PythonLTS)",
     )
     serve.add_argument(
@@ -171,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--sandbox",
-        choices=["auto", "bwrap", "none"],
-        default="auto",
+        choices=[m.value for m in SandboxMode],
+        default=defaults.sandbox.value,
         help=(
             "auto: bubblewrap when installed, else unsandboxed with a warning; "
             "bwrap: require it; none: no sandbox (default: auto)"
@@ -180,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--kernel-launcher",
-        choices=["plain", "fork"],
-        default="plain",
+        choices=[m.value for m in KernelLauncherKind],
+        default=defaults.kernel_launcher.value,
         help=(
             "plain: a fresh interpreter per kernel; fork: kernels forked from a template that "
             "imported numpy/pandas/matplotlib once (same sandbox, far less memory) (default: plain)"
@@ -334,16 +337,16 @@ def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
 def _banner(pool: Any, args: argparse.Namespace) -> str:
     endpoint: str = pool.endpoint
     key: str = pool.api_key
+    from autogen_aca_sessions.local.config import Isolation
+
     isolation: str = str(getattr(pool, "isolation", "unknown"))
+    unsandboxed = "   WARNING: session code runs unsandboxed with your user's rights"
     lines = [
         "aca-sessions: local session pool running",
         "",
         f"  Endpoint:   {endpoint}",
         f"  API key:    {key}",
-        f"  Isolation:  {isolation}"
-        + (
-            "" if isolation != "none" else "   WARNING: session code runs unsandboxed with your user's rights"
-        ),
+        f"  Isolation:  {isolation}" + ("" if isolation != Isolation.NONE else unsandboxed),
         f"  Pool type:  {args.pool_type}",
         f"  Egress:     {'enabled' if args.egress else 'disabled (no network inside sessions)'}",
     ]

@@ -127,7 +127,8 @@ async def test_slow_upload_says_it_may_have_completed(make_client: Factory, fake
 def test_a_client_can_be_used_from_successive_event_loops() -> None:
     # Sync on purpose: two asyncio.run() calls, as a script calling the client twice would do.
     # The endpoint refuses connections, so each run must end in a clean SessionsConnectionError
-    # rather than an error about a session bound to the first (closed) loop.
+    # (its never-sent kind, RequestNotSentError) rather than an error about a session bound to
+    # the first (closed) loop.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -140,8 +141,8 @@ def test_a_client_can_be_used_from_successive_event_loops() -> None:
             return type(exc).__name__
         return "no error"
 
-    assert asyncio.run(once()) == "SessionsConnectionError"
-    assert asyncio.run(once()) == "SessionsConnectionError"
+    assert asyncio.run(once()) == "RequestNotSentError"
+    assert asyncio.run(once()) == "RequestNotSentError"
     asyncio.run(client.close())
 
 

@@ -287,7 +287,7 @@ async def test_plain_http_endpoint_needs_an_explicit_opt_in(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("length", "limit"), [(1805, 1000), (100_000, 999), (10_050, 10_000), (500, 80)])
 def test_middle_cut_marker_counts_exactly_the_characters_left_out(length: int, limit: int) -> None:
-    from autogen_aca_sessions.executor._executor import _cut_middle
+    from autogen_aca_sessions.executor._render import _cut_middle
 
     text = "".join(chr(ord("a") + i % 26) for i in range(length))
     cut = _cut_middle(text, limit, limit)

@@ -802,7 +802,8 @@ class SessionsClient:
                     if failed.failure is _Failure.NO_ANSWER:
                         raise _NoAnswerInTime(attempt_timeout) from None
                     # The request may have reached the server: never send it twice.
-                    raise RequestMayHaveRunError(
+                    unknown = UploadOutcomeUnknownError if form is not None else RequestMayHaveRunError
+                    raise unknown(
                         f"{method} {target} failed after the request was sent ({failed.reason}); it was "
                         "not retried because it may have run.",
                         method=method,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import aiohttp
@@ -54,6 +54,8 @@ from autogen_aca_sessions.client.models import (
 __all__ = ["RetryPolicy", "SessionsClient"]
 
 logger = logging.getLogger(__name__)
+
+_Item = TypeVar("_Item")
 
 MAX_IDENTIFIER_LENGTH = 256
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -574,16 +576,7 @@ class SessionsClient:
         """The files (and directories) in the session's ``/mnt/data`` or ``path`` under it."""
         _validate_identifier(identifier)
         request = self._contract.list_files_request(path, recursive)
-        files: list[SessionFile] = []
-        url: str | None = None
-        for _ in range(_MAX_PAGES):
-            response = await self._call(request, identifier, url=url)
-            page, next_link = self._contract.parse_file_list(load_json(response.body))
-            files.extend(page)
-            url = self._resolve_link(next_link, identifier) if next_link else None
-            if url is None:
-                break
-        return files
+        return await self._paged(request, identifier, self._contract.parse_file_list)
 
     async def get_file(self, identifier: str, name: str, *, path: str | None = None) -> SessionFile:
         """Metadata of one file."""
@@ -619,22 +612,29 @@ class SessionsClient:
 
     async def list_sessions(self) -> list[SessionInfo]:
         """Every session of the pool, following ``nextLink`` (2025-02-02-preview and later)."""
-        request = self._contract.list_sessions_request()
-        sessions: list[SessionInfo] = []
-        url: str | None = None
-        for _ in range(_MAX_PAGES):
-            response = await self._call(request, None, url=url)
-            page, next_link = self._contract.parse_session_list(load_json(response.body))
-            sessions.extend(page)
-            url = self._resolve_link(next_link, None) if next_link else None
-            if url is None:
-                break
-        return sessions
+        return await self._paged(
+            self._contract.list_sessions_request(), None, self._contract.parse_session_list
+        )
 
     async def get_metadata(self) -> PoolMetadata:
         """What the pool runs: runtimes, pre-installed packages, kernel (2025-02-02-preview and later)."""
         response = await self._call(self._contract.metadata_request(), None)
         return self._contract.parse_metadata(load_json(response.body))
+
+    async def _paged(
+        self, request: Request, identifier: str | None, parse: Callable[[Any], tuple[list[_Item], str | None]]
+    ) -> list[_Item]:
+        """Every item of a listing, following the service's ``nextLink`` (at most ``_MAX_PAGES``)."""
+        items: list[_Item] = []
+        url: str | None = None
+        for _ in range(_MAX_PAGES):
+            response = await self._call(request, identifier, url=url)
+            page, next_link = parse(load_json(response.body))
+            items.extend(page)
+            url = self._resolve_link(next_link, identifier) if next_link else None
+            if url is None:
+                break
+        return items
 
     # ------------------------------------------------------------------ lifecycle
     async def close(self) -> None:

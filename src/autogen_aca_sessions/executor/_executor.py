@@ -1,4 +1,9 @@
-"""The AutoGen code executor for Azure Container Apps dynamic sessions."""
+"""The AutoGen code executor for Azure Container Apps dynamic sessions: the adapter.
+
+It speaks AutoGen (``CodeExecutor``, ``Component``) and turns blocks into code; what it knows
+about its session, and the requests that keep it, belong to the session keeper
+(``_session.py``), and the text a model reads is made by the pure output renderer
+(``_render.py``)."""
 
 from __future__ import annotations
 

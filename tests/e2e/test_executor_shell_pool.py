@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _executor_helpers import make_executor as make_any_executor
 from _executor_helpers import run_blocks as run
 from autogen_core import CancellationToken
 
@@ -16,7 +17,7 @@ POOL_OPTIONS = {"pool_type": "Shell"}
 
 
 def make_executor(pool: Any, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:
-    return ACADynamicSessionsCodeExecutor(pool.endpoint, pool.credential, shell_pool=True, **kwargs)
+    return make_any_executor(pool, shell_pool=True, **kwargs)
 
 
 async def test_shell_blocks_report_real_exit_codes_and_share_files(pool: Any) -> None:

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from autogen_aca_sessions.local.app import create_app
 from autogen_aca_sessions.local.capacity import open_fd_count
+from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.sessions import SessionManager
 
 POOL = "limited"
@@ -41,15 +42,12 @@ async def _serve(options: dict[str, Any]) -> None:
         limit = open_fd_count() + int(headroom)
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
     root = Path(tempfile.mkdtemp(prefix="aca-limited-"))
-    manager = SessionManager(
-        root=root,
-        ready_sessions=0,
-        max_concurrent_sessions=int(options.get("max_sessions", 100)),
-        zmq_max_sockets=options.get("zmq_max_sockets"),
-        sandbox="auto",
+    config = PoolConfig(
+        pool_name=POOL, ready_sessions=0, max_concurrent_sessions=int(options.get("max_sessions", 100))
     )
+    manager = SessionManager(root=root, config=config, zmq_max_sockets=options.get("zmq_max_sockets"))
     await manager.start()
-    app = create_app(manager, api_key="limited-key", pool_name=POOL)
+    app = create_app(manager, api_key="limited-key", config=config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sock = socket.create_server(("127.0.0.1", 0))

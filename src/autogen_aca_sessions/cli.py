@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.kernel_launcher.value,
         help=(
             "plain: a fresh interpreter per kernel; fork: kernels forked from a template that "
-            "imported numpy/pandas/matplotlib once (same sandbox, far less memory) (default: plain)"
+            "imported numpy/pandas/matplotlib once (same sandbox, far less memory) "
+            f"(default: {defaults.kernel_launcher.value})"
         ),
     )
     serve.add_argument(

@@ -27,7 +27,7 @@ def test_defaults_live_in_one_place_and_match_the_service() -> None:
     assert config.pool_type is PoolType.PYTHON_LTS
     assert config.max_execution_seconds == MAX_EXECUTION_SECONDS == 220
     assert config.sandbox is SandboxMode.AUTO
-    assert config.kernel_launcher is KernelLauncherKind.PLAIN
+    assert config.kernel_launcher is KernelLauncherKind.FORK
     assert config.limits == ResourceLimits()
     assert (config.max_concurrent_sessions, config.ready_sessions, config.cooldown_period_seconds) == (
         100,

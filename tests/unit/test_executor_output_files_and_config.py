@@ -21,7 +21,7 @@ from tests.unit.test_executor_wire import (
 
 
 async def test_output_of_exactly_4096_characters_is_said_to_be_possibly_cut(fake_pool: FakePool) -> None:
-    answer(fake_pool, succeeded(), succeeded("x" * 4096))
+    answer(fake_pool, succeeded("x" * 4096))
     async with executor(fake_pool, api_version="2025-02-02-preview") as target:
         result = await run(target, ("python", "print('x' * 4096, end='')"))
     assert "may have been cut" in result.output

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from autogen_aca_sessions.client import SessionsConnectionError
+from autogen_aca_sessions.executor._setup_prefix import SETUP_LINE
 from tests.unit.conftest import FakePool
 from tests.unit.test_executor_wire import (
     EXECUTIONS,
@@ -101,12 +102,15 @@ async def test_a_failure_unrelated_to_the_setup_is_not_resent(fake_pool: FakePoo
     assert result.state_lost
 
 
-async def test_after_an_idle_gap_the_session_is_checked_before_the_block(fake_pool: FakePool) -> None:
+async def test_after_an_idle_gap_no_probe_is_sent_and_a_block_failing_for_the_functions_is_resent(
+    fake_pool: FakePool,
+) -> None:
     reply_with_guid(fake_pool, "g1")  # setup
     reply_with_guid(fake_pool, "g1")  # block 1
-    reply_with_guid(fake_pool, "g2")  # probe after 301 s idle: a new incarnation
+    # After 301 s idle the block goes straight out; its answer says the session is new.
+    reply_with_guid(fake_pool, "g2", failed("NameError: name 'shout' is not defined\n"))
     reply_with_guid(fake_pool, "g2")  # setup
-    reply_with_guid(fake_pool, "g2", succeeded("A!\n"))  # block 2
+    reply_with_guid(fake_pool, "g2", succeeded("A!\n"))  # block 2 resent
     clock = Clock()
     target = executor(fake_pool, functions=[shout], session_id="fixed")
     target._clock = clock
@@ -115,36 +119,71 @@ async def test_after_an_idle_gap_the_session_is_checked_before_the_block(fake_po
         clock.now += 301
         result = await run(target, ("python", "print(shout('a'))"))
     sent = codes(fake_pool)
-    assert len(sent) == 5
-    assert is_setup(sent[0])
-    assert sent[2] == "pass\n"
-    assert is_setup(sent[3])
-    assert sent[4] == "print(shout('a'))"
+    assert "pass\n" not in sent
+    assert [is_setup(code) for code in sent] == [True, False, False, True, False]
+    assert sent[2] == sent[4] == "print(shout('a'))"
     assert result.exit_code == 0
     assert result.state_lost
-    assert "set up again" in result.output
+    assert "sent once more" in result.output
 
 
-async def test_after_an_idle_gap_the_same_session_is_used_without_setting_up_again(
+async def test_after_an_idle_gap_the_same_session_goes_on_without_a_probe(
     fake_pool: FakePool,
 ) -> None:
-    reply_with_guid(fake_pool, "g1")
-    reply_with_guid(fake_pool, "g1")
-    reply_with_guid(fake_pool, "g1")
-    reply_with_guid(fake_pool, "g1")  # probe: same incarnation
-    reply_with_guid(fake_pool, "g1")
+    for _ in range(4):
+        reply_with_guid(fake_pool, "g1")
     clock = Clock()
     target = executor(fake_pool, functions=[shout], session_id="fixed")
     target._clock = clock
     async with target:
         await run(target, ("python", "1"))
         clock.now += 299
-        await run(target, ("python", "2"))  # not idle long enough: no probe
+        await run(target, ("python", "2"))
         clock.now += 300
         result = await run(target, ("python", "3"))
     sent = codes(fake_pool)
-    assert sent[1:] == ["1", "2", "pass\n", "3"]
+    assert sent[1:] == ["1", "2", "3"]
     assert not result.state_lost
+
+
+async def test_after_an_idle_gap_the_working_directory_travels_with_the_block(fake_pool: FakePool) -> None:
+    reply_with_guid(fake_pool, "g1")  # block 1 with the set-up
+    reply_with_guid(fake_pool, "g1")  # block 2
+    reply_with_guid(fake_pool, "g2", succeeded("3\n"))  # block 3, after the gap, in a new session
+    reply_with_guid(fake_pool, "g2")  # block 4
+    clock = Clock()
+    target = executor(fake_pool, session_id="fixed")
+    target._clock = clock
+    async with target:
+        await run(target, ("python", "1"))
+        await run(target, ("python", "2"))
+        clock.now += 301
+        replaced = await run(target, ("python", "print(3)"))
+        after = await run(target, ("python", "4"))
+    assert codes(fake_pool) == [SETUP_LINE + "\n1", "2", SETUP_LINE + "\nprint(3)", "4"]
+    assert replaced.state_lost
+    assert "set up again with this block" in replaced.output
+    assert not after.state_lost
+
+
+async def test_a_first_block_that_does_not_compile_leaves_the_setup_to_the_next(fake_pool: FakePool) -> None:
+    syntax = {
+        "id": "e",
+        "status": "Failed",
+        "result": {
+            "stdout": "",
+            "stderr": "  Cell In[1], line 2\n    x = (1\n          ^\nSyntaxError: incomplete input\n",
+            "executionResult": None,
+        },
+    }
+    reply_with_guid(fake_pool, "g1", syntax)
+    reply_with_guid(fake_pool, "g1")
+    async with executor(fake_pool, session_id="fixed") as target:
+        broken = await run(target, ("python", "x = (1"))
+        await run(target, ("python", "x = 1"))
+    assert codes(fake_pool) == [SETUP_LINE + "\nx = (1", SETUP_LINE + "\nx = 1"]
+    assert "Cell In[1], line 1\n" in broken.output  # the block's own line number
+    assert SETUP_LINE not in broken.output
 
 
 async def test_a_session_the_first_request_may_have_created_is_released_on_stop(fake_pool: FakePool) -> None:

@@ -61,9 +61,12 @@ def test_a_syntax_error_location_is_the_blocks_own() -> None:
 
 def test_only_compile_errors_mean_the_setup_did_not_run() -> None:
     assert compile_failed("SyntaxError")
-    assert compile_failed("IndentationError")
-    assert not compile_failed("ZeroDivisionError")
-    assert not compile_failed(None)
+    assert compile_failed(None, "IndentationError: unexpected indent (1.py, line 1)")
+    assert compile_failed(
+        None, None, "  Cell In[4], line 1\n    x = (1\n          ^\nSyntaxError: incomplete input\n"
+    )
+    assert not compile_failed("ZeroDivisionError", "ZeroDivisionError: division by zero", TRACEBACK)
+    assert not compile_failed(None, None, None)
 
 
 def test_text_without_a_cell_frame_is_unchanged() -> None:

@@ -14,6 +14,7 @@ from autogen_core.code_executor import CodeBlock, with_requirements
 
 from autogen_aca_sessions.client import ExecutionTimeoutError, SessionsClient
 from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
+from autogen_aca_sessions.executor._setup_prefix import SETUP_LINE
 from tests.unit.conftest import FakePool, Recorded
 
 NEWEST = "2025-10-02-preview"
@@ -92,7 +93,7 @@ def is_setup(code: str) -> bool:
     return "/mnt/data" in code and "chdir" in code
 
 
-async def test_setup_runs_once_per_session_and_every_execution_carries_the_timeout(
+async def test_setup_travels_with_the_first_block_and_every_execution_carries_the_timeout(
     fake_pool: FakePool,
 ) -> None:
     answer(fake_pool)
@@ -100,9 +101,8 @@ async def test_setup_runs_once_per_session_and_every_execution_carries_the_timeo
         await run(target, ("python", "print(1)"))
         await run(target, ("python", "print(2)"))
     sent = codes(fake_pool)
-    assert len(sent) == 3
+    assert sent == [SETUP_LINE + "\nprint(1)", "print(2)"]
     assert is_setup(sent[0])
-    assert sent[1:] == ["print(1)", "print(2)"]
     assert all(request.json()["timeoutInSeconds"] == 17 for request in executions(fake_pool))
     assert all("identifier=sid-1" in request.raw for request in executions(fake_pool))
 
@@ -120,7 +120,9 @@ async def test_code_is_sent_unchanged(fake_pool: FakePool) -> None:
     code = "python_var = 1\n%timeit -n1 pass\nprint(f'{python_var!r}')"
     async with executor(fake_pool) as target:
         await run(target, ("python", code))
-    assert codes(fake_pool)[-1] == code
+        await run(target, ("python", code))
+    # The first carries the set-up line in front of it; the block itself is never changed.
+    assert codes(fake_pool) == [SETUP_LINE + "\n" + code, code]
 
 
 async def test_stop_deletes_the_executors_own_session(fake_pool: FakePool) -> None:
@@ -152,7 +154,7 @@ async def test_stop_on_an_api_version_without_delete_sends_none(fake_pool: FakeP
     async with executor(fake_pool, api_version=LEGACY) as target:
         await run(target, ("python", "1"))
     assert deletes(fake_pool) == []
-    assert len(executions(fake_pool)) == 2
+    assert len(executions(fake_pool)) == 1
 
 
 async def test_failure_to_release_on_stop_is_logged_not_raised(
@@ -178,7 +180,8 @@ async def test_restart_with_caller_id_deletes_keeps_the_id_and_sets_up_again(fak
         await target.restart()
         await run(target, ("python", "print(a)"))
         assert target.session_id == "caller"
-    assert [is_setup(code) for code in codes(fake_pool)] == [True, False, True, False]
+    # One request per first block: the set-up travels with it.
+    assert codes(fake_pool) == [SETUP_LINE + "\na = 1", SETUP_LINE + "\nprint(a)"]
     assert all("identifier=caller" in request.raw for request in executions(fake_pool))
     assert len(deletes(fake_pool)) == 1
     assert "identifier=caller" in deletes(fake_pool)[0].raw
@@ -191,10 +194,11 @@ async def test_restart_on_legacy_with_caller_id_resets_the_namespace(fake_pool: 
         await target.restart()
         await run(target, ("python", "print(a)"))
     sent = codes(fake_pool)
-    assert len(sent) == 5
-    assert "reset(new_session=False)" in sent[2]
-    assert is_setup(sent[3])
-    assert sent[4] == "print(a)"
+    assert len(sent) == 4
+    assert sent[0] == SETUP_LINE + "\na = 1"
+    assert "reset(new_session=False)" in sent[1]
+    assert is_setup(sent[2])
+    assert sent[3] == "print(a)"
     assert deletes(fake_pool) == []
 
 
@@ -207,7 +211,7 @@ async def test_restart_with_own_id_on_legacy_switches_to_a_new_identifier(fake_p
         await run(target, ("python", "print(a)"))
         second = target.session_id
     assert first != second
-    assert [f"identifier={first}" in r.raw for r in executions(fake_pool)] == [True, True, False, False]
+    assert [f"identifier={first}" in r.raw for r in executions(fake_pool)] == [True, False]
     assert not any("reset(" in code for code in codes(fake_pool))
 
 
@@ -218,7 +222,7 @@ async def test_server_timeout_gives_124_with_the_output_before_it(fake_pool: Fak
         "error": {"code": "ExecutionTimeout", "message": "Execution timed out after 5 seconds."},
         "result": {"stdout": "partial\n", "stderr": "", "executionResult": ""},
     }
-    answer(fake_pool, succeeded(), timed_out)
+    answer(fake_pool, timed_out)
     async with executor(fake_pool, timeout=5) as target:
         result = await run(target, ("python", "print('partial'); spin()"), ("python", "print('skipped')"))
     assert result.exit_code == 124
@@ -226,14 +230,12 @@ async def test_server_timeout_gives_124_with_the_output_before_it(fake_pool: Fak
     assert result.output.startswith("partial\n")
     assert "Timed out after 5 s" in result.output
     assert len(result.blocks) == 1
-    assert len(executions(fake_pool)) == 2
+    assert len(executions(fake_pool)) == 1
 
 
 async def test_client_giving_up_gives_124_and_says_state_is_unknown(fake_pool: FakePool) -> None:
     class GivingUp(SessionsClient):
         async def execute(self, identifier: str, code: str, **kwargs: Any) -> Any:
-            if "chdir" in code:
-                return await super().execute(identifier, code, **kwargs)
             raise ExecutionTimeoutError(identifier, 5, 15.0)
 
     answer(fake_pool)
@@ -275,16 +277,18 @@ async def test_vanished_session_is_set_up_again_and_the_block_resent(fake_pool: 
     )
     answer(fake_pool)
     async with executor(fake_pool) as target:
+        await run(target, ("python", "print(0)"))
         result = await run(target, ("python", "print(1)"))
     assert result.exit_code == 0
     assert [is_setup(code) for code in codes(fake_pool)] == [True, False, True, False]
+    assert codes(fake_pool)[1] == codes(fake_pool)[3] == "print(1)"
     assert "no longer existed" in result.output
 
 
 async def test_legacy_image_result_is_saved_as_a_png_file(fake_pool: FakePool, tmp_path: Path) -> None:
     image = {"type": "image", "format": "png", "base64_data": base64.b64encode(PNG).decode()}
     drawn = {"properties": {"status": "Success", "stdout": "drawn\n", "stderr": "", "result": image}}
-    answer(fake_pool, LEGACY_OK, drawn, legacy=True)
+    answer(fake_pool, drawn, legacy=True)
     async with executor(fake_pool, api_version=LEGACY, work_dir=tmp_path) as target:
         result = await run(target, ("python", "plt.show()"))
     assert len(result.image_paths) == 1
@@ -295,7 +299,7 @@ async def test_legacy_image_result_is_saved_as_a_png_file(fake_pool: FakePool, t
 
 
 async def test_output_cut_by_the_service_is_marked(fake_pool: FakePool) -> None:
-    answer(fake_pool, succeeded(), succeeded(stdout="x" * 50))
+    answer(fake_pool, succeeded(stdout="x" * 50))
     async with executor(fake_pool, max_output_chars=50) as target:
         result = await run(target, ("python", "print('x' * 100)"))
     assert executions(fake_pool)[-1].json()["outputStreamsMaxLength"] == 50
@@ -304,7 +308,7 @@ async def test_output_cut_by_the_service_is_marked(fake_pool: FakePool) -> None:
 
 
 async def test_output_text_over_max_output_chars_is_cut_in_the_middle_and_marked(fake_pool: FakePool) -> None:
-    answer(fake_pool, succeeded(), succeeded(stdout="HEAD" + "x" * 140), succeeded(stdout="y" * 140 + "TAIL"))
+    answer(fake_pool, succeeded(stdout="HEAD" + "x" * 140), succeeded(stdout="y" * 140 + "TAIL"))
     async with executor(fake_pool, api_version="2025-02-02-preview", max_output_chars=200) as target:
         result = await run(target, ("python", "noisy()"), ("python", "noisy()"))
     assert result.output_truncated
@@ -318,7 +322,7 @@ async def test_output_text_over_max_output_chars_is_cut_in_the_middle_and_marked
 
 
 async def test_shell_block_reports_the_exit_status_the_wrapper_returns(fake_pool: FakePool) -> None:
-    answer(fake_pool, succeeded(), succeeded(stdout="hi\n", result=3))
+    answer(fake_pool, succeeded(stdout="hi\n", result=3))
     async with executor(fake_pool) as target:
         result = await run(target, ("bash", "echo hi; exit 3"))
     assert result.exit_code == 3

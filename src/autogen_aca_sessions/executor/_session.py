@@ -36,6 +36,7 @@ from autogen_aca_sessions.client import (
 )
 from autogen_aca_sessions.executor._functions import FunctionsModule, normalize_package_name
 from autogen_aca_sessions.executor._kernel_code import packages_code, reset_code, setup_code
+from autogen_aca_sessions.executor._setup_prefix import compile_failed, prefixed, unprefixed_text
 
 __all__ = ["IDLE_PROBE_SECONDS", "Invalidation", "SentBlock", "SessionKeeper", "SessionState"]
 
@@ -45,7 +46,9 @@ T = TypeVar("T")
 
 IDLE_PROBE_SECONDS = 300.0
 """The shortest cooldown a pool can have: after this long without a request the session may have
-been deleted and a later call gets a fresh one, so the executor checks before running a block."""
+been deleted and a later call gets a fresh one. The executor does not ask first (the block's own
+answer says so): it sends the set-up with the block where it can, and otherwise sends a block that
+failed for want of the injected functions once more after setting them up."""
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 # Error codes with which the service says the identifier no longer names a session.
@@ -290,11 +293,23 @@ class SessionKeeper:
 
     # ----------------------------------------------------------------- set-up
 
-    def _setup_due(self) -> tuple[bool, bool]:
-        """(whether the set-up must be looked at before the next block, whether a probe comes first)."""
-        state = self.state
-        probe_due = state.set_up and not state.reset_pending and self._idle_too_long()
-        return (not state.set_up or state.reset_pending or probe_due), probe_due
+    def _setup_due(self) -> bool:
+        """Whether the set-up must run before the next block."""
+        return not self.state.set_up or self.state.reset_pending
+
+    def _with_setup(self, code: str) -> str | None:
+        """``code`` carrying the set-up in its own request, when the set-up is due (or the session
+        may have been replaced while idle) and can travel that way; else None.
+
+        Only the working directory travels with a block: injected functions (whose loading can
+        fail on its own) and a pending reset go in requests of their own.
+        """
+        settings = self.settings
+        if settings.shell_pool or settings.functions is not None or self.state.reset_pending:
+            return None
+        if self.state.set_up and not self._idle_too_long():
+            return None
+        return prefixed(code)
 
     def setup_source(self) -> str:
         """The code that sets an interpreter up: working directory and injected functions.
@@ -311,26 +326,17 @@ class SessionKeeper:
     async def ensure_setup(self, cancellation_token: CancellationToken | None) -> bool:
         """Reset (when pending), change to /mnt/data and load the injected functions.
 
-        After an idle gap long enough for the service to have replaced the session, first checks
-        (with a no-op execution) whether it did. Returns True when the session turned out to be a
-        new incarnation, i.e. earlier interpreter state is gone.
+        Nothing is probed first: whether the session was replaced while idle is told by the
+        block's own answer (:meth:`run_block`). Returns False (kept for callers that report a
+        replacement found on the way).
         """
-        due, probe_due = self._setup_due()
-        if not due:
+        if not self._setup_due():
             return False
         if self.settings.shell_pool:
             # Commands start in /mnt/data and share nothing but files: there is nothing to set up.
             self.state = replace(self.state, set_up=True, reset_pending=False)
             return False
         replaced = False
-        if probe_due:
-            probe = await self._execute("pass\n", cancellation_token)
-            replaced = self._is_replaced(probe) or probe.state_lost
-            guid = self.state.session_guid
-            if not replaced and guid is not None and probe.session_guid == guid:
-                return False
-            # Replaced, or the service names no incarnation: load everything again (harmless).
-            self.invalidate(Invalidation.INTERPRETER_REPLACED)
         if self.state.reset_pending:
             reset = await self._execute(reset_code(), cancellation_token)
             if not reset.succeeded and not reset.state_lost:
@@ -413,20 +419,24 @@ class SessionKeeper:
         """Set the session up where due, send one block and, where the service replaced the session
         under it, set up again and send it once more when that cannot repeat any state.
 
-        The set-up is sent on its own before the block (:meth:`ensure_setup`); sending it in front
-        of the block instead would put :meth:`setup_source` before ``code`` here.
+        Where it can (see :meth:`_with_setup`), the set-up travels in the block's own request: a
+        new session's first block is one request. Otherwise the set-up goes first, on its own.
         """
         notes: list[str] = []
         gone = (
             f"The session {self.state.session_id!r} was replaced by the service (its idle timeout expired "
             "or it was deleted), so earlier variables and imports are gone"
         )
-        replaced = await self.ensure_setup(cancellation_token)
-        if replaced:
-            notes.append(f"{gone}; the working directory and injected functions were set up again.")
+        idle = self._idle_too_long()
+        carrying = self._with_setup(code)
+        replaced = False
+        if carrying is None:
+            replaced = await self.ensure_setup(cancellation_token)
         try:
             try:
-                result = await self._send(code, cancellation_token)
+                result = await self._send(carrying or code, cancellation_token)
+                if carrying is not None:
+                    result, replaced = self._took_setup(result, gone, notes)
             except SessionsHTTPError as exc:
                 if not _session_gone(exc):
                     raise
@@ -438,7 +448,10 @@ class SessionKeeper:
                 self.invalidate(Invalidation.SESSION_GONE)
                 await self.ensure_setup(cancellation_token)
                 result = await self._send(code, cancellation_token)
-            if self._is_replaced(result):
+            # After an idle gap a block failing for want of the injected functions says the
+            # interpreter is new even where the service names no incarnation.
+            new_incarnation = self._is_replaced(result) or (idle and self._failed_for_missing_setup(result))
+            if carrying is None and new_incarnation:
                 # The block ran in a new incarnation of the session that was never set up.
                 replaced = True
                 self.invalidate(Invalidation.INTERPRETER_REPLACED)
@@ -462,6 +475,26 @@ class SessionKeeper:
         if result.state_lost:
             self.invalidate(Invalidation.INTERPRETER_REPLACED)
         return SentBlock(result=result, gave_up=None, notes=tuple(notes), replaced=replaced)
+
+    def _took_setup(
+        self, result: ExecutionResult, gone: str, notes: list[str]
+    ) -> tuple[ExecutionResult, bool]:
+        """Read the answer of a block that carried the set-up: its text as the block's own, the set-up
+        done unless the cell did not compile, and whether it ran in a new incarnation."""
+        result = replace(
+            result,
+            stderr=unprefixed_text(result.stderr),
+            error_message=unprefixed_text(result.error_message)
+            if result.error_message
+            else result.error_message,
+        )
+        if not result.succeeded and compile_failed(result.error_code, result.error_message, result.stderr):
+            return result, False
+        replaced = self._is_replaced(result)
+        if replaced:
+            notes.append(f"{gone}; the working directory was set up again with this block.")
+        self.state = replace(self.state, set_up=True, session_guid=result.session_guid)
+        return result, replaced
 
 
 async def linked(awaitable: Awaitable[T], cancellation_token: CancellationToken | None) -> T:

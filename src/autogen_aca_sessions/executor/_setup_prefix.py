@@ -38,9 +38,18 @@ def prefixed(block: str) -> str | None:
     return SETUP_LINE + "\n" + block
 
 
-def compile_failed(error_name: str | None) -> bool:
-    """Whether the cell failed to compile, so that its set-up line did not run either."""
-    return error_name in _COMPILE_ERRORS
+def compile_failed(*texts: str | None) -> bool:
+    """Whether a failed cell failed to compile (so that its set-up line did not run either).
+
+    ``texts`` are what the service said: the error code, the error message, stderr.
+    """
+    for text in texts:
+        if not text:
+            continue
+        last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
+        if text in _COMPILE_ERRORS or last.startswith(_COMPILE_ERRORS) or text.startswith(_COMPILE_ERRORS):
+            return True
+    return False
 
 
 def unprefixed_text(text: str) -> str:

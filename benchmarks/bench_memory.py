@@ -2,9 +2,9 @@
 
 Three kinds of kernel, each after ``STACK_IMPORT`` ran in it and it sat idle:
 - a plain ipykernel started by ``jupyter_client`` (the baseline);
-- a session of the local pool (what ships), measured as the whole process tree the pool
-  started for it (sandbox wrapper included);
-- a session of the local pool with ``kernel_launcher="fork"`` (the runtime's fork-template
+- a session of the local pool with ``kernel_launcher="plain"``, measured as the whole process
+  tree the pool started for it (sandbox wrapper included);
+- a session of the local pool with ``kernel_launcher="fork"`` (the default: the runtime's fork-template
   launcher, ``local/_kernel_template_launcher.py``), sandboxed and not: the kernel plus, in
   bwrap mode, its holder sandbox (bwrap, its init, ``sleep``); the template's own memory once;
   and the new-session latency through the pool with and without a ready kernel.
@@ -115,7 +115,10 @@ async def measure_pool(count: int) -> tuple[list[Memory], str]:
     from autogen_aca_sessions.client import SessionsClient
 
     mems: list[Memory] = []
-    async with open_pool(ready_sessions=0, max_concurrent_sessions=count + 2) as pool:
+    # The plain launcher by name: the default forks kernels from a template (measured below).
+    async with open_pool(
+        ready_sessions=0, max_concurrent_sessions=count + 2, kernel_launcher="plain"
+    ) as pool:
         isolation = str(getattr(getattr(pool, "manager", None), "isolation", "?"))
         async with SessionsClient(pool.endpoint, pool_credential(pool)) as client:
             roots: list[list[int]] = []
@@ -226,14 +229,19 @@ async def run(cfg: Config) -> list[Row]:
         log(cfg, f"memory: {count} local-pool sessions")
         try:
             pool_mems, isolation = await measure_pool(count)
-            rows += _rows_for("local pool session", pool_mems, plain_uss, extra_note=f"isolation={isolation}")
+            rows += _rows_for(
+                "local pool session, kernel_launcher=plain",
+                pool_mems,
+                plain_uss,
+                extra_note=f"isolation={isolation}",
+            )
         except Exception as exc:
             rows.append(Row(benchmark=NAME, figure="local pool session", note=f"FAILED: {exc!r}"[:200]))
     else:
         rows.append(Row(benchmark=NAME, figure="local pool session", note=f"skipped: {why}"))
 
     for mode in ("bwrap", "none"):
-        label = f"pool, kernel_launcher=fork, sandbox={mode}"
+        label = f"pool, kernel_launcher=fork (default), sandbox={mode}"
         log(cfg, f"memory: {count} local-pool sessions with kernel_launcher=fork, sandbox={mode}")
         try:
             f_mems, f_template, f_isolation, f_cold, f_warm = await measure_pool_fork(

@@ -136,9 +136,10 @@ async def run(cfg: Config) -> list[Row]:
 
     log(cfg, f"new_session: {ready_n} first calls with a ready kernel free")
     client_ready, executor_ready = await measure_ready(ready_n, cfg)
-    for label, values in (
-        ("SessionsClient", client_ready),
-        ("executor (fresh, first block)", executor_ready),
+    # Issue 13 holds the executor's first block (set-up included) to p50 <= 15 ms, p99 <= 50 ms.
+    for label, values, (p50_max, p99_max) in (
+        ("SessionsClient", client_ready, (20.0, 100.0)),
+        ("executor (fresh, first block)", executor_ready, (15.0, 50.0)),
     ):
         p50, p99 = summarise(values)
         rows.append(
@@ -149,8 +150,8 @@ async def run(cfg: Config) -> list[Row]:
                 baseline="cold kernel start",
                 baseline_value=cold_p50,
                 ratio=ratio(p50, cold_p50),
-                target="p50 <= 20 ms, p99 <= 100 ms",
-                met=p50 <= 20.0 and p99 <= 100.0,
+                target=f"p50 <= {p50_max:g} ms, p99 <= {p99_max:g} ms",
+                met=p50 <= p50_max and p99 <= p99_max,
             )
         )
 

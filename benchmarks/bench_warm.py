@@ -36,7 +36,7 @@ from harness import (
 NAME = "warm"
 DESCRIPTION = "warm execute of a trivial block: executor / client / bare HTTP vs raw jupyter_client"
 WARMUP = 10
-TARGET_RATIO = 1.3
+TARGET_RATIO = 1.1
 MANY_FILES = 2000
 RESULTS = Path(__file__).resolve().parent / "results"
 

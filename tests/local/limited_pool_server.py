@@ -2,7 +2,8 @@
 
 Usage: ``python -m tests.local.limited_pool_server '<json>'`` with ``open_files_headroom`` (the
 process's open-file limit, soft and hard, becomes what it holds at start-up plus this many;
-omitted: unchanged), ``zmq_max_sockets`` (omitted: the default sizing) and ``max_sessions``.
+omitted: unchanged), ``zmq_max_sockets`` (omitted: the default sizing), ``max_sessions`` and
+``kernel_launcher``.
 Prints one JSON line with ``endpoint``, ``api_key``, ``pid`` and ``open_files`` once serving;
 logs go to stderr. Stops on SIGTERM.
 """
@@ -26,6 +27,7 @@ from aiohttp import web
 from autogen_aca_sessions.local.app import create_app
 from autogen_aca_sessions.local.capacity import open_fd_count
 from autogen_aca_sessions.local.config import PoolConfig
+from autogen_aca_sessions.local.limits import ResourceLimits
 from autogen_aca_sessions.local.sessions import SessionManager
 
 POOL = "limited"
@@ -42,8 +44,14 @@ async def _serve(options: dict[str, Any]) -> None:
         limit = open_fd_count() + int(headroom)
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
     root = Path(tempfile.mkdtemp(prefix="aca-limited-"))
+    # A session's own open-file limit must fit under the server's lowered hard limit, which its
+    # kernels inherit (a kernel cannot raise its limit above it).
     config = PoolConfig(
-        pool_name=POOL, ready_sessions=0, max_concurrent_sessions=int(options.get("max_sessions", 100))
+        pool_name=POOL,
+        ready_sessions=0,
+        max_concurrent_sessions=int(options.get("max_sessions", 100)),
+        limits=ResourceLimits(open_files=64),
+        kernel_launcher=options.get("kernel_launcher", PoolConfig().kernel_launcher),
     )
     manager = SessionManager(root=root, config=config, zmq_max_sockets=options.get("zmq_max_sockets"))
     await manager.start()

@@ -71,12 +71,12 @@ class LimitedServer:
                 await self.process.wait()
 
     def kernel_processes(self) -> int:
-        """Kernel interpreters alive under the server (bwrap and its init around each are not counted)."""
-        children = psutil.Process(self.pid).children(recursive=True)
+        """Kernel interpreters alive under the server: a plain kernel under its bwrap, a forked one
+        under the template (which is the server's own child and not counted)."""
         count = 0
-        for child in children:
+        for child in psutil.Process(self.pid).children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                if child.name() != "bwrap" and any("_kernel_boot" in part for part in child.cmdline()):
+                if child.name().startswith("python") and child.ppid() != self.pid:
                     count += 1
         return count
 
@@ -146,12 +146,15 @@ async def _held_sessions_keep_working(server: LimitedServer, held: list[str]) ->
     assert download.body == b"still here"
 
 
+@pytest.mark.parametrize("launcher", ["fork", "plain"])
 async def test_out_of_open_files_new_sessions_get_pool_full_and_held_ones_keep_working(
-    start_server: Any,
+    start_server: Any, launcher: str
 ) -> None:
     # Room for the reserve kept for held sessions and a few sessions' descriptors, no more.
     server: LimitedServer = await start_server(
-        open_files_headroom=FD_RESERVE + FDS_PER_SESSION * HELD_AT_MOST + 4 + 24, max_sessions=600
+        open_files_headroom=FD_RESERVE + FDS_PER_SESSION * HELD_AT_MOST + 4 + 24,
+        max_sessions=600,
+        kernel_launcher=launcher,
     )
     held, refusal = await _fill(server)
     assert held, "not even one session fitted"
@@ -179,8 +182,13 @@ async def test_out_of_open_files_new_sessions_get_pool_full_and_held_ones_keep_w
     assert log.count("ran out of open files") == 1, log
 
 
-async def test_out_of_zmq_sockets_a_new_session_gets_503_and_its_kernel_is_stopped(start_server: Any) -> None:
-    server: LimitedServer = await start_server(zmq_max_sockets=ZMQ_SOCKETS_PER_SESSION * HELD_AT_MOST)
+@pytest.mark.parametrize("launcher", ["fork", "plain"])
+async def test_out_of_zmq_sockets_a_new_session_gets_503_and_its_kernel_is_stopped(
+    start_server: Any, launcher: str
+) -> None:
+    server: LimitedServer = await start_server(
+        zmq_max_sockets=ZMQ_SOCKETS_PER_SESSION * HELD_AT_MOST, kernel_launcher=launcher
+    )
     held, refusal = await _fill(server)
     assert len(held) == HELD_AT_MOST
     assert refusal.status == 503, refusal.body

@@ -73,7 +73,9 @@ def _server_figures(pid: int) -> dict[str, float]:
     for proc in server.children(recursive=True):
         try:
             info = proc.memory_full_info()
-            is_template = any("_kernel_template" in part for part in proc.cmdline())
+            # The template is the server's own child; the kernels forked from it share its
+            # command line but are its children.
+            is_template = proc.ppid() == pid and any("_kernel_template" in part for part in proc.cmdline())
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
         processes += 1

@@ -190,9 +190,14 @@ class ACADynamicSessionsCodeExecutor(CodeExecutor, Component[ACADynamicSessionsC
           where a truly fresh interpreter matters.
         - Replaced sessions: the service deletes a session after its idle cooldown; a later call
           with the same identifier gets a fresh one. The executor notices through the
-          ``x-ms-session-guid`` header (and checks before a block after 300 s of idleness), sets
-          the session up again, says so in the output and marks the result ``state_lost``; a
-          block that failed only because the injected functions were missing is sent once more.
+          ``x-ms-session-guid`` header of the block's own answer (nothing is probed first; after
+          300 s of idleness the working directory set-up travels with the block), sets the
+          session up again, says so in the output and marks the result ``state_lost``; a block
+          that failed only because the injected functions were missing is sent once more.
+        - One request per block: a session's set-up (change to ``/mnt/data``) travels as the
+          first line of its first block's cell, invisible in tracebacks; injected functions, a
+          pending reset, and blocks that must start their cell (``from __future__``, ``%%``
+          magics, an indented first line) get a set-up request of their own.
         - :meth:`stop` closes the HTTP connections (of a client the executor created) and
           releases the session (``DELETE /session``) when the api-version supports it and
           ``release_session_on_stop`` says so: ``None`` (default) releases only a session the

@@ -4,7 +4,8 @@ Everything the executor knows about its session is one immutable :class:`Session
 keeper replaces it whole: :meth:`SessionKeeper.invalidate` for anything that ends what was known
 (a restart, a release, a vanished session, a replaced interpreter), and small ``replace`` steps
 for what a request teaches (it was sent, the set-up ran, the packages are known). The keeper
-sends the set-up (reset, working directory, injected functions), probes after idleness, and
+sends the set-up (reset, working directory, injected functions; the working directory with a
+block's own code where it can), probes nothing before a block, and
 sends a block once more when the service replaced the session under it. It renders nothing:
 its answer is a :class:`SentBlock`, which the output renderer turns into text.
 """
@@ -246,7 +247,7 @@ class SessionKeeper:
     # ----------------------------------------------------------------- requests
 
     async def _execute(self, code: str, cancellation_token: CancellationToken | None) -> ExecutionResult:
-        """Run ``code`` in the interpreter (set-up, probes, resets, package listing)."""
+        """Run ``code`` in the interpreter (set-up, resets, package listing)."""
         self.touch()
         return await linked(
             self._client().execute(self.state.session_id, code, timeout_seconds=self.settings.server_timeout),

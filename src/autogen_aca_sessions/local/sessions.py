@@ -368,7 +368,7 @@ class SessionManager:
             self._owned_launcher = launcher
             return launcher
         return PlainKernelLauncher(
-            sandbox, egress=self.config.egress, hide=list(self._hidden), mpl_cache=mpl_cache
+            sandbox, egress=self.config.egress, hide_paths=self._hidden, mpl_cache=mpl_cache
         )
 
     async def close(self) -> None:

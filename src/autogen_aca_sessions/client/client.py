@@ -43,6 +43,7 @@ from autogen_aca_sessions.client.errors import (
     UploadOutcomeUnknownError,
     error_class_for_status,
 )
+from autogen_aca_sessions.client.limits import DEFAULT_API_VERSION, DEFAULT_MAX_OUTPUT_CHARS
 from autogen_aca_sessions.client.models import (
     ApiVersion,
     ExecutionResult,
@@ -344,8 +345,8 @@ class SessionsClient:
         pool_management_endpoint: str,
         credential: TokenSource | None = None,
         *,
-        api_version: ApiVersion | str = ApiVersion.V2025_10_02_PREVIEW,
-        max_output_chars: int = 1_000_000,
+        api_version: ApiVersion | str = DEFAULT_API_VERSION,
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
         max_retries: int = 3,
         request_timeout: float = 30.0,
         session: aiohttp.ClientSession | None = None,

@@ -1,16 +1,17 @@
 """The HTTP layer of the local session pool: routing, validation and responses for every api-version.
 
 :func:`create_app` builds an :class:`aiohttp.web.Application` that speaks the dynamic-sessions
-data plane (the public reference ``aca-sessions-api.md`` sections 2-4, kept beside the checkout at
-``../shared/reference/aca-sessions-api.md`` from the repository root) on top of a session
-runtime (``local/sessions.py``). Requests are served both under the Azure-shaped endpoint path
+data plane (Azure's OpenAPI specification in Azure/azure-rest-api-specs,
+``specification/app/data-plane/Microsoft.App.DynamicSessions/``, and the Microsoft Learn pages on
+dynamic sessions) on top of a session runtime (``local/sessions.py``). Requests are served both under the Azure-shaped endpoint path
 ``/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>/...`` and at the server root, so a
 relative ``Operation-Location`` resolves either way.
 
 Middleware order, outermost first: the catch-all that turns every refusal into an Azure.Core
-error body (and any unexpected exception into a logged 500), then the caller's ``middlewares``,
-then bearer-key authentication, then fault injection (which reads the operation name the
-request's route carries), then the dispatcher.
+error body (and any unexpected exception into a logged 500), then ``operation_middleware``
+(which names the request's operation for the middlewares inside), then the caller's
+``middlewares``, then bearer-key authentication, then fault injection (which reads that
+operation name), then the dispatcher.
 
 Choices where the reference is silent:
 
@@ -116,6 +117,8 @@ class SessionLike(current.SessionLike, Protocol):
 class SessionManagerLike(Protocol):
     """What the HTTP layer uses of the runtime's ``SessionManager`` (design.md section 2)."""
 
+    @property
+    def config(self) -> PoolConfig: ...
     @property
     def isolation(self) -> Isolation: ...
 
@@ -918,18 +921,17 @@ def create_app(
     manager: SessionManagerLike,
     *,
     api_key: str,
-    config: PoolConfig | None = None,
     middlewares: Sequence[Middleware] = (),
     faults: FaultInjector | None = None,
 ) -> web.Application:
-    """The aiohttp application of a local pool serving ``manager``'s sessions under ``config``.
+    """The aiohttp application of a local pool serving ``manager``'s sessions under ``manager.config``.
 
     ``middlewares`` run inside the error catch-all and outside authentication, so they see
     refused calls too and never let a bare exception escape. ``faults`` runs inside
     authentication (an unauthenticated caller can neither meet nor trigger a fault) and is
     given ``manager``'s session deleter for its ``expire`` fault.
     """
-    config = config if config is not None else PoolConfig()
+    config = manager.config
     ctx = PoolContext(manager=manager, api_key=api_key, config=config)
     inner: list[Middleware] = [auth_middleware(api_key)]
     if faults is not None:

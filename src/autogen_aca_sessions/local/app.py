@@ -73,7 +73,7 @@ from .outcome import CodeOutput, PoolFullError, ShellOutput
 from .wire import current, legacy
 from .wire.common import ExecuteRequest
 from .wire.errors import WireError, error_body, error_response
-from .wire.versions import API_VERSIONS, ApiVersionSpec, lookup_api_version
+from .wire.versions import API_VERSIONS, ApiVersionSpec, Contract, lookup_api_version
 
 if TYPE_CHECKING:
     from .faults import FaultInjector
@@ -161,8 +161,8 @@ Handler = Callable[["Call"], Awaitable[web.StreamResponse]]
 class Route:
     """One operation: the contract it belongs to, its method and its path below the endpoint."""
 
-    contract: str
-    """``legacy``, ``current`` or ``any``."""
+    contract: Contract | None
+    """The contract the operation belongs to; ``None``: every contract."""
     operation: Operation
     """What the call is, for middlewares (fault injection picks calls by it)."""
     method: str
@@ -176,7 +176,7 @@ class Route:
 
     def serves(self, spec: ApiVersionSpec) -> bool:
         """Whether this route exists in ``spec``."""
-        return (self.contract in ("any", spec.contract)) and self.available(spec)
+        return self.contract in (None, spec.contract) and self.available(spec)
 
 
 @dataclass
@@ -822,7 +822,7 @@ async def _management_list_sessions(call: Call) -> web.StreamResponse:
 
 
 def _route(
-    contract: str,
+    contract: Contract | None,
     operation: Operation,
     method: str,
     pattern: str,
@@ -833,12 +833,12 @@ def _route(
 
 
 ROUTES: tuple[Route, ...] = (
-    _route("legacy", Operation.EXECUTE, "POST", r"code/execute", _legacy_execute),
-    _route("legacy", Operation.FILES, "POST", r"files/upload", _legacy_upload),
-    _route("legacy", Operation.FILES, "GET", r"files", _legacy_list),
-    _route("legacy", Operation.FILES, "GET", r"files/content/(?P<name>.+)", _stream_file),
+    _route(Contract.LEGACY, Operation.EXECUTE, "POST", r"code/execute", _legacy_execute),
+    _route(Contract.LEGACY, Operation.FILES, "POST", r"files/upload", _legacy_upload),
+    _route(Contract.LEGACY, Operation.FILES, "GET", r"files", _legacy_list),
+    _route(Contract.LEGACY, Operation.FILES, "GET", r"files/content/(?P<name>.+)", _stream_file),
     _route(
-        "legacy",
+        Contract.LEGACY,
         Operation.FILES,
         "GET",
         r"files/(?P<name>.+)",
@@ -846,29 +846,29 @@ ROUTES: tuple[Route, ...] = (
         lambda s: s.file_item_operations,
     ),
     _route(
-        "legacy",
+        Contract.LEGACY,
         Operation.FILES,
         "DELETE",
         r"files/(?P<name>.+)",
         _legacy_delete_file,
         lambda s: s.file_item_operations,
     ),
-    _route("current", Operation.EXECUTE, "POST", r"executions", _execute),
-    _route("current", Operation.POLL, "GET", r"executions/(?P<execution_id>[^/]+)", _get_execution),
-    _route("current", Operation.FILES, "POST", r"files", _upload),
-    _route("current", Operation.FILES, "GET", r"files", _list),
-    _route("current", Operation.FILES, "GET", r"files/(?P<name>.+)/content", _stream_file),
-    _route("current", Operation.FILES, "GET", r"files/(?P<name>.+)", _file),
-    _route("current", Operation.FILES, "DELETE", r"files/(?P<name>.+)", _delete_file),
-    _route("current", Operation.SESSION, "GET", r"session", _get_session, lambda s: s.session_management),
+    _route(Contract.CURRENT, Operation.EXECUTE, "POST", r"executions", _execute),
+    _route(Contract.CURRENT, Operation.POLL, "GET", r"executions/(?P<execution_id>[^/]+)", _get_execution),
+    _route(Contract.CURRENT, Operation.FILES, "POST", r"files", _upload),
+    _route(Contract.CURRENT, Operation.FILES, "GET", r"files", _list),
+    _route(Contract.CURRENT, Operation.FILES, "GET", r"files/(?P<name>.+)/content", _stream_file),
+    _route(Contract.CURRENT, Operation.FILES, "GET", r"files/(?P<name>.+)", _file),
+    _route(Contract.CURRENT, Operation.FILES, "DELETE", r"files/(?P<name>.+)", _delete_file),
+    _route(Contract.CURRENT, Operation.SESSION, "GET", r"session", _get_session, lambda s: s.session_management),
     _route(
-        "current", Operation.SESSION, "DELETE", r"session", _delete_session, lambda s: s.session_management
+        Contract.CURRENT, Operation.SESSION, "DELETE", r"session", _delete_session, lambda s: s.session_management
     ),
-    _route("current", Operation.LIST, "GET", r"listSessions", _list_sessions, lambda s: s.session_management),
-    _route("current", Operation.METADATA, "GET", r"metadata", _metadata, lambda s: s.session_management),
+    _route(Contract.CURRENT, Operation.LIST, "GET", r"listSessions", _list_sessions, lambda s: s.session_management),
+    _route(Contract.CURRENT, Operation.METADATA, "GET", r"metadata", _metadata, lambda s: s.session_management),
     # Older docs show these without tying them to an api-version: every version serves them.
-    _route("any", Operation.SESSION, "POST", r"\.management/getSession", _management_get_session),
-    _route("any", Operation.LIST, "POST", r"\.management/listSessions", _management_list_sessions),
+    _route(None, Operation.SESSION, "POST", r"\.management/getSession", _management_get_session),
+    _route(None, Operation.LIST, "POST", r"\.management/listSessions", _management_list_sessions),
 )
 """Every operation; the first route whose pattern, api-version and method fit serves a request."""
 

@@ -23,10 +23,7 @@ pytestmark = [
 AGENTS = 4
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def pool() -> AsyncIterator[LocalSessionPool]:
-    async with LocalSessionPool(ready_sessions=AGENTS, max_execution_seconds=60) as local_pool:
-        yield local_pool
+POOL_OPTIONS = {"ready_sessions": AGENTS, "max_execution_seconds": 60}
 
 
 def work_for(name: str) -> str:

@@ -143,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--pool-type",
         choices=[m.value for m in PoolType],
         default=defaults.pool_type.value,
-        help=f"PythonLTS: code interpreter sessions; Shell: shellCommand sessions (default: {defaults.pool_type})",
+        help=(
+            "PythonLTS: code interpreter sessions; Shell: shellCommand sessions "
+            f"(default: {defaults.pool_type})"
+        ),
     )
     serve.add_argument(
         "--max-concurrent-sessions",

@@ -4,17 +4,16 @@ tasks, and a team resumed from saved state on the same session id."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
-import pytest_asyncio
+from _executor_helpers import make_executor
 from autogen_agentchat.agents import AssistantAgent, CodeExecutorAgent
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
 from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
-from _executor_helpers import make_executor
 from autogen_ext.models.replay import ReplayChatCompletionClient
 
 from autogen_aca_sessions import ACADynamicSessionsCodeExecutor, LocalSessionPool
@@ -221,7 +220,9 @@ async def test_a_new_team_resumes_saved_state_on_the_same_session(pool: LocalSes
     # The caller chose the session id, so stop() kept the session for whoever resumes it.
     assert session_id in await sessions_of(pool)
 
-    async with make_executor(pool, timeout=60, session_id=session_id, release_session_on_stop=True) as second_executor:
+    async with make_executor(
+        pool, timeout=60, session_id=session_id, release_session_on_stop=True
+    ) as second_executor:
         second_team = resumable_team(second_executor, step_two)
         await second_team.load_state(state)
         result = await second_team.run(task="Step two: double the total from step one.")

@@ -623,7 +623,10 @@ class SessionsClient:
         return self._contract.parse_metadata(load_json(response.body))
 
     async def _paged(
-        self, request: Request, identifier: str | None, parse: Callable[[object], tuple[list[_Item], str | None]]
+        self,
+        request: Request,
+        identifier: str | None,
+        parse: Callable[[object], tuple[list[_Item], str | None]],
     ) -> list[_Item]:
         """Every item of a listing, following the service's ``nextLink`` (at most ``_MAX_PAGES``)."""
         items: list[_Item] = []

@@ -3,7 +3,8 @@
 :func:`create_app` builds an :class:`aiohttp.web.Application` that speaks the dynamic-sessions
 data plane (Azure's OpenAPI specification in Azure/azure-rest-api-specs,
 ``specification/app/data-plane/Microsoft.App.DynamicSessions/``, and the Microsoft Learn pages on
-dynamic sessions) on top of a session runtime (``local/sessions.py``). Requests are served both under the Azure-shaped endpoint path
+dynamic sessions) on top of a session runtime (``local/sessions.py``). Requests are served
+both under the Azure-shaped endpoint path
 ``/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>/...`` and at the server root, so a
 relative ``Operation-Location`` resolves either way.
 
@@ -860,12 +861,28 @@ ROUTES: tuple[Route, ...] = (
     _route(Contract.CURRENT, Operation.FILES, "GET", r"files/(?P<name>.+)/content", _stream_file),
     _route(Contract.CURRENT, Operation.FILES, "GET", r"files/(?P<name>.+)", _file),
     _route(Contract.CURRENT, Operation.FILES, "DELETE", r"files/(?P<name>.+)", _delete_file),
-    _route(Contract.CURRENT, Operation.SESSION, "GET", r"session", _get_session, lambda s: s.session_management),
     _route(
-        Contract.CURRENT, Operation.SESSION, "DELETE", r"session", _delete_session, lambda s: s.session_management
+        Contract.CURRENT, Operation.SESSION, "GET", r"session", _get_session, lambda s: s.session_management
     ),
-    _route(Contract.CURRENT, Operation.LIST, "GET", r"listSessions", _list_sessions, lambda s: s.session_management),
-    _route(Contract.CURRENT, Operation.METADATA, "GET", r"metadata", _metadata, lambda s: s.session_management),
+    _route(
+        Contract.CURRENT,
+        Operation.SESSION,
+        "DELETE",
+        r"session",
+        _delete_session,
+        lambda s: s.session_management,
+    ),
+    _route(
+        Contract.CURRENT,
+        Operation.LIST,
+        "GET",
+        r"listSessions",
+        _list_sessions,
+        lambda s: s.session_management,
+    ),
+    _route(
+        Contract.CURRENT, Operation.METADATA, "GET", r"metadata", _metadata, lambda s: s.session_management
+    ),
     # Older docs show these without tying them to an api-version: every version serves them.
     _route(None, Operation.SESSION, "POST", r"\.management/getSession", _management_get_session),
     _route(None, Operation.LIST, "POST", r"\.management/listSessions", _management_list_sessions),

@@ -177,7 +177,9 @@ class FaultPlan:
             elif key == "seed":
                 seed = _parse_int(key, value)
             elif key == "ops":
-                operations = _operations(op.strip().lower() for op in re.split(r"[+|/ ]", value) if op.strip())
+                operations = _operations(
+                    op.strip().lower() for op in re.split(r"[+|/ ]", value) if op.strip()
+                )
             elif key == "next":
                 schedule.extend(_parse_schedule_item(value))
             else:

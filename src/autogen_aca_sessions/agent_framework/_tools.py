@@ -1,0 +1,264 @@
+"""The Agent Framework tools: run code or shell commands in the conversation's session, move files.
+
+Each tool is a :class:`agent_framework.FunctionTool` with a fixed JSON schema. The session comes
+from the ``AgentSession`` of the invocation (``FunctionInvocationContext.session``), so every
+conversation has its own session. A failure never escapes as an exception: it comes back as a
+tool result saying what happened, with the output so far, and the session stays usable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent_framework import Content, FunctionInvocationContext, FunctionTool
+
+from autogen_aca_sessions.agent_framework._instructions import (
+    DOWNLOAD_FILE_DESCRIPTION,
+    LIST_FILES_DESCRIPTION,
+    UPLOAD_FILE_DESCRIPTION,
+    execute_code_description,
+    run_shell_description,
+)
+from autogen_aca_sessions.agent_framework._results import cut, error_contents, execution_contents
+from autogen_aca_sessions.agent_framework._sessions import DynamicSessions, PathNotAllowedError, RunOutcome
+from autogen_aca_sessions.client import ExecutionTimeoutError, NotFoundError, SessionsError
+
+__all__ = [
+    "DOWNLOAD_FILE_SCHEMA",
+    "EXECUTE_CODE_SCHEMA",
+    "LIST_FILES_SCHEMA",
+    "RUN_SHELL_SCHEMA",
+    "UPLOAD_FILE_SCHEMA",
+    "DownloadFileTool",
+    "ExecuteCodeTool",
+    "ListFilesTool",
+    "RunShellTool",
+    "UploadFileTool",
+]
+
+EXECUTE_CODE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "code": {
+            "type": "string",
+            "description": "Python code to run in the session (it keeps state between calls).",
+        },
+    },
+    "required": ["code"],
+    "additionalProperties": False,
+}
+RUN_SHELL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "command": {"type": "string", "description": "Shell command (or script) to run in the session."},
+    },
+    "required": ["command"],
+    "additionalProperties": False,
+}
+UPLOAD_FILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "path": {"type": "string", "description": "Path of the file, relative to the upload directory."},
+    },
+    "required": ["path"],
+    "additionalProperties": False,
+}
+LIST_FILES_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
+DOWNLOAD_FILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "description": "File name relative to /mnt/data, e.g. 'chart.png'."},
+        "local_name": {
+            "type": "string",
+            "description": "Name to save it under in the download directory (default: the same name).",
+        },
+    },
+    "required": ["name"],
+    "additionalProperties": False,
+}
+
+
+def _session_of(ctx: FunctionInvocationContext | None) -> Any:
+    return ctx.session if ctx is not None else None
+
+
+def _failure(exc: Exception) -> list[Content]:
+    """A tool result for a call that raised: what happened and what the model can do."""
+    if isinstance(exc, ExecutionTimeoutError):
+        return error_contents(
+            f"No answer from the session within {exc.waited_seconds:g} s (limit {exc.timeout_seconds} s). "
+            "The code may still be running; try smaller steps.",
+            error_code="Timeout",
+        )
+    if isinstance(exc, PathNotAllowedError):
+        return error_contents(f"Refused: {exc}", error_code="PathNotAllowed")
+    if isinstance(exc, (FileNotFoundError, NotFoundError)):
+        return error_contents(f"Not found: {exc}", error_code="NotFound")
+    if isinstance(exc, SessionsError):
+        return error_contents(f"The session pool refused the call: {exc}", error_code=type(exc).__name__)
+    return error_contents(f"{type(exc).__name__}: {exc}", error_code=type(exc).__name__)
+
+
+class _SessionTool(FunctionTool):
+    """A tool bound to one :class:`DynamicSessions`."""
+
+    def __init__(
+        self,
+        sessions: DynamicSessions,
+        *,
+        name: str,
+        description: str,
+        schema: dict[str, Any],
+        func: Any,
+        approval_mode: str | None,
+        kind: str | None = None,
+    ) -> None:
+        super().__init__(
+            name=name,
+            description=description,
+            approval_mode=approval_mode or sessions.config.approval_mode,  # type: ignore[arg-type]
+            kind=kind,
+            func=func,
+            input_model=schema,
+        )
+        self._sessions = sessions
+
+    @property
+    def sessions(self) -> DynamicSessions:
+        """The sessions this tool runs in."""
+        return self._sessions
+
+    def _contents(self, outcome: RunOutcome) -> list[Content]:
+        config = self._sessions.config
+        return execution_contents(
+            outcome.result,
+            max_output_chars=config.max_output_chars,
+            max_images=config.max_images,
+            timeout_seconds=config.timeout_seconds,
+            notes=outcome.notes,
+        )
+
+
+class ExecuteCodeTool(_SessionTool):
+    """``execute_code``: Python in the conversation's session; stdout, stderr, value and images back."""
+
+    def __init__(
+        self, sessions: DynamicSessions, *, name: str = "execute_code", approval_mode: str | None = None
+    ) -> None:
+        super().__init__(
+            sessions,
+            name=name,
+            description=execute_code_description(sessions.config),
+            schema=EXECUTE_CODE_SCHEMA,
+            func=self._execute,
+            approval_mode=approval_mode,
+        )
+
+    async def _execute(self, code: str, ctx: FunctionInvocationContext) -> list[Content]:
+        try:
+            outcome = await self._sessions.run_code(_session_of(ctx), code)
+        except (SessionsError, ValueError, OSError) as exc:
+            return _failure(exc)
+        return self._contents(outcome)
+
+
+class RunShellTool(_SessionTool):
+    """``run_shell``: a shell command in the conversation's session (shell pools)."""
+
+    def __init__(
+        self, sessions: DynamicSessions, *, name: str = "run_shell", approval_mode: str | None = None
+    ) -> None:
+        super().__init__(
+            sessions,
+            name=name,
+            description=run_shell_description(sessions.config),
+            schema=RUN_SHELL_SCHEMA,
+            func=self._run,
+            approval_mode=approval_mode,
+            kind="shell",
+        )
+
+    async def _run(self, command: str, ctx: FunctionInvocationContext) -> list[Content]:
+        try:
+            outcome = await self._sessions.run_shell(_session_of(ctx), command)
+        except (SessionsError, ValueError, OSError) as exc:
+            return _failure(exc)
+        return self._contents(outcome)
+
+
+class UploadFileTool(_SessionTool):
+    """``upload_file``: a file of the allowed local directory into the session's ``/mnt/data``."""
+
+    def __init__(
+        self, sessions: DynamicSessions, *, name: str = "upload_file", approval_mode: str | None = None
+    ) -> None:
+        super().__init__(
+            sessions,
+            name=name,
+            description=UPLOAD_FILE_DESCRIPTION,
+            schema=UPLOAD_FILE_SCHEMA,
+            func=self._upload,
+            approval_mode=approval_mode,
+        )
+
+    async def _upload(self, path: str, ctx: FunctionInvocationContext) -> list[Content]:
+        try:
+            uploaded = await self._sessions.upload_from_allowed_dir(_session_of(ctx), path)
+        except (SessionsError, ValueError, OSError) as exc:
+            return _failure(exc)
+        size = f" ({uploaded.size_in_bytes} bytes)" if uploaded.size_in_bytes is not None else ""
+        return [Content.from_text(f"Uploaded {path} as /mnt/data/{uploaded.relative_path}{size}.")]
+
+
+class ListFilesTool(_SessionTool):
+    """``list_files``: what is in the session's ``/mnt/data`` (read-only, never needs approval)."""
+
+    def __init__(self, sessions: DynamicSessions, *, name: str = "list_files") -> None:
+        super().__init__(
+            sessions,
+            name=name,
+            description=LIST_FILES_DESCRIPTION,
+            schema=LIST_FILES_SCHEMA,
+            func=self._list,
+            approval_mode="never_require",
+        )
+
+    async def _list(self, ctx: FunctionInvocationContext) -> list[Content]:
+        try:
+            files = await self._sessions.list_files(_session_of(ctx))
+        except (SessionsError, ValueError, OSError) as exc:
+            return _failure(exc)
+        entries = [entry for entry in files if not entry.is_directory]
+        if not entries:
+            return [Content.from_text("/mnt/data is empty.")]
+        lines = []
+        for entry in entries:
+            size = f"{entry.size_in_bytes} bytes" if entry.size_in_bytes is not None else "size unknown"
+            changed = f", changed {entry.last_modified_at.isoformat()}" if entry.last_modified_at else ""
+            lines.append(f"{entry.relative_path} ({size}{changed})")
+        return [Content.from_text(cut("\n".join(lines), self._sessions.config.max_output_chars))]
+
+
+class DownloadFileTool(_SessionTool):
+    """``download_file``: a file of the session into the allowed local directory."""
+
+    def __init__(
+        self, sessions: DynamicSessions, *, name: str = "download_file", approval_mode: str | None = None
+    ) -> None:
+        super().__init__(
+            sessions,
+            name=name,
+            description=DOWNLOAD_FILE_DESCRIPTION,
+            schema=DOWNLOAD_FILE_SCHEMA,
+            func=self._download,
+            approval_mode=approval_mode,
+        )
+
+    async def _download(
+        self, name: str, ctx: FunctionInvocationContext, local_name: str | None = None
+    ) -> list[Content]:
+        try:
+            saved = await self._sessions.download_to_allowed_dir(_session_of(ctx), name, local_name)
+        except (SessionsError, ValueError, OSError) as exc:
+            return _failure(exc)
+        return [Content.from_text(f"Saved /mnt/data/{name.removeprefix('/mnt/data/')} as {saved.name} in the download directory.")]

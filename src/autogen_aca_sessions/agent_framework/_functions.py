@@ -65,14 +65,22 @@ def _read_source(func: InjectedFunction) -> str:
         ) from exc
 
 
-def _stub(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
-    """``def name(args) -> ret:`` plus the docstring, without the body."""
-    prefix = "async def" if isinstance(node, ast.AsyncFunctionDef) else "def"
-    returns = f" -> {ast.unparse(node.returns)}" if node.returns is not None else ""
-    head = f"{prefix} {node.name}({ast.unparse(node.args)}){returns}:"
-    doc = ast.get_docstring(node)
-    body = textwrap.indent(f'"""{doc}"""' if doc else "...", "    ")
-    return f"{head}\n{body}"
+def _stub(source_lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """The function's own signature lines and docstring, as written, without the body."""
+    first = node.body[0]
+    has_doc = (
+        isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+    )
+    if first.lineno == node.lineno:
+        # A one-line definition: no lines of its own to show, so the signature is rebuilt.
+        prefix = "async def" if isinstance(node, ast.AsyncFunctionDef) else "def"
+        returns = f" -> {ast.unparse(node.returns)}" if node.returns is not None else ""
+        return f"{prefix} {node.name}({ast.unparse(node.args)}){returns}:\n    ..."
+    end = (first.end_lineno or first.lineno) if has_doc else first.lineno - 1
+    head = "".join(source_lines[node.lineno - 1 : end]).rstrip()
+    if not has_doc:
+        head += "\n    ..."
+    return head
 
 
 def _parse(func: InjectedFunction) -> tuple[str, list[ast.FunctionDef | ast.AsyncFunctionDef]]:
@@ -108,12 +116,13 @@ def build_functions_module(functions: Sequence[InjectedFunction]) -> FunctionsMo
             for statement in func.imports:
                 imports[statement.strip()] = None
         source, defs = _parse(func)
+        lines = source.splitlines(keepends=True)
         parts.append(source.rstrip() + "\n")
         for node in defs:
             if node.name in names:
                 raise ValueError(f"Two injected functions are named {node.name!r}.")
             names.append(node.name)
-            stubs.append(_stub(node))
+            stubs.append(_stub(lines, node))
     # Annotations may name types that exist only on the caller's side: keep them unevaluated.
     header = ["from __future__ import annotations\n"]
     if imports:

@@ -48,6 +48,7 @@ STATE_KEY = "aca_dynamic_sessions"
 
 _SETUP_TIMEOUT_SECONDS = 60
 _MAX_SERVICE_OUTPUT_CHARS = 1_000_000
+_MIN_SERVICE_OUTPUT_CHARS = 200_000
 
 
 class PathNotAllowedError(ValueError):
@@ -105,7 +106,7 @@ class DynamicSessions:
                 credential,
                 api_version=config.api_version,
                 # Ask the service for more than the model sees, so the cut keeps start and end.
-                max_output_chars=min(_MAX_SERVICE_OUTPUT_CHARS, config.max_output_chars * 4),
+                max_output_chars=min(_MAX_SERVICE_OUTPUT_CHARS, max(_MIN_SERVICE_OUTPUT_CHARS, config.max_output_chars * 4)),
                 request_timeout=config.request_timeout,
                 ssl=ssl,
                 allow_insecure_http=config.allow_insecure_http,

@@ -12,7 +12,7 @@ from agent_framework import AgentSession, ContextProvider, FunctionTool, Session
 from autogen_aca_sessions.agent_framework._config import DynamicSessionsConfig, PoolKind
 from autogen_aca_sessions.agent_framework._functions import InjectedFunction
 from autogen_aca_sessions.agent_framework._instructions import build_instructions
-from autogen_aca_sessions.agent_framework._sessions import STATE_KEY, DynamicSessions
+from autogen_aca_sessions.agent_framework._sessions import DynamicSessions
 from autogen_aca_sessions.agent_framework._tools import (
     DownloadFileTool,
     ExecuteCodeTool,
@@ -54,7 +54,7 @@ class DynamicSessionsCodeActProvider(ContextProvider):
     sessions and closes them with ``async with`` / :meth:`close`.
     """
 
-    DEFAULT_SOURCE_ID = "aca_dynamic_sessions"
+    DEFAULT_SOURCE_ID = "aca_sessions_codeact"
 
     def __init__(
         self,
@@ -124,8 +124,6 @@ class DynamicSessionsCodeActProvider(ContextProvider):
         """Inject the tools and the instructions for this run."""
         context.extend_instructions(self.source_id, await self.instructions(session))
         context.extend_tools(self.source_id, self._tools)
-        if session is not None and STATE_KEY in session.state:
-            state["identifier"] = session.state[STATE_KEY].get("identifier")
 
     async def close(self) -> None:
         """Close the sessions if this provider created them."""

@@ -61,7 +61,9 @@ class DynamicSessionsConfig(BaseModel):
         description="A caller-chosen session identifier used for every conversation; None gives each "
         "AgentSession its own session.",
     )
-    identifier_prefix: str = Field(default="af-", description="Prefix of the identifiers this package creates.")
+    identifier_prefix: str = Field(
+        default="af-", description="Prefix of the identifiers this package creates."
+    )
     upload_dir: str | None = Field(
         default=None, description="Local directory the upload tool may read from; None disables that tool."
     )
@@ -77,7 +79,9 @@ class DynamicSessionsConfig(BaseModel):
     allow_insecure_http: bool = Field(
         default=False, description="Accept http:// to a host that is not loopback (tokens travel in clear)."
     )
-    request_timeout: float = Field(default=30.0, gt=0, description="Timeout of requests other than executions.")
+    request_timeout: float = Field(
+        default=30.0, gt=0, description="Timeout of requests other than executions."
+    )
 
     @field_validator("functions_module")
     @classmethod

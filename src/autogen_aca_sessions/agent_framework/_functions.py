@@ -69,7 +69,9 @@ def _stub(source_lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef)
     """The function's own signature lines and docstring, as written, without the body."""
     first = node.body[0]
     has_doc = (
-        isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
     )
     if first.lineno == node.lineno:
         # A one-line definition: no lines of its own to show, so the signature is rebuilt.

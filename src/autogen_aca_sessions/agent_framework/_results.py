@@ -77,7 +77,9 @@ def execution_contents(
     contents = [Content.from_text("\n".join(sections))]
     for index, image in enumerate(shown, start=1):
         contents.append(
-            Content.from_data(data=image.data, media_type=image.mime_type, name=f"image-{index}.{image.format}")
+            Content.from_data(
+                data=image.data, media_type=image.mime_type, name=f"image-{index}.{image.format}"
+            )
         )
     if not result.succeeded:
         message = "Execution timed out" if result.timed_out else "Execution failed"

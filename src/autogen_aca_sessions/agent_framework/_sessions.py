@@ -10,6 +10,7 @@ it created when it is closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl as ssl_module
 import uuid
@@ -97,7 +98,9 @@ class DynamicSessions:
         ssl: ssl_module.SSLContext | bool | None = None,
     ) -> None:
         if functions and config.pool_kind is PoolKind.SHELL:
-            raise ValueError("Injected functions need a Python pool: a shell pool has no interpreter to load them.")
+            raise ValueError(
+                "Injected functions need a Python pool: a shell pool has no interpreter to load them."
+            )
         self._config = config
         self._functions: FunctionsModule | None = build_functions_module(functions) if functions else None
         if client is None:
@@ -106,7 +109,9 @@ class DynamicSessions:
                 credential,
                 api_version=config.api_version,
                 # Ask the service for more than the model sees, so the cut keeps start and end.
-                max_output_chars=min(_MAX_SERVICE_OUTPUT_CHARS, max(_MIN_SERVICE_OUTPUT_CHARS, config.max_output_chars * 4)),
+                max_output_chars=min(
+                    _MAX_SERVICE_OUTPUT_CHARS, max(_MIN_SERVICE_OUTPUT_CHARS, config.max_output_chars * 4)
+                ),
                 request_timeout=config.request_timeout,
                 ssl=ssl,
                 allow_insecure_http=config.allow_insecure_http,
@@ -194,7 +199,9 @@ class DynamicSessions:
         identifier = self.identifier_for(session)
         async with self._lock(identifier):
             await self._prepare(identifier)
-            result = await self._client.execute(identifier, code, timeout_seconds=self._config.timeout_seconds)
+            result = await self._client.execute(
+                identifier, code, timeout_seconds=self._config.timeout_seconds
+            )
             notes: list[str] = []
             if self._was_replaced(identifier, result):
                 result = await self._after_replacement(identifier, code, result, notes)
@@ -214,7 +221,9 @@ class DynamicSessions:
             notes: list[str] = []
             previous = self._prepared.get(identifier)
             if previous is not None and result.session_guid and result.session_guid != previous:
-                notes.append("The session was replaced since the last command: files written before are gone.")
+                notes.append(
+                    "The session was replaced since the last command: files written before are gone."
+                )
             if result.session_guid:
                 self._prepared[identifier] = result.session_guid
             return RunOutcome(result=result, identifier=identifier, notes=notes)
@@ -254,7 +263,9 @@ class DynamicSessions:
             module.names if module else (),
         )
         result = await self._client.execute(
-            identifier, code, timeout_seconds=min(_SETUP_TIMEOUT_SECONDS, max(self._config.timeout_seconds, 10))
+            identifier,
+            code,
+            timeout_seconds=min(_SETUP_TIMEOUT_SECONDS, max(self._config.timeout_seconds, 10)),
         )
         self._used.add(identifier)
         if not result.succeeded:
@@ -358,12 +369,14 @@ class DynamicSessions:
         self._prepared.pop(identifier, None)
         self._used.discard(identifier)
         if not self._client.supports_session_management:
-            logger.debug("api-version %s cannot delete sessions; %s expires on its own", self._client.api_version, identifier)
+            logger.debug(
+                "api-version %s cannot delete sessions; %s expires on its own",
+                self._client.api_version,
+                identifier,
+            )
             return
-        try:
+        with contextlib.suppress(NotFoundError):
             await self._client.delete_session(identifier)
-        except NotFoundError:
-            pass
 
     async def close(self) -> None:
         """Delete the sessions this object created and used (``release_on_close``), then close the
@@ -425,5 +438,3 @@ def resolve_inside(root: str | Path, relative: str) -> Path:
     if candidate == base:
         raise PathNotAllowedError(f"{relative!r} names the allowed directory itself, not a file in it")
     return candidate
-
-

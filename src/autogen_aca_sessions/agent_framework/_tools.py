@@ -261,4 +261,5 @@ class DownloadFileTool(_SessionTool):
             saved = await self._sessions.download_to_allowed_dir(_session_of(ctx), name, local_name)
         except (SessionsError, ValueError, OSError) as exc:
             return _failure(exc)
-        return [Content.from_text(f"Saved /mnt/data/{name.removeprefix('/mnt/data/')} as {saved.name} in the download directory.")]
+        remote = name.removeprefix("/mnt/data/")
+        return [Content.from_text(f"Saved /mnt/data/{remote} as {saved.name} in the download directory.")]

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 from agent_framework import (
     BaseChatClient,
@@ -36,7 +36,7 @@ class ToolCall:
     """Its arguments."""
 
 
-ScriptedTurn = Union[str, ToolCall, Sequence[ToolCall]]
+ScriptedTurn: TypeAlias = "str | ToolCall | Sequence[ToolCall]"
 """One model answer: a final reply, one tool call, or several tool calls at once."""
 
 

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("agent_framework")
 
-from autogen_aca_sessions.agent_framework import (  # noqa: E402
+from autogen_aca_sessions.agent_framework import (
     DownloadFileTool,
     DynamicSessions,
     DynamicSessionsConfig,
@@ -21,10 +21,10 @@ from autogen_aca_sessions.agent_framework import (  # noqa: E402
     UploadFileTool,
     session_tools,
 )
-from autogen_aca_sessions.agent_framework._functions import build_functions_module  # noqa: E402
-from autogen_aca_sessions.agent_framework._results import cut  # noqa: E402
-from autogen_aca_sessions.agent_framework._sessions import _split_session_path, resolve_inside  # noqa: E402
-from autogen_aca_sessions.client import ApiVersion  # noqa: E402
+from autogen_aca_sessions.agent_framework._functions import build_functions_module
+from autogen_aca_sessions.agent_framework._results import cut
+from autogen_aca_sessions.agent_framework._sessions import _split_session_path, resolve_inside
+from autogen_aca_sessions.client import ApiVersion
 
 ENDPOINT = "http://127.0.0.1:1/subscriptions/s/resourceGroups/r/sessionPools/p"
 
@@ -61,7 +61,11 @@ def test_execute_code_tool_schema_and_description() -> None:
     )
     assert tool.to_json_schema_spec() == {
         "type": "function",
-        "function": {"name": "execute_code", "description": tool.description, "parameters": tool.parameters()},
+        "function": {
+            "name": "execute_code",
+            "description": tool.description,
+            "parameters": tool.parameters(),
+        },
     }
 
 

@@ -9,16 +9,16 @@ import pytest_asyncio
 
 pytest.importorskip("agent_framework")
 
-from agent_framework import Agent, Content, Message  # noqa: E402
+from agent_framework import Agent, Content, Message
 
-from autogen_aca_sessions.agent_framework import (  # noqa: E402
+from autogen_aca_sessions.agent_framework import (
     STATE_KEY,
     DynamicSessions,
     DynamicSessionsCodeActProvider,
     DynamicSessionsConfig,
 )
-from autogen_aca_sessions.agent_framework.testing import ScriptedChatClient, ToolCall  # noqa: E402
-from autogen_aca_sessions.local import LocalSessionPool  # noqa: E402
+from autogen_aca_sessions.agent_framework.testing import ScriptedChatClient, ToolCall
+from autogen_aca_sessions.local import LocalSessionPool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 POOL_OPTIONS = {"ready_sessions": 1, "max_execution_seconds": 30}
@@ -26,7 +26,7 @@ POOL_OPTIONS = {"ready_sessions": 1, "max_execution_seconds": 30}
 
 def growth(values: list[float]) -> list[float]:
     """Relative change between consecutive values."""
-    return [b / a - 1 for a, b in zip(values, values[1:])]
+    return [values[i + 1] / values[i] - 1 for i in range(len(values) - 1)]
 
 
 def tool_results(client: ScriptedChatClient, call_index: int) -> list[Content]:
@@ -55,7 +55,10 @@ async def test_a_multi_turn_conversation_keeps_state_in_one_session(sessions: Dy
         [
             ToolCall("execute_code", {"code": "prices = [100, 110, 121]\nprint(len(prices))"}),
             "Loaded 3 prices.",
-            ToolCall("execute_code", {"code": "from functions import growth\n[round(g, 3) for g in growth(prices)]"}),
+            ToolCall(
+                "execute_code",
+                {"code": "from functions import growth\n[round(g, 3) for g in growth(prices)]"},
+            ),
             "Growth is 10% per step.",
         ]
     )
@@ -95,7 +98,10 @@ async def test_two_conversations_of_one_agent_use_two_sessions(sessions: Dynamic
 async def test_the_model_receives_a_figure_as_image_content(sessions: DynamicSessions) -> None:
     client = ScriptedChatClient(
         [
-            ToolCall("execute_code", {"code": "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [3, 5])\nplt.show()"}),
+            ToolCall(
+                "execute_code",
+                {"code": "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [3, 5])\nplt.show()"},
+            ),
             "Here is the chart.",
         ]
     )
@@ -128,7 +134,9 @@ async def test_the_instructions_name_packages_files_and_functions(sessions: Dyna
 
 
 async def test_approval_mode_holds_the_code_until_a_person_approves(module_pool: LocalSessionPool) -> None:
-    config = DynamicSessionsConfig(pool_management_endpoint=module_pool.endpoint, approval_mode="always_require")
+    config = DynamicSessionsConfig(
+        pool_management_endpoint=module_pool.endpoint, approval_mode="always_require"
+    )
     async with DynamicSessionsCodeActProvider(config, credential=module_pool.api_key) as provider:
         client = ScriptedChatClient(
             [
@@ -159,7 +167,9 @@ async def test_approval_mode_holds_the_code_until_a_person_approves(module_pool:
 
 
 async def test_a_rejected_approval_runs_nothing(module_pool: LocalSessionPool) -> None:
-    config = DynamicSessionsConfig(pool_management_endpoint=module_pool.endpoint, approval_mode="always_require")
+    config = DynamicSessionsConfig(
+        pool_management_endpoint=module_pool.endpoint, approval_mode="always_require"
+    )
     async with DynamicSessionsCodeActProvider(config, credential=module_pool.api_key) as provider:
         client = ScriptedChatClient([ToolCall("execute_code", {"code": "print('ran')"}), "Not run."])
         agent = Agent(client=client, context_providers=[provider])

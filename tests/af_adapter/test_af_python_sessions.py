@@ -11,9 +11,9 @@ import pytest_asyncio
 
 pytest.importorskip("agent_framework")
 
-from agent_framework import AgentSession, Content, FunctionInvocationContext, FunctionTool  # noqa: E402
+from agent_framework import AgentSession, Content, FunctionInvocationContext, FunctionTool
 
-from autogen_aca_sessions.agent_framework import (  # noqa: E402
+from autogen_aca_sessions.agent_framework import (
     STATE_KEY,
     DownloadFileTool,
     DynamicSessions,
@@ -22,8 +22,8 @@ from autogen_aca_sessions.agent_framework import (  # noqa: E402
     ListFilesTool,
     UploadFileTool,
 )
-from autogen_aca_sessions.client import NotFoundError  # noqa: E402
-from autogen_aca_sessions.local import LocalSessionPool  # noqa: E402
+from autogen_aca_sessions.client import NotFoundError
+from autogen_aca_sessions.local import LocalSessionPool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 POOL_OPTIONS = {"ready_sessions": 1, "max_execution_seconds": 30}
@@ -49,7 +49,8 @@ async def sessions(module_pool: LocalSessionPool, tmp_path: Path) -> AsyncIterat
     (tmp_path / "in").mkdir()
     config = DynamicSessionsConfig(
         pool_management_endpoint=module_pool.endpoint,
-        timeout_seconds=4,
+        # Generous: a fresh kernel's first matplotlib import can take seconds on a busy machine.
+        timeout_seconds=60,
         upload_dir=str(tmp_path / "in"),
         download_dir=str(tmp_path / "out"),
     )
@@ -116,15 +117,21 @@ async def test_a_displayed_figure_comes_back_as_image_content_not_text(sessions:
     assert "base64" not in text_of(contents)  # the image is not pasted into the text
 
 
-async def test_a_timeout_returns_partial_output_and_the_session_keeps_working(sessions: DynamicSessions) -> None:
-    tool = ExecuteCodeTool(sessions)
-    conversation = AgentSession()
-    await call(tool, conversation, code="kept = 'still here'")
+async def test_a_timeout_returns_partial_output_and_the_session_keeps_working(
+    module_pool: LocalSessionPool,
+) -> None:
+    config = DynamicSessionsConfig(pool_management_endpoint=module_pool.endpoint, timeout_seconds=4)
+    async with DynamicSessions(config, credential=module_pool.api_key) as owned:
+        tool = ExecuteCodeTool(owned)
+        conversation = AgentSession()
+        await call(tool, conversation, code="kept = 'still here'")
 
-    timed_out = await call(
-        tool, conversation, code="import time\nprint('before the wait', flush=True)\ntime.sleep(30)\nprint('after')"
-    )
-    after = await call(tool, conversation, code="kept")
+        timed_out = await call(
+            tool,
+            conversation,
+            code="import time\nprint('before the wait', flush=True)\ntime.sleep(30)\nprint('after')",
+        )
+        after = await call(tool, conversation, code="kept if 'kept' in globals() else 'lost'")
 
     assert "status: timed out after 4 s" in text_of(timed_out)
     assert "before the wait" in text_of(timed_out)
@@ -132,7 +139,12 @@ async def test_a_timeout_returns_partial_output_and_the_session_keeps_working(se
     errors = [c for c in timed_out if c.type == "error"]
     assert errors
     assert errors[0].message == "Execution timed out"
-    assert "value: still here" in text_of(after)
+    # The pool interrupts the code and keeps the state; when the interrupt does not land in time it
+    # restarts the kernel, and the result must then say the state is gone. Either way it works on.
+    if "interpreter was replaced" in text_of(timed_out):
+        assert "value: lost" in text_of(after)
+    else:
+        assert "value: still here" in text_of(after)
 
 
 async def test_an_exception_is_a_clear_tool_result_with_the_traceback(sessions: DynamicSessions) -> None:
@@ -150,9 +162,7 @@ async def test_long_output_is_cut_to_the_configured_limit_keeping_both_ends(
 ) -> None:
     config = DynamicSessionsConfig(pool_management_endpoint=module_pool.endpoint, max_output_chars=200)
     async with DynamicSessions(config, credential=module_pool.api_key) as owned:
-        contents = await call(
-            ExecuteCodeTool(owned), None, code="print('FIRST' + 'x' * 5000 + 'LAST')"
-        )
+        contents = await call(ExecuteCodeTool(owned), None, code="print('FIRST' + 'x' * 5000 + 'LAST')")
 
     text = text_of(contents)
     assert "FIRST" in text
@@ -190,10 +200,15 @@ async def test_files_move_between_the_allowed_directories_and_the_session(
     summed = await call(
         ExecuteCodeTool(sessions),
         conversation,
-        code="import pandas as pd\nd = pd.read_csv('numbers.csv')\nd.assign(sq=d.n**2).to_csv('squares.csv', index=False)\nint(d.n.sum())",
+        code=(
+            "import pandas as pd\nd = pd.read_csv('numbers.csv')\n"
+            "d.assign(sq=d.n**2).to_csv('squares.csv', index=False)\nint(d.n.sum())"
+        ),
     )
     listing = await call(ListFilesTool(sessions), conversation)
-    downloaded = await call(DownloadFileTool(sessions), conversation, name="squares.csv", local_name="result.csv")
+    downloaded = await call(
+        DownloadFileTool(sessions), conversation, name="squares.csv", local_name="result.csv"
+    )
 
     assert "Uploaded numbers.csv as /mnt/data/numbers.csv" in text_of(uploaded)
     assert "value: 6" in text_of(summed)
@@ -253,7 +268,9 @@ async def test_close_releases_the_sessions_it_created_and_only_those(module_pool
         await _get_session(module_pool, created)
 
 
-async def test_without_an_agent_session_calls_share_one_session_of_the_owner(sessions: DynamicSessions) -> None:
+async def test_without_an_agent_session_calls_share_one_session_of_the_owner(
+    sessions: DynamicSessions,
+) -> None:
     tool = ExecuteCodeTool(sessions)
 
     await call(tool, None, code="shared = 7")

@@ -10,16 +10,16 @@ import pytest_asyncio
 
 pytest.importorskip("agent_framework")
 
-from agent_framework import AgentSession, Content, FunctionInvocationContext, FunctionTool  # noqa: E402
+from agent_framework import AgentSession, Content, FunctionInvocationContext, FunctionTool
 
-from autogen_aca_sessions.agent_framework import (  # noqa: E402
+from autogen_aca_sessions.agent_framework import (
     DynamicSessions,
     DynamicSessionsCodeActProvider,
     DynamicSessionsConfig,
     PoolKind,
     RunShellTool,
 )
-from autogen_aca_sessions.local import LocalSessionPool  # noqa: E402
+from autogen_aca_sessions.local import LocalSessionPool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 POOL_OPTIONS = {"ready_sessions": 1, "pool_type": "Shell", "max_execution_seconds": 30}

@@ -1,4 +1,4 @@
-"""Quickstart for Microsoft Agent Framework: an agent analyses a CSV in a dynamic session and brings back a chart.
+"""Quickstart for Microsoft Agent Framework: an agent analyses a CSV in a dynamic session, draws a chart.
 
 The same task as ``quickstart.py`` (AutoGen), with an Agent Framework ``Agent``. Runs anywhere with
 no Azure subscription and no API key::

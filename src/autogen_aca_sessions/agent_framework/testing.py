@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -18,9 +18,11 @@ from agent_framework import (
     BaseChatClient,
     ChatMiddlewareLayer,
     ChatResponse,
+    ChatResponseUpdate,
     Content,
     FunctionInvocationLayer,
     Message,
+    ResponseStream,
 )
 
 __all__ = ["ScriptExhaustedError", "ScriptedChatClient", "ScriptedTurn", "ToolCall"]
@@ -70,10 +72,19 @@ class ScriptedChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any],
         stream: bool,
         options: Mapping[str, Any],
         **kwargs: Any,
-    ) -> Awaitable[ChatResponse]:
-        if stream:
-            raise NotImplementedError("ScriptedChatClient does not stream; call run() without stream=True")
-        return self._respond(list(messages))
+    ) -> Awaitable[ChatResponse] | ResponseStream[ChatResponseUpdate, ChatResponse]:
+        if not stream:
+            return self._respond(list(messages))
+
+        async def updates() -> AsyncIterator[ChatResponseUpdate]:
+            # A scripted turn arrives whole: one update carrying all of its contents.
+            response = await self._respond(list(messages))
+            for message in response.messages:
+                yield ChatResponseUpdate(
+                    role="assistant", contents=list(message.contents), response_id=response.response_id
+                )
+
+        return ResponseStream(updates(), finalizer=ChatResponse.from_updates)
 
     async def _respond(self, messages: list[Message]) -> ChatResponse:
         self.calls.append(messages)

@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from autogen_aca_sessions.client import ApiVersion
 
-__all__ = ["DynamicSessionsConfig", "PoolKind"]
+__all__ = ["ApprovalModeName", "DynamicSessionsConfig", "PoolKind"]
 
 ApprovalModeName = Literal["always_require", "never_require"]
+"""Agent Framework's approval modes: a person approves every call, or none."""
 
 
 class PoolKind(str, Enum):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent_framework import Content, FunctionInvocationContext, FunctionTool
+from agent_framework import AgentSession, Content, FunctionInvocationContext, FunctionTool
 
+from autogen_aca_sessions.agent_framework._config import ApprovalModeName
 from autogen_aca_sessions.agent_framework._instructions import (
     DOWNLOAD_FILE_DESCRIPTION,
     LIST_FILES_DESCRIPTION,
@@ -78,7 +79,7 @@ DOWNLOAD_FILE_SCHEMA: dict[str, Any] = {
 }
 
 
-def _session_of(ctx: FunctionInvocationContext | None) -> Any:
+def _session_of(ctx: FunctionInvocationContext | None) -> AgentSession | None:
     return ctx.session if ctx is not None else None
 
 
@@ -110,13 +111,13 @@ class _SessionTool(FunctionTool):
         description: str,
         schema: dict[str, Any],
         func: Any,
-        approval_mode: str | None,
+        approval_mode: ApprovalModeName | None,
         kind: str | None = None,
     ) -> None:
         super().__init__(
             name=name,
             description=description,
-            approval_mode=approval_mode or sessions.config.approval_mode,  # type: ignore[arg-type]
+            approval_mode=approval_mode or sessions.config.approval_mode,
             kind=kind,
             func=func,
             input_model=schema,
@@ -143,7 +144,11 @@ class ExecuteCodeTool(_SessionTool):
     """``execute_code``: Python in the conversation's session; stdout, stderr, value and images back."""
 
     def __init__(
-        self, sessions: DynamicSessions, *, name: str = "execute_code", approval_mode: str | None = None
+        self,
+        sessions: DynamicSessions,
+        *,
+        name: str = "execute_code",
+        approval_mode: ApprovalModeName | None = None,
     ) -> None:
         super().__init__(
             sessions,
@@ -166,7 +171,11 @@ class RunShellTool(_SessionTool):
     """``run_shell``: a shell command in the conversation's session (shell pools)."""
 
     def __init__(
-        self, sessions: DynamicSessions, *, name: str = "run_shell", approval_mode: str | None = None
+        self,
+        sessions: DynamicSessions,
+        *,
+        name: str = "run_shell",
+        approval_mode: ApprovalModeName | None = None,
     ) -> None:
         super().__init__(
             sessions,
@@ -190,7 +199,11 @@ class UploadFileTool(_SessionTool):
     """``upload_file``: a file of the allowed local directory into the session's ``/mnt/data``."""
 
     def __init__(
-        self, sessions: DynamicSessions, *, name: str = "upload_file", approval_mode: str | None = None
+        self,
+        sessions: DynamicSessions,
+        *,
+        name: str = "upload_file",
+        approval_mode: ApprovalModeName | None = None,
     ) -> None:
         super().__init__(
             sessions,
@@ -243,7 +256,11 @@ class DownloadFileTool(_SessionTool):
     """``download_file``: a file of the session into the allowed local directory."""
 
     def __init__(
-        self, sessions: DynamicSessions, *, name: str = "download_file", approval_mode: str | None = None
+        self,
+        sessions: DynamicSessions,
+        *,
+        name: str = "download_file",
+        approval_mode: ApprovalModeName | None = None,
     ) -> None:
         super().__init__(
             sessions,

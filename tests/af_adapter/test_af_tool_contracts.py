@@ -24,7 +24,8 @@ from autogen_aca_sessions.agent_framework import (
 from autogen_aca_sessions.agent_framework._functions import build_functions_module
 from autogen_aca_sessions.agent_framework._results import cut
 from autogen_aca_sessions.agent_framework._sessions import _split_session_path, resolve_inside
-from autogen_aca_sessions.client import ApiVersion
+from autogen_aca_sessions.agent_framework._tools import _failure
+from autogen_aca_sessions.client import ApiVersion, ExecutionTimeoutError
 
 ENDPOINT = "http://127.0.0.1:1/subscriptions/s/resourceGroups/r/sessionPools/p"
 
@@ -247,3 +248,12 @@ def test_cut_keeps_start_and_end_and_says_how_much_is_missing() -> None:
     assert result.endswith("C" * 50)
     assert "[... 100 characters cut ...]" in result
     assert cut("short", 100) == "short"
+
+
+def test_an_http_wait_that_runs_out_is_reported_with_what_to_do() -> None:
+    contents = _failure(ExecutionTimeoutError("s1", 60, 70.5))
+
+    assert "No answer from the session within 70.5 s (limit 60 s)" in "\n".join(
+        c.text or "" for c in contents if c.type == "text"
+    )
+    assert [c.error_code for c in contents if c.type == "error"] == ["Timeout"]

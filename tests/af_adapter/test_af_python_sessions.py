@@ -11,7 +11,7 @@ import pytest_asyncio
 
 pytest.importorskip("agent_framework")
 
-from agent_framework import AgentSession, Content, FunctionInvocationContext, FunctionTool
+from agent_framework import AgentSession, FunctionTool
 
 from autogen_aca_sessions.agent_framework import (
     STATE_KEY,
@@ -24,6 +24,7 @@ from autogen_aca_sessions.agent_framework import (
 )
 from autogen_aca_sessions.client import NotFoundError
 from autogen_aca_sessions.local import LocalSessionPool
+from tests.af_adapter._helpers import call, text_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 POOL_OPTIONS = {"ready_sessions": 1, "max_execution_seconds": 30}
@@ -33,15 +34,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def make_orders(n: int) -> list[dict[str, int]]:
     """n orders with an id and an amount."""
     return [{"id": i, "amount": 10 * i} for i in range(n)]
-
-
-async def call(tool: FunctionTool, session: AgentSession | None, **arguments: Any) -> list[Content]:
-    context = FunctionInvocationContext(function=tool, arguments=arguments, session=session)
-    return await tool.invoke(arguments=arguments, context=context)
-
-
-def text_of(contents: list[Content]) -> str:
-    return "\n".join(c.text or "" for c in contents if c.type == "text")
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import pytest_asyncio
 
 pytest.importorskip("agent_framework")
 
-from agent_framework import AgentSession, Content, FunctionInvocationContext, FunctionTool
+from agent_framework import AgentSession
 
 from autogen_aca_sessions.agent_framework import (
     DynamicSessions,
@@ -20,18 +19,10 @@ from autogen_aca_sessions.agent_framework import (
     RunShellTool,
 )
 from autogen_aca_sessions.local import LocalSessionPool
+from tests.af_adapter._helpers import call, text_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 POOL_OPTIONS = {"ready_sessions": 1, "pool_type": "Shell", "max_execution_seconds": 30}
-
-
-async def call(tool: FunctionTool, session: AgentSession | None, **arguments: Any) -> list[Content]:
-    context = FunctionInvocationContext(function=tool, arguments=arguments, session=session)
-    return await tool.invoke(arguments=arguments, context=context)
-
-
-def text_of(contents: list[Content]) -> str:
-    return "\n".join(c.text or "" for c in contents if c.type == "text")
 
 
 @pytest_asyncio.fixture(loop_scope="module")

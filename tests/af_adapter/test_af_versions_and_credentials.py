@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("agent_framework")
 
-from agent_framework import AgentSession, Content, FunctionInvocationContext, FunctionTool
+from agent_framework import AgentSession
 
 from autogen_aca_sessions.agent_framework import (
     STATE_KEY,
@@ -21,6 +21,7 @@ from autogen_aca_sessions.agent_framework import (
 )
 from autogen_aca_sessions.client import ApiVersion
 from autogen_aca_sessions.local import LocalSessionPool
+from tests.af_adapter._helpers import call, text_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 POOL_OPTIONS = {"ready_sessions": 1, "max_execution_seconds": 30}
@@ -29,15 +30,6 @@ POOL_OPTIONS = {"ready_sessions": 1, "max_execution_seconds": 30}
 def double(x: int) -> int:
     """Twice x."""
     return 2 * x
-
-
-async def call(tool: FunctionTool, session: AgentSession | None, **arguments: Any) -> list[Content]:
-    context = FunctionInvocationContext(function=tool, arguments=arguments, session=session)
-    return await tool.invoke(arguments=arguments, context=context)
-
-
-def text_of(contents: list[Content]) -> str:
-    return "\n".join(c.text or "" for c in contents if c.type == "text")
 
 
 @pytest.mark.parametrize("api_version", list(ApiVersion), ids=[v.value for v in ApiVersion])

@@ -8,11 +8,11 @@ tool result saying what happened, with the output so far, and the session stays 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from agent_framework import AgentSession, Content, FunctionInvocationContext, FunctionTool
 
-from autogen_aca_sessions.agent_framework._config import ApprovalModeName
+from autogen_aca_sessions.agent_framework._config import ApprovalModeName, DynamicSessionsConfig
 from autogen_aca_sessions.agent_framework._instructions import (
     DOWNLOAD_FILE_DESCRIPTION,
     LIST_FILES_DESCRIPTION,
@@ -101,26 +101,32 @@ def _failure(exc: Exception) -> list[Content]:
 
 
 class _SessionTool(FunctionTool):
-    """A tool bound to one :class:`DynamicSessions`."""
+    """A tool bound to one :class:`DynamicSessions`; subclasses declare their name, schema,
+    description and ``_call`` (whose ``ctx`` parameter receives the invocation context)."""
+
+    DEFAULT_NAME: ClassVar[str]
+    SCHEMA: ClassVar[dict[str, Any]]
+    KIND: ClassVar[str | None] = None
+    READ_ONLY: ClassVar[bool] = False
+    """Read-only tools never wait for approval, whatever the approval mode."""
 
     def __init__(
         self,
         sessions: DynamicSessions,
         *,
-        name: str,
-        description: str,
-        schema: dict[str, Any],
-        func: Any,
-        approval_mode: ApprovalModeName | None,
-        kind: str | None = None,
+        name: str | None = None,
+        approval_mode: ApprovalModeName | None = None,
     ) -> None:
+        mode: ApprovalModeName = (
+            "never_require" if self.READ_ONLY else approval_mode or sessions.config.approval_mode
+        )
         super().__init__(
-            name=name,
-            description=description,
-            approval_mode=approval_mode or sessions.config.approval_mode,
-            kind=kind,
-            func=func,
-            input_model=schema,
+            name=name or self.DEFAULT_NAME,
+            description=self._describe(sessions.config),
+            approval_mode=mode,
+            kind=self.KIND,
+            func=self._call,
+            input_model=self.SCHEMA,
         )
         self._sessions = sessions
 
@@ -128,6 +134,13 @@ class _SessionTool(FunctionTool):
     def sessions(self) -> DynamicSessions:
         """The sessions this tool runs in."""
         return self._sessions
+
+    @staticmethod
+    def _describe(config: DynamicSessionsConfig) -> str:
+        raise NotImplementedError
+
+    async def _call(self, *args: Any, **kwargs: Any) -> list[Content]:
+        raise NotImplementedError
 
     def _contents(self, outcome: RunOutcome) -> list[Content]:
         config = self._sessions.config
@@ -143,23 +156,11 @@ class _SessionTool(FunctionTool):
 class ExecuteCodeTool(_SessionTool):
     """``execute_code``: Python in the conversation's session; stdout, stderr, value and images back."""
 
-    def __init__(
-        self,
-        sessions: DynamicSessions,
-        *,
-        name: str = "execute_code",
-        approval_mode: ApprovalModeName | None = None,
-    ) -> None:
-        super().__init__(
-            sessions,
-            name=name,
-            description=execute_code_description(sessions.config),
-            schema=EXECUTE_CODE_SCHEMA,
-            func=self._execute,
-            approval_mode=approval_mode,
-        )
+    DEFAULT_NAME = "execute_code"
+    SCHEMA = EXECUTE_CODE_SCHEMA
+    _describe = staticmethod(execute_code_description)
 
-    async def _execute(self, code: str, ctx: FunctionInvocationContext) -> list[Content]:
+    async def _call(self, code: str, ctx: FunctionInvocationContext) -> list[Content]:
         try:
             outcome = await self._sessions.run_code(_session_of(ctx), code)
         except (SessionsError, ValueError, OSError) as exc:
@@ -170,24 +171,12 @@ class ExecuteCodeTool(_SessionTool):
 class RunShellTool(_SessionTool):
     """``run_shell``: a shell command in the conversation's session (shell pools)."""
 
-    def __init__(
-        self,
-        sessions: DynamicSessions,
-        *,
-        name: str = "run_shell",
-        approval_mode: ApprovalModeName | None = None,
-    ) -> None:
-        super().__init__(
-            sessions,
-            name=name,
-            description=run_shell_description(sessions.config),
-            schema=RUN_SHELL_SCHEMA,
-            func=self._run,
-            approval_mode=approval_mode,
-            kind="shell",
-        )
+    DEFAULT_NAME = "run_shell"
+    SCHEMA = RUN_SHELL_SCHEMA
+    KIND = "shell"
+    _describe = staticmethod(run_shell_description)
 
-    async def _run(self, command: str, ctx: FunctionInvocationContext) -> list[Content]:
+    async def _call(self, command: str, ctx: FunctionInvocationContext) -> list[Content]:
         try:
             outcome = await self._sessions.run_shell(_session_of(ctx), command)
         except (SessionsError, ValueError, OSError) as exc:
@@ -198,23 +187,14 @@ class RunShellTool(_SessionTool):
 class UploadFileTool(_SessionTool):
     """``upload_file``: a file of the allowed local directory into the session's ``/mnt/data``."""
 
-    def __init__(
-        self,
-        sessions: DynamicSessions,
-        *,
-        name: str = "upload_file",
-        approval_mode: ApprovalModeName | None = None,
-    ) -> None:
-        super().__init__(
-            sessions,
-            name=name,
-            description=UPLOAD_FILE_DESCRIPTION,
-            schema=UPLOAD_FILE_SCHEMA,
-            func=self._upload,
-            approval_mode=approval_mode,
-        )
+    DEFAULT_NAME = "upload_file"
+    SCHEMA = UPLOAD_FILE_SCHEMA
 
-    async def _upload(self, path: str, ctx: FunctionInvocationContext) -> list[Content]:
+    @staticmethod
+    def _describe(config: DynamicSessionsConfig) -> str:
+        return UPLOAD_FILE_DESCRIPTION
+
+    async def _call(self, path: str, ctx: FunctionInvocationContext) -> list[Content]:
         try:
             uploaded = await self._sessions.upload_from_allowed_dir(_session_of(ctx), path)
         except (SessionsError, ValueError, OSError) as exc:
@@ -226,17 +206,15 @@ class UploadFileTool(_SessionTool):
 class ListFilesTool(_SessionTool):
     """``list_files``: what is in the session's ``/mnt/data`` (read-only, never needs approval)."""
 
-    def __init__(self, sessions: DynamicSessions, *, name: str = "list_files") -> None:
-        super().__init__(
-            sessions,
-            name=name,
-            description=LIST_FILES_DESCRIPTION,
-            schema=LIST_FILES_SCHEMA,
-            func=self._list,
-            approval_mode="never_require",
-        )
+    DEFAULT_NAME = "list_files"
+    SCHEMA = LIST_FILES_SCHEMA
+    READ_ONLY = True
 
-    async def _list(self, ctx: FunctionInvocationContext) -> list[Content]:
+    @staticmethod
+    def _describe(config: DynamicSessionsConfig) -> str:
+        return LIST_FILES_DESCRIPTION
+
+    async def _call(self, ctx: FunctionInvocationContext) -> list[Content]:
         try:
             files = await self._sessions.list_files(_session_of(ctx))
         except (SessionsError, ValueError, OSError) as exc:
@@ -255,23 +233,14 @@ class ListFilesTool(_SessionTool):
 class DownloadFileTool(_SessionTool):
     """``download_file``: a file of the session into the allowed local directory."""
 
-    def __init__(
-        self,
-        sessions: DynamicSessions,
-        *,
-        name: str = "download_file",
-        approval_mode: ApprovalModeName | None = None,
-    ) -> None:
-        super().__init__(
-            sessions,
-            name=name,
-            description=DOWNLOAD_FILE_DESCRIPTION,
-            schema=DOWNLOAD_FILE_SCHEMA,
-            func=self._download,
-            approval_mode=approval_mode,
-        )
+    DEFAULT_NAME = "download_file"
+    SCHEMA = DOWNLOAD_FILE_SCHEMA
 
-    async def _download(
+    @staticmethod
+    def _describe(config: DynamicSessionsConfig) -> str:
+        return DOWNLOAD_FILE_DESCRIPTION
+
+    async def _call(
         self, name: str, ctx: FunctionInvocationContext, local_name: str | None = None
     ) -> list[Content]:
         try:

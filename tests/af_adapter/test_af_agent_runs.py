@@ -16,6 +16,7 @@ from autogen_aca_sessions.agent_framework import (
     DynamicSessions,
     DynamicSessionsCodeActProvider,
     DynamicSessionsConfig,
+    session_tools,
 )
 from autogen_aca_sessions.agent_framework.testing import ScriptedChatClient, ToolCall
 from autogen_aca_sessions.local import LocalSessionPool
@@ -184,3 +185,16 @@ async def test_a_rejected_approval_runs_nothing(module_pool: LocalSessionPool) -
         assert rejected.text == "Not run."
         assert STATE_KEY not in conversation.state
         assert provider.sessions.created_identifiers == frozenset()
+
+
+async def test_the_tools_work_without_the_provider(sessions: DynamicSessions) -> None:
+    client = ScriptedChatClient(
+        [ToolCall("execute_code", {"code": "a = 3"}), "ok", ToolCall("execute_code", {"code": "a * 3"}), "9"]
+    )
+    agent = Agent(client=client, tools=session_tools(sessions))
+    conversation = agent.create_session()
+
+    await agent.run("set a", session=conversation)
+    await agent.run("triple it", session=conversation)
+
+    assert "value: 9" in result_text(tool_results(client, 3)[-1])

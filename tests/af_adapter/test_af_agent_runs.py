@@ -198,3 +198,27 @@ async def test_the_tools_work_without_the_provider(sessions: DynamicSessions) ->
     await agent.run("triple it", session=conversation)
 
     assert "value: 9" in result_text(tool_results(client, 3)[-1])
+
+
+async def test_parallel_tool_calls_in_one_turn_run_one_after_the_other_in_the_same_session(
+    sessions: DynamicSessions,
+) -> None:
+    client = ScriptedChatClient(
+        [
+            [
+                ToolCall("execute_code", {"code": "import time\ntime.sleep(1)\nx = 1"}),
+                ToolCall("execute_code", {"code": "y = 2"}),
+            ],
+            ToolCall("execute_code", {"code": "x + y"}),
+            "3",
+        ]
+    )
+    agent = Agent(client=client, context_providers=[DynamicSessionsCodeActProvider(sessions)])
+
+    reply = await agent.run("add", session=agent.create_session())
+
+    assert reply.text == "3"
+    firsts = tool_results(client, 1)
+    assert len(firsts) == 2
+    assert all("status: succeeded" in result_text(result) for result in firsts)
+    assert "value: 3" in result_text(tool_results(client, 2)[-1])

@@ -101,8 +101,8 @@ def _failure(exc: Exception) -> list[Content]:
 
 
 class _SessionTool(FunctionTool):
-    """A tool bound to one :class:`DynamicSessions`; subclasses declare their name, schema,
-    description and ``_call`` (whose ``ctx`` parameter receives the invocation context)."""
+    """A tool bound to one :class:`DynamicSessions`; subclasses declare their name, schema and
+    description and implement ``_act`` (the conversation's ``AgentSession`` and the arguments)."""
 
     DEFAULT_NAME: ClassVar[str]
     SCHEMA: ClassVar[dict[str, Any]]
@@ -139,7 +139,14 @@ class _SessionTool(FunctionTool):
     def _describe(config: DynamicSessionsConfig) -> str:
         raise NotImplementedError
 
-    async def _call(self, *args: Any, **kwargs: Any) -> list[Content]:
+    async def _call(self, ctx: FunctionInvocationContext, **arguments: Any) -> list[Content]:
+        # Agent Framework passes the invocation context as `ctx` (found by its annotation).
+        try:
+            return await self._act(_session_of(ctx), **arguments)
+        except (SessionsError, ValueError, OSError) as exc:
+            return _failure(exc)
+
+    async def _act(self, session: AgentSession | None, **arguments: Any) -> list[Content]:
         raise NotImplementedError
 
     def _contents(self, outcome: RunOutcome) -> list[Content]:
@@ -160,12 +167,8 @@ class ExecuteCodeTool(_SessionTool):
     SCHEMA = EXECUTE_CODE_SCHEMA
     _describe = staticmethod(execute_code_description)
 
-    async def _call(self, code: str, ctx: FunctionInvocationContext) -> list[Content]:
-        try:
-            outcome = await self._sessions.run_code(_session_of(ctx), code)
-        except (SessionsError, ValueError, OSError) as exc:
-            return _failure(exc)
-        return self._contents(outcome)
+    async def _act(self, session: AgentSession | None, code: str) -> list[Content]:  # type: ignore[override]
+        return self._contents(await self._sessions.run_code(session, code))
 
 
 class RunShellTool(_SessionTool):
@@ -176,12 +179,8 @@ class RunShellTool(_SessionTool):
     KIND = "shell"
     _describe = staticmethod(run_shell_description)
 
-    async def _call(self, command: str, ctx: FunctionInvocationContext) -> list[Content]:
-        try:
-            outcome = await self._sessions.run_shell(_session_of(ctx), command)
-        except (SessionsError, ValueError, OSError) as exc:
-            return _failure(exc)
-        return self._contents(outcome)
+    async def _act(self, session: AgentSession | None, command: str) -> list[Content]:  # type: ignore[override]
+        return self._contents(await self._sessions.run_shell(session, command))
 
 
 class UploadFileTool(_SessionTool):
@@ -194,11 +193,8 @@ class UploadFileTool(_SessionTool):
     def _describe(config: DynamicSessionsConfig) -> str:
         return UPLOAD_FILE_DESCRIPTION
 
-    async def _call(self, path: str, ctx: FunctionInvocationContext) -> list[Content]:
-        try:
-            uploaded = await self._sessions.upload_from_allowed_dir(_session_of(ctx), path)
-        except (SessionsError, ValueError, OSError) as exc:
-            return _failure(exc)
+    async def _act(self, session: AgentSession | None, path: str) -> list[Content]:  # type: ignore[override]
+        uploaded = await self._sessions.upload_from_allowed_dir(session, path)
         size = f" ({uploaded.size_in_bytes} bytes)" if uploaded.size_in_bytes is not None else ""
         return [Content.from_text(f"Uploaded {path} as /mnt/data/{uploaded.relative_path}{size}.")]
 
@@ -214,11 +210,8 @@ class ListFilesTool(_SessionTool):
     def _describe(config: DynamicSessionsConfig) -> str:
         return LIST_FILES_DESCRIPTION
 
-    async def _call(self, ctx: FunctionInvocationContext) -> list[Content]:
-        try:
-            files = await self._sessions.list_files(_session_of(ctx))
-        except (SessionsError, ValueError, OSError) as exc:
-            return _failure(exc)
+    async def _act(self, session: AgentSession | None) -> list[Content]:  # type: ignore[override]
+        files = await self._sessions.list_files(session)
         entries = [entry for entry in files if not entry.is_directory]
         if not entries:
             return [Content.from_text("/mnt/data is empty.")]
@@ -240,12 +233,9 @@ class DownloadFileTool(_SessionTool):
     def _describe(config: DynamicSessionsConfig) -> str:
         return DOWNLOAD_FILE_DESCRIPTION
 
-    async def _call(
-        self, name: str, ctx: FunctionInvocationContext, local_name: str | None = None
+    async def _act(  # type: ignore[override]
+        self, session: AgentSession | None, name: str, local_name: str | None = None
     ) -> list[Content]:
-        try:
-            saved = await self._sessions.download_to_allowed_dir(_session_of(ctx), name, local_name)
-        except (SessionsError, ValueError, OSError) as exc:
-            return _failure(exc)
+        saved = await self._sessions.download_to_allowed_dir(session, name, local_name)
         remote = name.removeprefix("/mnt/data/")
         return [Content.from_text(f"Saved /mnt/data/{remote} as {saved.name} in the download directory.")]

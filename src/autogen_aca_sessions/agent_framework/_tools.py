@@ -22,7 +22,14 @@ from autogen_aca_sessions.agent_framework._instructions import (
 )
 from autogen_aca_sessions.agent_framework._results import cut, error_contents, execution_contents
 from autogen_aca_sessions.agent_framework._sessions import DynamicSessions, PathNotAllowedError, RunOutcome
-from autogen_aca_sessions.client import ExecutionTimeoutError, NotFoundError, SessionsError
+from autogen_aca_sessions.client import (
+    ExecutionTimeoutError,
+    NotFoundError,
+    PoolFullError,
+    RequestMayHaveRunError,
+    SessionsConnectionError,
+    SessionsError,
+)
 
 __all__ = [
     "DOWNLOAD_FILE_SCHEMA",
@@ -93,8 +100,20 @@ def _failure(exc: Exception) -> list[Content]:
         )
     if isinstance(exc, PathNotAllowedError):
         return error_contents(f"Refused: {exc}", error_code="PathNotAllowed")
+    if isinstance(exc, PoolFullError):
+        return error_contents(
+            f"The session pool has no free session right now; try again later. {exc}", error_code="PoolFull"
+        )
     if isinstance(exc, (FileNotFoundError, NotFoundError)):
         return error_contents(f"Not found: {exc}", error_code="NotFound")
+    if isinstance(exc, RequestMayHaveRunError):
+        return error_contents(
+            f"The request reached the pool but no answer came back, so it may have run; check the session's "
+            f"state before running it again. {exc}",
+            error_code=type(exc).__name__,
+        )
+    if isinstance(exc, SessionsConnectionError):
+        return error_contents(f"Could not reach the session pool: {exc}", error_code=type(exc).__name__)
     if isinstance(exc, SessionsError):
         return error_contents(f"The session pool refused the call: {exc}", error_code=type(exc).__name__)
     return error_contents(f"{type(exc).__name__}: {exc}", error_code=type(exc).__name__)

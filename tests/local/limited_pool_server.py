@@ -55,7 +55,7 @@ async def _serve(options: dict[str, Any]) -> None:
     )
     manager = SessionManager(root=root, config=config, zmq_max_sockets=options.get("zmq_max_sockets"))
     await manager.start()
-    app = create_app(manager, api_key="limited-key", config=config)
+    app = create_app(manager, api_key="limited-key")
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sock = socket.create_server(("127.0.0.1", 0))

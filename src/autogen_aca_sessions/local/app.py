@@ -53,7 +53,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -67,6 +67,9 @@ from .wire import current, legacy
 from .wire.common import ExecuteRequest
 from .wire.errors import WireError, error_body, error_response
 from .wire.versions import API_VERSIONS, ApiVersionSpec, lookup_api_version
+
+if TYPE_CHECKING:
+    from .mcp.server import McpServer
 
 __all__ = [
     "DEFAULT_MAX_JSON_BYTES",
@@ -138,6 +141,9 @@ class PoolContext:
     """Largest upload request (sum of its files); above it 413."""
     max_json_bytes: int
     """Largest JSON request body; above it 413."""
+    wire_extensions: bool = False
+    """Whether execution results carry the fields Azure does not send (truncation flags, images
+    after the first); off by default so that code tried locally sees Azure's exact shape."""
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     """When the application was built (``createdAt`` of ``GET /metadata``)."""
     executions: ExecutionStore = field(default_factory=ExecutionStore)
@@ -485,7 +491,9 @@ async def _legacy_execute(call: Call) -> web.StreamResponse:
     await _run(session, record, req)
     assert isinstance(record.output, CodeOutput)
     return _json(
-        legacy.render_execution(record.output), call.spec.execute_status, _finish_headers(call, headers)
+        legacy.render_execution(record.output, extensions=call.ctx.wire_extensions),
+        call.spec.execute_status,
+        _finish_headers(call, headers),
     )
 
 
@@ -504,12 +512,20 @@ async def _execute(call: Call) -> web.StreamResponse:
         call.ctx.tasks.add(task)
         task.add_done_callback(call.ctx.tasks.discard)
         headers["Operation-Location"] = _operation_location(call, record)
-        return _json(current.render_execution(record), 202, _finish_headers(call, headers))
+        return _json(
+            current.render_execution(record, extensions=call.ctx.wire_extensions),
+            202,
+            _finish_headers(call, headers),
+        )
     await _run(session, record, req)
     status = call.spec.execute_status
     if status == 202:
         headers["Operation-Location"] = _operation_location(call, record)
-    return _json(current.render_execution(record), status, _finish_headers(call, headers))
+    return _json(
+        current.render_execution(record, extensions=call.ctx.wire_extensions),
+        status,
+        _finish_headers(call, headers),
+    )
 
 
 async def _run_in_background(
@@ -542,7 +558,11 @@ async def _get_execution(call: Call) -> web.StreamResponse:
         # The incarnation holding the identifier now: a poller whose execution ran in an
         # earlier one (deleted, expired) sees a different guid and knows its state is gone.
         call.session_guid = session.guid
-    return _json(current.render_execution(record), 200, {"operation-id": record.id})
+    return _json(
+        current.render_execution(record, extensions=call.ctx.wire_extensions),
+        200,
+        {"operation-id": record.id},
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -878,11 +898,15 @@ def create_app(
     max_upload_bytes: int = files.DEFAULT_MAX_UPLOAD_BYTES,
     max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
     middlewares: Sequence[Any] = (),
+    mcp: McpServer | None = None,
+    wire_extensions: bool = False,
 ) -> web.Application:
     """The aiohttp application of a local pool serving ``manager``'s sessions.
 
     ``middlewares`` run inside the error catch-all and outside authentication, so an injected
-    fault is seen by unauthenticated calls too and never escapes as a bare exception.
+    fault is seen by unauthenticated calls too and never escapes as a bare exception. ``mcp``
+    serves ``/mcp`` (its own ``x-ms-apikey`` auth, not the bearer key). ``wire_extensions`` adds
+    the result fields Azure does not send.
     """
     if pool_type.lower() not in ("pythonlts", "shell"):
         raise ValueError(f"pool_type must be 'PythonLTS' or 'Shell', not {pool_type!r}")
@@ -894,15 +918,31 @@ def create_app(
         max_execution_seconds=max(1, int(max_execution_seconds)),
         max_upload_bytes=max_upload_bytes,
         max_json_bytes=max_json_bytes,
+        wire_extensions=wire_extensions,
     )
+    mcp_middlewares = [] if mcp is None else [_mcp_middleware(mcp)]
     app = web.Application(
-        middlewares=[error_middleware, *middlewares, auth_middleware(api_key)],
+        middlewares=[error_middleware, *middlewares, *mcp_middlewares, auth_middleware(api_key)],
         client_max_size=max_json_bytes,
     )
     app[CONTEXT_KEY] = ctx
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     app.on_shutdown.append(_cancel_background)
     return app
+
+
+def _mcp_middleware(mcp: McpServer) -> Any:
+    """Serves ``{endpoint}/mcp`` (and ``/mcp``) before bearer authentication: it has its own key."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if operation_path(request).lower() == "mcp":
+            return await mcp.handle(request)
+        return await handler(request)
+
+    return middleware
 
 
 async def _cancel_background(app: web.Application) -> None:

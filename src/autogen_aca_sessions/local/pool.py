@@ -33,6 +33,7 @@ from aiohttp import web
 from .app import DEFAULT_MAX_JSON_BYTES, SessionManagerLike, create_app
 from .auth import AsyncStaticKeyCredential, StaticKeyCredential
 from .files import DEFAULT_MAX_UPLOAD_BYTES
+from .mcp.keys import McpKey
 from .tls import client_ssl_context, generate_self_signed, server_ssl_context
 
 __all__ = [
@@ -97,6 +98,9 @@ class LocalSessionPool:
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
         kernel_launcher: str = "plain",
+        mcp: bool = False,
+        mcp_api_key: str | None = None,
+        wire_extensions: bool = False,
     ) -> None:
         """Configure the pool; nothing starts until :meth:`start` (or ``async with``).
 
@@ -105,6 +109,10 @@ class LocalSessionPool:
         ``max_json_bytes`` (default 64 MiB) bound request bodies; above them the pool answers 413.
         ``kernel_launcher="fork"`` forks kernels from a template process that imported NumPy,
         pandas and matplotlib once (same sandbox, ~15 MiB per idle kernel instead of ~100).
+        ``mcp=True`` serves the pool's MCP server at :attr:`mcp_endpoint`, authenticated with
+        :attr:`mcp_api_key` in ``x-ms-apikey`` (a key of its own, generated unless given).
+        ``wire_extensions=True`` adds the execution-result fields Azure does not send
+        (``stdoutTruncated``, ``stderrTruncated``, ``images`` after the first).
         """
         if kernel_launcher not in ("plain", "fork"):
             raise ValueError(f"kernel_launcher must be 'plain' or 'fork', not {kernel_launcher!r}")
@@ -160,6 +168,11 @@ class LocalSessionPool:
         self.kernel_launcher = kernel_launcher
         """How kernels start: ``plain`` (a fresh interpreter each) or ``fork`` (from a template)."""
         self._launcher: Any = None
+        self.mcp_enabled = mcp
+        """Whether the pool serves its MCP server at :attr:`mcp_endpoint`."""
+        self._mcp_key = McpKey(mcp_api_key) if mcp else None
+        self.wire_extensions = wire_extensions
+        """Whether execution results carry the fields Azure does not send (off by default)."""
         self.credential = StaticKeyCredential(self.api_key)
         """A synchronous azure-core ``TokenCredential`` yielding :attr:`api_key`."""
         self.async_credential = AsyncStaticKeyCredential(self.api_key)
@@ -214,6 +227,27 @@ class LocalSessionPool:
             f"{self.base_url}/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{LOCAL_RESOURCE_GROUP}"
             f"/sessionPools/{self.pool_name}"
         )
+
+    @property
+    def mcp_endpoint(self) -> str:
+        """``{endpoint}/mcp``: the MCP server's URL (Azure's ``mcpServerSettings.mcpServerEndpoint``)."""
+        if not self.mcp_enabled:
+            raise RuntimeError("The pool's MCP server is not enabled: pass LocalSessionPool(mcp=True)")
+        return f"{self.endpoint}/mcp"
+
+    @property
+    def mcp_api_key(self) -> str:
+        """The key MCP clients send in ``x-ms-apikey`` (not the bearer :attr:`api_key`)."""
+        if self._mcp_key is None:
+            raise RuntimeError("The pool's MCP server is not enabled: pass LocalSessionPool(mcp=True)")
+        return self._mcp_key.value
+
+    def rotate_mcp_api_key(self, new_key: str | None = None) -> str:
+        """Replace the MCP API key (a random one unless given) and return it; the old one stops working
+        at once (``rotateMcpServerCredentials``)."""
+        if self._mcp_key is None:
+            raise RuntimeError("The pool's MCP server is not enabled: pass LocalSessionPool(mcp=True)")
+        return self._mcp_key.rotate(new_key)
 
     @property
     def isolation(self) -> str:
@@ -293,6 +327,18 @@ class LocalSessionPool:
         await self._manager.start()
         if self._faults is not None and hasattr(self._faults, "bind_session_deleter"):
             self._faults.bind_session_deleter(self._manager.delete)
+        mcp_server = None
+        if self._mcp_key is not None:
+            from .mcp.server import McpServer  # needs mcp-types (the 'local' extra)
+
+            mcp_server = McpServer(
+                self._manager,
+                key=self._mcp_key,
+                shell_pool=self.pool_type == "Shell",
+                max_execution_seconds=self.max_execution_seconds,
+                cooldown_seconds=self.cooldown_period_seconds,
+                max_environments=max(1000, 10 * self.max_concurrent_sessions),
+            )
         app = create_app(
             self._manager,
             api_key=self.api_key,
@@ -302,6 +348,8 @@ class LocalSessionPool:
             max_upload_bytes=self._max_upload_bytes,
             max_json_bytes=self._max_json_bytes,
             middlewares=self._middlewares,
+            mcp=mcp_server,
+            wire_extensions=self.wire_extensions,
         )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()

@@ -19,10 +19,11 @@ _EXPORTS: dict[str, str] = {
     "SessionsClient": "autogen_aca_sessions.client",
     "ApiVersion": "autogen_aca_sessions.client",
     "LocalSessionPool": "autogen_aca_sessions.local",
+    "McpConnection": "autogen_aca_sessions.client",
 }
 
 if TYPE_CHECKING:
-    from autogen_aca_sessions.client import ApiVersion, SessionsClient
+    from autogen_aca_sessions.client import ApiVersion, McpConnection, SessionsClient
     from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
     from autogen_aca_sessions.local import LocalSessionPool
 
@@ -31,6 +32,7 @@ __all__ = [
     "ACADynamicSessionsCodeResult",
     "ApiVersion",
     "LocalSessionPool",
+    "McpConnection",
     "SessionsClient",
     "__version__",
 ]

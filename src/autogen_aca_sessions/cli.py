@@ -44,6 +44,8 @@ EXIT_TIMEOUT = 124
 
 ENDPOINT_ENV = "ACA_POOL_MANAGEMENT_ENDPOINT"
 API_KEY_ENV = "ACA_SESSIONS_API_KEY"
+MCP_ENDPOINT_ENV = "ACA_SESSIONS_MCP_ENDPOINT"
+MCP_API_KEY_ENV = "ACA_SESSIONS_MCP_API_KEY"
 MAX_TIMEOUT_SECONDS = 220
 EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
 
@@ -215,6 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument(
+        "--mcp",
+        action="store_true",
+        help="also serve the pool's MCP server at <endpoint>/mcp (key in x-ms-apikey; printed at start)",
+    )
+    serve.add_argument(
+        "--mcp-api-key",
+        default=None,
+        help=f"the MCP server's key (default: ${MCP_API_KEY_ENV}, else a random one); implies --mcp",
+    )
+    serve.add_argument(
+        "--wire-extensions",
+        action="store_true",
+        help="add result fields Azure does not send (stdoutTruncated, stderrTruncated, later images)",
+    )
+    serve.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         default="WARNING",
@@ -328,6 +345,12 @@ def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.kernel_launcher != "plain":
         options["kernel_launcher"] = args.kernel_launcher
+    mcp_key = args.mcp_api_key or os.environ.get(MCP_API_KEY_ENV)
+    if args.mcp or args.mcp_api_key:
+        options["mcp"] = True
+        options["mcp_api_key"] = mcp_key or _generate_key()
+    if args.wire_extensions:
+        options["wire_extensions"] = True
     optional = {
         "max_concurrent_sessions": args.max_concurrent_sessions,
         "ready_sessions": args.ready_sessions,
@@ -394,10 +417,34 @@ def _banner(pool: Any, args: argparse.Namespace) -> str:
         "Environment (for `aca-sessions exec` and the examples):",
         f"  export {ENDPOINT_ENV}={shlex.quote(endpoint)}",
         f"  export {API_KEY_ENV}={shlex.quote(key)}",
-        "",
-        "Press Ctrl+C (or send SIGTERM) to stop; every kernel and session directory is removed.",
     ]
+    if getattr(pool, "mcp_enabled", False):
+        lines += ["", *_mcp_banner(pool, curl_tls)]
+    lines += ["", "Press Ctrl+C (or send SIGTERM) to stop; every kernel and session directory is removed."]
     return "\n".join(lines)
+
+
+def _mcp_banner(pool: Any, curl_tls: str) -> list[str]:
+    from autogen_aca_sessions.client.mcp import McpConnection
+
+    conn = McpConnection.from_pool(pool)
+    body = '{"jsonrpc":"2.0","id":"1","method":"initialize"}'
+    return [
+        "MCP server (launchShell, runPythonCodeInRemoteEnvironment, runShellCommandInRemoteEnvironment):",
+        f"  MCP endpoint: {conn.url}",
+        f"  MCP API key:  {conn.api_key}   (header x-ms-apikey; not the bearer key above)",
+        "",
+        "  curl:",
+        f"    curl{curl_tls} -X POST {shlex.quote(conn.url)} -H 'Content-Type: application/json' \\",
+        f"         -H {shlex.quote('x-ms-apikey: ' + conn.api_key)} -d '{body}'",
+        "",
+        "  VS Code (.vscode/mcp.json):",
+        *("    " + line for line in conn.vscode_mcp_json().splitlines()),
+        "",
+        "  Environment (for examples/mcp_agent.py):",
+        f"    export {MCP_ENDPOINT_ENV}={shlex.quote(conn.url)}",
+        f"    export {MCP_API_KEY_ENV}={shlex.quote(conn.api_key)}",
+    ]
 
 
 async def _serve(args: argparse.Namespace) -> int:

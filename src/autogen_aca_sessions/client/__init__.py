@@ -26,6 +26,7 @@ from autogen_aca_sessions.client.errors import (
     UnsupportedOperationError,
     ValidationError,
 )
+from autogen_aca_sessions.client.mcp import MCP_API_KEY_HEADER, McpConnection
 from autogen_aca_sessions.client.models import (
     ApiVersion,
     ExecutionResult,
@@ -38,6 +39,7 @@ from autogen_aca_sessions.client.models import (
 )
 
 __all__ = [
+    "MCP_API_KEY_HEADER",
     "TOKEN_SCOPE",
     "ApiVersion",
     "AuthenticationError",
@@ -46,6 +48,7 @@ __all__ = [
     "ExecutionStatus",
     "ExecutionTimeoutError",
     "ImageOutput",
+    "McpConnection",
     "NotFoundError",
     "PackageInfo",
     "PayloadTooLargeError",

@@ -538,3 +538,21 @@ async def test_concurrent_calls_in_one_environment_run_one_after_another(
         )
     )
     assert sorted(r["structuredContent"]["executionResult"] for r in results) == [1, 2, 3, 4, 5]
+
+
+async def test_mcp_can_be_enabled_and_disabled_on_a_running_pool(http: aiohttp.ClientSession) -> None:
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    async with LocalSessionPool(ready_sessions=0) as pool:
+        assert pool.mcp_enabled is False
+        with pytest.raises(RuntimeError, match="enable_mcp"):
+            _ = pool.mcp_api_key
+        url = pool.endpoint + "/mcp"
+        # Off: /mcp is no operation of the data plane (bearer auth first, then 404).
+        off = await post(http, url, ping, key="anything", headers={"Authorization": f"Bearer {pool.api_key}"})
+        assert off.status == 404
+        key = pool.enable_mcp("chosen-key")
+        assert key == pool.mcp_api_key == "chosen-key"
+        assert pool.mcp_endpoint == url
+        assert (await post(http, url, ping, key=key)).result == {}
+        pool.disable_mcp()
+        assert (await post(http, url, ping, key=key)).status == 401

@@ -938,7 +938,7 @@ def _mcp_middleware(mcp: McpServer) -> Any:
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if operation_path(request).lower() == "mcp":
+        if mcp.enabled and operation_path(request).lower() == "mcp":
             return await mcp.handle(request)
         return await handler(request)
 

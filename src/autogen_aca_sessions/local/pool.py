@@ -168,9 +168,9 @@ class LocalSessionPool:
         self.kernel_launcher = kernel_launcher
         """How kernels start: ``plain`` (a fresh interpreter each) or ``fork`` (from a template)."""
         self._launcher: Any = None
-        self.mcp_enabled = mcp
-        """Whether the pool serves its MCP server at :attr:`mcp_endpoint`."""
-        self._mcp_key = McpKey(mcp_api_key) if mcp else None
+        self._mcp_enabled = mcp
+        self._mcp_key = McpKey(mcp_api_key)
+        self._mcp_server: Any = None
         self.wire_extensions = wire_extensions
         """Whether execution results carry the fields Azure does not send (off by default)."""
         self.credential = StaticKeyCredential(self.api_key)
@@ -229,25 +229,52 @@ class LocalSessionPool:
         )
 
     @property
+    def mcp_enabled(self) -> bool:
+        """Whether the pool serves its MCP server at :attr:`mcp_endpoint`."""
+        return self._mcp_enabled
+
+    def _require_mcp(self) -> None:
+        if not self._mcp_enabled:
+            raise RuntimeError(
+                "The pool's MCP server is not enabled: pass LocalSessionPool(mcp=True) or call enable_mcp()"
+            )
+
+    @property
     def mcp_endpoint(self) -> str:
         """``{endpoint}/mcp``: the MCP server's URL (Azure's ``mcpServerSettings.mcpServerEndpoint``)."""
-        if not self.mcp_enabled:
-            raise RuntimeError("The pool's MCP server is not enabled: pass LocalSessionPool(mcp=True)")
+        self._require_mcp()
         return f"{self.endpoint}/mcp"
 
     @property
     def mcp_api_key(self) -> str:
-        """The key MCP clients send in ``x-ms-apikey`` (not the bearer :attr:`api_key`)."""
-        if self._mcp_key is None:
-            raise RuntimeError("The pool's MCP server is not enabled: pass LocalSessionPool(mcp=True)")
+        """The key MCP clients send in ``x-ms-apikey`` (not the bearer :attr:`api_key`;
+        ``fetchMcpServerCredentials``)."""
+        self._require_mcp()
         return self._mcp_key.value
 
     def rotate_mcp_api_key(self, new_key: str | None = None) -> str:
         """Replace the MCP API key (a random one unless given) and return it; the old one stops working
         at once (``rotateMcpServerCredentials``)."""
-        if self._mcp_key is None:
-            raise RuntimeError("The pool's MCP server is not enabled: pass LocalSessionPool(mcp=True)")
+        self._require_mcp()
         return self._mcp_key.rotate(new_key)
+
+    def enable_mcp(self, api_key: str | None = None) -> str:
+        """Serve the MCP server from now on (also on a running pool) and return its key.
+
+        ``api_key`` replaces the key when given; otherwise the pool's key is kept (generated once).
+        """
+        if api_key:
+            self._mcp_key.rotate(api_key)
+        self._mcp_enabled = True
+        if self._mcp_server is not None:
+            self._mcp_server.enabled = True
+        return self._mcp_key.value
+
+    def disable_mcp(self) -> None:
+        """Stop serving the MCP server: ``/mcp`` becomes an unknown data-plane path again."""
+        self._mcp_enabled = False
+        if self._mcp_server is not None:
+            self._mcp_server.enabled = False
 
     @property
     def isolation(self) -> str:
@@ -327,18 +354,19 @@ class LocalSessionPool:
         await self._manager.start()
         if self._faults is not None and hasattr(self._faults, "bind_session_deleter"):
             self._faults.bind_session_deleter(self._manager.delete)
-        mcp_server = None
-        if self._mcp_key is not None:
-            from .mcp.server import McpServer  # needs mcp-types (the 'local' extra)
+        from .mcp.server import McpServer  # needs mcp-types (the 'local' extra)
 
-            mcp_server = McpServer(
-                self._manager,
-                key=self._mcp_key,
-                shell_pool=self.pool_type == "Shell",
-                max_execution_seconds=self.max_execution_seconds,
-                cooldown_seconds=self.cooldown_period_seconds,
-                max_environments=max(1000, 10 * self.max_concurrent_sessions),
-            )
+        # Built even when off, so that enable_mcp() can turn it on for a running pool (ARM's
+        # mcpServerSettings may change after the pool was created).
+        self._mcp_server = McpServer(
+            self._manager,
+            enabled=self._mcp_enabled,
+            key=self._mcp_key,
+            shell_pool=self.pool_type == "Shell",
+            max_execution_seconds=self.max_execution_seconds,
+            cooldown_seconds=self.cooldown_period_seconds,
+            max_environments=max(1000, 10 * self.max_concurrent_sessions),
+        )
         app = create_app(
             self._manager,
             api_key=self.api_key,
@@ -348,7 +376,7 @@ class LocalSessionPool:
             max_upload_bytes=self._max_upload_bytes,
             max_json_bytes=self._max_json_bytes,
             middlewares=self._middlewares,
-            mcp=mcp_server,
+            mcp=self._mcp_server,
             wire_extensions=self.wire_extensions,
         )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)

@@ -124,6 +124,7 @@ class McpServer:
         manager: Any,
         *,
         key: McpKey,
+        enabled: bool = True,
         shell_pool: bool,
         max_execution_seconds: float,
         cooldown_seconds: float,
@@ -132,6 +133,8 @@ class McpServer:
     ) -> None:
         self.key = key
         """The MCP API key (rotatable)."""
+        self.enabled = enabled
+        """Whether ``/mcp`` is served; when off it is an unknown data-plane path."""
         self.environments = EnvironmentRegistry(
             session_exists=lambda identifier: manager.get(identifier) is not None,
             cooldown_seconds=cooldown_seconds,

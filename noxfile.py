@@ -60,7 +60,9 @@ MCP_AUTOGEN_TESTS = ["tests/mcp_clients/test_autogen_mcp_workbench.py"]
 def mcp_sdk(session: nox.Session) -> None:
     """The pool's MCP server with the official MCP SDK 2.x and Agent Framework's MCP tool."""
     # Agent Framework lists mcp and tenacity (its MCP tools need both) only in its "all" extra.
-    session.install("-e", ".[local,dev]", "mcp>=2.3,<3", "agent-framework-core>=1.23,<2", "tenacity>=9.1.4,<9.2")
+    session.install(
+        "-e", ".[local,dev]", "mcp>=2.3,<3", "agent-framework-core>=1.23,<2", "tenacity>=9.1.4,<9.2"
+    )
     session.run("pytest", *MCP_SDK_TESTS, "tests/e2e/test_examples.py", "-k", "mcp", *session.posargs)
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import mcp_types as mt
 from aiohttp import web
 
+from ..config import PoolConfig
 from .environments import EnvironmentRegistry
 from .keys import MCP_API_KEY_HEADER, McpKey
 from .protocol import (
@@ -73,6 +74,9 @@ UNAUTHORIZED = -32010
 
 MAX_MCP_BODY_BYTES = 16 * 1024 * 1024
 """Largest MCP request body; above it 413 with a JSON-RPC error."""
+
+MIN_ENVIRONMENTS = 1000
+"""Launched environments a pool keeps at least (``10 * max_concurrent_sessions`` when more)."""
 
 MAX_MCP_SESSIONS = 10_000
 """Most open ``Mcp-Session-Id`` values; the oldest is forgotten first (its client re-initializes)."""
@@ -122,30 +126,28 @@ class McpServer:
     def __init__(
         self,
         manager: Any,
+        config: PoolConfig,
         *,
         key: McpKey,
         enabled: bool = True,
-        shell_pool: bool,
-        max_execution_seconds: float,
-        cooldown_seconds: float,
-        max_environments: int = 1000,
         max_body_bytes: int = MAX_MCP_BODY_BYTES,
     ) -> None:
+        """Serve ``manager``'s sessions under ``config`` (pool type, time limit, cooldown, size)."""
         self.key = key
         """The MCP API key (rotatable)."""
         self.enabled = enabled
         """Whether ``/mcp`` is served; when off it is an unknown data-plane path."""
         self.environments = EnvironmentRegistry(
             session_exists=lambda identifier: manager.get(identifier) is not None,
-            cooldown_seconds=cooldown_seconds,
-            max_environments=max_environments,
+            cooldown_seconds=config.cooldown_period_seconds,
+            max_environments=max(MIN_ENVIRONMENTS, 10 * config.max_concurrent_sessions),
         )
         """Launched environments."""
         self._tools = ToolContext(
             manager=manager,
             environments=self.environments,
-            shell_pool=shell_pool,
-            max_execution_seconds=max_execution_seconds,
+            shell_pool=config.is_shell,
+            max_execution_seconds=config.max_execution_seconds,
         )
         self._max_body = max_body_bytes
         self._sessions: OrderedDict[str, None] = OrderedDict()

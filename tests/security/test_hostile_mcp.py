@@ -211,3 +211,24 @@ async def _still_serves(pool: LocalSessionPool, http: aiohttp.ClientSession) -> 
     ) as resp:
         assert resp.status == 200
         assert (await resp.json())["result"] == {}
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        ("http://evil.example", 403),
+        ("http://127.0.0.1.evil.example:8321", 403),
+        ("null", 403),
+        ("http://localhost:6274", 200),
+        ("http://127.0.0.1:8321", 200),
+        ("http://[::1]:9000", 200),
+    ],
+)
+async def test_browser_origins_other_than_this_machine_are_refused(
+    module_pool: LocalSessionPool, http: aiohttp.ClientSession, origin: str, status: int
+) -> None:
+    headers = {"x-ms-apikey": module_pool.mcp_api_key, "Origin": origin}
+    async with http.post(module_pool.mcp_endpoint, data=_req("ping"), headers=headers) as resp:
+        assert resp.status == status
+        if status == 403:
+            assert "origin" in (await resp.json())["error"]["message"]

@@ -13,7 +13,8 @@ Wire choices (README "MCP" documents them for users):
   starts over; ``DELETE`` with it ends it (``204``).
 * ``Accept`` may be absent (``curl``); when present it must admit ``application/json`` (406 if not).
 * Auth: ``x-ms-apikey`` must be the pool's MCP key; otherwise ``401`` with a JSON-RPC error body.
-  A bearer token is never accepted here (as on Azure).
+  A bearer token is never accepted here (as on Azure). A request carrying an ``Origin`` (a
+  browser) is ``403`` unless that origin is a loopback host (DNS-rebinding guard).
 * Envelope errors answer HTTP 400 with -32700 (not JSON) or -32600 (not a request); method
   errors answer 200 with -32601 or -32602. Batches (2025-03-26) of up to 32 messages are served
   in order; ``initialize`` may not be batched.
@@ -27,10 +28,12 @@ import uuid
 from collections import OrderedDict
 from importlib import metadata
 from typing import Any
+from urllib.parse import urlsplit
 
 import mcp_types as mt
 from aiohttp import web
 
+from ..address import is_loopback_host
 from ..config import PoolConfig
 from .environments import EnvironmentRegistry
 from .keys import MCP_API_KEY_HEADER, McpKey
@@ -120,6 +123,28 @@ def _accepts_json(accept: str | None) -> bool:
     return False
 
 
+def _check_origin(request: web.Request) -> web.Response | None:
+    """Refuse browser requests from pages not served by this machine (DNS rebinding).
+
+    The streamable-HTTP transport asks servers to validate ``Origin``. Non-browser clients (VS
+    Code, the SDKs, curl) send none; a browser page gets through only from a loopback origin.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    host = urlsplit(origin).hostname
+    if host is not None and is_loopback_host(host):
+        return None
+    return _rpc_error_response(
+        RpcError(
+            UNAUTHORIZED,
+            f"Requests from the web origin {origin!r} are refused: only pages served from this machine "
+            "(localhost) may call the MCP endpoint from a browser.",
+        ),
+        403,
+    )
+
+
 class McpServer:
     """The MCP endpoint of one pool, serving its tools from the pool's session manager."""
 
@@ -157,7 +182,7 @@ class McpServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one HTTP request to ``/mcp``."""
-        refusal = self._authenticate(request)
+        refusal = _check_origin(request) or self._authenticate(request)
         if refusal is not None:
             return refusal
         if request.method == "POST":

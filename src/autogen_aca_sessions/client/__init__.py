@@ -29,7 +29,7 @@ from autogen_aca_sessions.client.errors import (
     UploadOutcomeUnknownError,
     ValidationError,
 )
-from autogen_aca_sessions.client.mcp import MCP_API_KEY_HEADER, McpConnection
+from autogen_aca_sessions.client.mcp import MCP_API_KEY_HEADER, McpConnection, fetch_mcp_connection
 from autogen_aca_sessions.client.models import (
     ApiVersion,
     ExecutionResult,
@@ -73,4 +73,5 @@ __all__ = [
     "UnsupportedOperationError",
     "UploadOutcomeUnknownError",
     "ValidationError",
+    "fetch_mcp_connection",
 ]

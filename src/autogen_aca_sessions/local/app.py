@@ -938,7 +938,7 @@ def create_app(
     config: PoolConfig | None = None,
     middlewares: Sequence[Middleware] = (),
     faults: FaultInjector | None = None,
-    mcp: McpServer | None = None,
+    mcp: Callable[[], McpServer | None] | None = None,
 ) -> web.Application:
     """The aiohttp application of a local pool serving ``manager``'s sessions under ``config``.
 
@@ -946,7 +946,8 @@ def create_app(
     refused calls too and never let a bare exception escape. ``faults`` runs inside
     authentication (an unauthenticated caller can neither meet nor trigger a fault) and is
     given ``manager``'s session deleter for its ``expire`` fault. ``mcp`` serves ``/mcp`` (with
-    its own ``x-ms-apikey`` auth, not the bearer key) while it is enabled.
+    its own ``x-ms-apikey`` auth, not the bearer key): it is asked on every request, so a pool can
+    switch its MCP server on and off while running (None: ``/mcp`` is an unknown path).
     """
     config = config if config is not None else PoolConfig()
     ctx = PoolContext(manager=manager, api_key=api_key, config=config)
@@ -965,13 +966,14 @@ def create_app(
     return app
 
 
-def _mcp_middleware(mcp: McpServer) -> Middleware:
+def _mcp_middleware(mcp: Callable[[], McpServer | None]) -> Middleware:
     """Serves ``{endpoint}/mcp`` (and ``/mcp``) before bearer authentication: it has its own key."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: RequestHandler) -> web.StreamResponse:
-        if mcp.enabled and operation_path(request).lower() == "mcp":
-            return await mcp.handle(request)
+        server = mcp()
+        if server is not None and operation_path(request).lower() == "mcp":
+            return await server.handle(request)
         return await handler(request)
 
     return middleware

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import shutil
 import socket
@@ -260,15 +261,23 @@ class LocalSessionPool:
         if api_key:
             self._mcp_key.rotate(api_key)
         self._mcp_enabled = True
-        if self._mcp_server is not None:
-            self._mcp_server.enabled = True
+        if self._manager is not None:
+            self._make_mcp_server()
         return self._mcp_key.value
 
     def disable_mcp(self) -> None:
         """Stop serving the MCP server: ``/mcp`` becomes an unknown data-plane path again."""
         self._mcp_enabled = False
-        if self._mcp_server is not None:
-            self._mcp_server.enabled = False
+
+    def _make_mcp_server(self) -> None:
+        if self._mcp_server is None and self._manager is not None:
+            from .mcp.server import McpServer  # mcp-types: imported only by pools that serve MCP
+
+            self._mcp_server = McpServer(self._manager, self.config, key=self._mcp_key)
+
+    def _serving_mcp(self) -> McpServer | None:
+        """The MCP server while it is enabled (asked by the app on every request)."""
+        return self._mcp_server if self._mcp_enabled else None
 
     # ------------------------------------------------------------------ properties
 
@@ -370,18 +379,17 @@ class LocalSessionPool:
             server_context = await asyncio.to_thread(server_ssl_context, cert, key)
         self._manager = SessionManager(root=self._root, config=self.config)
         await self._manager.start()
-        from .mcp.server import McpServer  # needs mcp-types (the 'local' extra)
-
-        # Built even when off, so that enable_mcp() can turn it on for a running pool (ARM's
-        # mcpServerSettings may change after the pool was created).
-        self._mcp_server = McpServer(self._manager, self.config, key=self._mcp_key, enabled=self._mcp_enabled)
+        if self._mcp_enabled:
+            # mcp-types builds a few hundred pydantic models on import: off the event loop.
+            await asyncio.to_thread(importlib.import_module, "autogen_aca_sessions.local.mcp.server")
+            self._make_mcp_server()
         app = create_app(
             self._manager,
             api_key=self.api_key,
             config=self.config,
             middlewares=self._middlewares,
             faults=self._faults,
-            mcp=self._mcp_server,
+            mcp=self._serving_mcp,
         )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()

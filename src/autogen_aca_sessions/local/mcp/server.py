@@ -154,14 +154,11 @@ class McpServer:
         config: PoolConfig,
         *,
         key: McpKey,
-        enabled: bool = True,
         max_body_bytes: int = MAX_MCP_BODY_BYTES,
     ) -> None:
         """Serve ``manager``'s sessions under ``config`` (pool type, time limit, cooldown, size)."""
         self.key = key
         """The MCP API key (rotatable)."""
-        self.enabled = enabled
-        """Whether ``/mcp`` is served; when off it is an unknown data-plane path."""
         self.environments = EnvironmentRegistry(
             session_exists=lambda identifier: manager.get(identifier) is not None,
             cooldown_seconds=config.cooldown_period_seconds,

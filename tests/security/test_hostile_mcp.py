@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 
 from autogen_aca_sessions.local import LocalSessionPool
+from tests.security._support import record
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -194,6 +195,7 @@ async def test_other_http_methods_are_405(
     ) as resp:
         assert resp.status == 405
         assert "POST" in resp.headers["Allow"]
+    record("hostile MCP requests answered without a 5xx")
 
 
 async def test_unauthenticated_hostile_bodies_get_401_before_parsing(
@@ -206,6 +208,7 @@ async def test_unauthenticated_hostile_bodies_get_401_before_parsing(
 
 
 async def _still_serves(pool: LocalSessionPool, http: aiohttp.ClientSession) -> None:
+    record("hostile MCP requests answered without a 5xx")
     async with http.post(
         pool.mcp_endpoint, data=_req("ping", request_id="alive"), headers={"x-ms-apikey": pool.mcp_api_key}
     ) as resp:
@@ -232,3 +235,4 @@ async def test_browser_origins_other_than_this_machine_are_refused(
         assert resp.status == status
         if status == 403:
             assert "origin" in (await resp.json())["error"]["message"]
+    record("hostile MCP requests answered without a 5xx")

@@ -23,10 +23,11 @@ _EXPORTS: dict[str, str] = {
     # stays in autogen_aca_sessions.local, which never imports the client.
     "PoolFullError": "autogen_aca_sessions.client",
     "LocalSessionPool": "autogen_aca_sessions.local",
+    "McpConnection": "autogen_aca_sessions.client",
 }
 
 if TYPE_CHECKING:
-    from autogen_aca_sessions.client import ApiVersion, PoolFullError, SessionsClient
+    from autogen_aca_sessions.client import ApiVersion, McpConnection, PoolFullError, SessionsClient
     from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
     from autogen_aca_sessions.local import LocalSessionPool
 
@@ -35,6 +36,7 @@ __all__ = [
     "ACADynamicSessionsCodeResult",
     "ApiVersion",
     "LocalSessionPool",
+    "McpConnection",
     "PoolFullError",
     "SessionsClient",
     "__version__",

@@ -25,6 +25,8 @@ _REAL_SERVICE_ENV = (
     "ACA_SESSIONS_API_KEY",
     "EXAMPLES_SCRIPTED_MODEL",
     "ACA_SESSIONS_SANDBOX",
+    "ACA_SESSIONS_MCP_ENDPOINT",
+    "ACA_SESSIONS_MCP_API_KEY",
 )
 
 TESTED_EXAMPLES = {
@@ -37,6 +39,7 @@ TESTED_EXAMPLES = {
     "azure_pool.py",
     "agent_framework_quickstart.py",
     "agent_framework_workflow.py",
+    "mcp_agent.py",
 }
 
 
@@ -206,3 +209,20 @@ def test_quickstart_exits_non_zero_when_the_pool_cannot_be_reached(tmp_path: Pat
     assert completed.returncode == 1, explain(completed)
     assert "FAILED:" in completed.stderr
     assert not (tmp_path / "revenue_by_region.png").exists()
+
+
+def test_mcp_agent_uses_the_pool_through_mcp_only() -> None:
+    # Agent Framework's MCP tool needs mcp 2.x, which the main environment (AutoGen's mcp 1.x
+    # world) does not install: `nox -s mcp_sdk` runs this test where it works.
+    pytest.importorskip("agent_framework", reason="needs Agent Framework and mcp 2.x: run `nox -s mcp_sdk`")
+    pytest.importorskip("mcp.client.client", reason="needs mcp 2.x: run `nox -s mcp_sdk`")
+    completed = run_example("mcp_agent.py")
+
+    assert completed.returncode == 0, explain(completed)
+    out = completed.stdout
+    assert "[tool call] launchShell({})" in out
+    assert "[tool call] runPythonCodeInRemoteEnvironment(" in out
+    assert "[tool call] runShellCommandInRemoteEnvironment(" in out
+    # Computed in the sandbox and read back from the tool results by the scripted model.
+    assert "The sum of the first 100 primes is 24133." in out
+    assert "The environment runs Python 3." in out

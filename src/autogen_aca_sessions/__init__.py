@@ -19,18 +19,20 @@ _EXPORTS: dict[str, str] = {
     "SessionsClient": "autogen_aca_sessions.client",
     "ApiVersion": "autogen_aca_sessions.client",
     "LocalSessionPool": "autogen_aca_sessions.local",
+    "LocalSessionsServer": "autogen_aca_sessions.local",
 }
 
 if TYPE_CHECKING:
     from autogen_aca_sessions.client import ApiVersion, SessionsClient
     from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
-    from autogen_aca_sessions.local import LocalSessionPool
+    from autogen_aca_sessions.local import LocalSessionPool, LocalSessionsServer
 
 __all__ = [
     "ACADynamicSessionsCodeExecutor",
     "ACADynamicSessionsCodeResult",
     "ApiVersion",
     "LocalSessionPool",
+    "LocalSessionsServer",
     "SessionsClient",
     "__version__",
 ]

@@ -12,6 +12,7 @@ from .auth import AsyncStaticKeyCredential, StaticKeyCredential
 from .faults import FaultInjector, FaultPlan, FaultPlanError
 from .outcome import PoolFullError
 from .pool import LocalSessionPool
+from .server import LocalSessionsServer
 from .wire.versions import API_VERSIONS
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "FaultPlan",
     "FaultPlanError",
     "LocalSessionPool",
+    "LocalSessionsServer",
     "PoolFullError",
     "StaticKeyCredential",
     "create_app",

@@ -1,0 +1,242 @@
+"""One pool of a :class:`~.server.LocalSessionsServer`: its settings, its runtime, its data plane.
+
+A hosted pool owns one ``SessionManager`` (its own root directory) and one data-plane
+application built by :func:`~.app.create_app`, the same one a ``LocalSessionPool`` serves; the
+server hands it every request under the pool's endpoint path. Deleting the pool stops its
+kernels and removes its directory, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .app import create_app
+from .arm.model import (
+    LifecycleType,
+    PoolResource,
+    PoolSettings,
+    ProvisioningState,
+    ResourceKey,
+)
+from .pool import generate_api_key
+
+__all__ = ["HostedPool", "RuntimeOptions"]
+
+logger = logging.getLogger("autogen_aca_sessions.local")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """What the server gives every pool's runtime (the same for all its pools)."""
+
+    api_key: str
+    """The server's bearer key (data plane and management plane)."""
+    sandbox: str
+    """``auto``, ``bwrap`` or ``none``."""
+    max_execution_seconds: float
+    """Longest execution of any pool."""
+    hide_paths: tuple[Path, ...]
+    """Host directories no session may see (the server's root: other pools, TLS key)."""
+
+
+class HostedPool:
+    """A pool of the server: ARM state plus, once provisioned, a running runtime."""
+
+    def __init__(self, key: ResourceKey, settings: PoolSettings, *, endpoint: str, root: Path) -> None:
+        self.key = key
+        """Subscription, resource group and name."""
+        self.settings = settings
+        """Its current settings."""
+        self.endpoint = endpoint
+        """Its ``poolManagementEndpoint``."""
+        self.root = root
+        """Its directory (sessions and private files); removed when the pool is deleted."""
+        self.state = ProvisioningState.IN_PROGRESS
+        """Its ``provisioningState``."""
+        now = datetime.now(timezone.utc)
+        self.created_at = now
+        """When it was created."""
+        self.modified_at = now
+        """When its settings last changed."""
+        self.mcp_api_key = generate_api_key()
+        """The key its MCP server (``{endpoint}/mcp``) accepts in ``x-ms-apikey``."""
+        self.busy = False
+        """Whether a management operation (create, update, delete) is running on it."""
+        self.manager: Any = None
+        """Its ``SessionManager`` (None until provisioned and after deletion)."""
+        self.app: web.Application | None = None
+        """Its data-plane application (None until provisioned and after deletion)."""
+        self.failure: str | None = None
+        """Why provisioning failed, when it did."""
+        self._ready = asyncio.Event()
+        self._lifetime_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def name(self) -> str:
+        """The pool name."""
+        return self.key.name
+
+    @property
+    def pool_type(self) -> str:
+        """``PythonLTS`` or ``Shell``."""
+        return self.settings.container_type.value
+
+    def resource(self) -> PoolResource:
+        """The pool as the management plane shows it."""
+        return PoolResource(
+            self.key, self.settings, self.endpoint, self.state, self.created_at, self.modified_at
+        )
+
+    def rotate_mcp_key(self) -> str:
+        """Replace the MCP key (the old one stops working at once) and return the new one."""
+        self.mcp_api_key = generate_api_key()
+        return self.mcp_api_key
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait until provisioning ended (either way); False on timeout."""
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ runtime
+
+    async def provision(self, options: RuntimeOptions) -> None:
+        """Start the runtime for the current settings; the state says how it went."""
+        try:
+            await self._start_runtime(options)
+        except Exception as exc:
+            logger.warning("provisioning session pool %s failed: %s", self.key.resource_id, exc)
+            self.failure = str(exc) or type(exc).__name__
+            self.state = ProvisioningState.FAILED
+            await self._stop_runtime()
+        else:
+            self.state = ProvisioningState.SUCCEEDED
+        finally:
+            self._ready.set()
+
+    async def apply(self, settings: PoolSettings, options: RuntimeOptions) -> None:
+        """Change the settings: limits change in place; a new container type or network
+        setting needs a new runtime (the pool's sessions end, as on Azure when the template changes)."""
+        old = self.settings
+        self.settings = settings
+        self.modified_at = datetime.now(timezone.utc)
+        rebuild = (
+            self.manager is None
+            or old.container_type is not settings.container_type
+            or old.egress is not settings.egress
+        )
+        if rebuild:
+            self._ready.clear()
+            self.state = ProvisioningState.IN_PROGRESS
+            await self._stop_runtime()
+            await self.provision(options)
+            return
+        self._configure_manager(self.manager)
+        self._restart_lifetime_task()
+        self.state = ProvisioningState.SUCCEEDED
+
+    async def remove(self) -> None:
+        """Stop every kernel and remove the pool's directory."""
+        self.state = ProvisioningState.DELETING
+        await self._stop_runtime()
+        await asyncio.to_thread(shutil.rmtree, self.root, True)
+
+    # ------------------------------------------------------------------ internals
+
+    def _session_seconds(self) -> float:
+        s = self.settings
+        # OnContainerExit: no idle expiry before the absolute one (idle time never exceeds age).
+        return float(s.cooldown_seconds if s.lifecycle_type is LifecycleType.TIMED else s.max_alive_seconds)
+
+    def _configure_manager(self, manager: Any) -> None:
+        manager.max_concurrent_sessions = self.settings.max_concurrent_sessions
+        manager.cooldown_period_seconds = self._session_seconds()
+        if manager.ready_sessions != self.settings.ready_session_instances:
+            manager.ready_sessions = self.settings.ready_session_instances
+            refill = getattr(manager, "_refill", None)  # wake the filler to start or keep fewer
+            if refill is not None:
+                refill.set()
+
+    async def _start_runtime(self, options: RuntimeOptions) -> None:
+        from .sessions import SessionManager  # the runtime needs the 'local' extra
+
+        await asyncio.to_thread(self.root.mkdir, mode=0o700, parents=True, exist_ok=True)
+        s = self.settings
+        manager = SessionManager(
+            root=self.root / "sessions-root",
+            pool_type=s.container_type.value,
+            max_concurrent_sessions=s.max_concurrent_sessions,
+            ready_sessions=s.ready_session_instances,
+            cooldown_period_seconds=self._session_seconds(),
+            max_execution_seconds=options.max_execution_seconds,
+            egress=s.egress.value == "EgressEnabled",
+            sandbox=options.sandbox,
+            hide_paths=options.hide_paths,
+        )
+        self.manager = manager
+        await manager.start()
+        app = create_app(
+            manager,
+            api_key=options.api_key,
+            pool_type=s.container_type.value,
+            max_execution_seconds=options.max_execution_seconds,
+            pool_name=self.key.name,
+        )
+        app.freeze()
+        await app.startup()
+        self.app = app
+        self._restart_lifetime_task()
+
+    def _restart_lifetime_task(self) -> None:
+        if self._lifetime_task is not None:
+            self._lifetime_task.cancel()
+            self._lifetime_task = None
+        if self.settings.lifecycle_type is LifecycleType.ON_CONTAINER_EXIT and self.manager is not None:
+            self._lifetime_task = asyncio.ensure_future(self._end_old_sessions(self.manager))
+
+    async def _end_old_sessions(self, manager: Any) -> None:
+        """OnContainerExit: a session ends ``maxAlivePeriodInSeconds`` after its creation, busy or not."""
+        limit = float(self.settings.max_alive_seconds)
+        interval = min(5.0, max(0.05, limit / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = datetime.now(timezone.utc)
+            for session in list(manager.sessions()):
+                if (now - session.created_at).total_seconds() >= limit:
+                    logger.info("session %s reached its max alive period (%.0f s)", session.identifier, limit)
+                    with contextlib.suppress(Exception):
+                        await manager.delete(session.identifier)
+
+    async def _stop_runtime(self) -> None:
+        if self._lifetime_task is not None:
+            self._lifetime_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._lifetime_task
+            self._lifetime_task = None
+        app, self.app = self.app, None
+        if app is not None:
+            with contextlib.suppress(Exception):
+                await app.shutdown()
+                await app.cleanup()
+        manager, self.manager = self.manager, None
+        if manager is not None:
+            try:
+                await manager.close()
+            except Exception:
+                logger.exception("closing the sessions of %s failed", self.key.resource_id)
+
+    def __repr__(self) -> str:
+        return f"HostedPool({self.key.resource_id!r}, {self.pool_type}, {self.state.value})"

@@ -97,7 +97,8 @@ class LocalSessionsServer:
         """Configure the server; nothing starts until :meth:`start` (or ``async with``).
 
         ``retry_after_seconds`` is the ``Retry-After`` of long-running operations (provisioning
-        takes well under a second locally); ``list_page_size`` the pools per list page.
+        takes well under a second locally); at least 1, because azure-core reads ``0`` as "no
+        delay given" and then waits its default 30 s. ``list_page_size`` is the pools per list page.
         """
         if not is_loopback_host(host) and not allow_remote:
             raise ValueError(
@@ -109,8 +110,8 @@ class LocalSessionsServer:
             raise ValueError("tls_cert and tls_key must be given together")
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, not {port}")
-        if retry_after_seconds < 0 or list_page_size < 1:
-            raise ValueError("retry_after_seconds must be >= 0 and list_page_size >= 1")
+        if retry_after_seconds < 1 or list_page_size < 1:
+            raise ValueError("retry_after_seconds and list_page_size must be at least 1")
         self._host = host
         self._port = port
         self.api_key: str = api_key if api_key else generate_api_key()

@@ -344,6 +344,9 @@ class LocalSessionsServer:
     def begin_delete(self, pool: HostedPool) -> Operation:
         """Start deleting ``pool``."""
         self._require_running()
+        running = pool.operation
+        if running is not None and running.kind is OperationKind.DELETE and not running.done:
+            return running  # DELETE is idempotent: the delete already under way answers
         if pool.busy:
             raise self._conflict(pool)
         operation = self.operations.start(OperationKind.DELETE, pool.key, pool.settings.location)
@@ -360,6 +363,7 @@ class LocalSessionsServer:
 
     def _run(self, pool: HostedPool, operation: Operation, work: Any) -> None:
         pool.busy = True
+        pool.operation = operation
 
         async def run() -> None:
             try:

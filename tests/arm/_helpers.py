@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 
 SUB = "7d0fb2a4-35c4-4d42-8e5b-0e3c1b3c2a11"
 """A subscription id of the tests (any GUID works locally)."""
@@ -22,7 +23,7 @@ class Reply:
     """A response, read whole."""
 
     status: int
-    headers: dict[str, str]
+    headers: CIMultiDict[str]
     body: bytes
 
     def json(self) -> Any:
@@ -67,7 +68,7 @@ class Arm:
         headers = {"Content-Type": "application/json"} if data is not None else {}
         headers.update(kw.pop("headers", {}))
         async with self.http.request(method, url, data=data, headers=headers, **kw) as resp:
-            return Reply(resp.status, dict(resp.headers), await resp.read())
+            return Reply(resp.status, CIMultiDict(resp.headers), await resp.read())
 
     async def wait_async_operation(self, url: str) -> dict[str, Any]:
         """Follow an ``Azure-AsyncOperation`` URL to its terminal status."""

@@ -125,8 +125,9 @@ async def test_put_get_list_patch_delete_in_each_api_version(arm: Arm, version: 
 
     delete = await arm.call("DELETE", arm.pool_url(name, version=version))
     assert delete.status == 202
-    assert f"/subscriptions/{SUB}/providers/Microsoft.App/locations/westeurope/operationResults/" in (
-        delete.headers["Location"]
+    assert (
+        f"/subscriptions/{SUB}/providers/Microsoft.App/locations/westeurope/operationResults/"
+        in (delete.headers["Location"])
     )
     # A second DELETE while the first runs answers with the same operation (idempotent).
     again = await arm.call("DELETE", arm.pool_url(name, version=version))

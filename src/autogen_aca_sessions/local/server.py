@@ -30,6 +30,7 @@ import socket
 import ssl
 import tempfile
 import uuid
+from urllib.parse import unquote
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -393,7 +394,9 @@ class LocalSessionsServer:
     # ------------------------------------------------------------------ HTTP
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        segments = [s for s in request.path.split("/") if s]
+        # Segments are split before percent-decoding, so '%2F' inside a name stays in that name.
+        raw_path = request.raw_path.split("?", 1)[0]
+        segments = [unquote(s) for s in raw_path.split("/") if s]
         if is_management_path(segments) and self.management_plane:
             check_authorization(request.headers.get("Authorization"), self.api_key)
             return await self._routes.handle(request, segments)

@@ -127,8 +127,10 @@ def _sdk_refusal(server: LocalSessionsServer) -> HttpResponseError:
 async def test_the_sdk_sees_a_refused_container_type_as_an_arm_error(tls_server: LocalSessionsServer) -> None:
     exc = await asyncio.to_thread(_sdk_refusal, tls_server)
     assert exc.status_code == 400
-    assert exc.error is not None and exc.error.code == "ContainerTypeNotSupported"
-    assert "PythonLTS" in str(exc.error.message) and "Shell" in str(exc.error.message)
+    assert exc.error is not None
+    assert exc.error.code == "ContainerTypeNotSupported"
+    assert "PythonLTS" in str(exc.error.message)
+    assert "Shell" in str(exc.error.message)
 
 
 # --------------------------------------------------------------------------------------------

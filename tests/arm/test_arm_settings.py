@@ -145,7 +145,8 @@ async def test_on_container_exit_is_shown_and_sets_the_session_lifetime(
         "lifecycleConfiguration": {"lifecycleType": "OnContainerExit", "maxAlivePeriodInSeconds": 600}
     }
     pool = arm_server.get_pool("exitpool", resource_group="rg1", subscription=SUB)
-    assert pool is not None and pool.manager.cooldown_period_seconds == 600
+    assert pool is not None
+    assert pool.manager.cooldown_period_seconds == 600
     flat = (await arm.call("GET", arm.pool_url("exitpool", version="2024-08-02-preview"))).json()
     assert flat["properties"]["dynamicPoolConfiguration"] == {
         "executionType": "OnContainerExit",

@@ -94,7 +94,8 @@ async def test_container_types_the_local_server_cannot_run_get_a_clear_400(
 ) -> None:
     err = await _refused(arm, arm_server, "custom", _pool(containerType=container))
     assert err["code"] == "ContainerTypeNotSupported"
-    assert "PythonLTS" in err["message"] and "Shell" in err["message"]
+    assert "PythonLTS" in err["message"]
+    assert "Shell" in err["message"]
     assert err["target"] == "properties.containerType"
 
 

@@ -116,7 +116,8 @@ async def test_put_get_list_patch_delete_in_each_api_version(arm: Arm, version: 
         body={"properties": {"scaleConfiguration": {"maxConcurrentSessions": 7}}},
     )
     assert patch.status == 202, patch.body
-    assert "Location" in patch.headers and "Azure-AsyncOperation" in patch.headers
+    assert "Location" in patch.headers
+    assert "Azure-AsyncOperation" in patch.headers
     status = await arm.wait_async_operation(patch.headers["Azure-AsyncOperation"])
     assert status["status"] == "Succeeded"
     _assert_shape(
@@ -216,7 +217,8 @@ async def test_mcp_credentials_fetch_and_rotate_with_every_documented_spelling(
     assert fetched.status == 200
     key = fetched.json()["apiKey"]
     pool = arm_server.get_pool("mcppool", resource_group="rg1", subscription=SUB)
-    assert pool is not None and key == pool.mcp_api_key
+    assert pool is not None
+    assert key == pool.mcp_api_key
     same = await arm.call("POST", f"{base}/fetchMCPServerCredentials?api-version=2025-02-02-preview")
     assert same.json() == {"apiKey": key}
     seen = {key}
@@ -286,10 +288,8 @@ async def test_the_client_request_id_comes_back_with_a_request_id(arm: Arm) -> N
 
 async def test_the_python_api_creates_lists_and_deletes_pools(arm_server: LocalSessionsServer) -> None:
     pool = await arm_server.create_pool("tenanta", container_type="Shell", ready_session_instances=0)
-    assert (
-        pool.endpoint
-        == f"{arm_server.base_url}/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local/sessionPools/tenanta"
-    )
+    local = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local"
+    assert pool.endpoint == f"{arm_server.base_url}{local}/sessionPools/tenanta"
     assert arm_server.get_pool("TENANTA") is pool
     assert pool in arm_server.list_pools(resource_group="local")
     with pytest.raises(ValueError, match="PythonLTS and Shell"):

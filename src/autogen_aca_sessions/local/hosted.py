@@ -27,6 +27,7 @@ from .arm.model import (
     ProvisioningState,
     ResourceKey,
 )
+from .arm.operations import Operation
 from .pool import generate_api_key
 
 __all__ = ["HostedPool", "RuntimeOptions"]
@@ -71,8 +72,8 @@ class HostedPool:
         """The key its MCP server (``{endpoint}/mcp``) accepts in ``x-ms-apikey``."""
         self.busy = False
         """Whether a management operation (create, update, delete) is running on it."""
-        self.operation: Any = None
-        """The last management operation started on it (an ``arm.operations.Operation``)."""
+        self.operation: Operation | None = None
+        """The last management operation started on it."""
         self.manager: Any = None
         """Its ``SessionManager`` (None until provisioned and after deletion)."""
         self.app: web.Application | None = None

@@ -30,10 +30,10 @@ import socket
 import ssl
 import tempfile
 import uuid
-from urllib.parse import unquote
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 

@@ -318,3 +318,16 @@ async def test_the_data_plane_of_pools_needs_the_servers_key(
     assert unknown.status == 404
     assert unknown.error["code"] == "SessionPoolNotFound"
     await arm.delete("keyed")
+
+
+async def test_a_request_running_while_its_pool_is_deleted_ends_without_a_server_error(arm: Arm) -> None:
+    body = await arm.create("racepool")
+    endpoint = body["properties"]["poolManagementEndpoint"]
+    running = asyncio.ensure_future(_shell(arm, endpoint, "sleeper", "sleep 20; echo done"))
+    await asyncio.sleep(1.0)
+    await arm.delete("racepool")
+    reply = await asyncio.wait_for(running, 60)
+    assert reply.status < 500, reply.body
+    assert "done" not in reply.body.decode()
+    after = await _shell(arm, endpoint, "sleeper", "true")
+    assert after.status == 404

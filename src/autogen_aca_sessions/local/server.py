@@ -427,7 +427,21 @@ class LocalSessionsServer:
         # aiohttp freezes a router once serving, so pools made later cannot be added as
         # sub-applications; the pool's own application (its middlewares, auth and dispatch)
         # serves the request instead, exactly as when it runs alone.
-        return await pool.app._handle(request)
+        app = pool.app
+        response = await app._handle(request)
+        if response.status >= 500 and not response.prepared:
+            # The pool was deleted or rebuilt while this request ran, and its runtime went with
+            # it: the caller's "no such pool" (or "retry"), not a failure of the server.
+            if self.find_pool(pool.key) is not pool:
+                raise WireError(404, "SessionPoolNotFound", f"The session pool '{pool.name}' was deleted.")
+            if pool.app is not app:
+                raise WireError(
+                    409,
+                    "SessionPoolReconfigured",
+                    f"The session pool '{pool.name}' was reconfigured while the request ran; retry it.",
+                    headers={"Retry-After": "1"},
+                )
+        return response
 
     def _data_plane_pool(self, segments: list[str]) -> HostedPool | None:
         if (

@@ -119,6 +119,8 @@ class _Slot:
     uid: int | None = None
     kernel: Kernel | None = None
     starting: asyncio.Task[Kernel] | None = field(default=None, repr=False)
+    shell_groups: set[int] = field(default_factory=set, repr=False)
+    """Process groups of shell commands running in this slot (killed when it is discarded)."""
 
 
 class Session:
@@ -553,6 +555,9 @@ class SessionManager:
         return kernel
 
     async def _discard_slot(self, slot: _Slot) -> None:
+        for group in list(slot.shell_groups):  # a deleted session's commands end with it
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
         starting = slot.starting
         slot.starting = None
         if starting is not None:
@@ -661,6 +666,7 @@ class SessionManager:
             )
             assert process.stdout is not None
             assert process.stderr is not None
+            slot.shell_groups.add(process.pid)
 
             async def pump(stream: asyncio.StreamReader, into: OutputBuffer) -> None:
                 decoder = _Utf8Decoder()
@@ -683,6 +689,7 @@ class SessionManager:
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
                     await process.wait()
+                slot.shell_groups.discard(process.pid)
             # A background child may hold the pipes open; do not wait for it beyond a moment.
             try:
                 await asyncio.wait_for(pumps, timeout=1.0)

@@ -285,3 +285,20 @@ async def test_other_management_paths_are_404(arm: Arm, tail: str) -> None:
     reply = await arm.call("GET", f"{arm.base}/subscriptions/{SUB}/{tail}?api-version=2025-10-02-preview")
     assert reply.status == 404
     assert reply.error["code"] == "InvalidResourceType"
+
+
+async def test_pools_beyond_the_servers_limit_are_refused_with_409() -> None:
+    async with (
+        LocalSessionsServer(max_pools=1) as server,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {server.api_key}"}) as http,
+    ):
+        arm = Arm(server.base_url, http)
+        await arm.create("first")
+        reply = await arm.call("PUT", arm.pool_url("second"), body=_pool())
+        assert reply.status == 409
+        assert reply.error["code"] == "SessionPoolQuotaExceeded"
+        replaced = await arm.call("PUT", arm.pool_url("first"), body=_pool())
+        assert replaced.status == 200  # replacing an existing pool is not a new one
+        await arm.wait_async_operation(replaced.headers["Azure-AsyncOperation"])
+        await arm.delete("first")
+        await arm.create("second")

@@ -94,12 +94,15 @@ class LocalSessionsServer:
         root_dir: str | Path | None = None,
         retry_after_seconds: int = 1,
         list_page_size: int = 100,
+        max_pools: int = 100,
     ) -> None:
         """Configure the server; nothing starts until :meth:`start` (or ``async with``).
 
         ``retry_after_seconds`` is the ``Retry-After`` of long-running operations (provisioning
         takes well under a second locally); at least 1, because azure-core reads ``0`` as "no
         delay given" and then waits its default 30 s. ``list_page_size`` is the pools per list page.
+        ``max_pools`` bounds how many pools may exist at once (each holds kernels and files);
+        one more is refused with 409 ``SessionPoolQuotaExceeded``, as a subscription quota would.
         """
         if not is_loopback_host(host) and not allow_remote:
             raise ValueError(
@@ -111,8 +114,10 @@ class LocalSessionsServer:
             raise ValueError("tls_cert and tls_key must be given together")
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, not {port}")
-        if retry_after_seconds < 1 or list_page_size < 1:
-            raise ValueError("retry_after_seconds and list_page_size must be at least 1")
+        if retry_after_seconds < 1 or list_page_size < 1 or max_pools < 1:
+            raise ValueError("retry_after_seconds, list_page_size and max_pools must be at least 1")
+        self.max_pools = max_pools
+        """Most pools at once."""
         self._host = host
         self._port = port
         self.api_key: str = api_key if api_key else generate_api_key()
@@ -321,6 +326,14 @@ class LocalSessionsServer:
         pool = self.find_pool(key)
         if pool is not None and pool.busy:
             raise self._conflict(pool)
+        if pool is None and len(self._pools) >= self.max_pools:
+            raise ArmError(
+                409,
+                "SessionPoolQuotaExceeded",
+                f"This server already hosts {len(self._pools)} session pools, its limit (max_pools); "
+                "delete one first.",
+                target="sessionPoolName",
+            )
         if pool is None:
             root = self.root_dir / "pools" / f"{key.name}-{uuid.uuid4().hex[:12]}"
             pool = HostedPool(key, settings, endpoint=self.endpoint_for(key), root=root)

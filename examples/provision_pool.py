@@ -124,9 +124,10 @@ async def management_target() -> AsyncIterator[ManagementTarget]:
         return
 
     from autogen_aca_sessions import LocalSessionsServer
+    from autogen_aca_sessions.local import PoolConfig
 
     sandbox = os.environ.get("ACA_SESSIONS_SANDBOX", "auto").strip() or "auto"
-    async with LocalSessionsServer(tls=True, sandbox=sandbox) as server:
+    async with LocalSessionsServer(tls=True, pool_defaults=PoolConfig(sandbox=sandbox)) as server:
         client = ContainerAppsAPIClient(
             server.credential,
             "00000000-0000-0000-0000-000000000000",

@@ -12,6 +12,8 @@ import psutil
 import pytest
 
 from autogen_aca_sessions.local import LocalSessionsServer
+from autogen_aca_sessions.local.hosted import HostedPool
+from autogen_aca_sessions.local.sessions import SessionManager
 from tests.arm._helpers import DATA_API, SUB, Arm, Reply, execute_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -117,7 +119,7 @@ async def test_ready_session_instances_start_kernels_ahead_of_need(
     pool = arm_server.get_pool("readypool", resource_group="rg1", subscription=SUB)
     assert pool is not None
     await asyncio.sleep(0.5)
-    assert pool.manager.ready_count == 0
+    assert _manager(pool).ready_count == 0
     patch = await arm.call(
         "PATCH",
         arm.pool_url("readypool"),
@@ -125,10 +127,10 @@ async def test_ready_session_instances_start_kernels_ahead_of_need(
     )
     await arm.wait_async_operation(patch.headers["Azure-AsyncOperation"])
     for _ in range(600):
-        if pool.manager.ready_count == 1:
+        if _manager(pool).ready_count == 1:
             break
         await asyncio.sleep(0.1)
-    assert pool.manager.ready_count == 1
+    assert _manager(pool).ready_count == 1
     await arm.delete("readypool")
 
 
@@ -146,7 +148,7 @@ async def test_on_container_exit_is_shown_and_sets_the_session_lifetime(
     }
     pool = arm_server.get_pool("exitpool", resource_group="rg1", subscription=SUB)
     assert pool is not None
-    assert pool.manager.cooldown_period_seconds == 600
+    assert _manager(pool).config.cooldown_period_seconds == 600
     flat = (await arm.call("GET", arm.pool_url("exitpool", version="2024-08-02-preview"))).json()
     assert flat["properties"]["dynamicPoolConfiguration"] == {
         "executionType": "OnContainerExit",
@@ -178,12 +180,12 @@ async def test_timed_sessions_end_after_the_cooldown_when_idle(
 ) -> None:
     pool = await arm_server.create_pool("idlepool", container_type="Shell", cooldown_period_seconds=1)
     await _shell(arm, pool.endpoint, "idle", "true")
-    assert pool.manager.get("idle") is not None
+    assert _manager(pool).get("idle") is not None
     for _ in range(100):
-        if pool.manager.get("idle") is None:
+        if _manager(pool).get("idle") is None:
             break
         await asyncio.sleep(0.1)
-    assert pool.manager.get("idle") is None
+    assert _manager(pool).get("idle") is None
     await arm_server.delete_pool("idlepool")
 
 
@@ -200,7 +202,7 @@ async def test_session_network_configuration_controls_egress(
     body = await arm.create("netpool", {"sessionNetworkConfiguration": {"status": "EgressDisabled"}})
     pool = arm_server.get_pool("netpool", resource_group="rg1", subscription=SUB)
     assert pool is not None
-    if pool.manager.isolation != "bwrap":
+    if pool.isolation != "bwrap":
         pytest.skip("egress is only enforced by the bubblewrap sandbox, which is not available here")
     endpoint = body["properties"]["poolManagementEndpoint"]
     listener = _listener()
@@ -223,6 +225,11 @@ async def test_session_network_configuration_controls_egress(
     finally:
         listener.close()
     await arm.delete("netpool")
+
+
+def _manager(pool: HostedPool) -> SessionManager:
+    assert pool.manager is not None, "the pool is not provisioned"
+    return pool.manager
 
 
 def _descendants() -> set[int]:
@@ -283,7 +290,7 @@ async def test_a_session_cannot_see_another_pools_files(arm: Arm, arm_server: Lo
     b = await arm.create("poolb")
     pool_a = arm_server.get_pool("poola", resource_group="rg1", subscription=SUB)
     assert pool_a is not None
-    if pool_a.manager.isolation != "bwrap":
+    if pool_a.isolation != "bwrap":
         pytest.skip("pools are only kept apart by the bubblewrap sandbox, which is not available here")
     await _shell(
         arm, a["properties"]["poolManagementEndpoint"], "writer", "echo secret > /mnt/data/secret.txt"

@@ -167,9 +167,9 @@ def test_serve_prints_endpoint_key_isolation_and_how_to_authenticate(served: Ser
 
 
 def test_serve_generates_a_key_that_cannot_be_mistaken_for_an_option() -> None:
-    from autogen_aca_sessions.cli import _generate_key
+    from autogen_aca_sessions.local.auth import generate_api_key
 
-    keys = {_generate_key() for _ in range(2000)}
+    keys = {generate_api_key() for _ in range(2000)}
 
     assert len(keys) == 2000
     assert not [key for key in keys if key.startswith("-")]
@@ -516,6 +516,6 @@ def test_serve_management_plane_prints_the_arm_url_and_a_curl_that_makes_a_pool(
 
 
 def test_serve_management_plane_refuses_options_of_a_single_pool() -> None:
-    completed = cli("serve", "--port", "0", "--management-plane", "--kernel-launcher", "fork")
+    completed = cli("serve", "--port", "0", "--management-plane", "--faults", "429=0.5")
     assert completed.returncode == 2
     assert "--management-plane" in completed.stderr

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -28,7 +29,11 @@ from .arm.model import (
     ResourceKey,
 )
 from .arm.operations import Operation
-from .pool import generate_api_key
+from .auth import generate_api_key
+from .config import Isolation, PoolConfig, PoolType
+
+if TYPE_CHECKING:
+    from .sessions import SessionManager
 
 __all__ = ["HostedPool", "RuntimeOptions"]
 
@@ -41,10 +46,9 @@ class RuntimeOptions:
 
     api_key: str
     """The server's bearer key (data plane and management plane)."""
-    sandbox: str
-    """``auto``, ``bwrap`` or ``none``."""
-    max_execution_seconds: float
-    """Longest execution of any pool."""
+    defaults: PoolConfig
+    """The configuration every pool starts from (sandbox, kernel launcher, execution cap,
+    limits, body caps); a pool's own settings replace the rest."""
     hide_paths: tuple[Path, ...]
     """Host directories no session may see (the server's root: other pools, TLS key)."""
 
@@ -74,7 +78,7 @@ class HostedPool:
         """Whether a management operation (create, update, delete) is running on it."""
         self.operation: Operation | None = None
         """The last management operation started on it."""
-        self.manager: Any = None
+        self.manager: SessionManager | None = None
         """Its ``SessionManager`` (None until provisioned and after deletion)."""
         self.app: web.Application | None = None
         """Its data-plane application (None until provisioned and after deletion)."""
@@ -94,6 +98,11 @@ class HostedPool:
     def pool_type(self) -> str:
         """``PythonLTS`` or ``Shell``."""
         return self.settings.container_type.value
+
+    @property
+    def isolation(self) -> Isolation:
+        """The confinement in force for its sessions (``none`` until provisioned)."""
+        return self.manager.isolation if self.manager is not None else Isolation.NONE
 
     def resource(self) -> PoolResource:
         """The pool as the management plane shows it."""
@@ -147,7 +156,8 @@ class HostedPool:
             await self._stop_runtime()
             await self.provision(options)
             return
-        self._configure_manager(self.manager)
+        assert self.manager is not None  # not rebuilding: the runtime is there
+        self.manager.reconfigure(self.pool_config(options.defaults))
         self._restart_lifetime_task()
         self.state = ProvisioningState.SUCCEEDED
 
@@ -164,40 +174,30 @@ class HostedPool:
         # OnContainerExit: no idle expiry before the absolute one (idle time never exceeds age).
         return float(s.cooldown_seconds if s.lifecycle_type is LifecycleType.TIMED else s.max_alive_seconds)
 
-    def _configure_manager(self, manager: Any) -> None:
-        manager.max_concurrent_sessions = self.settings.max_concurrent_sessions
-        manager.cooldown_period_seconds = self._session_seconds()
-        if manager.ready_sessions != self.settings.ready_session_instances:
-            manager.ready_sessions = self.settings.ready_session_instances
-            refill = getattr(manager, "_refill", None)  # wake the filler to start or keep fewer
-            if refill is not None:
-                refill.set()
+    def pool_config(self, defaults: PoolConfig) -> PoolConfig:
+        """The runtime configuration of this pool: ``defaults`` with the pool's own settings."""
+        s = self.settings
+        return dataclasses.replace(
+            defaults,
+            pool_type=PoolType.parse(s.container_type.value),
+            pool_name=self.key.name,
+            max_concurrent_sessions=s.max_concurrent_sessions,
+            ready_sessions=s.ready_session_instances,
+            cooldown_period_seconds=self._session_seconds(),
+            egress=s.egress.value == "EgressEnabled",
+        )
 
     async def _start_runtime(self, options: RuntimeOptions) -> None:
         from .sessions import SessionManager  # the runtime needs the 'local' extra
 
         await asyncio.to_thread(self.root.mkdir, mode=0o700, parents=True, exist_ok=True)
-        s = self.settings
+        config = self.pool_config(options.defaults)
         manager = SessionManager(
-            root=self.root / "sessions-root",
-            pool_type=s.container_type.value,
-            max_concurrent_sessions=s.max_concurrent_sessions,
-            ready_sessions=s.ready_session_instances,
-            cooldown_period_seconds=self._session_seconds(),
-            max_execution_seconds=options.max_execution_seconds,
-            egress=s.egress.value == "EgressEnabled",
-            sandbox=options.sandbox,
-            hide_paths=options.hide_paths,
+            root=self.root / "sessions-root", config=config, hide_paths=options.hide_paths
         )
         self.manager = manager
         await manager.start()
-        app = create_app(
-            manager,
-            api_key=options.api_key,
-            pool_type=s.container_type.value,
-            max_execution_seconds=options.max_execution_seconds,
-            pool_name=self.key.name,
-        )
+        app = create_app(manager, api_key=options.api_key, config=config)
         app.freeze()
         await app.startup()
         self.app = app
@@ -210,7 +210,7 @@ class HostedPool:
         if self.settings.lifecycle_type is LifecycleType.ON_CONTAINER_EXIT and self.manager is not None:
             self._lifetime_task = asyncio.ensure_future(self._end_old_sessions(self.manager))
 
-    async def _end_old_sessions(self, manager: Any) -> None:
+    async def _end_old_sessions(self, manager: SessionManager) -> None:
         """OnContainerExit: a session ends ``maxAlivePeriodInSeconds`` after its creation, busy or not."""
         limit = float(self.settings.max_alive_seconds)
         interval = min(5.0, max(0.05, limit / 4))

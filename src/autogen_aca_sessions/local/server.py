@@ -37,6 +37,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from .address import WILDCARD_HOSTS, is_loopback_host
 from .arm.errors import ArmError, arm_error_response
 from .arm.model import (
     ContainerType,
@@ -51,9 +52,10 @@ from .arm.model import (
 )
 from .arm.operations import Operation, OperationKind, OperationStore
 from .arm.routes import ManagementRoutes, is_management_path
-from .auth import AsyncStaticKeyCredential, StaticKeyCredential, check_authorization
+from .auth import AsyncStaticKeyCredential, StaticKeyCredential, check_authorization, generate_api_key
+from .config import PoolConfig
 from .hosted import HostedPool, RuntimeOptions
-from .pool import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, generate_api_key, is_loopback_host
+from .pool import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION
 from .tls import client_ssl_context, generate_self_signed, server_ssl_context
 from .wire.errors import WireError
 
@@ -85,8 +87,7 @@ class LocalSessionsServer:
         port: int = 0,
         api_key: str | None = None,
         management_plane: bool = True,
-        sandbox: str = "auto",
-        max_execution_seconds: float = 220,
+        pool_defaults: PoolConfig | None = None,
         tls: bool = False,
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
@@ -97,6 +98,10 @@ class LocalSessionsServer:
         max_pools: int = 100,
     ) -> None:
         """Configure the server; nothing starts until :meth:`start` (or ``async with``).
+
+        ``pool_defaults`` is the configuration every pool starts from: its sandbox, kernel
+        launcher, execution cap, resource limits and body caps apply to every pool; type,
+        name, session limits, lifetime and egress come from each pool's own settings.
 
         ``retry_after_seconds`` is the ``Retry-After`` of long-running operations (provisioning
         takes well under a second locally); at least 1, because azure-core reads ``0`` as "no
@@ -129,8 +134,8 @@ class LocalSessionsServer:
         self._tls_cert = Path(tls_cert) if tls_cert is not None else None
         self._tls_key = Path(tls_key) if tls_key is not None else None
         self._root_dir = Path(root_dir) if root_dir is not None else None
-        self._sandbox = sandbox
-        self._max_execution_seconds = max_execution_seconds
+        self.pool_defaults = pool_defaults if pool_defaults is not None else PoolConfig()
+        """The configuration every pool starts from."""
         self.credential = StaticKeyCredential(self.api_key)
         """A synchronous azure-core ``TokenCredential`` yielding :attr:`api_key` (for
         ``ContainerAppsAPIClient`` and ``SessionsClient``)."""
@@ -168,7 +173,7 @@ class LocalSessionsServer:
         """``scheme://host:port``: the ARM base URL (``ContainerAppsAPIClient(base_url=...)``)."""
         scheme = "https" if self.tls else "http"
         host = self._host
-        if host in ("0.0.0.0", "::", ""):
+        if host in WILDCARD_HOSTS:
             host = "127.0.0.1"
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
@@ -532,10 +537,7 @@ class LocalSessionsServer:
             self.tls_cert_path = cert
             server_context = await asyncio.to_thread(server_ssl_context, cert, key)
         self._options = RuntimeOptions(
-            api_key=self.api_key,
-            sandbox=self._sandbox,
-            max_execution_seconds=self._max_execution_seconds,
-            hide_paths=(self._root,),
+            api_key=self.api_key, defaults=self.pool_defaults, hide_paths=(self._root,)
         )
         app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)

@@ -148,7 +148,17 @@ async def test_on_container_exit_is_shown_and_sets_the_session_lifetime(
     }
     pool = arm_server.get_pool("exitpool", resource_group="rg1", subscription=SUB)
     assert pool is not None
-    assert _manager(pool).config.cooldown_period_seconds == 600
+    assert _manager(pool).config.max_alive_period_seconds == 600
+    endpoint = body["properties"]["poolManagementEndpoint"]
+    await _shell(arm, endpoint, "exit-session", "true")
+    await asyncio.sleep(1.1)
+    await _shell(arm, endpoint, "exit-session", "true")  # touching it does not move the end
+    info = (
+        await arm.call("GET", f"{endpoint}/session?api-version={DATA_API}&identifier=exit-session")
+    ).json()
+    created = datetime.fromisoformat(info["createdAt"].replace("Z", "+00:00"))
+    expires = datetime.fromisoformat(info["expireAt"].replace("Z", "+00:00"))
+    assert round((expires - created).total_seconds()) == 600
     flat = (await arm.call("GET", arm.pool_url("exitpool", version="2024-08-02-preview"))).json()
     assert flat["properties"]["dynamicPoolConfiguration"] == {
         "executionType": "OnContainerExit",

@@ -54,3 +54,21 @@ async def test_deleting_a_shell_session_kills_the_command_it_is_running(tmp_path
         output = await asyncio.wait_for(running, 30)
         assert "done" not in output.stdout
         assert output.exit_code != 0
+
+
+async def test_a_max_alive_period_ends_a_session_that_is_kept_busy(tmp_path: Path) -> None:
+    config = _shell_config(cooldown_period_seconds=600, max_alive_period_seconds=1.5)
+    async with SessionManager(root=tmp_path / "pool", config=config) as manager:
+        session = await manager.get_or_create("kept")
+        assert (session.expire_at - session.created_at).total_seconds() == 1.5
+        for _ in range(50):
+            if manager.get("kept") is None:
+                break
+            await session.run_shell("true", timeout=10, max_output_chars=10)  # touches it
+            await asyncio.sleep(0.1)
+        assert manager.get("kept") is None
+
+
+def test_a_max_alive_period_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_alive_period_seconds"):
+        PoolConfig(max_alive_period_seconds=0)

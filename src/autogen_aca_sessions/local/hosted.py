@@ -22,6 +22,7 @@ from aiohttp import web
 
 from .app import create_app
 from .arm.model import (
+    EgressStatus,
     LifecycleType,
     PoolResource,
     PoolSettings,
@@ -85,7 +86,6 @@ class HostedPool:
         self.failure: str | None = None
         """Why provisioning failed, when it did."""
         self._ready = asyncio.Event()
-        self._lifetime_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ views
 
@@ -158,7 +158,6 @@ class HostedPool:
             return
         assert self.manager is not None  # not rebuilding: the runtime is there
         self.manager.reconfigure(self.pool_config(options.defaults))
-        self._restart_lifetime_task()
         self.state = ProvisioningState.SUCCEEDED
 
     async def remove(self) -> None:
@@ -169,22 +168,21 @@ class HostedPool:
 
     # ------------------------------------------------------------------ internals
 
-    def _session_seconds(self) -> float:
-        s = self.settings
-        # OnContainerExit: no idle expiry before the absolute one (idle time never exceeds age).
-        return float(s.cooldown_seconds if s.lifecycle_type is LifecycleType.TIMED else s.max_alive_seconds)
-
     def pool_config(self, defaults: PoolConfig) -> PoolConfig:
         """The runtime configuration of this pool: ``defaults`` with the pool's own settings."""
         s = self.settings
+        timed = s.lifecycle_type is LifecycleType.TIMED
         return dataclasses.replace(
             defaults,
             pool_type=PoolType.parse(s.container_type.value),
             pool_name=self.key.name,
             max_concurrent_sessions=s.max_concurrent_sessions,
             ready_sessions=s.ready_session_instances,
-            cooldown_period_seconds=self._session_seconds(),
-            egress=s.egress.value == "EgressEnabled",
+            # OnContainerExit has no idle expiry: the cooldown is set to the max alive period,
+            # which idle time (never more than age) cannot reach first.
+            cooldown_period_seconds=float((timed and s.cooldown_seconds) or s.max_alive_seconds),
+            max_alive_period_seconds=None if timed else float(s.max_alive_seconds),
+            egress=s.egress is EgressStatus.ENABLED,
         )
 
     async def _start_runtime(self, options: RuntimeOptions) -> None:
@@ -201,34 +199,8 @@ class HostedPool:
         app.freeze()
         await app.startup()
         self.app = app
-        self._restart_lifetime_task()
-
-    def _restart_lifetime_task(self) -> None:
-        if self._lifetime_task is not None:
-            self._lifetime_task.cancel()
-            self._lifetime_task = None
-        if self.settings.lifecycle_type is LifecycleType.ON_CONTAINER_EXIT and self.manager is not None:
-            self._lifetime_task = asyncio.ensure_future(self._end_old_sessions(self.manager))
-
-    async def _end_old_sessions(self, manager: SessionManager) -> None:
-        """OnContainerExit: a session ends ``maxAlivePeriodInSeconds`` after its creation, busy or not."""
-        limit = float(self.settings.max_alive_seconds)
-        interval = min(5.0, max(0.05, limit / 4))
-        while True:
-            await asyncio.sleep(interval)
-            now = datetime.now(timezone.utc)
-            for session in list(manager.sessions()):
-                if (now - session.created_at).total_seconds() >= limit:
-                    logger.info("session %s reached its max alive period (%.0f s)", session.identifier, limit)
-                    with contextlib.suppress(Exception):
-                        await manager.delete(session.identifier)
 
     async def _stop_runtime(self) -> None:
-        if self._lifetime_task is not None:
-            self._lifetime_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._lifetime_task
-            self._lifetime_task = None
         app, self.app = self.app, None
         if app is not None:
             with contextlib.suppress(Exception):

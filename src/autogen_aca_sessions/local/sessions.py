@@ -122,7 +122,11 @@ class Session:
     @property
     def expire_at(self) -> datetime:
         """When the session will be deleted unless touched again."""
-        return self.last_accessed_at + timedelta(seconds=self._host.config.cooldown_period_seconds)
+        config = self._host.config
+        idle_end = self.last_accessed_at + timedelta(seconds=config.cooldown_period_seconds)
+        if config.max_alive_period_seconds is None:
+            return idle_end
+        return min(idle_end, self.created_at + timedelta(seconds=config.max_alive_period_seconds))
 
     @property
     def uid(self) -> int | None:
@@ -581,17 +585,25 @@ class SessionManager:
             self._ready.append(slot)
 
     async def _reap(self) -> None:
-        """Delete sessions idle for longer than the cooldown period."""
-        interval = min(5.0, max(0.05, self.config.cooldown_period_seconds / 4))
+        """Delete sessions idle for longer than the cooldown period, and (when the pool has a
+        max alive period) sessions older than it, busy or not."""
         while not self._closed:
-            await asyncio.sleep(interval)
+            config = self.config  # read each round: reconfigure() may replace it
+            shortest = min(config.cooldown_period_seconds, config.max_alive_period_seconds or float("inf"))
+            await asyncio.sleep(min(5.0, max(0.05, shortest / 4)))
+            now = _utcnow()
             for identifier, session in list(self._sessions.items()):
-                if session.busy or session.idle_seconds < self.config.cooldown_period_seconds:
+                max_alive = self.config.max_alive_period_seconds
+                too_old = max_alive is not None and (now - session.created_at).total_seconds() >= max_alive
+                idle = not session.busy and session.idle_seconds >= self.config.cooldown_period_seconds
+                if not (too_old or idle) or self._sessions.get(identifier) is not session:
                     continue
-                if self._sessions.get(identifier) is session:
-                    del self._sessions[identifier]
+                del self._sessions[identifier]
+                if too_old:
+                    logger.info("session %s reached its max alive period (%.0f s)", identifier, max_alive)
+                else:
                     logger.info("session %s expired after %.0f s idle", identifier, session.idle_seconds)
-                    self.spawn(session.close())
+                self.spawn(session.close())
 
     # -- what sessions use (SessionHost) ---------------------------------------------------
 

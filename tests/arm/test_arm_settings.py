@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import socket
 import uuid
 from datetime import datetime
@@ -18,20 +20,6 @@ from tests.arm._helpers import DATA_API, SUB, Arm, Reply, execute_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-SEED_BODY = {
-    "location": "koreacentral",
-    "properties": {
-        "poolManagementType": "Dynamic",
-        "maxConcurrentSessions": 10,
-        "name": "seedpool",
-        "dynamicPoolConfiguration": {
-            "poolType": "JupyterPython",
-            "executionType": "Timed",
-            "coolDownPeriodInSecond": 310,
-        },
-    },
-}
-
 
 async def _execute(arm: Arm, endpoint: str, identifier: str, body: dict[str, Any]) -> Reply:
     return await arm.call(
@@ -43,20 +31,70 @@ async def _shell(arm: Arm, endpoint: str, identifier: str, command: str) -> Repl
     return await _execute(arm, endpoint, identifier, {"shellCommand": command, "timeoutInSeconds": 30})
 
 
+SEED_DATA = (
+    '{"location": "koreacentral","properties": { "poolManagementType": "Dynamic", '
+    '"maxConcurrentSessions": 10, "name": "seedpool", "dynamicPoolConfiguration": { '
+    '"poolType": "JupyterPython", "executionType": "Timed", "coolDownPeriodInSecond": 310 } } }'
+)
+"""The seed's ``-d`` body, its pool name filled in."""
+
+
+async def _curl(*args: str) -> tuple[int, str]:
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("the seed's flow is run with the curl binary, which is not installed")
+    process = await asyncio.create_subprocess_exec(
+        curl,
+        "-sS",
+        "-w",
+        "\n%{http_code}",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err
+    body, _, status = out.decode().rpartition("\n")
+    return int(status), body
+
+
 async def test_the_seed_curl_flow_creates_a_pool_and_runs_code_at_its_endpoint(
     arm: Arm, arm_server: LocalSessionsServer
 ) -> None:
-    put = await arm.call("PUT", arm.pool_url("seedpool", version="2023-08-01-preview"), body=SEED_BODY)
-    assert put.status in (200, 201), put.body
-    endpoint = put.json()["properties"]["poolManagementEndpoint"]
+    # The seed's command, its api-version and its body, with the placeholders filled in.
+    url = arm.pool_url("seedpool", version="2023-08-01-preview")
+    status, text = await _curl(
+        "-X",
+        "PUT",
+        url,
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        f"Authorization: Bearer {arm_server.api_key}",
+        "-d",
+        SEED_DATA,
+    )
+    assert status in (200, 201), text
+    endpoint = json.loads(text)["properties"]["poolManagementEndpoint"]
     assert endpoint == f"{arm_server.base_url}/subscriptions/{SUB}/resourceGroups/rg1/sessionPools/seedpool"
     # Straight away, as the seed does: a pool still provisioning is waited for, not refused.
     identifier = str(uuid.uuid4())
-    reply = await _execute(arm, endpoint, identifier, execute_body("print(6*7)"))
-    assert reply.status == 200, reply.body
-    assert reply.json()["result"]["stdout"] == "42\n"
-    shown = (await arm.call("GET", arm.pool_url("seedpool", version="2023-08-01-preview"))).json()
+    status, text = await _curl(
+        "-X",
+        "POST",
+        f"{endpoint}/executions?api-version={DATA_API}&identifier={identifier}",
+        "-H",
+        f"Authorization: Bearer {arm_server.api_key}",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        json.dumps(execute_body("print(6*7)")),
+    )
+    assert status == 200, text
+    assert json.loads(text)["result"]["stdout"] == "42\n"
+    shown = (await arm.call("GET", url)).json()
     assert shown["properties"]["provisioningState"] == "Succeeded"
+    assert shown["properties"]["maxConcurrentSessions"] == 10
     assert shown["properties"]["dynamicPoolConfiguration"]["coolDownPeriodInSecond"] == 310
     # The cooldown is the session's idle limit on the data plane.
     session = await arm.call("GET", f"{endpoint}/session?api-version={DATA_API}&identifier={identifier}")

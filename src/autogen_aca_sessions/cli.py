@@ -1,7 +1,8 @@
 """The ``aca-sessions`` command line.
 
 ``aca-sessions serve`` runs a local session pool (the Azure Container Apps dynamic sessions
-data-plane API on this machine) until SIGINT or SIGTERM.
+data-plane API on this machine) until SIGINT or SIGTERM; with ``--management-plane`` it also
+serves ARM's ``Microsoft.App/sessionPools``, so that more pools can be created and deleted.
 
 ``aca-sessions exec`` runs a file or a snippet in a session of any pool, local or Azure, and
 prints what came back; it is the quickest way to check a pool from the shell.

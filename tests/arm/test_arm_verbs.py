@@ -299,3 +299,19 @@ async def test_the_python_api_creates_lists_and_deletes_pools(arm_server: LocalS
     assert await arm_server.delete_pool("tenanta")
     assert arm_server.get_pool("tenanta") is None
     assert not await arm_server.delete_pool("tenanta")
+
+
+async def test_the_default_pool_also_answers_at_the_server_root(
+    arm: Arm, arm_server: LocalSessionsServer
+) -> None:
+    pool = await arm_server.create_pool("rootpool", container_type="Shell", default=True)
+    assert arm_server.default_pool is pool
+    url = f"{arm.base}/executions?api-version=2025-10-02-preview&identifier=at-root"
+    reply = await arm.call("POST", url, body={"shellCommand": "echo root"})
+    assert reply.status == 200, reply.body
+    assert reply.json()["result"]["stdout"] == "root\n"
+    assert await arm_server.delete_pool("rootpool")
+    assert arm_server.default_pool is None
+    gone = await arm.call("POST", url, body={"shellCommand": "echo root"})
+    assert gone.status == 404
+    assert gone.error["code"] == "SessionPoolNotFound"

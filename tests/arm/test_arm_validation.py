@@ -302,3 +302,15 @@ async def test_pools_beyond_the_servers_limit_are_refused_with_409() -> None:
         await arm.wait_async_operation(replaced.headers["Azure-AsyncOperation"])
         await arm.delete("first")
         await arm.create("second")
+
+
+async def test_a_pool_cannot_be_moved_to_another_location_by_put(arm: Arm) -> None:
+    await arm.create("staying")  # in westus
+    same = await arm.call("PUT", arm.pool_url("staying"), body={**_pool(), "location": "West US"})
+    assert same.status == 200  # the same region, spelled as the portal does
+    await arm.wait_async_operation(same.headers["Azure-AsyncOperation"])
+    moved = await arm.call("PUT", arm.pool_url("staying"), body={**_pool(), "location": "eastus"})
+    assert moved.status == 409
+    assert moved.error["code"] == "InvalidResourceLocation"
+    assert moved.error["target"] == "location"
+    await arm.delete("staying")

@@ -50,7 +50,7 @@ from .arm.model import (
     resource_group_problem,
     subscription_problem,
 )
-from .arm.operations import Operation, OperationKind, OperationStore
+from .arm.operations import Operation, OperationKind, OperationStore, location_segment
 from .arm.routes import ManagementRoutes, is_management_path
 from .auth import AsyncStaticKeyCredential, StaticKeyCredential, check_authorization, generate_api_key
 from .config import PoolConfig
@@ -331,6 +331,16 @@ class LocalSessionsServer:
         pool = self.find_pool(key)
         if pool is not None and pool.busy:
             raise self._conflict(pool)
+        if pool is not None and location_segment(pool.settings.location) != location_segment(
+            settings.location
+        ):
+            raise ArmError(
+                409,
+                "InvalidResourceLocation",
+                f"The session pool '{key.name}' already exists in location '{pool.settings.location}'; "
+                f"it cannot be moved to '{settings.location}' (delete it first).",
+                target="location",
+            )
         if pool is None and len(self._pools) >= self.max_pools:
             raise ArmError(
                 409,

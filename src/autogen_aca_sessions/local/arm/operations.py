@@ -21,7 +21,7 @@ from .errors import ArmError, arm_error_body
 from .model import ResourceKey
 from .shapes.common import iso
 
-__all__ = ["Operation", "OperationKind", "OperationStatus", "OperationStore"]
+__all__ = ["Operation", "OperationKind", "OperationStatus", "OperationStore", "location_segment"]
 
 
 class OperationKind(enum.Enum):

@@ -225,7 +225,11 @@ class LocalSessionsServer:
         location: str = "local",
         default: bool = False,
     ) -> HostedPool:
-        """Create (or replace) a pool and wait until it serves; raise ``ValueError`` when it cannot.
+        """Create (or replace) a pool and wait until it serves.
+
+        Raises ``ValueError`` for settings the server cannot run, ``ArmError`` (409) where the
+        management plane would refuse too (too many pools, another operation running, a move to
+        another location), ``RuntimeError`` when the pool could not be started.
 
         Unlike the management plane, periods are not held to Azure's 300-3600 s (tests want
         short ones). ``default=True`` also serves the pool at the server root (``/executions``),

@@ -27,10 +27,7 @@ pytestmark = [
 TIMEOUT_EXIT_SENTENCE = "The script ran, then exited with an error (POSIX exit code: 124)"
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def pool() -> AsyncIterator[LocalSessionPool]:
-    async with LocalSessionPool(ready_sessions=2, max_execution_seconds=30) as local_pool:
-        yield local_pool
+POOL_OPTIONS = {"ready_sessions": 2, "max_execution_seconds": 30}
 
 
 @pytest_asyncio.fixture(loop_scope="module")

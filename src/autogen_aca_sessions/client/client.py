@@ -43,6 +43,7 @@ from autogen_aca_sessions.client.errors import (
     UploadOutcomeUnknownError,
     error_class_for_status,
 )
+from autogen_aca_sessions.client.limits import DEFAULT_API_VERSION, DEFAULT_MAX_OUTPUT_CHARS
 from autogen_aca_sessions.client.models import (
     ApiVersion,
     ExecutionResult,
@@ -344,8 +345,8 @@ class SessionsClient:
         pool_management_endpoint: str,
         credential: TokenSource | None = None,
         *,
-        api_version: ApiVersion | str = ApiVersion.V2025_10_02_PREVIEW,
-        max_output_chars: int = 1_000_000,
+        api_version: ApiVersion | str = DEFAULT_API_VERSION,
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
         max_retries: int = 3,
         request_timeout: float = 30.0,
         session: aiohttp.ClientSession | None = None,
@@ -622,7 +623,10 @@ class SessionsClient:
         return self._contract.parse_metadata(load_json(response.body))
 
     async def _paged(
-        self, request: Request, identifier: str | None, parse: Callable[[Any], tuple[list[_Item], str | None]]
+        self,
+        request: Request,
+        identifier: str | None,
+        parse: Callable[[object], tuple[list[_Item], str | None]],
     ) -> list[_Item]:
         """Every item of a listing, following the service's ``nextLink`` (at most ``_MAX_PAGES``)."""
         items: list[_Item] = []
@@ -861,18 +865,18 @@ class SessionsClient:
         client_timeout = aiohttp.ClientTimeout(
             total=timeout, sock_connect=min(timeout, self._request_timeout)
         )
-        request_kwargs: dict[str, Any] = {
-            "headers": headers,
-            "timeout": client_timeout,
-            "allow_redirects": False,
-        }
-        if self._ssl is not None:
-            request_kwargs["ssl"] = self._ssl
-        if data is not None:
-            request_kwargs["data"] = data
         session = self._get_session()
         try:
-            async with session.request(method, URL(target, encoded=True), **request_kwargs) as resp:
+            async with session.request(
+                method,
+                URL(target, encoded=True),
+                headers=headers,
+                timeout=client_timeout,
+                allow_redirects=False,
+                # True is aiohttp's own default: verify with the system's trust store.
+                ssl=self._ssl if self._ssl is not None else True,
+                data=data,
+            ) as resp:
                 payload = await resp.read()
                 return _Response(resp.status, CIMultiDict(resp.headers), payload, method, target)
         except _ConnectionTimeoutError as exc:

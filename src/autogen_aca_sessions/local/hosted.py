@@ -195,7 +195,7 @@ class HostedPool:
         )
         self.manager = manager
         await manager.start()
-        app = create_app(manager, api_key=options.api_key, config=config)
+        app = create_app(manager, api_key=options.api_key)
         app.freeze()
         await app.startup()
         self.app = app

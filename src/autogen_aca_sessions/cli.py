@@ -43,6 +43,8 @@ EXIT_TIMEOUT = 124
 
 ENDPOINT_ENV = "ACA_POOL_MANAGEMENT_ENDPOINT"
 API_KEY_ENV = "ACA_SESSIONS_API_KEY"
+MCP_ENDPOINT_ENV = "ACA_SESSIONS_MCP_ENDPOINT"
+MCP_API_KEY_ENV = "ACA_SESSIONS_MCP_API_KEY"
 EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
 
 
@@ -232,6 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument(
+        "--mcp",
+        action="store_true",
+        help="also serve the pool's MCP server at <endpoint>/mcp (key in x-ms-apikey; printed at start)",
+    )
+    serve.add_argument(
+        "--mcp-api-key",
+        default=None,
+        help=f"the MCP server's key (default: ${MCP_API_KEY_ENV}, else a random one); implies --mcp",
+    )
+    serve.add_argument(
+        "--wire-extensions",
+        action="store_true",
+        help="add result fields Azure does not send (stdoutTruncated, stderrTruncated, later images)",
+    )
+    serve.add_argument(
         "--management-plane",
         action="store_true",
         help=(
@@ -341,6 +358,8 @@ def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
         "ready_sessions": args.ready_sessions,
         "cooldown_period_seconds": args.cooldown_period,
         "max_execution_seconds": args.max_execution_seconds,
+        "mcp": True if args.mcp or args.mcp_api_key else None,
+        "wire_extensions": True if args.wire_extensions else None,
     }
     options: dict[str, Any] = {
         "host": args.host,
@@ -349,6 +368,8 @@ def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
         "allow_remote": args.allow_remote,
         "config": PoolConfig(**{name: value for name, value in chosen.items() if value is not None}),
     }
+    if args.mcp or args.mcp_api_key:
+        options["mcp_api_key"] = args.mcp_api_key or os.environ.get(MCP_API_KEY_ENV) or generate_api_key()
     if args.root_dir is not None:
         options["root_dir"] = args.root_dir
     if args.tls or args.tls_cert is not None:
@@ -409,10 +430,34 @@ def _banner(pool: Any, args: argparse.Namespace) -> str:
         "Environment (for `aca-sessions exec` and the examples):",
         f"  export {ENDPOINT_ENV}={shlex.quote(endpoint)}",
         f"  export {API_KEY_ENV}={shlex.quote(key)}",
-        "",
-        "Press Ctrl+C (or send SIGTERM) to stop; every kernel and session directory is removed.",
     ]
+    if getattr(pool, "mcp_enabled", False):
+        lines += ["", *_mcp_banner(pool, curl_tls)]
+    lines += ["", "Press Ctrl+C (or send SIGTERM) to stop; every kernel and session directory is removed."]
     return "\n".join(lines)
+
+
+def _mcp_banner(pool: Any, curl_tls: str) -> list[str]:
+    from autogen_aca_sessions.client.mcp import McpConnection
+
+    conn = McpConnection.from_pool(pool)
+    body = '{"jsonrpc":"2.0","id":"1","method":"initialize"}'
+    return [
+        "MCP server (launchShell, runPythonCodeInRemoteEnvironment, runShellCommandInRemoteEnvironment):",
+        f"  MCP endpoint: {conn.url}",
+        f"  MCP API key:  {conn.api_key}   (header x-ms-apikey; not the bearer key above)",
+        "",
+        "  curl:",
+        f"    curl{curl_tls} -X POST {shlex.quote(conn.url)} -H 'Content-Type: application/json' \\",
+        f"         -H {shlex.quote('x-ms-apikey: ' + conn.api_key)} -d '{body}'",
+        "",
+        "  VS Code (.vscode/mcp.json):",
+        *("    " + line for line in conn.vscode_mcp_json().splitlines()),
+        "",
+        "  Environment (for examples/mcp_agent.py):",
+        f"    export {MCP_ENDPOINT_ENV}={shlex.quote(conn.url)}",
+        f"    export {MCP_API_KEY_ENV}={shlex.quote(conn.api_key)}",
+    ]
 
 
 async def _serve(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from autogen_aca_sessions.client.errors import (
     UploadOutcomeUnknownError,
     ValidationError,
 )
+from autogen_aca_sessions.client.mcp import MCP_API_KEY_HEADER, McpConnection, fetch_mcp_connection
 from autogen_aca_sessions.client.models import (
     ApiVersion,
     ExecutionResult,
@@ -41,6 +42,7 @@ from autogen_aca_sessions.client.models import (
 )
 
 __all__ = [
+    "MCP_API_KEY_HEADER",
     "TOKEN_SCOPE",
     "ApiVersion",
     "AuthenticationError",
@@ -49,6 +51,7 @@ __all__ = [
     "ExecutionStatus",
     "ExecutionTimeoutError",
     "ImageOutput",
+    "McpConnection",
     "NotFoundError",
     "PackageInfo",
     "PayloadTooLargeError",
@@ -70,4 +73,5 @@ __all__ = [
     "UnsupportedOperationError",
     "UploadOutcomeUnknownError",
     "ValidationError",
+    "fetch_mcp_connection",
 ]

@@ -131,6 +131,12 @@ class PoolConfig:
     """Largest JSON request body; above it 413."""
     limits: ResourceLimits = field(default_factory=ResourceLimits)
     """Per-session resource limits (memory, processes, file size, open files)."""
+    mcp: bool = False
+    """Whether the pool serves its MCP server at ``{endpoint}/mcp`` from the start (its key, like
+    the bearer key, is the pool's, not the configuration's; a running pool can switch it)."""
+    wire_extensions: bool = False
+    """Whether execution results carry the fields Azure does not send (``stdoutTruncated``,
+    ``stderrTruncated``, ``images`` after the first); off, the pool emits exactly Azure's shape."""
 
     def __post_init__(self) -> None:
         # Frozen: normalised values are written once, here, and never again.

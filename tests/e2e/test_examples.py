@@ -223,6 +223,8 @@ def test_provision_pool_creates_a_pool_through_the_sdk_runs_the_agent_in_it_and_
     assert "provisioningState Succeeded; endpoint https://127.0.0.1:" in out
     assert "pi ~ 3.1" in out  # computed in the provisioned pool's session
     assert "deleted (GET answers 404)" in out
+
+
 def test_mcp_agent_uses_the_pool_through_mcp_only() -> None:
     # Agent Framework's MCP tool needs mcp 2.x, which the main environment (AutoGen's mcp 1.x
     # world) does not install: `nox -s mcp_sdk` runs this test where it works.

@@ -30,10 +30,11 @@ from .arm.model import (
     ResourceKey,
 )
 from .arm.operations import Operation
-from .auth import generate_api_key
 from .config import Isolation, PoolConfig, PoolType
+from .mcp.keys import McpKey
 
 if TYPE_CHECKING:
+    from .mcp.server import McpServer
     from .sessions import SessionManager
 
 __all__ = ["HostedPool", "RuntimeOptions"]
@@ -73,8 +74,10 @@ class HostedPool:
         """When it was created."""
         self.modified_at = now
         """When its settings last changed."""
-        self.mcp_api_key = generate_api_key()
-        """The key its MCP server (``{endpoint}/mcp``) accepts in ``x-ms-apikey``."""
+        self.mcp_key = McpKey()
+        """The key its MCP server (``{endpoint}/mcp``) accepts in ``x-ms-apikey`` (kept while the
+        MCP server is off, so that turning it back on does not change it)."""
+        self._mcp_server: McpServer | None = None
         self.busy = False
         """Whether a management operation (create, update, delete) is running on it."""
         self.operation: Operation | None = None
@@ -110,10 +113,24 @@ class HostedPool:
             self.key, self.settings, self.endpoint, self.state, self.created_at, self.modified_at
         )
 
+    @property
+    def mcp_api_key(self) -> str:
+        """The current MCP key (``fetchMcpServerCredentials``)."""
+        return self.mcp_key.value
+
     def rotate_mcp_key(self) -> str:
         """Replace the MCP key (the old one stops working at once) and return the new one."""
-        self.mcp_api_key = generate_api_key()
-        return self.mcp_api_key
+        return self.mcp_key.rotate()
+
+    def _serving_mcp(self) -> McpServer | None:
+        """The MCP server while ``mcpServerSettings.isMcpServerEnabled`` is on (made on first use)."""
+        if not self.settings.mcp_enabled or self.manager is None:
+            return None
+        if self._mcp_server is None:
+            from .mcp.server import McpServer  # mcp-types: imported only by pools that serve MCP
+
+            self._mcp_server = McpServer(self.manager, self.manager.config, key=self.mcp_key)
+        return self._mcp_server
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until provisioning ended (either way); False on timeout."""
@@ -183,6 +200,7 @@ class HostedPool:
             cooldown_period_seconds=float((timed and s.cooldown_seconds) or s.max_alive_seconds),
             max_alive_period_seconds=None if timed else float(s.max_alive_seconds),
             egress=s.egress is EgressStatus.ENABLED,
+            mcp=s.mcp_enabled,
         )
 
     async def _start_runtime(self, options: RuntimeOptions) -> None:
@@ -195,7 +213,7 @@ class HostedPool:
         )
         self.manager = manager
         await manager.start()
-        app = create_app(manager, api_key=options.api_key)
+        app = create_app(manager, api_key=options.api_key, mcp=self._serving_mcp)
         app.freeze()
         await app.startup()
         self.app = app
@@ -206,6 +224,7 @@ class HostedPool:
             with contextlib.suppress(Exception):
                 await app.shutdown()
                 await app.cleanup()
+        self._mcp_server = None  # it serves the manager that goes now
         manager, self.manager = self.manager, None
         if manager is not None:
             try:

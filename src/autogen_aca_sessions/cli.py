@@ -556,12 +556,23 @@ async def _serve_with_management_plane(
                 ready_session_instances=config.ready_sessions,
                 cooldown_period_seconds=max(1, round(config.cooldown_period_seconds)),
                 egress=config.egress,
+                mcp_enabled=config.mcp,
                 default=True,
             )
+            if "mcp_api_key" in options:
+                pool.rotate_mcp_key(options["mcp_api_key"])
         except (OSError, ValueError, RuntimeError) as exc:
             print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        view = _PoolView(pool.endpoint, server.api_key, str(pool.isolation), server.tls_ca_file)
+        view = _PoolView(
+            pool.endpoint,
+            server.api_key,
+            str(pool.isolation),
+            server.tls_ca_file,
+            pool.mcp_enabled,
+            pool.mcp_endpoint,
+            pool.mcp_api_key,
+        )
         pool_banner, _, stop_hint = _banner(view, args).rpartition("\n")
         print(pool_banner, flush=True)
         print(_management_banner(server.base_url, server.api_key, server.tls_ca_file), flush=True)
@@ -582,6 +593,9 @@ class _PoolView:
     api_key: str
     isolation: str
     tls_ca_file: Path | None
+    mcp_enabled: bool
+    mcp_endpoint: str
+    mcp_api_key: str
 
 
 def _management_banner(base_url: str, key: str, ca_file: Path | None) -> str:

@@ -519,3 +519,36 @@ def test_serve_management_plane_refuses_options_of_a_single_pool() -> None:
     completed = cli("serve", "--port", "0", "--management-plane", "--faults", "429=0.5")
     assert completed.returncode == 2
     assert "--management-plane" in completed.stderr
+
+
+def test_serve_management_plane_with_mcp_serves_the_fixed_pools_mcp_server(tmp_path: Path) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("the banner's MCP curl example needs the curl binary")
+    pool = start_serve("--management-plane", "--mcp", "--ready-sessions", "0", "--root-dir", str(tmp_path))
+    try:
+        found = re.search(r"MCP endpoint: (\S+)\s+MCP API key:\s+(\S+)", pool.banner)
+        assert found, pool.banner
+        url, key = found.groups()
+        assert url == pool.endpoint + "/mcp"
+        reply = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-X",
+                "POST",
+                url,
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+                f"x-ms-apikey: {key}",
+                "-d",
+                '{"jsonrpc":"2.0","id":"1","method":"initialize"}',
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        stop_serve(pool)
+    assert reply.returncode == 0, reply.stderr
+    assert json.loads(reply.stdout)["result"]["serverInfo"]["name"] == "Microsoft Container Apps MCP Server"

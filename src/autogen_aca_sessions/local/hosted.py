@@ -114,13 +114,23 @@ class HostedPool:
         )
 
     @property
+    def mcp_enabled(self) -> bool:
+        """Whether ``{endpoint}/mcp`` is served (``mcpServerSettings.isMcpServerEnabled``)."""
+        return self.settings.mcp_enabled
+
+    @property
+    def mcp_endpoint(self) -> str:
+        """``{endpoint}/mcp`` (``mcpServerSettings.mcpServerEndpoint``)."""
+        return self.endpoint + "/mcp"
+
+    @property
     def mcp_api_key(self) -> str:
         """The current MCP key (``fetchMcpServerCredentials``)."""
         return self.mcp_key.value
 
-    def rotate_mcp_key(self) -> str:
-        """Replace the MCP key (the old one stops working at once) and return the new one."""
-        return self.mcp_key.rotate()
+    def rotate_mcp_key(self, new_key: str | None = None) -> str:
+        """Replace the MCP key (a random one unless given; the old one stops working at once)."""
+        return self.mcp_key.rotate(new_key)
 
     def _serving_mcp(self) -> McpServer | None:
         """The MCP server while ``mcpServerSettings.isMcpServerEnabled`` is on (made on first use)."""

@@ -8,7 +8,8 @@
     python benchmarks/run.py --only wan --rtt-ms 20
     python benchmarks/run.py --only density --density-sessions 600
 
-Benchmarks: new_session, warm, upstream, wan, concurrency, memory, recovery, mcp, density (see README.md).
+Benchmarks: new_session, warm, upstream, wan, concurrency, memory, recovery, mcp,
+provision, density (see README.md).
 """
 
 from __future__ import annotations
@@ -30,7 +31,18 @@ if str(HERE) not in sys.path:
 
 from harness import Config, Row, log, machine_description  # noqa: E402
 
-BENCHMARKS = ["new_session", "warm", "upstream", "wan", "concurrency", "memory", "recovery", "mcp", "density"]
+BENCHMARKS = [
+    "new_session",
+    "warm",
+    "upstream",
+    "wan",
+    "concurrency",
+    "memory",
+    "recovery",
+    "mcp",
+    "provision",
+    "density",
+]
 """Run order. Each name is the module ``bench_<name>.py``."""
 
 

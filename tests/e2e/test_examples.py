@@ -25,6 +25,8 @@ _REAL_SERVICE_ENV = (
     "ACA_SESSIONS_API_KEY",
     "EXAMPLES_SCRIPTED_MODEL",
     "ACA_SESSIONS_SANDBOX",
+    "AZURE_SUBSCRIPTION_ID",
+    "ACA_RESOURCE_GROUP",
     "ACA_SESSIONS_MCP_ENDPOINT",
     "ACA_SESSIONS_MCP_API_KEY",
 )
@@ -37,6 +39,7 @@ TESTED_EXAMPLES = {
     "save_and_resume.py",
     "concurrent_agents.py",
     "azure_pool.py",
+    "provision_pool.py",
     "agent_framework_quickstart.py",
     "agent_framework_workflow.py",
     "mcp_agent.py",
@@ -209,6 +212,17 @@ def test_quickstart_exits_non_zero_when_the_pool_cannot_be_reached(tmp_path: Pat
     assert completed.returncode == 1, explain(completed)
     assert "FAILED:" in completed.stderr
     assert not (tmp_path / "revenue_by_region.png").exists()
+
+
+def test_provision_pool_creates_a_pool_through_the_sdk_runs_the_agent_in_it_and_deletes_it() -> None:
+    completed = run_example("provision_pool.py")
+
+    assert completed.returncode == 0, explain(completed)
+    out = completed.stdout
+    assert "local management plane at https://127.0.0.1:" in out
+    assert "provisioningState Succeeded; endpoint https://127.0.0.1:" in out
+    assert "pi ~ 3.1" in out  # computed in the provisioned pool's session
+    assert "deleted (GET answers 404)" in out
 
 
 def test_mcp_agent_uses_the_pool_through_mcp_only() -> None:

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 
 __all__ = [
+    "AZURE_MAX_SESSIONS",
     "FDS_PER_SESSION",
     "FD_RESERVE",
     "THREADS_PER_SESSION",
@@ -87,9 +88,19 @@ def open_fd_count() -> int:
         return 0
 
 
+AZURE_MAX_SESSIONS = 600
+"""The most sessions an Azure pool allows: a pool reconfigured while it runs may grow to it."""
+
+
 def zmq_socket_budget(max_sessions: int, ready_sessions: int) -> int:
-    """ZeroMQ sockets a context needs for ``max_sessions`` sessions and the ready kernels."""
-    return ZMQ_SOCKETS_PER_SESSION * (max_sessions + ready_sessions) + _ZMQ_SOCKET_SLACK
+    """ZeroMQ sockets a context needs for ``max_sessions`` sessions and the ready kernels.
+
+    Never less than Azure's maximum: the size is fixed once the first socket exists, and a
+    running pool's maximum can be raised (``SessionManager.reconfigure``); a larger socket
+    table costs libzmq a few hundred KiB, nothing per unused slot otherwise.
+    """
+    sessions = max(max_sessions, AZURE_MAX_SESSIONS)
+    return ZMQ_SOCKETS_PER_SESSION * (sessions + ready_sessions) + _ZMQ_SOCKET_SLACK
 
 
 def zmq_socket_limit() -> int:

@@ -114,6 +114,9 @@ class PoolConfig:
     """Warm, unallocated kernels kept ready (Python pools)."""
     cooldown_period_seconds: float = DEFAULT_COOLDOWN_PERIOD_SECONDS
     """Idle time after which a session is deleted."""
+    max_alive_period_seconds: float | None = None
+    """Lifetime of a session from its creation, busy or not (ARM's ``OnContainerExit``
+    lifecycle); ``None``: sessions end only by the cooldown (``Timed``)."""
     max_execution_seconds: float = MAX_EXECUTION_SECONDS
     """Longest execution; larger ``timeoutInSeconds`` values are clamped to it."""
     egress: bool = False
@@ -152,6 +155,8 @@ class PoolConfig:
             raise ValueError("max_concurrent_sessions must not be negative")
         if self.ready_sessions < 0:
             object.__setattr__(self, "ready_sessions", 0)
+        if self.max_alive_period_seconds is not None and self.max_alive_period_seconds <= 0:
+            raise ValueError("max_alive_period_seconds must be positive (or None)")
         if self.max_upload_bytes < 0 or self.max_json_bytes < 0:
             raise ValueError("max_upload_bytes and max_json_bytes must not be negative")
 

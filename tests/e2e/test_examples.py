@@ -66,6 +66,20 @@ def explain(completed: subprocess.CompletedProcess[str]) -> str:
     )
 
 
+# What asyncio's child watcher logs when another waitpid() reaped its child first
+# (3.10/3.11 threaded watcher; 3.12+ pidfd watcher).
+CHILD_WATCHER_LINES = ("Unknown child process pid", "exit status already read")
+SANDBOX_WARNING = "RUNNING SESSION CODE WITHOUT A SANDBOX"
+
+
+def assert_clean_console(stderr: str) -> None:
+    """No stray line on the main job's stderr: none from the child watcher, nothing at all when sandboxed."""
+    for line in stderr.splitlines():
+        assert not any(marker in line for marker in CHILD_WATCHER_LINES), stderr[-4000:]
+    if SANDBOX_WARNING not in stderr:
+        assert stderr.strip() == "", stderr[-4000:]
+
+
 def test_every_example_has_a_test() -> None:
     examples = {path.name for path in EXAMPLES.glob("*.py") if not path.name.startswith("_")}
 
@@ -88,6 +102,7 @@ def test_quickstart_prints_the_conversation_and_downloads_a_png_chart(tmp_path: 
     assert "(executor)" in out
     assert "Top region:" in out  # output of the analysis code, computed in the session
     assert f"Chart saved to {chart.resolve()}" in out
+    assert_clean_console(completed.stderr)
 
 
 def test_group_chat_runs_the_plan_step_by_step_in_one_session() -> None:

@@ -43,6 +43,7 @@ from jupyter_client.connect import write_connection_file
 
 from .kernel import KernelStartError, LaunchedKernel, chown_tree, kernel_environment
 from .sandbox import BWRAP_PATH, SANDBOX_DATA_DIR, SANDBOX_RUN_DIR, ResourceLimits, Sandbox
+from .signals import kill_process_group
 
 __all__ = ["DEFAULT_PRELOAD", "TemplateChild", "TemplateKernelLauncher"]
 
@@ -111,10 +112,7 @@ class TemplateChild:
 
 def _kill_holder(holder: asyncio.subprocess.Process | None) -> None:
     if holder is not None and holder.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(holder.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            holder.kill()
+        kill_process_group(holder)
 
 
 class TemplateKernelLauncher:
@@ -454,12 +452,9 @@ class TemplateKernelLauncher:
             self._writer.close()
             self._writer = None
         process = self._process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
         if process is not None:
+            if process.returncode is None:
+                kill_process_group(process)
             await process.wait()
         if self._reader_task is not None:
             with contextlib.suppress(BaseException):

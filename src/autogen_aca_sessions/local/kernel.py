@@ -37,6 +37,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from .outcome import NO_RESULT, CodeOutput, ImageData, Outcome
 from .sandbox import SANDBOX_RUN_DIR, Sandbox
+from .signals import kill_process_group
 
 __all__ = [
     "INTERRUPT_GRACE_SECONDS",
@@ -672,11 +673,7 @@ class Kernel:
             if not self._executing:
                 self._close_client()
         process = self.launched.process
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+        kill_process_group(process)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(process.wait(), timeout=10)
         if self.launched.cgroup is not None:

@@ -14,7 +14,6 @@ import importlib.metadata
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from .kernel import (
 )
 from .outcome import CodeOutput, Outcome, PoolFullError, ShellOutput
 from .sandbox import BWRAP_PATH, SANDBOX_RUN_DIR, SESSION_UID_BASE, SESSION_UID_SPAN, ResourceLimits, Sandbox
+from .signals import kill_process_group
 
 __all__ = [
     "KernelInfo",
@@ -678,10 +678,7 @@ class SessionManager:
                 timed_out = True
             finally:
                 if process.returncode is None or timed_out:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
+                    kill_process_group(process)
                     await process.wait()
             # A background child may hold the pipes open; do not wait for it beyond a moment.
             try:
@@ -785,7 +782,7 @@ async def _build_matplotlib_cache(directory: Path) -> None:
         await process.wait()
     finally:
         if process.returncode is None:
-            process.kill()
+            kill_process_group(process)
             await process.wait()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -18,6 +17,7 @@ from .pytest_plugin import (
     AcaPool,
     _PoolRegistry,
     _PoolThread,
+    installed,
 )
 
 LOOP_SCOPES = ("function", "class", "module", "package", "session")
@@ -64,7 +64,7 @@ def aca_pool(request: pytest.FixtureRequest, _aca_pool_registry: _PoolRegistry) 
         key = os.environ.get(API_KEY_ENV, "").strip() or None
         yield AcaPool(endpoint=endpoint, credential=key, api_key=key, pool_type=pool_type, local=None)
         return
-    if importlib.util.find_spec("jupyter_client") is None:
+    if not installed("jupyter_client"):
         pytest.fail("aca_pool needs the local extra: pip install 'autogen-aca-sessions[local]'")
     host = _PoolThread(options) if scope == "function" else _aca_pool_registry.get(options)
     try:

@@ -137,10 +137,18 @@ class _PoolRegistry:
         self._pools.clear()
 
 
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _active() -> bool:
     if os.environ.get(ENDPOINT_ENV, "").strip():
         return True
-    return all(importlib.util.find_spec(name) is not None for name in _LOCAL_EXTRA)
+    return all(installed(name) for name in _LOCAL_EXTRA)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -170,7 +178,7 @@ def pytest_pycollect_makeitem(collector: Any, name: str, obj: object) -> Generat
         and inspect.iscoroutinefunction(obj)
         and any(p in FIXTURES for p in inspect.signature(obj).parameters)
         and not any(m.name == "asyncio" for m in getattr(obj, "pytestmark", []))
-        and importlib.util.find_spec("pytest_asyncio") is not None
+        and installed("pytest_asyncio")
     ):
         pytest.mark.asyncio(obj)
     yield

@@ -79,6 +79,11 @@ class AcaPool:
     its own event loop in another thread: read its attributes, do not await its methods."""
 
     @property
+    def isolation(self) -> str | None:
+        """The local pool's sandbox in force (``bwrap`` or ``none``); ``None`` for a remote pool."""
+        return self.local.isolation if self.local is not None else None
+
+    @property
     def is_local(self) -> bool:
         """Whether this is a local pool started by the plugin."""
         return self.local is not None

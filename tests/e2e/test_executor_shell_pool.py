@@ -9,17 +9,16 @@ from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 
 from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
-from autogen_aca_sessions.local import LocalSessionPool
+from autogen_aca_sessions.pytest_plugin import AcaPool
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-POOL_OPTIONS = {"pool_type": "Shell"}
+# The package's own pytest plugin provides the Shell pool (as it does for users).
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.aca_pool(pool_type="Shell")]
 
 
 @pytest.fixture
-def pool(module_pool: LocalSessionPool) -> LocalSessionPool:
-    """The module's shared Shell pool (tests/conftest.py, options from POOL_OPTIONS)."""
-    return module_pool
+def pool(aca_pool: AcaPool) -> AcaPool:
+    """The session's shared Shell pool."""
+    return aca_pool
 
 
 def make_executor(pool: Any, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:

@@ -6,6 +6,9 @@ found through its ``pytest11`` entry point, must be all it takes.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from autogen_aca_sessions.local import LocalSessionPool
@@ -74,22 +77,30 @@ async def test_a_module_scoped_loop_works_too(aca_executor):
 
 
 def _outcomes(result: pytest.RunResult) -> dict[str, int]:
-    return {key: value for key, value in result.parseoutcomes().items() if key != "seconds"}
+    return {key: value for key, value in result.parseoutcomes().items() if key not in ("seconds", "warnings")}
+
+
+def readme_example() -> str:
+    """The test file the README's "Testing your agents" section shows."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Testing your agents", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^```python\n(.*?)^```", section, re.DOTALL | re.MULTILINE)
+    return next(block for block in blocks if block.startswith("# test_my_agent.py"))
 
 
 def test_a_users_async_test_runs_against_a_local_pool_with_no_set_up(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_user=USER_TESTS)
+    pytester.makepyfile(test_user=USER_TESTS, test_my_agent=readme_example())
 
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "-W", "ignore::DeprecationWarning")
 
-    assert _outcomes(result) == {"passed": 8}, result.stdout.str()[-4000:]
+    assert _outcomes(result) == {"passed": 9}, result.stdout.str()[-4000:]
     result.stdout.fnmatch_lines(["*POOL True http://127.0.0.1:*/subscriptions/*/sessionPools/* PythonLTS"])
 
 
 async def test_the_same_tests_run_against_the_pool_an_environment_variable_names(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytester.makepyfile(test_user=USER_TESTS)
+    pytester.makepyfile(test_user=USER_TESTS, test_my_agent=readme_example())
     # A pool the plugin did not start (as `aca-sessions serve` or Azure would be): no local pool
     # is started, and tests that need the local pool's options are skipped, saying why.
     async with LocalSessionPool(ready_sessions=1) as remote:
@@ -100,7 +111,7 @@ async def test_the_same_tests_run_against_the_pool_an_environment_variable_names
 
         listed = [s.identifier for s in remote.manager.sessions()]
 
-    assert _outcomes(result) == {"passed": 6, "skipped": 2}, result.stdout.str()[-4000:]
+    assert _outcomes(result) == {"passed": 7, "skipped": 2}, result.stdout.str()[-4000:]
     result.stdout.fnmatch_lines([f"*POOL False {remote.endpoint} PythonLTS"])
     result.stdout.fnmatch_lines([f"*needs a local pool (faults) but {ENDPOINT_ENV} names a remote one*"])
     result.stdout.fnmatch_lines([f"*needs a Shell pool; the pool {ENDPOINT_ENV} names is PythonLTS*"])

@@ -44,23 +44,11 @@ async def measure_raw(count: int) -> list[float]:
     try:
         await kernel.execute("kept = 42")
         for _ in range(count):
-            client = kernel.client
-            msg_id = client.execute(SLEEPER, store_history=False)
+            msg_id = kernel.send(SLEEPER)
             await asyncio.sleep(LIMIT_S)
             deadline = time.perf_counter()
             await kernel.interrupt()
-            while True:
-                msg = await client.get_iopub_msg(timeout=30)
-                if (
-                    msg["parent_header"].get("msg_id") == msg_id
-                    and msg["msg_type"] == "status"
-                    and msg["content"]["execution_state"] == "idle"
-                ):
-                    break
-            while True:
-                reply = await client.get_shell_msg(timeout=30)
-                if reply["parent_header"].get("msg_id") == msg_id:
-                    break
+            await kernel.wait_for(msg_id, timeout=30)
             result = await kernel.execute("kept")
             samples.append(time.perf_counter() - deadline)
             if result.get("status") != "ok":

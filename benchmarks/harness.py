@@ -168,8 +168,16 @@ class RawKernel:
 
     async def execute(self, code: str, timeout: float = 120.0) -> dict[str, Any]:
         """One execute round trip: send, wait for the kernel to go idle on IOPub, read the reply."""
+        return await self.wait_for(self.send(code), timeout)
+
+    def send(self, code: str) -> str:
+        """Send an execute request without waiting; its message id."""
+        msg_id: str = self.client.execute(code, store_history=False)
+        return msg_id
+
+    async def wait_for(self, msg_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until the kernel went idle after request ``msg_id``; its reply's content."""
         client = self.client
-        msg_id = client.execute(code, store_history=False)
         deadline = time.monotonic() + timeout
         while True:
             msg = await client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
@@ -219,6 +227,16 @@ class Memory:
     """Resident set size, MiB (counts shared pages in full)."""
     processes: int
     """Processes in the tree."""
+
+    @classmethod
+    def combined(cls, parts: list[Memory]) -> Memory:
+        """The memory of several process trees that together make one session."""
+        return cls(
+            uss=sum(p.uss for p in parts),
+            pss=sum(p.pss for p in parts),
+            rss=sum(p.rss for p in parts),
+            processes=sum(p.processes for p in parts),
+        )
 
 
 def tree_memory(pid: int) -> Memory:

@@ -18,11 +18,15 @@ _EXPORTS: dict[str, str] = {
     "ACADynamicSessionsCodeResult": "autogen_aca_sessions.executor",
     "SessionsClient": "autogen_aca_sessions.client",
     "ApiVersion": "autogen_aca_sessions.client",
+    # The client's: what a caller of the executor or the client catches when the pool is full.
+    # The local pool's own PoolFullError is a server-side signal (answered as HTTP 404) and
+    # stays in autogen_aca_sessions.local, which never imports the client.
+    "PoolFullError": "autogen_aca_sessions.client",
     "LocalSessionPool": "autogen_aca_sessions.local",
 }
 
 if TYPE_CHECKING:
-    from autogen_aca_sessions.client import ApiVersion, SessionsClient
+    from autogen_aca_sessions.client import ApiVersion, PoolFullError, SessionsClient
     from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
     from autogen_aca_sessions.local import LocalSessionPool
 
@@ -31,6 +35,7 @@ __all__ = [
     "ACADynamicSessionsCodeResult",
     "ApiVersion",
     "LocalSessionPool",
+    "PoolFullError",
     "SessionsClient",
     "__version__",
 ]

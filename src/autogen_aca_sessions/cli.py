@@ -13,11 +13,9 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import json
 import logging
 import os
-import secrets
 import shlex
 import signal
 import ssl
@@ -109,6 +107,9 @@ def _api_versions() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``aca-sessions`` argument parser (exposed for the docs and the tests)."""
+    from autogen_aca_sessions.local.config import KernelLauncherKind, PoolConfig, PoolType, SandboxMode
+
+    defaults = PoolConfig()
     parser = argparse.ArgumentParser(
         prog="aca-sessions",
         description=(
@@ -138,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--pool-type",
-        choices=["PythonLTS", "Shell"],
-        default="PythonLTS",
+        choices=[m.value for m in PoolType],
+        default=defaults.pool_type.value,
         help="PythonLTS: code interpreter sessions; Shell: shellCommand sessions (default: PythonLTS)",
     )
     serve.add_argument(
@@ -173,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--sandbox",
-        choices=["auto", "bwrap", "none"],
-        default="auto",
+        choices=[m.value for m in SandboxMode],
+        default=defaults.sandbox.value,
         help=(
             "auto: bubblewrap when installed, else unsandboxed with a warning; "
             "bwrap: require it; none: no sandbox (default: auto)"
@@ -182,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--kernel-launcher",
-        choices=["plain", "fork"],
-        default="plain",
+        choices=[m.value for m in KernelLauncherKind],
+        default=defaults.kernel_launcher.value,
         help=(
             "plain: a fresh interpreter per kernel; fork: kernels forked from a template that "
             "imported numpy/pandas/matplotlib once (same sandbox, far less memory) (default: plain)"
@@ -298,44 +299,33 @@ def build_parser() -> argparse.ArgumentParser:
 # serve
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve anywhere
-
-
-def _generate_key() -> str:
-    """A random key that never starts with "-", so that ``--api-key KEY`` cannot read as an option."""
-    while True:
-        key = secrets.token_urlsafe(32)
-        if not key.startswith("-"):
-            return key
-
-
 def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
-    """LocalSessionPool keyword arguments; options left unset keep the pool's own defaults."""
-    options: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
-        "api_key": args.api_key or os.environ.get(API_KEY_ENV) or _generate_key(),
+    """LocalSessionPool keyword arguments, the pool's configuration among them as ``config``.
+
+    Options left unset keep the configuration's own defaults.
+    """
+    from autogen_aca_sessions.local.auth import generate_api_key
+    from autogen_aca_sessions.local.config import PoolConfig
+
+    chosen = {
         "pool_type": args.pool_type,
         "egress": args.egress,
         "sandbox": args.sandbox,
-        "allow_remote": args.allow_remote,
-    }
-    if args.kernel_launcher != "plain":
-        options["kernel_launcher"] = args.kernel_launcher
-    optional = {
+        "kernel_launcher": args.kernel_launcher,
         "max_concurrent_sessions": args.max_concurrent_sessions,
         "ready_sessions": args.ready_sessions,
         "cooldown_period_seconds": args.cooldown_period,
         "max_execution_seconds": args.max_execution_seconds,
-        "root_dir": args.root_dir,
     }
-    options.update({name: value for name, value in optional.items() if value is not None})
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "api_key": args.api_key or os.environ.get(API_KEY_ENV) or generate_api_key(),
+        "allow_remote": args.allow_remote,
+        "config": PoolConfig(**{name: value for name, value in chosen.items() if value is not None}),
+    }
+    if args.root_dir is not None:
+        options["root_dir"] = args.root_dir
     if args.tls or args.tls_cert is not None:
         options["tls"] = True
         if args.tls_cert is not None:
@@ -347,16 +337,16 @@ def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
 def _banner(pool: Any, args: argparse.Namespace) -> str:
     endpoint: str = pool.endpoint
     key: str = pool.api_key
+    from autogen_aca_sessions.local.config import Isolation
+
     isolation: str = str(getattr(pool, "isolation", "unknown"))
+    unsandboxed = "   WARNING: session code runs unsandboxed with your user's rights"
     lines = [
         "aca-sessions: local session pool running",
         "",
         f"  Endpoint:   {endpoint}",
         f"  API key:    {key}",
-        f"  Isolation:  {isolation}"
-        + (
-            "" if isolation != "none" else "   WARNING: session code runs unsandboxed with your user's rights"
-        ),
+        f"  Isolation:  {isolation}" + ("" if isolation != Isolation.NONE else unsandboxed),
         f"  Pool type:  {args.pool_type}",
         f"  Egress:     {'enabled' if args.egress else 'disabled (no network inside sessions)'}",
     ]
@@ -425,7 +415,11 @@ async def _serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(stop_signal, request_stop, stop_signal)
             installed.append(stop_signal)
     try:
-        options = _pool_options(args)
+        try:
+            options = _pool_options(args)
+        except ValueError as exc:
+            print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         if args.faults:
             from autogen_aca_sessions.local.faults import FaultInjector, FaultPlanError
 
@@ -625,7 +619,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(
             level=getattr(logging, args.log_level), format="%(levelname)s %(name)s: %(message)s"
         )
-        if not _is_loopback(args.host) and not args.allow_remote:
+        from autogen_aca_sessions.local.address import is_loopback_host
+
+        if not is_loopback_host(args.host) and not args.allow_remote:
             print(
                 f"aca-sessions serve: refusing to listen on {args.host}: it is not a loopback address, so "
                 "anyone who can reach this machine and learns the key could run code here. "

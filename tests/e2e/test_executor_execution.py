@@ -6,36 +6,16 @@ import asyncio
 from typing import Any
 
 import pytest
+from _executor_helpers import LEGACY, NEWEST, make_executor
+from _executor_helpers import run_blocks as run
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 
-from autogen_aca_sessions.client import ApiVersion, SessionsClient
-from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
-from autogen_aca_sessions.local import LocalSessionPool
+from autogen_aca_sessions.client import SessionsClient
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-LEGACY = ApiVersion.V2024_02_02_PREVIEW.value
-NEWEST = ApiVersion.V2025_10_02_PREVIEW.value
 BOTH = pytest.mark.parametrize("api_version", [LEGACY, NEWEST])
-
-
-@pytest.fixture
-def pool(module_pool: LocalSessionPool) -> LocalSessionPool:
-    """The module's shared local pool (tests/conftest.py)."""
-    return module_pool
-
-
-def make_executor(pool: Any, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:
-    return ACADynamicSessionsCodeExecutor(pool.endpoint, pool.credential, **kwargs)
-
-
-async def run(
-    executor: ACADynamicSessionsCodeExecutor, *blocks: tuple[str, str]
-) -> ACADynamicSessionsCodeResult:
-    return await executor.execute_code_blocks(
-        [CodeBlock(code=code, language=language) for language, code in blocks], CancellationToken()
-    )
 
 
 @BOTH

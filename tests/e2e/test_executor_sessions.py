@@ -6,35 +6,17 @@ import uuid
 from typing import Any
 
 import pytest
+from _executor_helpers import LEGACY, NEWEST, NO_DELETE, make_executor
+from _executor_helpers import run_code as run
 from autogen_core import CancellationToken
-from autogen_core.code_executor import CodeBlock, FunctionWithRequirements, with_requirements
+from autogen_core.code_executor import FunctionWithRequirements, with_requirements
 
-from autogen_aca_sessions.client import ApiVersion, SessionsClient
-from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
-from autogen_aca_sessions.local import LocalSessionPool
+from autogen_aca_sessions.client import SessionsClient
+from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-LEGACY = ApiVersion.V2024_02_02_PREVIEW.value
-NO_DELETE = ApiVersion.V2024_10_02_PREVIEW.value
-NEWEST = ApiVersion.V2025_10_02_PREVIEW.value
 ALL_KINDS = pytest.mark.parametrize("api_version", [LEGACY, NO_DELETE, NEWEST])
-
-
-@pytest.fixture
-def pool(module_pool: LocalSessionPool) -> LocalSessionPool:
-    """The module's shared local pool (tests/conftest.py)."""
-    return module_pool
-
-
-def make_executor(pool: Any, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:
-    return ACADynamicSessionsCodeExecutor(pool.endpoint, pool.credential, **kwargs)
-
-
-async def run(
-    executor: ACADynamicSessionsCodeExecutor, code: str, language: str = "python"
-) -> ACADynamicSessionsCodeResult:
-    return await executor.execute_code_blocks([CodeBlock(code=code, language=language)], CancellationToken())
 
 
 async def live_sessions(pool: Any) -> set[str]:

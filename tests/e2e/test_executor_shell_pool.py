@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _executor_helpers import make_executor as make_any_executor
+from _executor_helpers import run_blocks as run
 from autogen_core import CancellationToken
-from autogen_core.code_executor import CodeBlock
 
-from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
+from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor
 from autogen_aca_sessions.pytest_plugin import AcaPool
 
 # The package's own pytest plugin provides the Shell pool (as it does for users).
@@ -22,15 +23,7 @@ def pool(aca_pool: AcaPool) -> AcaPool:
 
 
 def make_executor(pool: Any, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:
-    return ACADynamicSessionsCodeExecutor(pool.endpoint, pool.credential, shell_pool=True, **kwargs)
-
-
-async def run(
-    executor: ACADynamicSessionsCodeExecutor, *blocks: tuple[str, str]
-) -> ACADynamicSessionsCodeResult:
-    return await executor.execute_code_blocks(
-        [CodeBlock(code=code, language=language) for language, code in blocks], CancellationToken()
-    )
+    return make_any_executor(pool, shell_pool=True, **kwargs)
 
 
 async def test_shell_blocks_report_real_exit_codes_and_share_files(pool: Any) -> None:

@@ -36,7 +36,7 @@ def test_binding_a_non_loopback_address_is_refused(host: str) -> None:
         LocalSessionPool(host=host)
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
 def test_loopback_addresses_are_accepted(host: str) -> None:
     LocalSessionPool(host=host)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.outcome import NO_RESULT, Outcome
 from autogen_aca_sessions.local.sessions import Session, SessionManager
 
@@ -20,10 +22,9 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)
 async def manager(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SessionManager]:
     m = SessionManager(
         root=tmp_path_factory.mktemp("runtime-pool"),
-        ready_sessions=1,
-        sandbox="bwrap",
-        max_execution_seconds=60,
-        cooldown_period_seconds=600,
+        config=PoolConfig(
+            ready_sessions=1, sandbox="bwrap", max_execution_seconds=60, cooldown_period_seconds=600
+        ),
     )
     await m.start()
     try:
@@ -251,12 +252,12 @@ async def test_a_zero_timeout_still_returns_a_timeout_outcome(session: Session) 
 async def test_a_timeout_longer_than_the_pool_maximum_is_capped(
     manager: SessionManager, session: Session
 ) -> None:
-    previous = manager.max_execution_seconds
-    manager.max_execution_seconds = 1
+    previous = manager.config
+    manager.config = dataclasses.replace(previous, max_execution_seconds=1)
     try:
         out = await run(session, "import time\ntime.sleep(10)", timeout=120)
     finally:
-        manager.max_execution_seconds = previous
+        manager.config = previous
     assert out.outcome is Outcome.TIMED_OUT_INTERRUPTED
 
 

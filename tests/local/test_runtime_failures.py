@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 import zmq
 
+from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.outcome import Outcome
 from autogen_aca_sessions.local.sessions import Session, SessionManager
 
@@ -22,9 +23,7 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)
 async def manager(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SessionManager]:
     m = SessionManager(
         root=tmp_path_factory.mktemp("failures-pool"),
-        ready_sessions=1,
-        sandbox="bwrap",
-        max_execution_seconds=60,
+        config=PoolConfig(ready_sessions=1, sandbox="bwrap", max_execution_seconds=60),
     )
     await m.start()
     try:

@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from autogen_aca_sessions.local._kernel_template_launcher import TemplateKernelLauncher
+from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.outcome import Outcome
 from autogen_aca_sessions.local.sessions import SessionManager
 
@@ -23,7 +24,7 @@ async def test_forked_kernels_run_code_share_imports_and_clean_up(tmp_path: Path
     await launcher.start()
     try:
         async with SessionManager(
-            root=tmp_path / "pool", sandbox="none", ready_sessions=0, launcher=launcher
+            root=tmp_path / "pool", config=PoolConfig(sandbox="none", ready_sessions=0), launcher=launcher
         ) as m:
             a = await m.get_or_create("a")
             b = await m.get_or_create("b")

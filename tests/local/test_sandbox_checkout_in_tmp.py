@@ -20,12 +20,13 @@ SCRIPT = """
 import asyncio, sys, tempfile
 from pathlib import Path
 import autogen_aca_sessions
+from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.sessions import SessionManager
 
 async def main() -> None:
     assert autogen_aca_sessions.__file__.startswith(sys.argv[1]), autogen_aca_sessions.__file__
     with tempfile.TemporaryDirectory() as root:
-        manager = SessionManager(root=Path(root), ready_sessions=0, sandbox="bwrap")
+        manager = SessionManager(root=Path(root), config=PoolConfig(ready_sessions=0, sandbox="bwrap"))
         await manager.start()
         try:
             session = await manager.get_or_create("tmp-checkout")

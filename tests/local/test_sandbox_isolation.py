@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.outcome import Outcome
 from autogen_aca_sessions.local.sandbox import ResourceLimits
 from autogen_aca_sessions.local.sessions import Session, SessionManager
@@ -41,10 +42,7 @@ async def manager(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ses
     os.environ[SECRET_ENV] = "do-not-leak"
     m = SessionManager(
         root=tmp_path_factory.mktemp("sandbox-pool"),
-        ready_sessions=1,
-        sandbox="bwrap",
-        limits=LIMITS,
-        max_execution_seconds=60,
+        config=PoolConfig(ready_sessions=1, sandbox="bwrap", limits=LIMITS, max_execution_seconds=60),
     )
     await m.start()
     try:
@@ -86,7 +84,9 @@ async def test_no_network_without_egress(session: Session, listener: int) -> Non
 
 
 async def test_egress_pools_reach_the_host_network(tmp_path: Path, listener: int) -> None:
-    async with SessionManager(root=tmp_path / "p", pool_type="Shell", sandbox="bwrap", egress=True) as m:
+    async with SessionManager(
+        root=tmp_path / "p", config=PoolConfig(pool_type="Shell", sandbox="bwrap", egress=True)
+    ) as m:
         shell = await m.get_or_create("egress")
         out = await shell.run_shell(
             f"exec 3<>/dev/tcp/127.0.0.1/{listener} && echo connected", timeout=10, max_output_chars=100
@@ -225,7 +225,9 @@ async def test_the_process_limit_is_per_session(manager: SessionManager, session
 
 
 async def test_the_manager_refuses_to_start_with_bwrap_missing(tmp_path: Path) -> None:
-    manager = SessionManager(root=tmp_path / "pool", sandbox="bwrap", bwrap_path=str(tmp_path / "nope"))
+    manager = SessionManager(
+        root=tmp_path / "pool", config=PoolConfig(sandbox="bwrap"), bwrap_path=str(tmp_path / "nope")
+    )
     with pytest.raises(RuntimeError, match="bubblewrap"):
         await manager.start()
     await manager.close()
@@ -233,7 +235,7 @@ async def test_the_manager_refuses_to_start_with_bwrap_missing(tmp_path: Path) -
 
 
 async def test_unsandboxed_code_runs_in_the_sessions_data_dir(tmp_path: Path) -> None:
-    async with SessionManager(root=tmp_path / "p", pool_type="Shell", sandbox="none") as m:
+    async with SessionManager(root=tmp_path / "p", config=PoolConfig(pool_type="Shell", sandbox="none")) as m:
         assert m.isolation == "none"
         shell = await m.get_or_create("plain")
         out = await shell.run_shell("pwd; ulimit -f", timeout=10, max_output_chars=1000)
@@ -242,7 +244,7 @@ async def test_unsandboxed_code_runs_in_the_sessions_data_dir(tmp_path: Path) ->
 
 
 async def test_unsandboxed_kernels_work_with_relative_paths(tmp_path: Path) -> None:
-    async with SessionManager(root=tmp_path / "p", sandbox="none", ready_sessions=0) as m:
+    async with SessionManager(root=tmp_path / "p", config=PoolConfig(sandbox="none", ready_sessions=0)) as m:
         s = await m.get_or_create("plain")
         out = await s.execute(
             "import os\nopen('here.txt', 'w').write('1')\nos.getcwd()", timeout=30, max_output_chars=1000

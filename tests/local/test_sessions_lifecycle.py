@@ -7,11 +7,13 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
-from autogen_aca_sessions.local.kernel import LaunchedKernel, PlainKernelLauncher
+from autogen_aca_sessions.local.config import PoolConfig
+from autogen_aca_sessions.local.kernel import KernelLauncher, LaunchedKernel, PlainKernelLauncher
 from autogen_aca_sessions.local.outcome import Outcome, PoolFullError
 from autogen_aca_sessions.local.sandbox import Sandbox
 from autogen_aca_sessions.local.sessions import SessionManager
@@ -28,10 +30,10 @@ async def eventually(condition: Callable[[], bool], *, within: float = 30.0) -> 
         await asyncio.sleep(0.02)
 
 
-def manager_at(root: Path, **kwargs: object) -> SessionManager:
-    defaults: dict[str, object] = {"ready_sessions": 0, "sandbox": "bwrap", "cooldown_period_seconds": 600}
+def manager_at(root: Path, launcher: KernelLauncher | None = None, **kwargs: Any) -> SessionManager:
+    defaults: dict[str, Any] = {"ready_sessions": 0, "sandbox": "bwrap", "cooldown_period_seconds": 600}
     defaults.update(kwargs)
-    return SessionManager(root=root, **defaults)  # type: ignore[arg-type]
+    return SessionManager(root=root, config=PoolConfig(**defaults), launcher=launcher)
 
 
 async def test_a_new_identifier_gets_a_ready_kernel_and_the_pool_refills(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from autogen_aca_sessions.local._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
+from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.outcome import Outcome
 from autogen_aca_sessions.local.sessions import Session, SessionManager
 
@@ -42,7 +43,12 @@ async def test_unsandboxed_kernels_run_code_keep_state_show_images_and_recover(t
     root = tmp_path / "pool"
     launcher = TemplateKernelLauncher(sandbox="none")
     pids: set[int] = set()
-    async with launcher, SessionManager(root=root, sandbox="none", ready_sessions=0, launcher=launcher) as m:
+    async with (
+        launcher,
+        SessionManager(
+            root=root, config=PoolConfig(sandbox="none", ready_sessions=0), launcher=launcher
+        ) as m,
+    ):
         assert launcher.template_pid is not None
         pids.add(launcher.template_pid)
         a = await m.get_or_create("a")
@@ -96,7 +102,9 @@ async def test_a_dead_template_takes_its_kernels_down_and_the_next_launch_starts
 ) -> None:
     async with (
         TemplateKernelLauncher(sandbox="none") as launcher,
-        SessionManager(root=tmp_path / "pool", sandbox="none", ready_sessions=0, launcher=launcher) as m,
+        SessionManager(
+            root=tmp_path / "pool", config=PoolConfig(sandbox="none", ready_sessions=0), launcher=launcher
+        ) as m,
     ):
         session = await m.get_or_create("s")
         assert (await session.execute("1", timeout=60, max_output_chars=10)).result == 1
@@ -198,7 +206,7 @@ async def test_a_launcher_weaker_than_the_managers_sandbox_refuses_to_start_kern
     async with (
         TemplateKernelLauncher(sandbox="none") as launcher,
         SessionManager(
-            root=tmp_path / "pool", sandbox="bwrap", ready_sessions=0, launcher=launcher
+            root=tmp_path / "pool", config=PoolConfig(sandbox="bwrap", ready_sessions=0), launcher=launcher
         ) as manager,
     ):
         session = await manager.get_or_create("s")

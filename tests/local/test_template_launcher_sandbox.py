@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 
 from autogen_aca_sessions.local._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
+from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.outcome import Outcome
 from autogen_aca_sessions.local.sandbox import SESSION_UID_BASE, ResourceLimits
 from autogen_aca_sessions.local.sessions import Session, SessionManager
@@ -52,10 +53,7 @@ async def pool(
     launcher = TemplateKernelLauncher(sandbox="bwrap", limits=LIMITS, hide_paths=[root])
     manager = SessionManager(
         root=root,
-        sandbox="bwrap",
-        limits=LIMITS,
-        ready_sessions=1,
-        max_execution_seconds=60,
+        config=PoolConfig(sandbox="bwrap", limits=LIMITS, ready_sessions=1, max_execution_seconds=60),
         launcher=launcher,
     )
     await launcher.start()
@@ -256,7 +254,9 @@ async def test_egress_pool_reaches_the_host_network(tmp_path: Path, listener: in
     # The counterpart of test_no_network_without_egress: the same probe connects with egress.
     root = tmp_path / "egress"
     launcher = TemplateKernelLauncher(sandbox="bwrap", egress=True, hide_paths=[root])
-    manager = SessionManager(root=root, sandbox="bwrap", egress=True, ready_sessions=0, launcher=launcher)
+    manager = SessionManager(
+        root=root, config=PoolConfig(sandbox="bwrap", egress=True, ready_sessions=0), launcher=launcher
+    )
     async with launcher, manager:
         session = await manager.get_or_create("egress")
         code = (
@@ -269,7 +269,9 @@ async def test_egress_pool_reaches_the_host_network(tmp_path: Path, listener: in
 async def test_close_leaves_no_process_no_directory_and_no_cgroup(tmp_path: Path) -> None:
     root = tmp_path / "closing"
     launcher = TemplateKernelLauncher(sandbox="bwrap", hide_paths=[root])
-    manager = SessionManager(root=root, sandbox="bwrap", ready_sessions=2, launcher=launcher)
+    manager = SessionManager(
+        root=root, config=PoolConfig(sandbox="bwrap", ready_sessions=2), launcher=launcher
+    )
     await launcher.start()
     await manager.start()
     template_pid = launcher.template_pid

@@ -13,9 +13,11 @@ import pytest
 
 from autogen_aca_sessions.client import (
     ExecutionTimeoutError,
+    RequestMayHaveRunError,
     SessionsClient,
     SessionsConnectionError,
     SessionsError,
+    UploadOutcomeUnknownError,
 )
 from tests.unit.conftest import FakePool
 
@@ -113,21 +115,25 @@ async def test_slow_non_execution_request_raises_connection_error(
     with pytest.raises(SessionsConnectionError, match="no answer within") as info:
         await make_client(request_timeout=0.3, max_retries=1).list_files("sess-1")
     assert info.value.method == "GET"
+    assert isinstance(info.value, RequestMayHaveRunError)
+    assert not isinstance(info.value, UploadOutcomeUnknownError)
     # A read-only request is asked again once (max_retries=1) before giving up.
     assert len(fake_pool.requests) == 2
 
 
 async def test_slow_upload_says_it_may_have_completed(make_client: Factory, fake_pool: FakePool) -> None:
     fake_pool.reply(json_body={"name": "a"}, delay=30)
-    with pytest.raises(SessionsConnectionError, match="may or may not have completed"):
+    with pytest.raises(SessionsConnectionError, match="may or may not have completed") as info:
         await make_client(request_timeout=0.3).upload_file("sess-1", "a", b"x")
+    assert isinstance(info.value, UploadOutcomeUnknownError)
     assert len(fake_pool.requests) == 1
 
 
 def test_a_client_can_be_used_from_successive_event_loops() -> None:
     # Sync on purpose: two asyncio.run() calls, as a script calling the client twice would do.
     # The endpoint refuses connections, so each run must end in a clean SessionsConnectionError
-    # rather than an error about a session bound to the first (closed) loop.
+    # (its never-sent kind, RequestNotSentError) rather than an error about a session bound to
+    # the first (closed) loop.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -140,8 +146,8 @@ def test_a_client_can_be_used_from_successive_event_loops() -> None:
             return type(exc).__name__
         return "no error"
 
-    assert asyncio.run(once()) == "SessionsConnectionError"
-    assert asyncio.run(once()) == "SessionsConnectionError"
+    assert asyncio.run(once()) == "RequestNotSentError"
+    assert asyncio.run(once()) == "RequestNotSentError"
     asyncio.run(client.close())
 
 

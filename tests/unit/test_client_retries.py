@@ -14,11 +14,14 @@ import aiohttp
 import pytest
 
 from autogen_aca_sessions.client import (
+    RequestMayHaveRunError,
+    RequestNotSentError,
     ServerError,
     ServiceUnavailableError,
     SessionsClient,
     SessionsConnectionError,
     ThrottledError,
+    UploadOutcomeUnknownError,
 )
 from tests.unit.conftest import FakeClock, FakePool
 
@@ -158,13 +161,16 @@ async def test_server_disconnect_mid_execute_is_not_retried(
     assert len(fake_pool.requests) == 1
     assert info.value.method == "POST"
     assert isinstance(info.value.__cause__, aiohttp.ClientError)
+    assert isinstance(info.value, RequestMayHaveRunError)
+    assert not isinstance(info.value, UploadOutcomeUnknownError)
 
 
 async def test_server_disconnect_mid_upload_is_not_retried(make_client: Factory, fake_pool: FakePool) -> None:
     fake_pool.reply(disconnect=True, repeat=True)
-    with pytest.raises(SessionsConnectionError):
+    with pytest.raises(SessionsConnectionError) as info:
         await make_client().upload_file("sess-1", "a.txt", b"x")
     assert len(fake_pool.requests) == 1
+    assert isinstance(info.value, UploadOutcomeUnknownError)
 
 
 async def test_server_disconnect_on_a_read_is_retried(make_client: Factory, fake_pool: FakePool) -> None:
@@ -188,6 +194,7 @@ async def test_connection_refused_is_retried_then_raised(make_client: Factory, f
     assert len(fake_clock.sleeps) == 2
     assert "3 attempt(s)" in str(info.value)
     assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
+    assert isinstance(info.value, RequestNotSentError)
 
 
 def refuse_first_connects(monkeypatch: pytest.MonkeyPatch, refusals: int, *, timeout: bool = False) -> None:

@@ -17,6 +17,8 @@ from autogen_aca_sessions.client.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     PoolFullError,
+    RequestMayHaveRunError,
+    RequestNotSentError,
     ServerError,
     ServiceUnavailableError,
     SessionsConnectionError,
@@ -24,6 +26,7 @@ from autogen_aca_sessions.client.errors import (
     SessionsHTTPError,
     ThrottledError,
     UnsupportedOperationError,
+    UploadOutcomeUnknownError,
     ValidationError,
 )
 from autogen_aca_sessions.client.models import (
@@ -52,6 +55,8 @@ __all__ = [
     "PermissionDeniedError",
     "PoolFullError",
     "PoolMetadata",
+    "RequestMayHaveRunError",
+    "RequestNotSentError",
     "ServerError",
     "ServiceUnavailableError",
     "SessionFile",
@@ -63,5 +68,6 @@ __all__ = [
     "ThrottledError",
     "TokenSource",
     "UnsupportedOperationError",
+    "UploadOutcomeUnknownError",
     "ValidationError",
 ]

@@ -7,6 +7,7 @@ requests and maps HTTP outcomes to results and exceptions.
 from __future__ import annotations
 
 import asyncio
+import enum
 import ipaddress
 import json
 import logging
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import aiohttp
@@ -35,9 +36,11 @@ from autogen_aca_sessions.client.errors import (
     SESSION_EXECUTOR_ROLE,
     ExecutionTimeoutError,
     PoolFullError,
-    SessionsConnectionError,
+    RequestMayHaveRunError,
+    RequestNotSentError,
     SessionsError,
     SessionsHTTPError,
+    UploadOutcomeUnknownError,
     error_class_for_status,
 )
 from autogen_aca_sessions.client.models import (
@@ -48,9 +51,11 @@ from autogen_aca_sessions.client.models import (
     SessionInfo,
 )
 
-__all__ = ["SessionsClient"]
+__all__ = ["RetryPolicy", "SessionsClient"]
 
 logger = logging.getLogger(__name__)
+
+_Item = TypeVar("_Item")
 
 MAX_IDENTIFIER_LENGTH = 256
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -113,6 +118,91 @@ class _NoAnswerInTime(Exception):
     def __init__(self, waited: float) -> None:
         super().__init__(f"no answer within {waited:g} s")
         self.waited = waited
+
+
+class _Failure(enum.Enum):
+    """How an attempt ended without an answer, i.e. what the server can have seen of it."""
+
+    NOT_SENT = "not sent"
+    """No connection was made: the server saw nothing."""
+    NO_ANSWER = "no answer"
+    """Sent, and no complete answer in time: it may be running."""
+    BROKEN = "broken"
+    """Sent, and the connection broke before the answer: it may have run."""
+
+
+class _AttemptFailed(Exception):
+    """One attempt got no HTTP answer."""
+
+    def __init__(self, failure: _Failure, reason: str, error: BaseException) -> None:
+        super().__init__(reason)
+        self.failure = failure
+        self.reason = reason
+        self.error = error
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Which failed attempts are sent again, and after how long.
+
+    Only what cannot repeat a side effect is resent: anything the service turned away before
+    doing it (429, 503, no connection), and idempotent requests after anything else transient.
+    """
+
+    max_retries: int
+    """Retries after the first attempt."""
+    backoff_base: float
+    """First backoff delay, doubled per retry (with jitter)."""
+    backoff_max: float
+    """Longest delay between retries (also caps ``Retry-After``)."""
+
+    def retries_status(self, status: int, *, idempotent: bool) -> bool:
+        """Whether an answer with ``status`` may be retried."""
+        return status in _RETRY_ANY_METHOD or (idempotent and status in _RETRY_IDEMPOTENT_ONLY)
+
+    def retries_failure(self, failure: _Failure, *, idempotent: bool) -> bool:
+        """Whether an attempt that got no answer may be retried."""
+        return failure is _Failure.NOT_SENT or idempotent
+
+    def delay(
+        self, attempt: int, retry_after: float | None, jitter: Callable[[float, float], float]
+    ) -> float:
+        """Seconds to wait before retry ``attempt + 1``: the service's ``Retry-After`` when it sent
+        one, else exponential backoff with ``jitter(low, high)`` over its upper half."""
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max)
+        ceiling = min(self.backoff_max, self.backoff_base * (2.0**attempt))
+        # Full jitter over the upper half keeps retries of many clients apart.
+        return ceiling / 2 + jitter(0.0, ceiling / 2)
+
+
+class _Authorization:
+    """The bearer-token step of one request: a token per attempt, and one forced refresh (with the
+    service's claims challenge, when it sent one) after a 401."""
+
+    def __init__(self, tokens: TokenProvider) -> None:
+        self._tokens = tokens
+        self._token: str | None = None
+        self._refreshed = False
+        self._rejected: str | None = None
+        self._claims: str | None = None
+
+    async def header(self) -> str:
+        """The ``Authorization`` header value for the next attempt."""
+        self._token = await self._tokens.get_token(rejected=self._rejected, claims=self._claims)
+        return f"Bearer {self._token}"
+
+    def retry_after_rejection(self, response: _Response) -> bool:
+        """Whether ``response`` rejected the token and the request is to be sent once more with a
+        fresh one (the token may have been revoked or expired early)."""
+        if response.status == 401 and not self._refreshed:
+            self._refreshed = True
+            self._rejected = self._token
+            self._claims = claims_from_challenge(response.headers.get("WWW-Authenticate"))
+            return True
+        self._rejected = None
+        self._claims = None
+        return False
 
 
 def _is_loopback_host(host: str) -> bool:
@@ -287,7 +377,7 @@ class SessionsClient:
         self._contract: Contract = contract_for(self._api_version)
         self._tokens = TokenProvider(credential, scope=token_scope)
         self._max_output_chars = max_output_chars
-        self._max_retries = max_retries
+        self._retry = RetryPolicy(max_retries, retry_backoff_base, retry_backoff_max)
         self._request_timeout = request_timeout
         self._session = session
         self._owns_session = session is None
@@ -295,8 +385,6 @@ class SessionsClient:
         self._ssl = ssl
         self._user_agent = f"{user_agent} {DEFAULT_USER_AGENT}" if user_agent else DEFAULT_USER_AGENT
         self._grace = execution_grace_seconds
-        self._backoff_base = retry_backoff_base
-        self._backoff_max = retry_backoff_max
         self._poll_interval = poll_interval
         self._closed = False
         # Indirections so tests can observe waits without waiting.
@@ -396,7 +484,7 @@ class SessionsClient:
         fallback_id = response.headers.get("operation-id") or op_id
         result = self._parse_execution(response, identifier, fallback_id)
         first_guid = result.session_guid
-        if result.status.is_terminal or not wait or self._api_version.is_legacy:
+        if result.status.is_terminal or not wait or not self._contract.executions_pollable:
             return result
 
         poll_url = self._resolve_link(response.headers.get("Operation-Location"), identifier) or self._url(
@@ -436,7 +524,7 @@ class SessionsClient:
         self, response: _Response, identifier: str, execution_id: str | None
     ) -> ExecutionResult:
         body = load_json(response.body)
-        accepted = response.status == 202 and not self._api_version.is_legacy
+        accepted = response.status == 202 and self._contract.executions_pollable
         if not isinstance(body, dict):
             if accepted:
                 # An accepted execution with no body yet: still running.
@@ -488,16 +576,7 @@ class SessionsClient:
         """The files (and directories) in the session's ``/mnt/data`` or ``path`` under it."""
         _validate_identifier(identifier)
         request = self._contract.list_files_request(path, recursive)
-        files: list[SessionFile] = []
-        url: str | None = None
-        for _ in range(_MAX_PAGES):
-            response = await self._call(request, identifier, url=url)
-            page, next_link = self._contract.parse_file_list(load_json(response.body))
-            files.extend(page)
-            url = self._resolve_link(next_link, identifier) if next_link else None
-            if url is None:
-                break
-        return files
+        return await self._paged(request, identifier, self._contract.parse_file_list)
 
     async def get_file(self, identifier: str, name: str, *, path: str | None = None) -> SessionFile:
         """Metadata of one file."""
@@ -533,22 +612,29 @@ class SessionsClient:
 
     async def list_sessions(self) -> list[SessionInfo]:
         """Every session of the pool, following ``nextLink`` (2025-02-02-preview and later)."""
-        request = self._contract.list_sessions_request()
-        sessions: list[SessionInfo] = []
-        url: str | None = None
-        for _ in range(_MAX_PAGES):
-            response = await self._call(request, None, url=url)
-            page, next_link = self._contract.parse_session_list(load_json(response.body))
-            sessions.extend(page)
-            url = self._resolve_link(next_link, None) if next_link else None
-            if url is None:
-                break
-        return sessions
+        return await self._paged(
+            self._contract.list_sessions_request(), None, self._contract.parse_session_list
+        )
 
     async def get_metadata(self) -> PoolMetadata:
         """What the pool runs: runtimes, pre-installed packages, kernel (2025-02-02-preview and later)."""
         response = await self._call(self._contract.metadata_request(), None)
         return self._contract.parse_metadata(load_json(response.body))
+
+    async def _paged(
+        self, request: Request, identifier: str | None, parse: Callable[[Any], tuple[list[_Item], str | None]]
+    ) -> list[_Item]:
+        """Every item of a listing, following the service's ``nextLink`` (at most ``_MAX_PAGES``)."""
+        items: list[_Item] = []
+        url: str | None = None
+        for _ in range(_MAX_PAGES):
+            response = await self._call(request, identifier, url=url)
+            page, next_link = parse(load_json(response.body))
+            items.extend(page)
+            url = self._resolve_link(next_link, identifier) if next_link else None
+            if url is None:
+                break
+        return items
 
     # ------------------------------------------------------------------ lifecycle
     async def close(self) -> None:
@@ -661,21 +747,12 @@ class SessionsClient:
             return await self._send(request, identifier, timeout=seconds, url=url, form=form)
         except _NoAnswerInTime as exc:
             target = url or self._url(request, identifier)
-            note = (
-                " The upload may or may not have completed."
-                if request.method not in _IDEMPOTENT_METHODS
-                else ""
-            )
-            raise SessionsConnectionError(
+            idempotent = request.method in _IDEMPOTENT_METHODS
+            note = "" if idempotent else " The upload may or may not have completed."
+            error = RequestMayHaveRunError if idempotent or form is None else UploadOutcomeUnknownError
+            raise error(
                 f"{request.method} {target}: {exc}.{note}", method=request.method, url=target
             ) from None
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self._backoff_max)
-        ceiling = min(self._backoff_max, self._backoff_base * (2.0**attempt))
-        # Full jitter over the upper half keeps retries of many clients apart.
-        return ceiling / 2 + self._random(0.0, ceiling / 2)
 
     async def _send(
         self,
@@ -688,7 +765,8 @@ class SessionsClient:
         form: Callable[[], aiohttp.FormData] | None = None,
         deadline: float | None = None,
     ) -> _Response:
-        """Send one request, retrying what is safe to retry.
+        """Send one request: attempts (:meth:`_attempt`) with a bearer token each
+        (:class:`_Authorization`), repeated as the retry policy allows (:class:`RetryPolicy`).
 
         ``timeout`` bounds each attempt; ``deadline`` (on the ``_now`` clock), when given, bounds
         all attempts and the waits between them together.
@@ -696,13 +774,10 @@ class SessionsClient:
         target = url or self._url(request, identifier)
         method = request.method
         idempotent = method in _IDEMPOTENT_METHODS
-        body: bytes | None = None
-        if request.json is not None:
-            body = json.dumps(request.json).encode("utf-8")
+        body = json.dumps(request.json).encode("utf-8") if request.json is not None else None
+        policy = self._retry
+        auth = _Authorization(self._tokens)
         attempt = 0
-        refreshed = False
-        rejected_token: str | None = None
-        claims: str | None = None
         while True:
             attempt_timeout = timeout
             if deadline is not None:
@@ -710,9 +785,8 @@ class SessionsClient:
                 if remaining <= 0:
                     raise _NoAnswerInTime(timeout)
                 attempt_timeout = min(timeout, remaining)
-            token = await self._tokens.get_token(rejected=rejected_token, claims=claims)
-            send_headers: dict[str, str] = {
-                "Authorization": f"Bearer {token}",
+            send_headers = {
+                "Authorization": await auth.header(),
                 "User-Agent": self._user_agent,
                 "Accept": "application/json",
             }
@@ -720,106 +794,103 @@ class SessionsClient:
                 send_headers["Content-Type"] = "application/json"
             if headers:
                 send_headers.update(headers)
-            session = self._get_session()
-            client_timeout = aiohttp.ClientTimeout(
-                total=attempt_timeout, sock_connect=min(attempt_timeout, self._request_timeout)
-            )
-            request_kwargs: dict[str, Any] = {
-                "headers": send_headers,
-                "timeout": client_timeout,
-                "allow_redirects": False,
-            }
-            if self._ssl is not None:
-                request_kwargs["ssl"] = self._ssl
-            if form is not None:
-                request_kwargs["data"] = form()
-            elif body is not None:
-                request_kwargs["data"] = body
-            retry_reason: str | None = None
+            data = form() if form is not None else body
             try:
-                async with session.request(method, URL(target, encoded=True), **request_kwargs) as resp:
-                    payload = await resp.read()
-                    status = resp.status
-                    response_headers = CIMultiDict(resp.headers)
-            except _ConnectionTimeoutError as exc:
-                retry_reason = f"connection timed out: {exc}"
-                error: BaseException = exc
-            except aiohttp.ClientSSLError as exc:
-                # A TLS failure will not fix itself on a retry.
-                raise SessionsConnectionError(
-                    f"TLS error talking to {target}: {exc}. For a local pool with a self-signed "
-                    "certificate pass ssl=<SSLContext trusting it>.",
-                    method=method,
-                    url=target,
-                ) from exc
-            except aiohttp.ClientConnectorError as exc:
-                retry_reason = f"could not connect: {exc}"
-                error = exc
-            except asyncio.TimeoutError as exc:
-                # No answer in time. A read-only request can simply be asked again; anything
-                # else may be running on the server and must not be sent twice.
-                if not idempotent or attempt >= self._max_retries:
-                    raise _NoAnswerInTime(attempt_timeout) from None
-                retry_reason = f"no answer within {attempt_timeout:g} s"
-                error = exc
-            except aiohttp.ClientError as exc:
-                if not idempotent:
+                response = await self._attempt(method, target, send_headers, data, attempt_timeout)
+            except _AttemptFailed as failed:
+                if not policy.retries_failure(failed.failure, idempotent=idempotent):
+                    if failed.failure is _Failure.NO_ANSWER:
+                        raise _NoAnswerInTime(attempt_timeout) from None
                     # The request may have reached the server: never send it twice.
-                    raise SessionsConnectionError(
-                        f"{method} {target} failed after the request was sent ({type(exc).__name__}: "
-                        f"{exc}); it was not retried because it may have run.",
+                    unknown = UploadOutcomeUnknownError if form is not None else RequestMayHaveRunError
+                    raise unknown(
+                        f"{method} {target} failed after the request was sent ({failed.reason}); it was "
+                        "not retried because it may have run.",
                         method=method,
                         url=target,
-                    ) from exc
-                retry_reason = f"{type(exc).__name__}: {exc}"
-                error = exc
-            else:
-                if status == 401 and not refreshed:
-                    # The token may have been revoked or expired early: one forced refresh,
-                    # carrying the claims challenge when the service sent one.
-                    refreshed = True
-                    rejected_token = token
-                    claims = claims_from_challenge(response_headers.get("WWW-Authenticate"))
-                    continue
-                rejected_token = None
-                claims = None
-                retryable = status in _RETRY_ANY_METHOD or (idempotent and status in _RETRY_IDEMPOTENT_ONLY)
-                if 200 <= status < 300:
-                    return _Response(status, response_headers, payload, method, target)
-                delay = self._backoff(attempt, _parse_retry_after(response_headers))
-                if retryable and attempt < self._max_retries and self._in_time(deadline, delay):
-                    logger.info(
-                        "%s %s answered %s; retry %d/%d in %.2fs",
-                        method,
-                        target,
-                        status,
-                        attempt + 1,
-                        self._max_retries,
-                        delay,
+                    ) from failed.error
+                if failed.failure is _Failure.NO_ANSWER and attempt >= policy.max_retries:
+                    raise _NoAnswerInTime(attempt_timeout) from None
+                delay = policy.delay(attempt, None, self._random)
+                if attempt >= policy.max_retries or not self._in_time(deadline, delay):
+                    gave_up = (
+                        RequestNotSentError if failed.failure is _Failure.NOT_SENT else RequestMayHaveRunError
                     )
-                    attempt += 1
-                    await self._sleep(delay)
+                    raise gave_up(
+                        f"{method} {target} failed after {attempt + 1} attempt(s): {failed.reason}",
+                        method=method,
+                        url=target,
+                    ) from failed.error
+                reason = failed.reason
+            else:
+                if auth.retry_after_rejection(response):
                     continue
-                raise self._http_error(request, status, response_headers, payload, target, attempt)
-            # Transport failure that is safe to retry.
-            delay = self._backoff(attempt, None)
-            if attempt >= self._max_retries or not self._in_time(deadline, delay):
-                raise SessionsConnectionError(
-                    f"{method} {target} failed after {attempt + 1} attempt(s): {retry_reason}",
-                    method=method,
-                    url=target,
-                ) from error
+                status = response.status
+                if 200 <= status < 300:
+                    return response
+                delay = policy.delay(attempt, _parse_retry_after(response.headers), self._random)
+                if not (
+                    policy.retries_status(status, idempotent=idempotent)
+                    and attempt < policy.max_retries
+                    and self._in_time(deadline, delay)
+                ):
+                    raise self._http_error(request, status, response.headers, response.body, target, attempt)
+                reason = f"answered {status}"
             logger.info(
                 "%s %s: %s; retry %d/%d in %.2fs",
                 method,
                 target,
-                retry_reason,
+                reason,
                 attempt + 1,
-                self._max_retries,
+                policy.max_retries,
                 delay,
             )
             attempt += 1
             await self._sleep(delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        data: aiohttp.FormData | bytes | None,
+        timeout: float,
+    ) -> _Response:
+        """One HTTP exchange, whatever its status; a failure to get an answer raises
+        :class:`_AttemptFailed` saying whether the request can have reached the server."""
+        client_timeout = aiohttp.ClientTimeout(
+            total=timeout, sock_connect=min(timeout, self._request_timeout)
+        )
+        request_kwargs: dict[str, Any] = {
+            "headers": headers,
+            "timeout": client_timeout,
+            "allow_redirects": False,
+        }
+        if self._ssl is not None:
+            request_kwargs["ssl"] = self._ssl
+        if data is not None:
+            request_kwargs["data"] = data
+        session = self._get_session()
+        try:
+            async with session.request(method, URL(target, encoded=True), **request_kwargs) as resp:
+                payload = await resp.read()
+                return _Response(resp.status, CIMultiDict(resp.headers), payload, method, target)
+        except _ConnectionTimeoutError as exc:
+            raise _AttemptFailed(_Failure.NOT_SENT, f"connection timed out: {exc}", exc) from exc
+        except aiohttp.ClientSSLError as exc:
+            # A TLS failure will not fix itself on a retry.
+            raise RequestNotSentError(
+                f"TLS error talking to {target}: {exc}. For a local pool with a self-signed "
+                "certificate pass ssl=<SSLContext trusting it>.",
+                method=method,
+                url=target,
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise _AttemptFailed(_Failure.NOT_SENT, f"could not connect: {exc}", exc) from exc
+        except asyncio.TimeoutError as exc:
+            raise _AttemptFailed(_Failure.NO_ANSWER, f"no answer within {timeout:g} s", exc) from exc
+        except aiohttp.ClientError as exc:
+            raise _AttemptFailed(_Failure.BROKEN, f"{type(exc).__name__}: {exc}", exc) from exc
 
     def _in_time(self, deadline: float | None, delay: float) -> bool:
         """Whether waiting ``delay`` seconds still leaves time for another attempt."""

@@ -16,6 +16,8 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PoolFullError",
+    "RequestMayHaveRunError",
+    "RequestNotSentError",
     "ServerError",
     "ServiceUnavailableError",
     "SessionsConnectionError",
@@ -23,6 +25,7 @@ __all__ = [
     "SessionsHTTPError",
     "ThrottledError",
     "UnsupportedOperationError",
+    "UploadOutcomeUnknownError",
     "ValidationError",
     "error_class_for_status",
 ]
@@ -148,6 +151,21 @@ class SessionsConnectionError(SessionsError, ConnectionError):
         """HTTP method of the failed request."""
         self.url = url
         """URL of the failed request."""
+
+
+class RequestNotSentError(SessionsConnectionError):
+    """The request never reached the service (no connection, connecting timed out, TLS refused):
+    nothing ran, so sending it again is safe."""
+
+
+class RequestMayHaveRunError(SessionsConnectionError):
+    """The request was sent but no complete answer came (the connection broke, or no answer in
+    time): it may have run. An execution is never resent for this; check before repeating it."""
+
+
+class UploadOutcomeUnknownError(RequestMayHaveRunError):
+    """An upload was sent but no answer came: the file may or may not be in the session. List the
+    files (or upload again: an upload replaces a file of the same name)."""
 
 
 class ExecutionTimeoutError(SessionsError):

@@ -1,21 +1,24 @@
-"""The AutoGen code executor for Azure Container Apps dynamic sessions."""
+"""The AutoGen code executor for Azure Container Apps dynamic sessions: the adapter.
+
+It speaks AutoGen (``CodeExecutor``, ``Component``) and turns blocks into code; what it knows
+about its session, and the requests that keep it, belong to the session keeper
+(``_session.py``), and the text a model reads is made by the pure output renderer
+(``_render.py``)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-import re
 import shlex
 import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from string import Template
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from autogen_core import CancellationToken, Component
 from autogen_core.code_executor import (
@@ -29,41 +32,37 @@ from typing_extensions import ParamSpec, Self
 
 from autogen_aca_sessions.client import (
     ApiVersion,
-    ExecutionResult,
-    ExecutionTimeoutError,
     NotFoundError,
     PoolFullError,
     SessionsClient,
-    SessionsHTTPError,
     TokenSource,
-    UnsupportedOperationError,
 )
 from autogen_aca_sessions.executor._functions import (
     FunctionsModule,
     InjectedFunction,
     build_functions_module,
-    normalize_package_name,
     required_packages,
     stub_for,
 )
-from autogen_aca_sessions.executor._kernel_code import (
-    MNT_DATA,
-    packages_code,
-    reset_code,
-    setup_code,
-    shell_code,
+from autogen_aca_sessions.executor._kernel_code import MNT_DATA, shell_code
+from autogen_aca_sessions.executor._render import (
+    PYTHON_LANGUAGES,
+    SHELL_LANGUAGES,
+    OutputRenderer,
 )
 from autogen_aca_sessions.executor._results import ACADynamicSessionsBlockResult, ACADynamicSessionsCodeResult
+from autogen_aca_sessions.executor._session import (
+    Invalidation,
+    KeeperSettings,
+    SessionKeeper,
+    linked,
+)
 
 __all__ = ["ACADynamicSessionsCodeExecutor", "ACADynamicSessionsCodeExecutorConfig"]
 
 logger = logging.getLogger("autogen_aca_sessions.executor")
 
 A = ParamSpec("A")
-T = TypeVar("T")
-
-PYTHON_LANGUAGES = ("python", "py", "python3")
-SHELL_LANGUAGES = ("sh", "bash", "shell")
 
 DEFAULT_API_VERSION = ApiVersion.V2025_10_02_PREVIEW
 DEFAULT_MAX_OUTPUT_CHARS = 1_000_000
@@ -71,16 +70,6 @@ MAX_SERVICE_TIMEOUT_SECONDS = 220
 """The service stops any execution after this many seconds whatever it is asked for."""
 MAX_INLINE_COMMAND_BYTES = 100_000
 """Largest shell-pool command sent inline; Linux refuses one argument over 128 KiB."""
-TIMEOUT_EXIT_CODE = 124
-"""Exit status of a block that hit its time limit (as ``timeout(1)`` reports it)."""
-
-IDLE_PROBE_SECONDS = 300.0
-"""The shortest cooldown a pool can have: after this long without a request the session may have
-been deleted and a later call gets a fresh one, so the executor checks before running a block."""
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-# Error codes with which the service says the identifier no longer names a session.
-_SESSION_GONE_CODES = frozenset({"sessionwithidentifiernotfound", "sessionnotfound"})
 
 
 class ACADynamicSessionsCodeExecutorConfig(BaseModel):
@@ -331,18 +320,26 @@ $functions"""
         self._client: SessionsClient | None = client
         self._owns_client = client is None
         self._caller_session_id = session_id
-        self._session_id = session_id or str(uuid.uuid4())
-        self._session_used = False
-        self._setup_done = False
-        self._reset_pending = False
-        self._packages_checked = False
-        self._available_packages: set[str] | None = None
         self._lock = asyncio.Lock()
         self._started = False
-        self._session_guid: str | None = None
-        """The ``x-ms-session-guid`` of the session incarnation the setup ran in, when known."""
-        self._last_request_at: float | None = None
-        self._clock: Callable[[], float] = time.monotonic
+        self._renderer = OutputRenderer(
+            max_output_chars=max_output_chars,
+            suppress_result_output=suppress_result_output,
+            server_timeout=self._server_timeout,
+        )
+        self._keeper = SessionKeeper(
+            KeeperSettings(
+                caller_session_id=session_id,
+                api_version=self._api_version,
+                shell_pool=shell_pool,
+                server_timeout=self._server_timeout,
+                functions_module=functions_module,
+                functions=self._functions_source,
+                required_packages=self._required_packages,
+            ),
+            client=self._ensure_client,
+            clock=time.monotonic,
+        )
 
     # ----------------------------------------------------------------- properties
 
@@ -376,7 +373,7 @@ $functions"""
     @property
     def session_id(self) -> str:
         """The session identifier the next call will use."""
-        return self._session_id
+        return self._keeper.session_id
 
     @property
     def api_version(self) -> ApiVersion:
@@ -393,8 +390,14 @@ $functions"""
         """The sessions client (created on first use when none was passed)."""
         return self._ensure_client()
 
-    def _supports_session_management(self) -> bool:
-        return self._api_version.supports_session_management
+    @property
+    def _clock(self) -> Callable[[], float]:
+        """The session keeper's clock (monotonic seconds; tests step it over idle gaps)."""
+        return self._keeper.clock
+
+    @_clock.setter
+    def _clock(self, clock: Callable[[], float]) -> None:
+        self._keeper.clock = clock
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -422,9 +425,9 @@ $functions"""
         """Release an executor-created session (see the class docstring), close connections the
         executor opened and remove a temporary ``work_dir``. Errors while releasing are logged."""
         async with self._lock:
-            if self._should_release():
-                await self._delete_session_logged(self._session_id, reason="stop")
-                self._forget_session()
+            if self._keeper.should_release(self._release_session_on_stop):
+                await self._keeper.delete_logged(reason="stop")
+                self._keeper.invalidate(Invalidation.RELEASED)
             if self._client is not None and self._owns_client:
                 client, self._client = self._client, None
                 try:
@@ -437,75 +440,12 @@ $functions"""
                 await asyncio.to_thread(temp_dir.cleanup)
             self._started = False
 
-    def _should_release(self) -> bool:
-        policy = self._release_session_on_stop
-        if policy is False:
-            return False
-        own = self._caller_session_id is None
-        if policy is None and not own:
-            return False
-        if own and not self._session_used:
-            return False
-        if not self._supports_session_management():
-            logger.debug(
-                "Not releasing session %s: api-version %s has no session management",
-                self._session_id,
-                self._api_version.value,
-            )
-            return False
-        return True
-
     async def restart(self) -> None:
         """Give the next call a fresh interpreter (see "Session policy" in the class docstring)."""
         async with self._lock:
-            own = self._caller_session_id is None
-            deleted = False
-            if self._supports_session_management() and (self._session_used or not own):
-                deleted = await self._delete_session_logged(self._session_id, reason="restart")
-            if own:
-                self._session_id = str(uuid.uuid4())
-                self._session_used = False
-                self._reset_pending = False
-            elif not deleted and not self._shell_pool:
-                # The caller's identifier stays; without a delete its interpreter is reset instead.
-                self._reset_pending = True
-            self._setup_done = False
-            self._session_guid = None
-            self._packages_checked = False
-            self._available_packages = None
-
-    def _forget_session(self) -> None:
-        """After a release: a later call starts over in a new session."""
-        if self._caller_session_id is None:
-            self._session_id = str(uuid.uuid4())
-        self._session_used = False
-        self._setup_done = False
-        self._session_guid = None
-        self._reset_pending = False
-        self._packages_checked = False
-        self._available_packages = None
-
-    async def _delete_session_logged(self, identifier: str, *, reason: str) -> bool:
-        """Delete a session; True when it is gone (also when it did not exist)."""
-        try:
-            await self._ensure_client().delete_session(identifier)
-        except NotFoundError:
-            return True
-        except Exception:
-            logger.warning("Releasing session %s on %s failed", identifier, reason, exc_info=True)
-            return False
-        logger.debug("Released session %s on %s", identifier, reason)
-        return True
+            await self._keeper.restart()
 
     # ----------------------------------------------------------------- helpers
-
-    @staticmethod
-    async def _linked(awaitable: Awaitable[T], cancellation_token: CancellationToken | None) -> T:
-        """Await ``awaitable`` as a task the token can cancel at once."""
-        task = asyncio.ensure_future(awaitable)
-        if cancellation_token is not None:
-            cancellation_token.link_future(task)
-        return await task
 
     def format_functions_for_prompt(self, prompt_template: str = FUNCTION_PROMPT_TEMPLATE) -> str:
         """Describe the injected functions for a prompt.
@@ -517,113 +457,6 @@ $functions"""
             functions="\n\n".join(stub_for(func) for func in self._functions)
         )
 
-    # ----------------------------------------------------------------- session setup
-
-    def _touch(self) -> None:
-        """Record that a request naming the session is about to go out. Called *before* the request:
-        once it may have reached the service, the session may exist and must be released on stop."""
-        self._session_used = True
-        self._last_request_at = self._clock()
-
-    def _idle_too_long(self) -> bool:
-        last = self._last_request_at
-        return last is not None and self._clock() - last >= IDLE_PROBE_SECONDS
-
-    def _is_replaced(self, result: ExecutionResult) -> bool:
-        """Whether ``result`` came from another incarnation of the session than the one set up."""
-        return (
-            not self._shell_pool
-            and self._session_guid is not None
-            and result.session_guid is not None
-            and result.session_guid != self._session_guid
-        )
-
-    def _failed_for_missing_setup(self, result: ExecutionResult) -> bool:
-        """Whether a failed block failed because the injected functions were not loaded (it ran in
-        a fresh interpreter): then sending it again after the setup cannot repeat any state."""
-        module = self._functions_source
-        if result.succeeded or module is None:
-            return False
-        text = _ANSI_ESCAPE.sub("", "\n".join(part for part in (result.stderr, result.error_message) if part))
-        if re.search(rf"No module named '{re.escape(self._functions_module)}'", text):
-            return True
-        return any(
-            re.search(rf"NameError: name '{re.escape(name)}' is not defined", text) for name in module.names
-        )
-
-    async def _ensure_setup(self, cancellation_token: CancellationToken | None) -> bool:
-        """Reset (when pending), change to /mnt/data and load the injected functions.
-
-        After an idle gap long enough for the service to have replaced the session, first checks
-        (with a no-op execution) whether it did. Returns True when the session turned out to be a
-        new incarnation, i.e. earlier interpreter state is gone.
-        """
-        probe_due = self._setup_done and not self._reset_pending and self._idle_too_long()
-        if self._setup_done and not self._reset_pending and not probe_due:
-            return False
-        if self._shell_pool:
-            # Commands start in /mnt/data and share nothing but files: there is nothing to set up.
-            self._setup_done = True
-            self._reset_pending = False
-            return False
-        client = self._ensure_client()
-        replaced = False
-        if probe_due:
-            self._touch()
-            probe = await self._linked(
-                client.execute(self._session_id, "pass\n", timeout_seconds=self._server_timeout),
-                cancellation_token,
-            )
-            replaced = self._is_replaced(probe) or probe.state_lost
-            if not replaced and self._session_guid is not None and probe.session_guid == self._session_guid:
-                return False
-            # Replaced, or the service names no incarnation: load everything again (harmless).
-            self._setup_done = False
-        if self._reset_pending:
-            self._touch()
-            reset = await self._linked(
-                client.execute(self._session_id, reset_code(), timeout_seconds=self._server_timeout),
-                cancellation_token,
-            )
-            if not reset.succeeded and not reset.state_lost:
-                raise RuntimeError(
-                    f"Resetting the interpreter of session {self._session_id!r} failed: "
-                    f"{(reset.stderr or reset.error_message or '').strip()}"
-                )
-            self._reset_pending = False
-        if self._required_packages and not self._packages_checked:
-            await self._check_required_packages(cancellation_token)
-        module = self._functions_source
-        code = setup_code(
-            self._functions_module if module else None,
-            module.source if module else None,
-            module.names if module else (),
-        )
-        self._touch()
-        outcome = await self._linked(
-            client.execute(self._session_id, code, timeout_seconds=self._server_timeout), cancellation_token
-        )
-        if not outcome.succeeded:
-            detail = (outcome.stderr or outcome.error_message or outcome.stdout).strip()
-            if module is not None:
-                raise ValueError(f"Functions failed to load: {detail}")
-            raise RuntimeError(f"Failed to set up the working directory in the session: {detail}")
-        self._session_guid = outcome.session_guid
-        self._setup_done = True
-        return replaced
-
-    async def _check_required_packages(self, cancellation_token: CancellationToken | None) -> None:
-        available = {normalize_package_name(name) for name in await self._packages(cancellation_token)}
-        missing = sorted(spec for name, spec in self._required_packages.items() if name not in available)
-        if missing:
-            raise ValueError(
-                "Packages unavailable in environment: "
-                + ", ".join(missing)
-                + ". The injected functions need them, but the session pool does not have them "
-                "installed (a pool's package set is fixed)."
-            )
-        self._packages_checked = True
-
     async def get_available_packages(self, cancellation_token: CancellationToken | None = None) -> set[str]:
         """Names of the Python distributions available in the session.
 
@@ -631,52 +464,7 @@ $functions"""
         otherwise from ``importlib.metadata`` inside the interpreter. Cached per session.
         """
         async with self._lock:
-            return set(await self._packages(cancellation_token))
-
-    async def _packages(self, cancellation_token: CancellationToken | None) -> set[str]:
-        if self._available_packages is not None:
-            return self._available_packages
-        client = self._ensure_client()
-        names: set[str] = set()
-        if self._supports_session_management():
-            try:
-                metadata = await self._linked(client.get_metadata(), cancellation_token)
-                names = {package.name for package in metadata.preinstalled_packages if package.name}
-            except (UnsupportedOperationError, SessionsHTTPError) as exc:
-                logger.debug("Pool metadata unavailable (%s); asking the interpreter", exc)
-        if not names and self._shell_pool:
-            names = await self._packages_from_shell(client, cancellation_token)
-        elif not names:
-            self._touch()
-            outcome = await self._linked(
-                client.execute(self._session_id, packages_code(), timeout_seconds=self._server_timeout),
-                cancellation_token,
-            )
-            if not outcome.succeeded or not isinstance(outcome.result, list):
-                detail = (outcome.stderr or outcome.error_message or repr(outcome.result)).strip()
-                raise ValueError(f"Failed to get list of available packages: {detail}")
-            names = {str(name) for name in outcome.result}
-        self._available_packages = names
-        return names
-
-    async def _packages_from_shell(
-        self, client: SessionsClient, cancellation_token: CancellationToken | None
-    ) -> set[str]:
-        command = "python3 -c " + shlex.quote(
-            "import json, importlib.metadata as m; "
-            "print(json.dumps(sorted({d.metadata['Name'] or '' for d in m.distributions()} - {''})))"
-        )
-        self._touch()
-        outcome = await self._linked(
-            client.execute_shell(self._session_id, command, timeout_seconds=self._server_timeout),
-            cancellation_token,
-        )
-        try:
-            listed = json.loads(outcome.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            detail = (outcome.stderr or outcome.stdout).strip()
-            raise ValueError(f"Failed to get list of available packages: {detail}") from None
-        return {str(name) for name in listed}
+            return set(await self._keeper.packages(cancellation_token))
 
     # ----------------------------------------------------------------- execution
 
@@ -700,36 +488,31 @@ $functions"""
             notes: list[str] = []
             for block in code_blocks:
                 language = block.language.strip().lower()
+                shell = language in SHELL_LANGUAGES or (self._shell_pool and language in PYTHON_LANGUAGES)
                 if language in PYTHON_LANGUAGES and self._shell_pool:
-                    command = await self._shell_pool_command("python3", block.code, cancellation_token)
-                    outcome = await self._run_block(block, command, cancellation_token, notes, shell=True)
+                    code: str | None = await self._shell_pool_command(
+                        "python3", block.code, cancellation_token
+                    )
                 elif language in PYTHON_LANGUAGES:
-                    outcome = await self._run_block(block, block.code, cancellation_token, notes)
+                    code = block.code
                 elif language in SHELL_LANGUAGES and self._shell_pool:
                     # The pool runs commands with bash; an sh block asks for sh explicitly.
                     program = "sh" if language == "sh" else "bash"
-                    command = await self._shell_pool_command(program, block.code, cancellation_token)
-                    outcome = await self._run_block(block, command, cancellation_token, notes, shell=True)
+                    code = await self._shell_pool_command(program, block.code, cancellation_token)
                 elif language in SHELL_LANGUAGES:
-                    limit = self._shell_limit()
                     program = "sh" if language == "sh" else "bash"
-                    code = shell_code(block.code, program, limit)
-                    outcome = await self._run_block(block, code, cancellation_token, notes, shell=True)
+                    code = shell_code(block.code, program, self._shell_limit())
                 else:
-                    outcome = ACADynamicSessionsBlockResult(
-                        language=block.language,
-                        exit_code=1,
-                        output=(
-                            f"Unsupported language {block.language!r}: this executor runs Python "
-                            f"({', '.join(PYTHON_LANGUAGES)}) and shell ({', '.join(SHELL_LANGUAGES)}) "
-                            "blocks. Nothing was executed for this block.\n"
-                        ),
-                        executed=False,
-                    )
+                    code = None
+                if code is None:
+                    outcome = self._renderer.unsupported(block)
+                else:
+                    outcome, block_notes = await self._run_block(block, code, cancellation_token, shell=shell)
+                    notes.extend(block_notes)
                 blocks.append(outcome)
                 if outcome.exit_code != 0:
                     break
-            return self._combine(blocks, notes)
+            return self._renderer.combine(blocks, notes, self._keeper.session_id)
 
     async def _shell_pool_command(
         self, program: str, code: str, cancellation_token: CancellationToken
@@ -745,12 +528,8 @@ $functions"""
             return inline
         suffix = ".py" if program.startswith("python") else ".sh"
         name = f".aca_block_{uuid.uuid4().hex}{suffix}"
-        client = self._ensure_client()
-        self._touch()
-        await self._linked(
-            client.upload_file(self._session_id, name, code.encode("utf-8", "surrogatepass")),
-            cancellation_token,
-        )
+        self._ensure_client()
+        await self._keeper.upload(name, code.encode("utf-8", "surrogatepass"), cancellation_token)
         return f"{program} {name}; __aca_rc=$?; rm -f -- {name}; exit $__aca_rc"
 
     def _shell_limit(self) -> float:
@@ -760,171 +539,24 @@ $functions"""
         return max(0.5, self._server_timeout - margin)
 
     async def _run_block(
-        self,
-        block: CodeBlock,
-        code: str,
-        cancellation_token: CancellationToken,
-        notes: list[str],
-        *,
-        shell: bool = False,
-    ) -> ACADynamicSessionsBlockResult:
-        client = self._ensure_client()
-        block_notes: list[str] = []
-        gone = (
-            f"The session {self._session_id!r} was replaced by the service (its idle timeout expired "
-            "or it was deleted), so earlier variables and imports are gone"
-        )
-        replaced = await self._ensure_setup(cancellation_token)
-        if replaced:
-            block_notes.append(f"{gone}; the working directory and injected functions were set up again.")
-        try:
-            try:
-                self._touch()
-                result = await self._linked(self._send(client, code), cancellation_token)
-            except SessionsHTTPError as exc:
-                if not _session_gone(exc):
-                    raise
-                # The request never ran: set the new session up and send the block once more.
-                block_notes.append(
-                    f"The session {self._session_id!r} no longer existed; a new one was set up "
-                    "(working directory, injected functions) and the block was sent again."
-                )
-                self._setup_done = False
-                self._available_packages = None
-                self._packages_checked = False
-                await self._ensure_setup(cancellation_token)
-                self._touch()
-                result = await self._linked(self._send(client, code), cancellation_token)
-            if self._is_replaced(result):
-                # The block ran in a new incarnation of the session that was never set up.
-                replaced = True
-                self._setup_done = False
-                if self._failed_for_missing_setup(result):
-                    # It failed only for want of the injected functions, in a fresh interpreter:
-                    # sending it again after the setup cannot repeat any interpreter state.
-                    await self._ensure_setup(cancellation_token)
-                    self._touch()
-                    result = await self._linked(self._send(client, code), cancellation_token)
-                    block_notes.append(
-                        f"{gone}; this block first ran without the injected functions, so they were "
-                        "set up again and the block was sent once more."
-                    )
-                else:
-                    block_notes.append(
-                        f"{gone}; this block ran in the new session before the working directory and "
-                        "injected functions were set up again (they are before the next block)."
-                    )
-        except ExecutionTimeoutError as exc:
-            notes.extend(block_notes)
-            return ACADynamicSessionsBlockResult(
-                language=block.language,
-                exit_code=TIMEOUT_EXIT_CODE,
-                output=_join(
-                    [
-                        *(note + "\n" for note in block_notes),
-                        f"Timed out: no answer from the session within {exc.waited_seconds:g} s (the "
-                        f"limit is {self._server_timeout} s); whether the interpreter state was kept is "
-                        "unknown.\n",
-                    ]
-                ),
-                timed_out=True,
-                state_lost=replaced,
-            )
-        self._last_request_at = self._clock()
-        outcome = await self._block_result(block, result, block_notes, shell=shell, replaced=replaced)
-        notes.extend(block_notes)
-        return outcome
-
-    def _send(self, client: SessionsClient, code: str) -> Awaitable[ExecutionResult]:
-        """Execute a block: as a command on a Shell pool, as code in the interpreter otherwise."""
-        if self._shell_pool:
-            return client.execute_shell(self._session_id, code, timeout_seconds=self._server_timeout)
-        return client.execute(self._session_id, code, timeout_seconds=self._server_timeout)
-
-    async def _block_result(
-        self,
-        block: CodeBlock,
-        result: ExecutionResult,
-        notes: list[str],
-        *,
-        shell: bool,
-        replaced: bool = False,
-    ) -> ACADynamicSessionsBlockResult:
-        """Turn one execution into a block result; ``notes`` holds sentences to add to its text
-        and receives any new ones."""
-        value = result.result
-        if result.timed_out:
-            exit_code = TIMEOUT_EXIT_CODE
-        elif result.exit_code is not None:
-            exit_code = result.exit_code
-        elif not result.succeeded:
-            exit_code = 1
-        elif shell:
-            exit_code = _as_exit_code(value)
-        else:
-            exit_code = 0
+        self, block: CodeBlock, code: str, cancellation_token: CancellationToken, *, shell: bool
+    ) -> tuple[ACADynamicSessionsBlockResult, tuple[str, ...]]:
+        """Send one block through the session keeper and render what came back; returns the block
+        result and the notes it adds to the call's result."""
+        self._ensure_client()
+        sent = await self._keeper.run_block(code, cancellation_token)
+        if sent.result is None:
+            assert sent.gave_up is not None
+            return self._renderer.no_answer(
+                block, sent.gave_up, sent.notes, replaced=sent.replaced
+            ), sent.notes
+        result = sent.result
         image_paths = [await self._save_image(image.data, image.format) for image in result.images]
-        # The service cuts streams only on 2025-10; cut them here on every version alike.
-        stdout, stdout_cut = _cut_head(result.stdout, self._max_output_chars)
-        stderr, stderr_cut = _cut_head(result.stderr, self._max_output_chars)
-        stdout_truncated = result.stdout_truncated or stdout_cut
-        stderr_truncated = result.stderr_truncated or stderr_cut
-
-        parts: list[str] = [stdout, stderr]
-        if stdout_truncated:
-            parts.append(f"[stdout truncated after {len(stdout)} characters]\n")
-        if stderr_truncated:
-            parts.append(f"[stderr truncated after {len(stderr)} characters]\n")
-        for stream, maybe in (
-            ("stdout", result.stdout_possibly_truncated and not stdout_truncated),
-            ("stderr", result.stderr_possibly_truncated and not stderr_truncated),
-        ):
-            if maybe:
-                parts.append(
-                    f"[{stream} has exactly 4096 characters, the service's default output cap: it may "
-                    "have been cut]\n"
-                )
-        parts.append(self._result_text(value, shell=shell))
-        parts.extend(f"Saved image to {path}\n" for path in image_paths)
-        if not result.succeeded and not result.timed_out and not (stderr or stdout):
-            detail = result.error_message or result.error_code or "no details"
-            parts.append(f"Execution failed: {detail}\n")
-        if result.timed_out:
-            kept = "was lost (the interpreter was restarted)" if result.state_lost else "was kept"
-            parts.append(
-                f"Timed out after {self._server_timeout} s; the session's interpreter state {kept}.\n"
-            )
-        if result.state_lost:
-            self._setup_done = False
-        if result.state_lost and not replaced:
-            notes.append(
-                "The session's interpreter was replaced, so earlier variables and imports are gone; "
-                "the working directory and injected functions are set up again before the next block."
-            )
-        parts.extend(note + "\n" for note in notes)
-        return ACADynamicSessionsBlockResult(
-            language=block.language,
-            exit_code=exit_code,
-            output=_join(parts),
-            stdout=stdout,
-            stderr=stderr,
-            result=None if value == "" else value,
-            image_paths=image_paths,
-            execution_time_ms=result.execution_time_ms,
-            execution_id=result.execution_id,
-            timed_out=result.timed_out,
-            state_lost=result.state_lost or replaced,
-            stdout_truncated=stdout_truncated,
-            stderr_truncated=stderr_truncated,
-            possibly_truncated=result.stdout_possibly_truncated or result.stderr_possibly_truncated,
+        notes = sent.notes + self._renderer.notes_for(result, replaced=sent.replaced)
+        rendered = self._renderer.block(
+            block, result, image_paths, notes, shell=shell, replaced=sent.replaced
         )
-
-    def _result_text(self, value: Any, *, shell: bool) -> str:
-        """The last expression's value as the model reads it ("" when not shown)."""
-        if shell or self._suppress_result_output or value is None or value == "":
-            return ""
-        # str() as upstream does: the model reads Python values (True, None, {'a': 1}), not JSON.
-        return value if isinstance(value, str) else str(value)
+        return rendered, notes
 
     async def _save_image(self, data: bytes, image_format: str) -> str:
         extension = (image_format or "png").lower().lstrip(".")
@@ -933,42 +565,6 @@ $functions"""
         path = self.work_dir / f"image_{uuid.uuid4().hex[:12]}.{extension}"
         await asyncio.to_thread(path.write_bytes, data)
         return str(path)
-
-    def _combine(
-        self, blocks: list[ACADynamicSessionsBlockResult], notes: list[str]
-    ) -> ACADynamicSessionsCodeResult:
-        output = _join([block.output for block in blocks])
-        # The limit counts what the code produced, not the lines the executor adds (markers,
-        # notes, image paths), so those never push a result over it.
-        produced = sum(
-            len(block.stdout)
-            + len(block.stderr)
-            + len(self._result_text(block.result, shell=block.language.strip().lower() in SHELL_LANGUAGES))
-            for block in blocks
-        )
-        truncated = produced > self._max_output_chars
-        if truncated:
-            output = _cut_middle(
-                output, self._max_output_chars + len(output) - produced, self._max_output_chars
-            )
-        last = blocks[-1] if blocks else None
-        return ACADynamicSessionsCodeResult(
-            exit_code=last.exit_code if last else 0,
-            output=output,
-            stdout="".join(block.stdout for block in blocks),
-            stderr="".join(block.stderr for block in blocks),
-            result=last.result if last else None,
-            image_paths=[path for block in blocks for path in block.image_paths],
-            execution_time_ms=sum(block.execution_time_ms or 0 for block in blocks),
-            session_id=self._session_id,
-            blocks=blocks,
-            timed_out=any(block.timed_out for block in blocks),
-            state_lost=any(block.state_lost for block in blocks),
-            output_truncated=truncated,
-            stdout_truncated=any(block.stdout_truncated for block in blocks),
-            stderr_truncated=any(block.stderr_truncated for block in blocks),
-            notes=notes,
-        )
 
     # ----------------------------------------------------------------- files
 
@@ -979,7 +575,7 @@ $functions"""
 
         Relative paths are taken relative to ``work_dir``; absolute paths as they are.
         """
-        client = self._ensure_client()
+        self._ensure_client()
         paths: list[Path] = []
         for file in files:
             path = Path(file)
@@ -991,8 +587,7 @@ $functions"""
             paths.append(path)
         for path in paths:
             data = await asyncio.to_thread(path.read_bytes)
-            self._touch()
-            await self._linked(client.upload_file(self._session_id, path.name, data), cancellation_token)
+            await self._keeper.upload(path.name, data, cancellation_token)
 
     async def download_files(
         self, files: list[Path | str], cancellation_token: CancellationToken | None = None
@@ -1013,10 +608,10 @@ $functions"""
         plan = await asyncio.to_thread(_download_plan, work_dir, files)
         written: list[str] = []
         for name, directory, destination, shown_path in plan:
-            self._touch()
+            self._keeper.touch()
             try:
-                data = await self._linked(
-                    client.download_file(self._session_id, name, path=directory), cancellation_token
+                data = await linked(
+                    client.download_file(self._keeper.session_id, name, path=directory), cancellation_token
                 )
             except NotFoundError as exc:
                 if isinstance(exc, PoolFullError):
@@ -1030,8 +625,8 @@ $functions"""
     async def get_file_list(self, cancellation_token: CancellationToken | None = None) -> list[str]:
         """Names of the files in ``/mnt/data`` of the session (directories are not listed)."""
         client = self._ensure_client()
-        self._touch()
-        entries = await self._linked(client.list_files(self._session_id), cancellation_token)
+        self._keeper.touch()
+        entries = await linked(client.list_files(self._keeper.session_id), cancellation_token)
         return [entry.name for entry in entries if not entry.is_directory]
 
     # ----------------------------------------------------------------- component config
@@ -1085,63 +680,6 @@ $functions"""
 
 
 # --------------------------------------------------------------------- module helpers
-
-
-def _session_gone(exc: SessionsHTTPError) -> bool:
-    if isinstance(exc, PoolFullError):
-        return False
-    code = (exc.error_code or "").lower()
-    return code in _SESSION_GONE_CODES
-
-
-def _as_exit_code(value: Any) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return 1
-
-
-def _join(parts: Sequence[str]) -> str:
-    """Concatenate text pieces, putting a newline between pieces where one is missing."""
-    out = ""
-    for part in parts:
-        if not part:
-            continue
-        if out and not out.endswith("\n"):
-            out += "\n"
-        out += part
-    return out
-
-
-def _cut_head(text: str, limit: int) -> tuple[str, bool]:
-    """The first ``limit`` characters of ``text`` and whether anything was cut."""
-    if len(text) <= limit:
-        return text, False
-    return text[:limit], True
-
-
-def _cut_middle(text: str, limit: int, max_output_chars: int) -> str:
-    """Keep the head and the tail (where tracebacks are) of ``text`` within ``limit`` characters.
-
-    The marker counts exactly the characters left out (the marker's own length included in the
-    budget), so kept + omitted always equals ``len(text)``.
-    """
-    omitted = len(text) - limit
-    marker = ""
-    keep = 0
-    # The marker's length depends on the number it shows; two rounds settle any change of digits.
-    for _ in range(3):
-        marker = f"\n[... {omitted} characters of output omitted (max_output_chars={max_output_chars}) ...]\n"
-        keep = max(0, min(len(text), limit - len(marker)))
-        if len(text) - keep == omitted:
-            break
-        omitted = len(text) - keep
-    head = keep * 2 // 3
-    tail = keep - head
-    return text[:head] + marker + (text[len(text) - tail :] if tail else "")
 
 
 def _remote_relative(file: Path | str) -> str:

@@ -1,14 +1,16 @@
 """The local session pool: the Azure dynamic-sessions data plane on this machine.
 
 ``LocalSessionPool`` runs an aiohttp server on loopback speaking every api-version of the
-reference, backed by one real Jupyter kernel per session. ``create_app`` builds the bare
-application around a session runtime, for tests and benchmarks.
+reference, backed by one real Jupyter kernel per session; a :class:`PoolConfig` says what the
+pool is. ``create_app`` builds the bare application around a session runtime, for tests and
+benchmarks.
 """
 
 from __future__ import annotations
 
 from .app import create_app, operation_path
 from .auth import AsyncStaticKeyCredential, StaticKeyCredential
+from .config import Isolation, KernelLauncherKind, PoolConfig, PoolType, SandboxMode
 from .faults import FaultInjector, FaultPlan, FaultPlanError
 from .outcome import PoolFullError
 from .pool import LocalSessionPool
@@ -20,8 +22,13 @@ __all__ = [
     "FaultInjector",
     "FaultPlan",
     "FaultPlanError",
+    "Isolation",
+    "KernelLauncherKind",
     "LocalSessionPool",
+    "PoolConfig",
     "PoolFullError",
+    "PoolType",
+    "SandboxMode",
     "StaticKeyCredential",
     "create_app",
     "operation_path",

@@ -27,22 +27,21 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal
 import socket
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jupyter_client.connect import write_connection_file
-
-from .kernel import KernelStartError, LaunchedKernel, chown_tree, kernel_environment
-from .sandbox import BWRAP_PATH, SANDBOX_DATA_DIR, SANDBOX_RUN_DIR, ResourceLimits, Sandbox
+from .config import SandboxMode
+from .kernel import KernelStartError, LaunchedKernel
+from .kernel_folder import kernel_environment, prepare_kernel_folder
+from .limits import ResourceLimits
+from .sandbox import BWRAP_PATH, SANDBOX_DATA_DIR, SANDBOX_RUN_DIR, Sandbox
 from .signals import kill_process_group
 
 __all__ = ["DEFAULT_PRELOAD", "TemplateChild", "TemplateKernelLauncher"]
@@ -118,11 +117,12 @@ def _kill_holder(holder: asyncio.subprocess.Process | None) -> None:
 class TemplateKernelLauncher:
     """Forks each kernel from one long-lived process that imported the heavy modules already.
 
-    ``sandbox`` is a resolved :class:`~.sandbox.Sandbox` or a mode (``auto``, ``bwrap``,
-    ``none``) resolved on :meth:`start` with ``bwrap_path`` and ``limits``, as the session
-    manager resolves its own. ``egress`` and ``hide_paths`` mean what they mean for the
-    manager (the pool root belongs in ``hide_paths``; the directories above each kernel's
-    data and runtime directories are hidden in any case). The template starts on
+    ``sandbox`` is a resolved :class:`~.sandbox.Sandbox` (what the session manager passes when
+    it makes the launcher, so the sandbox is decided once) or, for a launcher used on its own,
+    a mode (``auto``, ``bwrap``, ``none``) resolved on :meth:`start` with ``bwrap_path`` and
+    ``limits``. ``egress`` and ``hide_paths`` mean what they mean for the manager: the pool
+    root belongs in ``hide_paths``, nothing is inferred from where a kernel's directories
+    sit. The template starts on
     :meth:`start` or on the first launch and again on the next launch if it died;
     :meth:`close` ends it and every kernel.
     """
@@ -130,7 +130,7 @@ class TemplateKernelLauncher:
     def __init__(
         self,
         *,
-        sandbox: Sandbox | str = "none",
+        sandbox: Sandbox | SandboxMode | str = SandboxMode.NONE,
         bwrap_path: str = BWRAP_PATH,
         limits: ResourceLimits | None = None,
         egress: bool = False,
@@ -139,14 +139,17 @@ class TemplateKernelLauncher:
         probe_modules: bool = True,
     ) -> None:
         self._sandbox: Sandbox | None = sandbox if isinstance(sandbox, Sandbox) else None
-        self._sandbox_mode = sandbox if isinstance(sandbox, str) else sandbox.isolation
+        self._sandbox_mode = SandboxMode.parse(
+            sandbox if isinstance(sandbox, str) else sandbox.isolation.value
+        )
         self.bwrap_path = bwrap_path
         self.limits = limits or (self._sandbox.limits if self._sandbox is not None else ResourceLimits())
         """Per-kernel resource limits (those of a given sandbox)."""
         self.egress = egress
         """Whether kernels may use the network (sandboxed only)."""
         self.hide_paths = [Path(p).absolute() for p in hide_paths]
-        """Host directories kernels must not see."""
+        """Host directories kernels must not see (the session manager that makes the launcher passes
+        its own list: the pool root, the server's private files, the kernels' runtime base)."""
         self.preload = tuple(preload)
         """Modules the template imports."""
         self.probe_modules = probe_modules
@@ -296,51 +299,37 @@ class TemplateKernelLauncher:
             if c.returncode is None or (c.holder is not None and c.holder.returncode is None)
         }
         sandbox = self.sandbox
-        sandboxed = sandbox.isolation == "bwrap"
         if uid is not None and not sandbox.drops_privileges:
-            # The session manager sandboxes its sessions; a kernel must never run with less.
+            # Only a launcher handed a sandbox other than its session manager's gets here
+            # (the manager makes its own launcher with its own sandbox): never run with less.
             raise KernelStartError(
                 f"the kernel launcher's sandbox ({sandbox.isolation}) is weaker than the session manager's"
             )
-        await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
-        inner_run = SANDBOX_RUN_DIR if sandboxed else str(run_dir)
-        inner_data = SANDBOX_DATA_DIR if sandboxed else str(data_dir)
-        _, info = write_connection_file(
-            str(run_dir / "kernel.json"),
-            transport="ipc",
-            ip=os.path.join(inner_run, "k"),
-            key=secrets.token_hex(32).encode(),
+        folder = await prepare_kernel_folder(
+            sandbox, data_dir=data_dir, run_dir=run_dir, uid=uid, cgroup_prefix="t"
         )
-        host_info = dict(info)
-        host_info["ip"] = str(run_dir / "k")
-        if uid is not None:
-            await asyncio.to_thread(chown_tree, run_dir, uid)
-        cgroup = None
-        if sandbox.cgroup is not None and sandbox.limits.max_processes is not None:
-            try:
-                cgroup = sandbox.cgroup.create(
-                    f"t{run_dir.name}{uuid.uuid4().hex[:4]}", sandbox.limits.max_processes
-                )
-            except OSError as exc:
-                logger.warning("could not make a pids cgroup for a kernel: %s", exc)
-        with_nproc = cgroup is None or sandbox.drops_privileges
-        env = kernel_environment(data_dir=inner_data, run_dir=inner_run)
+        cgroup = folder.cgroup
         holder: asyncio.subprocess.Process | None = None
         ns_pid: int | None = None
         self._next_id += 1
         request_id = self._next_id
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         try:
-            if sandboxed:
+            if sandbox.sandboxed:
                 holder, ns_pid = await self._start_holder(
-                    sandbox, data_dir=data_dir, run_dir=run_dir, uid=uid, with_nproc=with_nproc, env=env
+                    sandbox,
+                    data_dir=data_dir,
+                    run_dir=run_dir,
+                    uid=uid,
+                    with_nproc=folder.with_nproc,
+                    env=folder.env,
                 )
             request = {
                 "id": request_id,
-                "connection_file": os.path.join(inner_run, "kernel.json"),
-                "cwd": inner_data,
-                "env": env,
-                "limits": sandbox.limits.rlimits(with_nproc=with_nproc),
+                "connection_file": folder.connection_file,
+                "cwd": folder.inner_data,
+                "env": folder.env,
+                "limits": sandbox.limits.rlimits(with_nproc=folder.with_nproc),
                 "ns_pid": ns_pid,
                 "uid": uid,
                 "cgroup_procs": str(cgroup / "cgroup.procs") if cgroup is not None else None,
@@ -374,14 +363,11 @@ class TemplateKernelLauncher:
         child: TemplateChild = reply["child"]
         return LaunchedKernel(
             process=child,
-            connection_info=host_info,
+            connection_info=folder.connection_info,
             run_dir=run_dir,
             cgroup=cgroup,
             started_at=time.monotonic(),
         )
-
-    def _hidden(self, data_dir: Path, run_dir: Path) -> list[Path]:
-        return [*self.hide_paths, data_dir.parent.parent, run_dir.parent]
 
     async def _start_holder(
         self,
@@ -399,19 +385,11 @@ class TemplateKernelLauncher:
             spec,
             data_dir=data_dir,
             run_dir=run_dir,
-            hide=self._hidden(data_dir, run_dir),
+            hide=self.hide_paths,
             egress=self.egress,
             env=env,
         )
-        holder = await asyncio.create_subprocess_exec(
-            *command.argv,
-            cwd=str(command.cwd),
-            env=command.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        holder = await command.start()
         try:
             deadline = time.monotonic() + _HOLDER_SECONDS
             delay = 0.002
@@ -452,9 +430,9 @@ class TemplateKernelLauncher:
             self._writer.close()
             self._writer = None
         process = self._process
+        if process is not None and process.returncode is None:
+            kill_process_group(process)
         if process is not None:
-            if process.returncode is None:
-                kill_process_group(process)
             await process.wait()
         if self._reader_task is not None:
             with contextlib.suppress(BaseException):

@@ -1,14 +1,16 @@
 """The HTTP layer of the local session pool: routing, validation and responses for every api-version.
 
 :func:`create_app` builds an :class:`aiohttp.web.Application` that speaks the dynamic-sessions
-data plane (``docs/../shared/reference/aca-sessions-api.md`` sections 2-4) on top of a session
+data plane (the public reference ``aca-sessions-api.md`` sections 2-4, kept beside the checkout at
+``../shared/reference/aca-sessions-api.md`` from the repository root) on top of a session
 runtime (``local/sessions.py``). Requests are served both under the Azure-shaped endpoint path
 ``/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>/...`` and at the server root, so a
 relative ``Operation-Location`` resolves either way.
 
 Middleware order, outermost first: the catch-all that turns every refusal into an Azure.Core
-error body (and any unexpected exception into a logged 500), then the caller's ``middlewares``
-(fault injection), then bearer-key authentication, then the dispatcher.
+error body (and any unexpected exception into a logged 500), then the caller's ``middlewares``,
+then bearer-key authentication, then fault injection (which reads the operation name the
+request's route carries), then the dispatcher.
 
 Choices where the reference is silent:
 
@@ -53,35 +55,39 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from . import files
-from .auth import auth_middleware
+from .auth import Handler as RequestHandler
+from .auth import Middleware, auth_middleware
+from .config import Isolation, PoolConfig
 from .executions import ExecutionRecord, ExecutionStore
 from .identifiers import identifier_problem
+from .metadata import PoolRuntimeInfo
+from .operations import OPERATION_KEY, Operation
 from .outcome import CodeOutput, PoolFullError, ShellOutput
 from .wire import current, legacy
 from .wire.common import ExecuteRequest
 from .wire.errors import WireError, error_body, error_response
 from .wire.versions import API_VERSIONS, ApiVersionSpec, lookup_api_version
 
+if TYPE_CHECKING:
+    from .faults import FaultInjector
+
 __all__ = [
-    "DEFAULT_MAX_JSON_BYTES",
     "LIST_SESSIONS_PAGE_SIZE",
     "MANAGEMENT_PAGE_SIZE",
     "SessionLike",
     "SessionManagerLike",
     "create_app",
+    "operation_of",
     "operation_path",
 ]
 
 logger = logging.getLogger("autogen_aca_sessions.local")
-
-DEFAULT_MAX_JSON_BYTES = 64 * 1024 * 1024
-"""Largest JSON request body accepted (code can be large, but not unbounded); above it 413."""
 
 SESSION_GUID_HEADER = "x-ms-session-guid"
 """Names one incarnation of a session (a new random one whenever the identifier is created anew)."""
@@ -111,13 +117,13 @@ class SessionManagerLike(Protocol):
     """What the HTTP layer uses of the runtime's ``SessionManager`` (design.md section 2)."""
 
     @property
-    def isolation(self) -> str: ...
+    def isolation(self) -> Isolation: ...
 
     async def get_or_create(self, identifier: str) -> SessionLike: ...
     def get(self, identifier: str) -> SessionLike | None: ...
     async def delete(self, identifier: str) -> bool: ...
     def sessions(self) -> Sequence[SessionLike]: ...
-    def metadata(self) -> Any: ...
+    def metadata(self) -> PoolRuntimeInfo: ...
 
 
 @dataclass
@@ -128,16 +134,9 @@ class PoolContext:
     """The session runtime."""
     api_key: str
     """The bearer key every request must carry."""
-    pool_type: str
-    """``PythonLTS`` or ``Shell``."""
-    pool_name: str
-    """The pool name of the endpoint path; other names under ``/sessionPools/`` are 404."""
-    max_execution_seconds: int
-    """Upper bound of ``timeoutInSeconds`` (larger values are clamped to it)."""
-    max_upload_bytes: int
-    """Largest upload request (sum of its files); above it 413."""
-    max_json_bytes: int
-    """Largest JSON request body; above it 413."""
+    config: PoolConfig
+    """The pool's configuration: its type and name (other names under ``/sessionPools/`` are
+    404), the execution cap ``timeoutInSeconds`` is clamped to, the body limits (above them 413)."""
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     """When the application was built (``createdAt`` of ``GET /metadata``)."""
     executions: ExecutionStore = field(default_factory=ExecutionStore)
@@ -161,6 +160,8 @@ class Route:
 
     contract: str
     """``legacy``, ``current`` or ``any``."""
+    operation: Operation
+    """What the call is, for middlewares (fault injection picks calls by it)."""
     method: str
     """HTTP method."""
     pattern: re.Pattern[str]
@@ -224,14 +225,40 @@ def _split_endpoint(path: str, pool_name: str) -> list[str]:
 def operation_path(request: web.Request) -> str:
     """The request's path below the pool endpoint (``executions``, ``files/a.csv/content``, ...).
 
-    For middlewares (fault injection) that need to tell operations apart; ``""`` for paths that
-    name another pool.
+    ``""`` for paths that name another pool.
     """
     ctx = request.app[CONTEXT_KEY]
     try:
-        return "/".join(_split_endpoint(request.path, ctx.pool_name))
+        return "/".join(_split_endpoint(request.path, ctx.config.pool_name))
     except WireError:
         return ""
+
+
+def operation_of(method: str, path: str) -> Operation:
+    """The operation of the route serving ``method path`` in some api-version (``OTHER`` if none).
+
+    Any endpoint prefix is accepted (the pool name is not checked) and case is ignored, as
+    routing ignores it.
+    """
+    segments = [s for s in path.split("/") if s]
+    if len(segments) >= 6 and [segments[i].lower() for i in (0, 2, 4)] == [
+        "subscriptions",
+        "resourcegroups",
+        "sessionpools",
+    ]:
+        segments = segments[6:]
+    op = "/".join(segments)
+    for route in ROUTES:
+        if route.method == method.upper() and route.pattern.fullmatch(op) is not None:
+            return route.operation
+    return Operation.OTHER
+
+
+@web.middleware
+async def operation_middleware(request: web.Request, handler: RequestHandler) -> web.StreamResponse:
+    """Names the request's operation (``request[OPERATION_KEY]``) for the middlewares inside."""
+    request[OPERATION_KEY] = operation_of(request.method, request.path)
+    return await handler(request)
 
 
 def _versions_with(route_paths: Iterable[Route]) -> str:
@@ -241,7 +268,7 @@ def _versions_with(route_paths: Iterable[Route]) -> str:
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT_KEY]
-    op = "/".join(_split_endpoint(request.path, ctx.pool_name))
+    op = "/".join(_split_endpoint(request.path, ctx.config.pool_name))
     candidates: list[tuple[Route, dict[str, str]]] = []
     for route in ROUTES:
         match = route.pattern.fullmatch(op)
@@ -367,7 +394,7 @@ async def _json_body(call: Call) -> Any:
         raise WireError(
             413,
             "RequestBodyTooLarge",
-            f"The request body is larger than the limit of {call.ctx.max_json_bytes} bytes.",
+            f"The request body is larger than the limit of {call.ctx.config.max_json_bytes} bytes.",
             target="body",
         ) from exc
     if not raw.strip():
@@ -471,7 +498,7 @@ def _operation_location(call: Call, record: ExecutionRecord) -> str:
 
 
 async def _legacy_execute(call: Call) -> web.StreamResponse:
-    if call.ctx.pool_type.lower() == "shell":
+    if call.ctx.config.is_shell:
         raise WireError(
             400,
             "SessionRequestValidationFailed",
@@ -480,7 +507,9 @@ async def _legacy_execute(call: Call) -> web.StreamResponse:
             target="api-version",
         )
     identifier = _identifier(call)
-    req = legacy.parse_execute(await _json_body(call), max_execution_seconds=call.ctx.max_execution_seconds)
+    req = legacy.parse_execute(
+        await _json_body(call), max_execution_seconds=call.ctx.config.execution_cap_seconds
+    )
     record, session, headers = await _start_execution(call, req, identifier)
     await _run(session, record, req)
     assert isinstance(record.output, CodeOutput)
@@ -494,8 +523,8 @@ async def _execute(call: Call) -> web.StreamResponse:
     req = current.parse_execute(
         await _json_body(call),
         call.spec,
-        pool_type=call.ctx.pool_type,
-        max_execution_seconds=call.ctx.max_execution_seconds,
+        shell_pool=call.ctx.config.is_shell,
+        max_execution_seconds=call.ctx.config.execution_cap_seconds,
     )
     record, session, headers = await _start_execution(call, req, identifier)
     if req.asynchronous:
@@ -561,7 +590,7 @@ async def _receive_uploads(call: Call) -> list[files.FileInfo]:
     """Stream every file part of the multipart body into the session's ``path`` directory."""
     identifier = _identifier(call)
     rel_dir = _path_param(call)
-    limit = call.ctx.max_upload_bytes
+    limit = call.ctx.config.max_upload_bytes
     # Clear overshoot is refused before reading a byte; the streamed count below is exact.
     length = call.request.content_length
     if length is not None and length > limit + 1024 * 1024:
@@ -791,35 +820,52 @@ async def _management_list_sessions(call: Call) -> web.StreamResponse:
 
 def _route(
     contract: str,
+    operation: Operation,
     method: str,
     pattern: str,
     handler: Handler,
     available: Callable[[ApiVersionSpec], bool] = lambda spec: True,
 ) -> Route:
-    return Route(contract, method, re.compile(pattern, re.IGNORECASE), handler, available)
+    return Route(contract, operation, method, re.compile(pattern, re.IGNORECASE), handler, available)
 
 
 ROUTES: tuple[Route, ...] = (
-    _route("legacy", "POST", r"code/execute", _legacy_execute),
-    _route("legacy", "POST", r"files/upload", _legacy_upload),
-    _route("legacy", "GET", r"files", _legacy_list),
-    _route("legacy", "GET", r"files/content/(?P<name>.+)", _stream_file),
-    _route("legacy", "GET", r"files/(?P<name>.+)", _legacy_file, lambda s: s.file_item_operations),
-    _route("legacy", "DELETE", r"files/(?P<name>.+)", _legacy_delete_file, lambda s: s.file_item_operations),
-    _route("current", "POST", r"executions", _execute),
-    _route("current", "GET", r"executions/(?P<execution_id>[^/]+)", _get_execution),
-    _route("current", "POST", r"files", _upload),
-    _route("current", "GET", r"files", _list),
-    _route("current", "GET", r"files/(?P<name>.+)/content", _stream_file),
-    _route("current", "GET", r"files/(?P<name>.+)", _file),
-    _route("current", "DELETE", r"files/(?P<name>.+)", _delete_file),
-    _route("current", "GET", r"session", _get_session, lambda s: s.session_management),
-    _route("current", "DELETE", r"session", _delete_session, lambda s: s.session_management),
-    _route("current", "GET", r"listSessions", _list_sessions, lambda s: s.session_management),
-    _route("current", "GET", r"metadata", _metadata, lambda s: s.session_management),
+    _route("legacy", Operation.EXECUTE, "POST", r"code/execute", _legacy_execute),
+    _route("legacy", Operation.FILES, "POST", r"files/upload", _legacy_upload),
+    _route("legacy", Operation.FILES, "GET", r"files", _legacy_list),
+    _route("legacy", Operation.FILES, "GET", r"files/content/(?P<name>.+)", _stream_file),
+    _route(
+        "legacy",
+        Operation.FILES,
+        "GET",
+        r"files/(?P<name>.+)",
+        _legacy_file,
+        lambda s: s.file_item_operations,
+    ),
+    _route(
+        "legacy",
+        Operation.FILES,
+        "DELETE",
+        r"files/(?P<name>.+)",
+        _legacy_delete_file,
+        lambda s: s.file_item_operations,
+    ),
+    _route("current", Operation.EXECUTE, "POST", r"executions", _execute),
+    _route("current", Operation.POLL, "GET", r"executions/(?P<execution_id>[^/]+)", _get_execution),
+    _route("current", Operation.FILES, "POST", r"files", _upload),
+    _route("current", Operation.FILES, "GET", r"files", _list),
+    _route("current", Operation.FILES, "GET", r"files/(?P<name>.+)/content", _stream_file),
+    _route("current", Operation.FILES, "GET", r"files/(?P<name>.+)", _file),
+    _route("current", Operation.FILES, "DELETE", r"files/(?P<name>.+)", _delete_file),
+    _route("current", Operation.SESSION, "GET", r"session", _get_session, lambda s: s.session_management),
+    _route(
+        "current", Operation.SESSION, "DELETE", r"session", _delete_session, lambda s: s.session_management
+    ),
+    _route("current", Operation.LIST, "GET", r"listSessions", _list_sessions, lambda s: s.session_management),
+    _route("current", Operation.METADATA, "GET", r"metadata", _metadata, lambda s: s.session_management),
     # Older docs show these without tying them to an api-version: every version serves them.
-    _route("any", "POST", r"\.management/getSession", _management_get_session),
-    _route("any", "POST", r"\.management/listSessions", _management_list_sessions),
+    _route("any", Operation.SESSION, "POST", r"\.management/getSession", _management_get_session),
+    _route("any", Operation.LIST, "POST", r"\.management/listSessions", _management_list_sessions),
 )
 """Every operation; the first route whose pattern, api-version and method fit serves a request."""
 
@@ -872,32 +918,26 @@ def create_app(
     manager: SessionManagerLike,
     *,
     api_key: str,
-    pool_type: str = "PythonLTS",
-    max_execution_seconds: float = 220,
-    pool_name: str = "local-pool",
-    max_upload_bytes: int = files.DEFAULT_MAX_UPLOAD_BYTES,
-    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
-    middlewares: Sequence[Any] = (),
+    config: PoolConfig | None = None,
+    middlewares: Sequence[Middleware] = (),
+    faults: FaultInjector | None = None,
 ) -> web.Application:
-    """The aiohttp application of a local pool serving ``manager``'s sessions.
+    """The aiohttp application of a local pool serving ``manager``'s sessions under ``config``.
 
-    ``middlewares`` run inside the error catch-all and outside authentication, so an injected
-    fault is seen by unauthenticated calls too and never escapes as a bare exception.
+    ``middlewares`` run inside the error catch-all and outside authentication, so they see
+    refused calls too and never let a bare exception escape. ``faults`` runs inside
+    authentication (an unauthenticated caller can neither meet nor trigger a fault) and is
+    given ``manager``'s session deleter for its ``expire`` fault.
     """
-    if pool_type.lower() not in ("pythonlts", "shell"):
-        raise ValueError(f"pool_type must be 'PythonLTS' or 'Shell', not {pool_type!r}")
-    ctx = PoolContext(
-        manager=manager,
-        api_key=api_key,
-        pool_type="Shell" if pool_type.lower() == "shell" else "PythonLTS",
-        pool_name=pool_name,
-        max_execution_seconds=max(1, int(max_execution_seconds)),
-        max_upload_bytes=max_upload_bytes,
-        max_json_bytes=max_json_bytes,
-    )
+    config = config if config is not None else PoolConfig()
+    ctx = PoolContext(manager=manager, api_key=api_key, config=config)
+    inner: list[Middleware] = [auth_middleware(api_key)]
+    if faults is not None:
+        faults.bind_session_deleter(manager.delete)
+        inner.append(faults.middleware)
     app = web.Application(
-        middlewares=[error_middleware, *middlewares, auth_middleware(api_key)],
-        client_max_size=max_json_bytes,
+        middlewares=[error_middleware, operation_middleware, *middlewares, *inner],
+        client_max_size=config.max_json_bytes,
     )
     app[CONTEXT_KEY] = ctx
     app.router.add_route("*", "/{tail:.*}", _dispatch)

@@ -8,11 +8,12 @@ token credential protocols so that any client written for Entra tokens works unc
 from __future__ import annotations
 
 import hmac
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import typedefs, web
 from azure.core.credentials import AccessToken, AccessTokenInfo
 
 from .wire.errors import WireError
@@ -22,14 +23,25 @@ __all__ = [
     "AsyncStaticKeyCredential",
     "StaticKeyCredential",
     "auth_middleware",
+    "generate_api_key",
 ]
 
 FAR_FUTURE_SECONDS = 10 * 365 * 24 * 3600
 """How far in the future the tokens of the static credentials expire (ten years)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = typedefs.Middleware
+"""An aiohttp middleware (what ``@web.middleware`` decorates)."""
 
 _CHALLENGE = 'Bearer realm="aca-local-session-pool", scope="https://dynamicsessions.io/.default"'
+
+
+def generate_api_key() -> str:
+    """A random bearer key that never starts with ``-`` (``--api-key KEY`` would read it as an option)."""
+    while True:
+        key = secrets.token_urlsafe(32)
+        if not key.startswith("-"):
+            return key
 
 
 def _expiry() -> int:
@@ -127,7 +139,7 @@ def check_authorization(header: str | None, api_key: str) -> None:
         )
 
 
-def auth_middleware(api_key: str) -> Any:
+def auth_middleware(api_key: str) -> Middleware:
     """An aiohttp middleware refusing requests without the right bearer key (401)."""
 
     @web.middleware

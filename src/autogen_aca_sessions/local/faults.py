@@ -8,16 +8,18 @@ at random with a fixed seed (so a failing run can be replayed) or on a determini
 ("fail the next 3 executions with 429"), so that people can test their agents and clients
 against those modes without an Azure subscription.
 
-Wiring is one aiohttp middleware::
+Wiring is one option of the pool::
 
     faults = FaultInjector.from_string("429=0.2,503=0.1,latency=200ms,seed=7")
-    async with LocalSessionPool(middlewares=[faults.middleware]) as pool:
+    async with LocalSessionPool(faults=faults) as pool:
         ...
 
-The ``expire`` fault deletes the session through the pool's own session manager (found on the
-application ``create_app`` built); on another aiohttp app give it a deleter with
-:meth:`FaultInjector.bind_session_deleter`, otherwise ``expire`` is counted as skipped. Calls that
-fail authentication are never faulted: the pool answers them 401 as usual.
+The pool's app runs the injector's middleware inside authentication, so calls that fail
+authentication are never faulted (the pool answers them 401 as usual), and binds its session
+deleter, through which the ``expire`` fault deletes sessions. The middleware picks calls by the
+operation name the pool's routes carry; on another aiohttp app it names the operation from the
+pool's route table, and ``expire`` needs a deleter from :meth:`FaultInjector.bind_session_deleter`
+(without one it is counted as skipped).
 
 String form (the ``--faults`` flag), comma-separated ``key=value`` items:
 
@@ -55,6 +57,9 @@ from typing import Any
 
 from aiohttp import web
 
+from .app import operation_of
+from .operations import OPERATION_KEY, Operation
+
 __all__ = [
     "POOL_FULL_ERROR_CODE",
     "Fault",
@@ -71,7 +76,7 @@ POOL_FULL_ERROR_CODE = "SessionPoolFull"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SessionDeleter = Callable[[str], Awaitable[object]]
 
-OPERATIONS = frozenset({"execute", "poll", "files", "session", "list", "metadata", "other"})
+OPERATIONS = frozenset(op.value for op in Operation)
 
 
 class Fault(str, enum.Enum):
@@ -221,29 +226,10 @@ class FaultStats:
 def classify_operation(method: str, path: str) -> str:
     """Name the dynamic-sessions operation a request is, from its method and path.
 
-    One of ``execute``, ``poll``, ``files``, ``session``, ``list``, ``metadata`` or ``other``.
-    Only the tail of the path counts, so any endpoint prefix works; case is ignored, as the pool
-    ignores it when routing.
+    One of ``execute``, ``poll``, ``files``, ``session``, ``list``, ``metadata`` or ``other``: the
+    operation of the pool's route that serves the call (see ``local/app.py``).
     """
-    tail = path.rstrip("/")
-    method = method.upper()
-
-    def ends(pattern: str) -> bool:
-        return re.search(pattern + r"$", tail, re.IGNORECASE) is not None
-
-    if ends(r"/code/execute") or (method == "POST" and ends(r"/executions")):
-        return "execute"
-    if ends(r"/executions/[^/]+"):
-        return "poll"
-    if re.search(r"/files(/.*)?$", tail, re.IGNORECASE):
-        return "files"
-    if ends(r"/(session|\.management/getSession|\.management/stopSession)"):
-        return "session"
-    if ends(r"/(listSessions|\.management/listSessions)"):
-        return "list"
-    if ends(r"/metadata"):
-        return "metadata"
-    return "other"
+    return operation_of(method, path).value
 
 
 class FaultInjector:
@@ -346,16 +332,19 @@ class FaultInjector:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """The aiohttp middleware; pass it in ``LocalSessionPool(middlewares=[...])``.
+        """The aiohttp middleware; the pool installs it inside authentication (``faults=``).
 
-        Calls that would fail authentication pass through untouched (the pool answers 401, as
-        Azure does before any throttling), so faults never hide an auth problem and an
+        There calls that fail authentication never reach it (the pool answers 401, as Azure
+        does before any throttling), so faults never hide an auth problem and an
         unauthenticated caller cannot make the injector delete a session.
         """
         self.stats.calls_seen += 1
-        if not self._enabled or not _authenticated(request):
+        if not self._enabled:
             return await handler(request)
-        operation = classify_operation(request.method, request.path)
+        named = request.get(OPERATION_KEY)
+        operation = (
+            named.value if isinstance(named, Operation) else classify_operation(request.method, request.path)
+        )
         if not self._matches(operation):
             return await handler(request)
         self.stats.calls_matched += 1
@@ -382,7 +371,7 @@ class FaultInjector:
             self.stats.injected[fault.value] += 1
             return _drop(request)
         if fault is Fault.EXPIRE:
-            deleter = self._deleter or _app_session_deleter(request)
+            deleter = self._deleter
             if not identifier or deleter is None:
                 self.stats.skipped[fault.value] += 1
             else:
@@ -429,35 +418,6 @@ _ERRORS: dict[Fault, tuple[int, str, str]] = {
         "The session pool has reached its maximum number of concurrent sessions.",
     ),
 }
-
-
-def _pool_context(request: web.Request) -> Any:
-    """The local pool's shared state when the request is served by ``create_app``, else None."""
-    try:
-        from .app import CONTEXT_KEY
-    except ImportError:  # pragma: no cover - the injector also works on any aiohttp app
-        return None
-    return request.app.get(CONTEXT_KEY)
-
-
-def _authenticated(request: web.Request) -> bool:
-    ctx = _pool_context(request)
-    if ctx is None:
-        return True
-    from .auth import check_authorization
-    from .wire.errors import WireError
-
-    try:
-        check_authorization(request.headers.get("Authorization"), ctx.api_key)
-    except WireError:
-        return False
-    return True
-
-
-def _app_session_deleter(request: web.Request) -> SessionDeleter | None:
-    ctx = _pool_context(request)
-    delete = getattr(getattr(ctx, "manager", None), "delete", None)
-    return delete if callable(delete) else None
 
 
 def _drop(request: web.Request) -> web.Response:

@@ -26,7 +26,6 @@ from .wire.errors import WireError
 
 __all__ = [
     "DATA_ROOT",
-    "DEFAULT_MAX_UPLOAD_BYTES",
     "FileInfo",
     "close_upload_dir",
     "delete_entry",
@@ -43,9 +42,6 @@ __all__ = [
 
 DATA_ROOT = "/mnt/data"
 """Where session code sees its files."""
-
-DEFAULT_MAX_UPLOAD_BYTES = 128 * 1024 * 1024
-"""The service's upload limit; larger files are refused with 413."""
 
 CHUNK_BYTES = 1024 * 1024
 """Disk reads and writes happen in pieces of this size, each in a worker thread."""

@@ -18,13 +18,10 @@ import binascii
 import contextlib
 import json
 import logging
-import os
 import re
-import secrets
 import shutil
 import signal
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,11 +29,11 @@ from typing import Any, Protocol
 import zmq
 import zmq.asyncio
 from jupyter_client.asynchronous.client import AsyncKernelClient
-from jupyter_client.connect import write_connection_file
 from zmq.utils.monitor import parse_monitor_message
 
+from .kernel_folder import chown_tree, kernel_environment, prepare_kernel_folder
 from .outcome import NO_RESULT, CodeOutput, ImageData, Outcome
-from .sandbox import SANDBOX_RUN_DIR, Sandbox
+from .sandbox import Sandbox
 from .signals import kill_process_group
 
 __all__ = [
@@ -119,34 +116,6 @@ class OutputBuffer:
         self.total = self._kept
 
 
-def kernel_environment(*, data_dir: str, run_dir: str) -> dict[str, str]:
-    """The environment session processes start with: the server's secrets are not passed on."""
-    env: dict[str, str] = {}
-    for name in ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    env.update({name: value for name, value in os.environ.items() if name.startswith("LC_")})
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env.update(
-        {
-            "HOME": "/tmp",
-            # The session's uid has no passwd entry; getpass and friends read these first.
-            "USER": "sandbox",
-            "LOGNAME": "sandbox",
-            "TMPDIR": "/tmp",
-            "IPYTHONDIR": "/tmp/.ipython",
-            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-            "MPLCONFIGDIR": os.path.join(run_dir, "mpl"),
-            "ACA_DATA_DIR": data_dir,
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-            "JPY_SESSION_NAME": "",
-            "TERM": "dumb",
-        }
-    )
-    return env
-
-
 class KernelProcess(Protocol):
     """The handle of a kernel's outermost process, as the runtime uses it.
 
@@ -212,34 +181,21 @@ class PlainKernelLauncher:
         self.mpl_cache = mpl_cache
 
     async def launch(self, *, data_dir: Path, run_dir: Path, uid: int | None) -> LaunchedKernel:
-        await asyncio.to_thread(self._prepare_run_dir, run_dir)
-        sandboxed = self.sandbox.isolation == "bwrap"
-        inner_run = SANDBOX_RUN_DIR if sandboxed else str(run_dir)
-        inner_data = self.sandbox.data_mount or str(data_dir)
-        key = secrets.token_hex(32).encode()
-        # ipc (unix sockets in run_dir) works with and without a network namespace.
-        _, info = write_connection_file(
-            str(run_dir / "kernel.json"), transport="ipc", ip=os.path.join(inner_run, "k"), key=key
+        folder = await prepare_kernel_folder(
+            self.sandbox,
+            data_dir=data_dir,
+            run_dir=run_dir,
+            uid=uid,
+            cgroup_prefix="k",
+            mpl_cache=self.mpl_cache,
         )
-        if uid is not None and self.sandbox.drops_privileges:
-            await asyncio.to_thread(chown_tree, run_dir, uid)
-        host_info = dict(info)
-        host_info["ip"] = str(run_dir / "k")
-        cgroup = None
-        if self.sandbox.cgroup is not None and self.sandbox.limits.max_processes is not None:
-            try:
-                cgroup = self.sandbox.cgroup.create(
-                    f"k{run_dir.name}{uuid.uuid4().hex[:4]}", self.sandbox.limits.max_processes
-                )
-            except OSError as exc:
-                logger.warning("could not make a pids cgroup for a kernel: %s", exc)
         spec = self.sandbox.boot_spec(
             "kernel",
             uid=uid,
-            with_nproc=cgroup is None or self.sandbox.drops_privileges,
-            connection_file=os.path.join(inner_run, "kernel.json"),
+            with_nproc=folder.with_nproc,
+            connection_file=folder.connection_file,
             startup=str(Path(__file__).with_name("_kernel_startup.py")),
-            die_with_parent=not sandboxed,
+            die_with_parent=not self.sandbox.sandboxed,
         )
         command = self.sandbox.command(
             spec,
@@ -247,45 +203,20 @@ class PlainKernelLauncher:
             run_dir=run_dir,
             hide=self.hide,
             egress=self.egress,
-            env=kernel_environment(data_dir=inner_data, run_dir=inner_run),
-            cgroup_procs=cgroup / "cgroup.procs" if cgroup is not None else None,
+            env=folder.env,
+            cgroup_procs=folder.cgroup / "cgroup.procs" if folder.cgroup is not None else None,
         )
-        process = await asyncio.create_subprocess_exec(
-            *command.argv,
-            cwd=str(command.cwd),
-            env=command.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        process = await command.start()
         return LaunchedKernel(
             process=process,
-            connection_info=host_info,
+            connection_info=folder.connection_info,
             run_dir=run_dir,
-            cgroup=cgroup,
+            cgroup=folder.cgroup,
             started_at=time.monotonic(),
         )
 
-    def _prepare_run_dir(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if self.mpl_cache is not None and self.mpl_cache.is_dir():
-            # A private writable copy: matplotlib rebuilds its font list (seconds) when the
-            # directory is not writable, and kernels must not share one writable copy.
-            shutil.copytree(self.mpl_cache, run_dir / "mpl", dirs_exist_ok=True)
-
-
-def chown_tree(path: Path, uid: int) -> None:
-    """Give ``path`` and everything under it to ``uid`` (symlinks themselves, never their targets)."""
-    with contextlib.suppress(OSError):
-        if os.lstat(path).st_uid != uid:
-            os.lchown(path, uid, uid)
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in dirnames + filenames:
-            full = os.path.join(dirpath, name)
-            with contextlib.suppress(OSError):
-                if os.lstat(full).st_uid != uid:
-                    os.lchown(full, uid, uid)
+    async def close(self) -> None:
+        """Nothing to stop: each kernel is its own process."""
 
 
 def client_context() -> zmq.asyncio.Context:
@@ -383,16 +314,7 @@ class Kernel:
         the caller must replace it.
         """
         if not self.alive:
-            message = self._death_message()
-            return CodeOutput(
-                outcome=Outcome.KERNEL_DIED,
-                stderr=message + "\n",
-                stderr_length=len(message) + 1,
-                state_lost=True,
-                message=message,
-                error_name="KernelDied",
-                error_value=message,
-            )
+            return CodeOutput.kernel_died(self._death_message())
         self._executing = True
         try:
             return await self._execute(code, timeout=timeout, max_output_chars=max_output_chars)

@@ -98,6 +98,19 @@ class CodeOutput:
     message: str | None = None
     """A human-readable sentence for timeouts and dead kernels (also appended to ``stderr``)."""
 
+    @classmethod
+    def kernel_died(cls, message: str) -> CodeOutput:
+        """The result of a call that found no live kernel: ``message`` says why; state is lost."""
+        return cls(
+            outcome=Outcome.KERNEL_DIED,
+            stderr=message + "\n",
+            stderr_length=len(message) + 1,
+            state_lost=True,
+            message=message,
+            error_name="KernelDied",
+            error_value=message,
+        )
+
     @property
     def stdout_truncated(self) -> bool:
         """Whether ``stdout`` was cut."""

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import secrets
 import shutil
 import socket
 import ssl
@@ -26,14 +24,20 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .app import DEFAULT_MAX_JSON_BYTES, SessionManagerLike, create_app
-from .auth import AsyncStaticKeyCredential, StaticKeyCredential
-from .files import DEFAULT_MAX_UPLOAD_BYTES
+from . import limits
+from .address import WILDCARD_HOSTS, is_loopback_host
+from .app import create_app
+from .auth import AsyncStaticKeyCredential, Middleware, StaticKeyCredential, generate_api_key
+from .config import Isolation, KernelLauncherKind, PoolConfig, PoolType, SandboxMode
+from .faults import FaultInjector
 from .tls import client_ssl_context, generate_self_signed, server_ssl_context
+
+if TYPE_CHECKING:
+    from .sessions import SessionManager
 
 __all__ = [
     "LOCAL_RESOURCE_GROUP",
@@ -52,24 +56,6 @@ LOCAL_RESOURCE_GROUP = "local"
 """The resource group in the endpoint path."""
 
 
-def generate_api_key() -> str:
-    """A random bearer key that never starts with ``-`` (``--api-key KEY`` would read it as an option)."""
-    while True:
-        key = secrets.token_urlsafe(32)
-        if not key.startswith("-"):
-            return key
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # another host name may resolve to anything
-
-
 class LocalSessionPool:
     """A local session pool serving the Azure dynamic-sessions REST API for every api-version."""
 
@@ -79,94 +65,86 @@ class LocalSessionPool:
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
-        pool_type: str = "PythonLTS",
-        max_concurrent_sessions: int = 100,
-        ready_sessions: int = 2,
-        cooldown_period_seconds: float = 300,
-        max_execution_seconds: float = 220,
+        pool_type: PoolType | str = PoolType.PYTHON_LTS,
+        max_concurrent_sessions: int = limits.DEFAULT_MAX_CONCURRENT_SESSIONS,
+        ready_sessions: int = limits.DEFAULT_READY_SESSIONS,
+        cooldown_period_seconds: float = limits.DEFAULT_COOLDOWN_PERIOD_SECONDS,
+        max_execution_seconds: float = limits.MAX_EXECUTION_SECONDS,
         egress: bool = False,
-        sandbox: str = "auto",
+        sandbox: SandboxMode | str = SandboxMode.AUTO,
         tls: bool = False,
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         allow_remote: bool = False,
         pool_name: str = "local-pool",
         root_dir: str | Path | None = None,
-        middlewares: Sequence[Any] = (),
-        faults: Any = None,
-        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-        max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
-        kernel_launcher: str = "plain",
+        middlewares: Sequence[Middleware] = (),
+        faults: FaultInjector | None = None,
+        max_upload_bytes: int = limits.DEFAULT_MAX_UPLOAD_BYTES,
+        max_json_bytes: int = limits.DEFAULT_MAX_JSON_BYTES,
+        kernel_launcher: KernelLauncherKind | str = KernelLauncherKind.PLAIN,
+        config: PoolConfig | None = None,
     ) -> None:
         """Configure the pool; nothing starts until :meth:`start` (or ``async with``).
 
-        ``faults`` takes a ``FaultInjector``: its middleware is installed and it is given the
-        session deleter its ``expire`` fault needs. ``max_upload_bytes`` (default 128 MiB) and
+        The pool options (``pool_type`` to ``kernel_launcher``) make one :class:`~.config.PoolConfig`;
+        pass ``config=`` instead to give that value directly (then leave those options out).
+        ``faults`` takes a ``FaultInjector``: its middleware runs inside authentication and it is
+        given the session deleter its ``expire`` fault needs. ``middlewares`` run outside
+        authentication (they see refused calls too). ``max_upload_bytes`` (default 128 MiB) and
         ``max_json_bytes`` (default 64 MiB) bound request bodies; above them the pool answers 413.
         ``kernel_launcher="fork"`` forks kernels from a template process that imported NumPy,
         pandas and matplotlib once (same sandbox, ~15 MiB per idle kernel instead of ~100).
         """
-        if kernel_launcher not in ("plain", "fork"):
-            raise ValueError(f"kernel_launcher must be 'plain' or 'fork', not {kernel_launcher!r}")
+        options = PoolConfig(
+            pool_type=PoolType.parse(pool_type),
+            pool_name=pool_name,
+            max_concurrent_sessions=max_concurrent_sessions,
+            ready_sessions=ready_sessions,
+            cooldown_period_seconds=cooldown_period_seconds,
+            max_execution_seconds=max_execution_seconds,
+            egress=egress,
+            sandbox=SandboxMode.parse(sandbox),
+            kernel_launcher=KernelLauncherKind.parse(kernel_launcher),
+            max_upload_bytes=max_upload_bytes,
+            max_json_bytes=max_json_bytes,
+        )
+        if config is not None:
+            if options != PoolConfig():
+                raise ValueError("pass either config= or the pool options it holds, not both")
+            options = config
         if not is_loopback_host(host) and not allow_remote:
             raise ValueError(
                 f"Refusing to bind the local session pool to {host!r}, which is not a loopback address: "
                 "anyone who can reach it and knows the key can run code on this machine. "
                 "Pass allow_remote=True to do it anyway."
             )
-        if pool_type.lower() not in ("pythonlts", "shell"):
-            raise ValueError(f"pool_type must be 'PythonLTS' or 'Shell', not {pool_type!r}")
-        if not pool_name or any(c in pool_name for c in "/?#% ") or not pool_name.isascii():
-            raise ValueError(
-                f"pool_name must be a plain ASCII name without '/', '?', '#', '%' or spaces: {pool_name!r}"
-            )
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")
-        if max_execution_seconds < 1:
-            raise ValueError("max_execution_seconds must be at least 1")
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, not {port}")
+        self.config = options
+        """The pool's configuration, handed as is to the session runtime, the app and the launchers."""
         self._host = host
         self._port = port
         self.api_key: str = api_key if api_key else generate_api_key()
         """The bearer key every request must carry (generated when not given)."""
-        self.pool_type = "Shell" if pool_type.lower() == "shell" else "PythonLTS"
-        """``PythonLTS`` or ``Shell``."""
-        self.pool_name = pool_name
-        """The pool name in the endpoint path."""
-        self.max_concurrent_sessions = max_concurrent_sessions
-        """Most sessions at once; a call that would create one more gets 404."""
-        self.ready_sessions = ready_sessions
-        """Warm, unallocated sessions kept ready."""
-        self.cooldown_period_seconds = cooldown_period_seconds
-        """Idle time after which a session is deleted."""
-        self.max_execution_seconds = max_execution_seconds
-        """Longest execution; larger ``timeoutInSeconds`` values are clamped to it."""
-        self.egress = egress
-        """Whether session code may reach the network."""
-        self.sandbox = sandbox
-        """The sandbox asked for (``auto``, ``bwrap`` or ``none``); see :attr:`isolation`."""
         self.tls = tls or tls_cert is not None
         """Whether the pool serves HTTPS."""
         self._tls_cert = Path(tls_cert) if tls_cert is not None else None
         self._tls_key = Path(tls_key) if tls_key is not None else None
         self._root_dir = Path(root_dir) if root_dir is not None else None
-        self._middlewares = list(middlewares)
         self._faults = faults
-        if faults is not None and getattr(faults, "middleware", None) not in self._middlewares:
-            self._middlewares.append(faults.middleware)
-        self._max_upload_bytes = max_upload_bytes
-        self._max_json_bytes = max_json_bytes
-        self.kernel_launcher = kernel_launcher
-        """How kernels start: ``plain`` (a fresh interpreter each) or ``fork`` (from a template)."""
-        self._launcher: Any = None
+        # The injector's middleware goes inside authentication (create_app places it), even
+        # when a caller also listed it among the outer middlewares.
+        self._middlewares = [m for m in middlewares if faults is None or m != faults.middleware]
         self.credential = StaticKeyCredential(self.api_key)
         """A synchronous azure-core ``TokenCredential`` yielding :attr:`api_key`."""
         self.async_credential = AsyncStaticKeyCredential(self.api_key)
         """An azure-core ``AsyncTokenCredential`` yielding :attr:`api_key`."""
         self.tls_cert_path: Path | None = None
         """The PEM certificate clients must trust (set by :meth:`start` when TLS is on)."""
-        self._manager: Any = None
+        self._manager: SessionManager | None = None
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
         self._root: Path | None = None
@@ -174,15 +152,61 @@ class LocalSessionPool:
         self._started = False
         self._closed = False
 
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def pool_type(self) -> PoolType:
+        """``PythonLTS`` or ``Shell``."""
+        return self.config.pool_type
+
+    @property
+    def pool_name(self) -> str:
+        """The pool name in the endpoint path."""
+        return self.config.pool_name
+
+    @property
+    def max_concurrent_sessions(self) -> int:
+        """Most sessions at once; a call that would create one more gets 404."""
+        return self.config.max_concurrent_sessions
+
+    @property
+    def ready_sessions(self) -> int:
+        """Warm, unallocated sessions kept ready."""
+        return self.config.ready_sessions
+
+    @property
+    def cooldown_period_seconds(self) -> float:
+        """Idle time after which a session is deleted."""
+        return self.config.cooldown_period_seconds
+
+    @property
+    def max_execution_seconds(self) -> float:
+        """Longest execution; larger ``timeoutInSeconds`` values are clamped to it."""
+        return self.config.max_execution_seconds
+
+    @property
+    def egress(self) -> bool:
+        """Whether session code may reach the network."""
+        return self.config.egress
+
+    @property
+    def sandbox(self) -> SandboxMode:
+        """The sandbox asked for (``auto``, ``bwrap`` or ``none``); see :attr:`isolation`."""
+        return self.config.sandbox
+
+    @property
+    def kernel_launcher(self) -> KernelLauncherKind:
+        """How kernels start: ``plain`` (a fresh interpreter each) or ``fork`` (from a template)."""
+        return self.config.kernel_launcher
+
     # ------------------------------------------------------------------ properties
 
     @property
-    def manager(self) -> SessionManagerLike:
-        """The session runtime (``SessionManager``); available once started."""
+    def manager(self) -> SessionManager:
+        """The session runtime; available once started."""
         if self._manager is None:
             raise RuntimeError("The local session pool is not started")
-        manager: SessionManagerLike = self._manager
-        return manager
+        return self._manager
 
     @property
     def port(self) -> int:
@@ -201,7 +225,7 @@ class LocalSessionPool:
         """``scheme://host:port`` of the server (no path)."""
         scheme = "https" if self.tls else "http"
         host = self._host
-        if host in ("0.0.0.0", "::", ""):
+        if host in WILDCARD_HOSTS:
             host = "127.0.0.1"  # a wildcard bind is reachable on loopback
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
@@ -216,9 +240,11 @@ class LocalSessionPool:
         )
 
     @property
-    def isolation(self) -> str:
+    def isolation(self) -> Isolation:
         """The isolation actually in force: ``bwrap`` or ``none``."""
-        return str(self.manager.isolation)
+        if self._manager is None:
+            raise RuntimeError("The local session pool is not started")
+        return self._manager.isolation
 
     @property
     def tls_ca_file(self) -> Path | None:
@@ -267,41 +293,18 @@ class LocalSessionPool:
             if self._tls_cert is not None and self._tls_key is not None:
                 cert, key = self._tls_cert, self._tls_key
             else:
-                extra = (
-                    () if is_loopback_host(self._host) or self._host in ("0.0.0.0", "::") else (self._host,)
-                )
+                extra = () if is_loopback_host(self._host) or self._host in WILDCARD_HOSTS else (self._host,)
                 cert, key = await asyncio.to_thread(generate_self_signed, private / "tls", hosts=extra)
             self.tls_cert_path = cert
             server_context = await asyncio.to_thread(server_ssl_context, cert, key)
-        if self.kernel_launcher == "fork" and self.pool_type == "PythonLTS":
-            from ._kernel_template_launcher import TemplateKernelLauncher
-
-            self._launcher = TemplateKernelLauncher(
-                sandbox=self.sandbox, egress=self.egress, hide_paths=[self._root]
-            )
-        self._manager = SessionManager(
-            root=self._root,
-            pool_type=self.pool_type,
-            max_concurrent_sessions=self.max_concurrent_sessions,
-            ready_sessions=self.ready_sessions,
-            cooldown_period_seconds=self.cooldown_period_seconds,
-            max_execution_seconds=self.max_execution_seconds,
-            egress=self.egress,
-            sandbox=self.sandbox,
-            launcher=self._launcher,
-        )
+        self._manager = SessionManager(root=self._root, config=self.config)
         await self._manager.start()
-        if self._faults is not None and hasattr(self._faults, "bind_session_deleter"):
-            self._faults.bind_session_deleter(self._manager.delete)
         app = create_app(
             self._manager,
             api_key=self.api_key,
-            pool_type=self.pool_type,
-            max_execution_seconds=self.max_execution_seconds,
-            pool_name=self.pool_name,
-            max_upload_bytes=self._max_upload_bytes,
-            max_json_bytes=self._max_json_bytes,
+            config=self.config,
             middlewares=self._middlewares,
+            faults=self._faults,
         )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()
@@ -339,11 +342,6 @@ class LocalSessionPool:
                 await self._manager.close()
             except Exception:
                 logger.exception("closing the session manager failed")
-        if self._launcher is not None:
-            try:
-                await self._launcher.close()
-            except Exception:
-                logger.exception("closing the kernel template failed")
         if self._owns_root and self._root is not None:
             await asyncio.to_thread(shutil.rmtree, self._root, True)
 

@@ -24,6 +24,7 @@ same rlimits apply. That mode is for development on machines without bubblewrap.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -37,6 +38,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .config import Isolation, SandboxMode
+from .limits import ResourceLimits
 
 __all__ = [
     "BWRAP_PATH",
@@ -62,35 +66,6 @@ SESSION_UID_BASE = 1_600_000_000
 """First host uid given to sessions when the server runs as root (one uid per session)."""
 SESSION_UID_SPAN = 1_000_000
 """How many session uids are cycled through."""
-
-_GIB = 1024**3
-
-
-@dataclass(frozen=True)
-class ResourceLimits:
-    """Per-session resource limits; ``None`` leaves a limit as the server has it."""
-
-    memory_bytes: int | None = 4 * _GIB
-    """Address-space limit of each process (RLIMIT_AS): a runaway allocation gets MemoryError."""
-    max_processes: int | None = 256
-    """Processes and threads a session may have at once (pids cgroup, else RLIMIT_NPROC)."""
-    file_size_bytes: int | None = 1 * _GIB
-    """Largest file a session may write (RLIMIT_FSIZE)."""
-    open_files: int | None = 1024
-    """Open file descriptors per process (RLIMIT_NOFILE)."""
-
-    def rlimits(self, *, with_nproc: bool) -> dict[str, int]:
-        """The rlimits ``_kernel_boot.py`` sets, by ``resource`` constant name."""
-        limits: dict[str, int] = {"RLIMIT_CORE": 0}
-        if self.memory_bytes is not None:
-            limits["RLIMIT_AS"] = self.memory_bytes
-        if self.file_size_bytes is not None:
-            limits["RLIMIT_FSIZE"] = self.file_size_bytes
-        if self.open_files is not None:
-            limits["RLIMIT_NOFILE"] = self.open_files
-        if with_nproc and self.max_processes is not None:
-            limits["RLIMIT_NPROC"] = self.max_processes
-        return limits
 
 
 class PidsCgroup:
@@ -204,21 +179,37 @@ class SandboxCommand:
     env: dict[str, str] = field(default_factory=dict)
     """The environment it starts with."""
 
+    async def start(self, *, capture_output: bool = False) -> asyncio.subprocess.Process:
+        """Start it with stdin closed, leading a session of its own (the runtime kills the group).
+
+        Its output is discarded unless ``capture_output`` asks for pipes.
+        """
+        output = asyncio.subprocess.PIPE if capture_output else asyncio.subprocess.DEVNULL
+        return await asyncio.create_subprocess_exec(
+            *self.argv,
+            cwd=str(self.cwd),
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+        )
+
 
 class Sandbox:
     """The confinement in force for a pool; make one with :meth:`resolve`."""
 
     def __init__(
         self,
-        isolation: str,
+        isolation: Isolation,
         *,
         bwrap_path: str | None,
         limits: ResourceLimits,
         cgroup: PidsCgroup | None,
         warning: str | None = None,
     ) -> None:
-        self.isolation = isolation
-        """``"bwrap"`` or ``"none"``: what is actually in force."""
+        self.isolation = Isolation.parse(isolation)
+        """``bwrap`` or ``none``: what is actually in force."""
         self.bwrap_path = bwrap_path
         """The bubblewrap binary in use (``None`` without a sandbox)."""
         self.limits = limits
@@ -231,7 +222,12 @@ class Sandbox:
     @property
     def unsandboxed(self) -> bool:
         """True when session code runs without any confinement (a loud state)."""
-        return self.isolation == "none"
+        return self.isolation is Isolation.NONE
+
+    @property
+    def sandboxed(self) -> bool:
+        """True when session code runs in bubblewrap."""
+        return self.isolation is Isolation.BWRAP
 
     @property
     def process_limit(self) -> str:
@@ -245,7 +241,7 @@ class Sandbox:
     @classmethod
     def resolve(
         cls,
-        mode: str = "auto",
+        mode: SandboxMode | str = SandboxMode.AUTO,
         *,
         bwrap_path: str = BWRAP_PATH,
         limits: ResourceLimits | None = None,
@@ -256,17 +252,16 @@ class Sandbox:
         (bwrap or ``RuntimeError``) or ``"none"``.
         """
         limits = limits or ResourceLimits()
-        if mode not in ("auto", "bwrap", "none"):
-            raise ValueError(f"sandbox must be 'auto', 'bwrap' or 'none', not {mode!r}")
+        mode = SandboxMode.parse(mode)
         cgroup = PidsCgroup.find() if limits.max_processes is not None else None
-        if mode == "none":
-            return cls("none", bwrap_path=None, limits=limits, cgroup=cgroup)
+        if mode is SandboxMode.NONE:
+            return cls(Isolation.NONE, bwrap_path=None, limits=limits, cgroup=cgroup)
         if not os.path.exists(bwrap_path) and bwrap_path == BWRAP_PATH:
             bwrap_path = shutil.which("bwrap") or bwrap_path
         problem = _probe_bwrap(bwrap_path)
         if problem is None:
-            return cls("bwrap", bwrap_path=bwrap_path, limits=limits, cgroup=cgroup)
-        if mode == "bwrap":
+            return cls(Isolation.BWRAP, bwrap_path=bwrap_path, limits=limits, cgroup=cgroup)
+        if mode is SandboxMode.BWRAP:
             raise RuntimeError(f"sandbox='bwrap' was asked for but bubblewrap cannot be used: {problem}")
         warning = (
             f"RUNNING SESSION CODE WITHOUT A SANDBOX: {problem}. Code sent to this pool runs "
@@ -274,12 +269,12 @@ class Sandbox:
             "Install bubblewrap (apt-get install bubblewrap) or pass sandbox='none' to silence this."
         )
         logger.warning(warning)
-        return cls("none", bwrap_path=None, limits=limits, cgroup=cgroup, warning=warning)
+        return cls(Isolation.NONE, bwrap_path=None, limits=limits, cgroup=cgroup, warning=warning)
 
     @property
     def data_mount(self) -> str | None:
         """Where code sees its data directory, or ``None`` when it sees the host path."""
-        return SANDBOX_DATA_DIR if self.isolation == "bwrap" else None
+        return SANDBOX_DATA_DIR if self.sandboxed else None
 
     @property
     def drops_privileges(self) -> bool:
@@ -289,7 +284,7 @@ class Sandbox:
         ``RLIMIT_NPROC`` counts the session's processes, and sessions cannot touch each
         other's files even by path. Started by another user, bwrap maps that user's uid instead.
         """
-        return self.isolation == "bwrap" and os.geteuid() == 0
+        return self.sandboxed and os.geteuid() == 0
 
     def boot_spec(self, mode: str, *, uid: int | None, with_nproc: bool, **extra: object) -> str:
         """The JSON argument of ``_kernel_boot.py``: limits, the uid to become, the workload."""
@@ -317,7 +312,7 @@ class Sandbox:
         files); ``cgroup_procs`` is the ``cgroup.procs`` file of the group to start in.
         """
         boot = [sys.executable, str(Path(__file__).with_name("_kernel_boot.py")), boot_spec]
-        if self.isolation == "bwrap":
+        if self.sandboxed:
             assert self.bwrap_path is not None
             argv = [self.bwrap_path, *self._bwrap_args(data_dir, run_dir, hide, egress), *boot]
         else:

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -24,85 +21,30 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import zmq.asyncio
 
-from .kernel import (
-    Kernel,
-    KernelLauncher,
-    KernelStartError,
-    OutputBuffer,
-    PlainKernelLauncher,
-    client_context,
-    kernel_environment,
-)
+from ._kernel_template_launcher import TemplateKernelLauncher
+from .config import Isolation, KernelLauncherKind, PoolConfig
+from .kernel import Kernel, KernelLauncher, KernelStartError, PlainKernelLauncher, client_context
+from .limits import MAX_OUTPUT_CHARS
+from .matplotlib_cache import prepare_matplotlib_cache
+from .metadata import KernelInfo, NameVersion, PoolRuntimeInfo, runtime_info
 from .outcome import CodeOutput, Outcome, PoolFullError, ShellOutput
-from .sandbox import BWRAP_PATH, SANDBOX_RUN_DIR, SESSION_UID_BASE, SESSION_UID_SPAN, ResourceLimits, Sandbox
-from .signals import kill_process_group
+from .sandbox import BWRAP_PATH, SESSION_UID_BASE, SESSION_UID_SPAN, Sandbox
+from .shell import ShellRunner
 
 __all__ = [
     "KernelInfo",
     "NameVersion",
     "PoolRuntimeInfo",
     "Session",
+    "SessionHost",
     "SessionManager",
 ]
 
 logger = logging.getLogger(__name__)
-
-POOL_TYPES = ("PythonLTS", "Shell")
-"""Pool types the runtime serves."""
-MAX_OUTPUT_CHARS = 32_000_000
-"""Hard upper bound of ``max_output_chars``: what one call may keep of each stream in memory."""
-_SHELL_SCRIPT = "command.sh"
-"""Name of the file a shell command is run from, in the command's private run dir."""
-_SHELL_TIMEOUT_EXIT = 124
-"""Exit status of a shell command killed at its time limit (as ``timeout(1)`` reports)."""
-
-
-@dataclass(frozen=True)
-class NameVersion:
-    """A named thing and its version (a runtime, a package, the kernel)."""
-
-    name: str
-    """Its name (``Python``, ``numpy``, ``python3``)."""
-    version: str
-    """Its version string."""
-
-
-@dataclass(frozen=True)
-class KernelInfo:
-    """The Jupyter kernel sessions of a Python pool run."""
-
-    name: str
-    """The kernel name (``python3``)."""
-    version: str
-    """The kernel implementation's version (ipykernel's)."""
-    display_name: str
-    """The name a notebook front end shows."""
-    language: str
-    """The kernel's language (``python``)."""
-    language_version: str
-    """The language version (``3.11.7``)."""
-    protocol_version: str
-    """The Jupyter messaging protocol version the kernel speaks."""
-
-
-@dataclass(frozen=True)
-class PoolRuntimeInfo:
-    """What ``GET /metadata`` reports about the pool's runtime."""
-
-    runtimes: list[NameVersion]
-    """The language runtimes sessions run (one Python, or bash for Shell pools)."""
-    pre_installed_packages: list[NameVersion]
-    """Distributions importable by session code, sorted by lower-cased name."""
-    jupyter_kernel: KernelInfo | None
-    """The Jupyter kernel; ``None`` for Shell pools."""
-    created_at: datetime
-    """When the pool was started."""
-    last_updated_at: datetime
-    """When the runtime last changed (packages are fixed per pool: the start time)."""
 
 
 def _utcnow() -> datetime:
@@ -121,11 +63,38 @@ class _Slot:
     starting: asyncio.Task[Kernel] | None = field(default=None, repr=False)
 
 
+class SessionHost(Protocol):
+    """What a :class:`Session` needs of its manager, and all it may use of it."""
+
+    @property
+    def config(self) -> PoolConfig:
+        """The pool's configuration (time cap, cooldown, pool type)."""
+        ...
+
+    async def start_kernel(self, slot: _Slot) -> Kernel:
+        """Start a kernel for ``slot`` (ready when it returns)."""
+        ...
+
+    async def run_shell(
+        self, slot: _Slot, command: str, *, timeout: float, max_output_chars: int
+    ) -> ShellOutput:
+        """Run a shell command in ``slot``'s sandbox."""
+        ...
+
+    async def release(self, slot: _Slot) -> None:
+        """Kill ``slot``'s kernel and remove its directories."""
+        ...
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background; the manager waits for it on close."""
+        ...
+
+
 class Session:
     """One session: its data directory, its kernel, and its idle timer."""
 
-    def __init__(self, manager: SessionManager, identifier: str, slot: _Slot) -> None:
-        self._manager = manager
+    def __init__(self, host: SessionHost, identifier: str, slot: _Slot) -> None:
+        self._host = host
         self._slot = slot
         self.identifier = identifier
         """The identifier the caller chose."""
@@ -150,7 +119,7 @@ class Session:
     @property
     def expire_at(self) -> datetime:
         """When the session will be deleted unless touched again."""
-        return self.last_accessed_at + timedelta(seconds=self._manager.cooldown_period_seconds)
+        return self.last_accessed_at + timedelta(seconds=self._host.config.cooldown_period_seconds)
 
     @property
     def uid(self) -> int | None:
@@ -177,7 +146,9 @@ class Session:
         self._last_touch = time.monotonic()
         self.etag = uuid.uuid4().hex
 
-    def _idle_seconds(self) -> float:
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds since a request last named the session."""
         return time.monotonic() - self._last_touch
 
     async def execute(self, code: str, *, timeout: float, max_output_chars: int) -> CodeOutput:
@@ -191,14 +162,14 @@ class Session:
 
     async def _execute_locked(self, code: str, *, timeout: float, max_output_chars: int) -> CodeOutput:
         if self._closed:
-            return _no_kernel_output("The session was deleted while this call waited.")
-        if self._manager.pool_type == "Shell":
+            return CodeOutput.kernel_died("The session was deleted while this call waited.")
+        if self._host.config.is_shell:
             raise RuntimeError("this is a Shell pool: use run_shell")
         try:
             kernel, state_lost = await self._kernel()
         except KernelStartError as exc:
-            return _no_kernel_output(f"A kernel could not be started for this session: {exc}")
-        timeout = max(0.0, min(timeout, self._manager.max_execution_seconds))
+            return CodeOutput.kernel_died(f"A kernel could not be started for this session: {exc}")
+        timeout = max(0.0, min(timeout, self._host.config.max_execution_seconds))
         max_output_chars = max(0, min(max_output_chars, MAX_OUTPUT_CHARS))
         output = await kernel.execute(code, timeout=timeout, max_output_chars=max_output_chars)
         if output.outcome in (Outcome.TIMED_OUT_RESTARTED, Outcome.KERNEL_DIED):
@@ -218,7 +189,7 @@ class Session:
             await dead.kill()
         if slot.kernel is None:
             if slot.starting is None:
-                slot.starting = asyncio.ensure_future(self._manager._start_kernel(slot))
+                slot.starting = asyncio.ensure_future(self._host.start_kernel(slot))
             task = slot.starting
             try:
                 slot.kernel = await asyncio.shield(task)
@@ -238,9 +209,9 @@ class Session:
         self.kernel_restarts += 1
         if self._slot.kernel is dead:
             self._slot.kernel = None
-        self._manager._spawn(dead.kill())
+        self._host.spawn(dead.kill())
         if not self._closed:
-            self._slot.starting = asyncio.ensure_future(self._manager._start_kernel(self._slot))
+            self._slot.starting = asyncio.ensure_future(self._host.start_kernel(self._slot))
 
     async def run_shell(self, command: str, *, timeout: float, max_output_chars: int) -> ShellOutput:
         """Run ``bash -c command`` in the session's sandbox with its data directory as cwd."""
@@ -251,44 +222,34 @@ class Session:
                     return ShellOutput(
                         exit_code=-1, stderr="The session was deleted while this call waited.\n"
                     )
-                timeout = max(0.0, min(timeout, self._manager.max_execution_seconds))
+                timeout = max(0.0, min(timeout, self._host.config.max_execution_seconds))
                 cap = max(0, min(max_output_chars, MAX_OUTPUT_CHARS))
-                return await self._manager._run_shell(self._slot, command, timeout, cap)
+                return await self._host.run_shell(self._slot, command, timeout=timeout, max_output_chars=cap)
             finally:
                 self.touch()
 
-    async def _wait_idle(self) -> None:
+    async def wait_idle(self) -> None:
         """Return once calls queued on this session before now have ended."""
         async with self._lock:
             pass
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
+        """Mark the session deleted and free its kernel and directories (its manager calls this)."""
         self._closed = True
-        await self._manager._discard_slot(self._slot)
-
-
-def _no_kernel_output(message: str) -> CodeOutput:
-    return CodeOutput(
-        outcome=Outcome.KERNEL_DIED,
-        stderr=message + "\n",
-        stderr_length=len(message) + 1,
-        state_lost=True,
-        message=message,
-        error_name="KernelDied",
-        error_value=message,
-    )
+        await self._host.release(self._slot)
 
 
 class SessionManager:
     """All sessions of one local pool; see ``docs/design.md`` section 2.
 
-    Besides the parameters of the design:
+    ``config`` is the pool's :class:`~.config.PoolConfig` (the same value the HTTP layer is
+    given). The manager is the one owner of the sandbox: :meth:`start` resolves
+    ``config.sandbox`` once and makes the kernel launcher ``config.kernel_launcher`` names
+    with it. Besides:
 
     - ``bwrap_path``: the bubblewrap binary (tests point it at a missing file).
-    - ``limits``: per-session :class:`~.sandbox.ResourceLimits` (memory 4 GiB, 256
-      processes, 1 GiB files, 1024 open files by default).
-    - ``launcher``: a :class:`~.kernel.KernelLauncher` to start kernels with (a future
-      fork-from-template launcher); by default each kernel is a fresh interpreter.
+    - ``launcher``: a :class:`~.kernel.KernelLauncher` to use instead of making one (the
+      caller owns and closes it).
     - ``kernel_start_timeout``: how long a kernel may take to answer after its start.
     - ``hide_paths``: more host directories session code must not see (the server's
       private files); ``root``, the homes and the server's working directory always are.
@@ -303,45 +264,25 @@ class SessionManager:
         self,
         *,
         root: Path,
-        pool_type: str = "PythonLTS",
-        max_concurrent_sessions: int = 100,
-        ready_sessions: int = 2,
-        cooldown_period_seconds: float = 300,
-        max_execution_seconds: float = 220,
-        egress: bool = False,
-        sandbox: str = "auto",
+        config: PoolConfig | None = None,
         bwrap_path: str = BWRAP_PATH,
-        limits: ResourceLimits | None = None,
         launcher: KernelLauncher | None = None,
         kernel_start_timeout: float = 60.0,
         hide_paths: Sequence[Path] = (),
     ) -> None:
-        if pool_type not in POOL_TYPES:
-            raise ValueError(f"pool_type must be one of {POOL_TYPES}, not {pool_type!r}")
         self.root = Path(root).absolute()
         """Where session data directories are made (``<root>/sessions/<slot>/data``)."""
-        self.pool_type = pool_type
-        """``PythonLTS`` (a kernel per session) or ``Shell`` (bash commands, no kernel)."""
-        self.max_concurrent_sessions = max_concurrent_sessions
-        """How many sessions may exist at once (ready kernels do not count)."""
-        self.ready_sessions = max(0, ready_sessions)
-        """How many kernels are kept started ahead of need."""
-        self.cooldown_period_seconds = cooldown_period_seconds
-        """Idle time after which a session is deleted."""
-        self.max_execution_seconds = max_execution_seconds
-        """Upper bound for any one execution's timeout."""
-        self.egress = egress
-        """Whether session code may use the network."""
-        self.sandbox_mode = sandbox
-        """The sandbox asked for: ``auto``, ``bwrap`` or ``none``."""
+        self.config = config if config is not None else PoolConfig()
+        """The pool's configuration (replace it whole to change a setting of a running pool)."""
         self.bwrap_path = bwrap_path
-        self.limits = limits or ResourceLimits()
-        """Resource limits each session gets."""
         self.kernel_start_timeout = kernel_start_timeout
         """How long a kernel may take to answer after its start."""
         self.hide_paths = [Path(p).absolute() for p in hide_paths]
         """Host directories session code must not see besides ``root`` (the server's private files)."""
         self._launcher = launcher
+        self._owned_launcher: TemplateKernelLauncher | None = None
+        self._shell: ShellRunner | None = None
+        self._hidden: tuple[Path, ...] = ()
         self._sandbox: Sandbox | None = None
         self._sessions: dict[str, Session] = {}
         self._ready: deque[_Slot] = deque()
@@ -364,9 +305,9 @@ class SessionManager:
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
-    def isolation(self) -> str:
-        """``"bwrap"`` or ``"none"``: the confinement actually in force (after :meth:`start`)."""
-        return self._sandbox.isolation if self._sandbox is not None else "none"
+    def isolation(self) -> Isolation:
+        """``bwrap`` or ``none``: the confinement actually in force (after :meth:`start`)."""
+        return self._sandbox.isolation if self._sandbox is not None else Isolation.NONE
 
     @property
     def sandbox(self) -> Sandbox:
@@ -374,6 +315,11 @@ class SessionManager:
         if self._sandbox is None:
             raise RuntimeError("SessionManager.start() has not been called")
         return self._sandbox
+
+    @property
+    def hidden_paths(self) -> tuple[Path, ...]:
+        """Every host directory session code must not see (computed once, on :meth:`start`)."""
+        return self._hidden
 
     @property
     def unsandboxed_warning(self) -> str | None:
@@ -385,28 +331,45 @@ class SessionManager:
         if self._started:
             return
         self._started = True
+        config = self.config
         if not self.root.exists():
             self._made_root = True
         (self.root / "sessions").mkdir(parents=True, exist_ok=True)
         self._private = Path(tempfile.mkdtemp(prefix=".aca-private-", dir=self.root))
         # Unix socket paths are limited to ~107 bytes, so runtime dirs live in a short path.
         self._run_base = Path(tempfile.mkdtemp(prefix="aca-"))
+        self._hidden = (self.root, *self.hide_paths, self._run_base)
         self._sandbox = await asyncio.to_thread(
-            Sandbox.resolve, self.sandbox_mode, bwrap_path=self.bwrap_path, limits=self.limits
+            Sandbox.resolve, config.sandbox, bwrap_path=self.bwrap_path, limits=config.limits
         )
-        if self.pool_type == "PythonLTS":
+        self._shell = ShellRunner(
+            self._sandbox, run_base=self._run_base, hidden=self._hidden, egress=config.egress
+        )
+        if not config.is_shell:
             mpl_cache = self._private / "mpl"
-            if not await asyncio.to_thread(_copy_matplotlib_cache, mpl_cache):
-                self._tasks.append(asyncio.ensure_future(_build_matplotlib_cache(mpl_cache)))
+            building = await prepare_matplotlib_cache(mpl_cache)
+            if building is not None:
+                self._tasks.append(building)
             if self._launcher is None:
-                self._launcher = PlainKernelLauncher(
-                    self._sandbox, egress=self.egress, hide=self._hidden(), mpl_cache=mpl_cache
-                )
+                self._launcher = await self._make_launcher(mpl_cache)
         self._info_task = asyncio.ensure_future(
-            asyncio.to_thread(_runtime_info, self.pool_type, self.created_at)
+            asyncio.to_thread(runtime_info, config.pool_type, self.created_at)
         )
         self._tasks.append(asyncio.ensure_future(self._fill_ready()))
         self._tasks.append(asyncio.ensure_future(self._reap()))
+
+    async def _make_launcher(self, mpl_cache: Path) -> KernelLauncher:
+        """The launcher the configuration names, with this manager's sandbox and hidden paths."""
+        sandbox = self.sandbox
+        if self.config.kernel_launcher is KernelLauncherKind.FORK:
+            launcher = TemplateKernelLauncher(
+                sandbox=sandbox, egress=self.config.egress, hide_paths=self._hidden
+            )
+            self._owned_launcher = launcher
+            return launcher
+        return PlainKernelLauncher(
+            sandbox, egress=self.config.egress, hide=list(self._hidden), mpl_cache=mpl_cache
+        )
 
     async def close(self) -> None:
         """Kill every kernel (ready ones too) and remove every directory this manager made."""
@@ -424,8 +387,8 @@ class SessionManager:
         self._ready.clear()
         try:
             await asyncio.gather(
-                *(session._close() for session in sessions),
-                *(self._discard_slot(slot) for slot in ready),
+                *(session.close() for session in sessions),
+                *(self.release(slot) for slot in ready),
                 return_exceptions=True,
             )
             while self._background:
@@ -433,8 +396,13 @@ class SessionManager:
             # Calls that were running end within a poll interval of their kernel's death;
             # their sockets must be closed before the shared context goes.
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*(s._wait_idle() for s in sessions)), timeout=10)
+                await asyncio.wait_for(asyncio.gather(*(s.wait_idle() for s in sessions)), timeout=10)
         finally:
+            if self._owned_launcher is not None:
+                try:
+                    await self._owned_launcher.close()
+                except Exception:
+                    logger.exception("closing the kernel template failed")
             # Whatever failed above, the directories go (kernels die with their sandboxes).
             if self._zmq_context is not None:
                 with contextlib.suppress(Exception):
@@ -464,8 +432,8 @@ class SessionManager:
         if session is not None:
             session.touch()
             return session
-        if len(self._sessions) >= self.max_concurrent_sessions:
-            raise PoolFullError(self.max_concurrent_sessions)
+        if len(self._sessions) >= self.config.max_concurrent_sessions:
+            raise PoolFullError(self.config.max_concurrent_sessions)
         slot = self._take_ready_slot() or self._new_slot()
         session = Session(self, identifier, slot)
         self._sessions[identifier] = session
@@ -481,7 +449,7 @@ class SessionManager:
         session = self._sessions.pop(identifier, None)
         if session is None:
             return False
-        await session._close()
+        await session.close()
         return True
 
     def sessions(self) -> list[Session]:
@@ -497,7 +465,7 @@ class SessionManager:
                 self._info = self._info_task.result()
             else:
                 # Asked for in the first moments after start: work it out here (~0.1 s, once).
-                self._info = _runtime_info(self.pool_type, self.created_at)
+                self._info = runtime_info(self.config.pool_type, self.created_at)
         return self._info
 
     @property
@@ -506,12 +474,6 @@ class SessionManager:
         return len(self._ready)
 
     # -- slots and kernels --------------------------------------------------------------------
-
-    def _hidden(self) -> list[Path]:
-        hidden = [self.root, *self.hide_paths]
-        if self._run_base is not None:
-            hidden.append(self._run_base)
-        return hidden
 
     def _new_slot(self) -> _Slot:
         slot_id = uuid.uuid4().hex[:12]
@@ -530,10 +492,11 @@ class SessionManager:
             slot = self._ready.popleft()
             if slot.kernel is not None and slot.kernel.alive:
                 return slot
-            self._spawn(self._discard_slot(slot))
+            self.spawn(self.release(slot))
         return None
 
-    async def _start_kernel(self, slot: _Slot) -> Kernel:
+    async def start_kernel(self, slot: _Slot) -> Kernel:
+        """Start a kernel for ``slot`` with the pool's launcher; returns once it answers."""
         assert self._launcher is not None
         assert self._run_base is not None
         # A burst of new sessions must not start dozens of interpreters at once: on a
@@ -552,7 +515,8 @@ class SessionManager:
         logger.debug("kernel for slot %s ready in %.3f s", slot.slot_id, kernel.ready_seconds or 0)
         return kernel
 
-    async def _discard_slot(self, slot: _Slot) -> None:
+    async def release(self, slot: _Slot) -> None:
+        """Kill ``slot``'s kernel (or its start) and remove its directories."""
         starting = slot.starting
         slot.starting = None
         if starting is not None:
@@ -565,31 +529,32 @@ class SessionManager:
             await kernel.kill()
         await asyncio.to_thread(shutil.rmtree, slot.home, True)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background; :meth:`close` waits for it."""
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _fill_ready(self) -> None:
         """Keep ``ready_sessions`` kernels started, one start at a time."""
-        if self.pool_type != "PythonLTS":
+        if self.config.is_shell:
             return
         failures = 0
         while not self._closed:
-            if len(self._ready) >= self.ready_sessions:
+            if len(self._ready) >= self.config.ready_sessions:
                 self._refill.clear()
                 await self._refill.wait()
                 continue
             slot = self._new_slot()
             try:
-                slot.kernel = await self._start_kernel(slot)
+                slot.kernel = await self.start_kernel(slot)
             except asyncio.CancelledError:
-                await self._discard_slot(slot)
+                await self.release(slot)
                 raise
             except Exception as exc:
                 failures += 1
                 logger.warning("could not start a ready kernel (%s); retrying", exc)
-                await self._discard_slot(slot)
+                await self.release(slot)
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
                 continue
             failures = 0
@@ -597,239 +562,24 @@ class SessionManager:
 
     async def _reap(self) -> None:
         """Delete sessions idle for longer than the cooldown period."""
-        interval = min(5.0, max(0.05, self.cooldown_period_seconds / 4))
+        interval = min(5.0, max(0.05, self.config.cooldown_period_seconds / 4))
         while not self._closed:
             await asyncio.sleep(interval)
             for identifier, session in list(self._sessions.items()):
-                if session.busy or session._idle_seconds() < self.cooldown_period_seconds:
+                if session.busy or session.idle_seconds < self.config.cooldown_period_seconds:
                     continue
                 if self._sessions.get(identifier) is session:
                     del self._sessions[identifier]
-                    logger.info("session %s expired after %.0f s idle", identifier, session._idle_seconds())
-                    self._spawn(session._close())
+                    logger.info("session %s expired after %.0f s idle", identifier, session.idle_seconds)
+                    self.spawn(session.close())
 
-    # -- shell ------------------------------------------------------------------------------
+    # -- what sessions use (SessionHost) ---------------------------------------------------
 
-    async def _run_shell(
-        self, slot: _Slot, command: str, timeout: float, max_output_chars: int
+    async def run_shell(
+        self, slot: _Slot, command: str, *, timeout: float, max_output_chars: int
     ) -> ShellOutput:
-        sandbox = self.sandbox
-        cgroup = None
-        if sandbox.cgroup is not None and sandbox.limits.max_processes is not None:
-            with contextlib.suppress(OSError):
-                cgroup = sandbox.cgroup.create(f"sh{uuid.uuid4().hex[:10]}", sandbox.limits.max_processes)
-        inner_data = sandbox.data_mount or str(slot.data_dir)
-        # The command goes in a file, never in argv: one argument may be at most 128 KiB
-        # (E2BIG), and stdin stays /dev/null so that a command reading it cannot eat its own
-        # rest. The file lives in a private run dir shown at /run/aca, like a kernel's.
-        assert self._run_base is not None
-        run_dir = self._run_base / f"sh{uuid.uuid4().hex[:10]}"
-        uid = slot.uid if sandbox.drops_privileges else None
-        await asyncio.to_thread(_write_shell_script, run_dir, command, uid)
-        inner_run = SANDBOX_RUN_DIR if sandbox.isolation == "bwrap" else str(run_dir)
-        spec = sandbox.boot_spec(
-            "exec",
-            uid=slot.uid,
-            with_nproc=cgroup is None or sandbox.drops_privileges,
-            argv=["bash", os.path.join(inner_run, _SHELL_SCRIPT)],
-            die_with_parent=sandbox.isolation != "bwrap",
+        """Run ``command`` in ``slot``'s sandbox with its data directory as working directory."""
+        assert self._shell is not None
+        return await self._shell.run(
+            command, data_dir=slot.data_dir, uid=slot.uid, timeout=timeout, max_output_chars=max_output_chars
         )
-        env = kernel_environment(data_dir=inner_data, run_dir="/tmp")
-        env["PYTHONUNBUFFERED"] = "1"
-        cmd = sandbox.command(
-            spec,
-            data_dir=slot.data_dir,
-            run_dir=run_dir,
-            hide=self._hidden(),
-            egress=self.egress,
-            env=env,
-            cgroup_procs=cgroup / "cgroup.procs" if cgroup is not None else None,
-        )
-        started = time.monotonic()
-        stdout = OutputBuffer(max_output_chars)
-        stderr = OutputBuffer(max_output_chars)
-        timed_out = False
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *cmd.argv,
-                cwd=str(cmd.cwd),
-                env=cmd.env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
-            assert process.stdout is not None
-            assert process.stderr is not None
-
-            async def pump(stream: asyncio.StreamReader, into: OutputBuffer) -> None:
-                decoder = _Utf8Decoder()
-                while True:
-                    chunk = await stream.read(65536)
-                    if not chunk:
-                        into.write(decoder.finish())
-                        return
-                    into.write(decoder.feed(chunk))
-
-            pumps = asyncio.gather(pump(process.stdout, stdout), pump(process.stderr, stderr))
-            try:
-                await asyncio.wait_for(asyncio.shield(process.wait()), timeout=timeout)
-            except asyncio.TimeoutError:
-                timed_out = True
-            finally:
-                if process.returncode is None or timed_out:
-                    kill_process_group(process)
-                    await process.wait()
-            # A background child may hold the pipes open; do not wait for it beyond a moment.
-            try:
-                await asyncio.wait_for(pumps, timeout=1.0)
-            except asyncio.TimeoutError:
-                pumps.cancel()
-                with contextlib.suppress(BaseException):
-                    await pumps
-            exit_code = process.returncode if process.returncode is not None else -1
-            if exit_code < 0 and not timed_out:
-                exit_code = 128 - exit_code
-        finally:
-            if cgroup is not None:
-                await asyncio.to_thread(_remove_cgroup, cgroup)
-            await asyncio.to_thread(shutil.rmtree, run_dir, True)
-        if timed_out:
-            exit_code = _SHELL_TIMEOUT_EXIT
-            note = f"Command timed out after {timeout:g} s and was killed.\n"
-            stderr.write(note)
-        return ShellOutput(
-            exit_code=exit_code,
-            stdout=stdout.text(),
-            stderr=stderr.text(),
-            stdout_length=stdout.total,
-            stderr_length=stderr.total,
-            duration_ms=int((time.monotonic() - started) * 1000),
-            timed_out=timed_out,
-        )
-
-
-class _Utf8Decoder:
-    """Decodes a byte stream that may split characters across chunks."""
-
-    def __init__(self) -> None:
-        import codecs
-
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def feed(self, data: bytes) -> str:
-        return self._decoder.decode(data)
-
-    def finish(self) -> str:
-        return self._decoder.decode(b"", final=True)
-
-
-def _write_shell_script(run_dir: Path, command: str, uid: int | None) -> None:
-    """Put ``command`` in ``run_dir``, readable only by the session's uid (or the server's)."""
-    run_dir.mkdir(mode=0o700)
-    script = run_dir / _SHELL_SCRIPT
-    fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as handle:
-        handle.write(command)
-    if uid is not None:
-        os.chown(run_dir, uid, uid)
-        os.chown(script, uid, uid)
-
-
-def _remove_cgroup(group: Path) -> None:
-    from .sandbox import PidsCgroup
-
-    PidsCgroup.remove(group)
-
-
-def _copy_matplotlib_cache(directory: Path) -> bool:
-    """Give kernels the server user's matplotlib font list, if it has one (True when copied).
-
-    Without it every kernel spends seconds building its own on the first pyplot import.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    env_dir = os.environ.get("MPLCONFIGDIR")
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    for source in (Path(env_dir) if env_dir else None, Path(xdg) / "matplotlib"):
-        if source is None or not source.is_dir():
-            continue
-        copied = False
-        for entry in source.glob("fontlist-*.json"):
-            shutil.copy2(entry, directory / entry.name)
-            copied = True
-        if copied:
-            return True
-    return False
-
-
-async def _build_matplotlib_cache(directory: Path) -> None:
-    """Build the font list once, in the background; kernels started meanwhile build their own."""
-    env = dict(os.environ, MPLCONFIGDIR=str(directory), MPLBACKEND="Agg")
-    try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "import matplotlib.font_manager",
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-    except OSError as exc:
-        logger.warning("could not build the matplotlib font cache: %s", exc)
-        return
-    try:
-        await process.wait()
-    finally:
-        if process.returncode is None:
-            kill_process_group(process)
-            await process.wait()
-
-
-def _runtime_info(pool_type: str, created_at: datetime) -> PoolRuntimeInfo:
-    """Runtime facts of the kernel's interpreter (the server's own: it is the same one)."""
-    packages: dict[str, NameVersion] = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"] if dist.metadata is not None else None
-        if not name:
-            continue
-        key = name.lower().replace("_", "-")
-        packages.setdefault(key, NameVersion(name=name, version=dist.version or ""))
-    ordered = [packages[key] for key in sorted(packages)]
-    if pool_type == "Shell":
-        bash_version = ""
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(
-                ["bash", "-c", "echo $BASH_VERSION"], capture_output=True, timeout=10, check=False, text=True
-            )
-            bash_version = out.stdout.strip()
-        return PoolRuntimeInfo(
-            runtimes=[NameVersion("bash", bash_version)],
-            pre_installed_packages=ordered,
-            jupyter_kernel=None,
-            created_at=created_at,
-            last_updated_at=created_at,
-        )
-    try:
-        ipykernel_version = importlib.metadata.version("ipykernel")
-    except importlib.metadata.PackageNotFoundError:
-        ipykernel_version = ""
-    python_version = ".".join(str(p) for p in sys.version_info[:3])
-    try:
-        from ipykernel._version import kernel_protocol_version as protocol_version
-    except ImportError:
-        protocol_version = ""
-    return PoolRuntimeInfo(
-        runtimes=[NameVersion("Python", python_version)],
-        pre_installed_packages=ordered,
-        jupyter_kernel=KernelInfo(
-            name="python3",
-            version=ipykernel_version,
-            display_name="Python 3 (ipykernel)",
-            language="python",
-            language_version=python_version,
-            protocol_version=str(protocol_version),
-        ),
-        created_at=created_at,
-        last_updated_at=created_at,
-    )

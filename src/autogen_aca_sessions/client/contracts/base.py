@@ -46,6 +46,9 @@ class Contract(ABC):
 
     upload_field = "file"
     """Multipart form field that carries an uploaded file."""
+    executions_pollable = True
+    """Whether an execution can be unfinished in an answer (HTTP 202 or a running status) and then
+    be polled until it ends; False where every execute answer is final."""
 
     def __init__(self, api_version: ApiVersion) -> None:
         self.api_version = api_version

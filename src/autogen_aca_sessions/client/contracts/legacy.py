@@ -46,6 +46,9 @@ def _file_entry(item: Any) -> SessionFile | None:
 class LegacyContract(Contract):
     """Request building and response parsing for the legacy contract."""
 
+    # Executions answer synchronously, with the final result; there is nothing to poll.
+    executions_pollable = False
+
     def execute_request(
         self, code: str, *, timeout_seconds: int, asynchronous: bool, max_output_chars: int
     ) -> Request:

@@ -72,13 +72,13 @@ class ExecutionLike(Protocol):
 
 
 def parse_execute(
-    body: Any, spec: ApiVersionSpec, *, pool_type: str, max_execution_seconds: int
+    body: Any, spec: ApiVersionSpec, *, shell_pool: bool, max_execution_seconds: int
 ) -> ExecuteRequest:
-    """Validate a ``POST /executions`` body for ``spec`` on a pool of ``pool_type``."""
+    """Validate a ``POST /executions`` body for ``spec`` on a Shell pool or a Python pool."""
     fields = request_fields(body)
     input_type = enum_field(fields, "codeInputType", ("Inline", "InlineBase64", "InlineText"), "Inline")
     execution_type = enum_field(fields, "executionType", ("Synchronous", "Asynchronous"), "Synchronous")
-    shell = pool_type.lower() == "shell"
+    shell = shell_pool
     if shell:
         if not spec.shell:
             raise bad_request(

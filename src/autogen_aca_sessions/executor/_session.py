@@ -1,0 +1,479 @@
+"""The executor's session keeper: what it knows about its session, and the requests that keep it so.
+
+Everything the executor knows about its session is one immutable :class:`SessionState`. The
+keeper replaces it whole: :meth:`SessionKeeper.invalidate` for anything that ends what was known
+(a restart, a release, a vanished session, a replaced interpreter), and small ``replace`` steps
+for what a request teaches (it was sent, the set-up ran, the packages are known). The keeper
+sends the set-up (reset, working directory, injected functions), probes after idleness, and
+sends a block once more when the service replaced the session under it. It renders nothing:
+its answer is a :class:`SentBlock`, which the output renderer turns into text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import re
+import shlex
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from autogen_core import CancellationToken
+
+from autogen_aca_sessions.client import (
+    ApiVersion,
+    ExecutionResult,
+    ExecutionTimeoutError,
+    NotFoundError,
+    PoolFullError,
+    SessionsClient,
+    SessionsHTTPError,
+    UnsupportedOperationError,
+)
+from autogen_aca_sessions.executor._functions import FunctionsModule, normalize_package_name
+from autogen_aca_sessions.executor._kernel_code import packages_code, reset_code, setup_code
+
+__all__ = ["IDLE_PROBE_SECONDS", "Invalidation", "SentBlock", "SessionKeeper", "SessionState"]
+
+logger = logging.getLogger("autogen_aca_sessions.executor")
+
+T = TypeVar("T")
+
+IDLE_PROBE_SECONDS = 300.0
+"""The shortest cooldown a pool can have: after this long without a request the session may have
+been deleted and a later call gets a fresh one, so the executor checks before running a block."""
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+# Error codes with which the service says the identifier no longer names a session.
+_SESSION_GONE_CODES = frozenset({"sessionwithidentifiernotfound", "sessionnotfound"})
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """What the executor knows about its session. Never changed in place: replaced whole."""
+
+    session_id: str
+    """The identifier the next request names."""
+    used: bool = False
+    """A request naming the session may have reached the service (so it may exist and be released)."""
+    set_up: bool = False
+    """The working directory and injected functions are in place in the interpreter."""
+    reset_pending: bool = False
+    """The interpreter's namespace is to be reset before the next block (a kept caller identifier
+    restarted where the api-version cannot delete sessions)."""
+    session_guid: str | None = None
+    """The ``x-ms-session-guid`` of the incarnation the set-up ran in, when the service names it."""
+    packages: frozenset[str] | None = None
+    """Names of the distributions available in the session, once asked."""
+    packages_checked: bool = False
+    """The injected functions' required packages were found among :attr:`packages`."""
+    last_request_at: float | None = None
+    """When (on the keeper's clock) the last request naming the session went out or came back."""
+
+
+class Invalidation(enum.Enum):
+    """Why what the executor knew about its session no longer holds."""
+
+    INTERPRETER_REPLACED = "interpreter replaced"
+    """The service runs the session in a fresh interpreter (a new incarnation, a dead kernel):
+    the set-up must run again; the pool, and so its packages, are the same."""
+    SESSION_GONE = "session gone"
+    """The identifier names no session any more: the next request creates a new one."""
+    RESTARTED = "restarted"
+    """:meth:`restart` deleted the session, or gave up on it without a delete."""
+    RESTARTED_UNDELETED = "restarted, not deleted"
+    """:meth:`restart` kept a caller's identifier but could not delete its session: its
+    interpreter namespace is reset before the next block instead."""
+    RELEASED = "released"
+    """:meth:`stop` deleted the session."""
+
+
+@dataclass(frozen=True)
+class SentBlock:
+    """How one block went out: the execution result (or the client's giving up) and the notes
+    the keeper wrote about the session on the way."""
+
+    result: ExecutionResult | None
+    """The execution's result; None when the client gave up waiting (:attr:`gave_up`)."""
+    gave_up: ExecutionTimeoutError | None
+    """The client's timeout error when no answer came in time."""
+    notes: tuple[str, ...]
+    """Sentences about the session (replaced, resent) for the block's text."""
+    replaced: bool
+    """The block ran in another incarnation of the session than the earlier blocks."""
+
+
+@dataclass(frozen=True)
+class KeeperSettings:
+    """What the keeper needs of the executor's configuration."""
+
+    caller_session_id: str | None
+    """The caller's identifier (kept across restarts); None when the executor makes its own."""
+    api_version: ApiVersion
+    """The data-plane api-version (whether sessions can be deleted)."""
+    shell_pool: bool
+    """The pool runs commands, not an interpreter: nothing to set up."""
+    server_timeout: int
+    """``timeoutInSeconds`` of every execution."""
+    functions_module: str
+    """Module name of the injected functions."""
+    functions: FunctionsModule | None
+    """The injected functions' module, when there are any."""
+    required_packages: Mapping[str, str]
+    """Normalised distribution name -> requirement text, of the injected functions."""
+
+
+class SessionKeeper:
+    """Keeps one session of one pool ready for blocks; the executor's only holder of session state.
+
+    Not safe for concurrent use: the executor serialises calls with its lock.
+    """
+
+    def __init__(
+        self,
+        settings: KeeperSettings,
+        client: Callable[[], SessionsClient],
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self._client = client
+        self.clock = clock
+        """Where time comes from (monotonic seconds); injectable so tests can step over idleness."""
+        self.state = SessionState(session_id=settings.caller_session_id or str(uuid.uuid4()))
+        """What is known about the session; replaced whole, never changed in place."""
+
+    # ----------------------------------------------------------------- state transitions
+
+    def invalidate(self, reason: Invalidation) -> None:
+        """Forget what ``reason`` ends, by replacing the state whole."""
+        old = self.state
+        own = self.settings.caller_session_id is None
+        if reason is Invalidation.INTERPRETER_REPLACED:
+            self.state = replace(old, set_up=False)
+        elif reason is Invalidation.SESSION_GONE:
+            self.state = replace(old, set_up=False, packages=None, packages_checked=False)
+        elif own and reason in (
+            Invalidation.RESTARTED,
+            Invalidation.RESTARTED_UNDELETED,
+            Invalidation.RELEASED,
+        ):
+            # An identifier of our own is never used again: the next call starts a new session.
+            self.state = SessionState(session_id=str(uuid.uuid4()), last_request_at=old.last_request_at)
+        elif reason is Invalidation.RELEASED:
+            self.state = SessionState(session_id=old.session_id, last_request_at=old.last_request_at)
+        else:
+            # A caller's identifier is kept: a deleted session comes back fresh under it; one that
+            # could not be deleted keeps its interpreter, whose namespace is reset instead.
+            reset = old.reset_pending or (
+                reason is Invalidation.RESTARTED_UNDELETED and not self.settings.shell_pool
+            )
+            self.state = SessionState(
+                session_id=old.session_id,
+                used=old.used,
+                reset_pending=reset,
+                last_request_at=old.last_request_at,
+            )
+        logger.debug("Session %s: %s", old.session_id, reason.value)
+
+    def touch(self) -> None:
+        """Record that a request naming the session is about to go out. Called *before* the request:
+        once it may have reached the service, the session may exist and must be released on stop."""
+        self.state = replace(self.state, used=True, last_request_at=self.clock())
+
+    def answered(self) -> None:
+        """Record that an answer about the session came back now."""
+        self.state = replace(self.state, last_request_at=self.clock())
+
+    # ----------------------------------------------------------------- queries
+
+    @property
+    def session_id(self) -> str:
+        """The identifier the next request names."""
+        return self.state.session_id
+
+    def should_release(self, policy: bool | None) -> bool:
+        """Whether :meth:`stop` deletes the session under ``release_session_on_stop=policy``."""
+        if policy is False:
+            return False
+        own = self.settings.caller_session_id is None
+        if policy is None and not own:
+            return False
+        if own and not self.state.used:
+            return False
+        if not self.settings.api_version.supports_session_management:
+            logger.debug(
+                "Not releasing session %s: api-version %s has no session management",
+                self.state.session_id,
+                self.settings.api_version.value,
+            )
+            return False
+        return True
+
+    def _idle_too_long(self) -> bool:
+        last = self.state.last_request_at
+        return last is not None and self.clock() - last >= IDLE_PROBE_SECONDS
+
+    def _is_replaced(self, result: ExecutionResult) -> bool:
+        """Whether ``result`` came from another incarnation of the session than the one set up."""
+        guid = self.state.session_guid
+        return (
+            not self.settings.shell_pool
+            and guid is not None
+            and result.session_guid is not None
+            and result.session_guid != guid
+        )
+
+    def _failed_for_missing_setup(self, result: ExecutionResult) -> bool:
+        """Whether a failed block failed because the injected functions were not loaded (it ran in
+        a fresh interpreter): then sending it again after the setup cannot repeat any state."""
+        module = self.settings.functions
+        if result.succeeded or module is None:
+            return False
+        text = _ANSI_ESCAPE.sub("", "\n".join(part for part in (result.stderr, result.error_message) if part))
+        if re.search(rf"No module named '{re.escape(self.settings.functions_module)}'", text):
+            return True
+        return any(
+            re.search(rf"NameError: name '{re.escape(name)}' is not defined", text) for name in module.names
+        )
+
+    # ----------------------------------------------------------------- requests
+
+    async def _execute(self, code: str, cancellation_token: CancellationToken | None) -> ExecutionResult:
+        """Run ``code`` in the interpreter (set-up, probes, resets, package listing)."""
+        self.touch()
+        return await linked(
+            self._client().execute(self.state.session_id, code, timeout_seconds=self.settings.server_timeout),
+            cancellation_token,
+        )
+
+    async def _send(self, code: str, cancellation_token: CancellationToken | None) -> ExecutionResult:
+        """Send one block: as a command on a Shell pool, as code in the interpreter otherwise.
+        The one place a block goes out (a span around one block wraps this)."""
+        client = self._client()
+        self.touch()
+        seconds = self.settings.server_timeout
+        if self.settings.shell_pool:
+            sent = client.execute_shell(self.state.session_id, code, timeout_seconds=seconds)
+        else:
+            sent = client.execute(self.state.session_id, code, timeout_seconds=seconds)
+        return await linked(sent, cancellation_token)
+
+    async def delete_logged(self, *, reason: str) -> bool:
+        """Delete the session; True when it is gone (also when it did not exist)."""
+        identifier = self.state.session_id
+        try:
+            await self._client().delete_session(identifier)
+        except NotFoundError:
+            return True
+        except Exception:
+            logger.warning("Releasing session %s on %s failed", identifier, reason, exc_info=True)
+            return False
+        logger.debug("Released session %s on %s", identifier, reason)
+        return True
+
+    async def restart(self) -> None:
+        """A fresh interpreter for the next call (the executor's "Session policy")."""
+        own = self.settings.caller_session_id is None
+        deleted = False
+        if self.settings.api_version.supports_session_management and (self.state.used or not own):
+            deleted = await self.delete_logged(reason="restart")
+        self.invalidate(Invalidation.RESTARTED if deleted else Invalidation.RESTARTED_UNDELETED)
+
+    async def upload(self, name: str, data: bytes, cancellation_token: CancellationToken | None) -> None:
+        """Upload ``data`` into ``/mnt/data`` of the session."""
+        self.touch()
+        await linked(self._client().upload_file(self.state.session_id, name, data), cancellation_token)
+
+    # ----------------------------------------------------------------- set-up
+
+    def _setup_due(self) -> tuple[bool, bool]:
+        """(whether the set-up must be looked at before the next block, whether a probe comes first)."""
+        state = self.state
+        probe_due = state.set_up and not state.reset_pending and self._idle_too_long()
+        return (not state.set_up or state.reset_pending or probe_due), probe_due
+
+    def setup_source(self) -> str:
+        """The code that sets an interpreter up: working directory and injected functions.
+
+        Kept apart from sending it, so that it can also travel in front of a block's own code.
+        """
+        module = self.settings.functions
+        return setup_code(
+            self.settings.functions_module if module else None,
+            module.source if module else None,
+            module.names if module else (),
+        )
+
+    async def ensure_setup(self, cancellation_token: CancellationToken | None) -> bool:
+        """Reset (when pending), change to /mnt/data and load the injected functions.
+
+        After an idle gap long enough for the service to have replaced the session, first checks
+        (with a no-op execution) whether it did. Returns True when the session turned out to be a
+        new incarnation, i.e. earlier interpreter state is gone.
+        """
+        due, probe_due = self._setup_due()
+        if not due:
+            return False
+        if self.settings.shell_pool:
+            # Commands start in /mnt/data and share nothing but files: there is nothing to set up.
+            self.state = replace(self.state, set_up=True, reset_pending=False)
+            return False
+        replaced = False
+        if probe_due:
+            probe = await self._execute("pass\n", cancellation_token)
+            replaced = self._is_replaced(probe) or probe.state_lost
+            guid = self.state.session_guid
+            if not replaced and guid is not None and probe.session_guid == guid:
+                return False
+            # Replaced, or the service names no incarnation: load everything again (harmless).
+            self.invalidate(Invalidation.INTERPRETER_REPLACED)
+        if self.state.reset_pending:
+            reset = await self._execute(reset_code(), cancellation_token)
+            if not reset.succeeded and not reset.state_lost:
+                raise RuntimeError(
+                    f"Resetting the interpreter of session {self.state.session_id!r} failed: "
+                    f"{(reset.stderr or reset.error_message or '').strip()}"
+                )
+            self.state = replace(self.state, reset_pending=False)
+        if self.settings.required_packages and not self.state.packages_checked:
+            await self._check_required_packages(cancellation_token)
+        outcome = await self._execute(self.setup_source(), cancellation_token)
+        if not outcome.succeeded:
+            detail = (outcome.stderr or outcome.error_message or outcome.stdout).strip()
+            if self.settings.functions is not None:
+                raise ValueError(f"Functions failed to load: {detail}")
+            raise RuntimeError(f"Failed to set up the working directory in the session: {detail}")
+        self.state = replace(self.state, session_guid=outcome.session_guid, set_up=True)
+        return replaced
+
+    async def _check_required_packages(self, cancellation_token: CancellationToken | None) -> None:
+        available = {normalize_package_name(name) for name in await self.packages(cancellation_token)}
+        required = self.settings.required_packages
+        missing = sorted(spec for name, spec in required.items() if name not in available)
+        if missing:
+            raise ValueError(
+                "Packages unavailable in environment: "
+                + ", ".join(missing)
+                + ". The injected functions need them, but the session pool does not have them "
+                "installed (a pool's package set is fixed)."
+            )
+        self.state = replace(self.state, packages_checked=True)
+
+    async def packages(self, cancellation_token: CancellationToken | None) -> frozenset[str]:
+        """Names of the distributions in the session: the pool's metadata where the api-version
+        has it, else asked of the interpreter (or of ``python3`` on a Shell pool). Cached."""
+        if self.state.packages is not None:
+            return self.state.packages
+        client = self._client()
+        names: set[str] = set()
+        if self.settings.api_version.supports_session_management:
+            try:
+                metadata = await linked(client.get_metadata(), cancellation_token)
+                names = {package.name for package in metadata.preinstalled_packages if package.name}
+            except (UnsupportedOperationError, SessionsHTTPError) as exc:
+                logger.debug("Pool metadata unavailable (%s); asking the interpreter", exc)
+        if not names and self.settings.shell_pool:
+            names = await self._packages_from_shell(cancellation_token)
+        elif not names:
+            outcome = await self._execute(packages_code(), cancellation_token)
+            if not outcome.succeeded or not isinstance(outcome.result, list):
+                detail = (outcome.stderr or outcome.error_message or repr(outcome.result)).strip()
+                raise ValueError(f"Failed to get list of available packages: {detail}")
+            names = {str(name) for name in outcome.result}
+        found = frozenset(names)
+        self.state = replace(self.state, packages=found)
+        return found
+
+    async def _packages_from_shell(self, cancellation_token: CancellationToken | None) -> set[str]:
+        command = "python3 -c " + shlex.quote(
+            "import json, importlib.metadata as m; "
+            "print(json.dumps(sorted({d.metadata['Name'] or '' for d in m.distributions()} - {''})))"
+        )
+        self.touch()
+        outcome = await linked(
+            self._client().execute_shell(
+                self.state.session_id, command, timeout_seconds=self.settings.server_timeout
+            ),
+            cancellation_token,
+        )
+        try:
+            listed = json.loads(outcome.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            detail = (outcome.stderr or outcome.stdout).strip()
+            raise ValueError(f"Failed to get list of available packages: {detail}") from None
+        return {str(name) for name in listed}
+
+    # ----------------------------------------------------------------- blocks
+
+    async def run_block(self, code: str, cancellation_token: CancellationToken | None) -> SentBlock:
+        """Set the session up where due, send one block and, where the service replaced the session
+        under it, set up again and send it once more when that cannot repeat any state.
+
+        The set-up is sent on its own before the block (:meth:`ensure_setup`); sending it in front
+        of the block instead would put :meth:`setup_source` before ``code`` here.
+        """
+        notes: list[str] = []
+        gone = (
+            f"The session {self.state.session_id!r} was replaced by the service (its idle timeout expired "
+            "or it was deleted), so earlier variables and imports are gone"
+        )
+        replaced = await self.ensure_setup(cancellation_token)
+        if replaced:
+            notes.append(f"{gone}; the working directory and injected functions were set up again.")
+        try:
+            try:
+                result = await self._send(code, cancellation_token)
+            except SessionsHTTPError as exc:
+                if not _session_gone(exc):
+                    raise
+                # The request never ran: set the new session up and send the block once more.
+                notes.append(
+                    f"The session {self.state.session_id!r} no longer existed; a new one was set up "
+                    "(working directory, injected functions) and the block was sent again."
+                )
+                self.invalidate(Invalidation.SESSION_GONE)
+                await self.ensure_setup(cancellation_token)
+                result = await self._send(code, cancellation_token)
+            if self._is_replaced(result):
+                # The block ran in a new incarnation of the session that was never set up.
+                replaced = True
+                self.invalidate(Invalidation.INTERPRETER_REPLACED)
+                if self._failed_for_missing_setup(result):
+                    # It failed only for want of the injected functions, in a fresh interpreter:
+                    # sending it again after the setup cannot repeat any interpreter state.
+                    await self.ensure_setup(cancellation_token)
+                    result = await self._send(code, cancellation_token)
+                    notes.append(
+                        f"{gone}; this block first ran without the injected functions, so they were "
+                        "set up again and the block was sent once more."
+                    )
+                else:
+                    notes.append(
+                        f"{gone}; this block ran in the new session before the working directory and "
+                        "injected functions were set up again (they are before the next block)."
+                    )
+        except ExecutionTimeoutError as exc:
+            return SentBlock(result=None, gave_up=exc, notes=tuple(notes), replaced=replaced)
+        self.answered()
+        if result.state_lost:
+            self.invalidate(Invalidation.INTERPRETER_REPLACED)
+        return SentBlock(result=result, gave_up=None, notes=tuple(notes), replaced=replaced)
+
+
+async def linked(awaitable: Awaitable[T], cancellation_token: CancellationToken | None) -> T:
+    """Await ``awaitable`` as a task the token can cancel at once."""
+    task = asyncio.ensure_future(awaitable)
+    if cancellation_token is not None:
+        cancellation_token.link_future(task)
+    return await task
+
+
+def _session_gone(exc: SessionsHTTPError) -> bool:
+    if isinstance(exc, PoolFullError):
+        return False
+    code = (exc.error_code or "").lower()
+    return code in _SESSION_GONE_CODES

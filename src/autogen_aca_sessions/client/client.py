@@ -30,10 +30,12 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenProvider, TokenSource, claims_from_challenge
+from autogen_aca_sessions.client.checks import refuse_control_characters
 from autogen_aca_sessions.client.contracts import Contract, Request, contract_for
 from autogen_aca_sessions.client.contracts._common import load_json, parse_error_body
 from autogen_aca_sessions.client.errors import (
     SESSION_EXECUTOR_ROLE,
+    ConfigurationError,
     ExecutionTimeoutError,
     PoolFullError,
     RequestMayHaveRunError,
@@ -217,47 +219,58 @@ def _is_loopback_host(host: str) -> bool:
 
 def _validate_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> str:
     if not isinstance(endpoint, str) or not endpoint.strip():
-        raise ValueError("pool_management_endpoint must be a non-empty URL")
-    endpoint = endpoint.strip()
+        raise ConfigurationError(
+            "pool_management_endpoint", "pool_management_endpoint must be a non-empty URL"
+        )
+    endpoint = refuse_control_characters("pool_management_endpoint", endpoint).strip()
+    if any(c.isspace() for c in endpoint):
+        raise ConfigurationError(
+            "pool_management_endpoint", f"pool_management_endpoint {endpoint!r} contains a space"
+        )
     parts = urlsplit(endpoint)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise ValueError(
+        raise ConfigurationError(
+            "pool_management_endpoint",
             "pool_management_endpoint must be an http(s) URL such as https://<region>.dynamicsessions.io"
-            f"/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>; got {endpoint!r}"
+            f"/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>; got {endpoint!r}",
         )
     if parts.query or parts.fragment or endpoint.rstrip("/").endswith(("?", "#")):
-        raise ValueError(
+        raise ConfigurationError(
+            "pool_management_endpoint",
             "pool_management_endpoint must not carry a query string or fragment (the client adds "
-            f"api-version and identifier itself); remove everything from '?' or '#' in {endpoint!r}"
+            f"api-version and identifier itself); remove everything from '?' or '#' in {endpoint!r}",
         )
     if "@" in parts.netloc:
         # Never echo the endpoint here: the part before '@' may be a password.
-        raise ValueError(
+        raise ConfigurationError(
+            "pool_management_endpoint",
             "pool_management_endpoint must not contain user information ('user:password@'); the "
-            "client authenticates with bearer tokens from the credential"
+            "client authenticates with bearer tokens from the credential",
         )
     if (
         parts.scheme.lower() == "http"
         and not allow_insecure_http
         and not _is_loopback_host(parts.hostname or "")
     ):
-        raise ValueError(
+        raise ConfigurationError(
+            "pool_management_endpoint",
             f"pool_management_endpoint {endpoint!r} uses plain http to a host that is not loopback: the "
             "bearer token would travel in clear text. Use https, or pass allow_insecure_http=True "
-            "for a trusted network (for example a local pool in another container)."
+            "for a trusted network (for example a local pool in another container).",
         )
     return endpoint.rstrip("/")
 
 
 def _validate_identifier(identifier: str) -> str:
     if not isinstance(identifier, str) or not identifier:
-        raise ValueError("session identifier must be a non-empty string")
+        raise ConfigurationError("session identifier", "session identifier must be a non-empty string")
     if len(identifier) > MAX_IDENTIFIER_LENGTH:
-        raise ValueError(
+        raise ConfigurationError(
+            "session identifier",
             f"session identifier is {len(identifier)} characters; the service allows at most "
-            f"{MAX_IDENTIFIER_LENGTH}"
+            f"{MAX_IDENTIFIER_LENGTH}",
         )
-    return identifier
+    return refuse_control_characters("session identifier", identifier)
 
 
 def _validate_name(name: str, what: str = "file name") -> str:
@@ -363,7 +376,9 @@ class SessionsClient:
             self._api_version = ApiVersion(api_version)
         except ValueError:
             known = ", ".join(v.value for v in ApiVersion)
-            raise ValueError(f"unknown api_version {api_version!r}; supported: {known}") from None
+            raise ConfigurationError(
+                "api_version", f"unknown api_version {api_version!r}; supported: {known}"
+            ) from None
         if max_output_chars <= 0:
             raise ValueError("max_output_chars must be positive")
         if max_retries < 0:
@@ -383,6 +398,8 @@ class SessionsClient:
         self._owns_session = session is None
         self._session_loop: asyncio.AbstractEventLoop | None = None
         self._ssl = ssl
+        if user_agent:
+            refuse_control_characters("user_agent", user_agent)
         self._user_agent = f"{user_agent} {DEFAULT_USER_AGENT}" if user_agent else DEFAULT_USER_AGENT
         self._grace = execution_grace_seconds
         self._poll_interval = poll_interval

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from opentelemetry.trace import Span
 from yarl import URL
 
 from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenProvider, TokenSource, claims_from_challenge
@@ -52,6 +53,7 @@ from autogen_aca_sessions.client.models import (
     SessionFile,
     SessionInfo,
 )
+from autogen_aca_sessions.telemetry import http_attempt, http_status, note_poll, note_retry, traced_operation
 
 __all__ = ["RetryPolicy", "SessionsClient"]
 
@@ -431,6 +433,7 @@ class SessionsClient:
         return self._max_output_chars
 
     # ------------------------------------------------------------------ executions
+    @traced_operation("execute")
     async def execute(
         self,
         identifier: str,
@@ -457,6 +460,7 @@ class SessionsClient:
         )
         return await self._run_execution(identifier, request, seconds, operation_id, wait=wait)
 
+    @traced_operation("execute_shell")
     async def execute_shell(
         self, identifier: str, command: str, *, timeout_seconds: int = 60, operation_id: str | None = None
     ) -> ExecutionResult:
@@ -470,6 +474,7 @@ class SessionsClient:
         )
         return await self._run_execution(identifier, request, seconds, operation_id, wait=True)
 
+    @traced_operation("get_execution")
     async def get_execution(self, identifier: str, execution_id: str) -> ExecutionResult:
         """The current state of an execution (new contract)."""
         _validate_identifier(identifier)
@@ -519,6 +524,7 @@ class SessionsClient:
             remaining = deadline - self._now()
             if remaining <= 0:
                 raise gave_up(result.execution_id)
+            note_poll()
             try:
                 response = await self._send(
                     poll_request,
@@ -563,6 +569,7 @@ class SessionsClient:
         return result
 
     # ------------------------------------------------------------------ files
+    @traced_operation("upload_file")
     async def upload_file(
         self, identifier: str, name: str, data: bytes, *, path: str | None = None
     ) -> SessionFile:
@@ -587,6 +594,7 @@ class SessionsClient:
         response = await self._call(request, identifier, timeout=timeout, form=form)
         return self._contract.parse_uploaded(load_json(response.body), name)
 
+    @traced_operation("list_files")
     async def list_files(
         self, identifier: str, *, path: str | None = None, recursive: bool = False
     ) -> list[SessionFile]:
@@ -595,6 +603,7 @@ class SessionsClient:
         request = self._contract.list_files_request(path, recursive)
         return await self._paged(request, identifier, self._contract.parse_file_list)
 
+    @traced_operation("get_file")
     async def get_file(self, identifier: str, name: str, *, path: str | None = None) -> SessionFile:
         """Metadata of one file."""
         _validate_identifier(identifier)
@@ -602,6 +611,7 @@ class SessionsClient:
         response = await self._call(self._contract.get_file_request(name, path), identifier)
         return self._contract.parse_file(load_json(response.body), name)
 
+    @traced_operation("download_file")
     async def download_file(self, identifier: str, name: str, *, path: str | None = None) -> bytes:
         """The content of one file."""
         _validate_identifier(identifier)
@@ -609,6 +619,7 @@ class SessionsClient:
         response = await self._call(self._contract.download_request(name, path), identifier)
         return response.body
 
+    @traced_operation("delete_file")
     async def delete_file(self, identifier: str, name: str, *, path: str | None = None) -> None:
         """Delete one file."""
         _validate_identifier(identifier)
@@ -616,23 +627,27 @@ class SessionsClient:
         await self._call(self._contract.delete_file_request(name, path), identifier)
 
     # ------------------------------------------------------------------ sessions and pool
+    @traced_operation("get_session")
     async def get_session(self, identifier: str) -> SessionInfo:
         """One session's state (2025-02-02-preview and later)."""
         _validate_identifier(identifier)
         response = await self._call(self._contract.get_session_request(), identifier)
         return self._contract.parse_session(load_json(response.body), identifier)
 
+    @traced_operation("delete_session")
     async def delete_session(self, identifier: str) -> None:
         """Delete a session now, freeing its pool slot (2025-02-02-preview and later)."""
         _validate_identifier(identifier)
         await self._call(self._contract.delete_session_request(), identifier)
 
+    @traced_operation("list_sessions")
     async def list_sessions(self) -> list[SessionInfo]:
         """Every session of the pool, following ``nextLink`` (2025-02-02-preview and later)."""
         return await self._paged(
             self._contract.list_sessions_request(), None, self._contract.parse_session_list
         )
 
+    @traced_operation("get_metadata")
     async def get_metadata(self) -> PoolMetadata:
         """What the pool runs: runtimes, pre-installed packages, kernel (2025-02-02-preview and later)."""
         response = await self._call(self._contract.metadata_request(), None)
@@ -813,7 +828,9 @@ class SessionsClient:
                 send_headers.update(headers)
             data = form() if form is not None else body
             try:
-                response = await self._attempt(method, target, send_headers, data, attempt_timeout)
+                response = await self._attempt(
+                    method, target, send_headers, data, attempt_timeout, resend_count=attempt
+                )
             except _AttemptFailed as failed:
                 if not policy.retries_failure(failed.failure, idempotent=idempotent):
                     if failed.failure is _Failure.NO_ANSWER:
@@ -863,6 +880,7 @@ class SessionsClient:
                 delay,
             )
             attempt += 1
+            note_retry()
             await self._sleep(delay)
 
     async def _attempt(
@@ -872,6 +890,8 @@ class SessionsClient:
         headers: Mapping[str, str],
         data: aiohttp.FormData | bytes | None,
         timeout: float,
+        *,
+        resend_count: int = 0,
     ) -> _Response:
         """One HTTP exchange, whatever its status; a failure to get an answer raises
         :class:`_AttemptFailed` saying whether the request can have reached the server."""
@@ -888,9 +908,22 @@ class SessionsClient:
         if data is not None:
             request_kwargs["data"] = data
         session = self._get_session()
+        with http_attempt(method, target, resend_count) as span:
+            return await self._exchange(session, method, target, request_kwargs, timeout, span)
+
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        target: str,
+        request_kwargs: dict[str, Any],
+        timeout: float,
+        span: Span,
+    ) -> _Response:
         try:
             async with session.request(method, URL(target, encoded=True), **request_kwargs) as resp:
                 payload = await resp.read()
+                http_status(span, resp.status)
                 return _Response(resp.status, CIMultiDict(resp.headers), payload, method, target)
         except _ConnectionTimeoutError as exc:
             raise _AttemptFailed(_Failure.NOT_SENT, f"connection timed out: {exc}", exc) from exc

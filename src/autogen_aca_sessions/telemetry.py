@@ -30,12 +30,12 @@ import contextlib
 import contextvars
 import functools
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 __all__ = ["CAPTURE_CONTENT_ENV", "CONTENT_LIMIT", "TRACER_NAME", "capture_content"]
@@ -199,6 +199,13 @@ def http_attempt(method: str, url: str, resend_count: int) -> Iterator[Span]:
             span.set_attribute("error.type", type(cause).__qualname__)
             span.set_status(Status(StatusCode.ERROR, type(cause).__qualname__))
             raise
+
+
+def with_trace_context(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` plus ``traceparent`` (and ``tracestate``) of the current span, if one is recording."""
+    carrier = dict(headers)
+    propagate.inject(carrier)
+    return carrier
 
 
 def http_status(span: Span, status: int) -> None:

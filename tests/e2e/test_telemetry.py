@@ -82,6 +82,13 @@ async def test_an_execution_is_one_operation_span_over_one_http_client_span(
     assert http_attributes["server.address"] == "127.0.0.1"
     assert str(http_attributes["url.full"]).startswith(aca_pool.endpoint + "/executions?")
     assert "http.request.resend_count" not in http_attributes
+    # The local pool continued the trace: its server span is a child of the client span.
+    [server] = [
+        s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER and s.name == "POST /executions"
+    ]
+    assert server.parent is not None
+    assert http.context is not None
+    assert server.parent.span_id == http.context.span_id
     # No code, no output, no key in any attribute unless the user opts in.
     text = all_attribute_text(spans)
     assert "marker_value_7f3a" not in text

@@ -53,7 +53,14 @@ from autogen_aca_sessions.client.models import (
     SessionFile,
     SessionInfo,
 )
-from autogen_aca_sessions.telemetry import http_attempt, http_status, note_poll, note_retry, traced_operation
+from autogen_aca_sessions.telemetry import (
+    http_attempt,
+    http_status,
+    note_poll,
+    note_retry,
+    traced_operation,
+    with_trace_context,
+)
 
 __all__ = ["RetryPolicy", "SessionsClient"]
 
@@ -909,6 +916,8 @@ class SessionsClient:
             request_kwargs["data"] = data
         session = self._get_session()
         with http_attempt(method, target, resend_count) as span:
+            # W3C trace context, so a server that traces (the local pool does) continues this trace.
+            request_kwargs["headers"] = with_trace_context(headers)
             return await self._exchange(session, method, target, request_kwargs, timeout, span)
 
     async def _exchange(

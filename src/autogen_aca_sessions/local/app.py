@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -61,6 +62,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from . import files
+from .access_log import access_log_middleware
 from .auth import Handler as RequestHandler
 from .auth import Middleware, auth_middleware
 from .config import Isolation, PoolConfig
@@ -252,6 +254,16 @@ def operation_of(method: str, path: str) -> Operation:
         if route.method == method.upper() and route.pattern.fullmatch(op) is not None:
             return route.operation
     return Operation.OTHER
+
+
+def _route_of(pool_name: str, request: web.Request) -> tuple[str, str]:
+    """The route template (``/files/{name}``) and operation of a request, for the access log."""
+    op = "/".join(_split_endpoint(request.path, pool_name))
+    for route in ROUTES:
+        if route.method == request.method.upper() and route.pattern.fullmatch(op) is not None:
+            template = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", route.pattern.pattern)
+            return "/" + template, route.operation.value
+    return "(unknown)", Operation.OTHER.value
 
 
 @web.middleware
@@ -935,8 +947,10 @@ def create_app(
     if faults is not None:
         faults.bind_session_deleter(manager.delete)
         inner.append(faults.middleware)
+    # The access log is outermost: it sees every answer, the catch-all's 500s included.
+    access_log = access_log_middleware(functools.partial(_route_of, config.pool_name))
     app = web.Application(
-        middlewares=[error_middleware, operation_middleware, *middlewares, *inner],
+        middlewares=[access_log, error_middleware, operation_middleware, *middlewares, *inner],
         client_max_size=config.max_json_bytes,
     )
     app[CONTEXT_KEY] = ctx

@@ -1,4 +1,5 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s bench`."""
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s bench`,
+`nox -s agent_framework`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,20 @@ def tests(session: nox.Session) -> None:
     """The test suite (everything but the long soak)."""
     session.install("-e", ".[local,dev]")
     session.run("pytest", "-m", "not slow", *session.posargs)
+
+
+@nox.session(python=PYTHON, name="agent_framework")
+def agent_framework(session: nox.Session) -> None:
+    """The Agent Framework adapter as its users install it: `.[local,agent-framework]`, no AutoGen extras.
+
+    The default `tests` session runs these tests too (`dev` includes agent-framework-core, which
+    installs beside autogen-ext 0.7.5 without conflict: core needs no mcp); this one proves the
+    extra alone is enough.
+    """
+    session.install(
+        "-e", ".[local,agent-framework]", "pytest>=8", "pytest-asyncio>=0.24", "pytest-timeout>=2.3"
+    )
+    session.run("pytest", "tests/af_adapter", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import datetime as dt
-import random
 import warnings
 from pathlib import Path
 
@@ -44,6 +41,7 @@ from _common import (
     session_pool,
     uses_scripted_model,
 )
+from _sales import write_sales_csv
 from autogen_agentchat.agents import AssistantAgent, CodeExecutorAgent
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
 from autogen_agentchat.teams import RoundRobinGroupChat
@@ -137,29 +135,6 @@ chart of monthly revenue per region is saved as /mnt/data/revenue_by_region.png.
 
 TERMINATE""",
 ]
-
-
-def write_sales_csv(path: Path, *, seed: int = 7) -> int:
-    """Write a small, reproducible sales dataset (January-June 2024); returns the row count."""
-    rng = random.Random(seed)
-    products = {"Widget": 19.99, "Gadget": 34.50, "Gizmo": 12.25, "Doohickey": 54.00}
-    # Regions grow at different rates so that the chart has a story to tell.
-    regions = {"North": 1.00, "South": 1.06, "East": 0.97, "West": 1.12}
-    rows = 0
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["date", "region", "product", "units", "unit_price"])
-        day = dt.date(2024, 1, 1)
-        while day <= dt.date(2024, 6, 30):
-            for _ in range(rng.randint(2, 5)):
-                region = rng.choice(list(regions))
-                product = rng.choice(list(products))
-                trend = regions[region] ** (day.month - 1)
-                units = max(1, round(rng.gauss(8, 3) * trend))
-                writer.writerow([day.isoformat(), region, product, units, products[product]])
-                rows += 1
-            day += dt.timedelta(days=1)
-    return rows
 
 
 def _newest_png(directory: Path) -> Path | None:

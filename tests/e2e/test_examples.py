@@ -35,6 +35,8 @@ TESTED_EXAMPLES = {
     "save_and_resume.py",
     "concurrent_agents.py",
     "azure_pool.py",
+    "agent_framework_quickstart.py",
+    "agent_framework_workflow.py",
 }
 
 
@@ -103,6 +105,40 @@ def test_quickstart_prints_the_conversation_and_downloads_a_png_chart(tmp_path: 
     assert "Top region:" in out  # output of the analysis code, computed in the session
     assert f"Chart saved to {chart.resolve()}" in out
     assert_clean_console(completed.stderr)
+
+
+@pytest.mark.parametrize("sandbox", ["auto", "none"])
+def test_agent_framework_quickstart_downloads_the_chart_with_an_agent_framework_agent(
+    tmp_path: Path, sandbox: str
+) -> None:
+    pytest.importorskip("agent_framework")
+    completed = run_example("agent_framework_quickstart.py", "--output-dir", str(tmp_path), sandbox=sandbox)
+
+    assert completed.returncode == 0, explain(completed)
+    chart = tmp_path / "revenue_by_region.png"
+    data = chart.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert len(data) > 10_000
+    out = completed.stdout
+    assert "(analyst) calls execute_code:" in out
+    assert "Top region:" in out  # computed in the session
+    assert "[image image-1.png image/png]" in out  # the figure reached the model as an image
+    assert "(analyst) calls download_file:" in out
+    assert f"Chart saved to {chart.resolve()}" in out
+
+
+def test_agent_framework_workflow_steps_share_one_session() -> None:
+    pytest.importorskip("agent_framework")
+    completed = run_example("agent_framework_workflow.py")
+
+    assert completed.returncode == 0, explain(completed)
+    out = completed.stdout
+    assert "(engineer) calls execute_code:" in out
+    assert "(analyst) calls execute_code:" in out
+    assert "spikes dropped" in out
+    # The analyst's code used the engineer's DataFrame: it only works in the same interpreter.
+    assert "Warmest hour:" in out
+    assert "Both steps ran in one session (workflow-" in out
 
 
 def test_group_chat_runs_the_plan_step_by_step_in_one_session() -> None:

@@ -1,0 +1,62 @@
+"""Microsoft Agent Framework integration: a code interpreter in Azure Container Apps dynamic sessions.
+
+Install with the ``agent-framework`` extra (``pip install 'autogen-aca-sessions[agent-framework]'``).
+Built on the framework-neutral :class:`~autogen_aca_sessions.client.SessionsClient`; it never imports
+AutoGen. Typical use::
+
+    from agent_framework import Agent
+    from autogen_aca_sessions.agent_framework import DynamicSessionsCodeActProvider, DynamicSessionsConfig
+
+    config = DynamicSessionsConfig(pool_management_endpoint=endpoint)
+    async with DynamicSessionsCodeActProvider(config, credential=credential) as codeact:
+        agent = Agent(client=chat_client, context_providers=[codeact])
+        session = agent.create_session()
+        print(await agent.run("Plot y = x**2", session=session))
+"""
+
+from __future__ import annotations
+
+try:
+    import agent_framework as _agent_framework  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "autogen_aca_sessions.agent_framework needs Microsoft Agent Framework: "
+        "pip install 'autogen-aca-sessions[agent-framework]'"
+    ) from exc
+
+from autogen_aca_sessions.agent_framework._config import DynamicSessionsConfig, PoolKind
+from autogen_aca_sessions.agent_framework._functions import FunctionSource, InjectedFunction
+from autogen_aca_sessions.agent_framework._provider import DynamicSessionsCodeActProvider, session_tools
+from autogen_aca_sessions.agent_framework._sessions import (
+    STATE_KEY,
+    DynamicSessions,
+    PathNotAllowedError,
+    RunOutcome,
+    SessionSetupError,
+)
+from autogen_aca_sessions.agent_framework._tools import (
+    DownloadFileTool,
+    ExecuteCodeTool,
+    ListFilesTool,
+    RunShellTool,
+    UploadFileTool,
+)
+
+__all__ = [
+    "STATE_KEY",
+    "DownloadFileTool",
+    "DynamicSessions",
+    "DynamicSessionsCodeActProvider",
+    "DynamicSessionsConfig",
+    "ExecuteCodeTool",
+    "FunctionSource",
+    "InjectedFunction",
+    "ListFilesTool",
+    "PathNotAllowedError",
+    "PoolKind",
+    "RunOutcome",
+    "RunShellTool",
+    "SessionSetupError",
+    "UploadFileTool",
+    "session_tools",
+]

@@ -1,0 +1,108 @@
+"""The serialisable configuration of the Agent Framework integration."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from autogen_aca_sessions.client import ApiVersion
+
+__all__ = ["ApprovalModeName", "DynamicSessionsConfig", "PoolKind"]
+
+ApprovalModeName = Literal["always_require", "never_require"]
+"""Agent Framework's approval modes: a person approves every call, or none."""
+
+
+class PoolKind(str, Enum):
+    """What the pool's sessions run, which decides the tools offered to the model."""
+
+    PYTHON = "python"
+    """A Python (Jupyter) pool, e.g. ``PythonLTS``: the ``execute_code`` tool."""
+    SHELL = "shell"
+    """A shell pool: the ``run_shell`` tool."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DynamicSessionsConfig(BaseModel):
+    """Everything about the sessions integration that can be written down and read back.
+
+    Credentials and injected functions are not part of it (one is a secret, the other is code):
+    pass them to :class:`DynamicSessions` beside the configuration. ``model_dump(mode="json")``
+    and ``model_validate`` round-trip it, so it fits a YAML or JSON file next to an Agent
+    Framework declarative agent.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pool_management_endpoint: str = Field(description="The pool's poolManagementEndpoint.")
+    api_version: ApiVersion = Field(
+        default=ApiVersion.V2025_10_02_PREVIEW, description="Data-plane api-version to speak."
+    )
+    pool_kind: PoolKind = Field(default=PoolKind.PYTHON, description="Python or shell pool.")
+    timeout_seconds: int = Field(
+        default=60, gt=0, description="Time limit of one execution; output so far comes back when it hits."
+    )
+    max_output_chars: int = Field(
+        default=20_000,
+        gt=0,
+        description="Characters of stdout, stderr and value each returned to the model; the rest is cut "
+        "(start and end kept).",
+    )
+    max_images: int = Field(default=8, ge=0, description="Images returned per execution.")
+    approval_mode: ApprovalModeName = Field(
+        default="never_require",
+        description="Whether a person must approve each execution and file transfer before it runs.",
+    )
+    session_identifier: str | None = Field(
+        default=None,
+        description="A caller-chosen session identifier used for every conversation; None gives each "
+        "AgentSession its own session.",
+    )
+    identifier_prefix: str = Field(
+        default="af-", description="Prefix of the identifiers this package creates."
+    )
+    upload_dir: str | None = Field(
+        default=None, description="Local directory the upload tool may read from; None disables that tool."
+    )
+    download_dir: str | None = Field(
+        default=None, description="Local directory the download tool may write to; None disables that tool."
+    )
+    functions_module: str = Field(
+        default="functions", description="Module name under which injected functions are importable."
+    )
+    release_on_close: bool = Field(
+        default=True, description="Delete the sessions this object created when it is closed."
+    )
+    allow_insecure_http: bool = Field(
+        default=False, description="Accept http:// to a host that is not loopback (tokens travel in clear)."
+    )
+    request_timeout: float = Field(
+        default=30.0, gt=0, description="Timeout of requests other than executions."
+    )
+
+    @field_validator("functions_module")
+    @classmethod
+    def _module_name(cls, value: str) -> str:
+        if not value.isidentifier():
+            raise ValueError(f"functions_module must be a Python identifier, got {value!r}")
+        return value
+
+    @field_validator("session_identifier")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        if value is not None and not (0 < len(value) <= 256):
+            raise ValueError("session_identifier must have 1 to 256 characters")
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (Agent Framework's ``to_dict`` convention)."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DynamicSessionsConfig:
+        """The configuration a :meth:`to_dict` result describes."""
+        return cls.model_validate(data)

@@ -1,0 +1,440 @@
+"""Dynamic sessions for Agent Framework conversations: one session per ``AgentSession``.
+
+:class:`DynamicSessions` owns the connection to one pool (a :class:`SessionsClient`), maps each
+Agent Framework ``AgentSession`` to a session identifier kept in the ``AgentSession``'s state (so
+a saved and restored conversation finds its session again), prepares every session once (working
+directory, injected functions) and again after the service replaced it, and deletes the sessions
+it created when it is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl as ssl_module
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from autogen_aca_sessions.agent_framework._config import DynamicSessionsConfig, PoolKind
+from autogen_aca_sessions.agent_framework._functions import (
+    FunctionsModule,
+    InjectedFunction,
+    build_functions_module,
+)
+from autogen_aca_sessions.agent_framework._session_code import packages_code, setup_code
+from autogen_aca_sessions.client import (
+    ApiVersion,
+    ExecutionResult,
+    NotFoundError,
+    SessionFile,
+    SessionsClient,
+    SessionsError,
+    TokenSource,
+)
+
+if TYPE_CHECKING:
+    from agent_framework import AgentSession
+
+__all__ = ["STATE_KEY", "DynamicSessions", "PathNotAllowedError", "RunOutcome", "SessionSetupError"]
+
+logger = logging.getLogger(__name__)
+
+STATE_KEY = "aca_dynamic_sessions"
+"""Key in ``AgentSession.state`` under which the session identifier is kept."""
+
+_SETUP_TIMEOUT_SECONDS = 60
+_MAX_SERVICE_OUTPUT_CHARS = 1_000_000
+_MIN_SERVICE_OUTPUT_CHARS = 200_000
+
+
+class PathNotAllowedError(ValueError):
+    """A local or session path points outside the directory it must stay in."""
+
+
+class SessionSetupError(SessionsError):
+    """The session could not be prepared (working directory or injected functions)."""
+
+
+@dataclass
+class RunOutcome:
+    """One execution as the tools report it."""
+
+    result: ExecutionResult
+    """What the service returned."""
+    identifier: str
+    """The session identifier the code ran in."""
+    notes: list[str] = field(default_factory=list)
+    """Things the model should know beyond the output (e.g. the session was replaced)."""
+
+
+class DynamicSessions:
+    """The sessions of one pool, for Agent Framework agents.
+
+    Args:
+        config: The serialisable configuration (endpoint, pool kind, limits, approval, directories).
+        credential: Where tokens come from: an azure-core ``TokenCredential`` or
+            ``AsyncTokenCredential``, a callable returning a token (sync or async), or a token
+            string such as a local pool's key. None uses ``DefaultAzureCredential``.
+        functions: Functions importable in every Python session as ``from <functions_module> import f``.
+        client: A :class:`SessionsClient` to use instead of creating one (then never closed here).
+        ssl: TLS setting for a local pool serving a self-signed certificate.
+
+    Use it with ``async with`` (or call :meth:`close`): that deletes the sessions it created
+    (``release_on_close``) and closes its connections.
+    """
+
+    def __init__(
+        self,
+        config: DynamicSessionsConfig,
+        *,
+        credential: TokenSource | None = None,
+        functions: Sequence[InjectedFunction] = (),
+        client: SessionsClient | None = None,
+        ssl: ssl_module.SSLContext | bool | None = None,
+    ) -> None:
+        if functions and config.pool_kind is PoolKind.SHELL:
+            raise ValueError(
+                "Injected functions need a Python pool: a shell pool has no interpreter to load them."
+            )
+        self._config = config
+        self._functions: FunctionsModule | None = build_functions_module(functions) if functions else None
+        if client is None:
+            client = SessionsClient(
+                config.pool_management_endpoint,
+                credential,
+                api_version=config.api_version,
+                # Ask the service for more than the model sees, so the cut keeps start and end.
+                max_output_chars=min(
+                    _MAX_SERVICE_OUTPUT_CHARS, max(_MIN_SERVICE_OUTPUT_CHARS, config.max_output_chars * 4)
+                ),
+                request_timeout=config.request_timeout,
+                ssl=ssl,
+                allow_insecure_http=config.allow_insecure_http,
+                user_agent="autogen-aca-sessions-agent-framework",
+            )
+            self._owns_client = True
+        else:
+            self._owns_client = False
+        self._client = client
+        self._created: set[str] = set()
+        self._used: set[str] = set()
+        # identifier -> the x-ms-session-guid seen when it was prepared (None when not reported).
+        self._prepared: dict[str, str | None] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._default_identifier: str | None = None
+        self._packages: list[str] | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def config(self) -> DynamicSessionsConfig:
+        """The configuration."""
+        return self._config
+
+    @property
+    def client(self) -> SessionsClient:
+        """The sessions client underneath."""
+        return self._client
+
+    @property
+    def functions(self) -> FunctionsModule | None:
+        """The module built from the injected functions, if any."""
+        return self._functions
+
+    @property
+    def created_identifiers(self) -> frozenset[str]:
+        """Identifiers this object made up (the sessions it releases on close once used)."""
+        return frozenset(self._created)
+
+    # ------------------------------------------------------------------ session mapping
+    def identifier_for(self, session: AgentSession | None) -> str:
+        """The session identifier for an ``AgentSession``: the caller-chosen one from the
+        configuration, else the one stored in the ``AgentSession``'s state, else a new one (stored
+        there). Without an ``AgentSession`` every call shares one identifier of this object."""
+        if self._config.session_identifier is not None:
+            return self._config.session_identifier
+        if session is None:
+            if self._default_identifier is None:
+                self._default_identifier = self._new_identifier()
+            return self._default_identifier
+        entry = session.state.get(STATE_KEY)
+        if isinstance(entry, dict) and isinstance(entry.get("identifier"), str):
+            return str(entry["identifier"])
+        identifier = self._new_identifier()
+        session.state[STATE_KEY] = {"identifier": identifier}
+        return identifier
+
+    def bind(self, session: AgentSession, identifier: str) -> None:
+        """Make ``session`` use the caller-chosen ``identifier`` (never released by this object)."""
+        if not isinstance(identifier, str) or not 0 < len(identifier) <= 256:
+            raise ValueError("identifier must have 1 to 256 characters")
+        session.state[STATE_KEY] = {"identifier": identifier}
+
+    def _new_identifier(self) -> str:
+        identifier = f"{self._config.identifier_prefix}{uuid.uuid4()}"
+        self._created.add(identifier)
+        return identifier
+
+    def _lock(self, identifier: str) -> asyncio.Lock:
+        lock = self._locks.get(identifier)
+        if lock is None:
+            lock = self._locks[identifier] = asyncio.Lock()
+        return lock
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionsError("this DynamicSessions is closed")
+
+    # ------------------------------------------------------------------ executions
+    async def run_code(self, session: AgentSession | None, code: str) -> RunOutcome:
+        """Run Python code in the session of ``session`` (prepared first when needed)."""
+        self._check_open()
+        if self._config.pool_kind is not PoolKind.PYTHON:
+            raise SessionsError("this pool runs shell commands: use run_shell")
+        identifier = self.identifier_for(session)
+        async with self._lock(identifier):
+            await self._prepare(identifier)
+            result = await self._client.execute(
+                identifier, code, timeout_seconds=self._config.timeout_seconds
+            )
+            notes: list[str] = []
+            if self._was_replaced(identifier, result):
+                result = await self._after_replacement(identifier, code, result, notes)
+            return RunOutcome(result=result, identifier=identifier, notes=notes)
+
+    async def run_shell(self, session: AgentSession | None, command: str) -> RunOutcome:
+        """Run a shell command in the session of ``session`` (shell pools)."""
+        self._check_open()
+        if self._config.pool_kind is not PoolKind.SHELL:
+            raise SessionsError("this pool runs Python: use run_code")
+        identifier = self.identifier_for(session)
+        async with self._lock(identifier):
+            self._used.add(identifier)
+            result = await self._client.execute_shell(
+                identifier, command, timeout_seconds=self._config.timeout_seconds
+            )
+            notes: list[str] = []
+            previous = self._prepared.get(identifier)
+            if previous is not None and result.session_guid and result.session_guid != previous:
+                notes.append(
+                    "The session was replaced since the last command: files written before are gone."
+                )
+            if result.session_guid:
+                self._prepared[identifier] = result.session_guid
+            return RunOutcome(result=result, identifier=identifier, notes=notes)
+
+    def _was_replaced(self, identifier: str, result: ExecutionResult) -> bool:
+        before = self._prepared.get(identifier)
+        return result.state_lost or (
+            before is not None and result.session_guid is not None and result.session_guid != before
+        )
+
+    async def _after_replacement(
+        self, identifier: str, code: str, result: ExecutionResult, notes: list[str]
+    ) -> ExecutionResult:
+        self._prepared.pop(identifier, None)
+        notes.append(
+            "The session's interpreter was replaced: variables from earlier calls are gone (files in "
+            "/mnt/data may be gone too)."
+        )
+        await self._prepare(identifier)
+        module = self._functions
+        missing = f"No module named '{self._config.functions_module}'"
+        if module is not None and not result.succeeded and missing in (result.stderr or ""):
+            # It failed only because the fresh interpreter lacked the injected functions.
+            notes.append("The code ran again once the injected functions were set up.")
+            return await self._client.execute(identifier, code, timeout_seconds=self._config.timeout_seconds)
+        notes.append("The working directory and injected functions are set up again for the next call.")
+        return result
+
+    async def _prepare(self, identifier: str) -> None:
+        """Working directory and injected functions, once per session incarnation."""
+        if identifier in self._prepared:
+            return
+        module = self._functions
+        code = setup_code(
+            self._config.functions_module,
+            module.source if module else None,
+            module.names if module else (),
+        )
+        result = await self._client.execute(
+            identifier,
+            code,
+            timeout_seconds=min(_SETUP_TIMEOUT_SECONDS, max(self._config.timeout_seconds, 10)),
+        )
+        self._used.add(identifier)
+        if not result.succeeded:
+            raise SessionSetupError(
+                f"Preparing session {identifier!r} failed (working directory / injected functions): "
+                f"{(result.stderr or result.error_message or result.status.value).strip()[-2000:]}"
+            )
+        self._prepared[identifier] = result.session_guid
+
+    # ------------------------------------------------------------------ what the session offers
+    async def packages(self, session: AgentSession | None = None) -> list[str]:
+        """Names of the packages installed in the pool's sessions (cached).
+
+        From the pool's metadata where the api-version has it; otherwise (Python pools) asked of
+        the session itself."""
+        if self._packages is not None:
+            return list(self._packages)
+        names: list[str] = []
+        if self._client.supports_session_management:
+            try:
+                metadata = await self._client.get_metadata()
+                names = [package.name for package in metadata.preinstalled_packages if package.name]
+            except SessionsError as exc:
+                logger.debug("pool metadata unavailable: %s", exc)
+        if not names and self._config.pool_kind is PoolKind.PYTHON:
+            identifier = self.identifier_for(session)
+            async with self._lock(identifier):
+                await self._prepare(identifier)
+                result = await self._client.execute(identifier, packages_code(), timeout_seconds=30)
+            if result.succeeded and isinstance(result.result, list):
+                names = [str(name) for name in result.result]
+        self._packages = sorted(set(names), key=str.lower)
+        return list(self._packages)
+
+    def has_session(self, session: AgentSession | None) -> bool:
+        """Whether ``session`` already has a dynamic session identifier (without creating one)."""
+        if self._config.session_identifier is not None:
+            return True
+        if session is None:
+            return self._default_identifier is not None
+        entry = session.state.get(STATE_KEY)
+        return isinstance(entry, dict) and isinstance(entry.get("identifier"), str)
+
+    # ------------------------------------------------------------------ files
+    async def upload(self, session: AgentSession | None, name: str, data: bytes) -> SessionFile:
+        """Put ``data`` into the session's ``/mnt/data`` as ``name`` (``dir/name`` allowed)."""
+        self._check_open()
+        directory, base = _split_session_path(name)
+        identifier = self.identifier_for(session)
+        self._used.add(identifier)
+        return await self._client.upload_file(identifier, base, data, path=directory)
+
+    async def download(self, session: AgentSession | None, name: str) -> bytes:
+        """The content of ``name`` in the session's ``/mnt/data``."""
+        self._check_open()
+        directory, base = _split_session_path(name)
+        identifier = self.identifier_for(session)
+        self._used.add(identifier)
+        return await self._client.download_file(identifier, base, path=directory)
+
+    async def list_files(self, session: AgentSession | None) -> list[SessionFile]:
+        """The files in the session's ``/mnt/data`` (recursive where the api-version allows)."""
+        self._check_open()
+        identifier = self.identifier_for(session)
+        self._used.add(identifier)
+        # Recursive listing exists from 2025-10-02-preview on.
+        recursive = self._client.api_version is ApiVersion.V2025_10_02_PREVIEW
+        return await self._client.list_files(identifier, recursive=recursive)
+
+    async def upload_from_allowed_dir(self, session: AgentSession | None, local_path: str) -> SessionFile:
+        """Upload a file of the configured ``upload_dir`` (``local_path`` is relative to it)."""
+        root = self._config.upload_dir
+        if root is None:
+            raise PathNotAllowedError("uploads are disabled: no upload_dir is configured")
+        source = resolve_inside(root, local_path)
+        if not await asyncio.to_thread(source.is_file):
+            raise FileNotFoundError(f"{local_path!r} is not a file in the upload directory")
+        data = await asyncio.to_thread(source.read_bytes)
+        return await self.upload(session, source.name, data)
+
+    async def download_to_allowed_dir(
+        self, session: AgentSession | None, name: str, local_name: str | None = None
+    ) -> Path:
+        """Download ``name`` from the session into the configured ``download_dir``."""
+        root = self._config.download_dir
+        if root is None:
+            raise PathNotAllowedError("downloads are disabled: no download_dir is configured")
+        target = resolve_inside(root, local_name or PurePosixPath(name).name)
+        data = await self.download(session, name)
+        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(target.write_bytes, data)
+        return target
+
+    # ------------------------------------------------------------------ lifecycle
+    async def release(self, session: AgentSession | str) -> None:
+        """Delete the dynamic session of ``session`` (an ``AgentSession`` or an identifier) now."""
+        identifier = session if isinstance(session, str) else self.identifier_for(session)
+        await self._delete(identifier)
+
+    async def _delete(self, identifier: str) -> None:
+        self._prepared.pop(identifier, None)
+        self._used.discard(identifier)
+        if not self._client.supports_session_management:
+            logger.debug(
+                "api-version %s cannot delete sessions; %s expires on its own",
+                self._client.api_version,
+                identifier,
+            )
+            return
+        with contextlib.suppress(NotFoundError):
+            await self._client.delete_session(identifier)
+
+    async def close(self) -> None:
+        """Delete the sessions this object created and used (``release_on_close``), then close the
+        client if it is ours. Idempotent; a failed deletion is logged, never raised."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._config.release_on_close:
+                for identifier in sorted(self._created & self._used):
+                    try:
+                        await self._delete(identifier)
+                    except SessionsError as exc:
+                        logger.warning("could not release session %s: %s", identifier, exc)
+        finally:
+            if self._owns_client:
+                await self._client.close()
+
+    async def __aenter__(self) -> DynamicSessions:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"DynamicSessions({self._config.pool_management_endpoint!r}, {self._config.pool_kind})"
+
+
+def _split_session_path(name: str) -> tuple[str | None, str]:
+    """``dir/sub/file`` -> (``dir/sub``, ``file``); refuses absolute paths out of /mnt/data and ``..``."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("file name must be a non-empty string")
+    text = name.strip()
+    if text.startswith("/mnt/data/"):
+        text = text[len("/mnt/data/") :]
+    path = PurePosixPath(text)
+    if path.is_absolute() or ".." in path.parts or "\\" in text:
+        raise PathNotAllowedError(f"{name!r} is not a path inside the session's /mnt/data")
+    parts = [part for part in path.parts if part not in ("", ".")]
+    if not parts:
+        raise ValueError(f"{name!r} names no file")
+    directory = "/".join(parts[:-1]) or None
+    return directory, parts[-1]
+
+
+def resolve_inside(root: str | Path, relative: str) -> Path:
+    """``root / relative`` resolved, refused when it leaves ``root`` (``..``, absolute paths, links)."""
+    if not isinstance(relative, str) or not relative.strip():
+        raise ValueError("path must be a non-empty string")
+    base = Path(root).expanduser().resolve()
+    candidate = (base / relative).resolve()
+    if candidate != base and base not in candidate.parents:
+        raise PathNotAllowedError(f"{relative!r} is outside the allowed directory")
+    if candidate == base:
+        raise PathNotAllowedError(f"{relative!r} names the allowed directory itself, not a file in it")
+    return candidate

@@ -1,0 +1,260 @@
+"""The Agent Framework tools: run code or shell commands in the conversation's session, move files.
+
+Each tool is a :class:`agent_framework.FunctionTool` with a fixed JSON schema. The session comes
+from the ``AgentSession`` of the invocation (``FunctionInvocationContext.session``), so every
+conversation has its own session. A failure never escapes as an exception: it comes back as a
+tool result saying what happened, with the output so far, and the session stays usable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from agent_framework import AgentSession, Content, FunctionInvocationContext, FunctionTool
+
+from autogen_aca_sessions.agent_framework._config import ApprovalModeName, DynamicSessionsConfig
+from autogen_aca_sessions.agent_framework._instructions import (
+    DOWNLOAD_FILE_DESCRIPTION,
+    LIST_FILES_DESCRIPTION,
+    UPLOAD_FILE_DESCRIPTION,
+    execute_code_description,
+    run_shell_description,
+)
+from autogen_aca_sessions.agent_framework._results import cut, error_contents, execution_contents
+from autogen_aca_sessions.agent_framework._sessions import DynamicSessions, PathNotAllowedError, RunOutcome
+from autogen_aca_sessions.client import (
+    ExecutionTimeoutError,
+    NotFoundError,
+    PoolFullError,
+    RequestMayHaveRunError,
+    SessionsConnectionError,
+    SessionsError,
+)
+
+__all__ = [
+    "DOWNLOAD_FILE_SCHEMA",
+    "EXECUTE_CODE_SCHEMA",
+    "LIST_FILES_SCHEMA",
+    "RUN_SHELL_SCHEMA",
+    "UPLOAD_FILE_SCHEMA",
+    "DownloadFileTool",
+    "ExecuteCodeTool",
+    "ListFilesTool",
+    "RunShellTool",
+    "UploadFileTool",
+]
+
+EXECUTE_CODE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "code": {
+            "type": "string",
+            "description": "Python code to run in the session (it keeps state between calls).",
+        },
+    },
+    "required": ["code"],
+    "additionalProperties": False,
+}
+RUN_SHELL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "command": {"type": "string", "description": "Shell command (or script) to run in the session."},
+    },
+    "required": ["command"],
+    "additionalProperties": False,
+}
+UPLOAD_FILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "path": {"type": "string", "description": "Path of the file, relative to the upload directory."},
+    },
+    "required": ["path"],
+    "additionalProperties": False,
+}
+LIST_FILES_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
+DOWNLOAD_FILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "description": "File name relative to /mnt/data, e.g. 'chart.png'."},
+        "local_name": {
+            "type": "string",
+            "description": "Name to save it under in the download directory (default: the same name).",
+        },
+    },
+    "required": ["name"],
+    "additionalProperties": False,
+}
+
+
+def _session_of(ctx: FunctionInvocationContext | None) -> AgentSession | None:
+    return ctx.session if ctx is not None else None
+
+
+def _failure(exc: Exception) -> list[Content]:
+    """A tool result for a call that raised: what happened and what the model can do."""
+    if isinstance(exc, ExecutionTimeoutError):
+        return error_contents(
+            f"No answer from the session within {exc.waited_seconds:g} s (limit {exc.timeout_seconds} s). "
+            "The code may still be running; try smaller steps.",
+            error_code="Timeout",
+        )
+    if isinstance(exc, PathNotAllowedError):
+        return error_contents(f"Refused: {exc}", error_code="PathNotAllowed")
+    if isinstance(exc, PoolFullError):
+        return error_contents(
+            f"The session pool has no free session right now; try again later. {exc}", error_code="PoolFull"
+        )
+    if isinstance(exc, (FileNotFoundError, NotFoundError)):
+        return error_contents(f"Not found: {exc}", error_code="NotFound")
+    if isinstance(exc, RequestMayHaveRunError):
+        return error_contents(
+            f"The request reached the pool but no answer came back, so it may have run; check the session's "
+            f"state before running it again. {exc}",
+            error_code=type(exc).__name__,
+        )
+    if isinstance(exc, SessionsConnectionError):
+        return error_contents(f"Could not reach the session pool: {exc}", error_code=type(exc).__name__)
+    if isinstance(exc, SessionsError):
+        return error_contents(f"The session pool refused the call: {exc}", error_code=type(exc).__name__)
+    return error_contents(f"{type(exc).__name__}: {exc}", error_code=type(exc).__name__)
+
+
+class _SessionTool(FunctionTool):
+    """A tool bound to one :class:`DynamicSessions`; subclasses declare their name, schema and
+    description and implement ``_act`` (the conversation's ``AgentSession`` and the arguments)."""
+
+    DEFAULT_NAME: ClassVar[str]
+    SCHEMA: ClassVar[dict[str, Any]]
+    KIND: ClassVar[str | None] = None
+    READ_ONLY: ClassVar[bool] = False
+    """Read-only tools never wait for approval, whatever the approval mode."""
+
+    def __init__(
+        self,
+        sessions: DynamicSessions,
+        *,
+        name: str | None = None,
+        approval_mode: ApprovalModeName | None = None,
+    ) -> None:
+        mode: ApprovalModeName = (
+            "never_require" if self.READ_ONLY else approval_mode or sessions.config.approval_mode
+        )
+        super().__init__(
+            name=name or self.DEFAULT_NAME,
+            description=self._describe(sessions.config),
+            approval_mode=mode,
+            kind=self.KIND,
+            func=self._call,
+            input_model=self.SCHEMA,
+        )
+        self._sessions = sessions
+
+    @property
+    def sessions(self) -> DynamicSessions:
+        """The sessions this tool runs in."""
+        return self._sessions
+
+    @staticmethod
+    def _describe(config: DynamicSessionsConfig) -> str:
+        raise NotImplementedError
+
+    async def _call(self, ctx: FunctionInvocationContext, **arguments: Any) -> list[Content]:
+        # Agent Framework passes the invocation context as `ctx` (found by its annotation).
+        try:
+            return await self._act(_session_of(ctx), **arguments)
+        except (SessionsError, ValueError, OSError) as exc:
+            return _failure(exc)
+
+    async def _act(self, session: AgentSession | None, **arguments: Any) -> list[Content]:
+        raise NotImplementedError
+
+    def _contents(self, outcome: RunOutcome) -> list[Content]:
+        config = self._sessions.config
+        return execution_contents(
+            outcome.result,
+            max_output_chars=config.max_output_chars,
+            max_images=config.max_images,
+            timeout_seconds=config.timeout_seconds,
+            notes=outcome.notes,
+        )
+
+
+class ExecuteCodeTool(_SessionTool):
+    """``execute_code``: Python in the conversation's session; stdout, stderr, value and images back."""
+
+    DEFAULT_NAME = "execute_code"
+    SCHEMA = EXECUTE_CODE_SCHEMA
+    _describe = staticmethod(execute_code_description)
+
+    async def _act(self, session: AgentSession | None, code: str) -> list[Content]:  # type: ignore[override]
+        return self._contents(await self._sessions.run_code(session, code))
+
+
+class RunShellTool(_SessionTool):
+    """``run_shell``: a shell command in the conversation's session (shell pools)."""
+
+    DEFAULT_NAME = "run_shell"
+    SCHEMA = RUN_SHELL_SCHEMA
+    KIND = "shell"
+    _describe = staticmethod(run_shell_description)
+
+    async def _act(self, session: AgentSession | None, command: str) -> list[Content]:  # type: ignore[override]
+        return self._contents(await self._sessions.run_shell(session, command))
+
+
+class UploadFileTool(_SessionTool):
+    """``upload_file``: a file of the allowed local directory into the session's ``/mnt/data``."""
+
+    DEFAULT_NAME = "upload_file"
+    SCHEMA = UPLOAD_FILE_SCHEMA
+
+    @staticmethod
+    def _describe(config: DynamicSessionsConfig) -> str:
+        return UPLOAD_FILE_DESCRIPTION
+
+    async def _act(self, session: AgentSession | None, path: str) -> list[Content]:  # type: ignore[override]
+        uploaded = await self._sessions.upload_from_allowed_dir(session, path)
+        size = f" ({uploaded.size_in_bytes} bytes)" if uploaded.size_in_bytes is not None else ""
+        return [Content.from_text(f"Uploaded {path} as /mnt/data/{uploaded.relative_path}{size}.")]
+
+
+class ListFilesTool(_SessionTool):
+    """``list_files``: what is in the session's ``/mnt/data`` (read-only, never needs approval)."""
+
+    DEFAULT_NAME = "list_files"
+    SCHEMA = LIST_FILES_SCHEMA
+    READ_ONLY = True
+
+    @staticmethod
+    def _describe(config: DynamicSessionsConfig) -> str:
+        return LIST_FILES_DESCRIPTION
+
+    async def _act(self, session: AgentSession | None) -> list[Content]:  # type: ignore[override]
+        files = await self._sessions.list_files(session)
+        entries = [entry for entry in files if not entry.is_directory]
+        if not entries:
+            return [Content.from_text("/mnt/data is empty.")]
+        lines = []
+        for entry in entries:
+            size = f"{entry.size_in_bytes} bytes" if entry.size_in_bytes is not None else "size unknown"
+            changed = f", changed {entry.last_modified_at.isoformat()}" if entry.last_modified_at else ""
+            lines.append(f"{entry.relative_path} ({size}{changed})")
+        return [Content.from_text(cut("\n".join(lines), self._sessions.config.max_output_chars))]
+
+
+class DownloadFileTool(_SessionTool):
+    """``download_file``: a file of the session into the allowed local directory."""
+
+    DEFAULT_NAME = "download_file"
+    SCHEMA = DOWNLOAD_FILE_SCHEMA
+
+    @staticmethod
+    def _describe(config: DynamicSessionsConfig) -> str:
+        return DOWNLOAD_FILE_DESCRIPTION
+
+    async def _act(  # type: ignore[override]
+        self, session: AgentSession | None, name: str, local_name: str | None = None
+    ) -> list[Content]:
+        saved = await self._sessions.download_to_allowed_dir(session, name, local_name)
+        remote = name.removeprefix("/mnt/data/")
+        return [Content.from_text(f"Saved /mnt/data/{remote} as {saved.name} in the download directory.")]

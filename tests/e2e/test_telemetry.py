@@ -57,6 +57,17 @@ def children(spans: InMemorySpanExporter, parent: ReadableSpan) -> list[Readable
     ]
 
 
+def ancestors(spans: InMemorySpanExporter, span: ReadableSpan) -> list[str]:
+    """The names of ``span``'s parent, grandparent ... (nearest first)."""
+    by_id = {s.context.span_id: s for s in spans.get_finished_spans() if s.context is not None}
+    names: list[str] = []
+    current: Any = span
+    while current.parent is not None and current.parent.span_id in by_id:
+        current = by_id[current.parent.span_id]
+        names.append(current.name)
+    return names
+
+
 def all_attribute_text(spans: InMemorySpanExporter) -> str:
     return json.dumps([dict(span.attributes or {}) for span in spans.get_finished_spans()], default=str)
 
@@ -157,13 +168,8 @@ async def test_executor_blocks_nest_under_autogens_agent_span(
     assert (tool.attributes or {})["gen_ai.operation.name"] == "execute_tool"
     assert (tool.attributes or {})["aca_sessions.session.id"] == aca_executor.session_id
     # The chain of parents reaches the agent span AutoGen opened for this call.
-    by_id = {span.context.span_id: span for span in spans.get_finished_spans() if span.context is not None}
-    ancestors: list[str] = []
-    current: Any = tool
-    while current.parent is not None and current.parent.span_id in by_id:
-        current = by_id[current.parent.span_id]
-        ancestors.append(current.name)
-    assert any(name.startswith("invoke_agent") for name in ancestors), ancestors
+    names = ancestors(spans, tool)
+    assert any(name.startswith("invoke_agent") for name in names), names
     blocks = sorted(children(spans, tool), key=lambda span: span.start_time or 0)
     assert [span.name for span in blocks] == ["code_block python", "code_block python"]
     first, second = (dict(span.attributes or {}) for span in blocks)
@@ -189,3 +195,29 @@ async def test_code_and_output_are_recorded_only_when_the_user_opts_in(
     [span] = named(spans, "code_block python")
     assert (span.attributes or {})["aca_sessions.block.code"] == SECRET_CODE
     assert "printed-42" in str((span.attributes or {})["aca_sessions.block.output"])
+
+
+async def test_client_spans_nest_under_agent_frameworks_agent_and_tool_spans(
+    spans: InMemorySpanExporter, aca_pool: AcaPool
+) -> None:
+    pytest.importorskip("agent_framework")
+    from agent_framework import Agent
+
+    from autogen_aca_sessions.agent_framework import (
+        DynamicSessions,
+        DynamicSessionsCodeActProvider,
+        DynamicSessionsConfig,
+    )
+    from autogen_aca_sessions.agent_framework.testing import ScriptedChatClient, ToolCall
+
+    config = DynamicSessionsConfig(pool_management_endpoint=aca_pool.endpoint, timeout_seconds=20)
+    client = ScriptedChatClient([ToolCall("execute_code", {"code": "print(6 * 7)"}), "It is 42."])
+    async with DynamicSessions(config, credential=aca_pool.credential) as sessions:
+        agent = Agent(client=client, context_providers=[DynamicSessionsCodeActProvider(sessions)])
+        await agent.run("Compute it.", session=agent.create_session())
+
+    executes = named(spans, "aca_sessions execute")
+    assert executes
+    names = ancestors(spans, executes[-1])
+    assert any(name.startswith("invoke_agent") for name in names), names
+    assert any(name.startswith("execute_tool") for name in names), names

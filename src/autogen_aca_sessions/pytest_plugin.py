@@ -96,7 +96,11 @@ class _PoolThread:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="aca-pool", daemon=True)
         self._thread.start()
-        self.pool: LocalSessionPool = self._call(_start_pool(dict(options)))
+        try:
+            self.pool: LocalSessionPool = self._call(_start_pool(dict(options)))
+        except BaseException:
+            self._stop_loop()
+            raise
 
     def _call(self, coroutine: Any, timeout: float = 300) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
@@ -106,8 +110,12 @@ class _PoolThread:
         try:
             self._call(self.pool.close(), timeout=120)
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(30)
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        if not self._thread.is_alive():
             self._loop.close()
 
 
@@ -177,13 +185,16 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_pycollect_makeitem(collector: Any, name: str, obj: object) -> Generator[None, Any, None]:
     # An async test that uses our fixtures runs under pytest-asyncio without the user marking
-    # it or setting asyncio_mode: "async def test_x(aca_executor)" is all a test needs.
+    # it or setting asyncio_mode: "async def test_x(aca_executor)" is all a test needs. A mark
+    # the user gave (on the test, its class or its module) is left alone, loop scope and all.
     if (
-        _active()
-        and inspect.iscoroutinefunction(obj)
+        inspect.iscoroutinefunction(obj)
         and any(p in FIXTURES for p in inspect.signature(obj).parameters)
         and not any(m.name == "asyncio" for m in getattr(obj, "pytestmark", []))
+        and collector.get_closest_marker("asyncio") is None
+        and _active()
         and installed("pytest_asyncio")
+        and collector.config.getini("asyncio_mode") != "auto"
     ):
         pytest.mark.asyncio(obj)
     yield

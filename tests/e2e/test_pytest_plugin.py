@@ -76,6 +76,25 @@ async def test_a_module_scoped_loop_works_too(aca_executor):
 """
 
 
+MODULE_LOOP_TESTS = """
+import asyncio
+
+import pytest
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+LOOPS = []
+
+
+async def test_first(aca_client):
+    LOOPS.append(asyncio.get_running_loop())
+
+
+async def test_second_runs_in_the_modules_loop_too(aca_client):
+    LOOPS.append(asyncio.get_running_loop())
+    assert LOOPS[0] is LOOPS[1]
+"""
+
+
 def _outcomes(result: pytest.RunResult) -> dict[str, int]:
     return {key: value for key, value in result.parseoutcomes().items() if key not in ("seconds", "warnings")}
 
@@ -89,11 +108,13 @@ def readme_example() -> str:
 
 
 def test_a_users_async_test_runs_against_a_local_pool_with_no_set_up(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_user=USER_TESTS, test_my_agent=readme_example())
+    pytester.makepyfile(
+        test_user=USER_TESTS, test_my_agent=readme_example(), test_module_loop=MODULE_LOOP_TESTS
+    )
 
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "-W", "ignore::DeprecationWarning")
 
-    assert _outcomes(result) == {"passed": 9}, result.stdout.str()[-4000:]
+    assert _outcomes(result) == {"passed": 11}, result.stdout.str()[-4000:]
     result.stdout.fnmatch_lines(["*POOL True http://127.0.0.1:*/subscriptions/*/sessionPools/* PythonLTS"])
 
 

@@ -177,7 +177,7 @@ async def measure_pool_fork(
             await asyncio.sleep(SETTLE_S)
             for identifier in identifiers:
                 session = manager.get(identifier)
-                kernel = session._slot.kernel if session is not None else None
+                kernel = session.kernel if session is not None else None
                 if kernel is None:
                     raise RuntimeError("a forked session has no kernel")
                 process = kernel.launched.process
@@ -187,7 +187,9 @@ async def measure_pool_fork(
                     parts.append(tree_memory(holder.pid))
                     holders.append(parts[-1].uss)
                 mems.append(Memory.combined(parts))
-            template_pid = manager._launcher.template_pid
+            template_pid = manager.template_pid
+            if template_pid is None:
+                raise RuntimeError("the fork launcher's template is not running")
             info = psutil.Process(template_pid).memory_full_info()
             template = Memory(uss=info.uss / 2**20, pss=info.pss / 2**20, rss=info.rss / 2**20, processes=1)
     async with (

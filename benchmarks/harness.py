@@ -344,7 +344,7 @@ async def wait_ready(pool: Any, count: int, limit_s: float = 180.0) -> None:
     """
     deadline = time.monotonic() + limit_s
     manager = pool.manager
-    while getattr(manager, "ready_count", count) < count:
+    while manager.ready_count < count:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the pool did not refill to {count} ready kernels in {limit_s:g} s")
         await asyncio.sleep(0.05)

@@ -61,8 +61,8 @@ def layer_of(filename: str) -> str:
 def _kernel_processes(identifier: str, pool: Any) -> list[psutil.Process]:
     """The processes of the session's kernel (found through the pool's runtime)."""
     session = pool.manager.get(identifier)
-    kernel = getattr(getattr(session, "_slot", None), "kernel", None) if session is not None else None
-    pid = getattr(kernel, "pid", None)
+    kernel = session.kernel if session is not None else None
+    pid = kernel.pid if kernel is not None else None
     if pid is None:
         return []
     root = psutil.Process(pid)

@@ -32,6 +32,8 @@ from typing import Any, NoReturn
 
 from autogen_core.models import ChatCompletionClient, ModelFamily, ModelInfo
 
+from autogen_aca_sessions.client.limits import MAX_EXECUTION_SECONDS
+
 __all__ = [
     "EXECUTOR_SYSTEM_HINT",
     "FINISH_HINT",
@@ -140,7 +142,7 @@ class PoolTarget:
 
 @asynccontextmanager
 async def session_pool(
-    *, ready_sessions: int = 1, max_execution_seconds: float = 220
+    *, ready_sessions: int = 1, max_execution_seconds: float = MAX_EXECUTION_SECONDS
 ) -> AsyncIterator[PoolTarget]:
     """The pool the example uses: Azure when ``ACA_POOL_MANAGEMENT_ENDPOINT`` is set, else a local one.
 

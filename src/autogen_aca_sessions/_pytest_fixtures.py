@@ -73,7 +73,7 @@ def aca_pool(request: pytest.FixtureRequest, _aca_pool_registry: _PoolRegistry) 
             endpoint=pool.endpoint,
             credential=pool.credential,
             api_key=pool.api_key,
-            pool_type=pool_type,
+            pool_type=str(pool.pool_type),
             local=pool,
         )
     finally:

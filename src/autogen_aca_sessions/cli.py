@@ -42,7 +42,6 @@ EXIT_TIMEOUT = 124
 
 ENDPOINT_ENV = "ACA_POOL_MANAGEMENT_ENDPOINT"
 API_KEY_ENV = "ACA_SESSIONS_API_KEY"
-MAX_TIMEOUT_SECONDS = 220
 EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
 
 
@@ -51,13 +50,15 @@ EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
 
 
 def _timeout_seconds(text: str) -> int:
+    from autogen_aca_sessions.client.limits import MAX_EXECUTION_SECONDS
+
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
-    if not 1 <= value <= MAX_TIMEOUT_SECONDS:
+    if not 1 <= value <= MAX_EXECUTION_SECONDS:
         raise argparse.ArgumentTypeError(
-            f"must be between 1 and {MAX_TIMEOUT_SECONDS} (the service's limit per execution), got {value}"
+            f"must be between 1 and {MAX_EXECUTION_SECONDS} (the service's limit per execution), got {value}"
         )
     return value
 
@@ -107,6 +108,7 @@ def _api_versions() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``aca-sessions`` argument parser (exposed for the docs and the tests)."""
+    from autogen_aca_sessions.client.limits import DEFAULT_API_VERSION, MAX_EXECUTION_SECONDS
     from autogen_aca_sessions.local.config import KernelLauncherKind, PoolConfig, PoolType, SandboxMode
 
     defaults = PoolConfig()
@@ -141,33 +143,45 @@ def build_parser() -> argparse.ArgumentParser:
         "--pool-type",
         choices=[m.value for m in PoolType],
         default=defaults.pool_type.value,
-        help="PythonLTS: code interpreter sessions; Shell: shellCommand sessions (default: PythonLTS)",
+        help=(
+            "PythonLTS: code interpreter sessions; Shell: shellCommand sessions "
+            f"(default: {defaults.pool_type})"
+        ),
     )
     serve.add_argument(
         "--max-concurrent-sessions",
         type=_positive_int,
         default=None,
-        help="sessions allowed at once; one more gets 404 like the real service",
+        help=(
+            "sessions allowed at once; one more gets 404 like the real service "
+            f"(default: {defaults.max_concurrent_sessions})"
+        ),
     )
     serve.add_argument(
         "--ready-sessions",
         type=_non_negative_int,
         default=None,
-        help="pre-started kernels kept waiting so that a new session starts at once",
+        help=(
+            "pre-started kernels kept waiting so that a new session starts at once "
+            f"(default: {defaults.ready_sessions})"
+        ),
     )
     serve.add_argument(
         "--cooldown-period",
         type=_positive_float,
         default=None,
         metavar="SECONDS",
-        help="idle time after which a session is deleted (default: 300)",
+        help=f"idle time after which a session is deleted (default: {defaults.cooldown_period_seconds:g})",
     )
     serve.add_argument(
         "--max-execution-seconds",
         type=_positive_float,
         default=None,
         metavar="SECONDS",
-        help="cap on any execution's timeoutInSeconds (default: 220, the service's limit)",
+        help=(
+            "cap on any execution's timeoutInSeconds "
+            f"(default: {defaults.max_execution_seconds:g}, the service's limit)"
+        ),
     )
     serve.add_argument(
         "--egress", action="store_true", help="let session code reach the network (default: no network)"
@@ -178,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.sandbox.value,
         help=(
             "auto: bubblewrap when installed, else unsandboxed with a warning; "
-            "bwrap: require it; none: no sandbox (default: auto)"
+            f"bwrap: require it; none: no sandbox (default: {defaults.sandbox})"
         ),
     )
     serve.add_argument(
@@ -187,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.kernel_launcher.value,
         help=(
             "plain: a fresh interpreter per kernel; fork: kernels forked from a template that "
-            "imported numpy/pandas/matplotlib once (same sandbox, far less memory) (default: plain)"
+            "imported numpy/pandas/matplotlib once (same sandbox, far less memory) "
+            f"(default: {defaults.kernel_launcher})"
         ),
     )
     serve.add_argument(
@@ -264,15 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--api-version",
         choices=_api_versions(),
-        default="2025-10-02-preview",
-        help="data-plane api-version (default: 2025-10-02-preview)",
+        default=DEFAULT_API_VERSION.value,
+        help=f"data-plane api-version (default: {DEFAULT_API_VERSION.value})",
     )
     run.add_argument(
         "--timeout",
         type=_timeout_seconds,
         default=60,
         metavar="SECONDS",
-        help="execution time limit, 1-220 (default: 60)",
+        help=f"execution time limit, 1-{MAX_EXECUTION_SECONDS} (default: 60)",
     )
     run.add_argument(
         "--shell", action="store_true", help="run a shell command (Shell pools) instead of Python"

@@ -9,7 +9,5 @@ from autogen_aca_sessions.local import LocalSessionPool
 
 @pytest.fixture
 def pool(module_pool: LocalSessionPool) -> LocalSessionPool:
-    """The module's shared local pool (tests/conftest.py; options from the module's POOL_OPTIONS).
-
-    Modules that need a pool of their own (the agent tests) define a ``pool`` fixture instead."""
+    """The module's shared local pool (tests/conftest.py; options from the module's POOL_OPTIONS)."""
     return module_pool

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from autogen_agentchat.agents import CodeExecutorAgent
 from autogen_agentchat.messages import TextMessage
 from autogen_core import CancellationToken
@@ -23,10 +21,7 @@ pytestmark = [
 AGENTS = 4
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def pool() -> AsyncIterator[LocalSessionPool]:
-    async with LocalSessionPool(ready_sessions=AGENTS, max_execution_seconds=60) as local_pool:
-        yield local_pool
+POOL_OPTIONS = {"ready_sessions": AGENTS, "max_execution_seconds": 60}
 
 
 def work_for(name: str) -> str:

@@ -4,10 +4,10 @@ tasks, and a team resumed from saved state on the same session id."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
-import pytest_asyncio
+from _executor_helpers import make_executor
 from autogen_agentchat.agents import AssistantAgent, CodeExecutorAgent
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
@@ -27,19 +27,7 @@ pytestmark = [
 FAILED_PREFIX = "The script ran, then exited with an error"
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def pool() -> AsyncIterator[LocalSessionPool]:
-    async with LocalSessionPool(ready_sessions=2, max_execution_seconds=60) as local_pool:
-        yield local_pool
-
-
-def executor_for(pool: LocalSessionPool, **options: object) -> ACADynamicSessionsCodeExecutor:
-    return ACADynamicSessionsCodeExecutor(
-        pool_management_endpoint=pool.endpoint,
-        credential=pool.credential,
-        timeout=60,
-        **options,  # type: ignore[arg-type]
-    )
+POOL_OPTIONS = {"ready_sessions": 2, "max_execution_seconds": 60}
 
 
 def coder_and_runner_team(
@@ -97,7 +85,7 @@ async def test_a_group_chat_runs_several_rounds_of_code_in_one_session(pool: Loc
         "print(open('summary.json').read())\n```",
         "Four rounds ran in the same session. TERMINATE",
     ]
-    async with executor_for(pool) as executor:
+    async with make_executor(pool, timeout=60) as executor:
         result = await coder_and_runner_team(executor, turns).run(task="Work in steps.")
         files = await executor.get_file_list(CancellationToken())
 
@@ -114,7 +102,7 @@ async def test_a_failed_round_does_not_end_the_group_chat(pool: LocalSessionPool
         "I forgot to define it.\n```python\nundefined_name = 'now defined'\nprint(undefined_name)\n```",
         "Fixed. TERMINATE",
     ]
-    async with executor_for(pool) as executor:
+    async with make_executor(pool, timeout=60) as executor:
         result = await coder_and_runner_team(executor, turns).run(task="Print a name.")
 
     replies = runner_replies(result.messages)
@@ -149,7 +137,7 @@ async def test_a_selector_group_chat_with_planner_coder_and_executor(pool: Local
         ),
         description="writes code",
     )
-    async with executor_for(pool) as executor:
+    async with make_executor(pool, timeout=60) as executor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             runner = CodeExecutorAgent("runner", code_executor=executor)
@@ -187,7 +175,7 @@ async def test_restart_between_tasks_wipes_variables_and_files_and_releases_the_
         "```python\nimport os\nprint('secret' in globals(), sorted(os.listdir()))\n```",
         "TERMINATE",
     ]
-    async with executor_for(pool) as executor:
+    async with make_executor(pool, timeout=60) as executor:
         await coder_and_runner_team(executor, first).run(task="Task one.")
         old_session = executor.session_id
         assert old_session in await sessions_of(pool)
@@ -204,7 +192,7 @@ async def test_restart_between_tasks_wipes_variables_and_files_and_releases_the_
 
 
 async def test_restart_keeps_a_caller_chosen_session_id_but_wipes_its_state(pool: LocalSessionPool) -> None:
-    async with executor_for(pool, session_id="agents-restart-fixed-id") as executor:
+    async with make_executor(pool, timeout=60, session_id="agents-restart-fixed-id") as executor:
         setup = await executor.execute_code_blocks(
             [CodeBlock(code="kept = 1", language="python")], CancellationToken()
         )
@@ -225,14 +213,16 @@ async def test_a_new_team_resumes_saved_state_on_the_same_session(pool: LocalSes
     step_one = ["```python\ntotal = sum(range(101))\nprint(total)\n```", "Step one done. TERMINATE"]
     step_two = ["```python\nprint(total * 2)\n```", "Step two done. TERMINATE"]
 
-    async with executor_for(pool, session_id=session_id) as first_executor:
+    async with make_executor(pool, timeout=60, session_id=session_id) as first_executor:
         first_team = resumable_team(first_executor, step_one)
         await first_team.run(task="Step one: compute the total.")
         state = await first_team.save_state()
     # The caller chose the session id, so stop() kept the session for whoever resumes it.
     assert session_id in await sessions_of(pool)
 
-    async with executor_for(pool, session_id=session_id, release_session_on_stop=True) as second_executor:
+    async with make_executor(
+        pool, timeout=60, session_id=session_id, release_session_on_stop=True
+    ) as second_executor:
         second_team = resumable_team(second_executor, step_two)
         await second_team.load_state(state)
         result = await second_team.run(task="Step two: double the total from step one.")

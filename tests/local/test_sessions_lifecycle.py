@@ -271,7 +271,7 @@ class CountingLauncher:
 async def test_kernels_are_started_through_the_launcher_given(tmp_path: Path) -> None:
     root = tmp_path / "pool"
     sandbox = await asyncio.to_thread(Sandbox.resolve, "bwrap")
-    launcher = CountingLauncher(PlainKernelLauncher(sandbox, egress=False, hide=[root], mpl_cache=None))
+    launcher = CountingLauncher(PlainKernelLauncher(sandbox, egress=False, hide_paths=[root], mpl_cache=None))
     async with manager_at(root, launcher=launcher) as manager:
         session = await manager.get_or_create("custom")
         out = await session.execute("import os\nos.getcwd()", timeout=30, max_output_chars=100)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from autogen_aca_sessions.client import ApiVersion
+from autogen_aca_sessions.client.limits import DEFAULT_API_VERSION
 
 __all__ = ["ApprovalModeName", "DynamicSessionsConfig", "PoolKind"]
 
@@ -40,7 +41,7 @@ class DynamicSessionsConfig(BaseModel):
 
     pool_management_endpoint: str = Field(description="The pool's poolManagementEndpoint.")
     api_version: ApiVersion = Field(
-        default=ApiVersion.V2025_10_02_PREVIEW, description="Data-plane api-version to speak."
+        default=DEFAULT_API_VERSION, description="Data-plane api-version to speak."
     )
     pool_kind: PoolKind = Field(default=PoolKind.PYTHON, description="Python or shell pool.")
     timeout_seconds: int = Field(

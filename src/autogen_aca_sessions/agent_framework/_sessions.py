@@ -36,6 +36,7 @@ from autogen_aca_sessions.client import (
     SessionsError,
     TokenSource,
 )
+from autogen_aca_sessions.client.limits import DEFAULT_MAX_OUTPUT_CHARS
 
 if TYPE_CHECKING:
     from agent_framework import AgentSession
@@ -48,7 +49,7 @@ STATE_KEY = "aca_dynamic_sessions"
 """Key in ``AgentSession.state`` under which the session identifier is kept."""
 
 _SETUP_TIMEOUT_SECONDS = 60
-_MAX_SERVICE_OUTPUT_CHARS = 1_000_000
+_MAX_SERVICE_OUTPUT_CHARS = DEFAULT_MAX_OUTPUT_CHARS
 _MIN_SERVICE_OUTPUT_CHARS = 200_000
 
 

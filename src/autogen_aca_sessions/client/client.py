@@ -27,7 +27,6 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
-from opentelemetry.trace import Span
 from yarl import URL
 
 from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenProvider, TokenSource, claims_from_challenge
@@ -46,6 +45,7 @@ from autogen_aca_sessions.client.errors import (
     UploadOutcomeUnknownError,
     error_class_for_status,
 )
+from autogen_aca_sessions.client.limits import DEFAULT_API_VERSION, DEFAULT_MAX_OUTPUT_CHARS
 from autogen_aca_sessions.client.models import (
     ApiVersion,
     ExecutionResult,
@@ -366,8 +366,8 @@ class SessionsClient:
         pool_management_endpoint: str,
         credential: TokenSource | None = None,
         *,
-        api_version: ApiVersion | str = ApiVersion.V2025_10_02_PREVIEW,
-        max_output_chars: int = 1_000_000,
+        api_version: ApiVersion | str = DEFAULT_API_VERSION,
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
         max_retries: int = 3,
         request_timeout: float = 30.0,
         session: aiohttp.ClientSession | None = None,
@@ -661,7 +661,10 @@ class SessionsClient:
         return self._contract.parse_metadata(load_json(response.body))
 
     async def _paged(
-        self, request: Request, identifier: str | None, parse: Callable[[Any], tuple[list[_Item], str | None]]
+        self,
+        request: Request,
+        identifier: str | None,
+        parse: Callable[[object], tuple[list[_Item], str | None]],
     ) -> list[_Item]:
         """Every item of a listing, following the service's ``nextLink`` (at most ``_MAX_PAGES``)."""
         items: list[_Item] = []
@@ -901,55 +904,44 @@ class SessionsClient:
         resend_count: int = 0,
     ) -> _Response:
         """One HTTP exchange, whatever its status; a failure to get an answer raises
-        :class:`_AttemptFailed` saying whether the request can have reached the server."""
+        :class:`_AttemptFailed` saying whether the request can have reached the server.
+        ``resend_count``: how many attempts of the same request came before (for its span)."""
         client_timeout = aiohttp.ClientTimeout(
             total=timeout, sock_connect=min(timeout, self._request_timeout)
         )
-        request_kwargs: dict[str, Any] = {
-            "headers": headers,
-            "timeout": client_timeout,
-            "allow_redirects": False,
-        }
-        if self._ssl is not None:
-            request_kwargs["ssl"] = self._ssl
-        if data is not None:
-            request_kwargs["data"] = data
         session = self._get_session()
         with http_attempt(method, target, resend_count) as span:
-            # W3C trace context, so a server that traces (the local pool does) continues this trace.
-            request_kwargs["headers"] = with_trace_context(headers)
-            return await self._exchange(session, method, target, request_kwargs, timeout, span)
-
-    async def _exchange(
-        self,
-        session: aiohttp.ClientSession,
-        method: str,
-        target: str,
-        request_kwargs: dict[str, Any],
-        timeout: float,
-        span: Span,
-    ) -> _Response:
-        try:
-            async with session.request(method, URL(target, encoded=True), **request_kwargs) as resp:
-                payload = await resp.read()
-                http_status(span, resp.status)
-                return _Response(resp.status, CIMultiDict(resp.headers), payload, method, target)
-        except _ConnectionTimeoutError as exc:
-            raise _AttemptFailed(_Failure.NOT_SENT, f"connection timed out: {exc}", exc) from exc
-        except aiohttp.ClientSSLError as exc:
-            # A TLS failure will not fix itself on a retry.
-            raise RequestNotSentError(
-                f"TLS error talking to {target}: {exc}. For a local pool with a self-signed "
-                "certificate pass ssl=<SSLContext trusting it>.",
-                method=method,
-                url=target,
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise _AttemptFailed(_Failure.NOT_SENT, f"could not connect: {exc}", exc) from exc
-        except asyncio.TimeoutError as exc:
-            raise _AttemptFailed(_Failure.NO_ANSWER, f"no answer within {timeout:g} s", exc) from exc
-        except aiohttp.ClientError as exc:
-            raise _AttemptFailed(_Failure.BROKEN, f"{type(exc).__name__}: {exc}", exc) from exc
+            try:
+                async with session.request(
+                    method,
+                    URL(target, encoded=True),
+                    # W3C trace context, so a server that traces (the local pool does) continues it.
+                    headers=with_trace_context(headers),
+                    timeout=client_timeout,
+                    allow_redirects=False,
+                    # True is aiohttp's own default: verify with the system's trust store.
+                    ssl=self._ssl if self._ssl is not None else True,
+                    data=data,
+                ) as resp:
+                    payload = await resp.read()
+                    http_status(span, resp.status)
+                    return _Response(resp.status, CIMultiDict(resp.headers), payload, method, target)
+            except _ConnectionTimeoutError as exc:
+                raise _AttemptFailed(_Failure.NOT_SENT, f"connection timed out: {exc}", exc) from exc
+            except aiohttp.ClientSSLError as exc:
+                # A TLS failure will not fix itself on a retry.
+                raise RequestNotSentError(
+                    f"TLS error talking to {target}: {exc}. For a local pool with a self-signed "
+                    "certificate pass ssl=<SSLContext trusting it>.",
+                    method=method,
+                    url=target,
+                ) from exc
+            except aiohttp.ClientConnectorError as exc:
+                raise _AttemptFailed(_Failure.NOT_SENT, f"could not connect: {exc}", exc) from exc
+            except asyncio.TimeoutError as exc:
+                raise _AttemptFailed(_Failure.NO_ANSWER, f"no answer within {timeout:g} s", exc) from exc
+            except aiohttp.ClientError as exc:
+                raise _AttemptFailed(_Failure.BROKEN, f"{type(exc).__name__}: {exc}", exc) from exc
 
     def _in_time(self, deadline: float | None, delay: float) -> bool:
         """Whether waiting ``delay`` seconds still leaves time for another attempt."""

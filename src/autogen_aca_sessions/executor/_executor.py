@@ -38,6 +38,11 @@ from autogen_aca_sessions.client import (
     SessionsClient,
     TokenSource,
 )
+from autogen_aca_sessions.client.limits import (
+    DEFAULT_API_VERSION,
+    DEFAULT_MAX_OUTPUT_CHARS,
+    MAX_EXECUTION_SECONDS,
+)
 from autogen_aca_sessions.executor._functions import (
     FunctionsModule,
     InjectedFunction,
@@ -65,10 +70,6 @@ logger = logging.getLogger("autogen_aca_sessions.executor")
 
 A = ParamSpec("A")
 
-DEFAULT_API_VERSION = ApiVersion.V2025_10_02_PREVIEW
-DEFAULT_MAX_OUTPUT_CHARS = 1_000_000
-MAX_SERVICE_TIMEOUT_SECONDS = 220
-"""The service stops any execution after this many seconds whatever it is asked for."""
 MAX_INLINE_COMMAND_BYTES = 100_000
 """Largest shell-pool command sent inline; Linux refuses one argument over 128 KiB."""
 
@@ -269,10 +270,10 @@ $functions"""
     ) -> None:
         if timeout < 1:
             raise ValueError("Timeout must be greater than or equal to 1.")
-        if timeout > MAX_SERVICE_TIMEOUT_SECONDS:
+        if timeout > MAX_EXECUTION_SECONDS:
             warnings.warn(
-                f"timeout={timeout} exceeds the service's cap of {MAX_SERVICE_TIMEOUT_SECONDS} s per "
-                f"execution; blocks will be stopped after {MAX_SERVICE_TIMEOUT_SECONDS} s.",
+                f"timeout={timeout} exceeds the service's cap of {MAX_EXECUTION_SECONDS} s per "
+                f"execution; blocks will be stopped after {MAX_EXECUTION_SECONDS} s.",
                 stacklevel=2,
             )
         if not functions_module.isidentifier():
@@ -286,7 +287,7 @@ $functions"""
         self._credential = credential
         self._api_key_env = api_key_env
         self._timeout = timeout
-        self._server_timeout = min(timeout, MAX_SERVICE_TIMEOUT_SECONDS)
+        self._server_timeout = min(timeout, MAX_EXECUTION_SECONDS)
         self._functions: list[InjectedFunction] = list(functions)
         self._functions_module = functions_module
         self._suppress_result_output = suppress_result_output

@@ -7,7 +7,7 @@ and the kernel start-up file (``startup``). Why: a fresh ipykernel with NumPy, p
 matplotlib imported owns ~100 MiB; a kernel forked from here shares those pages
 copy-on-write and owns ~15 MiB (``benchmarks/README.md``).
 
-What makes the children small, measured with ``benchmarks/prototypes/fork_template.py``:
+What makes the children small (figures in ``benchmarks/README.md``, the ``memory`` benchmark):
 the modules a started kernel loads are imported here; the kernel application's
 configuration and its ``InteractiveShell`` are built here (a child only makes its sockets,
 threads and kernel object); the kernel's scan of ``sys.modules`` for the debugger is

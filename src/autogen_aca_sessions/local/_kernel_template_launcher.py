@@ -16,7 +16,8 @@ every exit on its control socket, which is how :attr:`TemplateChild.returncode` 
 signals go through a pidfd, which cannot hit a recycled pid. Use::
 
     async with TemplateKernelLauncher(sandbox="bwrap", hide_paths=[root]) as launcher:
-        async with SessionManager(root=root, sandbox="bwrap", launcher=launcher) as manager:
+        config = PoolConfig(sandbox="bwrap", kernel_launcher="fork")
+        async with SessionManager(root=root, config=config, launcher=launcher) as manager:
             ...
 """
 

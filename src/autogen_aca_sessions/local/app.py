@@ -1,16 +1,18 @@
 """The HTTP layer of the local session pool: routing, validation and responses for every api-version.
 
 :func:`create_app` builds an :class:`aiohttp.web.Application` that speaks the dynamic-sessions
-data plane (the public reference ``aca-sessions-api.md`` sections 2-4, kept beside the checkout at
-``../shared/reference/aca-sessions-api.md`` from the repository root) on top of a session
-runtime (``local/sessions.py``). Requests are served both under the Azure-shaped endpoint path
+data plane (Azure's OpenAPI specification in Azure/azure-rest-api-specs,
+``specification/app/data-plane/Microsoft.App.DynamicSessions/``, and the Microsoft Learn pages on
+dynamic sessions) on top of a session runtime (``local/sessions.py``). Requests are served
+both under the Azure-shaped endpoint path
 ``/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>/...`` and at the server root, so a
 relative ``Operation-Location`` resolves either way.
 
 Middleware order, outermost first: the catch-all that turns every refusal into an Azure.Core
-error body (and any unexpected exception into a logged 500), then the caller's ``middlewares``,
-then bearer-key authentication, then fault injection (which reads the operation name the
-request's route carries), then the dispatcher.
+error body (and any unexpected exception into a logged 500), then ``operation_middleware``
+(which names the request's operation for the middlewares inside), then the caller's
+``middlewares``, then bearer-key authentication, then fault injection (which reads that
+operation name), then the dispatcher.
 
 Choices where the reference is silent:
 
@@ -74,7 +76,7 @@ from .outcome import CodeOutput, PoolFullError, ShellOutput
 from .wire import current, legacy
 from .wire.common import ExecuteRequest
 from .wire.errors import WireError, error_body, error_response
-from .wire.versions import API_VERSIONS, ApiVersionSpec, lookup_api_version
+from .wire.versions import API_VERSIONS, ApiVersionSpec, Contract, lookup_api_version
 
 if TYPE_CHECKING:
     from .faults import FaultInjector
@@ -119,6 +121,8 @@ class SessionManagerLike(Protocol):
     """What the HTTP layer uses of the runtime's ``SessionManager`` (design.md section 2)."""
 
     @property
+    def config(self) -> PoolConfig: ...
+    @property
     def isolation(self) -> Isolation: ...
 
     async def get_or_create(self, identifier: str) -> SessionLike: ...
@@ -160,8 +164,8 @@ Handler = Callable[["Call"], Awaitable[web.StreamResponse]]
 class Route:
     """One operation: the contract it belongs to, its method and its path below the endpoint."""
 
-    contract: str
-    """``legacy``, ``current`` or ``any``."""
+    contract: Contract | None
+    """The contract the operation belongs to; ``None``: every contract."""
     operation: Operation
     """What the call is, for middlewares (fault injection picks calls by it)."""
     method: str
@@ -175,7 +179,7 @@ class Route:
 
     def serves(self, spec: ApiVersionSpec) -> bool:
         """Whether this route exists in ``spec``."""
-        return (self.contract in ("any", spec.contract)) and self.available(spec)
+        return self.contract in (None, spec.contract) and self.available(spec)
 
 
 @dataclass
@@ -831,7 +835,7 @@ async def _management_list_sessions(call: Call) -> web.StreamResponse:
 
 
 def _route(
-    contract: str,
+    contract: Contract | None,
     operation: Operation,
     method: str,
     pattern: str,
@@ -842,12 +846,12 @@ def _route(
 
 
 ROUTES: tuple[Route, ...] = (
-    _route("legacy", Operation.EXECUTE, "POST", r"code/execute", _legacy_execute),
-    _route("legacy", Operation.FILES, "POST", r"files/upload", _legacy_upload),
-    _route("legacy", Operation.FILES, "GET", r"files", _legacy_list),
-    _route("legacy", Operation.FILES, "GET", r"files/content/(?P<name>.+)", _stream_file),
+    _route(Contract.LEGACY, Operation.EXECUTE, "POST", r"code/execute", _legacy_execute),
+    _route(Contract.LEGACY, Operation.FILES, "POST", r"files/upload", _legacy_upload),
+    _route(Contract.LEGACY, Operation.FILES, "GET", r"files", _legacy_list),
+    _route(Contract.LEGACY, Operation.FILES, "GET", r"files/content/(?P<name>.+)", _stream_file),
     _route(
-        "legacy",
+        Contract.LEGACY,
         Operation.FILES,
         "GET",
         r"files/(?P<name>.+)",
@@ -855,29 +859,45 @@ ROUTES: tuple[Route, ...] = (
         lambda s: s.file_item_operations,
     ),
     _route(
-        "legacy",
+        Contract.LEGACY,
         Operation.FILES,
         "DELETE",
         r"files/(?P<name>.+)",
         _legacy_delete_file,
         lambda s: s.file_item_operations,
     ),
-    _route("current", Operation.EXECUTE, "POST", r"executions", _execute),
-    _route("current", Operation.POLL, "GET", r"executions/(?P<execution_id>[^/]+)", _get_execution),
-    _route("current", Operation.FILES, "POST", r"files", _upload),
-    _route("current", Operation.FILES, "GET", r"files", _list),
-    _route("current", Operation.FILES, "GET", r"files/(?P<name>.+)/content", _stream_file),
-    _route("current", Operation.FILES, "GET", r"files/(?P<name>.+)", _file),
-    _route("current", Operation.FILES, "DELETE", r"files/(?P<name>.+)", _delete_file),
-    _route("current", Operation.SESSION, "GET", r"session", _get_session, lambda s: s.session_management),
+    _route(Contract.CURRENT, Operation.EXECUTE, "POST", r"executions", _execute),
+    _route(Contract.CURRENT, Operation.POLL, "GET", r"executions/(?P<execution_id>[^/]+)", _get_execution),
+    _route(Contract.CURRENT, Operation.FILES, "POST", r"files", _upload),
+    _route(Contract.CURRENT, Operation.FILES, "GET", r"files", _list),
+    _route(Contract.CURRENT, Operation.FILES, "GET", r"files/(?P<name>.+)/content", _stream_file),
+    _route(Contract.CURRENT, Operation.FILES, "GET", r"files/(?P<name>.+)", _file),
+    _route(Contract.CURRENT, Operation.FILES, "DELETE", r"files/(?P<name>.+)", _delete_file),
     _route(
-        "current", Operation.SESSION, "DELETE", r"session", _delete_session, lambda s: s.session_management
+        Contract.CURRENT, Operation.SESSION, "GET", r"session", _get_session, lambda s: s.session_management
     ),
-    _route("current", Operation.LIST, "GET", r"listSessions", _list_sessions, lambda s: s.session_management),
-    _route("current", Operation.METADATA, "GET", r"metadata", _metadata, lambda s: s.session_management),
+    _route(
+        Contract.CURRENT,
+        Operation.SESSION,
+        "DELETE",
+        r"session",
+        _delete_session,
+        lambda s: s.session_management,
+    ),
+    _route(
+        Contract.CURRENT,
+        Operation.LIST,
+        "GET",
+        r"listSessions",
+        _list_sessions,
+        lambda s: s.session_management,
+    ),
+    _route(
+        Contract.CURRENT, Operation.METADATA, "GET", r"metadata", _metadata, lambda s: s.session_management
+    ),
     # Older docs show these without tying them to an api-version: every version serves them.
-    _route("any", Operation.SESSION, "POST", r"\.management/getSession", _management_get_session),
-    _route("any", Operation.LIST, "POST", r"\.management/listSessions", _management_list_sessions),
+    _route(None, Operation.SESSION, "POST", r"\.management/getSession", _management_get_session),
+    _route(None, Operation.LIST, "POST", r"\.management/listSessions", _management_list_sessions),
 )
 """Every operation; the first route whose pattern, api-version and method fit serves a request."""
 
@@ -930,18 +950,17 @@ def create_app(
     manager: SessionManagerLike,
     *,
     api_key: str,
-    config: PoolConfig | None = None,
     middlewares: Sequence[Middleware] = (),
     faults: FaultInjector | None = None,
 ) -> web.Application:
-    """The aiohttp application of a local pool serving ``manager``'s sessions under ``config``.
+    """The aiohttp application of a local pool serving ``manager``'s sessions under ``manager.config``.
 
     ``middlewares`` run inside the error catch-all and outside authentication, so they see
     refused calls too and never let a bare exception escape. ``faults`` runs inside
     authentication (an unauthenticated caller can neither meet nor trigger a fault) and is
     given ``manager``'s session deleter for its ``expire`` fault.
     """
-    config = config if config is not None else PoolConfig()
+    config = manager.config
     ctx = PoolContext(manager=manager, api_key=api_key, config=config)
     inner: list[Middleware] = [auth_middleware(api_key)]
     if faults is not None:

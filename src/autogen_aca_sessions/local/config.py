@@ -1,8 +1,9 @@
 """One pool's configuration: a frozen value, validated once, with every default in one place.
 
 ``LocalSessionPool`` builds one (from its keyword arguments, or takes one as ``config=``) and
-hands the same value to the session runtime, the HTTP layer and the kernel launchers; nothing
-below it restates an option or its default. Make variations with :func:`dataclasses.replace`
+hands the same value to the session runtime and the HTTP layer; the session runtime makes the
+kernel launcher from it (passing the resolved sandbox, ``egress`` and the paths to hide).
+Nothing below it restates an option or its default. Make variations with :func:`dataclasses.replace`
 (validation runs again on the copy)::
 
     shell = dataclasses.replace(PoolConfig(), pool_type=PoolType.SHELL, pool_name="shell-pool")

@@ -76,7 +76,15 @@ POOL_FULL_ERROR_CODE = "SessionPoolFull"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SessionDeleter = Callable[[str], Awaitable[object]]
 
-OPERATIONS = frozenset(op.value for op in Operation)
+
+def _operations(names: Iterable[Operation | str]) -> frozenset[Operation]:
+    """The operations ``names`` name (members or their values); unknown names are refused."""
+    by_value = {op.value: op for op in Operation}
+    given = {str(name) for name in names}
+    unknown = given - set(by_value)
+    if unknown:
+        raise FaultPlanError(f"unknown operation(s) {sorted(unknown)}; known: {sorted(by_value)}")
+    return frozenset(by_value[name] for name in given)
 
 
 class Fault(str, enum.Enum):
@@ -118,7 +126,7 @@ class FaultPlan:
     """The ``Retry-After`` header value sent with 429 and 503."""
     seed: int = 0
     """Seed of the random generator, so a run with rates replays exactly."""
-    operations: frozenset[str] | None = None
+    operations: frozenset[Operation] | None = None
     """The operations faults apply to (see :func:`classify_operation`); ``None`` means all."""
     schedule: tuple[Fault, ...] = ()
     """Faults given, in order, to the next matching calls before any random choice."""
@@ -138,9 +146,8 @@ class FaultPlan:
         if self.retry_after_seconds < 0:
             raise FaultPlanError("retry_after must not be negative")
         if self.operations is not None:
-            unknown = set(self.operations) - OPERATIONS
-            if unknown:
-                raise FaultPlanError(f"unknown operation(s) {sorted(unknown)}; known: {sorted(OPERATIONS)}")
+            # Frozen: the normalised set is written once, here.
+            object.__setattr__(self, "operations", _operations(self.operations))
 
     @classmethod
     def parse(cls, text: str) -> FaultPlan:
@@ -150,7 +157,7 @@ class FaultPlan:
         jitter = 0.0
         retry_after = 1
         seed = 0
-        operations: frozenset[str] | None = None
+        operations: frozenset[Operation] | None = None
         schedule: list[Fault] = []
         for raw_item in text.split(","):
             item = raw_item.strip()
@@ -170,7 +177,9 @@ class FaultPlan:
             elif key == "seed":
                 seed = _parse_int(key, value)
             elif key == "ops":
-                operations = frozenset(op.strip().lower() for op in re.split(r"[+|/ ]", value) if op.strip())
+                operations = _operations(
+                    op.strip().lower() for op in re.split(r"[+|/ ]", value) if op.strip()
+                )
             elif key == "next":
                 schedule.extend(_parse_schedule_item(value))
             else:
@@ -223,13 +232,13 @@ class FaultStats:
     """Total injected latency."""
 
 
-def classify_operation(method: str, path: str) -> str:
+def classify_operation(method: str, path: str) -> Operation:
     """Name the dynamic-sessions operation a request is, from its method and path.
 
     One of ``execute``, ``poll``, ``files``, ``session``, ``list``, ``metadata`` or ``other``: the
     operation of the pool's route that serves the call (see ``local/app.py``).
     """
-    return operation_of(method, path).value
+    return operation_of(method, path)
 
 
 class FaultInjector:
@@ -246,7 +255,7 @@ class FaultInjector:
             plan = FaultPlan.parse(plan)
         self._plan = plan
         self._random = random.Random(plan.seed)
-        self._schedule: deque[tuple[Fault, frozenset[str] | None]] = deque(
+        self._schedule: deque[tuple[Fault, frozenset[Operation] | None]] = deque(
             (fault, plan.operations) for fault in plan.schedule
         )
         self._deleter: SessionDeleter | None = None
@@ -286,15 +295,13 @@ class FaultInjector:
         self._deleter = deleter
 
     def schedule(
-        self, fault: Fault | str, count: int = 1, *, operations: Iterable[str] | None = None
+        self, fault: Fault | str, count: int = 1, *, operations: Iterable[Operation | str] | None = None
     ) -> None:
         """Give ``fault`` to the next ``count`` calls of ``operations`` (default: the plan's)."""
         fault = _parse_fault(fault.value if isinstance(fault, Fault) else fault)
         if count < 0:
             raise FaultPlanError("count must not be negative")
-        ops = frozenset(operations) if operations is not None else self._plan.operations
-        if ops is not None and not ops <= OPERATIONS:
-            raise FaultPlanError(f"unknown operation(s) {sorted(ops - OPERATIONS)}")
+        ops = _operations(operations) if operations is not None else self._plan.operations
         for _ in range(count):
             self._schedule.append((fault, ops))
 
@@ -307,7 +314,7 @@ class FaultInjector:
         """Scheduled faults not yet given."""
         return len(self._schedule)
 
-    def _pick(self, operation: str) -> Fault | None:
+    def _pick(self, operation: Operation) -> Fault | None:
         for index, (fault, ops) in enumerate(self._schedule):
             if ops is None or operation in ops:
                 del self._schedule[index]
@@ -325,7 +332,7 @@ class FaultInjector:
                 return fault
         return None
 
-    def _matches(self, operation: str) -> bool:
+    def _matches(self, operation: Operation) -> bool:
         if any(ops is None or operation in ops for _, ops in self._schedule):
             return True
         return self._plan.operations is None or operation in self._plan.operations
@@ -343,7 +350,7 @@ class FaultInjector:
             return await handler(request)
         named = request.get(OPERATION_KEY)
         operation = (
-            named.value if isinstance(named, Operation) else classify_operation(request.method, request.path)
+            named if isinstance(named, Operation) else classify_operation(request.method, request.path)
         )
         if not self._matches(operation):
             return await handler(request)

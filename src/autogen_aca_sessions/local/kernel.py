@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -174,10 +175,12 @@ class KernelLauncher(Protocol):
 class PlainKernelLauncher:
     """Starts each kernel as a fresh interpreter inside the sandbox (about a second cold)."""
 
-    def __init__(self, sandbox: Sandbox, *, egress: bool, hide: list[Path], mpl_cache: Path | None) -> None:
+    def __init__(
+        self, sandbox: Sandbox, *, egress: bool, hide_paths: Sequence[Path], mpl_cache: Path | None
+    ) -> None:
         self.sandbox = sandbox
         self.egress = egress
-        self.hide = hide
+        self.hide_paths = [Path(p).absolute() for p in hide_paths]
         self.mpl_cache = mpl_cache
 
     async def launch(self, *, data_dir: Path, run_dir: Path, uid: int | None) -> LaunchedKernel:
@@ -201,7 +204,7 @@ class PlainKernelLauncher:
             spec,
             data_dir=data_dir,
             run_dir=run_dir,
-            hide=self.hide,
+            hide=self.hide_paths,
             egress=self.egress,
             env=folder.env,
             cgroup_procs=folder.cgroup / "cgroup.procs" if folder.cgroup is not None else None,

@@ -23,7 +23,8 @@ _GIB = 1024**3
 
 MAX_EXECUTION_SECONDS = 220
 """The service's cap on one execution (``timeoutInSeconds`` above it is clamped): the default
-``max_execution_seconds`` of a pool."""
+``max_execution_seconds`` of a pool. ``client/limits.py`` states it for the client side: the pool
+never imports the client."""
 DEFAULT_MAX_CONCURRENT_SESSIONS = 100
 """Sessions a pool holds at once unless configured otherwise."""
 DEFAULT_READY_SESSIONS = 2

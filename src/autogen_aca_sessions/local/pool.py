@@ -24,11 +24,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import limits
 from .address import WILDCARD_HOSTS, is_loopback_host
 from .app import create_app
 from .auth import AsyncStaticKeyCredential, Middleware, StaticKeyCredential, generate_api_key
@@ -65,30 +64,31 @@ class LocalSessionPool:
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
-        pool_type: PoolType | str = PoolType.PYTHON_LTS,
-        max_concurrent_sessions: int = limits.DEFAULT_MAX_CONCURRENT_SESSIONS,
-        ready_sessions: int = limits.DEFAULT_READY_SESSIONS,
-        cooldown_period_seconds: float = limits.DEFAULT_COOLDOWN_PERIOD_SECONDS,
-        max_execution_seconds: float = limits.MAX_EXECUTION_SECONDS,
-        egress: bool = False,
-        sandbox: SandboxMode | str = SandboxMode.AUTO,
+        pool_type: PoolType | str | None = None,
+        max_concurrent_sessions: int | None = None,
+        ready_sessions: int | None = None,
+        cooldown_period_seconds: float | None = None,
+        max_execution_seconds: float | None = None,
+        egress: bool | None = None,
+        sandbox: SandboxMode | str | None = None,
         tls: bool = False,
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         allow_remote: bool = False,
-        pool_name: str = "local-pool",
+        pool_name: str | None = None,
         root_dir: str | Path | None = None,
         middlewares: Sequence[Middleware] = (),
         faults: FaultInjector | None = None,
-        max_upload_bytes: int = limits.DEFAULT_MAX_UPLOAD_BYTES,
-        max_json_bytes: int = limits.DEFAULT_MAX_JSON_BYTES,
-        kernel_launcher: KernelLauncherKind | str = KernelLauncherKind.PLAIN,
+        max_upload_bytes: int | None = None,
+        max_json_bytes: int | None = None,
+        kernel_launcher: KernelLauncherKind | str | None = None,
         config: PoolConfig | None = None,
     ) -> None:
         """Configure the pool; nothing starts until :meth:`start` (or ``async with``).
 
         The pool options (``pool_type`` to ``kernel_launcher``) make one :class:`~.config.PoolConfig`;
-        pass ``config=`` instead to give that value directly (then leave those options out).
+        an option left out (``None``) takes that field's default. Pass ``config=`` instead to give
+        that value directly (then leave those options out).
         ``faults`` takes a ``FaultInjector``: its middleware runs inside authentication and it is
         given the session deleter its ``expire`` fault needs. ``middlewares`` run outside
         authentication (they see refused calls too). ``max_upload_bytes`` (default 128 MiB) and
@@ -96,23 +96,27 @@ class LocalSessionPool:
         ``kernel_launcher="fork"`` forks kernels from a template process that imported NumPy,
         pandas and matplotlib once (same sandbox, ~15 MiB per idle kernel instead of ~100).
         """
-        options = PoolConfig(
-            pool_type=PoolType.parse(pool_type),
-            pool_name=pool_name,
-            max_concurrent_sessions=max_concurrent_sessions,
-            ready_sessions=ready_sessions,
-            cooldown_period_seconds=cooldown_period_seconds,
-            max_execution_seconds=max_execution_seconds,
-            egress=egress,
-            sandbox=SandboxMode.parse(sandbox),
-            kernel_launcher=KernelLauncherKind.parse(kernel_launcher),
-            max_upload_bytes=max_upload_bytes,
-            max_json_bytes=max_json_bytes,
-        )
-        if config is not None:
-            if options != PoolConfig():
-                raise ValueError("pass either config= or the pool options it holds, not both")
-            options = config
+        given: dict[str, Any] = {
+            name: value
+            for name, value in {
+                "pool_type": pool_type,
+                "pool_name": pool_name,
+                "max_concurrent_sessions": max_concurrent_sessions,
+                "ready_sessions": ready_sessions,
+                "cooldown_period_seconds": cooldown_period_seconds,
+                "max_execution_seconds": max_execution_seconds,
+                "egress": egress,
+                "sandbox": sandbox,
+                "kernel_launcher": kernel_launcher,
+                "max_upload_bytes": max_upload_bytes,
+                "max_json_bytes": max_json_bytes,
+            }.items()
+            if value is not None
+        }
+        if config is not None and given:
+            raise ValueError("pass either config= or the pool options it holds, not both")
+        # PoolConfig holds every default and parses each value once.
+        options = config if config is not None else PoolConfig(**given)
         if not is_loopback_host(host) and not allow_remote:
             raise ValueError(
                 f"Refusing to bind the local session pool to {host!r}, which is not a loopback address: "
@@ -124,7 +128,8 @@ class LocalSessionPool:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, not {port}")
         self.config = options
-        """The pool's configuration, handed as is to the session runtime, the app and the launchers."""
+        """The pool's configuration, handed as is to the session runtime and the app (the runtime makes
+        the kernel launcher from it)."""
         self._host = host
         self._port = port
         self.api_key: str = api_key if api_key else generate_api_key()
@@ -302,7 +307,6 @@ class LocalSessionPool:
         app = create_app(
             self._manager,
             api_key=self.api_key,
-            config=self.config,
             middlewares=self._middlewares,
             faults=self._faults,
         )

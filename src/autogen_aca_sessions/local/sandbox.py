@@ -229,15 +229,6 @@ class Sandbox:
         """True when session code runs in bubblewrap."""
         return self.isolation is Isolation.BWRAP
 
-    @property
-    def process_limit(self) -> str:
-        """How ``max_processes`` is enforced: ``"cgroup"``, ``"rlimit"`` or ``"none"``."""
-        if self.limits.max_processes is None:
-            return "none"
-        if self.cgroup is not None:
-            return "cgroup"
-        return "rlimit" if os.geteuid() != 0 else "none"
-
     @classmethod
     def resolve(
         cls,

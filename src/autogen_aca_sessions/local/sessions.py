@@ -117,6 +117,11 @@ class Session:
         """How many times the kernel was replaced (timeout kills, deaths)."""
 
     @property
+    def kernel(self) -> Kernel | None:
+        """The session's kernel (``None`` in Shell pools, or while it is replaced); read-only."""
+        return self._slot.kernel
+
+    @property
     def expire_at(self) -> datetime:
         """When the session will be deleted unless touched again."""
         return self.last_accessed_at + timedelta(seconds=self._host.config.cooldown_period_seconds)
@@ -368,7 +373,7 @@ class SessionManager:
             self._owned_launcher = launcher
             return launcher
         return PlainKernelLauncher(
-            sandbox, egress=self.config.egress, hide=list(self._hidden), mpl_cache=mpl_cache
+            sandbox, egress=self.config.egress, hide_paths=self._hidden, mpl_cache=mpl_cache
         )
 
     async def close(self) -> None:
@@ -472,6 +477,12 @@ class SessionManager:
     def ready_count(self) -> int:
         """Kernels started and waiting for a new identifier."""
         return len(self._ready)
+
+    @property
+    def template_pid(self) -> int | None:
+        """The pid of the fork launcher's template process while it runs (else ``None``)."""
+        launcher = self._launcher
+        return launcher.template_pid if isinstance(launcher, TemplateKernelLauncher) else None
 
     # -- slots and kernels --------------------------------------------------------------------
 

@@ -6,9 +6,19 @@ module renders a request and which optional operations and fields exist.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-__all__ = ["API_VERSIONS", "ApiVersionSpec", "lookup_api_version"]
+__all__ = ["API_VERSIONS", "ApiVersionSpec", "Contract", "lookup_api_version"]
+
+
+class Contract(str, enum.Enum):
+    """The two wire contracts the api-versions belong to."""
+
+    LEGACY = "legacy"
+    """``/code/execute``, ``properties`` wrapper (2024-02-02-preview, 2024-08-02-preview)."""
+    CURRENT = "current"
+    """``/executions`` (2024-10-02-preview and later)."""
 
 
 @dataclass(frozen=True)
@@ -17,8 +27,8 @@ class ApiVersionSpec:
 
     name: str
     """The api-version string exactly as the service spells it."""
-    contract: str
-    """``"legacy"`` (``/code/execute``, ``properties`` wrapper) or ``"current"`` (``/executions``)."""
+    contract: Contract
+    """The wire contract the api-version speaks."""
     execute_status: int
     """HTTP status of a synchronous execute (202 on 2024-10-02-preview, otherwise 200)."""
     file_item_operations: bool
@@ -36,11 +46,11 @@ class ApiVersionSpec:
 API_VERSIONS: dict[str, ApiVersionSpec] = {
     spec.name: spec
     for spec in (
-        ApiVersionSpec("2024-02-02-preview", "legacy", 200, False, False, False, False, False),
-        ApiVersionSpec("2024-08-02-preview", "legacy", 200, True, False, False, False, False),
-        ApiVersionSpec("2024-10-02-preview", "current", 202, True, False, False, False, False),
-        ApiVersionSpec("2025-02-02-preview", "current", 200, True, True, True, False, False),
-        ApiVersionSpec("2025-10-02-preview", "current", 200, True, True, True, True, True),
+        ApiVersionSpec("2024-02-02-preview", Contract.LEGACY, 200, False, False, False, False, False),
+        ApiVersionSpec("2024-08-02-preview", Contract.LEGACY, 200, True, False, False, False, False),
+        ApiVersionSpec("2024-10-02-preview", Contract.CURRENT, 202, True, False, False, False, False),
+        ApiVersionSpec("2025-02-02-preview", Contract.CURRENT, 200, True, True, True, False, False),
+        ApiVersionSpec("2025-10-02-preview", Contract.CURRENT, 200, True, True, True, True, True),
     )
 }
 """Every api-version served, keyed by its exact name."""

@@ -93,3 +93,16 @@ async def test_with_a_tracer_each_request_is_a_server_span_continuing_the_caller
     assert attributes["aca_sessions.operation"] == "execute"
     assert server.context is not None
     assert f"{server.context.trace_id:032x}" == TRACE_ID
+
+
+async def test_a_request_for_another_pool_is_logged_with_its_404(
+    local_pool: LocalSessionPool, pool_http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    other = local_pool.endpoint.rsplit("/", 1)[0] + "/other-pool"
+
+    async with pool_http.post(f"{other}/executions?api-version={NEWEST}&identifier=x", json=BODY) as response:
+        assert response.status == 404
+
+    [record] = access_records(caplog)
+    assert (record.http_route, record.http_status) == ("(other pool)", 404)  # type: ignore[attr-defined]

@@ -39,7 +39,10 @@ def access_log_middleware(route_of: RouteOf) -> typedefs.Middleware:
     async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         route, operation = route_of(request)
-        session = request.query.get("identifier")
+        try:
+            session = request.query.get("identifier")
+        except (ValueError, UnicodeDecodeError):  # a query string that does not parse
+            session = None
         tracer = trace.get_tracer("autogen_aca_sessions.local")
         attributes: dict[str, str | int] = {
             "http.request.method": request.method,

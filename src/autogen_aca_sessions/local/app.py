@@ -261,8 +261,13 @@ def operation_of(method: str, path: str) -> Operation:
 
 
 def _route_of(pool_name: str, request: web.Request) -> tuple[str, str]:
-    """The route template (``/files/{name}``) and operation of a request, for the access log."""
-    op = "/".join(_split_endpoint(request.path, pool_name))
+    """The route template (``/files/{name}``) and operation of a request, for the access log.
+
+    Never raises: it runs before the error middleware, on every request, hostile ones included."""
+    try:
+        op = "/".join(_split_endpoint(request.path, pool_name))
+    except WireError:
+        return "(other pool)", Operation.OTHER.value
     for route in ROUTES:
         if route.method == request.method.upper() and route.pattern.fullmatch(op) is not None:
             template = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", route.pattern.pattern)

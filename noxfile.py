@@ -118,3 +118,27 @@ def bench(session: nox.Session) -> None:
     # run in this environment, so it needs a setuptools that still has it.
     session.install("-e", ".[local,dev]", "setuptools<81")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+# The MCP clients need the `mcp` SDK, whose majors split the ecosystem: Agent Framework's MCP
+# tools need mcp 2.x, autogen-ext 0.7.5's McpWorkbench imports mcp 1.x APIs. The package itself
+# depends on neither (only on `mcp-types`), so each client is tested in an environment of its own.
+MCP_SDK_TESTS = ["tests/mcp_clients/test_mcp_sdk_client.py", "tests/mcp_clients/test_agent_framework_mcp.py"]
+MCP_AUTOGEN_TESTS = ["tests/mcp_clients/test_autogen_mcp_workbench.py"]
+
+
+@nox.session(python=PYTHON)
+def mcp_sdk(session: nox.Session) -> None:
+    """The pool's MCP server with the official MCP SDK 2.x and Agent Framework's MCP tool."""
+    # Agent Framework lists mcp and tenacity (its MCP tools need both) only in its "all" extra.
+    session.install(
+        "-e", ".[local,dev]", "mcp>=2.3,<3", "agent-framework-core>=1.23,<2", "tenacity>=9.1.4,<9.2"
+    )
+    session.run("pytest", *MCP_SDK_TESTS, "tests/e2e/test_examples.py", "-k", "mcp", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def mcp_autogen(session: nox.Session) -> None:
+    """The pool's MCP server with AutoGen's McpWorkbench (autogen-ext 0.7.5, mcp 1.x)."""
+    session.install("-e", ".[local,dev]", "autogen-ext[mcp]==0.7.5", "mcp>=1.11,<2")
+    session.run("pytest", *MCP_AUTOGEN_TESTS, *session.posargs)

@@ -5,7 +5,7 @@
     python benchmarks/run.py --only warm,upstream # some benchmarks
     python benchmarks/run.py --json               # also write benchmarks/results/<time>.json
 
-Benchmarks: new_session, warm, upstream, concurrency, memory, recovery (see README.md).
+Benchmarks: new_session, warm, upstream, concurrency, memory, recovery, mcp, provision (see README.md).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ if str(HERE) not in sys.path:
 
 from harness import Config, Row, log, machine_description  # noqa: E402
 
-BENCHMARKS = ["new_session", "warm", "upstream", "concurrency", "memory", "recovery"]
+BENCHMARKS = ["new_session", "warm", "upstream", "concurrency", "memory", "recovery", "mcp", "provision"]
 """Run order. Each name is the module ``bench_<name>.py``."""
 
 

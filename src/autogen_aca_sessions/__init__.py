@@ -23,18 +23,22 @@ _EXPORTS: dict[str, str] = {
     # stays in autogen_aca_sessions.local, which never imports the client.
     "PoolFullError": "autogen_aca_sessions.client",
     "LocalSessionPool": "autogen_aca_sessions.local",
+    "McpConnection": "autogen_aca_sessions.client",
+    "LocalSessionsServer": "autogen_aca_sessions.local",
 }
 
 if TYPE_CHECKING:
-    from autogen_aca_sessions.client import ApiVersion, PoolFullError, SessionsClient
+    from autogen_aca_sessions.client import ApiVersion, McpConnection, PoolFullError, SessionsClient
     from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
-    from autogen_aca_sessions.local import LocalSessionPool
+    from autogen_aca_sessions.local import LocalSessionPool, LocalSessionsServer
 
 __all__ = [
     "ACADynamicSessionsCodeExecutor",
     "ACADynamicSessionsCodeResult",
     "ApiVersion",
     "LocalSessionPool",
+    "LocalSessionsServer",
+    "McpConnection",
     "PoolFullError",
     "SessionsClient",
     "__version__",

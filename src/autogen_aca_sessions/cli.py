@@ -1,7 +1,8 @@
 """The ``aca-sessions`` command line.
 
 ``aca-sessions serve`` runs a local session pool (the Azure Container Apps dynamic sessions
-data-plane API on this machine) until SIGINT or SIGTERM.
+data-plane API on this machine) until SIGINT or SIGTERM; with ``--management-plane`` it also
+serves ARM's ``Microsoft.App/sessionPools``, so that more pools can be created and deleted.
 
 ``aca-sessions exec`` runs a file or a snippet in a session of any pool, local or Azure, and
 prints what came back; it is the quickest way to check a pool from the shell.
@@ -42,6 +43,8 @@ EXIT_TIMEOUT = 124
 
 ENDPOINT_ENV = "ACA_POOL_MANAGEMENT_ENDPOINT"
 API_KEY_ENV = "ACA_SESSIONS_API_KEY"
+MCP_ENDPOINT_ENV = "ACA_SESSIONS_MCP_ENDPOINT"
+MCP_API_KEY_ENV = "ACA_SESSIONS_MCP_API_KEY"
 EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
 
 
@@ -231,6 +234,30 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument(
+        "--mcp",
+        action="store_true",
+        help="also serve the pool's MCP server at <endpoint>/mcp (key in x-ms-apikey; printed at start)",
+    )
+    serve.add_argument(
+        "--mcp-api-key",
+        default=None,
+        help=f"the MCP server's key (default: ${MCP_API_KEY_ENV}, else a random one); implies --mcp",
+    )
+    serve.add_argument(
+        "--wire-extensions",
+        action="store_true",
+        help="add result fields Azure does not send (stdoutTruncated, stderrTruncated, later images)",
+    )
+    serve.add_argument(
+        "--management-plane",
+        action="store_true",
+        help=(
+            "also serve the ARM management plane (Microsoft.App/sessionPools: create, change and "
+            "delete more pools with curl, az-style polling or azure-mgmt-appcontainers); the "
+            "server's API key authenticates both planes"
+        ),
+    )
+    serve.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         default="WARNING",
@@ -331,6 +358,8 @@ def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
         "ready_sessions": args.ready_sessions,
         "cooldown_period_seconds": args.cooldown_period,
         "max_execution_seconds": args.max_execution_seconds,
+        "mcp": True if args.mcp or args.mcp_api_key else None,
+        "wire_extensions": True if args.wire_extensions else None,
     }
     options: dict[str, Any] = {
         "host": args.host,
@@ -339,6 +368,8 @@ def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
         "allow_remote": args.allow_remote,
         "config": PoolConfig(**{name: value for name, value in chosen.items() if value is not None}),
     }
+    if args.mcp or args.mcp_api_key:
+        options["mcp_api_key"] = args.mcp_api_key or os.environ.get(MCP_API_KEY_ENV) or generate_api_key()
     if args.root_dir is not None:
         options["root_dir"] = args.root_dir
     if args.tls or args.tls_cert is not None:
@@ -399,10 +430,34 @@ def _banner(pool: Any, args: argparse.Namespace) -> str:
         "Environment (for `aca-sessions exec` and the examples):",
         f"  export {ENDPOINT_ENV}={shlex.quote(endpoint)}",
         f"  export {API_KEY_ENV}={shlex.quote(key)}",
-        "",
-        "Press Ctrl+C (or send SIGTERM) to stop; every kernel and session directory is removed.",
     ]
+    if getattr(pool, "mcp_enabled", False):
+        lines += ["", *_mcp_banner(pool, curl_tls)]
+    lines += ["", "Press Ctrl+C (or send SIGTERM) to stop; every kernel and session directory is removed."]
     return "\n".join(lines)
+
+
+def _mcp_banner(pool: Any, curl_tls: str) -> list[str]:
+    from autogen_aca_sessions.client.mcp import McpConnection
+
+    conn = McpConnection.from_pool(pool)
+    body = '{"jsonrpc":"2.0","id":"1","method":"initialize"}'
+    return [
+        "MCP server (launchShell, runPythonCodeInRemoteEnvironment, runShellCommandInRemoteEnvironment):",
+        f"  MCP endpoint: {conn.url}",
+        f"  MCP API key:  {conn.api_key}   (header x-ms-apikey; not the bearer key above)",
+        "",
+        "  curl:",
+        f"    curl{curl_tls} -X POST {shlex.quote(conn.url)} -H 'Content-Type: application/json' \\",
+        f"         -H {shlex.quote('x-ms-apikey: ' + conn.api_key)} -d '{body}'",
+        "",
+        "  VS Code (.vscode/mcp.json):",
+        *("    " + line for line in conn.vscode_mcp_json().splitlines()),
+        "",
+        "  Environment (for examples/mcp_agent.py):",
+        f"    export {MCP_ENDPOINT_ENV}={shlex.quote(conn.url)}",
+        f"    export {MCP_API_KEY_ENV}={shlex.quote(conn.api_key)}",
+    ]
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -454,6 +509,8 @@ async def _serve(args: argparse.Namespace) -> int:
             except FaultPlanError as exc:
                 print(f"aca-sessions serve: --faults: {exc}", file=sys.stderr)
                 return EXIT_USAGE
+        if args.management_plane:
+            return await _serve_with_management_plane(args, options, stop, received)
         try:
             pool_cm = LocalSessionPool(**options)
             pool = await pool_cm.__aenter__()
@@ -471,6 +528,113 @@ async def _serve(args: argparse.Namespace) -> int:
     finally:
         for stop_signal in installed:
             loop.remove_signal_handler(stop_signal)
+
+
+_SERVER_OPTIONS = ("host", "port", "api_key", "allow_remote", "root_dir", "tls", "tls_cert", "tls_key")
+
+
+async def _serve_with_management_plane(
+    args: argparse.Namespace, options: dict[str, Any], stop: asyncio.Event, received: list[str]
+) -> int:
+    """``serve --management-plane``: the fixed pool plus ``Microsoft.App/sessionPools``.
+
+    The fixed pool's configuration is also what every pool created through ARM starts from
+    (sandbox, kernel launcher, execution cap); ARM bodies set the rest per pool.
+    """
+    from autogen_aca_sessions.local import LocalSessionsServer
+
+    if "faults" in options:
+        print(
+            "aca-sessions serve: --faults applies to a single pool; it cannot be combined with "
+            "--management-plane",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    config = options["config"]
+    server_options = {name: options[name] for name in _SERVER_OPTIONS if name in options}
+    try:
+        server = LocalSessionsServer(pool_defaults=config, **server_options)
+        await server.start()
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"aca-sessions serve: could not start the server: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        try:
+            pool = await server.create_pool(
+                config.pool_name,
+                container_type=str(config.pool_type),
+                max_concurrent_sessions=config.max_concurrent_sessions,
+                ready_session_instances=config.ready_sessions,
+                cooldown_period_seconds=max(1, round(config.cooldown_period_seconds)),
+                egress=config.egress,
+                mcp_enabled=config.mcp,
+                default=True,
+            )
+            if "mcp_api_key" in options:
+                pool.rotate_mcp_key(options["mcp_api_key"])
+        except (OSError, ValueError, RuntimeError) as exc:
+            print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        view = _PoolView(
+            pool.endpoint,
+            server.api_key,
+            str(pool.isolation),
+            server.tls_ca_file,
+            pool.mcp_enabled,
+            pool.mcp_endpoint,
+            pool.mcp_api_key,
+        )
+        pool_banner, _, stop_hint = _banner(view, args).rpartition("\n")
+        print(pool_banner, flush=True)
+        print(_management_banner(server.base_url, server.api_key, server.tls_ca_file), flush=True)
+        print("\n" + stop_hint, flush=True)
+        await stop.wait()
+        print(f"\nReceived {received[0] if received else 'stop'}; shutting down...", flush=True)
+    finally:
+        await server.close()
+    print("Stopped.", flush=True)
+    return EXIT_OK
+
+
+@dataclasses.dataclass(frozen=True)
+class _PoolView:
+    """What the banner shows of a pool."""
+
+    endpoint: str
+    api_key: str
+    isolation: str
+    tls_ca_file: Path | None
+    mcp_enabled: bool
+    mcp_endpoint: str
+    mcp_api_key: str
+
+
+def _management_banner(base_url: str, key: str, ca_file: Path | None) -> str:
+    sub = "00000000-0000-0000-0000-000000000000"
+    url = f"{base_url}/subscriptions/{sub}/resourceGroups/demo/providers/Microsoft.App/sessionPools/mypool"
+    curl_tls = f" --cacert {shlex.quote(str(ca_file))}" if ca_file else ""
+    body = (
+        '{"location":"local","properties":{"poolManagementType":"Dynamic","containerType":"PythonLTS",'
+        '"scaleConfiguration":{"maxConcurrentSessions":10}}}'
+    )
+    lines = [
+        "",
+        "Management plane (ARM, Microsoft.App/sessionPools):",
+        f"  ARM base URL: {base_url}   (any subscription GUID and resource group)",
+        "  Pools created here last as long as this process.",
+        "",
+        "  create a pool (then read properties.poolManagementEndpoint):",
+        f"  curl{curl_tls} -X PUT " + shlex.quote(url + "?api-version=2025-10-02-preview") + " \\",
+        f"       -H {shlex.quote(f'Authorization: Bearer {key}')} -H 'Content-Type: application/json'"
+        f" -d '{body}'",
+        "",
+        "  azure-mgmt-appcontainers:",
+        f'  ContainerAppsAPIClient(credential, "{sub}", base_url="{base_url}"'
+        + (f', connection_verify="{ca_file}")' if ca_file else ")"),
+    ]
+    if not ca_file:
+        lines.append("  (the SDK sends its bearer key only over https: add --tls)")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import queue
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -477,3 +479,76 @@ def test_serve_stops_cleanly_on_signal_leaving_no_kernel(tmp_path: Path, stop_si
     assert "Stopped." in tail
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+
+
+# ------------------------------------------------------------------------------ management plane
+
+
+def test_serve_management_plane_prints_the_arm_url_and_a_curl_that_makes_a_pool(
+    tmp_path: Path,
+) -> None:
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("the banner's curl example needs the curl binary")
+    pool = start_serve("--management-plane", "--ready-sessions", "0", "--root-dir", str(tmp_path))
+    try:
+        base = re.search(r"ARM base URL: (http://127\.0\.0\.1:\d+)", pool.banner)
+        assert base, pool.banner
+        lines = pool.banner.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.strip().startswith("curl -X PUT"))
+        command = lines[start].strip().rstrip("\\") + " " + lines[start + 1].strip()
+        argv = shlex.split(command)
+        assert argv[0] == "curl"
+        created = subprocess.run([curl, "-sS", *argv[1:]], capture_output=True, text=True, timeout=60)
+        assert created.returncode == 0, created.stderr
+        body = json.loads(created.stdout)
+        endpoint = body["properties"]["poolManagementEndpoint"]
+        assert endpoint.startswith(base.group(1) + "/subscriptions/")
+        in_new_pool = cli("exec", f"--endpoint={endpoint}", f"--api-key={pool.api_key}", "-c", "print(6*7)")
+        in_fixed_pool = pool.exec("-c", "print('fixed')")
+    finally:
+        stop_serve(pool)
+    assert in_new_pool.returncode == 0, in_new_pool.stderr
+    assert in_new_pool.stdout == "42\n"
+    assert in_fixed_pool.returncode == 0, in_fixed_pool.stderr
+    assert in_fixed_pool.stdout == "fixed\n"
+    assert "Pools created here last as long as this process" in pool.banner
+
+
+def test_serve_management_plane_refuses_options_of_a_single_pool() -> None:
+    completed = cli("serve", "--port", "0", "--management-plane", "--faults", "429=0.5")
+    assert completed.returncode == 2
+    assert "--management-plane" in completed.stderr
+
+
+def test_serve_management_plane_with_mcp_serves_the_fixed_pools_mcp_server(tmp_path: Path) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("the banner's MCP curl example needs the curl binary")
+    pool = start_serve("--management-plane", "--mcp", "--ready-sessions", "0", "--root-dir", str(tmp_path))
+    try:
+        found = re.search(r"MCP endpoint: (\S+)\s+MCP API key:\s+(\S+)", pool.banner)
+        assert found, pool.banner
+        url, key = found.groups()
+        assert url == pool.endpoint + "/mcp"
+        reply = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-X",
+                "POST",
+                url,
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+                f"x-ms-apikey: {key}",
+                "-d",
+                '{"jsonrpc":"2.0","id":"1","method":"initialize"}',
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        stop_serve(pool)
+    assert reply.returncode == 0, reply.stderr
+    assert json.loads(reply.stdout)["result"]["serverInfo"]["name"] == "Microsoft Container Apps MCP Server"

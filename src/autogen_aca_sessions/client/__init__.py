@@ -30,6 +30,7 @@ from autogen_aca_sessions.client.errors import (
     UploadOutcomeUnknownError,
     ValidationError,
 )
+from autogen_aca_sessions.client.mcp import MCP_API_KEY_HEADER, McpConnection, fetch_mcp_connection
 from autogen_aca_sessions.client.models import (
     ApiVersion,
     ExecutionResult,
@@ -42,6 +43,7 @@ from autogen_aca_sessions.client.models import (
 )
 
 __all__ = [
+    "MCP_API_KEY_HEADER",
     "TOKEN_SCOPE",
     "ApiVersion",
     "AuthenticationError",
@@ -51,6 +53,7 @@ __all__ = [
     "ExecutionStatus",
     "ExecutionTimeoutError",
     "ImageOutput",
+    "McpConnection",
     "NotFoundError",
     "PackageInfo",
     "PayloadTooLargeError",
@@ -72,4 +75,5 @@ __all__ = [
     "UnsupportedOperationError",
     "UploadOutcomeUnknownError",
     "ValidationError",
+    "fetch_mcp_connection",
 ]

@@ -17,7 +17,7 @@ import random
 import ssl as ssl_module
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -469,12 +469,24 @@ class SessionsClient:
 
     @traced_operation("execute_shell")
     async def execute_shell(
-        self, identifier: str, command: str, *, timeout_seconds: int = 60, operation_id: str | None = None
+        self,
+        identifier: str,
+        command: str | Sequence[str],
+        *,
+        timeout_seconds: int = 60,
+        operation_id: str | None = None,
     ) -> ExecutionResult:
-        """Run a shell command in a shell pool's session; ``exit_code`` holds its exit status."""
+        """Run a shell command in a shell pool's session; ``exit_code`` holds its exit status.
+
+        ``command`` is a bash command line, or a program and its arguments as a list: 2025-10
+        sends that as ``execCommandAndArgs`` (no shell parsing), older versions as a quoted
+        ``shellCommand``.
+        """
         _validate_identifier(identifier)
         if not isinstance(command, str):
-            raise TypeError("command must be a string")
+            if not command or not all(isinstance(word, str) for word in command):
+                raise TypeError("command must be a string or a non-empty sequence of strings")
+            command = list(command)
         seconds = _validate_timeout(timeout_seconds)
         request = self._contract.shell_request(
             command, timeout_seconds=seconds, max_output_chars=self._max_output_chars

@@ -14,6 +14,7 @@ from .config import Isolation, KernelLauncherKind, PoolConfig, PoolType, Sandbox
 from .faults import FaultInjector, FaultPlan, FaultPlanError
 from .outcome import PoolFullError
 from .pool import LocalSessionPool
+from .server import LocalSessionsServer
 from .wire.versions import API_VERSIONS
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Isolation",
     "KernelLauncherKind",
     "LocalSessionPool",
+    "LocalSessionsServer",
     "PoolConfig",
     "PoolFullError",
     "PoolType",

@@ -23,12 +23,14 @@ Choices where the reference is silent:
 * ``timeoutInSeconds``: default 60 (or the pool maximum when lower) on every contract; above the
   pool's ``max_execution_seconds`` it is clamped; below 1, fractional or not a number: 400.
 * Output cap: 2025-10 cuts at ``outputStreamsMaxLength`` (default 4096, larger values clamped to
-  10,000,000); other api-versions cut only at 10,000,000 characters as a memory guard. New-contract
-  results carry ``stdoutTruncated``/``stderrTruncated``; legacy results carry them only when true.
+  10,000,000); other api-versions cut only at 10,000,000 characters as a memory guard. Nothing
+  says a stream was cut (as on Azure) unless the pool has ``wire_extensions``: then new-contract
+  results carry ``stdoutTruncated``/``stderrTruncated``, legacy results only when true.
 * Failed executions: ``error.code`` is the exception class (``ZeroDivisionError``) for user errors,
   ``ExecutionTimeout`` (interrupted, state kept), ``KernelRestarted`` (timed out and restarted) or
   ``KernelDied``; ``error.stateLost`` always, top-level ``stateLost``/``timedOut`` when true.
-  Several images: the first is the result, the rest go in an undocumented ``images`` list.
+  Several images: the first is the result; with ``wire_extensions`` the rest go in an
+  undocumented ``images`` list.
 * Asynchronous executions answer 202 on every new-contract api-version; every execution
   (synchronous too) can be fetched by ``GET /executions/<id>`` for a while (2,000 finished ones).
   A client-chosen ``operation-id`` still running in the same session is 409.
@@ -80,6 +82,7 @@ from .wire.versions import API_VERSIONS, ApiVersionSpec, Contract, lookup_api_ve
 
 if TYPE_CHECKING:
     from .faults import FaultInjector
+    from .mcp.server import McpServer
 
 __all__ = [
     "LIST_SESSIONS_PAGE_SIZE",
@@ -535,7 +538,9 @@ async def _legacy_execute(call: Call) -> web.StreamResponse:
     await _run(session, record, req)
     assert isinstance(record.output, CodeOutput)
     return _json(
-        legacy.render_execution(record.output), call.spec.execute_status, _finish_headers(call, headers)
+        legacy.render_execution(record.output, extensions=call.ctx.config.wire_extensions),
+        call.spec.execute_status,
+        _finish_headers(call, headers),
     )
 
 
@@ -554,12 +559,20 @@ async def _execute(call: Call) -> web.StreamResponse:
         call.ctx.tasks.add(task)
         task.add_done_callback(call.ctx.tasks.discard)
         headers["Operation-Location"] = _operation_location(call, record)
-        return _json(current.render_execution(record), 202, _finish_headers(call, headers))
+        return _json(
+            current.render_execution(record, extensions=call.ctx.config.wire_extensions),
+            202,
+            _finish_headers(call, headers),
+        )
     await _run(session, record, req)
     status = call.spec.execute_status
     if status == 202:
         headers["Operation-Location"] = _operation_location(call, record)
-    return _json(current.render_execution(record), status, _finish_headers(call, headers))
+    return _json(
+        current.render_execution(record, extensions=call.ctx.config.wire_extensions),
+        status,
+        _finish_headers(call, headers),
+    )
 
 
 async def _run_in_background(
@@ -592,7 +605,11 @@ async def _get_execution(call: Call) -> web.StreamResponse:
         # The incarnation holding the identifier now: a poller whose execution ran in an
         # earlier one (deleted, expired) sees a different guid and knows its state is gone.
         call.session_guid = session.guid
-    return _json(current.render_execution(record), 200, {"operation-id": record.id})
+    return _json(
+        current.render_execution(record, extensions=call.ctx.config.wire_extensions),
+        200,
+        {"operation-id": record.id},
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -957,13 +974,16 @@ def create_app(
     api_key: str,
     middlewares: Sequence[Middleware] = (),
     faults: FaultInjector | None = None,
+    mcp: Callable[[], McpServer | None] | None = None,
 ) -> web.Application:
     """The aiohttp application of a local pool serving ``manager``'s sessions under ``manager.config``.
 
     ``middlewares`` run inside the error catch-all and outside authentication, so they see
     refused calls too and never let a bare exception escape. ``faults`` runs inside
     authentication (an unauthenticated caller can neither meet nor trigger a fault) and is
-    given ``manager``'s session deleter for its ``expire`` fault.
+    given ``manager``'s session deleter for its ``expire`` fault. ``mcp`` serves ``/mcp`` (with
+    its own ``x-ms-apikey`` auth, not the bearer key): it is asked on every request, so a pool can
+    switch its MCP server on and off while running (None: ``/mcp`` is an unknown path).
     """
     config = manager.config
     ctx = PoolContext(manager=manager, api_key=api_key, config=config)
@@ -971,16 +991,37 @@ def create_app(
     if faults is not None:
         faults.bind_session_deleter(manager.delete)
         inner.append(faults.middleware)
+    mcp_middlewares = [] if mcp is None else [_mcp_middleware(mcp)]
     # The access log is outermost: it sees every answer, the catch-all's 500s included.
     access_log = access_log_middleware(functools.partial(_route_of, config.pool_name))
     app = web.Application(
-        middlewares=[access_log, error_middleware, operation_middleware, *middlewares, *inner],
+        middlewares=[
+            access_log,
+            error_middleware,
+            operation_middleware,
+            *middlewares,
+            *mcp_middlewares,
+            *inner,
+        ],
         client_max_size=config.max_json_bytes,
     )
     app[CONTEXT_KEY] = ctx
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     app.on_shutdown.append(_cancel_background)
     return app
+
+
+def _mcp_middleware(mcp: Callable[[], McpServer | None]) -> Middleware:
+    """Serves ``{endpoint}/mcp`` (and ``/mcp``) before bearer authentication: it has its own key."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: RequestHandler) -> web.StreamResponse:
+        server = mcp()
+        if server is not None and operation_path(request).lower() == "mcp":
+            return await server.handle(request)
+        return await handler(request)
+
+    return middleware
 
 
 async def _cancel_background(app: web.Application) -> None:

@@ -114,6 +114,9 @@ class PoolConfig:
     """Warm, unallocated kernels kept ready (Python pools)."""
     cooldown_period_seconds: float = DEFAULT_COOLDOWN_PERIOD_SECONDS
     """Idle time after which a session is deleted."""
+    max_alive_period_seconds: float | None = None
+    """Lifetime of a session from its creation, busy or not (ARM's ``OnContainerExit``
+    lifecycle); ``None``: sessions end only by the cooldown (``Timed``)."""
     max_execution_seconds: float = MAX_EXECUTION_SECONDS
     """Longest execution; larger ``timeoutInSeconds`` values are clamped to it."""
     egress: bool = False
@@ -128,6 +131,12 @@ class PoolConfig:
     """Largest JSON request body; above it 413."""
     limits: ResourceLimits = field(default_factory=ResourceLimits)
     """Per-session resource limits (memory, processes, file size, open files)."""
+    mcp: bool = False
+    """Whether the pool serves its MCP server at ``{endpoint}/mcp`` from the start (its key, like
+    the bearer key, is the pool's, not the configuration's; a running pool can switch it)."""
+    wire_extensions: bool = False
+    """Whether execution results carry the fields Azure does not send (``stdoutTruncated``,
+    ``stderrTruncated``, ``images`` after the first); off, the pool emits exactly Azure's shape."""
 
     def __post_init__(self) -> None:
         # Frozen: normalised values are written once, here, and never again.
@@ -145,6 +154,8 @@ class PoolConfig:
             raise ValueError("max_concurrent_sessions must not be negative")
         if self.ready_sessions < 0:
             object.__setattr__(self, "ready_sessions", 0)
+        if self.max_alive_period_seconds is not None and self.max_alive_period_seconds <= 0:
+            raise ValueError("max_alive_period_seconds must be positive (or None)")
         if self.max_upload_bytes < 0 or self.max_json_bytes < 0:
             raise ValueError("max_upload_bytes and max_json_bytes must not be negative")
 

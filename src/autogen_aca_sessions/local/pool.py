@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import shutil
 import socket
@@ -33,9 +34,11 @@ from .app import create_app
 from .auth import AsyncStaticKeyCredential, Middleware, StaticKeyCredential, generate_api_key
 from .config import Isolation, KernelLauncherKind, PoolConfig, PoolType, SandboxMode
 from .faults import FaultInjector
+from .mcp.keys import McpKey
 from .tls import client_ssl_context, generate_self_signed, server_ssl_context
 
 if TYPE_CHECKING:
+    from .mcp.server import McpServer
     from .sessions import SessionManager
 
 __all__ = [
@@ -82,7 +85,10 @@ class LocalSessionPool:
         max_upload_bytes: int | None = None,
         max_json_bytes: int | None = None,
         kernel_launcher: KernelLauncherKind | str | None = None,
+        mcp: bool | None = None,
+        wire_extensions: bool | None = None,
         config: PoolConfig | None = None,
+        mcp_api_key: str | None = None,
     ) -> None:
         """Configure the pool; nothing starts until :meth:`start` (or ``async with``).
 
@@ -95,6 +101,11 @@ class LocalSessionPool:
         ``max_json_bytes`` (default 64 MiB) bound request bodies; above them the pool answers 413.
         ``kernel_launcher="fork"`` forks kernels from a template process that imported NumPy,
         pandas and matplotlib once (same sandbox, ~15 MiB per idle kernel instead of ~100).
+        ``mcp=True`` serves the pool's MCP server at :attr:`mcp_endpoint`, authenticated with
+        :attr:`mcp_api_key` in ``x-ms-apikey``: a key of its own (``mcp_api_key``, generated unless
+        given), which, like ``api_key``, is not part of the configuration. ``wire_extensions=True``
+        adds the execution-result fields Azure does not send (``stdoutTruncated``,
+        ``stderrTruncated``, ``images`` after the first).
         """
         given: dict[str, Any] = {
             name: value
@@ -110,6 +121,8 @@ class LocalSessionPool:
                 "kernel_launcher": kernel_launcher,
                 "max_upload_bytes": max_upload_bytes,
                 "max_json_bytes": max_json_bytes,
+                "mcp": mcp,
+                "wire_extensions": wire_extensions,
             }.items()
             if value is not None
         }
@@ -143,6 +156,9 @@ class LocalSessionPool:
         # The injector's middleware goes inside authentication (create_app places it), even
         # when a caller also listed it among the outer middlewares.
         self._middlewares = [m for m in middlewares if faults is None or m != faults.middleware]
+        self._mcp_enabled = options.mcp
+        self._mcp_key = McpKey(mcp_api_key)
+        self._mcp_server: McpServer | None = None
         self.credential = StaticKeyCredential(self.api_key)
         """A synchronous azure-core ``TokenCredential`` yielding :attr:`api_key`."""
         self.async_credential = AsyncStaticKeyCredential(self.api_key)
@@ -203,6 +219,70 @@ class LocalSessionPool:
     def kernel_launcher(self) -> KernelLauncherKind:
         """How kernels start: ``plain`` (a fresh interpreter each) or ``fork`` (from a template)."""
         return self.config.kernel_launcher
+
+    @property
+    def wire_extensions(self) -> bool:
+        """Whether execution results carry the fields Azure does not send (off by default)."""
+        return self.config.wire_extensions
+
+    # ------------------------------------------------------------------ MCP server
+
+    @property
+    def mcp_enabled(self) -> bool:
+        """Whether the pool serves its MCP server at :attr:`mcp_endpoint` (``config.mcp`` at first;
+        :meth:`enable_mcp` and :meth:`disable_mcp` change it)."""
+        return self._mcp_enabled
+
+    def _require_mcp(self) -> None:
+        if not self._mcp_enabled:
+            raise RuntimeError(
+                "The pool's MCP server is not enabled: pass LocalSessionPool(mcp=True) or call enable_mcp()"
+            )
+
+    @property
+    def mcp_endpoint(self) -> str:
+        """``{endpoint}/mcp``: the MCP server's URL (Azure's ``mcpServerSettings.mcpServerEndpoint``)."""
+        self._require_mcp()
+        return f"{self.endpoint}/mcp"
+
+    @property
+    def mcp_api_key(self) -> str:
+        """The key MCP clients send in ``x-ms-apikey`` (not the bearer :attr:`api_key`;
+        ``fetchMcpServerCredentials``)."""
+        self._require_mcp()
+        return self._mcp_key.value
+
+    def rotate_mcp_api_key(self, new_key: str | None = None) -> str:
+        """Replace the MCP API key (a random one unless given) and return it; the old one stops working
+        at once (``rotateMcpServerCredentials``)."""
+        self._require_mcp()
+        return self._mcp_key.rotate(new_key)
+
+    def enable_mcp(self, api_key: str | None = None) -> str:
+        """Serve the MCP server from now on (also on a running pool) and return its key.
+
+        ``api_key`` replaces the key when given; otherwise the pool's key is kept (generated once).
+        """
+        if api_key:
+            self._mcp_key.rotate(api_key)
+        self._mcp_enabled = True
+        if self._manager is not None:
+            self._make_mcp_server()
+        return self._mcp_key.value
+
+    def disable_mcp(self) -> None:
+        """Stop serving the MCP server: ``/mcp`` becomes an unknown data-plane path again."""
+        self._mcp_enabled = False
+
+    def _make_mcp_server(self) -> None:
+        if self._mcp_server is None and self._manager is not None:
+            from .mcp.server import McpServer  # mcp-types: imported only by pools that serve MCP
+
+            self._mcp_server = McpServer(self._manager, self.config, key=self._mcp_key)
+
+    def _serving_mcp(self) -> McpServer | None:
+        """The MCP server while it is enabled (asked by the app on every request)."""
+        return self._mcp_server if self._mcp_enabled else None
 
     # ------------------------------------------------------------------ properties
 
@@ -304,11 +384,16 @@ class LocalSessionPool:
             server_context = await asyncio.to_thread(server_ssl_context, cert, key)
         self._manager = SessionManager(root=self._root, config=self.config)
         await self._manager.start()
+        if self._mcp_enabled:
+            # mcp-types builds a few hundred pydantic models on import: off the event loop.
+            await asyncio.to_thread(importlib.import_module, "autogen_aca_sessions.local.mcp.server")
+            self._make_mcp_server()
         app = create_app(
             self._manager,
             api_key=self.api_key,
             middlewares=self._middlewares,
             faults=self._faults,
+            mcp=self._serving_mcp,
         )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 import uuid
@@ -61,6 +62,8 @@ class _Slot:
     uid: int | None = None
     kernel: Kernel | None = None
     starting: asyncio.Task[Kernel] | None = field(default=None, repr=False)
+    shell_groups: set[int] = field(default_factory=set, repr=False)
+    """Process groups of the shell commands running in this slot (killed on release)."""
 
 
 class SessionHost(Protocol):
@@ -124,7 +127,11 @@ class Session:
     @property
     def expire_at(self) -> datetime:
         """When the session will be deleted unless touched again."""
-        return self.last_accessed_at + timedelta(seconds=self._host.config.cooldown_period_seconds)
+        config = self._host.config
+        idle_end = self.last_accessed_at + timedelta(seconds=config.cooldown_period_seconds)
+        if config.max_alive_period_seconds is None:
+            return idle_end
+        return min(idle_end, self.created_at + timedelta(seconds=config.max_alive_period_seconds))
 
     @property
     def uid(self) -> int | None:
@@ -429,6 +436,20 @@ class SessionManager:
 
     # -- sessions ---------------------------------------------------------------------------
 
+    def reconfigure(self, config: PoolConfig) -> None:
+        """Replace the configuration of the running pool by ``config``.
+
+        Limits (sessions, ready kernels, cooldown, execution cap) take effect at once; what the
+        runtime was built with (pool type, sandbox, egress, kernel launcher) cannot change here
+        (``ValueError``): that needs a new manager.
+        """
+        fixed = ("pool_type", "sandbox", "egress", "kernel_launcher", "limits")
+        changed = [name for name in fixed if getattr(config, name) != getattr(self.config, name)]
+        if changed:
+            raise ValueError(f"{', '.join(changed)} cannot change on a running pool")
+        self.config = config
+        self._refill.set()  # start (or stop starting) ready kernels for the new count
+
     async def get_or_create(self, identifier: str) -> Session:
         """The session named ``identifier``, made now if it does not exist (touches it)."""
         if not self._started or self._closed:
@@ -527,7 +548,10 @@ class SessionManager:
         return kernel
 
     async def release(self, slot: _Slot) -> None:
-        """Kill ``slot``'s kernel (or its start) and remove its directories."""
+        """Kill ``slot``'s kernel (or its start) and running commands, and remove its directories."""
+        for group in list(slot.shell_groups):  # a deleted session's commands end with it
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
         starting = slot.starting
         slot.starting = None
         if starting is not None:
@@ -572,17 +596,25 @@ class SessionManager:
             self._ready.append(slot)
 
     async def _reap(self) -> None:
-        """Delete sessions idle for longer than the cooldown period."""
-        interval = min(5.0, max(0.05, self.config.cooldown_period_seconds / 4))
+        """Delete sessions idle for longer than the cooldown period, and (when the pool has a
+        max alive period) sessions older than it, busy or not."""
         while not self._closed:
-            await asyncio.sleep(interval)
+            config = self.config  # read each round: reconfigure() may replace it
+            shortest = min(config.cooldown_period_seconds, config.max_alive_period_seconds or float("inf"))
+            await asyncio.sleep(min(5.0, max(0.05, shortest / 4)))
+            now = _utcnow()
             for identifier, session in list(self._sessions.items()):
-                if session.busy or session.idle_seconds < self.config.cooldown_period_seconds:
+                max_alive = self.config.max_alive_period_seconds
+                too_old = max_alive is not None and (now - session.created_at).total_seconds() >= max_alive
+                idle = not session.busy and session.idle_seconds >= self.config.cooldown_period_seconds
+                if not (too_old or idle) or self._sessions.get(identifier) is not session:
                     continue
-                if self._sessions.get(identifier) is session:
-                    del self._sessions[identifier]
+                del self._sessions[identifier]
+                if too_old:
+                    logger.info("session %s reached its max alive period (%.0f s)", identifier, max_alive)
+                else:
                     logger.info("session %s expired after %.0f s idle", identifier, session.idle_seconds)
-                    self.spawn(session.close())
+                self.spawn(session.close())
 
     # -- what sessions use (SessionHost) ---------------------------------------------------
 
@@ -592,5 +624,10 @@ class SessionManager:
         """Run ``command`` in ``slot``'s sandbox with its data directory as working directory."""
         assert self._shell is not None
         return await self._shell.run(
-            command, data_dir=slot.data_dir, uid=slot.uid, timeout=timeout, max_output_chars=max_output_chars
+            command,
+            data_dir=slot.data_dir,
+            uid=slot.uid,
+            timeout=timeout,
+            max_output_chars=max_output_chars,
+            groups=slot.shell_groups,
         )

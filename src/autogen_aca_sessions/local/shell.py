@@ -45,9 +45,19 @@ class ShellRunner:
         """Whether commands may use the network."""
 
     async def run(
-        self, command: str, *, data_dir: Path, uid: int | None, timeout: float, max_output_chars: int
+        self,
+        command: str,
+        *,
+        data_dir: Path,
+        uid: int | None,
+        timeout: float,
+        max_output_chars: int,
+        groups: set[int] | None = None,
     ) -> ShellOutput:
-        """Run ``command`` for the session of ``data_dir`` (and ``uid``); never raises for its failure."""
+        """Run ``command`` for the session of ``data_dir`` (and ``uid``); never raises for its failure.
+
+        While it runs, its process group is in ``groups``, so that deleting the session can kill it.
+        """
         sandbox = self.sandbox
         cgroup = None
         if sandbox.cgroup is not None and sandbox.limits.max_processes is not None:
@@ -87,6 +97,8 @@ class ShellRunner:
             process = await cmd.start(capture_output=True)
             assert process.stdout is not None
             assert process.stderr is not None
+            if groups is not None:
+                groups.add(process.pid)
             pumps = asyncio.gather(_pump(process.stdout, stdout), _pump(process.stderr, stderr))
             try:
                 await asyncio.wait_for(asyncio.shield(process.wait()), timeout=timeout)
@@ -96,6 +108,8 @@ class ShellRunner:
                 if process.returncode is None or timed_out:
                     kill_process_group(process)
                     await process.wait()
+                if groups is not None:
+                    groups.discard(process.pid)
             # A background child may hold the pipes open; do not wait for it beyond a moment.
             try:
                 await asyncio.wait_for(pumps, timeout=1.0)

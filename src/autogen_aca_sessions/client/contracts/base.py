@@ -65,8 +65,10 @@ class Contract(ABC):
         """The request that runs ``code``."""
 
     @abstractmethod
-    def shell_request(self, command: str, *, timeout_seconds: int, max_output_chars: int) -> Request:
-        """The request that runs a shell command (shell pools)."""
+    def shell_request(
+        self, command: str | list[str], *, timeout_seconds: int, max_output_chars: int
+    ) -> Request:
+        """The request that runs a shell command line, or a program and its arguments (shell pools)."""
 
     @abstractmethod
     def get_execution_request(self, execution_id: str) -> Request:

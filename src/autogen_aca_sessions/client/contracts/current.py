@@ -8,6 +8,7 @@ Flat JSON: ``POST executions`` (202 + ``Operation-Location`` on 2024-10, 200 lat
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from autogen_aca_sessions.client.contracts import _common as c
@@ -112,14 +113,19 @@ class CurrentContract(Contract):
             body["outputStreamsMaxLength"] = max_output_chars
         return Request("POST", "executions", json=body, creates_session=True)
 
-    def shell_request(self, command: str, *, timeout_seconds: int, max_output_chars: int) -> Request:
+    def shell_request(
+        self, command: str | list[str], *, timeout_seconds: int, max_output_chars: int
+    ) -> Request:
         if not self.api_version.supports_shell:
             raise self.unsupported("shell commands", "api-version 2025-02-02-preview or later (shell pools)")
-        body: dict[str, Any] = {
-            "executionType": "Synchronous",
-            "shellCommand": command,
-            "timeoutInSeconds": timeout_seconds,
-        }
+        body: dict[str, Any] = {"executionType": "Synchronous", "timeoutInSeconds": timeout_seconds}
+        if isinstance(command, str):
+            body["shellCommand"] = command
+        elif self.api_version is ApiVersion.V2025_10_02_PREVIEW:
+            body["execCommandAndArgs"] = command
+        else:
+            # Before 2025-10 there is no argument list: the same words, quoted for bash.
+            body["shellCommand"] = shlex.join(command)
         if self._output_limit_supported():
             body["outputStreamsMaxLength"] = max_output_chars
         return Request("POST", "executions", json=body, creates_session=True)

@@ -62,7 +62,9 @@ class LegacyContract(Contract):
         }
         return Request("POST", "code/execute", json={"properties": properties}, creates_session=True)
 
-    def shell_request(self, command: str, *, timeout_seconds: int, max_output_chars: int) -> Request:
+    def shell_request(
+        self, command: str | list[str], *, timeout_seconds: int, max_output_chars: int
+    ) -> Request:
         raise self.unsupported("shell commands", "api-version 2025-02-02-preview or later (shell pools)")
 
     def get_execution_request(self, execution_id: str) -> Request:

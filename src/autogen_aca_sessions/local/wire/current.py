@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import shlex
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -86,18 +87,49 @@ def parse_execute(
                 f"{spec.name} has no shell execution.",
                 "api-version",
             )
-        # Shell pools run 'shellCommand'; 'code' is taken as the command when it is absent.
-        field_name = "shellCommand" if fields.get("shellCommand") is not None else "code"
-        if fields.get(field_name) is None:
-            raise bad_request("'shellCommand' is required on a Shell pool.", "shellCommand")
-        code = code_field(fields, field_name, input_type)
+        argv = exec_command_and_args_field(fields) if spec.exec_command_and_args else None
+        if argv is not None:
+            if fields.get("shellCommand") is not None:
+                raise bad_request(
+                    "Give either 'shellCommand' or 'execCommandAndArgs', not both.", "execCommandAndArgs"
+                )
+            # Every word quoted: bash runs the program with exactly these arguments.
+            code = "exec " + shlex.join(argv)
+        else:
+            # Shell pools run 'shellCommand'; 'code' is taken as the command when it is absent.
+            field_name = "shellCommand" if fields.get("shellCommand") is not None else "code"
+            if fields.get(field_name) is None:
+                raise bad_request(
+                    "no command provided in the request, at least one of the 'shellCommand' or "
+                    "'execCommandAndArgs' fields should be provided"
+                    if spec.exec_command_and_args
+                    else "'shellCommand' is required on a Shell pool.",
+                    "shellCommand",
+                )
+            code = code_field(fields, field_name, input_type)
     else:
-        if fields.get("shellCommand") is not None:
-            raise bad_request(
-                "'shellCommand' is only accepted by Shell pools; this is a Python pool, send 'code'.",
-                "shellCommand",
-            )
+        for shell_field in ("shellCommand", "execCommandAndArgs"):
+            if fields.get(shell_field) is not None:
+                raise bad_request(
+                    f"'{shell_field}' is only accepted by Shell pools; this is a Python pool, send 'code'.",
+                    shell_field,
+                )
         code = code_field(fields, "code", input_type)
+    if spec.exec_command_and_args:
+        jupyter = fields.get("returnJupyterFormatExecutionResult")
+        if jupyter is not None and not isinstance(jupyter, bool):
+            raise bad_request(
+                "'returnJupyterFormatExecutionResult' must be a boolean.",
+                "returnJupyterFormatExecutionResult",
+            )
+        if jupyter:
+            # No source gives the response shape of this option; refusing beats inventing one.
+            raise bad_request(
+                "'returnJupyterFormatExecutionResult' is not supported by this pool: the response shape "
+                "it selects is undocumented. Omit it (or send false) to get stdout, stderr and "
+                "executionResult.",
+                "returnJupyterFormatExecutionResult",
+            )
     max_output = UNCAPPED_OUTPUT_CHARS
     if spec.output_streams_max_length:
         requested = int_field(fields, "outputStreamsMaxLength")
@@ -120,6 +152,22 @@ def parse_execute(
         max_output_chars=max_output,
         execution_type=execution_type,
     )
+
+
+def exec_command_and_args_field(fields: Mapping[str, Any]) -> list[str] | None:
+    """``execCommandAndArgs``: a non-empty list of strings without NUL, or absent."""
+    value = fields.get("execCommandAndArgs")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(word, str) for word in value):
+        raise bad_request(
+            "'execCommandAndArgs' must be a non-empty array of strings, "
+            'e.g. ["python3", "-c", "print(1)"].',
+            "execCommandAndArgs",
+        )
+    if any("\x00" in word for word in value):
+        raise bad_request("'execCommandAndArgs' must not contain NUL characters.", "execCommandAndArgs")
+    return value
 
 
 def image_object(image: ImageData) -> dict[str, str]:
@@ -172,29 +220,33 @@ def _code_error(out: CodeOutput, timeout_seconds: int) -> dict[str, Any] | None:
     }
 
 
-def _streams(out: CodeOutput | ShellOutput) -> dict[str, Any]:
-    streams = {
+def _streams(out: CodeOutput | ShellOutput, extensions: bool) -> dict[str, Any]:
+    streams: dict[str, Any] = {
         "stdout": out.stdout,
         "stderr": out.stderr,
         "executionResult": _execution_result_value(out) if isinstance(out, CodeOutput) else "",
         "executionTimeInMilliseconds": out.duration_ms,
-        # Undocumented: the 2025-10 cap cuts without a flag; these let a client tell.
-        "stdoutTruncated": out.stdout_length > len(out.stdout),
-        "stderrTruncated": out.stderr_length > len(out.stderr),
     }
+    if not extensions:
+        return streams
+    # Opt-in extensions Azure does not send: the 2025-10 cap cuts without a flag (these let a
+    # client tell), and the result holds only the first image (the ones after it travel here).
+    streams["stdoutTruncated"] = out.stdout_length > len(out.stdout)
+    streams["stderrTruncated"] = out.stderr_length > len(out.stderr)
     if isinstance(out, CodeOutput) and len(out.images) > 1 and out.outcome is Outcome.SUCCEEDED:
-        # Undocumented: the result holds the first image; the ones after it travel here.
         streams["images"] = [image_object(image) for image in out.images[1:]]
     return streams
 
 
-def render_execution(record: ExecutionLike) -> dict[str, Any]:
+def render_execution(record: ExecutionLike, *, extensions: bool = False) -> dict[str, Any]:
     """A ``SessionCodeExecutionResource`` for a running or finished execution.
 
     Python: ``status`` ``Running`` / ``Succeeded`` / ``Failed``; a failure carries ``error``
     (``code``, ``message`` and the undocumented ``stateLost``) and, for user exceptions, the
     undocumented ``rawResult`` the real service sends. Shell: ``status`` is the exit code as a
     string; a command killed at its time limit also carries ``error`` ``ExecutionTimeout``.
+    ``extensions`` (a pool option, off by default) adds ``stdoutTruncated``/``stderrTruncated``
+    and the ``images`` after the first.
     """
     resource: dict[str, Any] = {
         "id": record.id,
@@ -213,7 +265,7 @@ def render_execution(record: ExecutionLike) -> dict[str, Any]:
         return resource
     if isinstance(out, ShellOutput):
         resource["status"] = str(out.exit_code)
-        resource["result"] = _streams(out)
+        resource["result"] = _streams(out, extensions)
         if out.timed_out:
             resource["error"] = {
                 "code": "ExecutionTimeout",
@@ -223,7 +275,7 @@ def render_execution(record: ExecutionLike) -> dict[str, Any]:
             }
         return resource
     resource["status"] = "Succeeded" if out.outcome is Outcome.SUCCEEDED else "Failed"
-    resource["result"] = _streams(out)
+    resource["result"] = _streams(out, extensions)
     error = _code_error(out, record.timeout_seconds)
     if error is not None:
         resource["error"] = error

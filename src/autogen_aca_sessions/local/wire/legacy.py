@@ -60,11 +60,13 @@ def _result_value(out: CodeOutput) -> Any:
     return out.result
 
 
-def render_execution(out: CodeOutput) -> dict[str, Any]:
+def render_execution(out: CodeOutput, *, extensions: bool = False) -> dict[str, Any]:
     """The legacy execute response: ``{"$id": "1", "properties": {"$id": "2", "status", ...}}``.
 
     Anything but a clean run is ``Failure`` with ``result: null``; for timeouts and dead kernels
-    the runtime has already put the sentence saying what happened into ``stderr``.
+    the runtime has already put the sentence saying what happened into ``stderr``. With
+    ``extensions`` (a pool option, off by default) the images after the first and the
+    truncation flags are added; Azure sends neither.
     """
     props: dict[str, Any] = {
         "$id": "2",
@@ -79,12 +81,13 @@ def render_execution(out: CodeOutput) -> dict[str, Any]:
         props["timedOut"] = True
     if out.state_lost or out.outcome in (Outcome.TIMED_OUT_RESTARTED, Outcome.KERNEL_DIED):
         props["stateLost"] = True
-    if out.outcome is Outcome.SUCCEEDED and len(out.images) > 1:
-        props["images"] = [image_object(image) for image in out.images[1:]]
-    if out.stdout_truncated:
-        props["stdoutTruncated"] = True
-    if out.stderr_truncated:
-        props["stderrTruncated"] = True
+    if extensions:
+        if out.outcome is Outcome.SUCCEEDED and len(out.images) > 1:
+            props["images"] = [image_object(image) for image in out.images[1:]]
+        if out.stdout_truncated:
+            props["stdoutTruncated"] = True
+        if out.stderr_truncated:
+            props["stderrTruncated"] = True
     return {"$id": "1", "properties": props}
 
 

@@ -41,6 +41,9 @@ class ApiVersionSpec:
     """``outputStreamsMaxLength`` exists and defaults to 4096 (2025-10-02-preview)."""
     recursive_listing: bool
     """``GET /files?recursive=true`` and the ``directory`` field exist (2025-10-02-preview)."""
+    exec_command_and_args: bool = False
+    """Shell pools take ``execCommandAndArgs`` (an argv list) instead of ``shellCommand``, and
+    ``returnJupyterFormatExecutionResult`` is a known field (2025-10-02-preview)."""
 
 
 API_VERSIONS: dict[str, ApiVersionSpec] = {
@@ -50,7 +53,17 @@ API_VERSIONS: dict[str, ApiVersionSpec] = {
         ApiVersionSpec("2024-08-02-preview", Contract.LEGACY, 200, True, False, False, False, False),
         ApiVersionSpec("2024-10-02-preview", Contract.CURRENT, 202, True, False, False, False, False),
         ApiVersionSpec("2025-02-02-preview", Contract.CURRENT, 200, True, True, True, False, False),
-        ApiVersionSpec("2025-10-02-preview", Contract.CURRENT, 200, True, True, True, True, True),
+        ApiVersionSpec(
+            "2025-10-02-preview",
+            Contract.CURRENT,
+            200,
+            True,
+            True,
+            True,
+            True,
+            True,
+            exec_command_and_args=True,
+        ),
     )
 }
 """Every api-version served, keyed by its exact name."""

@@ -1,0 +1,62 @@
+"""ARM's error response, the only error shape the management routes answer with.
+
+``{"error": {"code", "message", "target", "details": [...]}}`` (common-types v5
+``ErrorResponse``), plus the ``x-ms-error-code`` header. Codes follow ARM's where ARM has a
+well-known one (``ResourceNotFound``, ``MissingApiVersionParameter``, ``InvalidRequestContent``);
+the reference names none for the session-pool RP's own validation, so those codes are ours and
+say what is wrong (``InvalidSessionPoolName``, ``InvalidCooldownPeriod``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from ..wire.errors import WireError
+
+__all__ = ["ArmError", "arm_error_body", "arm_error_response"]
+
+
+class ArmError(WireError):
+    """A management request refused: status, ARM error code, message, target and details."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        target: str | None = None,
+        details: Sequence[ArmError] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, code, message, target=target, headers=headers)
+        self.details: list[ArmError] = list(details)
+        """Further errors of the same request (every bad field of a body, not only the first)."""
+
+
+def arm_error_body(err: WireError) -> dict[str, Any]:
+    """The ARM ``ErrorResponse`` body of ``err``."""
+    details = getattr(err, "details", [])
+    return {
+        "error": {
+            "code": err.code,
+            "message": err.message,
+            "target": err.target,
+            "details": [arm_error_body(d)["error"] for d in details],
+        }
+    }
+
+
+def arm_error_response(err: WireError) -> web.Response:
+    """The HTTP response of ``err``: the body above and ``x-ms-error-code``."""
+    return web.Response(
+        status=err.status,
+        text=json.dumps(arm_error_body(err)),
+        content_type="application/json",
+        charset="utf-8",
+        headers={"x-ms-error-code": err.code, **err.headers},
+    )

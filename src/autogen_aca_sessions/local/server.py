@@ -1,0 +1,612 @@
+"""``LocalSessionsServer``: many session pools on one port, and the ARM management plane.
+
+::
+
+    async with LocalSessionsServer() as server:
+        pool = await server.create_pool("tenanta", container_type="Shell")
+        client = SessionsClient(pool.endpoint, server.async_credential)
+        ...
+        await server.delete_pool("tenanta")
+
+Each pool's data plane is served at ``{base}/subscriptions/{sub}/resourceGroups/{rg}/sessionPools/{name}``
+(the shape of ``LocalSessionPool.endpoint``) by the same application a ``LocalSessionPool``
+runs; with ``management_plane=True`` (the default) ``Microsoft.App/sessionPools`` is served at
+``{base}/subscriptions/...`` so that ``curl``, the az CLI's polling and azure-mgmt-appcontainers
+(``ContainerAppsAPIClient(credential, subscription_id, base_url=server.base_url)``) create, change
+and delete pools as on Azure. One bearer key (:attr:`api_key`) authenticates both planes.
+
+Pools live as long as the server process: nothing is persisted (sessions are ephemeral on
+Azure too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import socket
+import ssl
+import tempfile
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from .address import WILDCARD_HOSTS, is_loopback_host
+from .arm.errors import ArmError, arm_error_response
+from .arm.model import (
+    ContainerType,
+    EgressStatus,
+    LifecycleType,
+    PoolSettings,
+    ProvisioningState,
+    ResourceKey,
+    name_problem,
+    resource_group_problem,
+    subscription_problem,
+)
+from .arm.operations import Operation, OperationKind, OperationStore, location_segment
+from .arm.routes import ManagementRoutes, is_management_path
+from .auth import AsyncStaticKeyCredential, StaticKeyCredential, check_authorization, generate_api_key
+from .config import PoolConfig
+from .hosted import HostedPool, RuntimeOptions
+from .pool import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION
+from .tls import client_ssl_context, generate_self_signed, server_ssl_context
+from .wire.errors import WireError
+
+__all__ = ["LocalSessionsServer"]
+
+logger = logging.getLogger("autogen_aca_sessions.local")
+
+PROVISIONING_WAIT_SECONDS = 120.0
+"""How long a data-plane request for a pool still being provisioned waits for it."""
+
+
+def _enum(kind: type[Any], value: Any, what: str) -> Any:
+    if isinstance(value, kind):
+        return value
+    for member in kind:
+        if str(member.value).lower() == str(value).lower():
+            return member
+    allowed = ", ".join(str(m.value) for m in kind)
+    raise ValueError(f"{what} must be one of {allowed}, not {value!r}")
+
+
+class LocalSessionsServer:
+    """A local server hosting any number of session pools, with the ARM management plane."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        management_plane: bool = True,
+        pool_defaults: PoolConfig | None = None,
+        tls: bool = False,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
+        allow_remote: bool = False,
+        root_dir: str | Path | None = None,
+        retry_after_seconds: int = 1,
+        list_page_size: int = 100,
+        max_pools: int = 100,
+    ) -> None:
+        """Configure the server; nothing starts until :meth:`start` (or ``async with``).
+
+        ``pool_defaults`` is the configuration every pool starts from: its sandbox, kernel
+        launcher, execution cap, resource limits and body caps apply to every pool; type,
+        name, session limits, lifetime and egress come from each pool's own settings.
+
+        ``retry_after_seconds`` is the ``Retry-After`` of long-running operations (provisioning
+        takes well under a second locally); at least 1, because azure-core reads ``0`` as "no
+        delay given" and then waits its default 30 s. ``list_page_size`` is the pools per list page.
+        ``max_pools`` bounds how many pools may exist at once (each holds kernels and files);
+        one more is refused with 409 ``SessionPoolQuotaExceeded``, as a subscription quota would.
+        """
+        if not is_loopback_host(host) and not allow_remote:
+            raise ValueError(
+                f"Refusing to bind the local session server to {host!r}, which is not a loopback address: "
+                "anyone who can reach it and knows the key can run code on this machine. "
+                "Pass allow_remote=True to do it anyway."
+            )
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, not {port}")
+        if retry_after_seconds < 1 or list_page_size < 1 or max_pools < 1:
+            raise ValueError("retry_after_seconds, list_page_size and max_pools must be at least 1")
+        self.max_pools = max_pools
+        """Most pools at once."""
+        self._host = host
+        self._port = port
+        self.api_key: str = api_key if api_key else generate_api_key()
+        """The bearer key every request (either plane) must carry."""
+        self.management_plane = management_plane
+        """Whether ``Microsoft.App/sessionPools`` is served."""
+        self.tls = tls or tls_cert is not None
+        """Whether the server speaks HTTPS."""
+        self._tls_cert = Path(tls_cert) if tls_cert is not None else None
+        self._tls_key = Path(tls_key) if tls_key is not None else None
+        self._root_dir = Path(root_dir) if root_dir is not None else None
+        self.pool_defaults = pool_defaults if pool_defaults is not None else PoolConfig()
+        """The configuration every pool starts from."""
+        self.credential = StaticKeyCredential(self.api_key)
+        """A synchronous azure-core ``TokenCredential`` yielding :attr:`api_key` (for
+        ``ContainerAppsAPIClient`` and ``SessionsClient``)."""
+        self.async_credential = AsyncStaticKeyCredential(self.api_key)
+        """An azure-core ``AsyncTokenCredential`` yielding :attr:`api_key`."""
+        self.tls_cert_path: Path | None = None
+        """The PEM certificate clients must trust (set by :meth:`start` when TLS is on)."""
+        self.operations = OperationStore()
+        """Long-running management operations (their status URLs)."""
+        self._routes = ManagementRoutes(
+            self, retry_after_seconds=retry_after_seconds, page_size=list_page_size
+        )
+        self._pools: dict[tuple[str, str, str], HostedPool] = {}
+        self._default: HostedPool | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self._bound_port: int | None = None
+        self._root: Path | None = None
+        self._owns_root = False
+        self._options: RuntimeOptions | None = None
+        self._started = False
+        self._closed = False
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (once started)."""
+        if self._bound_port is None:
+            raise RuntimeError("The local session server is not started")
+        return self._bound_port
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host:port``: the ARM base URL (``ContainerAppsAPIClient(base_url=...)``)."""
+        scheme = "https" if self.tls else "http"
+        host = self._host
+        if host in WILDCARD_HOSTS:
+            host = "127.0.0.1"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def tls_ca_file(self) -> Path | None:
+        """The certificate to trust (``connection_verify=``, ``--cacert``); None without TLS."""
+        return self.tls_cert_path
+
+    @property
+    def root_dir(self) -> Path:
+        """The directory holding every pool's directory (once started)."""
+        if self._root is None:
+            raise RuntimeError("The local session server is not started")
+        return self._root
+
+    @property
+    def default_pool(self) -> HostedPool | None:
+        """The pool that also answers data-plane paths without a pool prefix (``/executions``)."""
+        return self._default
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client ``SSLContext`` trusting the server's certificate."""
+        if self.tls_cert_path is None:
+            raise RuntimeError("The server does not serve TLS (pass tls=True) or is not started")
+        return client_ssl_context(self.tls_cert_path)
+
+    def endpoint_for(self, key: ResourceKey) -> str:
+        """The ``poolManagementEndpoint`` of the pool at ``key``."""
+        return self.base_url + key.data_plane_path
+
+    # ------------------------------------------------------------------ Python API
+
+    async def create_pool(
+        self,
+        name: str,
+        *,
+        container_type: ContainerType | str = ContainerType.PYTHON_LTS,
+        max_concurrent_sessions: int = 10,
+        ready_session_instances: int = 1,
+        lifecycle_type: LifecycleType | str = LifecycleType.TIMED,
+        cooldown_period_seconds: int = 300,
+        max_alive_period_seconds: int = 3600,
+        egress: bool = False,
+        mcp_enabled: bool = False,
+        resource_group: str = LOCAL_RESOURCE_GROUP,
+        subscription: str = LOCAL_SUBSCRIPTION,
+        location: str = "local",
+        default: bool = False,
+    ) -> HostedPool:
+        """Create (or replace) a pool and wait until it serves.
+
+        Raises ``ValueError`` for settings the server cannot run, ``ArmError`` (409) where the
+        management plane would refuse too (too many pools, another operation running, a move to
+        another location), ``RuntimeError`` when the pool could not be started.
+
+        Unlike the management plane, periods are not held to Azure's 300-3600 s (tests want
+        short ones). ``default=True`` also serves the pool at the server root (``/executions``),
+        as ``aca-sessions serve`` does for its fixed pool.
+        """
+        kind = _enum(ContainerType, container_type, "container_type")
+        if kind not in (ContainerType.PYTHON_LTS, ContainerType.SHELL):
+            raise ValueError(f"The local server runs PythonLTS and Shell pools, not {kind.value}")
+        if max_concurrent_sessions < 1 or ready_session_instances < 0:
+            raise ValueError("max_concurrent_sessions must be >= 1 and ready_session_instances >= 0")
+        if cooldown_period_seconds < 1 or max_alive_period_seconds < 1:
+            raise ValueError("cooldown and max alive periods must be at least 1 second")
+        settings = PoolSettings(
+            location=location,
+            container_type=kind,
+            max_concurrent_sessions=max_concurrent_sessions,
+            ready_session_instances=ready_session_instances,
+            lifecycle_type=_enum(LifecycleType, lifecycle_type, "lifecycle_type"),
+            cooldown_seconds=cooldown_period_seconds,
+            max_alive_seconds=max_alive_period_seconds,
+            egress=EgressStatus.ENABLED if egress else EgressStatus.DISABLED,
+            mcp_enabled=mcp_enabled,
+        )
+        key = self._key(subscription, resource_group, name)
+        pool, operation = await self.begin_create_or_replace(key, settings)
+        await operation.wait()
+        if pool.state is not ProvisioningState.SUCCEEDED:
+            raise RuntimeError(f"The pool {name!r} could not be provisioned: {pool.failure}")
+        if default:
+            self._default = pool
+        return pool
+
+    def get_pool(
+        self, name: str, *, resource_group: str = LOCAL_RESOURCE_GROUP, subscription: str = LOCAL_SUBSCRIPTION
+    ) -> HostedPool | None:
+        """The pool named so, or None."""
+        return self.find_pool(ResourceKey(subscription, resource_group, name))
+
+    def list_pools(
+        self, *, subscription: str | None = None, resource_group: str | None = None
+    ) -> list[HostedPool]:
+        """Pools (of a subscription, of a resource group), sorted by resource group and name."""
+        found = [
+            pool
+            for pool in self._pools.values()
+            if (subscription is None or pool.key.subscription.lower() == subscription.lower())
+            and (resource_group is None or pool.key.resource_group.lower() == resource_group.lower())
+        ]
+        return sorted(
+            found, key=lambda p: (p.key.subscription.lower(), p.key.resource_group.lower(), p.key.name)
+        )
+
+    async def delete_pool(
+        self, name: str, *, resource_group: str = LOCAL_RESOURCE_GROUP, subscription: str = LOCAL_SUBSCRIPTION
+    ) -> bool:
+        """Delete a pool (its kernels stop, its files go) and wait for it; False if none."""
+        pool = self.get_pool(name, resource_group=resource_group, subscription=subscription)
+        if pool is None:
+            return False
+        await self.begin_delete(pool).wait()
+        return True
+
+    def rotate_mcp_key(self, pool: HostedPool) -> str:
+        """Give ``pool`` a new MCP key (the old one stops working at once); returns it."""
+        return pool.rotate_mcp_key()
+
+    # ------------------------------------------------------------------ management operations
+
+    def find_pool(self, key: ResourceKey) -> HostedPool | None:
+        """The pool at ``key`` (case-insensitive), or None."""
+        return self._pools.get(key.folded)
+
+    def _key(self, subscription: str, resource_group: str, name: str) -> ResourceKey:
+        for problem, what in (
+            (subscription_problem(subscription), "subscription"),
+            (resource_group_problem(resource_group), "resource_group"),
+            (name_problem(name), "name"),
+        ):
+            if problem is not None:
+                raise ValueError(f"{what} {problem}")
+        return ResourceKey(subscription, resource_group, name)
+
+    def _conflict(self, pool: HostedPool) -> ArmError:
+        return ArmError(
+            409,
+            "AnotherOperationInProgress",
+            f"Another operation is in progress on session pool '{pool.name}' "
+            f"(provisioningState {pool.state.value}); retry when it has finished.",
+            target="sessionPoolName",
+            headers={"Retry-After": "1"},
+        )
+
+    def _require_running(self) -> RuntimeOptions:
+        if self._options is None or self._closed:
+            raise RuntimeError("The local session server is not running")
+        return self._options
+
+    async def begin_create_or_replace(
+        self, key: ResourceKey, settings: PoolSettings
+    ) -> tuple[HostedPool, Operation]:
+        """Start creating the pool (or replacing its settings); returns it and the operation."""
+        options = self._require_running()
+        pool = self.find_pool(key)
+        if pool is not None and pool.busy:
+            raise self._conflict(pool)
+        if pool is not None and location_segment(pool.settings.location) != location_segment(
+            settings.location
+        ):
+            raise ArmError(
+                409,
+                "InvalidResourceLocation",
+                f"The session pool '{key.name}' already exists in location '{pool.settings.location}'; "
+                f"it cannot be moved to '{settings.location}' (delete it first).",
+                target="location",
+            )
+        if pool is None and len(self._pools) >= self.max_pools:
+            raise ArmError(
+                409,
+                "SessionPoolQuotaExceeded",
+                f"This server already hosts {len(self._pools)} session pools, its limit (max_pools); "
+                "delete one first.",
+                target="sessionPoolName",
+            )
+        if pool is None:
+            root = self.root_dir / "pools" / f"{key.name}-{uuid.uuid4().hex[:12]}"
+            pool = HostedPool(key, settings, endpoint=self.endpoint_for(key), root=root)
+            self._pools[key.folded] = pool
+            operation = self.operations.start(OperationKind.CREATE, key, settings.location)
+            self._run(pool, operation, pool.provision(options))
+        else:
+            operation = self.operations.start(OperationKind.UPDATE, pool.key, settings.location)
+            pool.state = ProvisioningState.IN_PROGRESS
+            self._run(pool, operation, pool.apply(settings, options))
+        return pool, operation
+
+    async def begin_update(self, pool: HostedPool, settings: PoolSettings) -> Operation:
+        """Start applying ``settings`` to ``pool``."""
+        options = self._require_running()
+        if pool.busy:
+            raise self._conflict(pool)
+        operation = self.operations.start(OperationKind.UPDATE, pool.key, pool.settings.location)
+        self._run(pool, operation, pool.apply(settings, options))
+        return operation
+
+    def begin_delete(self, pool: HostedPool) -> Operation:
+        """Start deleting ``pool``."""
+        self._require_running()
+        running = pool.operation
+        if running is not None and running.kind is OperationKind.DELETE and not running.done:
+            return running  # DELETE is idempotent: the delete already under way answers
+        if pool.busy:
+            raise self._conflict(pool)
+        operation = self.operations.start(OperationKind.DELETE, pool.key, pool.settings.location)
+        pool.state = ProvisioningState.DELETING
+        self._run(pool, operation, self._delete(pool))
+        return operation
+
+    async def _delete(self, pool: HostedPool) -> None:
+        await pool.remove()
+        if self._pools.get(pool.key.folded) is pool:
+            del self._pools[pool.key.folded]
+        if self._default is pool:
+            self._default = None
+
+    def _run(self, pool: HostedPool, operation: Operation, work: Any) -> None:
+        pool.busy = True
+        pool.operation = operation
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception as exc:
+                logger.exception("operation %s on %s failed", operation.kind.value, pool.key.resource_id)
+                operation.fail(ArmError(409, "SessionPoolOperationError", f"The operation failed: {exc}"))
+                return
+            finally:
+                pool.busy = False
+            if operation.kind is not OperationKind.DELETE and pool.state is ProvisioningState.FAILED:
+                operation.fail(
+                    ArmError(
+                        409,
+                        "SessionPoolProvisioningFailed",
+                        f"The session pool could not be started: {pool.failure}",
+                        target="sessionPoolName",
+                    )
+                )
+            else:
+                operation.succeed()
+
+        task = asyncio.ensure_future(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        # Segments are split before percent-decoding, so '%2F' inside a name stays in that name.
+        raw_path = request.raw_path.split("?", 1)[0]
+        segments = [unquote(s) for s in raw_path.split("/") if s]
+        if is_management_path(segments) and self.management_plane:
+            check_authorization(request.headers.get("Authorization"), self.api_key)
+            return await self._routes.handle(request, segments)
+        pool = self._data_plane_pool(segments)
+        if pool is None:
+            check_authorization(request.headers.get("Authorization"), self.api_key)
+            raise WireError(
+                404,
+                "SessionPoolNotFound",
+                "There is no session pool at this path; pool endpoints look like "
+                "/subscriptions/{sub}/resourceGroups/{rg}/sessionPools/{name}.",
+                target="sessionPool",
+            )
+        if pool.app is None:
+            if pool.state is ProvisioningState.IN_PROGRESS:
+                await pool.wait_ready(PROVISIONING_WAIT_SECONDS)
+            if pool.app is None:
+                check_authorization(request.headers.get("Authorization"), self.api_key)
+                raise WireError(
+                    409,
+                    "SessionPoolNotReady",
+                    f"The session pool '{pool.name}' is {pool.state.value}"
+                    + (f": {pool.failure}" if pool.failure else "")
+                    + ".",
+                    target="sessionPool",
+                    headers={"Retry-After": "1"},
+                )
+        # aiohttp freezes a router once serving, so pools made later cannot be added as
+        # sub-applications; the pool's own application (its middlewares, auth and dispatch)
+        # serves the request instead, exactly as when it runs alone.
+        app = pool.app
+        response = await app._handle(request)
+        if response.status >= 500 and not response.prepared:
+            # The pool was deleted or rebuilt while this request ran, and its runtime went with
+            # it: the caller's "no such pool" (or "retry"), not a failure of the server.
+            if self.find_pool(pool.key) is not pool:
+                raise WireError(404, "SessionPoolNotFound", f"The session pool '{pool.name}' was deleted.")
+            if pool.app is not app:
+                raise WireError(
+                    409,
+                    "SessionPoolReconfigured",
+                    f"The session pool '{pool.name}' was reconfigured while the request ran; retry it.",
+                    headers={"Retry-After": "1"},
+                )
+        return response
+
+    def _data_plane_pool(self, segments: list[str]) -> HostedPool | None:
+        if (
+            len(segments) >= 6
+            and segments[0].lower() == "subscriptions"
+            and segments[2].lower() == "resourcegroups"
+            and segments[4].lower() == "sessionpools"
+        ):
+            return self._pools.get((segments[1].lower(), segments[3].lower(), segments[5].lower()))
+        return self._default
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        except WireError as err:
+            return arm_error_response(err)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return arm_error_response(
+                WireError(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason)
+            )
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:
+            logger.exception("unexpected error serving %s %s", request.method, request.path)
+            return web.Response(
+                status=500,
+                text=json.dumps(
+                    {
+                        "error": {
+                            "code": "InternalServerError",
+                            "message": "The local server failed; see its log.",
+                            "target": None,
+                            "details": [],
+                        }
+                    }
+                ),
+                content_type="application/json",
+            )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start serving (no pools yet: create them with :meth:`create_pool` or over ARM)."""
+        if self._started:
+            raise RuntimeError("The local session server was already started")
+        self._started = True
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
+        if self._root_dir is not None:
+            self._root = self._root_dir.absolute()
+            await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
+        else:
+            self._root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="aca-local-server-"))
+            self._owns_root = True
+        private = self._root / "server"
+        await asyncio.to_thread(private.mkdir, mode=0o700, parents=True, exist_ok=True)
+        server_context: ssl.SSLContext | None = None
+        if self.tls:
+            if self._tls_cert is not None and self._tls_key is not None:
+                cert, key = self._tls_cert, self._tls_key
+            else:
+                extra = (
+                    () if is_loopback_host(self._host) or self._host in ("0.0.0.0", "::") else (self._host,)
+                )
+                cert, key = await asyncio.to_thread(generate_self_signed, private / "tls", hosts=extra)
+            self.tls_cert_path = cert
+            server_context = await asyncio.to_thread(server_ssl_context, cert, key)
+        self._options = RuntimeOptions(
+            api_key=self.api_key, defaults=self.pool_defaults, hide_paths=(self._root,)
+        )
+        app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+        await self._runner.setup()
+        host = self._host.strip("[]")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        if host.lower() == "localhost":
+            host, family = "127.0.0.1", socket.AF_INET
+        sock = socket.create_server((host, self._port), family=family)
+        sock.setblocking(False)
+        await web.SockSite(self._runner, sock, ssl_context=server_context).start()
+        self._bound_port = int(sock.getsockname()[1])
+        logger.info("local session server at %s (management plane %s)", self.base_url, self.management_plane)
+
+    async def close(self) -> None:
+        """Stop serving, delete every pool (kernels stopped, files removed). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._runner is not None:
+            with contextlib.suppress(Exception):
+                await self._runner.cleanup()
+            self._runner = None
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        for pool in list(self._pools.values()):
+            try:
+                await pool.remove()
+            except Exception:
+                logger.exception("removing %s failed", pool.key.resource_id)
+        self._pools.clear()
+        self._default = None
+        if self._owns_root and self._root is not None:
+            await asyncio.to_thread(shutil.rmtree, self._root, True)
+
+    async def serve_forever(self) -> None:
+        """Start when needed and serve until cancelled; then close."""
+        if not self._started:
+            await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.close()
+
+    async def __aenter__(self) -> LocalSessionsServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._bound_port is not None else "not started"
+        return f"LocalSessionsServer({where}, {len(self._pools)} pools)"

@@ -1,7 +1,16 @@
 """Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s bench`,
-`nox -s agent_framework`."""
+`nox -s agent_framework`, and the Python matrix: `nox -s matrix` (the suite on every supported
+interpreter installed here) and `nox -s fast` (the fast subset on each).
+
+`nox -s "fast(3.10)"` picks one interpreter; `nox -l` lists those found.
+"""
 
 from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
 
 import nox
 
@@ -9,6 +18,53 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = ["3.11"]
+
+SUPPORTED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+"""What ``requires-python`` promises; .ci/run runs the fast subset on the first and the last."""
+
+FAST_TESTS = (
+    "tests/unit",  # the client (wire contracts, retries, auth, errors) and the executor, scripted
+    "tests/local/test_http_execute.py",  # the local pool over HTTP with real kernels
+    "tests/local/test_process_signals.py",
+    "tests/local/test_access_log.py",
+    "tests/e2e/test_executor_execution.py",  # the executor against the real local pool
+    "tests/e2e/test_pytest_plugin.py",  # the plugin in a user's pytest, through its entry point
+    "tests/e2e/test_telemetry.py",
+    "tests/e2e/test_cli_configuration.py",
+)
+"""The fast subset: client, executor and real-kernel local pool basics, in a few minutes."""
+
+
+def _interpreter(version: str) -> str | None:
+    """The path of an installed ``python<version>`` that runs (a PATH entry, else pyenv's)."""
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    pattern = os.path.join(pyenv_root, "versions", f"{version}.*", "bin", f"python{version}")
+    candidates += sorted(glob.glob(pattern))
+    for candidate in candidates:
+        # A pyenv shim exists for every version pyenv knows but fails for those not selected.
+        if candidate and subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+INSTALLED_PYTHONS = {v: path for v in SUPPORTED_PYTHONS if (path := _interpreter(v)) is not None}
+
+
+@nox.session
+@nox.parametrize("python", list(INSTALLED_PYTHONS.values()), ids=list(INSTALLED_PYTHONS))
+def matrix(session: nox.Session) -> None:
+    """The test suite (everything but the soak) on each supported interpreter installed here."""
+    session.install("-e", ".[local,dev]")
+    session.run("pytest", "-m", "not slow", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("python", list(INSTALLED_PYTHONS.values()), ids=list(INSTALLED_PYTHONS))
+def fast(session: nox.Session) -> None:
+    """The fast subset (:data:`FAST_TESTS`) on each supported interpreter installed here."""
+    session.install("-e", ".[local,dev]")
+    session.run("pytest", "-m", "not slow", *FAST_TESTS, *session.posargs)
 
 
 @nox.session(python=PYTHON)

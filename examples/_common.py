@@ -16,6 +16,8 @@ switch either half to the real thing:
 * ``EXAMPLES_SCRIPTED_MODEL=1``: use the scripted turns even when a model key is set.
 * ``ACA_SESSIONS_SANDBOX`` (``auto``, ``bwrap`` or ``none``): the local pool's sandbox
   (default ``auto``: bubblewrap when installed, else unsandboxed with a warning).
+* ``OTEL_TRACES_EXPORTER=console`` (needs ``opentelemetry-sdk``): print the run's OpenTelemetry
+  spans (AutoGen's agent spans, the executor's and the client's under them) to stdout.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -207,10 +209,27 @@ def extract_code_result_failures(messages: Sequence[Any], executor_agent: str) -
     return failures
 
 
+def trace_to_console() -> Callable[[], None] | None:
+    """With ``OTEL_TRACES_EXPORTER=console``, install the SDK's console exporter; returns its flush."""
+    if os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() != "console":
+        return None
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    except ImportError:
+        fail("OTEL_TRACES_EXPORTER=console needs the OpenTelemetry SDK: pip install opentelemetry-sdk")
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider.shutdown
+
+
 def run_main(main: Coroutine[Any, Any, None]) -> None:
     """Run an example's ``main()``: a clean message and exit status 1 when the pool fails."""
     from autogen_aca_sessions.client import SessionsError
 
+    flush_traces = trace_to_console()
     try:
         asyncio.run(main)
     except KeyboardInterrupt:
@@ -218,6 +237,9 @@ def run_main(main: Coroutine[Any, Any, None]) -> None:
     except (SessionsError, OSError, RuntimeError) as exc:
         # The pool could not be reached, refused the request, or could not start a session.
         fail(f"{type(exc).__name__}: {exc}")
+    finally:
+        if flush_traces is not None:
+            flush_traces()
 
 
 def fail(message: str) -> NoReturn:

@@ -33,6 +33,8 @@ import pytest_asyncio
 if TYPE_CHECKING:
     from autogen_aca_sessions.local import LocalSessionPool
 
+pytest_plugins = ["pytester"]
+
 PoolFactory = Callable[..., Awaitable["LocalSessionPool"]]
 
 DEFAULT_TEST_POOL_OPTIONS: dict[str, Any] = {"ready_sessions": 1}

@@ -470,6 +470,17 @@ async def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    from autogen_aca_sessions.client.checks import check_token
+    from autogen_aca_sessions.client.errors import ConfigurationError
+
+    key = args.api_key or os.environ.get(API_KEY_ENV)
+    if key:
+        try:
+            check_token("the API key", key)
+        except ConfigurationError as exc:
+            where = f"${API_KEY_ENV}" if os.environ.get(API_KEY_ENV) == key else "--api-key"
+            print(f"aca-sessions serve: bad {where}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -706,8 +717,33 @@ def _exit_code_for(result: Any) -> int:
     return EXIT_OK if result.succeeded else EXIT_FAILED
 
 
+def _configuration_problem(exc: Any, args: argparse.Namespace) -> str:
+    """One line naming where the bad setting came from (a flag or an environment variable)."""
+
+    def source(flag: str, env: str | None, value: str | None) -> str:
+        return f"${env}" if env is not None and value is not None and os.environ.get(env) == value else flag
+
+    setting = str(getattr(exc, "setting", ""))
+    if setting == "pool_management_endpoint":
+        where = source("--endpoint", ENDPOINT_ENV, args.endpoint)
+    elif setting.startswith("credential"):
+        where = source("--api-key", API_KEY_ENV, args.api_key)
+    elif setting == "session identifier":
+        where = "--session-id"
+    elif setting == "api_version":
+        where = "--api-version"
+    else:
+        where = setting or "configuration"
+    return f"aca-sessions exec: bad {where}: {exc}"
+
+
 async def _exec(args: argparse.Namespace) -> int:
-    from autogen_aca_sessions.client import ExecutionTimeoutError, SessionsClient, SessionsError
+    from autogen_aca_sessions.client import (
+        ConfigurationError,
+        ExecutionTimeoutError,
+        SessionsClient,
+        SessionsError,
+    )
 
     if not args.endpoint:
         print(
@@ -728,6 +764,9 @@ async def _exec(args: argparse.Namespace) -> int:
         client = SessionsClient(
             args.endpoint, args.api_key or None, api_version=args.api_version, ssl=_ssl_option(args)
         )
+    except ConfigurationError as exc:
+        print(_configuration_problem(exc, args), file=sys.stderr)
+        return EXIT_USAGE
     except (ValueError, TypeError) as exc:
         print(f"aca-sessions exec: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -738,6 +777,9 @@ async def _exec(args: argparse.Namespace) -> int:
                 result = await client.execute_shell(session_id, code, timeout_seconds=args.timeout)
             else:
                 result = await client.execute(session_id, code, timeout_seconds=args.timeout)
+        except ConfigurationError as exc:
+            print(_configuration_problem(exc, args), file=sys.stderr)
+            return EXIT_USAGE
         except ExecutionTimeoutError as exc:
             print(f"aca-sessions exec: {exc}", file=sys.stderr)
             return EXIT_TIMEOUT

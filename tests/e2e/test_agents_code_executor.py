@@ -4,10 +4,8 @@ blocks, state, failures, and time limits that do not end a team's run."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from autogen_agentchat.agents import AssistantAgent, CodeExecutorAgent
 from autogen_agentchat.base import TaskResult
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
@@ -17,25 +15,28 @@ from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeExecutor
 from autogen_ext.models.replay import ReplayChatCompletionClient
 
-from autogen_aca_sessions import ACADynamicSessionsCodeExecutor, LocalSessionPool
+from autogen_aca_sessions import ACADynamicSessionsCodeExecutor
+from autogen_aca_sessions.pytest_plugin import AcaPool
 
+# The package's own pytest plugin provides the pool and the executor (as it does for users).
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
     pytest.mark.filterwarnings("ignore:No approval function set for CodeExecutorAgent"),
+    pytest.mark.aca_pool(ready_sessions=2, max_execution_seconds=30),
+    pytest.mark.aca_executor(timeout=30),
 ]
 
 TIMEOUT_EXIT_SENTENCE = "The script ran, then exited with an error (POSIX exit code: 124)"
 
 
-POOL_OPTIONS = {"ready_sessions": 2, "max_execution_seconds": 30}
+@pytest.fixture
+def executor(aca_executor: ACADynamicSessionsCodeExecutor) -> ACADynamicSessionsCodeExecutor:
+    return aca_executor
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def executor(pool: LocalSessionPool) -> AsyncIterator[ACADynamicSessionsCodeExecutor]:
-    async with ACADynamicSessionsCodeExecutor(
-        pool_management_endpoint=pool.endpoint, credential=pool.credential, timeout=30
-    ) as code_executor:
-        yield code_executor
+@pytest.fixture
+def pool(aca_pool: AcaPool) -> AcaPool:
+    return aca_pool
 
 
 def runner(executor: CodeExecutor) -> CodeExecutorAgent:
@@ -64,7 +65,7 @@ async def test_agent_runs_a_python_block_from_a_message(executor: ACADynamicSess
 
 
 async def test_agent_runs_an_sh_block_in_the_session_working_directory(
-    pool: LocalSessionPool, executor: ACADynamicSessionsCodeExecutor
+    pool: AcaPool, executor: ACADynamicSessionsCodeExecutor
 ) -> None:
     agent = runner(executor)
     python_cwd = (await reply_to(agent, "```python\nimport os\nprint(os.getcwd())\n```")).strip()
@@ -133,7 +134,7 @@ async def test_agent_with_its_own_model_generates_runs_and_reflects(
     assert events[-1].to_text() == "Pi to four places is 3.1416."
 
 
-async def test_a_timeout_inside_a_team_returns_124_and_the_team_continues(pool: LocalSessionPool) -> None:
+async def test_a_timeout_inside_a_team_returns_124_and_the_team_continues(pool: AcaPool) -> None:
     coder_turns = [
         "Slow way first.\n```python\nimport time\nprint('working', flush=True)\ntime.sleep(60)\n```",
         "That timed out; the session should still work.\n```python\nprint('still alive', 20 + 22)\n```",
@@ -160,7 +161,7 @@ async def test_a_timeout_inside_a_team_returns_124_and_the_team_continues(pool: 
     assert "TERMINATE" in result.stop_reason
 
 
-async def test_a_timeout_gives_a_code_execution_event_with_exit_124(pool: LocalSessionPool) -> None:
+async def test_a_timeout_gives_a_code_execution_event_with_exit_124(pool: AcaPool) -> None:
     model = ReplayChatCompletionClient(
         ["```python\nwhile True:\n    pass\n```", "The loop never ends, so it was stopped at the time limit."]
     )
@@ -179,7 +180,7 @@ async def test_a_timeout_gives_a_code_execution_event_with_exit_124(pool: LocalS
 
 
 async def test_the_same_agent_runs_with_autogen_ext_executor_against_the_local_pool(
-    pool: LocalSessionPool,
+    pool: AcaPool,
 ) -> None:
     # The local pool speaks the legacy contract autogen-ext uses, and pool.credential has the
     # get_token it calls: migrating in either direction is one import.

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,6 +75,20 @@ def explain(completed: subprocess.CompletedProcess[str]) -> str:
     )
 
 
+# What asyncio's child watcher logs when another waitpid() reaped its child first
+# (3.10/3.11 threaded watcher; 3.12+ pidfd watcher).
+CHILD_WATCHER_LINES = ("Unknown child process pid", "exit status already read")
+SANDBOX_WARNING = "RUNNING SESSION CODE WITHOUT A SANDBOX"
+
+
+def assert_clean_console(stderr: str) -> None:
+    """No stray line on the main job's stderr: none from the child watcher, nothing at all when sandboxed."""
+    for line in stderr.splitlines():
+        assert not any(marker in line for marker in CHILD_WATCHER_LINES), stderr[-4000:]
+    if SANDBOX_WARNING not in stderr:
+        assert stderr.strip() == "", stderr[-4000:]
+
+
 def test_every_example_has_a_test() -> None:
     examples = {path.name for path in EXAMPLES.glob("*.py") if not path.name.startswith("_")}
 
@@ -96,6 +111,7 @@ def test_quickstart_prints_the_conversation_and_downloads_a_png_chart(tmp_path: 
     assert "(executor)" in out
     assert "Top region:" in out  # output of the analysis code, computed in the session
     assert f"Chart saved to {chart.resolve()}" in out
+    assert_clean_console(completed.stderr)
 
 
 @pytest.mark.parametrize("sandbox", ["auto", "none"])
@@ -212,6 +228,46 @@ def test_quickstart_exits_non_zero_when_the_pool_cannot_be_reached(tmp_path: Pat
     assert completed.returncode == 1, explain(completed)
     assert "FAILED:" in completed.stderr
     assert not (tmp_path / "revenue_by_region.png").exists()
+
+
+def test_a_console_trace_of_the_quickstart_shows_each_execution_under_the_agents_span(tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    env = {**example_env(), "ACA_SESSIONS_SANDBOX": "auto", "OTEL_TRACES_EXPORTER": "console"}
+
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py"), "--output-dir", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+
+    assert completed.returncode == 0, explain(completed)
+    spans = console_spans(completed.stdout)
+    by_id = {span["context"]["span_id"]: span for span in spans}
+    executions = [span for span in spans if span["name"] == "execute_tool ACADynamicSessionsCodeExecutor"]
+    assert len(executions) >= 2  # the quickstart's analysis and its chart
+    for execution in executions:
+        chain, current = [], execution
+        while current.get("parent_id") in by_id:
+            current = by_id[current["parent_id"]]
+            chain.append(current["name"])
+        assert chain[0] == "invoke_agent executor", chain
+    clients = {span["name"] for span in spans if span["name"].startswith("aca_sessions ")}
+    assert "aca_sessions execute" in clients
+    assert "aca_sessions upload_file" in clients
+
+
+def console_spans(stdout: str) -> list[dict[str, Any]]:
+    """The spans the SDK's console exporter printed (JSON objects among the example's output)."""
+    decoder = json.JSONDecoder()
+    spans: list[dict[str, Any]] = []
+    position = 0
+    while (start := stdout.find('{\n    "name"', position)) >= 0:
+        span, position = decoder.raw_decode(stdout, start)
+        spans.append(span)
+    return spans
 
 
 def test_provision_pool_creates_a_pool_through_the_sdk_runs_the_agent_in_it_and_deletes_it() -> None:

@@ -10,10 +10,16 @@ from _executor_helpers import run_blocks as run
 from autogen_core import CancellationToken
 
 from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor
+from autogen_aca_sessions.pytest_plugin import AcaPool
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# The package's own pytest plugin provides the Shell pool (as it does for users).
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.aca_pool(pool_type="Shell")]
 
-POOL_OPTIONS = {"pool_type": "Shell"}
+
+@pytest.fixture
+def pool(aca_pool: AcaPool) -> AcaPool:
+    """The session's shared Shell pool."""
+    return aca_pool
 
 
 def make_executor(pool: Any, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:

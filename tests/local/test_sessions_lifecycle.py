@@ -15,7 +15,7 @@ import pytest
 from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.kernel import KernelLauncher, LaunchedKernel, PlainKernelLauncher
 from autogen_aca_sessions.local.outcome import Outcome, PoolFullError
-from autogen_aca_sessions.local.sandbox import Sandbox
+from autogen_aca_sessions.local.sandbox import PidsCgroup, Sandbox
 from autogen_aca_sessions.local.sessions import SessionManager
 
 pytestmark = pytest.mark.timeout(120)
@@ -150,6 +150,9 @@ def _descendants() -> set[int]:
 async def test_close_kills_every_kernel_and_removes_every_directory(tmp_path: Path) -> None:
     root = tmp_path / "made-by-manager"
     before = _descendants()
+    # Other pools of this process (the pytest plugin's, shared by the test session) have groups too.
+    probe = PidsCgroup.find()
+    groups_before = set(probe.base.glob(f"aca-{os.getpid()}-*")) if probe is not None else set()
     manager = manager_at(root, ready_sessions=1)
     await manager.start()
     run_base = manager._run_base
@@ -176,7 +179,7 @@ async def test_close_kills_every_kernel_and_removes_every_directory(tmp_path: Pa
     assert not run_base.exists()
     cgroup = manager.sandbox.cgroup
     if cgroup is not None:
-        assert not list(cgroup.base.glob(f"aca-{os.getpid()}-*"))
+        assert not set(cgroup.base.glob(f"aca-{os.getpid()}-*")) - groups_before
 
 
 async def test_close_keeps_a_root_it_did_not_make(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenSource
 from autogen_aca_sessions.client.client import SessionsClient
 from autogen_aca_sessions.client.errors import (
     AuthenticationError,
+    ConfigurationError,
     CredentialError,
     ExecutionTimeoutError,
     NotFoundError,
@@ -46,6 +47,7 @@ __all__ = [
     "TOKEN_SCOPE",
     "ApiVersion",
     "AuthenticationError",
+    "ConfigurationError",
     "CredentialError",
     "ExecutionResult",
     "ExecutionStatus",

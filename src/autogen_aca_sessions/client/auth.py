@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Union
 
+from autogen_aca_sessions.client.checks import check_token
 from autogen_aca_sessions.client.errors import CredentialError, SessionsError
 
 if TYPE_CHECKING:
@@ -61,8 +62,8 @@ class TokenProvider:
                 "credential must be a TokenCredential, an AsyncTokenCredential, a callable "
                 f"returning a token string, or a string; got {type(source).__name__}"
             )
-        if isinstance(source, str) and not source:
-            raise ValueError("credential token string is empty")
+        if isinstance(source, str):
+            check_token("credential (token string)", source)
         self._source: Any = source
         self._scope = scope
         self._owned_credential: Any = None
@@ -115,6 +116,7 @@ class TokenProvider:
                     f"{self._scope!r}: {type(exc).__name__}: {exc}"
                 ) from exc
             token, expires_on = self._unpack(value)
+            check_token(f"the token from {self._source_name()}", token)
             self._token = token
             self._expires_on = expires_on
             return token

@@ -30,10 +30,12 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenProvider, TokenSource, claims_from_challenge
+from autogen_aca_sessions.client.checks import refuse_control_characters
 from autogen_aca_sessions.client.contracts import Contract, Request, contract_for
 from autogen_aca_sessions.client.contracts._common import load_json, parse_error_body
 from autogen_aca_sessions.client.errors import (
     SESSION_EXECUTOR_ROLE,
+    ConfigurationError,
     ExecutionTimeoutError,
     PoolFullError,
     RequestMayHaveRunError,
@@ -50,6 +52,14 @@ from autogen_aca_sessions.client.models import (
     PoolMetadata,
     SessionFile,
     SessionInfo,
+)
+from autogen_aca_sessions.telemetry import (
+    http_attempt,
+    http_status,
+    note_poll,
+    note_retry,
+    traced_operation,
+    with_trace_context,
 )
 
 __all__ = ["RetryPolicy", "SessionsClient"]
@@ -218,47 +228,58 @@ def _is_loopback_host(host: str) -> bool:
 
 def _validate_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> str:
     if not isinstance(endpoint, str) or not endpoint.strip():
-        raise ValueError("pool_management_endpoint must be a non-empty URL")
-    endpoint = endpoint.strip()
+        raise ConfigurationError(
+            "pool_management_endpoint", "pool_management_endpoint must be a non-empty URL"
+        )
+    endpoint = refuse_control_characters("pool_management_endpoint", endpoint).strip()
+    if any(c.isspace() for c in endpoint):
+        raise ConfigurationError(
+            "pool_management_endpoint", f"pool_management_endpoint {endpoint!r} contains a space"
+        )
     parts = urlsplit(endpoint)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise ValueError(
+        raise ConfigurationError(
+            "pool_management_endpoint",
             "pool_management_endpoint must be an http(s) URL such as https://<region>.dynamicsessions.io"
-            f"/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>; got {endpoint!r}"
+            f"/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>; got {endpoint!r}",
         )
     if parts.query or parts.fragment or endpoint.rstrip("/").endswith(("?", "#")):
-        raise ValueError(
+        raise ConfigurationError(
+            "pool_management_endpoint",
             "pool_management_endpoint must not carry a query string or fragment (the client adds "
-            f"api-version and identifier itself); remove everything from '?' or '#' in {endpoint!r}"
+            f"api-version and identifier itself); remove everything from '?' or '#' in {endpoint!r}",
         )
     if "@" in parts.netloc:
         # Never echo the endpoint here: the part before '@' may be a password.
-        raise ValueError(
+        raise ConfigurationError(
+            "pool_management_endpoint",
             "pool_management_endpoint must not contain user information ('user:password@'); the "
-            "client authenticates with bearer tokens from the credential"
+            "client authenticates with bearer tokens from the credential",
         )
     if (
         parts.scheme.lower() == "http"
         and not allow_insecure_http
         and not _is_loopback_host(parts.hostname or "")
     ):
-        raise ValueError(
+        raise ConfigurationError(
+            "pool_management_endpoint",
             f"pool_management_endpoint {endpoint!r} uses plain http to a host that is not loopback: the "
             "bearer token would travel in clear text. Use https, or pass allow_insecure_http=True "
-            "for a trusted network (for example a local pool in another container)."
+            "for a trusted network (for example a local pool in another container).",
         )
     return endpoint.rstrip("/")
 
 
 def _validate_identifier(identifier: str) -> str:
     if not isinstance(identifier, str) or not identifier:
-        raise ValueError("session identifier must be a non-empty string")
+        raise ConfigurationError("session identifier", "session identifier must be a non-empty string")
     if len(identifier) > MAX_IDENTIFIER_LENGTH:
-        raise ValueError(
+        raise ConfigurationError(
+            "session identifier",
             f"session identifier is {len(identifier)} characters; the service allows at most "
-            f"{MAX_IDENTIFIER_LENGTH}"
+            f"{MAX_IDENTIFIER_LENGTH}",
         )
-    return identifier
+    return refuse_control_characters("session identifier", identifier)
 
 
 def _validate_name(name: str, what: str = "file name") -> str:
@@ -364,7 +385,9 @@ class SessionsClient:
             self._api_version = ApiVersion(api_version)
         except ValueError:
             known = ", ".join(v.value for v in ApiVersion)
-            raise ValueError(f"unknown api_version {api_version!r}; supported: {known}") from None
+            raise ConfigurationError(
+                "api_version", f"unknown api_version {api_version!r}; supported: {known}"
+            ) from None
         if max_output_chars <= 0:
             raise ValueError("max_output_chars must be positive")
         if max_retries < 0:
@@ -384,6 +407,8 @@ class SessionsClient:
         self._owns_session = session is None
         self._session_loop: asyncio.AbstractEventLoop | None = None
         self._ssl = ssl
+        if user_agent:
+            refuse_control_characters("user_agent", user_agent)
         self._user_agent = f"{user_agent} {DEFAULT_USER_AGENT}" if user_agent else DEFAULT_USER_AGENT
         self._grace = execution_grace_seconds
         self._poll_interval = poll_interval
@@ -415,6 +440,7 @@ class SessionsClient:
         return self._max_output_chars
 
     # ------------------------------------------------------------------ executions
+    @traced_operation("execute")
     async def execute(
         self,
         identifier: str,
@@ -441,6 +467,7 @@ class SessionsClient:
         )
         return await self._run_execution(identifier, request, seconds, operation_id, wait=wait)
 
+    @traced_operation("execute_shell")
     async def execute_shell(
         self,
         identifier: str,
@@ -466,6 +493,7 @@ class SessionsClient:
         )
         return await self._run_execution(identifier, request, seconds, operation_id, wait=True)
 
+    @traced_operation("get_execution")
     async def get_execution(self, identifier: str, execution_id: str) -> ExecutionResult:
         """The current state of an execution (new contract)."""
         _validate_identifier(identifier)
@@ -515,6 +543,7 @@ class SessionsClient:
             remaining = deadline - self._now()
             if remaining <= 0:
                 raise gave_up(result.execution_id)
+            note_poll()
             try:
                 response = await self._send(
                     poll_request,
@@ -559,6 +588,7 @@ class SessionsClient:
         return result
 
     # ------------------------------------------------------------------ files
+    @traced_operation("upload_file")
     async def upload_file(
         self, identifier: str, name: str, data: bytes, *, path: str | None = None
     ) -> SessionFile:
@@ -583,6 +613,7 @@ class SessionsClient:
         response = await self._call(request, identifier, timeout=timeout, form=form)
         return self._contract.parse_uploaded(load_json(response.body), name)
 
+    @traced_operation("list_files")
     async def list_files(
         self, identifier: str, *, path: str | None = None, recursive: bool = False
     ) -> list[SessionFile]:
@@ -591,6 +622,7 @@ class SessionsClient:
         request = self._contract.list_files_request(path, recursive)
         return await self._paged(request, identifier, self._contract.parse_file_list)
 
+    @traced_operation("get_file")
     async def get_file(self, identifier: str, name: str, *, path: str | None = None) -> SessionFile:
         """Metadata of one file."""
         _validate_identifier(identifier)
@@ -598,6 +630,7 @@ class SessionsClient:
         response = await self._call(self._contract.get_file_request(name, path), identifier)
         return self._contract.parse_file(load_json(response.body), name)
 
+    @traced_operation("download_file")
     async def download_file(self, identifier: str, name: str, *, path: str | None = None) -> bytes:
         """The content of one file."""
         _validate_identifier(identifier)
@@ -605,6 +638,7 @@ class SessionsClient:
         response = await self._call(self._contract.download_request(name, path), identifier)
         return response.body
 
+    @traced_operation("delete_file")
     async def delete_file(self, identifier: str, name: str, *, path: str | None = None) -> None:
         """Delete one file."""
         _validate_identifier(identifier)
@@ -612,23 +646,27 @@ class SessionsClient:
         await self._call(self._contract.delete_file_request(name, path), identifier)
 
     # ------------------------------------------------------------------ sessions and pool
+    @traced_operation("get_session")
     async def get_session(self, identifier: str) -> SessionInfo:
         """One session's state (2025-02-02-preview and later)."""
         _validate_identifier(identifier)
         response = await self._call(self._contract.get_session_request(), identifier)
         return self._contract.parse_session(load_json(response.body), identifier)
 
+    @traced_operation("delete_session")
     async def delete_session(self, identifier: str) -> None:
         """Delete a session now, freeing its pool slot (2025-02-02-preview and later)."""
         _validate_identifier(identifier)
         await self._call(self._contract.delete_session_request(), identifier)
 
+    @traced_operation("list_sessions")
     async def list_sessions(self) -> list[SessionInfo]:
         """Every session of the pool, following ``nextLink`` (2025-02-02-preview and later)."""
         return await self._paged(
             self._contract.list_sessions_request(), None, self._contract.parse_session_list
         )
 
+    @traced_operation("get_metadata")
     async def get_metadata(self) -> PoolMetadata:
         """What the pool runs: runtimes, pre-installed packages, kernel (2025-02-02-preview and later)."""
         response = await self._call(self._contract.metadata_request(), None)
@@ -812,7 +850,9 @@ class SessionsClient:
                 send_headers.update(headers)
             data = form() if form is not None else body
             try:
-                response = await self._attempt(method, target, send_headers, data, attempt_timeout)
+                response = await self._attempt(
+                    method, target, send_headers, data, attempt_timeout, resend_count=attempt
+                )
             except _AttemptFailed as failed:
                 if not policy.retries_failure(failed.failure, idempotent=idempotent):
                     if failed.failure is _Failure.NO_ANSWER:
@@ -862,6 +902,7 @@ class SessionsClient:
                 delay,
             )
             attempt += 1
+            note_retry()
             await self._sleep(delay)
 
     async def _attempt(
@@ -871,42 +912,48 @@ class SessionsClient:
         headers: Mapping[str, str],
         data: aiohttp.FormData | bytes | None,
         timeout: float,
+        *,
+        resend_count: int = 0,
     ) -> _Response:
         """One HTTP exchange, whatever its status; a failure to get an answer raises
-        :class:`_AttemptFailed` saying whether the request can have reached the server."""
+        :class:`_AttemptFailed` saying whether the request can have reached the server.
+        ``resend_count``: how many attempts of the same request came before (for its span)."""
         client_timeout = aiohttp.ClientTimeout(
             total=timeout, sock_connect=min(timeout, self._request_timeout)
         )
         session = self._get_session()
-        try:
-            async with session.request(
-                method,
-                URL(target, encoded=True),
-                headers=headers,
-                timeout=client_timeout,
-                allow_redirects=False,
-                # True is aiohttp's own default: verify with the system's trust store.
-                ssl=self._ssl if self._ssl is not None else True,
-                data=data,
-            ) as resp:
-                payload = await resp.read()
-                return _Response(resp.status, CIMultiDict(resp.headers), payload, method, target)
-        except _ConnectionTimeoutError as exc:
-            raise _AttemptFailed(_Failure.NOT_SENT, f"connection timed out: {exc}", exc) from exc
-        except aiohttp.ClientSSLError as exc:
-            # A TLS failure will not fix itself on a retry.
-            raise RequestNotSentError(
-                f"TLS error talking to {target}: {exc}. For a local pool with a self-signed "
-                "certificate pass ssl=<SSLContext trusting it>.",
-                method=method,
-                url=target,
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise _AttemptFailed(_Failure.NOT_SENT, f"could not connect: {exc}", exc) from exc
-        except asyncio.TimeoutError as exc:
-            raise _AttemptFailed(_Failure.NO_ANSWER, f"no answer within {timeout:g} s", exc) from exc
-        except aiohttp.ClientError as exc:
-            raise _AttemptFailed(_Failure.BROKEN, f"{type(exc).__name__}: {exc}", exc) from exc
+        with http_attempt(method, target, resend_count) as span:
+            try:
+                async with session.request(
+                    method,
+                    URL(target, encoded=True),
+                    # W3C trace context, so a server that traces (the local pool does) continues it.
+                    headers=with_trace_context(headers),
+                    timeout=client_timeout,
+                    allow_redirects=False,
+                    # True is aiohttp's own default: verify with the system's trust store.
+                    ssl=self._ssl if self._ssl is not None else True,
+                    data=data,
+                ) as resp:
+                    payload = await resp.read()
+                    http_status(span, resp.status)
+                    return _Response(resp.status, CIMultiDict(resp.headers), payload, method, target)
+            except _ConnectionTimeoutError as exc:
+                raise _AttemptFailed(_Failure.NOT_SENT, f"connection timed out: {exc}", exc) from exc
+            except aiohttp.ClientSSLError as exc:
+                # A TLS failure will not fix itself on a retry.
+                raise RequestNotSentError(
+                    f"TLS error talking to {target}: {exc}. For a local pool with a self-signed "
+                    "certificate pass ssl=<SSLContext trusting it>.",
+                    method=method,
+                    url=target,
+                ) from exc
+            except aiohttp.ClientConnectorError as exc:
+                raise _AttemptFailed(_Failure.NOT_SENT, f"could not connect: {exc}", exc) from exc
+            except asyncio.TimeoutError as exc:
+                raise _AttemptFailed(_Failure.NO_ANSWER, f"no answer within {timeout:g} s", exc) from exc
+            except aiohttp.ClientError as exc:
+                raise _AttemptFailed(_Failure.BROKEN, f"{type(exc).__name__}: {exc}", exc) from exc
 
     def _in_time(self, deadline: float | None, delay: float) -> bool:
         """Whether waiting ``delay`` seconds still leaves time for another attempt."""

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 __all__ = [
     "AuthenticationError",
+    "ConfigurationError",
     "CredentialError",
     "ExecutionTimeoutError",
     "NotFoundError",
@@ -49,6 +50,16 @@ class UnsupportedOperationError(SessionsError):
         self.operation = operation
         self.api_version = api_version
         self.needed = needed
+
+
+class ConfigurationError(SessionsError, ValueError):
+    """A setting cannot be used (endpoint, token, session identifier, api-version ...); nothing
+    was sent. Fix the configuration: retrying cannot help. Also a ``ValueError``."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+        """Which setting is wrong (``pool_management_endpoint``, ``credential``, ...)."""
 
 
 class CredentialError(SessionsError):

@@ -30,6 +30,7 @@ from autogen_core.code_executor import (
 from pydantic import BaseModel, Field
 from typing_extensions import ParamSpec, Self
 
+from autogen_aca_sessions import telemetry
 from autogen_aca_sessions.client import (
     ApiVersion,
     NotFoundError,
@@ -490,35 +491,47 @@ $functions"""
                 keep status, error code and body).
         """
         async with self._lock:
-            blocks: list[ACADynamicSessionsBlockResult] = []
-            notes: list[str] = []
-            for block in code_blocks:
-                language = block.language.strip().lower()
-                shell = language in SHELL_LANGUAGES or (self._shell_pool and language in PYTHON_LANGUAGES)
-                if language in PYTHON_LANGUAGES and self._shell_pool:
-                    code: str | None = await self._shell_pool_command(
-                        "python3", block.code, cancellation_token
-                    )
-                elif language in PYTHON_LANGUAGES:
-                    code = block.code
-                elif language in SHELL_LANGUAGES and self._shell_pool:
-                    # The pool runs commands with bash; an sh block asks for sh explicitly.
-                    program = "sh" if language == "sh" else "bash"
-                    code = await self._shell_pool_command(program, block.code, cancellation_token)
-                elif language in SHELL_LANGUAGES:
-                    program = "sh" if language == "sh" else "bash"
-                    code = shell_code(block.code, program, self._shell_limit())
-                else:
-                    code = None
-                if code is None:
-                    outcome = self._renderer.unsupported(block)
-                else:
-                    outcome, block_notes = await self._run_block(block, code, cancellation_token, shell=shell)
-                    notes.extend(block_notes)
-                blocks.append(outcome)
-                if outcome.exit_code != 0:
-                    break
-            return self._renderer.combine(blocks, notes, self._keeper.session_id)
+            with telemetry.code_blocks_span(type(self).__name__, self._keeper.session_id, len(code_blocks)):
+                return await self._execute_blocks(code_blocks, cancellation_token)
+
+    async def _execute_blocks(
+        self, code_blocks: list[CodeBlock], cancellation_token: CancellationToken
+    ) -> ACADynamicSessionsCodeResult:
+        blocks: list[ACADynamicSessionsBlockResult] = []
+        notes: list[str] = []
+        for block in code_blocks:
+            language = block.language.strip().lower()
+            with telemetry.code_block_span(language, block.code) as span:
+                outcome = await self._execute_block(block, language, notes, cancellation_token)
+                telemetry.block_outcome(span, outcome)
+            blocks.append(outcome)
+            if outcome.exit_code != 0:
+                break
+        return self._renderer.combine(blocks, notes, self._keeper.session_id)
+
+    async def _execute_block(
+        self, block: CodeBlock, language: str, notes: list[str], cancellation_token: CancellationToken
+    ) -> ACADynamicSessionsBlockResult:
+        """Run one block (or refuse its language); notes it adds to the call's result go to ``notes``."""
+        shell = language in SHELL_LANGUAGES or (self._shell_pool and language in PYTHON_LANGUAGES)
+        if language in PYTHON_LANGUAGES and self._shell_pool:
+            code: str | None = await self._shell_pool_command("python3", block.code, cancellation_token)
+        elif language in PYTHON_LANGUAGES:
+            code = block.code
+        elif language in SHELL_LANGUAGES and self._shell_pool:
+            # The pool runs commands with bash; an sh block asks for sh explicitly.
+            program = "sh" if language == "sh" else "bash"
+            code = await self._shell_pool_command(program, block.code, cancellation_token)
+        elif language in SHELL_LANGUAGES:
+            program = "sh" if language == "sh" else "bash"
+            code = shell_code(block.code, program, self._shell_limit())
+        else:
+            code = None
+        if code is None:
+            return self._renderer.unsupported(block)
+        outcome, block_notes = await self._run_block(block, code, cancellation_token, shell=shell)
+        notes.extend(block_notes)
+        return outcome
 
     async def _shell_pool_command(
         self, program: str, code: str, cancellation_token: CancellationToken

@@ -43,6 +43,7 @@ from .kernel import KernelStartError, LaunchedKernel
 from .kernel_folder import kernel_environment, prepare_kernel_folder
 from .limits import ResourceLimits
 from .sandbox import BWRAP_PATH, SANDBOX_DATA_DIR, SANDBOX_RUN_DIR, Sandbox
+from .signals import kill_process_group
 
 __all__ = ["DEFAULT_PRELOAD", "TemplateChild", "TemplateKernelLauncher"]
 
@@ -111,10 +112,7 @@ class TemplateChild:
 
 def _kill_holder(holder: asyncio.subprocess.Process | None) -> None:
     if holder is not None and holder.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(holder.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            holder.kill()
+        kill_process_group(holder)
 
 
 class TemplateKernelLauncher:
@@ -434,10 +432,7 @@ class TemplateKernelLauncher:
             self._writer = None
         process = self._process
         if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+            kill_process_group(process)
         if process is not None:
             await process.wait()
         if self._reader_task is not None:

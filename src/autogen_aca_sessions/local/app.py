@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -65,6 +66,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from . import files
+from .access_log import access_log_middleware
 from .auth import Handler as RequestHandler
 from .auth import Middleware, auth_middleware
 from .capacity import exhausted_resource
@@ -260,6 +262,21 @@ def operation_of(method: str, path: str) -> Operation:
         if route.method == method.upper() and route.pattern.fullmatch(op) is not None:
             return route.operation
     return Operation.OTHER
+
+
+def _route_of(pool_name: str, request: web.Request) -> tuple[str, str]:
+    """The route template (``/files/{name}``) and operation of a request, for the access log.
+
+    Never raises: it runs before the error middleware, on every request, hostile ones included."""
+    try:
+        op = "/".join(_split_endpoint(request.path, pool_name))
+    except WireError:
+        return "(other pool)", Operation.OTHER.value
+    for route in ROUTES:
+        if route.method == request.method.upper() and route.pattern.fullmatch(op) is not None:
+            template = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", route.pattern.pattern)
+            return "/" + template, route.operation.value
+    return "(unknown)", Operation.OTHER.value
 
 
 @web.middleware
@@ -998,8 +1015,17 @@ def create_app(
         faults.bind_session_deleter(manager.delete)
         inner.append(faults.middleware)
     mcp_middlewares = [] if mcp is None else [_mcp_middleware(mcp)]
+    # The access log is outermost: it sees every answer, the catch-all's 500s included.
+    access_log = access_log_middleware(functools.partial(_route_of, config.pool_name))
     app = web.Application(
-        middlewares=[error_middleware, operation_middleware, *middlewares, *mcp_middlewares, *inner],
+        middlewares=[
+            access_log,
+            error_middleware,
+            operation_middleware,
+            *middlewares,
+            *mcp_middlewares,
+            *inner,
+        ],
         client_max_size=config.max_json_bytes,
     )
     app[CONTEXT_KEY] = ctx

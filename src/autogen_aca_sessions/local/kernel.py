@@ -19,7 +19,6 @@ import contextlib
 import hmac
 import json
 import logging
-import os
 import re
 import shutil
 import signal
@@ -39,6 +38,7 @@ from zmq.utils.monitor import parse_monitor_message
 from .kernel_folder import chown_tree, kernel_environment, prepare_kernel_folder
 from .outcome import NO_RESULT, CodeOutput, ImageData, Outcome
 from .sandbox import Sandbox
+from .signals import kill_process_group
 
 __all__ = [
     "INTERRUPT_GRACE_SECONDS",
@@ -681,11 +681,7 @@ class Kernel:
 async def stop_launched(launched: LaunchedKernel) -> None:
     """Kill a launched kernel's process group, wait for it, remove its cgroup and run dir."""
     process = launched.process
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
+    kill_process_group(process)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(process.wait(), timeout=10)
     if launched.cgroup is not None:

@@ -14,6 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from .signals import kill_process_group
+
 __all__ = ["prepare_matplotlib_cache"]
 
 logger = logging.getLogger(__name__)
@@ -62,5 +64,5 @@ async def _build_matplotlib_cache(directory: Path) -> None:
         await process.wait()
     finally:
         if process.returncode is None:
-            process.kill()
+            kill_process_group(process)
             await process.wait()

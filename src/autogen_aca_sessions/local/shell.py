@@ -12,7 +12,6 @@ import codecs
 import contextlib
 import os
 import shutil
-import signal
 import time
 import uuid
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from .kernel import OutputBuffer
 from .kernel_folder import kernel_environment
 from .outcome import ShellOutput
 from .sandbox import SANDBOX_RUN_DIR, PidsCgroup, Sandbox
+from .signals import kill_process_group
 
 __all__ = ["SHELL_TIMEOUT_EXIT", "ShellRunner"]
 
@@ -106,10 +106,7 @@ class ShellRunner:
                 timed_out = True
             finally:
                 if process.returncode is None or timed_out:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
+                    kill_process_group(process)
                     await process.wait()
                 if groups is not None:
                     groups.discard(process.pid)

@@ -1,0 +1,67 @@
+"""Bad settings end `aca-sessions` with one line and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from test_cli import cli, cli_env
+
+from autogen_aca_sessions.cli import EXIT_USAGE
+
+# Nothing listens on port 9: a request that got sent would fail differently (status 125).
+ENDPOINT = "http://127.0.0.1:9/subscriptions/s/resourceGroups/r/sessionPools/p"
+KEY = "0123456789abcdef"
+
+
+def assert_one_line_usage_error(completed: subprocess.CompletedProcess[str], *expected: str) -> None:
+    stderr = completed.stderr
+    assert completed.returncode == EXIT_USAGE, stderr
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    for text in expected:
+        assert text in stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("ACA_SESSIONS_API_KEY", KEY + "\n", ("bad $ACA_SESSIONS_API_KEY", "a newline")),
+        ("ACA_SESSIONS_API_KEY", KEY + "\r", ("bad $ACA_SESSIONS_API_KEY", "a carriage return")),
+        ("ACA_POOL_MANAGEMENT_ENDPOINT", ENDPOINT + "\n", ("bad $ACA_POOL_MANAGEMENT_ENDPOINT", "a newline")),
+    ],
+)
+def test_exec_refuses_an_environment_variable_pasted_with_a_newline(
+    variable: str, value: str, expected: tuple[str, ...]
+) -> None:
+    env = {
+        **cli_env(),
+        "ACA_POOL_MANAGEMENT_ENDPOINT": ENDPOINT,
+        "ACA_SESSIONS_API_KEY": KEY,
+        variable: value,
+    }
+
+    completed = cli("exec", "-c", "1", env=env)
+
+    assert_one_line_usage_error(completed, *expected)
+    assert KEY not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--api-key", "two words"), ("bad --api-key", "a space")),
+        (("--api-key", KEY, "--session-id", "mine\n"), ("bad --session-id", "a newline")),
+        (("--api-key", KEY, "--session-id", "a\x1bb"), ("bad --session-id", "U+001B")),
+    ],
+)
+def test_exec_refuses_bad_flags_with_one_line(args: tuple[str, ...], expected: tuple[str, ...]) -> None:
+    completed = cli("exec", "--endpoint", ENDPOINT, *args, "-c", "1")
+
+    assert_one_line_usage_error(completed, *expected)
+
+
+def test_serve_refuses_an_api_key_no_client_could_send() -> None:
+    completed = cli("serve", "--port", "0", env={**cli_env(), "ACA_SESSIONS_API_KEY": KEY + "\n"})
+
+    assert_one_line_usage_error(completed, "aca-sessions serve: bad $ACA_SESSIONS_API_KEY", "a newline")

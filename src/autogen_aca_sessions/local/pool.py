@@ -19,9 +19,7 @@ import contextlib
 import importlib
 import logging
 import shutil
-import socket
 import ssl
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -29,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .address import WILDCARD_HOSTS, is_loopback_host
+from .address import is_loopback_host
 from .app import create_app
 from .auth import AsyncStaticKeyCredential, Middleware, StaticKeyCredential, generate_api_key
 from .config import Isolation, KernelLauncherKind, PoolConfig, PoolType, SandboxMode
 from .faults import FaultInjector
+from .listener import base_url, check_bind_options, make_root, serve, tls_server_context
 from .mcp.keys import McpKey
-from .tls import client_ssl_context, generate_self_signed, server_ssl_context
+from .tls import client_ssl_context
 
 if TYPE_CHECKING:
     from .mcp.server import McpServer
@@ -131,16 +130,14 @@ class LocalSessionPool:
             raise ValueError("pass either config= or the pool options it holds, not both")
         # PoolConfig holds every default and parses each value once.
         options = config if config is not None else PoolConfig(**given)
-        if not is_loopback_host(host) and not allow_remote:
-            raise ValueError(
-                f"Refusing to bind the local session pool to {host!r}, which is not a loopback address: "
-                "anyone who can reach it and knows the key can run code on this machine. "
-                "Pass allow_remote=True to do it anyway."
-            )
-        if (tls_cert is None) != (tls_key is None):
-            raise ValueError("tls_cert and tls_key must be given together")
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port must be between 0 and 65535, not {port}")
+        check_bind_options(
+            "local session pool",
+            host=host,
+            port=port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            allow_remote=allow_remote,
+        )
         self.config = options
         """The pool's configuration, handed as is to the session runtime and the app (the runtime makes
         the kernel launcher from it)."""
@@ -309,13 +306,7 @@ class LocalSessionPool:
     @property
     def base_url(self) -> str:
         """``scheme://host:port`` of the server (no path)."""
-        scheme = "https" if self.tls else "http"
-        host = self._host
-        if host in WILDCARD_HOSTS:
-            host = "127.0.0.1"  # a wildcard bind is reachable on loopback
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"{scheme}://{host}:{self.port}"
+        return base_url(self._host, self.port, tls=self.tls)
 
     @property
     def endpoint(self) -> str:
@@ -366,23 +357,14 @@ class LocalSessionPool:
     async def _start(self) -> None:
         from .sessions import SessionManager  # the runtime needs the 'local' extra
 
-        if self._root_dir is not None:
-            self._root = self._root_dir
-            await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
-        else:
-            self._root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="aca-local-pool-"))
-            self._owns_root = True
+        self._root, self._owns_root = await make_root(self._root_dir, prefix="aca-local-pool-")
         private = self._root / "pool"
         await asyncio.to_thread(private.mkdir, mode=0o700, parents=True, exist_ok=True)
         server_context: ssl.SSLContext | None = None
         if self.tls:
-            if self._tls_cert is not None and self._tls_key is not None:
-                cert, key = self._tls_cert, self._tls_key
-            else:
-                extra = () if is_loopback_host(self._host) or self._host in WILDCARD_HOSTS else (self._host,)
-                cert, key = await asyncio.to_thread(generate_self_signed, private / "tls", hosts=extra)
-            self.tls_cert_path = cert
-            server_context = await asyncio.to_thread(server_ssl_context, cert, key)
+            self.tls_cert_path, server_context = await tls_server_context(
+                self._host, private / "tls", self._tls_cert, self._tls_key
+            )
         self._manager = SessionManager(root=self._root, config=self.config)
         await self._manager.start()
         if self._mcp_enabled:
@@ -396,27 +378,13 @@ class LocalSessionPool:
             faults=self._faults,
             mcp=self._serving_mcp,
         )
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
-        await self._runner.setup()
-        sock = self._bind()
-        site = web.SockSite(self._runner, sock, ssl_context=server_context)
-        await site.start()
-        self._bound_port = int(sock.getsockname()[1])
+        self._runner, self._bound_port = await serve(app, self._host, self._port, server_context)
         logger.info(
             "local session pool %s serving at %s (isolation %s)",
             self.pool_name,
             self.endpoint,
             self.isolation,
         )
-
-    def _bind(self) -> socket.socket:
-        host = self._host.strip("[]")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        if host.lower() == "localhost":
-            host, family = "127.0.0.1", socket.AF_INET
-        sock = socket.create_server((host, self._port), family=family)
-        sock.setblocking(False)
-        return sock
 
     async def close(self) -> None:
         """Stop serving, kill every kernel and remove every directory the pool made. Idempotent."""

@@ -26,9 +26,7 @@ import contextlib
 import json
 import logging
 import shutil
-import socket
 import ssl
-import tempfile
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -37,7 +35,6 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from .address import WILDCARD_HOSTS, is_loopback_host
 from .arm.errors import ArmError, arm_error_response
 from .arm.model import (
     ContainerType,
@@ -55,8 +52,9 @@ from .arm.routes import ManagementRoutes, is_management_path
 from .auth import AsyncStaticKeyCredential, StaticKeyCredential, check_authorization, generate_api_key
 from .config import PoolConfig
 from .hosted import HostedPool, RuntimeOptions
+from .listener import base_url, check_bind_options, make_root, serve, tls_server_context
 from .pool import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION
-from .tls import client_ssl_context, generate_self_signed, server_ssl_context
+from .tls import client_ssl_context
 from .wire.errors import WireError
 
 __all__ = ["LocalSessionsServer"]
@@ -109,16 +107,14 @@ class LocalSessionsServer:
         ``max_pools`` bounds how many pools may exist at once (each holds kernels and files);
         one more is refused with 409 ``SessionPoolQuotaExceeded``, as a subscription quota would.
         """
-        if not is_loopback_host(host) and not allow_remote:
-            raise ValueError(
-                f"Refusing to bind the local session server to {host!r}, which is not a loopback address: "
-                "anyone who can reach it and knows the key can run code on this machine. "
-                "Pass allow_remote=True to do it anyway."
-            )
-        if (tls_cert is None) != (tls_key is None):
-            raise ValueError("tls_cert and tls_key must be given together")
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port must be between 0 and 65535, not {port}")
+        check_bind_options(
+            "local session server",
+            host=host,
+            port=port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            allow_remote=allow_remote,
+        )
         if retry_after_seconds < 1 or list_page_size < 1 or max_pools < 1:
             raise ValueError("retry_after_seconds, list_page_size and max_pools must be at least 1")
         self.max_pools = max_pools
@@ -171,13 +167,7 @@ class LocalSessionsServer:
     @property
     def base_url(self) -> str:
         """``scheme://host:port``: the ARM base URL (``ContainerAppsAPIClient(base_url=...)``)."""
-        scheme = "https" if self.tls else "http"
-        host = self._host
-        if host in WILDCARD_HOSTS:
-            host = "127.0.0.1"
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"{scheme}://{host}:{self.port}"
+        return base_url(self._host, self.port, tls=self.tls)
 
     @property
     def tls_ca_file(self) -> Path | None:
@@ -531,40 +521,21 @@ class LocalSessionsServer:
             raise
 
     async def _start(self) -> None:
-        if self._root_dir is not None:
-            self._root = self._root_dir.absolute()
-            await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
-        else:
-            self._root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="aca-local-server-"))
-            self._owns_root = True
+        root_dir = self._root_dir.absolute() if self._root_dir is not None else None
+        self._root, self._owns_root = await make_root(root_dir, prefix="aca-local-server-")
         private = self._root / "server"
         await asyncio.to_thread(private.mkdir, mode=0o700, parents=True, exist_ok=True)
         server_context: ssl.SSLContext | None = None
         if self.tls:
-            if self._tls_cert is not None and self._tls_key is not None:
-                cert, key = self._tls_cert, self._tls_key
-            else:
-                extra = (
-                    () if is_loopback_host(self._host) or self._host in ("0.0.0.0", "::") else (self._host,)
-                )
-                cert, key = await asyncio.to_thread(generate_self_signed, private / "tls", hosts=extra)
-            self.tls_cert_path = cert
-            server_context = await asyncio.to_thread(server_ssl_context, cert, key)
+            self.tls_cert_path, server_context = await tls_server_context(
+                self._host, private / "tls", self._tls_cert, self._tls_key
+            )
         self._options = RuntimeOptions(
             api_key=self.api_key, defaults=self.pool_defaults, hide_paths=(self._root,)
         )
         app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
-        await self._runner.setup()
-        host = self._host.strip("[]")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        if host.lower() == "localhost":
-            host, family = "127.0.0.1", socket.AF_INET
-        sock = socket.create_server((host, self._port), family=family)
-        sock.setblocking(False)
-        await web.SockSite(self._runner, sock, ssl_context=server_context).start()
-        self._bound_port = int(sock.getsockname()[1])
+        self._runner, self._bound_port = await serve(app, self._host, self._port, server_context)
         logger.info("local session server at %s (management plane %s)", self.base_url, self.management_plane)
 
     async def close(self) -> None:

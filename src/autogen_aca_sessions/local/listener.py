@@ -7,18 +7,21 @@ listener; these functions are that listener, written once.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import socket
 import ssl
 import tempfile
 from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, TypeVar
 
 from aiohttp import web
 
 from .address import WILDCARD_HOSTS, is_loopback_host
 from .tls import generate_self_signed, server_ssl_context
 
-__all__ = ["base_url", "check_bind_options", "make_root", "serve", "tls_server_context"]
+__all__ = ["Lifecycle", "base_url", "check_bind_options", "make_root", "serve", "tls_server_context"]
 
 
 def check_bind_options(
@@ -99,3 +102,51 @@ async def serve(
         await runner.cleanup()
         raise
     return runner, int(sock.getsockname()[1])
+
+
+_L = TypeVar("_L", bound="Lifecycle")
+
+
+class Lifecycle(abc.ABC):
+    """Start once (a failed start closes again), serve until cancelled, ``async with``."""
+
+    _what: ClassVar[str]
+    """What the object is, for its errors (``"local session pool"``)."""
+    _started: bool
+    _closed: bool
+
+    async def start(self) -> None:
+        """Start serving; a start that fails closes whatever it had started."""
+        if self._started:
+            raise RuntimeError(f"The {self._what} was already started")
+        self._started = True
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+
+    @abc.abstractmethod
+    async def _start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop serving and remove what :meth:`start` made. Idempotent."""
+
+    async def serve_forever(self) -> None:
+        """Start when needed and serve until cancelled; then close."""
+        if not self._started:
+            await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.close()
+
+    async def __aenter__(self: _L) -> _L:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

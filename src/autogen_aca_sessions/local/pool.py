@@ -22,7 +22,6 @@ import shutil
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -32,7 +31,7 @@ from .app import create_app
 from .auth import AsyncStaticKeyCredential, Middleware, StaticKeyCredential, generate_api_key
 from .config import Isolation, KernelLauncherKind, PoolConfig, PoolType, SandboxMode
 from .faults import FaultInjector
-from .listener import base_url, check_bind_options, make_root, serve, tls_server_context
+from .listener import Lifecycle, base_url, check_bind_options, make_root, serve, tls_server_context
 from .mcp.keys import McpKey
 from .tls import client_ssl_context
 
@@ -57,8 +56,10 @@ LOCAL_RESOURCE_GROUP = "local"
 """The resource group in the endpoint path."""
 
 
-class LocalSessionPool:
+class LocalSessionPool(Lifecycle):
     """A local session pool serving the Azure dynamic-sessions REST API for every api-version."""
+
+    _what = "local session pool"
 
     def __init__(
         self,
@@ -343,18 +344,8 @@ class LocalSessionPool:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Start the runtime (warm sessions, reaper) and the HTTP server."""
-        if self._started:
-            raise RuntimeError("The local session pool was already started")
-        self._started = True
-        try:
-            await self._start()
-        except BaseException:
-            await self.close()
-            raise
-
     async def _start(self) -> None:
+        """Start the runtime (warm sessions, reaper) and the HTTP server."""
         from .sessions import SessionManager  # the runtime needs the 'local' extra
 
         self._root, self._owns_root = await make_root(self._root_dir, prefix="aca-local-pool-")
@@ -402,27 +393,6 @@ class LocalSessionPool:
                 logger.exception("closing the session manager failed")
         if self._owns_root and self._root is not None:
             await asyncio.to_thread(shutil.rmtree, self._root, True)
-
-    async def serve_forever(self) -> None:
-        """Start when needed and serve until cancelled; then close."""
-        if not self._started:
-            await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.close()
-
-    async def __aenter__(self) -> LocalSessionPool:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         where = self.endpoint if self._bound_port is not None else "not started"

@@ -29,7 +29,6 @@ import shutil
 import ssl
 import uuid
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
@@ -52,7 +51,7 @@ from .arm.routes import ManagementRoutes, is_management_path
 from .auth import AsyncStaticKeyCredential, StaticKeyCredential, check_authorization, generate_api_key
 from .config import PoolConfig
 from .hosted import HostedPool, RuntimeOptions
-from .listener import base_url, check_bind_options, make_root, serve, tls_server_context
+from .listener import Lifecycle, base_url, check_bind_options, make_root, serve, tls_server_context
 from .pool import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION
 from .tls import client_ssl_context
 from .wire.errors import WireError
@@ -75,8 +74,10 @@ def _enum(kind: type[Any], value: Any, what: str) -> Any:
     raise ValueError(f"{what} must be one of {allowed}, not {value!r}")
 
 
-class LocalSessionsServer:
+class LocalSessionsServer(Lifecycle):
     """A local server hosting any number of session pools, with the ARM management plane."""
+
+    _what = "local session server"
 
     def __init__(
         self,
@@ -509,18 +510,8 @@ class LocalSessionsServer:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Start serving (no pools yet: create them with :meth:`create_pool` or over ARM)."""
-        if self._started:
-            raise RuntimeError("The local session server was already started")
-        self._started = True
-        try:
-            await self._start()
-        except BaseException:
-            await self.close()
-            raise
-
     async def _start(self) -> None:
+        """Start serving (no pools yet: create them with :meth:`create_pool` or over ARM)."""
         root_dir = self._root_dir.absolute() if self._root_dir is not None else None
         self._root, self._owns_root = await make_root(root_dir, prefix="aca-local-server-")
         private = self._root / "server"
@@ -559,24 +550,6 @@ class LocalSessionsServer:
         self._default = None
         if self._owns_root and self._root is not None:
             await asyncio.to_thread(shutil.rmtree, self._root, True)
-
-    async def serve_forever(self) -> None:
-        """Start when needed and serve until cancelled; then close."""
-        if not self._started:
-            await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.close()
-
-    async def __aenter__(self) -> LocalSessionsServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         where = self.base_url if self._bound_port is not None else "not started"

@@ -26,7 +26,6 @@ from autogen_aca_sessions.agent_framework._functions import (
     InjectedFunction,
     build_functions_module,
 )
-from autogen_aca_sessions.agent_framework._session_code import packages_code, setup_code
 from autogen_aca_sessions.client import (
     ApiVersion,
     ExecutionResult,
@@ -37,6 +36,7 @@ from autogen_aca_sessions.client import (
     TokenSource,
 )
 from autogen_aca_sessions.client.limits import DEFAULT_MAX_OUTPUT_CHARS
+from autogen_aca_sessions.client.session_code import packages_code, setup_code
 
 if TYPE_CHECKING:
     from agent_framework import AgentSession

@@ -1,4 +1,5 @@
-"""Python snippets the executor sends to the session's interpreter.
+"""Python snippets the executor sends to the session's interpreter (the ones every adapter sends,
+``setup_code`` and ``packages_code``, live in :mod:`autogen_aca_sessions.client.session_code`).
 
 Every snippet runs its body through ``exec`` in a private dictionary, so the only trace it leaves
 in the user's namespace is what it means to leave (the injected function names). Arguments are
@@ -8,6 +9,8 @@ embedded with ``repr``, which always yields a valid Python literal for ``str``, 
 
 from __future__ import annotations
 
+from autogen_aca_sessions.client.session_code import MNT_DATA, packages_code, setup_code
+
 __all__ = [
     "MNT_DATA",
     "packages_code",
@@ -15,46 +18,6 @@ __all__ = [
     "setup_code",
     "shell_code",
 ]
-
-MNT_DATA = "/mnt/data"
-"""Where the service keeps uploaded files and where code is expected to run."""
-
-_SETUP_BODY = """
-import linecache, os, sys, types
-if os.path.isdir(_mnt):
-    os.chdir(_mnt)
-if _source is not None:
-    _filename = "<" + _name + ">"
-    # Tracebacks through injected functions show their source lines.
-    linecache.cache[_filename] = (len(_source), None, _source.splitlines(True), _filename)
-    _module = types.ModuleType(_name)
-    _module.__file__ = _filename
-    _previous = sys.modules.get(_name)
-    sys.modules[_name] = _module
-    try:
-        exec(compile(_source, _filename, "exec"), _module.__dict__)
-    except BaseException:
-        if _previous is None:
-            sys.modules.pop(_name, None)
-        else:
-            sys.modules[_name] = _previous
-        raise
-    for _n in _names:
-        _ns[_n] = getattr(_module, _n)
-"""
-
-
-def setup_code(module_name: str | None, source: str | None, names: tuple[str, ...]) -> str:
-    """Change to ``/mnt/data`` and register the injected functions as an importable module.
-
-    The module is created from source with ``types.ModuleType`` + ``exec`` and put into
-    ``sys.modules`` under ``module_name``, so ``from <module_name> import f`` works; the names are
-    also bound in the interactive namespace so ``f(...)`` works without an import.
-    """
-    args = {"_mnt": MNT_DATA, "_name": module_name, "_source": source, "_names": names}
-    pairs = ", ".join(f"{key!r}: {value!r}" for key, value in args.items())
-    return f"exec({_SETUP_BODY!r}, {{{pairs}, '_ns': globals()}})\n"
-
 
 _RESET_BODY = """
 _ip = _get_ipython() if _get_ipython is not None else None
@@ -69,17 +32,6 @@ else:
 def reset_code() -> str:
     """Clear the interactive namespace (IPython's ``reset``); used where a session cannot be deleted."""
     return f"exec({_RESET_BODY!r}, {{'_ns': globals(), '_get_ipython': globals().get('get_ipython')}})\n"
-
-
-_PACKAGES_BODY = """
-from importlib import metadata as _metadata
-_out = sorted({(d.metadata["Name"] or "") for d in _metadata.distributions()} - {""})
-"""
-
-
-def packages_code() -> str:
-    """An expression whose value is the sorted list of installed distribution names."""
-    return f"(lambda _g: (exec({_PACKAGES_BODY!r}, _g), _g['_out'])[1])({{}})\n"
 
 
 _SHELL_BODY = """

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 from agent_framework import AgentSession, ContextProvider, FunctionTool, SessionContext
@@ -21,6 +20,7 @@ from autogen_aca_sessions.agent_framework._tools import (
     UploadFileTool,
 )
 from autogen_aca_sessions.client import SessionFile, SessionsError, TokenSource
+from autogen_aca_sessions.client.closing import AsyncClosing
 
 __all__ = ["DynamicSessionsCodeActProvider", "session_tools"]
 
@@ -42,7 +42,7 @@ def session_tools(sessions: DynamicSessions) -> list[FunctionTool]:
     return tools
 
 
-class DynamicSessionsCodeActProvider(ContextProvider):
+class DynamicSessionsCodeActProvider(AsyncClosing, ContextProvider):
     """Give an agent a code interpreter in Azure Container Apps dynamic sessions.
 
     Before every run it adds the session tools (see :func:`session_tools`) and instructions that
@@ -129,14 +129,3 @@ class DynamicSessionsCodeActProvider(ContextProvider):
         """Close the sessions if this provider created them."""
         if self._owns_sessions:
             await self._sessions.close()
-
-    async def __aenter__(self) -> DynamicSessionsCodeActProvider:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from autogen_aca_sessions.agent_framework._config import DynamicSessionsConfig, PoolKind
@@ -35,6 +34,7 @@ from autogen_aca_sessions.client import (
     SessionsError,
     TokenSource,
 )
+from autogen_aca_sessions.client.closing import AsyncClosing
 from autogen_aca_sessions.client.limits import DEFAULT_MAX_OUTPUT_CHARS
 from autogen_aca_sessions.client.session_code import packages_code, setup_code
 
@@ -73,7 +73,7 @@ class RunOutcome:
     """Things the model should know beyond the output (e.g. the session was replaced)."""
 
 
-class DynamicSessions:
+class DynamicSessions(AsyncClosing):
     """The sessions of one pool, for Agent Framework agents.
 
     Args:
@@ -395,17 +395,6 @@ class DynamicSessions:
         finally:
             if self._owns_client:
                 await self._client.close()
-
-    async def __aenter__(self) -> DynamicSessions:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         return f"DynamicSessions({self._config.pool_management_endpoint!r}, {self._config.pool_kind})"

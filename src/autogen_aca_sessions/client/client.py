@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
@@ -31,6 +30,7 @@ from yarl import URL
 
 from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenProvider, TokenSource, claims_from_challenge
 from autogen_aca_sessions.client.checks import refuse_control_characters
+from autogen_aca_sessions.client.closing import AsyncClosing
 from autogen_aca_sessions.client.contracts import Contract, Request, contract_for
 from autogen_aca_sessions.client.contracts._common import load_json, parse_error_body
 from autogen_aca_sessions.client.errors import (
@@ -330,7 +330,7 @@ def _looks_pool_full(*texts: str | None) -> bool:
     return False
 
 
-class SessionsClient:
+class SessionsClient(AsyncClosing):
     """Async client for one session pool's data plane.
 
     One ``aiohttp.ClientSession`` (created lazily, inside the running loop) serves every call
@@ -698,17 +698,6 @@ class SessionsClient:
         if session is not None and self._owns_session:
             await session.close()
         await self._tokens.close()
-
-    async def __aenter__(self) -> SessionsClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # ------------------------------------------------------------------ transport
     def _get_session(self) -> aiohttp.ClientSession:

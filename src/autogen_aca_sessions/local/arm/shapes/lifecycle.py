@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import LifecycleType, PoolResource
+from ..model import PoolResource
 from ..versions import ArmApiVersion
-from .common import envelope
+from .common import envelope, lifetime, scaled_properties
 
 __all__ = ["render"]
 
@@ -15,25 +15,8 @@ __all__ = ["render"]
 def render(resource: PoolResource, version: ArmApiVersion) -> dict[str, Any]:
     """The pool as the 2025 and 2026 api-versions show it."""
     settings = resource.settings
-    life: dict[str, Any] = {"lifecycleType": settings.lifecycle_type.value}
-    if settings.lifecycle_type is LifecycleType.TIMED:
-        life["cooldownPeriodInSeconds"] = settings.cooldown_seconds
-    else:
-        life["maxAlivePeriodInSeconds"] = settings.max_alive_seconds
-    properties: dict[str, Any] = {
-        "containerType": settings.container_type.value,
-        "poolManagementType": "Dynamic",
-        "scaleConfiguration": {
-            "maxConcurrentSessions": settings.max_concurrent_sessions,
-            "readySessionInstances": settings.ready_session_instances,
-        },
-        "dynamicPoolConfiguration": {"lifecycleConfiguration": life},
-        "sessionNetworkConfiguration": {"status": settings.egress.value},
-        "poolManagementEndpoint": resource.endpoint,
-        "provisioningState": resource.state.value,
-    }
-    if settings.secret_names:
-        properties["secrets"] = [{"name": name} for name in settings.secret_names]
+    life = lifetime(settings, "lifecycleType")
+    properties = scaled_properties(resource, {"lifecycleConfiguration": life})
     if settings.managed_identity_settings is not None:
         properties["managedIdentitySettings"] = list(settings.managed_identity_settings)
     if version.mcp:

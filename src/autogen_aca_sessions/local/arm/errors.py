@@ -9,13 +9,12 @@ say what is wrong (``InvalidSessionPoolName``, ``InvalidCooldownPeriod``, ...).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from ..wire.errors import WireError
+from ..wire.errors import WireError, error_body, error_response
 
 __all__ = ["ArmError", "arm_error_body", "arm_error_response"]
 
@@ -41,22 +40,9 @@ class ArmError(WireError):
 def arm_error_body(err: WireError) -> dict[str, Any]:
     """The ARM ``ErrorResponse`` body of ``err``."""
     details = getattr(err, "details", [])
-    return {
-        "error": {
-            "code": err.code,
-            "message": err.message,
-            "target": err.target,
-            "details": [arm_error_body(d)["error"] for d in details],
-        }
-    }
+    return error_body(err.code, err.message, err.target, [arm_error_body(d)["error"] for d in details])
 
 
 def arm_error_response(err: WireError) -> web.Response:
     """The HTTP response of ``err``: the body above and ``x-ms-error-code``."""
-    return web.Response(
-        status=err.status,
-        text=json.dumps(arm_error_body(err)),
-        content_type="application/json",
-        charset="utf-8",
-        headers={"x-ms-error-code": err.code, **err.headers},
-    )
+    return error_response(err, arm_error_body(err))

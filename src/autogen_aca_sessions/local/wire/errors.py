@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -36,17 +36,22 @@ class WireError(Exception):
         """Extra response headers (``WWW-Authenticate``, ``Allow``, ...)."""
 
 
-def error_body(code: str, message: str, target: str | None = None) -> dict[str, Any]:
-    """The Azure.Core error body: ``{"error": {"code", "message", "target", "details": []}}``."""
-    return {"error": {"code": code, "message": message, "target": target, "details": []}}
+def error_body(
+    code: str, message: str, target: str | None = None, details: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """The Azure.Core error body: ``{"error": {"code", "message", "target", "details": [...]}}``."""
+    return {"error": {"code": code, "message": message, "target": target, "details": list(details)}}
 
 
-def error_response(err: WireError) -> web.Response:
-    """The HTTP response for ``err``: JSON error body plus ``x-ms-error-code``."""
+def error_response(err: WireError, body: dict[str, Any] | None = None) -> web.Response:
+    """The HTTP response for ``err``: its JSON error body (``body`` when given, else
+    :func:`error_body`) plus ``x-ms-error-code``."""
+    if body is None:
+        body = error_body(err.code, err.message, err.target)
     headers = {"x-ms-error-code": err.code, **err.headers}
     return web.Response(
         status=err.status,
-        text=json.dumps(error_body(err.code, err.message, err.target)),
+        text=json.dumps(body),
         content_type="application/json",
         charset="utf-8",
         headers=headers,

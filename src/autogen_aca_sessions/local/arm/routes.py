@@ -137,39 +137,28 @@ def _version(request: web.Request) -> ArmApiVersion:
 
 
 def _check_names(target: _Target) -> ResourceKey | None:
-    problems: list[ArmError] = []
-    problem = subscription_problem(target.subscription)
-    if problem is not None:
-        problems.append(
-            ArmError(
-                400,
-                "InvalidSubscriptionId",
-                f"The subscription id '{target.subscription}' {problem}.",
-                target="subscriptionId",
-            )
-        )
-    if target.resource_group is not None:
-        problem = resource_group_problem(target.resource_group)
-        if problem is not None:
-            problems.append(
-                ArmError(
-                    400,
-                    "InvalidResourceGroupName",
-                    f"The resource group name '{target.resource_group}' {problem}.",
-                    target="resourceGroupName",
-                )
-            )
-    if target.name is not None:
-        problem = name_problem(target.name)
-        if problem is not None:
-            problems.append(
-                ArmError(
-                    400,
-                    "InvalidSessionPoolName",
-                    f"The session pool name '{target.name}' {problem}.",
-                    target="sessionPoolName",
-                )
-            )
+    checks = (
+        (
+            target.subscription,
+            subscription_problem,
+            "InvalidSubscriptionId",
+            "subscription id",
+            "subscriptionId",
+        ),
+        (
+            target.resource_group,
+            resource_group_problem,
+            "InvalidResourceGroupName",
+            "resource group name",
+            "resourceGroupName",
+        ),
+        (target.name, name_problem, "InvalidSessionPoolName", "session pool name", "sessionPoolName"),
+    )
+    problems = [
+        ArmError(400, code, f"The {what} '{value}' {problem}.", target=field)
+        for value, check, code, what, field in checks
+        if value is not None and (problem := check(value)) is not None
+    ]
     if problems:
         raise problems[0]
     if target.resource_group is None or target.name is None:

@@ -1,8 +1,8 @@
 """What a local pool and the multi-pool server do alike to listen: check the bind options, make
-the working directory, the TLS context, the socket and the base URL.
+the working directory, the TLS context, the socket and the base URL, and start and stop.
 
 ``LocalSessionPool`` and ``LocalSessionsServer`` serve different applications on the same kind of
-listener; these functions are that listener, written once.
+listener; :class:`LocalListener` and these functions are that listener, written once.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import ClassVar, TypeVar
 from aiohttp import web
 
 from .address import WILDCARD_HOSTS, is_loopback_host
-from .tls import generate_self_signed, server_ssl_context
+from .auth import AsyncStaticKeyCredential, StaticKeyCredential, generate_api_key
+from .tls import client_ssl_context, generate_self_signed, server_ssl_context
 
-__all__ = ["Lifecycle", "base_url", "check_bind_options", "make_root", "serve", "tls_server_context"]
+__all__ = ["LocalListener", "base_url", "check_bind_options", "make_root", "serve", "tls_server_context"]
 
 
 def check_bind_options(
@@ -104,16 +105,90 @@ async def serve(
     return runner, int(sock.getsockname()[1])
 
 
-_L = TypeVar("_L", bound="Lifecycle")
+_L = TypeVar("_L", bound="LocalListener")
 
 
-class Lifecycle(abc.ABC):
-    """Start once (a failed start closes again), serve until cancelled, ``async with``."""
+class LocalListener(abc.ABC):
+    """What the pool and the multi-pool server share: the address, key and TLS they serve with,
+    their working directory, and their lifecycle (start once, a failed start closes again, serve
+    until cancelled, ``async with``)."""
 
     _what: ClassVar[str]
     """What the object is, for its errors (``"local session pool"``)."""
-    _started: bool
-    _closed: bool
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        api_key: str | None,
+        tls: bool,
+        tls_cert: str | Path | None,
+        tls_key: str | Path | None,
+        allow_remote: bool,
+        root_dir: str | Path | None,
+    ) -> None:
+        check_bind_options(
+            self._what, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, allow_remote=allow_remote
+        )
+        self._host = host
+        self._port = port
+        self.api_key: str = api_key if api_key else generate_api_key()
+        """The bearer key every request must carry (generated when not given)."""
+        self.tls = tls or tls_cert is not None
+        """Whether HTTPS is served."""
+        self._tls_cert = Path(tls_cert) if tls_cert is not None else None
+        self._tls_key = Path(tls_key) if tls_key is not None else None
+        self._root_dir = Path(root_dir) if root_dir is not None else None
+        self.credential = StaticKeyCredential(self.api_key)
+        """A synchronous azure-core ``TokenCredential`` yielding :attr:`api_key` (for
+        ``SessionsClient`` and ``ContainerAppsAPIClient``)."""
+        self.async_credential = AsyncStaticKeyCredential(self.api_key)
+        """An azure-core ``AsyncTokenCredential`` yielding :attr:`api_key`."""
+        self.tls_cert_path: Path | None = None
+        """The PEM certificate clients must trust (set by :meth:`start` when TLS is on)."""
+        self._runner: web.AppRunner | None = None
+        self._bound_port: int | None = None
+        self._root: Path | None = None
+        self._owns_root = False
+        self._started = False
+        self._closed = False
+
+    # ------------------------------------------------------------------ address
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (available once started)."""
+        if self._bound_port is None:
+            raise RuntimeError(f"The {self._what} is not started")
+        return self._bound_port
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host:port`` (no path); on the multi-pool server, the ARM base URL
+        (``ContainerAppsAPIClient(base_url=...)``)."""
+        return base_url(self._host, self.port, tls=self.tls)
+
+    @property
+    def tls_ca_file(self) -> Path | None:
+        """Same as :attr:`tls_cert_path`: the file to trust (``cafile``, ``connection_verify=``,
+        ``--cacert``); None without TLS."""
+        return self.tls_cert_path
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client ``SSLContext`` trusting the certificate served (for aiohttp, httpx, urllib)."""
+        if self.tls_cert_path is None:
+            raise RuntimeError(f"The {self._what} does not serve TLS (pass tls=True) or is not started")
+        return client_ssl_context(self.tls_cert_path)
+
+    @property
+    def root_dir(self) -> Path:
+        """The directory holding everything it made (sessions, private files; once started)."""
+        if self._root is None:
+            raise RuntimeError(f"The {self._what} is not started")
+        return self._root
+
+    # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Start serving; a start that fails closes whatever it had started."""

@@ -24,16 +24,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from .address import is_loopback_host
 from .app import create_app
-from .auth import AsyncStaticKeyCredential, Middleware, StaticKeyCredential, generate_api_key
+from .auth import Middleware, generate_api_key
 from .config import Isolation, KernelLauncherKind, PoolConfig, PoolType, SandboxMode
 from .faults import FaultInjector
-from .listener import Lifecycle, base_url, check_bind_options, make_root, serve, tls_server_context
+from .listener import LocalListener, make_root, serve, tls_server_context
 from .mcp.keys import McpKey
-from .tls import client_ssl_context
 
 if TYPE_CHECKING:
     from .mcp.server import McpServer
@@ -56,7 +53,7 @@ LOCAL_RESOURCE_GROUP = "local"
 """The resource group in the endpoint path."""
 
 
-class LocalSessionPool(Lifecycle):
+class LocalSessionPool(LocalListener):
     """A local session pool serving the Azure dynamic-sessions REST API for every api-version."""
 
     _what = "local session pool"
@@ -131,26 +128,19 @@ class LocalSessionPool(Lifecycle):
             raise ValueError("pass either config= or the pool options it holds, not both")
         # PoolConfig holds every default and parses each value once.
         options = config if config is not None else PoolConfig(**given)
-        check_bind_options(
-            "local session pool",
+        super().__init__(
             host=host,
             port=port,
+            api_key=api_key,
+            tls=tls,
             tls_cert=tls_cert,
             tls_key=tls_key,
             allow_remote=allow_remote,
+            root_dir=root_dir,
         )
         self.config = options
         """The pool's configuration, handed as is to the session runtime and the app (the runtime makes
         the kernel launcher from it)."""
-        self._host = host
-        self._port = port
-        self.api_key: str = api_key if api_key else generate_api_key()
-        """The bearer key every request must carry (generated when not given)."""
-        self.tls = tls or tls_cert is not None
-        """Whether the pool serves HTTPS."""
-        self._tls_cert = Path(tls_cert) if tls_cert is not None else None
-        self._tls_key = Path(tls_key) if tls_key is not None else None
-        self._root_dir = Path(root_dir) if root_dir is not None else None
         self._faults = faults
         # The injector's middleware goes inside authentication (create_app places it), even
         # when a caller also listed it among the outer middlewares.
@@ -158,19 +148,7 @@ class LocalSessionPool(Lifecycle):
         self._mcp_enabled = options.mcp
         self._mcp_key = McpKey(mcp_api_key)
         self._mcp_server: McpServer | None = None
-        self.credential = StaticKeyCredential(self.api_key)
-        """A synchronous azure-core ``TokenCredential`` yielding :attr:`api_key`."""
-        self.async_credential = AsyncStaticKeyCredential(self.api_key)
-        """An azure-core ``AsyncTokenCredential`` yielding :attr:`api_key`."""
-        self.tls_cert_path: Path | None = None
-        """The PEM certificate clients must trust (set by :meth:`start` when TLS is on)."""
         self._manager: SessionManager | None = None
-        self._runner: web.AppRunner | None = None
-        self._bound_port: int | None = None
-        self._root: Path | None = None
-        self._owns_root = False
-        self._started = False
-        self._closed = False
 
     # ------------------------------------------------------------------ configuration
 
@@ -293,21 +271,9 @@ class LocalSessionPool(Lifecycle):
         return self._manager
 
     @property
-    def port(self) -> int:
-        """The port actually bound (available once started)."""
-        if self._bound_port is None:
-            raise RuntimeError("The local session pool is not started")
-        return self._bound_port
-
-    @property
     def host(self) -> str:
         """The address the pool listens on."""
         return self._host
-
-    @property
-    def base_url(self) -> str:
-        """``scheme://host:port`` of the server (no path)."""
-        return base_url(self._host, self.port, tls=self.tls)
 
     @property
     def endpoint(self) -> str:
@@ -323,24 +289,6 @@ class LocalSessionPool(Lifecycle):
         if self._manager is None:
             raise RuntimeError("The local session pool is not started")
         return self._manager.isolation
-
-    @property
-    def tls_ca_file(self) -> Path | None:
-        """Same as :attr:`tls_cert_path` (the file to pass as ``cafile`` / ``--cacert``)."""
-        return self.tls_cert_path
-
-    @property
-    def root_dir(self) -> Path:
-        """The directory holding the pool's sessions and private files."""
-        if self._root is None:
-            raise RuntimeError("The local session pool is not started")
-        return self._root
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client ``SSLContext`` trusting the pool's certificate (for aiohttp, httpx, urllib)."""
-        if self.tls_cert_path is None:
-            raise RuntimeError("The pool does not serve TLS (pass tls=True) or is not started")
-        return client_ssl_context(self.tls_cert_path)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -48,12 +48,11 @@ from .arm.model import (
 )
 from .arm.operations import Operation, OperationKind, OperationStore, location_segment
 from .arm.routes import ManagementRoutes, is_management_path
-from .auth import AsyncStaticKeyCredential, StaticKeyCredential, check_authorization, generate_api_key
+from .auth import check_authorization
 from .config import PoolConfig
 from .hosted import HostedPool, RuntimeOptions
-from .listener import Lifecycle, base_url, check_bind_options, make_root, serve, tls_server_context
+from .listener import LocalListener, make_root, serve, tls_server_context
 from .pool import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION
-from .tls import client_ssl_context
 from .wire.errors import WireError
 
 __all__ = ["LocalSessionsServer"]
@@ -74,7 +73,7 @@ def _enum(kind: type[Any], value: Any, what: str) -> Any:
     raise ValueError(f"{what} must be one of {allowed}, not {value!r}")
 
 
-class LocalSessionsServer(Lifecycle):
+class LocalSessionsServer(LocalListener):
     """A local server hosting any number of session pools, with the ARM management plane."""
 
     _what = "local session server"
@@ -108,38 +107,24 @@ class LocalSessionsServer(Lifecycle):
         ``max_pools`` bounds how many pools may exist at once (each holds kernels and files);
         one more is refused with 409 ``SessionPoolQuotaExceeded``, as a subscription quota would.
         """
-        check_bind_options(
-            "local session server",
+        super().__init__(
             host=host,
             port=port,
+            api_key=api_key,
+            tls=tls,
             tls_cert=tls_cert,
             tls_key=tls_key,
             allow_remote=allow_remote,
+            root_dir=root_dir,
         )
         if retry_after_seconds < 1 or list_page_size < 1 or max_pools < 1:
             raise ValueError("retry_after_seconds, list_page_size and max_pools must be at least 1")
         self.max_pools = max_pools
         """Most pools at once."""
-        self._host = host
-        self._port = port
-        self.api_key: str = api_key if api_key else generate_api_key()
-        """The bearer key every request (either plane) must carry."""
         self.management_plane = management_plane
         """Whether ``Microsoft.App/sessionPools`` is served."""
-        self.tls = tls or tls_cert is not None
-        """Whether the server speaks HTTPS."""
-        self._tls_cert = Path(tls_cert) if tls_cert is not None else None
-        self._tls_key = Path(tls_key) if tls_key is not None else None
-        self._root_dir = Path(root_dir) if root_dir is not None else None
         self.pool_defaults = pool_defaults if pool_defaults is not None else PoolConfig()
         """The configuration every pool starts from."""
-        self.credential = StaticKeyCredential(self.api_key)
-        """A synchronous azure-core ``TokenCredential`` yielding :attr:`api_key` (for
-        ``ContainerAppsAPIClient`` and ``SessionsClient``)."""
-        self.async_credential = AsyncStaticKeyCredential(self.api_key)
-        """An azure-core ``AsyncTokenCredential`` yielding :attr:`api_key`."""
-        self.tls_cert_path: Path | None = None
-        """The PEM certificate clients must trust (set by :meth:`start` when TLS is on)."""
         self.operations = OperationStore()
         """Long-running management operations (their status URLs)."""
         self._routes = ManagementRoutes(
@@ -148,50 +133,14 @@ class LocalSessionsServer(Lifecycle):
         self._pools: dict[tuple[str, str, str], HostedPool] = {}
         self._default: HostedPool | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._runner: web.AppRunner | None = None
-        self._bound_port: int | None = None
-        self._root: Path | None = None
-        self._owns_root = False
         self._options: RuntimeOptions | None = None
-        self._started = False
-        self._closed = False
 
     # ------------------------------------------------------------------ properties
-
-    @property
-    def port(self) -> int:
-        """The port actually bound (once started)."""
-        if self._bound_port is None:
-            raise RuntimeError("The local session server is not started")
-        return self._bound_port
-
-    @property
-    def base_url(self) -> str:
-        """``scheme://host:port``: the ARM base URL (``ContainerAppsAPIClient(base_url=...)``)."""
-        return base_url(self._host, self.port, tls=self.tls)
-
-    @property
-    def tls_ca_file(self) -> Path | None:
-        """The certificate to trust (``connection_verify=``, ``--cacert``); None without TLS."""
-        return self.tls_cert_path
-
-    @property
-    def root_dir(self) -> Path:
-        """The directory holding every pool's directory (once started)."""
-        if self._root is None:
-            raise RuntimeError("The local session server is not started")
-        return self._root
 
     @property
     def default_pool(self) -> HostedPool | None:
         """The pool that also answers data-plane paths without a pool prefix (``/executions``)."""
         return self._default
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client ``SSLContext`` trusting the server's certificate."""
-        if self.tls_cert_path is None:
-            raise RuntimeError("The server does not serve TLS (pass tls=True) or is not started")
-        return client_ssl_context(self.tls_cert_path)
 
     def endpoint_for(self, key: ResourceKey) -> str:
         """The ``poolManagementEndpoint`` of the pool at ``key``."""

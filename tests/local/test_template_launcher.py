@@ -213,3 +213,28 @@ async def test_a_launcher_weaker_than_the_managers_sandbox_refuses_to_start_kern
         out = await session.execute("1", timeout=60, max_output_chars=100)
         assert out.outcome is not Outcome.SUCCEEDED
         assert session._slot.kernel is None
+
+
+async def test_closing_while_the_template_starts_leaves_no_unretrieved_exception(tmp_path: Path) -> None:
+    """A pool closed during its template's start-up (e.g. SIGTERM right after an ARM PUT) must
+    not print asyncio's "Future exception was never retrieved" on the console."""
+    import gc
+
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+    try:
+        launcher = TemplateKernelLauncher(sandbox="none")
+        starting = asyncio.ensure_future(launcher.start())
+        await asyncio.sleep(0.3)  # the template is importing its modules
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        await launcher.close()
+        await asyncio.sleep(0.2)
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert not [c for c in seen if "never retrieved" in str(c.get("message", ""))], seen

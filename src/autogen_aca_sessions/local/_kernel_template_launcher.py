@@ -243,6 +243,9 @@ class TemplateKernelLauncher:
             theirs.close()
         reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
         self._ready = asyncio.get_running_loop().create_future()
+        # The start-up is awaited through a shield: when that wait is cancelled (the pool closes
+        # while the template starts), a later failure would be logged as never retrieved.
+        self._ready.add_done_callback(_consume_outcome)
         self._reader_task = asyncio.ensure_future(self._read(reader, self._ready))
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), _TEMPLATE_START_SECONDS)
@@ -462,3 +465,9 @@ def _find_sleep(root: int) -> int | None:
                 continue
             todo.append(kid)
     return None
+
+
+def _consume_outcome(future: asyncio.Future[int]) -> None:
+    """Mark a future's exception as seen; whoever awaits it still gets it."""
+    if not future.cancelled():
+        future.exception()

@@ -36,8 +36,15 @@ async def test_reconfigure_raises_the_session_limit_of_a_running_pool(tmp_path: 
 
 @pytest.mark.parametrize("field", ["pool_type", "egress", "sandbox", "kernel_launcher"])
 async def test_reconfigure_refuses_what_the_runtime_was_built_with(tmp_path: Path, field: str) -> None:
-    changed = {"pool_type": PoolType.PYTHON_LTS, "egress": True, "sandbox": "none", "kernel_launcher": "fork"}
     async with SessionManager(root=tmp_path / "pool", config=_shell_config()) as manager:
+        # Each value differs from what the manager was built with, whatever the defaults are.
+        other_launcher = "plain" if manager.config.kernel_launcher == "fork" else "fork"
+        changed = {
+            "pool_type": PoolType.PYTHON_LTS,
+            "egress": True,
+            "sandbox": "none",
+            "kernel_launcher": other_launcher,
+        }
         with pytest.raises(ValueError, match=field):
             manager.reconfigure(dataclasses.replace(manager.config, **{field: changed[field]}))  # type: ignore[arg-type]
 

@@ -5,7 +5,7 @@ Three kinds of kernel, each after ``STACK_IMPORT`` ran in it and it sat idle:
 - a session of the local pool with ``kernel_launcher="plain"``, measured as the whole process
   tree the pool started for it (sandbox wrapper included);
 - a session of the local pool with ``kernel_launcher="fork"`` (the default: the runtime's fork-template
-  launcher, ``local/_kernel_template_launcher.py``), sandboxed and not: the kernel plus, in
+  launcher, ``local/runtime/_kernel_template_launcher.py``), sandboxed and not: the kernel plus, in
   bwrap mode, its holder sandbox (bwrap, its init, ``sleep``); the template's own memory once;
   and the new-session latency through the pool with and without a ready kernel.
 Only what ships is measured (the fork-template prototype this launcher grew from is in git history).

@@ -346,8 +346,8 @@ def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
 
     Options left unset keep the configuration's own defaults.
     """
-    from autogen_aca_sessions.local.auth import generate_api_key
     from autogen_aca_sessions.local.config import PoolConfig
+    from autogen_aca_sessions.local.frontends.auth import generate_api_key
 
     chosen = {
         "pool_type": args.pool_type,
@@ -502,7 +502,7 @@ async def _serve(args: argparse.Namespace) -> int:
             print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
             return EXIT_FAILED
         if args.faults:
-            from autogen_aca_sessions.local.faults import FaultInjector, FaultPlanError
+            from autogen_aca_sessions.local.frontends.dataplane.faults import FaultInjector, FaultPlanError
 
             try:
                 options["faults"] = FaultInjector.from_string(args.faults)
@@ -840,7 +840,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(
             level=getattr(logging, args.log_level), format="%(levelname)s %(name)s: %(message)s"
         )
-        from autogen_aca_sessions.local.address import is_loopback_host
+        from autogen_aca_sessions.local.hosting.address import is_loopback_host
 
         if not is_loopback_host(args.host) and not args.allow_remote:
             print(

@@ -14,8 +14,8 @@ import psutil
 import pytest
 
 from autogen_aca_sessions.local import LocalSessionsServer
-from autogen_aca_sessions.local.hosted import HostedPool
-from autogen_aca_sessions.local.sessions import SessionManager
+from autogen_aca_sessions.local.hosting.hosted import HostedPool
+from autogen_aca_sessions.local.runtime.sessions import SessionManager
 from tests.arm._helpers import DATA_API, SUB, Arm, Reply, execute_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

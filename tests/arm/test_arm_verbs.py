@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from autogen_aca_sessions.local import LocalSessionsServer
-from autogen_aca_sessions.local.arm import ARM_API_VERSIONS
+from autogen_aca_sessions.local.hosting.arm import ARM_API_VERSIONS
 from tests.arm._helpers import OTHER_SUB, SUB, Arm
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -167,7 +167,7 @@ def test_serve_prints_endpoint_key_isolation_and_how_to_authenticate(served: Ser
 
 
 def test_serve_generates_a_key_that_cannot_be_mistaken_for_an_option() -> None:
-    from autogen_aca_sessions.local.auth import generate_api_key
+    from autogen_aca_sessions.local.frontends.auth import generate_api_key
 
     keys = {generate_api_key() for _ in range(2000)}
 

@@ -24,11 +24,11 @@ from typing import Any
 
 from aiohttp import web
 
-from autogen_aca_sessions.local.app import create_app
-from autogen_aca_sessions.local.capacity import open_fd_count
 from autogen_aca_sessions.local.config import PoolConfig
+from autogen_aca_sessions.local.frontends.dataplane.app import create_app
 from autogen_aca_sessions.local.limits import ResourceLimits
-from autogen_aca_sessions.local.sessions import SessionManager
+from autogen_aca_sessions.local.runtime.capacity import open_fd_count
+from autogen_aca_sessions.local.runtime.sessions import SessionManager
 
 POOL = "limited"
 

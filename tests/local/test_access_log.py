@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from autogen_aca_sessions.local import LocalSessionPool
-from autogen_aca_sessions.local.access_log import ACCESS_LOGGER
+from autogen_aca_sessions.local.frontends.access_log import ACCESS_LOGGER
 
 NEWEST = "2025-10-02-preview"
 BODY = {"codeInputType": "Inline", "executionType": "Synchronous", "code": "6 * 7", "timeoutInSeconds": 30}

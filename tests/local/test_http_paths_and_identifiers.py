@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autogen_aca_sessions.local.files import relative_dir, relative_name, upload_basename
-from autogen_aca_sessions.local.identifiers import identifier_problem
-from autogen_aca_sessions.local.wire.errors import WireError
-from autogen_aca_sessions.local.wire.versions import API_VERSIONS, lookup_api_version
+from autogen_aca_sessions.local.frontends.dataplane.wire.errors import WireError
+from autogen_aca_sessions.local.frontends.dataplane.wire.versions import API_VERSIONS, lookup_api_version
+from autogen_aca_sessions.local.runtime.files import relative_dir, relative_name, upload_basename
+from autogen_aca_sessions.local.runtime.identifiers import identifier_problem
 
 path_text = st.lists(
     st.sampled_from(["a", "b", ".", "/", "\\", "\x00", "%2e", "..", "/mnt/data", "mnt", "../"]), max_size=12

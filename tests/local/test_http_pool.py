@@ -17,7 +17,7 @@ from _http_helpers import CURRENT_VERSIONS, LEGACY_VERSIONS, call, execute, form
 from aiohttp import web
 
 from autogen_aca_sessions.local import AsyncStaticKeyCredential, LocalSessionPool, StaticKeyCredential
-from autogen_aca_sessions.local.tls import generate_self_signed
+from autogen_aca_sessions.local.hosting.tls import generate_self_signed
 
 PoolFactory = Callable[..., Awaitable[LocalSessionPool]]
 V = "2025-10-02-preview"
@@ -285,7 +285,7 @@ async def test_caller_middlewares_see_every_request_including_refused_ones(make_
 
 
 async def test_fault_injector_plugs_in_through_the_faults_option(make_pool: PoolFactory) -> None:
-    from autogen_aca_sessions.local.faults import FaultInjector
+    from autogen_aca_sessions.local.frontends.dataplane.faults import FaultInjector
 
     injector = FaultInjector.from_string("next=429")
     pool = await make_pool(faults=injector, ready_sessions=0)

@@ -11,7 +11,7 @@ import pytest
 from _http_helpers import ALL_VERSIONS, MANAGED_VERSIONS, call, execute
 
 from autogen_aca_sessions.local import LocalSessionPool
-from autogen_aca_sessions.local import app as app_module
+from autogen_aca_sessions.local.frontends.dataplane import app as app_module
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -9,8 +9,6 @@ import pytest
 
 from autogen_aca_sessions.cli import EXIT_USAGE, main
 from autogen_aca_sessions.local import LocalSessionPool
-from autogen_aca_sessions.local.address import is_loopback_host
-from autogen_aca_sessions.local.app import ROUTES, operation_of
 from autogen_aca_sessions.local.config import (
     Isolation,
     KernelLauncherKind,
@@ -18,8 +16,10 @@ from autogen_aca_sessions.local.config import (
     PoolType,
     SandboxMode,
 )
+from autogen_aca_sessions.local.frontends.dataplane.app import ROUTES, operation_of
+from autogen_aca_sessions.local.frontends.dataplane.operations import Operation
+from autogen_aca_sessions.local.hosting.address import is_loopback_host
 from autogen_aca_sessions.local.limits import MAX_EXECUTION_SECONDS, ResourceLimits
-from autogen_aca_sessions.local.operations import Operation
 
 
 def test_defaults_live_in_one_place_and_match_the_service() -> None:

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from autogen_aca_sessions.local.signals import kill_process_group
+from autogen_aca_sessions.local.runtime.signals import kill_process_group
 
 WATCHER_COMPLAINTS = ("Unknown child process", "exit status already read")
 

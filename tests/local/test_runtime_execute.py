@@ -12,8 +12,8 @@ import pytest
 import pytest_asyncio
 
 from autogen_aca_sessions.local.config import PoolConfig
-from autogen_aca_sessions.local.outcome import NO_RESULT, Outcome
-from autogen_aca_sessions.local.sessions import Session, SessionManager
+from autogen_aca_sessions.local.runtime.outcome import NO_RESULT, Outcome
+from autogen_aca_sessions.local.runtime.sessions import Session, SessionManager
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -138,7 +138,7 @@ async def test_a_file_the_server_put_in_data_dir_can_be_changed_by_the_code(sess
     # written; nothing fixes ownership before a call any more.
     from pathlib import PurePosixPath
 
-    from autogen_aca_sessions.local import files
+    from autogen_aca_sessions.local.runtime import files
 
     async def chunks(data: bytes) -> AsyncIterator[bytes]:
         yield data

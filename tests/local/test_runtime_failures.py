@@ -13,8 +13,8 @@ import pytest_asyncio
 import zmq
 
 from autogen_aca_sessions.local.config import PoolConfig
-from autogen_aca_sessions.local.outcome import Outcome
-from autogen_aca_sessions.local.sessions import Session, SessionManager
+from autogen_aca_sessions.local.runtime.outcome import Outcome
+from autogen_aca_sessions.local.runtime.sessions import Session, SessionManager
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -160,7 +160,7 @@ PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwA
 async def test_an_oversized_kernel_message_is_refused_and_the_call_fails_clearly(
     manager: SessionManager, how: str
 ) -> None:
-    from autogen_aca_sessions.local.kernel import MAX_KERNEL_MESSAGE_BYTES
+    from autogen_aca_sessions.local.runtime.kernel import MAX_KERNEL_MESSAGE_BYTES
 
     session = await manager.get_or_create(f"oversized-{len(how)}")
     await run(session, "before = 1")

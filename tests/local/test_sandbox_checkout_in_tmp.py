@@ -21,7 +21,7 @@ import asyncio, sys, tempfile
 from pathlib import Path
 import autogen_aca_sessions
 from autogen_aca_sessions.local.config import PoolConfig
-from autogen_aca_sessions.local.sessions import SessionManager
+from autogen_aca_sessions.local.runtime.sessions import SessionManager
 
 async def main() -> None:
     assert autogen_aca_sessions.__file__.startswith(sys.argv[1]), autogen_aca_sessions.__file__

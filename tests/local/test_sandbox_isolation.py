@@ -13,9 +13,9 @@ import pytest
 import pytest_asyncio
 
 from autogen_aca_sessions.local.config import PoolConfig
-from autogen_aca_sessions.local.outcome import Outcome
-from autogen_aca_sessions.local.sandbox import ResourceLimits
-from autogen_aca_sessions.local.sessions import Session, SessionManager
+from autogen_aca_sessions.local.runtime.bubblewrap import ResourceLimits
+from autogen_aca_sessions.local.runtime.outcome import Outcome
+from autogen_aca_sessions.local.runtime.sessions import Session, SessionManager
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autogen_aca_sessions.local.sandbox import ResourceLimits, Sandbox
+from autogen_aca_sessions.local.runtime.bubblewrap import ResourceLimits, Sandbox
 
 
 def test_asking_for_bwrap_without_bwrap_fails_clearly(tmp_path: Path) -> None:

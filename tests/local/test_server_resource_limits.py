@@ -25,7 +25,7 @@ import pytest
 import pytest_asyncio
 from _http_helpers import Reply, call, execute, form
 
-from autogen_aca_sessions.local.capacity import FD_RESERVE, FDS_PER_SESSION, ZMQ_SOCKETS_PER_SESSION
+from autogen_aca_sessions.local.runtime.capacity import FD_RESERVE, FDS_PER_SESSION, ZMQ_SOCKETS_PER_SESSION
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(300)]
 

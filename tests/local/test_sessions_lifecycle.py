@@ -13,10 +13,10 @@ import psutil
 import pytest
 
 from autogen_aca_sessions.local.config import PoolConfig
-from autogen_aca_sessions.local.kernel import KernelLauncher, LaunchedKernel, PlainKernelLauncher
-from autogen_aca_sessions.local.outcome import Outcome, PoolFullError
-from autogen_aca_sessions.local.sandbox import PidsCgroup, Sandbox
-from autogen_aca_sessions.local.sessions import SessionManager
+from autogen_aca_sessions.local.runtime.bubblewrap import PidsCgroup, Sandbox
+from autogen_aca_sessions.local.runtime.kernel import KernelLauncher, LaunchedKernel, PlainKernelLauncher
+from autogen_aca_sessions.local.runtime.outcome import Outcome, PoolFullError
+from autogen_aca_sessions.local.runtime.sessions import SessionManager
 
 pytestmark = pytest.mark.timeout(120)
 

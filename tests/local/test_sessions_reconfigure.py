@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from autogen_aca_sessions.local.config import PoolConfig, PoolType
-from autogen_aca_sessions.local.outcome import PoolFullError
-from autogen_aca_sessions.local.sessions import SessionManager
+from autogen_aca_sessions.local.runtime.outcome import PoolFullError
+from autogen_aca_sessions.local.runtime.sessions import SessionManager
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from autogen_aca_sessions.local._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
 from autogen_aca_sessions.local.config import PoolConfig
-from autogen_aca_sessions.local.outcome import Outcome
-from autogen_aca_sessions.local.sessions import Session, SessionManager
+from autogen_aca_sessions.local.runtime._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
+from autogen_aca_sessions.local.runtime.outcome import Outcome
+from autogen_aca_sessions.local.runtime.sessions import Session, SessionManager
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -18,11 +18,11 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from autogen_aca_sessions.local._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
 from autogen_aca_sessions.local.config import PoolConfig
-from autogen_aca_sessions.local.outcome import Outcome
-from autogen_aca_sessions.local.sandbox import SESSION_UID_BASE, ResourceLimits
-from autogen_aca_sessions.local.sessions import Session, SessionManager
+from autogen_aca_sessions.local.runtime._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
+from autogen_aca_sessions.local.runtime.bubblewrap import SESSION_UID_BASE, ResourceLimits
+from autogen_aca_sessions.local.runtime.outcome import Outcome
+from autogen_aca_sessions.local.runtime.sessions import Session, SessionManager
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(240)]
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 async def _serve(options: dict[str, Any]) -> None:
     from autogen_aca_sessions import LocalSessionPool
-    from autogen_aca_sessions.local.faults import FaultInjector
+    from autogen_aca_sessions.local.frontends.dataplane.faults import FaultInjector
 
     faults_text = options.pop("faults", None)
     injector = FaultInjector.from_string(faults_text) if faults_text else None

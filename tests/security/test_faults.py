@@ -1,4 +1,5 @@
-"""Fault injection (``local/faults.py``) and what our client and executor do with each fault.
+"""Fault injection (``local/frontends/dataplane/faults.py``) and what our client and executor do
+with each fault.
 
 The first half pins the injector itself on a bare aiohttp app; the second runs it inside a real
 local pool and checks the promises of the client and the executor: 429 and 503 are retried
@@ -19,7 +20,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from autogen_aca_sessions.local.faults import (
+from autogen_aca_sessions.local.frontends.dataplane.faults import (
     POOL_FULL_ERROR_CODE,
     Fault,
     FaultInjector,

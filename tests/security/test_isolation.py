@@ -117,7 +117,7 @@ def test_pool_with_sandbox_none_reports_isolation_none(pools: dict[str, PoolProc
 def test_auto_sandbox_without_bubblewrap_falls_back_to_none_with_a_loud_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from autogen_aca_sessions.local.sandbox import Sandbox
+    from autogen_aca_sessions.local.runtime.bubblewrap import Sandbox
 
     with caplog.at_level(logging.WARNING):
         sandbox = Sandbox.resolve("auto", bwrap_path="/nonexistent/bwrap")

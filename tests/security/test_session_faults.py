@@ -417,7 +417,7 @@ def _marked(marker: str) -> list[int]:
 async def test_a_detached_grandchild_dies_with_its_session(pools: dict[str, PoolProcess], mode: str) -> None:
     """A process that double-forks into its own session escapes the kernel's process group,
     not the pool: deleting the session ends it."""
-    from autogen_aca_sessions.local.sandbox import PidsCgroup
+    from autogen_aca_sessions.local.runtime.bubblewrap import PidsCgroup
 
     if mode == "none" and PidsCgroup.find() is None:
         pytest.xfail("no pids cgroup can be made here: without a sandbox nothing tracks a detached process")

@@ -8,14 +8,14 @@ benchmarks.
 
 from __future__ import annotations
 
-from .app import create_app, operation_path
-from .auth import AsyncStaticKeyCredential, StaticKeyCredential
 from .config import Isolation, KernelLauncherKind, PoolConfig, PoolType, SandboxMode
-from .faults import FaultInjector, FaultPlan, FaultPlanError
-from .outcome import PoolFullError
-from .pool import LocalSessionPool
-from .server import LocalSessionsServer
-from .wire.versions import API_VERSIONS
+from .frontends.auth import AsyncStaticKeyCredential, StaticKeyCredential
+from .frontends.dataplane.app import create_app, operation_path
+from .frontends.dataplane.faults import FaultInjector, FaultPlan, FaultPlanError
+from .frontends.dataplane.wire.versions import API_VERSIONS
+from .hosting.pool import LocalSessionPool
+from .hosting.server import LocalSessionsServer
+from .runtime.outcome import PoolFullError
 
 __all__ = [
     "API_VERSIONS",

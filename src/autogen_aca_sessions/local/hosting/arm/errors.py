@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..wire.errors import WireError, error_body, error_response
+from ...frontends.dataplane.wire.errors import WireError, error_body, error_response
 
 __all__ = ["ArmError", "arm_error_body", "arm_error_response"]
 

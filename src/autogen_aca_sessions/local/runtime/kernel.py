@@ -35,9 +35,9 @@ from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.session import Session as MessageSession
 from zmq.utils.monitor import parse_monitor_message
 
+from .bubblewrap import Sandbox
 from .kernel_folder import chown_tree, kernel_environment, prepare_kernel_folder
 from .outcome import NO_RESULT, CodeOutput, ImageData, Outcome
-from .sandbox import Sandbox
 from .signals import kill_process_group
 
 __all__ = [
@@ -685,7 +685,7 @@ async def stop_launched(launched: LaunchedKernel) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(process.wait(), timeout=10)
     if launched.cgroup is not None:
-        from .sandbox import PidsCgroup
+        from .bubblewrap import PidsCgroup
 
         await asyncio.to_thread(PidsCgroup.remove, launched.cgroup)
     await asyncio.to_thread(shutil.rmtree, launched.run_dir, True)

@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 import mcp_types as mt
 from aiohttp import web
 
-from ..address import is_loopback_host
-from ..config import PoolConfig
+from ...config import PoolConfig
+from ...hosting.address import is_loopback_host
 from .environments import EnvironmentRegistry
 from .keys import MCP_API_KEY_HEADER, McpKey
 from .protocol import (
@@ -61,7 +61,7 @@ __all__ = [
     "McpServer",
 ]
 
-logger = logging.getLogger("autogen_aca_sessions.local.mcp")
+logger = logging.getLogger("autogen_aca_sessions.local.frontends.mcp")
 
 MCP_SESSION_HEADER = "Mcp-Session-Id"
 """The streamable-HTTP transport's session header."""

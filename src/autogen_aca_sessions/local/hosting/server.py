@@ -34,6 +34,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from ..config import PoolConfig
+from ..frontends.auth import check_authorization
+from ..frontends.dataplane.wire.errors import WireError
 from .arm.errors import ArmError, arm_error_response
 from .arm.model import (
     ContainerType,
@@ -48,12 +51,9 @@ from .arm.model import (
 )
 from .arm.operations import Operation, OperationKind, OperationStore, location_segment
 from .arm.routes import ManagementRoutes, is_management_path
-from .auth import check_authorization
-from .config import PoolConfig
 from .hosted import HostedPool, RuntimeOptions
 from .listener import LocalListener, make_root, serve, tls_server_context
 from .pool import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION
-from .wire.errors import WireError
 
 __all__ = ["LocalSessionsServer"]
 

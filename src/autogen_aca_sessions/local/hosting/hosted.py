@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .app import create_app
+from ..config import Isolation, PoolConfig, PoolType
+from ..frontends.dataplane.app import create_app
+from ..frontends.mcp.keys import McpKey
 from .arm.model import (
     EgressStatus,
     LifecycleType,
@@ -30,12 +32,10 @@ from .arm.model import (
     ResourceKey,
 )
 from .arm.operations import Operation
-from .config import Isolation, PoolConfig, PoolType
-from .mcp.keys import McpKey
 
 if TYPE_CHECKING:
-    from .mcp.server import McpServer
-    from .sessions import SessionManager
+    from ..frontends.mcp.server import McpServer
+    from ..runtime.sessions import SessionManager
 
 __all__ = ["HostedPool", "RuntimeOptions"]
 
@@ -137,7 +137,7 @@ class HostedPool:
         if not self.settings.mcp_enabled or self.manager is None:
             return None
         if self._mcp_server is None:
-            from .mcp.server import McpServer  # mcp-types: imported only by pools that serve MCP
+            from ..frontends.mcp.server import McpServer  # mcp-types: imported only by pools that serve MCP
 
             self._mcp_server = McpServer(self.manager, self.manager.config, key=self.mcp_key)
         return self._mcp_server
@@ -214,7 +214,7 @@ class HostedPool:
         )
 
     async def _start_runtime(self, options: RuntimeOptions) -> None:
-        from .sessions import SessionManager  # the runtime needs the 'local' extra
+        from ..runtime.sessions import SessionManager  # the runtime needs the 'local' extra
 
         await asyncio.to_thread(self.root.mkdir, mode=0o700, parents=True, exist_ok=True)
         config = self.pool_config(options.defaults)

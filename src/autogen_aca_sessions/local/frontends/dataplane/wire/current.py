@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..files import FileInfo
-from ..outcome import NO_RESULT, CodeOutput, ImageData, Outcome, ShellOutput
+from ....runtime.files import FileInfo
+from ....runtime.outcome import NO_RESULT, CodeOutput, ImageData, Outcome, ShellOutput
 from .common import (
     MAX_OUTPUT_STREAMS_LENGTH,
     UNCAPPED_OUTPUT_CHARS,
@@ -61,7 +61,7 @@ class SessionLike(Protocol):
 
 
 class ExecutionLike(Protocol):
-    """What rendering an execution needs (``local/executions.py`` ``ExecutionRecord``)."""
+    """What rendering an execution needs (``local/runtime/executions.py`` ``ExecutionRecord``)."""
 
     id: str
     identifier: str

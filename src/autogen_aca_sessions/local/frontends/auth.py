@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import typedefs, web
 from azure.core.credentials import AccessToken, AccessTokenInfo
 
-from .wire.errors import WireError
+from .dataplane.wire.errors import WireError
 
 __all__ = [
     "FAR_FUTURE_SECONDS",

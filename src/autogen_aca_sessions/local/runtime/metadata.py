@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 
-from .config import PoolType
+from ..config import PoolType
 
 __all__ = ["KernelInfo", "NameVersion", "PoolRuntimeInfo", "runtime_info"]
 

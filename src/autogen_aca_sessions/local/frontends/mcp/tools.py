@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import mcp_types as mt
 
-from ..outcome import NO_RESULT, CodeOutput, Outcome, PoolFullError, ShellOutput
+from ...runtime.outcome import NO_RESULT, CodeOutput, Outcome, PoolFullError, ShellOutput
 from .environments import EnvironmentGone, EnvironmentRegistry, TooManyEnvironments
 
 __all__ = [

@@ -22,7 +22,7 @@ from typing import Any
 
 from jupyter_client.connect import write_connection_file
 
-from .sandbox import SANDBOX_RUN_DIR, Sandbox
+from .bubblewrap import SANDBOX_RUN_DIR, Sandbox
 
 __all__ = ["CONNECTION_FILE", "KernelFolder", "chown_tree", "kernel_environment", "prepare_kernel_folder"]
 

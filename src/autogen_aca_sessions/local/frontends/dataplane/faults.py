@@ -236,7 +236,7 @@ def classify_operation(method: str, path: str) -> Operation:
     """Name the dynamic-sessions operation a request is, from its method and path.
 
     One of ``execute``, ``poll``, ``files``, ``session``, ``list``, ``metadata`` or ``other``: the
-    operation of the pool's route that serves the call (see ``local/app.py``).
+    operation of the pool's route that serves the call (see ``local/frontends/dataplane/app.py``).
     """
     return operation_of(method, path)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..files import FileInfo
-from ..outcome import NO_RESULT, CodeOutput, Outcome
+from ....runtime.files import FileInfo
+from ....runtime.outcome import NO_RESULT, CodeOutput, Outcome
 from .common import (
     UNCAPPED_OUTPUT_CHARS,
     ExecuteRequest,

@@ -38,11 +38,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import SandboxMode
+from ..config import SandboxMode
+from ..limits import ResourceLimits
+from .bubblewrap import BWRAP_PATH, SANDBOX_DATA_DIR, SANDBOX_RUN_DIR, Sandbox
 from .kernel import KernelStartError, LaunchedKernel
 from .kernel_folder import kernel_environment, prepare_kernel_folder
-from .limits import ResourceLimits
-from .sandbox import BWRAP_PATH, SANDBOX_DATA_DIR, SANDBOX_RUN_DIR, Sandbox
 from .signals import kill_process_group
 
 __all__ = ["DEFAULT_PRELOAD", "TemplateChild", "TemplateKernelLauncher"]
@@ -360,7 +360,7 @@ class TemplateKernelLauncher:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(holder.wait(), 10)
             if cgroup is not None:
-                from .sandbox import PidsCgroup
+                from .bubblewrap import PidsCgroup
 
                 await asyncio.to_thread(PidsCgroup.remove, cgroup)
             raise

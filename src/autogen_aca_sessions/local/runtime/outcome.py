@@ -1,7 +1,7 @@
 """What the session runtime hands back to the HTTP layer: api-version-free results.
 
 The HTTP layer (``local/wire``) turns these into the response shape of the api-version a
-request named; the runtime (``local/kernel.py``, ``local/sessions.py``) never knows about
+request named; the runtime (``local/runtime/kernel.py``, ``local/runtime/sessions.py``) never knows about
 api-versions.
 """
 

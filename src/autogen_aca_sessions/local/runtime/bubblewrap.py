@@ -39,8 +39,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Isolation, SandboxMode
-from .limits import ResourceLimits
+from ..config import Isolation, SandboxMode
+from ..limits import ResourceLimits
 
 __all__ = [
     "BWRAP_PATH",
@@ -430,7 +430,7 @@ def _interpreter_paths() -> tuple[Path, ...]:
     candidates += os.environ.get("PYTHONPATH", "").split(os.pathsep)
     # Where this package is imported from (a source checkout's ``src`` for an editable
     # install): the boot and start-up scripts run from there.
-    candidates.append(str(Path(__file__).resolve().parents[2]))
+    candidates.append(str(Path(__file__).resolve().parents[3]))
     paths: list[Path] = []
     for entry in candidates:
         if not entry:

@@ -17,10 +17,10 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from .bubblewrap import SANDBOX_RUN_DIR, PidsCgroup, Sandbox
 from .kernel import OutputBuffer
 from .kernel_folder import kernel_environment
 from .outcome import ShellOutput
-from .sandbox import SANDBOX_RUN_DIR, PidsCgroup, Sandbox
 from .signals import kill_process_group
 
 __all__ = ["SHELL_TIMEOUT_EXIT", "ShellRunner"]

@@ -3,7 +3,7 @@
 :func:`create_app` builds an :class:`aiohttp.web.Application` that speaks the dynamic-sessions
 data plane (Azure's OpenAPI specification in Azure/azure-rest-api-specs,
 ``specification/app/data-plane/Microsoft.App.DynamicSessions/``, and the Microsoft Learn pages on
-dynamic sessions) on top of a session runtime (``local/sessions.py``). Requests are served
+dynamic sessions) on top of a session runtime (``local/runtime/sessions.py``). Requests are served
 both under the Azure-shaped endpoint path
 ``/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>/...`` and at the server root, so a
 relative ``Operation-Location`` resolves either way.
@@ -65,25 +65,25 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from . import files
-from .access_log import access_log_middleware
-from .auth import Handler as RequestHandler
-from .auth import Middleware, auth_middleware
-from .capacity import exhausted_resource
-from .config import Isolation, PoolConfig
-from .executions import ExecutionRecord, ExecutionStore
-from .identifiers import identifier_problem
-from .metadata import PoolRuntimeInfo
+from ...config import Isolation, PoolConfig
+from ...runtime import files
+from ...runtime.capacity import exhausted_resource
+from ...runtime.executions import ExecutionRecord, ExecutionStore
+from ...runtime.identifiers import identifier_problem
+from ...runtime.metadata import PoolRuntimeInfo
+from ...runtime.outcome import CodeOutput, PoolFullError, ResourcesExhaustedError, ShellOutput
+from ..access_log import access_log_middleware
+from ..auth import Handler as RequestHandler
+from ..auth import Middleware, auth_middleware
 from .operations import OPERATION_KEY, Operation
-from .outcome import CodeOutput, PoolFullError, ResourcesExhaustedError, ShellOutput
 from .wire import current, legacy
 from .wire.common import ExecuteRequest
 from .wire.errors import WireError, error_body, error_response
 from .wire.versions import API_VERSIONS, ApiVersionSpec, Contract, lookup_api_version
 
 if TYPE_CHECKING:
+    from ..mcp.server import McpServer
     from .faults import FaultInjector
-    from .mcp.server import McpServer
 
 __all__ = [
     "LIST_SESSIONS_PAGE_SIZE",

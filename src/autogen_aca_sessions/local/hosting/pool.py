@@ -24,17 +24,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import Isolation, KernelLauncherKind, PoolConfig, PoolType, SandboxMode
+from ..frontends.auth import Middleware, generate_api_key
+from ..frontends.dataplane.app import create_app
+from ..frontends.dataplane.faults import FaultInjector
+from ..frontends.mcp.keys import McpKey
 from .address import is_loopback_host
-from .app import create_app
-from .auth import Middleware, generate_api_key
-from .config import Isolation, KernelLauncherKind, PoolConfig, PoolType, SandboxMode
-from .faults import FaultInjector
 from .listener import LocalListener, make_root, serve, tls_server_context
-from .mcp.keys import McpKey
 
 if TYPE_CHECKING:
-    from .mcp.server import McpServer
-    from .sessions import SessionManager
+    from ..frontends.mcp.server import McpServer
+    from ..runtime.sessions import SessionManager
 
 __all__ = [
     "LOCAL_RESOURCE_GROUP",
@@ -253,7 +253,7 @@ class LocalSessionPool(LocalListener):
 
     def _make_mcp_server(self) -> None:
         if self._mcp_server is None and self._manager is not None:
-            from .mcp.server import McpServer  # mcp-types: imported only by pools that serve MCP
+            from ..frontends.mcp.server import McpServer  # mcp-types: imported only by pools that serve MCP
 
             self._mcp_server = McpServer(self._manager, self.config, key=self._mcp_key)
 
@@ -294,7 +294,7 @@ class LocalSessionPool(LocalListener):
 
     async def _start(self) -> None:
         """Start the runtime (warm sessions, reaper) and the HTTP server."""
-        from .sessions import SessionManager  # the runtime needs the 'local' extra
+        from ..runtime.sessions import SessionManager  # the runtime needs the 'local' extra
 
         self._root, self._owns_root = await make_root(self._root_dir, prefix="aca-local-pool-")
         private = self._root / "pool"
@@ -308,7 +308,9 @@ class LocalSessionPool(LocalListener):
         await self._manager.start()
         if self._mcp_enabled:
             # mcp-types builds a few hundred pydantic models on import: off the event loop.
-            await asyncio.to_thread(importlib.import_module, "autogen_aca_sessions.local.mcp.server")
+            await asyncio.to_thread(
+                importlib.import_module, "autogen_aca_sessions.local.frontends.mcp.server"
+            )
             self._make_mcp_server()
         app = create_app(
             self._manager,

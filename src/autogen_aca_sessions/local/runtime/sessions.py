@@ -27,9 +27,11 @@ from typing import Any, Protocol
 import zmq
 import zmq.asyncio
 
+from ..config import Isolation, KernelLauncherKind, PoolConfig
+from ..limits import MAX_OUTPUT_CHARS
 from . import capacity
 from ._kernel_template_launcher import TemplateKernelLauncher
-from .config import Isolation, KernelLauncherKind, PoolConfig
+from .bubblewrap import BWRAP_PATH, SESSION_UID_BASE, SESSION_UID_SPAN, Sandbox
 from .kernel import (
     Kernel,
     KernelLauncher,
@@ -38,11 +40,9 @@ from .kernel import (
     client_context,
     stop_launched,
 )
-from .limits import MAX_OUTPUT_CHARS
 from .matplotlib_cache import prepare_matplotlib_cache
 from .metadata import KernelInfo, NameVersion, PoolRuntimeInfo, runtime_info
 from .outcome import CodeOutput, Outcome, PoolFullError, ResourcesExhaustedError, ShellOutput
-from .sandbox import BWRAP_PATH, SESSION_UID_BASE, SESSION_UID_SPAN, Sandbox
 from .shell import ShellRunner
 
 __all__ = [

@@ -3,7 +3,7 @@
 ``versions`` lists the api-versions, ``shapes`` reads and renders bodies per version family,
 ``model`` holds the pool settings and name rules, ``operations`` the long-running operations,
 ``routes`` the HTTP layer, ``errors`` ARM's error shape. ``LocalSessionsServer``
-(``local/server.py``) hosts the pools.
+(``local/hosting/server.py``) hosts the pools.
 """
 
 from __future__ import annotations

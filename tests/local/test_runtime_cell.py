@@ -31,7 +31,9 @@ def test_deadline_resends_the_interrupt_then_kills_after_the_grace_period() -> N
     assert deadline.action(INTERRUPT_GRACE_SECONDS) is DeadlineAction.KILL
 
 
-def _msg(parent: str, kind: str, content: dict[str, object], channel_meta: dict[str, object] | None = None):
+def _msg(
+    parent: str, kind: str, content: dict[str, Any], channel_meta: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "parent_header": {"msg_id": parent},
         "msg_type": kind,
@@ -78,7 +80,7 @@ def test_collector_reports_the_reply_error_even_when_the_iopub_error_was_lost() 
     output = cell.outcome(CellDeadline(float("inf")), timeout=60)
     assert output.outcome is Outcome.FAILED
     assert output.error_name == "ZeroDivisionError"
-    assert output.stderr == "ZeroDivisionError: by zero\n"
+    assert output.stderr == "ZeroDivisionError: division by zero\n"
 
 
 def test_collector_ends_a_cell_whose_reply_never_follows_the_idle_status() -> None:

@@ -33,12 +33,9 @@ from zmq.utils.monitor import parse_monitor_message
 
 from .bubblewrap import Sandbox
 from .cell import (
-    INTERRUPT_GRACE_SECONDS,
     CellCollector,
     CellDeadline,
     DeadlineAction,
-    OutputBuffer,
-    strip_ansi,
 )
 from .kernel_folder import chown_tree, kernel_environment, prepare_kernel_folder
 from .outcome import CodeOutput, Outcome

@@ -7,6 +7,7 @@ session also has its own host uid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -321,3 +322,82 @@ async def test_a_cell_that_ignores_the_interrupt_is_killed_with_its_sandbox(mana
     assert await asyncio.wait_for(child.wait(), 10) == -signal.SIGKILL
     assert holder.returncode is not None
     assert await value(session, "'lost' in globals()") is False
+
+
+def _session_uid_processes() -> set[int]:
+    """Live processes running as a session uid that this test process started (its descendants)
+    or that were orphaned to init (what a leaked holder becomes), zombies aside."""
+    ours = {p.pid for p in psutil.Process().children(recursive=True)}
+    found: set[int] = set()
+    for process in psutil.process_iter(["uids", "status", "ppid"]):
+        uids = process.info["uids"]
+        if uids is None or not SESSION_UID_BASE <= uids.real < SESSION_UID_BASE + 10_000_000:
+            continue
+        if process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if process.pid in ours or process.info["ppid"] == 1:
+            found.add(process.pid)
+    return found
+
+
+async def test_restarts_then_an_immediate_stop_leave_no_sandbox_holder(tmp_path: Path) -> None:
+    """Issue 22 item 4: a kernel restarted twice after timeouts, then stopped at once (the pool
+    closing while the replacement kernel's sandbox is still starting), leaves no holder."""
+    if os.geteuid() != 0:
+        pytest.skip("per-session uids are given only when the server runs as root")
+    before = _session_uid_processes()
+    stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(600)"
+    for round_ in range(3):
+        root = tmp_path / f"restart-stop-{round_}"
+        launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap"), hide_paths=[root])
+        manager = SessionManager(
+            root=root, config=PoolConfig(sandbox="bwrap", ready_sessions=1), launcher=launcher
+        )
+        await launcher.start()
+        await manager.start()
+        try:
+            session = await manager.get_or_create("stubborn")
+            for _ in range(2):
+                out = await session.execute(stubborn, timeout=0.5, max_output_chars=1000)
+                assert out.outcome is Outcome.TIMED_OUT_RESTARTED
+            # A third cell starts the replacement kernel's launch; stop without waiting for it.
+            pending = asyncio.ensure_future(session.execute("1", timeout=30, max_output_chars=1000))
+            await asyncio.sleep(0)
+        finally:
+            await manager.close()
+            await launcher.close()
+        with contextlib.suppress(BaseException):
+            await pending
+    leaked = _session_uid_processes() - before
+    assert leaked == set(), [psutil.Process(pid).cmdline() for pid in leaked if psutil.pid_exists(pid)]
+
+
+async def test_close_during_a_launch_returns_only_when_its_holder_is_gone(tmp_path: Path) -> None:
+    """A launch in flight when the launcher closes (its holder started, the kernel not yet forked)
+    must not outlive close(): a server that exits right after close() returns kills nothing else."""
+    if os.geteuid() != 0:
+        pytest.skip("per-session uids are given only when the server runs as root")
+    root = tmp_path / "close-mid-launch"
+    launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap"), hide_paths=[root])
+    manager = SessionManager(
+        root=root, config=PoolConfig(sandbox="bwrap", ready_sessions=0), launcher=launcher
+    )
+    await launcher.start()
+    await manager.start()
+    before = _session_uid_processes()
+    session = await manager.get_or_create("mid-launch")
+    # The first cell launches the session's kernel.
+    creating = asyncio.ensure_future(session.execute("1", timeout=30, max_output_chars=100))
+    try:
+        for _ in range(3000):
+            if _session_uid_processes() - before:
+                break
+            await asyncio.sleep(0.005)
+        assert _session_uid_processes() - before, "the holder never started"
+        await launcher.close()
+        # Nothing else may run between close() returning and this look.
+        assert _session_uid_processes() - before == set()
+    finally:
+        with contextlib.suppress(BaseException):
+            await creating
+        await manager.close()

@@ -7,8 +7,10 @@ imports AutoGen; the executor and the CLI build on it.
 
 from __future__ import annotations
 
+from autogen_aca_sessions.client.aiohttp_transport import AiohttpTransport
 from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenSource
 from autogen_aca_sessions.client.client import SessionsClient
+from autogen_aca_sessions.client.clock import Clock, SystemClock
 from autogen_aca_sessions.client.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -41,17 +43,27 @@ from autogen_aca_sessions.client.models import (
     SessionFile,
     SessionInfo,
 )
+from autogen_aca_sessions.client.transport import (
+    FileUpload,
+    ResponseTimeoutError,
+    Transport,
+    TransportRequest,
+    TransportResponse,
+)
 
 __all__ = [
     "MCP_API_KEY_HEADER",
     "TOKEN_SCOPE",
+    "AiohttpTransport",
     "ApiVersion",
     "AuthenticationError",
+    "Clock",
     "ConfigurationError",
     "CredentialError",
     "ExecutionResult",
     "ExecutionStatus",
     "ExecutionTimeoutError",
+    "FileUpload",
     "ImageOutput",
     "McpConnection",
     "NotFoundError",
@@ -62,6 +74,7 @@ __all__ = [
     "PoolMetadata",
     "RequestMayHaveRunError",
     "RequestNotSentError",
+    "ResponseTimeoutError",
     "ServerError",
     "ServiceUnavailableError",
     "SessionFile",
@@ -70,8 +83,12 @@ __all__ = [
     "SessionsConnectionError",
     "SessionsError",
     "SessionsHTTPError",
+    "SystemClock",
     "ThrottledError",
     "TokenSource",
+    "Transport",
+    "TransportRequest",
+    "TransportResponse",
     "UnsupportedOperationError",
     "UploadOutcomeUnknownError",
     "ValidationError",

@@ -13,7 +13,7 @@ import base64
 import inspect
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
 from autogen_aca_sessions.client.checks import check_token
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.core.credentials_async import AsyncTokenCredential
 
-__all__ = ["TOKEN_SCOPE", "TokenProvider", "TokenSource", "claims_from_challenge"]
+__all__ = ["TOKEN_SCOPE", "RequestAuthorization", "TokenProvider", "TokenSource", "claims_from_challenge"]
 
 TOKEN_SCOPE = "https://dynamicsessions.io/.default"
 """The scope to request tokens for (audience ``https://dynamicsessions.io``)."""
@@ -180,6 +180,35 @@ class TokenProvider:
         owned, self._owned_credential = self._owned_credential, None
         if owned is not None:
             await owned.close()
+
+
+class RequestAuthorization:
+    """The bearer-token step of one request: a token per attempt, and one forced refresh (with the
+    service's claims challenge, when it sent one) after a 401."""
+
+    def __init__(self, tokens: TokenProvider) -> None:
+        self._tokens = tokens
+        self._token: str | None = None
+        self._refreshed = False
+        self._rejected: str | None = None
+        self._claims: str | None = None
+
+    async def header(self) -> str:
+        """The ``Authorization`` header value for the next attempt."""
+        self._token = await self._tokens.get_token(rejected=self._rejected, claims=self._claims)
+        return f"Bearer {self._token}"
+
+    def retry_after_rejection(self, status: int, headers: Mapping[str, str]) -> bool:
+        """Whether an answer with ``status`` rejected the token and the request is to be sent once
+        more with a fresh one (the token may have been revoked or expired early)."""
+        if status == 401 and not self._refreshed:
+            self._refreshed = True
+            self._rejected = self._token
+            self._claims = claims_from_challenge(headers.get("WWW-Authenticate"))
+            return True
+        self._rejected = None
+        self._claims = None
+        return False
 
 
 _CLAIMS = re.compile(r'claims="([^"]*)"', re.IGNORECASE)

@@ -168,6 +168,12 @@ class RequestNotSentError(SessionsConnectionError):
     """The request never reached the service (no connection, connecting timed out, TLS refused):
     nothing ran, so sending it again is safe."""
 
+    def __init__(self, message: str, *, method: str = "", url: str = "", retryable: bool = True) -> None:
+        super().__init__(message, method=method, url=url)
+        self.retryable = retryable
+        """Whether sending it again may succeed: False for what a retry cannot fix (a TLS failure),
+        which the client then raises at once."""
+
 
 class RequestMayHaveRunError(SessionsConnectionError):
     """The request was sent but no complete answer came (the connection broke, or no answer in

@@ -26,7 +26,6 @@ from autogen_aca_sessions.agent_framework._functions import (
     build_functions_module,
 )
 from autogen_aca_sessions.client import (
-    ApiVersion,
     ExecutionResult,
     NotFoundError,
     SessionFile,
@@ -332,9 +331,7 @@ class DynamicSessions(AsyncClosing):
         self._check_open()
         identifier = self.identifier_for(session)
         self._used.add(identifier)
-        # Recursive listing exists from 2025-10-02-preview on.
-        recursive = self._client.api_version is ApiVersion.V2025_10_02_PREVIEW
-        return await self._client.list_files(identifier, recursive=recursive)
+        return await self._client.list_files(identifier, recursive=self._client.supports_recursive_listing)
 
     async def upload_from_allowed_dir(self, session: AgentSession | None, local_path: str) -> SessionFile:
         """Upload a file of the configured ``upload_dir`` (``local_path`` is relative to it)."""

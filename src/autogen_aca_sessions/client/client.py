@@ -186,6 +186,11 @@ class SessionsClient(AsyncClosing):
         return self._api_version.supports_session_management
 
     @property
+    def supports_recursive_listing(self) -> bool:
+        """Whether ``list_files(recursive=True)`` exists on this api-version (asked of its contract)."""
+        return self._contract.lists_recursively
+
+    @property
     def endpoint(self) -> str:
         """The pool management endpoint, without a trailing slash."""
         return self._urls.endpoint

@@ -36,6 +36,11 @@ from autogen_aca_sessions.client import (
 from autogen_aca_sessions.client.closing import AsyncClosing
 from autogen_aca_sessions.client.limits import DEFAULT_MAX_OUTPUT_CHARS
 from autogen_aca_sessions.client.session_code import packages_code, setup_code
+from autogen_aca_sessions.client.session_replacement import (
+    failed_for_missing_functions,
+    replaced_since,
+    setup_lost,
+)
 
 if TYPE_CHECKING:
     from agent_framework import AgentSession
@@ -219,8 +224,7 @@ class DynamicSessions(AsyncClosing):
                 identifier, command, timeout_seconds=self._config.timeout_seconds
             )
             notes: list[str] = []
-            previous = self._prepared.get(identifier)
-            if previous is not None and result.session_guid and result.session_guid != previous:
+            if replaced_since(self._prepared.get(identifier), result):
                 notes.append(
                     "The session was replaced since the last command: files written before are gone."
                 )
@@ -229,10 +233,7 @@ class DynamicSessions(AsyncClosing):
             return RunOutcome(result=result, identifier=identifier, notes=notes)
 
     def _was_replaced(self, identifier: str, result: ExecutionResult) -> bool:
-        before = self._prepared.get(identifier)
-        return result.state_lost or (
-            before is not None and result.session_guid is not None and result.session_guid != before
-        )
+        return setup_lost(self._prepared.get(identifier), result)
 
     async def _after_replacement(
         self, identifier: str, code: str, result: ExecutionResult, notes: list[str]
@@ -244,8 +245,9 @@ class DynamicSessions(AsyncClosing):
         )
         await self._prepare(identifier)
         module = self._functions
-        missing = f"No module named '{self._config.functions_module}'"
-        if module is not None and not result.succeeded and missing in (result.stderr or ""):
+        if module is not None and failed_for_missing_functions(
+            result, self._config.functions_module, module.names
+        ):
             # It failed only because the fresh interpreter lacked the injected functions.
             notes.append("The code ran again once the injected functions were set up.")
             return await self._client.execute(identifier, code, timeout_seconds=self._config.timeout_seconds)

@@ -16,7 +16,6 @@ import asyncio
 import enum
 import json
 import logging
-import re
 import shlex
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,6 +34,7 @@ from autogen_aca_sessions.client import (
     SessionsHTTPError,
     UnsupportedOperationError,
 )
+from autogen_aca_sessions.client.session_replacement import failed_for_missing_functions, replaced_since
 from autogen_aca_sessions.executor._functions import FunctionsModule, normalize_package_name
 from autogen_aca_sessions.executor._kernel_code import packages_code, reset_code, setup_code
 from autogen_aca_sessions.executor._setup_prefix import compile_failed, prefixed, unprefixed_text
@@ -50,7 +50,6 @@ IDLE_PROBE_SECONDS = 300.0
 been deleted and a later call gets a fresh one. The executor does not ask first (the block's own
 answer says so): it sends the set-up with the block where it can, and otherwise sends a block that
 failed for want of the injected functions once more after setting them up."""
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 # Error codes with which the service says the identifier no longer names a session.
 _SESSION_GONE_CODES = frozenset({"sessionwithidentifiernotfound", "sessionnotfound"})
@@ -222,26 +221,16 @@ class SessionKeeper:
         return last is not None and self.clock() - last >= IDLE_PROBE_SECONDS
 
     def _is_replaced(self, result: ExecutionResult) -> bool:
-        """Whether ``result`` came from another incarnation of the session than the one set up."""
-        guid = self.state.session_guid
-        return (
-            not self.settings.shell_pool
-            and guid is not None
-            and result.session_guid is not None
-            and result.session_guid != guid
-        )
+        """Whether ``result`` came from another incarnation of the session than the one set up
+        (a Shell pool has nothing set up to lose)."""
+        return not self.settings.shell_pool and replaced_since(self.state.session_guid, result)
 
     def _failed_for_missing_setup(self, result: ExecutionResult) -> bool:
         """Whether a failed block failed because the injected functions were not loaded (it ran in
         a fresh interpreter): then sending it again after the setup cannot repeat any state."""
         module = self.settings.functions
-        if result.succeeded or module is None:
-            return False
-        text = _ANSI_ESCAPE.sub("", "\n".join(part for part in (result.stderr, result.error_message) if part))
-        if re.search(rf"No module named '{re.escape(self.settings.functions_module)}'", text):
-            return True
-        return any(
-            re.search(rf"NameError: name '{re.escape(name)}' is not defined", text) for name in module.names
+        return module is not None and failed_for_missing_functions(
+            result, self.settings.functions_module, module.names
         )
 
     # ----------------------------------------------------------------- requests

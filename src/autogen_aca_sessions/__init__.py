@@ -22,13 +22,21 @@ _EXPORTS: dict[str, str] = {
     # The local pool's own PoolFullError is a server-side signal (answered as HTTP 404) and
     # stays in autogen_aca_sessions.local, which never imports the client.
     "PoolFullError": "autogen_aca_sessions.client",
+    # A 404 that is not the pool-full answer: no pool at the endpoint (a wrong URL).
+    "PoolNotFoundError": "autogen_aca_sessions.client",
     "LocalSessionPool": "autogen_aca_sessions.local",
     "McpConnection": "autogen_aca_sessions.client",
     "LocalSessionsServer": "autogen_aca_sessions.local",
 }
 
 if TYPE_CHECKING:
-    from autogen_aca_sessions.client import ApiVersion, McpConnection, PoolFullError, SessionsClient
+    from autogen_aca_sessions.client import (
+        ApiVersion,
+        McpConnection,
+        PoolFullError,
+        PoolNotFoundError,
+        SessionsClient,
+    )
     from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
     from autogen_aca_sessions.local import LocalSessionPool, LocalSessionsServer
 
@@ -40,6 +48,7 @@ __all__ = [
     "LocalSessionsServer",
     "McpConnection",
     "PoolFullError",
+    "PoolNotFoundError",
     "SessionsClient",
     "__version__",
 ]

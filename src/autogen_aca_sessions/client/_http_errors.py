@@ -12,6 +12,7 @@ from autogen_aca_sessions.client.contracts._common import parse_error_body
 from autogen_aca_sessions.client.errors import (
     SESSION_EXECUTOR_ROLE,
     PoolFullError,
+    PoolNotFoundError,
     SessionsHTTPError,
     error_class_for_status,
 )
@@ -64,10 +65,18 @@ _MESSAGES: Mapping[int, Callable[[ErrorAnswer], str]] = {
 """What each status means to a caller; any other: "The service answered HTTP <status>."."""
 
 _POOL_FULL_MESSAGE = (
-    "The session pool could not allocate a session: it may be at maxConcurrentSessions "
-    "(the service answers 404 then). Delete idle sessions, wait for them to expire, or raise "
-    "the pool's maxConcurrentSessions; also check the endpoint is right."
+    "The session pool is at its maximum of concurrent sessions (maxConcurrentSessions) and cannot "
+    "allocate another. Delete idle sessions, wait for them to expire, or raise the pool's "
+    "maxConcurrentSessions."
 )
+_POOL_NOT_FOUND_MESSAGE = (
+    "No session pool at this endpoint; check the URL: it must be the pool's poolManagementEndpoint "
+    "(https://<region>.dynamicsessions.io/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>, "
+    "or the endpoint a local pool prints), with nothing after the pool name."
+)
+_POOL_NOT_FOUND_CODE = "sessionpoolnotfound"
+# Codes with which a 404 on a session-creating call is about the session, not the pool.
+_SESSION_CODES = frozenset({"sessionnotfound", "sessionwithidentifiernotfound"})
 
 
 def _looks_pool_full(*texts: str | None) -> bool:
@@ -80,13 +89,22 @@ def _looks_pool_full(*texts: str | None) -> bool:
 
 
 def _is_pool_full(answer: ErrorAnswer) -> bool:
-    return (answer.status == 404 and answer.request.creates_session) or (
-        400 <= answer.status < 500 and _looks_pool_full(answer.error_code, answer.said)
-    )
+    """The service said, by its error code or message, that the pool is at its maximum."""
+    return 400 <= answer.status < 500 and _looks_pool_full(answer.error_code, answer.said)
+
+
+def _is_pool_not_found(answer: ErrorAnswer) -> bool:
+    """A 404 naming no pool: ``SessionPoolNotFound``, or any 404 on a call that would create a
+    session except one about the session itself (what pool full is was checked before)."""
+    if answer.status != 404:
+        return False
+    code = (answer.error_code or "").lower()
+    return code == _POOL_NOT_FOUND_CODE or (answer.request.creates_session and code not in _SESSION_CODES)
 
 
 _REFINEMENTS: tuple[tuple[Callable[[ErrorAnswer], bool], type[SessionsHTTPError], str], ...] = (
     (_is_pool_full, PoolFullError, _POOL_FULL_MESSAGE),
+    (_is_pool_not_found, PoolNotFoundError, _POOL_NOT_FOUND_MESSAGE),
 )
 """Answers whose meaning is in the service's error code or message rather than in the status,
 checked in order before the status table: (applies, class, message)."""

@@ -17,6 +17,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PoolFullError",
+    "PoolNotFoundError",
     "RequestMayHaveRunError",
     "RequestNotSentError",
     "ServerError",
@@ -134,7 +135,14 @@ class NotFoundError(SessionsHTTPError):
 
 
 class PoolFullError(NotFoundError):
-    """The pool is at ``maxConcurrentSessions`` and cannot allocate a new session."""
+    """The pool is at ``maxConcurrentSessions`` and cannot allocate a new session (the service's
+    error code or message says so)."""
+
+
+class PoolNotFoundError(NotFoundError):
+    """No session pool answers at the endpoint: a 404 on a call that would create a session that
+    is not the pool-full answer, or the service's ``SessionPoolNotFound``. Check the URL (it must
+    be the pool's ``poolManagementEndpoint``, with nothing after the pool name)."""
 
 
 class PayloadTooLargeError(SessionsHTTPError):

@@ -35,6 +35,7 @@ from autogen_aca_sessions.client import (
     ApiVersion,
     NotFoundError,
     PoolFullError,
+    PoolNotFoundError,
     SessionsClient,
     TokenSource,
 )
@@ -633,7 +634,7 @@ $functions"""
                     client.download_file(self._keeper.session_id, name, path=directory), cancellation_token
                 )
             except NotFoundError as exc:
-                if isinstance(exc, PoolFullError):
+                if isinstance(exc, (PoolFullError, PoolNotFoundError)):
                     raise
                 shown = f"{directory}/{name}" if directory else name
                 raise FileNotFoundError(f"{shown} does not exist in {MNT_DATA} of the session") from exc

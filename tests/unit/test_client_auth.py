@@ -171,10 +171,48 @@ async def test_401_with_a_callable_token_calls_it_again(make_client: Factory, fa
 async def test_second_401_raises_authentication_error(make_client: Factory, fake_pool: FakePool) -> None:
     fake_pool.reply(401, {"error": {"code": "InvalidToken", "message": "no"}}, repeat=True)
     with pytest.raises(AuthenticationError) as info:
-        await make_client(credential="static").list_files("sess-1")
+        await make_client(credential=SyncCredential()).list_files("sess-1")
     assert len(fake_pool.requests) == 2
     assert info.value.status_code == 401
     assert info.value.error_code == "InvalidToken"
+    assert "(a fresh token was tried)" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["string", "callable", "async callable", "credential"])
+async def test_a_fixed_key_refused_with_401_is_sent_once_and_says_no_other_was_tried(
+    kind: str, make_client: Factory, fake_pool: FakePool
+) -> None:
+    async def async_key() -> str:
+        return "wrong-key"
+
+    class SameKeyCredential:
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            return AccessToken("wrong-key", int(time.time() + 3600))
+
+    credentials: dict[str, Any] = {
+        "string": "wrong-key",
+        "callable": lambda: "wrong-key",
+        "async callable": async_key,
+        "credential": SameKeyCredential(),
+    }
+    fake_pool.reply(401, {"error": {"code": "Unauthorized", "message": "bad key"}}, repeat=True)
+    with pytest.raises(AuthenticationError) as info:
+        await make_client(credential=credentials[kind]).execute("sess-1", "1")
+    assert [r.method for r in fake_pool.requests] == ["POST"]
+    assert "a fresh token was tried" not in str(info.value)
+    assert "no other to try" in str(info.value)
+
+
+async def test_an_error_line_quotes_the_services_message_once(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(401, {"error": {"code": "Unauthorized", "message": "The API key is not valid."}})
+    with pytest.raises(AuthenticationError) as info:
+        await make_client(credential="wrong-key").execute("sess-1", "1")
+    text = str(info.value)
+    assert text.count("The API key is not valid.") == 1
+    assert info.value.service_message == "The API key is not valid."
+    assert "The API key is not valid." in info.value.body
 
 
 async def test_concurrent_callers_share_one_refresh() -> None:

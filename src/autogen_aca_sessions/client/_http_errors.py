@@ -43,6 +43,8 @@ class ErrorAnswer:
     """The service's error code (``x-ms-error-code``, else ``error.code`` in the body)."""
     said: str | None
     """The service's own message (``error.message``), if any."""
+    fresh_token_tried: bool
+    """Whether the request was sent again with another token after a 401."""
 
 
 def _busy(answer: ErrorAnswer) -> str:
@@ -51,8 +53,11 @@ def _busy(answer: ErrorAnswer) -> str:
 
 
 _MESSAGES: Mapping[int, Callable[[ErrorAnswer], str]] = {
-    401: lambda _: (
+    401: lambda answer: (
         "Authentication failed: the token is missing, invalid or expired (a fresh token was tried)."
+        if answer.fresh_token_tried
+        else "Authentication failed: the key or token was refused, and the credential has no other "
+        "to try; check that it is the pool's."
     ),
     403: lambda _: (
         f"Permission denied: the caller needs the '{SESSION_EXECUTOR_ROLE}' role on the session pool."
@@ -111,7 +116,14 @@ checked in order before the status table: (applies, class, message)."""
 
 
 def http_error(
-    request: Request, url: str, status: int, headers: Mapping[str, str], body: bytes, retries: int
+    request: Request,
+    url: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    retries: int,
+    *,
+    fresh_token_tried: bool = False,
 ) -> SessionsHTTPError:
     """The exception for an error answer the client gives up on."""
     body_code, body_message = parse_error_body(body)
@@ -124,6 +136,7 @@ def http_error(
         retries=retries,
         error_code=headers.get("x-ms-error-code") or body_code,
         said=body_message,
+        fresh_token_tried=fresh_token_tried,
     )
     refined = next((rule for rule in _REFINEMENTS if rule[0](answer)), None)
     if refined is not None:
@@ -146,4 +159,5 @@ def http_error(
         method=request.method,
         url=url,
         retry_after=parse_retry_after(headers),
+        service_message=said or None,
     )

@@ -132,7 +132,9 @@ class _Exchange:
             ) from cause
         return delay
 
-    def after_error_status(self, status: int, headers: Mapping[str, str], body: bytes) -> float:
+    def after_error_status(
+        self, status: int, headers: Mapping[str, str], body: bytes, *, fresh_token_tried: bool
+    ) -> float:
         """The delay before the next attempt after an error answer; raises when there is none."""
         delay = self.policy.delay(self.attempt, parse_retry_after(headers), self.clock.uniform)
         if (
@@ -141,7 +143,9 @@ class _Exchange:
             and self._in_time(delay)
         ):
             return delay
-        raise http_error(self.request, self.url, status, headers, body, self.attempt)
+        raise http_error(
+            self.request, self.url, status, headers, body, self.attempt, fresh_token_tried=fresh_token_tried
+        )
 
 
 class Sender:
@@ -194,11 +198,13 @@ class Sender:
                 delay = exchange.after_failure(error, attempt_timeout)
                 reason = str(error)
             else:
-                if auth.retry_after_rejection(status, answer_headers):
+                if await auth.retry_after_rejection(status, answer_headers):
                     continue
                 if 200 <= status < 300:
                     return Answer(status, answer_headers, payload, exchange.method, url)
-                delay = exchange.after_error_status(status, answer_headers, payload)
+                delay = exchange.after_error_status(
+                    status, answer_headers, payload, fresh_token_tried=auth.fresh_token_tried
+                )
                 reason = f"answered {status}"
             logger.info(
                 "%s %s: %s; retry %d/%d in %.2fs",

@@ -183,32 +183,40 @@ class TokenProvider:
 
 
 class RequestAuthorization:
-    """The bearer-token step of one request: a token per attempt, and one forced refresh (with the
-    service's claims challenge, when it sent one) after a 401."""
+    """The bearer-token step of one request: a token per attempt, and after a 401 one forced
+    refresh (with the service's claims challenge, when it sent one). The request is sent again
+    only when the refresh gave another token: a fixed key (a string, a callable or credential
+    that hands out the same one) is sent once, since sending it again cannot change the answer."""
 
     def __init__(self, tokens: TokenProvider) -> None:
         self._tokens = tokens
         self._token: str | None = None
-        self._refreshed = False
-        self._rejected: str | None = None
-        self._claims: str | None = None
+        self._fresh: str | None = None
+        self._refresh_asked = False
+        self.fresh_token_tried = False
+        """Whether the request was sent again with another token after a 401."""
 
     async def header(self) -> str:
         """The ``Authorization`` header value for the next attempt."""
-        self._token = await self._tokens.get_token(rejected=self._rejected, claims=self._claims)
+        if self._fresh is not None:
+            self._token, self._fresh = self._fresh, None
+        else:
+            self._token = await self._tokens.get_token()
         return f"Bearer {self._token}"
 
-    def retry_after_rejection(self, status: int, headers: Mapping[str, str]) -> bool:
+    async def retry_after_rejection(self, status: int, headers: Mapping[str, str]) -> bool:
         """Whether an answer with ``status`` rejected the token and the request is to be sent once
         more with a fresh one (the token may have been revoked or expired early)."""
-        if status == 401 and not self._refreshed:
-            self._refreshed = True
-            self._rejected = self._token
-            self._claims = claims_from_challenge(headers.get("WWW-Authenticate"))
-            return True
-        self._rejected = None
-        self._claims = None
-        return False
+        if status != 401 or self._refresh_asked:
+            return False
+        self._refresh_asked = True
+        claims = claims_from_challenge(headers.get("WWW-Authenticate"))
+        fresh = await self._tokens.get_token(rejected=self._token, claims=claims)
+        if fresh == self._token:
+            return False
+        self._fresh = fresh
+        self.fresh_token_tried = True
+        return True
 
 
 _CLAIMS = re.compile(r'claims="([^"]*)"', re.IGNORECASE)

@@ -85,6 +85,7 @@ class SessionsHTTPError(SessionsError, ConnectionError):
         method: str = "",
         url: str = "",
         retry_after: float | None = None,
+        service_message: str | None = None,
     ) -> None:
         self.status_code = status_code
         """HTTP status code."""
@@ -102,6 +103,9 @@ class SessionsHTTPError(SessionsError, ConnectionError):
         """URL of the failed request."""
         self.retry_after = retry_after
         """The ``Retry-After`` the service sent, in seconds, if any."""
+        self.service_message = service_message
+        """The service's own message (``error.message`` of the body, or a plain-text body), if
+        any; :attr:`message` already quotes it."""
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -112,7 +116,8 @@ class SessionsHTTPError(SessionsError, ConnectionError):
             parts.append(f"on {self.method} {self.url}".rstrip())
         text = " ".join(parts) + f": {self.message}"
         body = self.body.strip()
-        if body and body not in self.message:
+        # The body is shown only when the message does not already quote what the service said.
+        if body and self.service_message is None and body not in self.message:
             preview = body if len(body) <= _BODY_PREVIEW_CHARS else body[:_BODY_PREVIEW_CHARS] + "..."
             text += f" | body: {preview}"
         return text

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import ssl as ssl_module
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -32,6 +32,7 @@ from autogen_aca_sessions.client import (
     SessionsClient,
     SessionsError,
     TokenSource,
+    left_no_session,
 )
 from autogen_aca_sessions.client.closing import AsyncClosing
 from autogen_aca_sessions.client.limits import DEFAULT_MAX_OUTPUT_CHARS
@@ -191,6 +192,20 @@ class DynamicSessions(AsyncClosing):
             lock = self._locks[identifier] = asyncio.Lock()
         return lock
 
+    @contextlib.contextmanager
+    def _naming(self, identifier: str) -> Iterator[None]:
+        """Around one request naming ``identifier``: it counts as used (released on close) from
+        before it goes out, unless it failed in a way that created no session (never sent, or
+        refused with 401, 403, pool full, no pool), the executor's rule too."""
+        was_used = identifier in self._used
+        self._used.add(identifier)
+        try:
+            yield
+        except Exception as exc:
+            if not was_used and left_no_session(exc):
+                self._used.discard(identifier)
+            raise
+
     def _check_open(self) -> None:
         if self._closed:
             raise SessionsError("this DynamicSessions is closed")
@@ -219,10 +234,10 @@ class DynamicSessions(AsyncClosing):
             raise SessionsError("this pool runs Python: use run_code")
         identifier = self.identifier_for(session)
         async with self._lock(identifier):
-            self._used.add(identifier)
-            result = await self._client.execute_shell(
-                identifier, command, timeout_seconds=self._config.timeout_seconds
-            )
+            with self._naming(identifier):
+                result = await self._client.execute_shell(
+                    identifier, command, timeout_seconds=self._config.timeout_seconds
+                )
             notes: list[str] = []
             if replaced_since(self._prepared.get(identifier), result):
                 notes.append(
@@ -264,12 +279,12 @@ class DynamicSessions(AsyncClosing):
             module.source if module else None,
             module.names if module else (),
         )
-        result = await self._client.execute(
-            identifier,
-            code,
-            timeout_seconds=min(_SETUP_TIMEOUT_SECONDS, max(self._config.timeout_seconds, 10)),
-        )
-        self._used.add(identifier)
+        with self._naming(identifier):
+            result = await self._client.execute(
+                identifier,
+                code,
+                timeout_seconds=min(_SETUP_TIMEOUT_SECONDS, max(self._config.timeout_seconds, 10)),
+            )
         if not result.succeeded:
             raise SessionSetupError(
                 f"Preparing session {identifier!r} failed (working directory / injected functions): "
@@ -317,23 +332,25 @@ class DynamicSessions(AsyncClosing):
         self._check_open()
         directory, base = _split_session_path(name)
         identifier = self.identifier_for(session)
-        self._used.add(identifier)
-        return await self._client.upload_file(identifier, base, data, path=directory)
+        with self._naming(identifier):
+            return await self._client.upload_file(identifier, base, data, path=directory)
 
     async def download(self, session: AgentSession | None, name: str) -> bytes:
         """The content of ``name`` in the session's ``/mnt/data``."""
         self._check_open()
         directory, base = _split_session_path(name)
         identifier = self.identifier_for(session)
-        self._used.add(identifier)
-        return await self._client.download_file(identifier, base, path=directory)
+        with self._naming(identifier):
+            return await self._client.download_file(identifier, base, path=directory)
 
     async def list_files(self, session: AgentSession | None) -> list[SessionFile]:
         """The files in the session's ``/mnt/data`` (recursive where the api-version allows)."""
         self._check_open()
         identifier = self.identifier_for(session)
-        self._used.add(identifier)
-        return await self._client.list_files(identifier, recursive=self._client.supports_recursive_listing)
+        with self._naming(identifier):
+            return await self._client.list_files(
+                identifier, recursive=self._client.supports_recursive_listing
+            )
 
     async def upload_from_allowed_dir(self, session: AgentSession | None, local_path: str) -> SessionFile:
         """Upload a file of the configured ``upload_dir`` (``local_path`` is relative to it)."""

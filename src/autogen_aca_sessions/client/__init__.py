@@ -32,6 +32,7 @@ from autogen_aca_sessions.client.errors import (
     UnsupportedOperationError,
     UploadOutcomeUnknownError,
     ValidationError,
+    left_no_session,
 )
 from autogen_aca_sessions.client.mcp import MCP_API_KEY_HEADER, McpConnection, fetch_mcp_connection
 from autogen_aca_sessions.client.models import (
@@ -95,4 +96,5 @@ __all__ = [
     "UploadOutcomeUnknownError",
     "ValidationError",
     "fetch_mcp_connection",
+    "left_no_session",
 ]

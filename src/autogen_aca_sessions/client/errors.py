@@ -30,6 +30,7 @@ __all__ = [
     "UploadOutcomeUnknownError",
     "ValidationError",
     "error_class_for_status",
+    "left_no_session",
 ]
 
 SESSION_EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
@@ -245,3 +246,23 @@ def error_class_for_status(status_code: int) -> type[SessionsHTTPError]:
     if status_code >= 500:
         return ServerError
     return SessionsHTTPError
+
+
+def left_no_session(error: BaseException) -> bool:
+    """Whether a request that raised ``error`` cannot have created a session: it was never sent
+    (a configuration or credential problem, no connection), or the service refused it before
+    allocating one (401, 403, pool full, no pool at the endpoint). Then there is nothing to
+    release: a ``DELETE`` would only be refused the same way, or delete nothing."""
+    return isinstance(
+        error,
+        (
+            ConfigurationError,
+            CredentialError,
+            UnsupportedOperationError,
+            RequestNotSentError,
+            AuthenticationError,
+            PermissionDeniedError,
+            PoolFullError,
+            PoolNotFoundError,
+        ),
+    )

@@ -628,11 +628,12 @@ $functions"""
         plan = await asyncio.to_thread(_download_plan, work_dir, files)
         written: list[str] = []
         for name, directory, destination, shown_path in plan:
-            self._keeper.touch()
             try:
-                data = await linked(
-                    client.download_file(self._keeper.session_id, name, path=directory), cancellation_token
-                )
+                with self._keeper.naming_session():
+                    data = await linked(
+                        client.download_file(self._keeper.session_id, name, path=directory),
+                        cancellation_token,
+                    )
             except NotFoundError as exc:
                 if isinstance(exc, (PoolFullError, PoolNotFoundError)):
                     raise
@@ -645,8 +646,8 @@ $functions"""
     async def get_file_list(self, cancellation_token: CancellationToken | None = None) -> list[str]:
         """Names of the files in ``/mnt/data`` of the session (directories are not listed)."""
         client = self._ensure_client()
-        self._keeper.touch()
-        entries = await linked(client.list_files(self._keeper.session_id), cancellation_token)
+        with self._keeper.naming_session():
+            entries = await linked(client.list_files(self._keeper.session_id), cancellation_token)
         return [entry.name for entry in entries if not entry.is_directory]
 
     # ----------------------------------------------------------------- component config

@@ -13,12 +13,13 @@ its answer is a :class:`SentBlock`, which the output renderer turns into text.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import logging
 import shlex
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -34,6 +35,7 @@ from autogen_aca_sessions.client import (
     SessionsHTTPError,
     UnsupportedOperationError,
 )
+from autogen_aca_sessions.client.errors import left_no_session
 from autogen_aca_sessions.client.session_replacement import failed_for_missing_functions, replaced_since
 from autogen_aca_sessions.executor._functions import FunctionsModule, normalize_package_name
 from autogen_aca_sessions.executor._kernel_code import packages_code, reset_code, setup_code
@@ -187,6 +189,20 @@ class SessionKeeper:
         once it may have reached the service, the session may exist and must be released on stop."""
         self.state = replace(self.state, used=True, last_request_at=self.clock())
 
+    @contextlib.contextmanager
+    def naming_session(self) -> Iterator[None]:
+        """Around one request naming the session: :meth:`touch` before it, and back to unused
+        when it failed in a way that created no session (never sent, or refused with 401, 403,
+        pool full, no pool), so that :meth:`should_release` sends no ``DELETE`` for it."""
+        before = self.state
+        self.touch()
+        try:
+            yield
+        except Exception as exc:
+            if not before.used and left_no_session(exc) and self.state.session_id == before.session_id:
+                self.state = replace(self.state, used=False)
+            raise
+
     def answered(self) -> None:
         """Record that an answer about the session came back now."""
         self.state = replace(self.state, last_request_at=self.clock())
@@ -237,23 +253,25 @@ class SessionKeeper:
 
     async def _execute(self, code: str, cancellation_token: CancellationToken | None) -> ExecutionResult:
         """Run ``code`` in the interpreter (set-up, resets, package listing)."""
-        self.touch()
-        return await linked(
-            self._client().execute(self.state.session_id, code, timeout_seconds=self.settings.server_timeout),
-            cancellation_token,
-        )
+        with self.naming_session():
+            return await linked(
+                self._client().execute(
+                    self.state.session_id, code, timeout_seconds=self.settings.server_timeout
+                ),
+                cancellation_token,
+            )
 
     async def _send(self, code: str, cancellation_token: CancellationToken | None) -> ExecutionResult:
         """Send one block: as a command on a Shell pool, as code in the interpreter otherwise.
         The one place a block goes out (a span around one block wraps this)."""
         client = self._client()
-        self.touch()
         seconds = self.settings.server_timeout
-        if self.settings.shell_pool:
-            sent = client.execute_shell(self.state.session_id, code, timeout_seconds=seconds)
-        else:
-            sent = client.execute(self.state.session_id, code, timeout_seconds=seconds)
-        return await linked(sent, cancellation_token)
+        with self.naming_session():
+            if self.settings.shell_pool:
+                sent = client.execute_shell(self.state.session_id, code, timeout_seconds=seconds)
+            else:
+                sent = client.execute(self.state.session_id, code, timeout_seconds=seconds)
+            return await linked(sent, cancellation_token)
 
     async def delete_logged(self, *, reason: str) -> bool:
         """Delete the session; True when it is gone (also when it did not exist)."""
@@ -278,8 +296,8 @@ class SessionKeeper:
 
     async def upload(self, name: str, data: bytes, cancellation_token: CancellationToken | None) -> None:
         """Upload ``data`` into ``/mnt/data`` of the session."""
-        self.touch()
-        await linked(self._client().upload_file(self.state.session_id, name, data), cancellation_token)
+        with self.naming_session():
+            await linked(self._client().upload_file(self.state.session_id, name, data), cancellation_token)
 
     # ----------------------------------------------------------------- set-up
 
@@ -389,13 +407,13 @@ class SessionKeeper:
             "import json, importlib.metadata as m; "
             "print(json.dumps(sorted({d.metadata['Name'] or '' for d in m.distributions()} - {''})))"
         )
-        self.touch()
-        outcome = await linked(
-            self._client().execute_shell(
-                self.state.session_id, command, timeout_seconds=self.settings.server_timeout
-            ),
-            cancellation_token,
-        )
+        with self.naming_session():
+            outcome = await linked(
+                self._client().execute_shell(
+                    self.state.session_id, command, timeout_seconds=self.settings.server_timeout
+                ),
+                cancellation_token,
+            )
         try:
             listed = json.loads(outcome.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):

@@ -12,12 +12,19 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from autogen_aca_sessions.client import TOKEN_SCOPE, AuthenticationError, SessionsClient
+from autogen_aca_sessions.client import (
+    TOKEN_SCOPE,
+    AuthenticationError,
+    SessionsClient,
+    TransportRequest,
+    TransportResponse,
+)
 from autogen_aca_sessions.client.auth import TokenProvider
 from tests.unit.conftest import FakePool
 
 Factory = Callable[..., SessionsClient]
 OK_LIST: dict[str, Any] = {"value": []}
+AZURE_POOL = "https://eastus.dynamicsessions.io/subscriptions/s/resourceGroups/r/sessionPools/p"
 
 
 class SyncCredential:
@@ -236,9 +243,18 @@ async def test_concurrent_401s_share_one_forced_refresh() -> None:
     assert credential.calls == 2
 
 
-async def test_default_credential_is_created_lazily_and_closed(
-    make_client: Factory, fake_pool: FakePool, monkeypatch: pytest.MonkeyPatch
-) -> None:
+class AnsweringTransport:
+    """Answers every attempt with an empty file listing, keeping each ``Authorization`` sent."""
+
+    def __init__(self) -> None:
+        self.authorizations: list[str] = []
+
+    async def send(self, request: TransportRequest) -> TransportResponse:
+        self.authorizations.append(request.headers["Authorization"])
+        return TransportResponse(200, {"Content-Type": "application/json"}, b'{"value": []}')
+
+
+async def test_default_credential_is_created_lazily_and_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     import azure.identity.aio
 
     created: list[AsyncCredential] = []
@@ -248,15 +264,46 @@ async def test_default_credential_is_created_lazily_and_closed(
         return created[-1]
 
     monkeypatch.setattr(azure.identity.aio, "DefaultAzureCredential", factory)
-    fake_pool.reply(json_body=OK_LIST, repeat=True)
-    client = SessionsClient(fake_pool.endpoint, None)
+    # An Azure endpoint (a loopback one never tries DefaultAzureCredential); the transport seam
+    # stands in for the service.
+    transport = AnsweringTransport()
+    client = SessionsClient(AZURE_POOL, None, transport=transport)
     assert created == []
     await client.list_files("sess-1")
     await client.list_files("sess-1")
     assert len(created) == 1
     await client.close()
     assert created[0].closed
-    assert bearer(fake_pool) == ["Bearer async-1"] * 2
+    assert transport.authorizations == ["Bearer async-1"] * 2
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:{port}/subscriptions/s/resourceGroups/r/sessionPools/p",
+        "http://localhost:{port}/subscriptions/s/resourceGroups/r/sessionPools/p",
+        "https://[::1]:{port}/subscriptions/s/resourceGroups/r/sessionPools/p",
+    ],
+)
+async def test_a_loopback_endpoint_without_a_credential_asks_for_the_local_pools_key(
+    endpoint: str, fake_pool: FakePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import azure.identity.aio
+
+    from autogen_aca_sessions.client import CredentialError
+
+    def never() -> AsyncCredential:
+        raise AssertionError("DefaultAzureCredential must not be tried for a local pool")
+
+    monkeypatch.setattr(azure.identity.aio, "DefaultAzureCredential", never)
+    async with SessionsClient(endpoint.format(port=fake_pool.url.rsplit(":", 1)[1]), None) as client:
+        with pytest.raises(CredentialError) as info:
+            await client.execute("sess-1", "1")
+    assert str(info.value).startswith("a local pool wants an API key: pass credential=...")
+    assert "--api-key or ACA_SESSIONS_API_KEY" in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
+    assert info.value.__cause__ is None
+    assert fake_pool.requests == []
 
 
 def test_unusable_credentials_are_refused() -> None:

@@ -14,6 +14,7 @@ from autogen_core.code_executor import CodeBlock, with_requirements
 
 from autogen_aca_sessions.client import (
     AuthenticationError,
+    CredentialError,
     ExecutionTimeoutError,
     PermissionDeniedError,
     PoolFullError,
@@ -165,6 +166,16 @@ async def test_a_refused_first_block_sends_one_post_and_stop_deletes_nothing(
     assert [r.method for r in fake_pool.requests] == ["POST"]
     assert deletes(fake_pool) == []
     assert str(info.value).count(body["error"]["message"]) == 1
+
+
+async def test_a_local_pool_without_a_key_is_one_credential_error_and_nothing_is_sent(
+    fake_pool: FakePool,
+) -> None:
+    target = ACADynamicSessionsCodeExecutor(fake_pool.endpoint, None, api_version=NEWEST)
+    with pytest.raises(CredentialError, match=r"^a local pool wants an API key: pass credential=\.\.\."):
+        async with target:
+            await run(target, ("python", "print(1)"))
+    assert fake_pool.requests == []
 
 
 async def test_a_session_used_before_a_refused_block_is_still_released(fake_pool: FakePool) -> None:

@@ -23,10 +23,23 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.core.credentials_async import AsyncTokenCredential
 
-__all__ = ["TOKEN_SCOPE", "RequestAuthorization", "TokenProvider", "TokenSource", "claims_from_challenge"]
+__all__ = [
+    "LOCAL_POOL_WANTS_A_KEY",
+    "TOKEN_SCOPE",
+    "RequestAuthorization",
+    "TokenProvider",
+    "TokenSource",
+    "claims_from_challenge",
+]
 
 TOKEN_SCOPE = "https://dynamicsessions.io/.default"
 """The scope to request tokens for (audience ``https://dynamicsessions.io``)."""
+
+LOCAL_POOL_WANTS_A_KEY = (
+    "a local pool wants an API key: pass credential=... (the CLI: --api-key or ACA_SESSIONS_API_KEY); "
+    "DefaultAzureCredential is not tried for a loopback endpoint"
+)
+"""The :class:`CredentialError` of a loopback endpoint without a credential."""
 
 # Refresh this long before the token's stated expiry, so a request never carries a token
 # that expires in flight.
@@ -52,7 +65,9 @@ def _is_async_callable(fn: Any) -> bool:
 class TokenProvider:
     """Hands out bearer tokens from a :data:`TokenSource`, caching and refreshing them."""
 
-    def __init__(self, source: TokenSource | None, *, scope: str = TOKEN_SCOPE) -> None:
+    def __init__(
+        self, source: TokenSource | None, *, scope: str = TOKEN_SCOPE, local_endpoint: bool = False
+    ) -> None:
         if (
             source is not None
             and not isinstance(source, str)
@@ -66,6 +81,7 @@ class TokenProvider:
             check_token("credential (token string)", source)
         self._source: Any = source
         self._scope = scope
+        self._local_endpoint = local_endpoint
         self._owned_credential: Any = None
         self._token: str | None = None
         # None means "never expires" (strings and callables): refreshed only after a 401.
@@ -168,6 +184,10 @@ class TokenProvider:
         return token, expires_on
 
     def _default_credential(self) -> Any:
+        if self._local_endpoint:
+            # A local pool only knows its API key: DefaultAzureCredential would try six sources,
+            # fail in each, and bury this one fact under their 13 lines.
+            raise CredentialError(LOCAL_POOL_WANTS_A_KEY)
         if self._owned_credential is None:
             # Imported here: azure.identity is heavy and unneeded when a credential is given.
             from azure.identity.aio import DefaultAzureCredential

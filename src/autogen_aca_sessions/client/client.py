@@ -12,6 +12,7 @@ import ssl as ssl_module
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -21,6 +22,7 @@ from autogen_aca_sessions.client._urls import PoolUrls
 from autogen_aca_sessions.client.aiohttp_transport import AiohttpTransport
 from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenProvider, TokenSource
 from autogen_aca_sessions.client.checks import (
+    is_loopback_host,
     refuse_control_characters,
     validate_endpoint,
     validate_identifier,
@@ -158,7 +160,12 @@ class SessionsClient(AsyncClosing):
         self._transport: Transport = transport or AiohttpTransport(session=session, ssl=ssl)
         self._contract: Contract = contract_for(self._api_version)
         self._urls = PoolUrls(endpoint, self._api_version)
-        self._tokens = TokenProvider(credential, scope=token_scope)
+        # A loopback endpoint without a credential is a local pool asked without its key: its
+        # first call raises one CredentialError saying so (where DefaultAzureCredential would
+        # otherwise be created), instead of DefaultAzureCredential's failures.
+        self._tokens = TokenProvider(
+            credential, scope=token_scope, local_endpoint=is_loopback_host(urlsplit(endpoint).hostname or "")
+        )
         self._max_output_chars = max_output_chars
         self._request_timeout = request_timeout
         self._clock: Clock = clock or SystemClock()

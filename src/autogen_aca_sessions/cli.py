@@ -24,7 +24,12 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from autogen_aca_sessions.local import LocalSessionPool
+    from autogen_aca_sessions.local.config import PoolConfig
+    from autogen_aca_sessions.local.hosting.host import HostDescription, McpAccess, PoolHost
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SERVICE_ERROR", "EXIT_TIMEOUT", "EXIT_USAGE", "main"]
 
@@ -258,6 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument(
+        "--serve-at-root",
+        action="store_true",
+        help=(
+            "also answer data-plane calls at the bare base URL (http://HOST:PORT/executions); off, "
+            "the root answers 404 naming the pool endpoint, as Azure would"
+        ),
+    )
+    serve.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         default="WARNING",
@@ -341,13 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
 # serve
 
 
-def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
-    """LocalSessionPool keyword arguments, the pool's configuration among them as ``config``.
-
-    Options left unset keep the configuration's own defaults.
-    """
+def _pool_config(args: argparse.Namespace) -> PoolConfig:
+    """The served pool's configuration; options left unset keep the configuration's defaults."""
     from autogen_aca_sessions.local.config import PoolConfig
-    from autogen_aca_sessions.local.frontends.auth import generate_api_key
 
     chosen = {
         "pool_type": args.pool_type,
@@ -361,52 +370,63 @@ def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
         "mcp": True if args.mcp or args.mcp_api_key else None,
         "wire_extensions": True if args.wire_extensions else None,
     }
-    options: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
-        "api_key": args.api_key or os.environ.get(API_KEY_ENV) or generate_api_key(),
-        "allow_remote": args.allow_remote,
-        "config": PoolConfig(**{name: value for name, value in chosen.items() if value is not None}),
-    }
+    return PoolConfig(**{name: value for name, value in chosen.items() if value is not None})
+
+
+def _pool_host(args: argparse.Namespace) -> LocalSessionPool:
+    """The pool host ``serve`` runs: one pool made from the whole configuration, with ARM when
+    ``--management-plane`` is given (ARM pools then start from that configuration)."""
+    from autogen_aca_sessions.local import LocalSessionPool
+    from autogen_aca_sessions.local.frontends.auth import generate_api_key
+
+    mcp_key = None
     if args.mcp or args.mcp_api_key:
-        options["mcp_api_key"] = args.mcp_api_key or os.environ.get(MCP_API_KEY_ENV) or generate_api_key()
-    if args.root_dir is not None:
-        options["root_dir"] = args.root_dir
-    if args.tls or args.tls_cert is not None:
-        options["tls"] = True
-        if args.tls_cert is not None:
-            options["tls_cert"] = args.tls_cert
-            options["tls_key"] = args.tls_key
-    return options
+        mcp_key = args.mcp_api_key or os.environ.get(MCP_API_KEY_ENV) or generate_api_key()
+    tls = bool(args.tls or args.tls_cert is not None)
+    return LocalSessionPool(
+        config=_pool_config(args),
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or generate_api_key(),
+        allow_remote=args.allow_remote,
+        root_dir=args.root_dir,
+        tls=tls,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key if args.tls_cert is not None else None,
+        faults=args.faults,
+        mcp_api_key=mcp_key,
+        management_plane=args.management_plane,
+        serve_at_root=args.serve_at_root,
+    )
 
 
-def _banner(pool: Any, args: argparse.Namespace) -> str:
-    endpoint: str = pool.endpoint
-    key: str = pool.api_key
+def _banner(host: HostDescription) -> str:
+    """What ``serve`` prints once its host runs: the pool, how to call it, ARM and MCP when on."""
     from autogen_aca_sessions.local.config import Isolation
 
-    isolation: str = str(getattr(pool, "isolation", "unknown"))
+    endpoint, key, ca_file = host.endpoint, host.api_key, host.tls_ca_file
     unsandboxed = "   WARNING: session code runs unsandboxed with your user's rights"
     lines = [
         "aca-sessions: local session pool running",
         "",
         f"  Endpoint:   {endpoint}",
         f"  API key:    {key}",
-        f"  Isolation:  {isolation}" + ("" if isolation != Isolation.NONE else unsandboxed),
-        f"  Pool type:  {args.pool_type}",
-        f"  Egress:     {'enabled' if args.egress else 'disabled (no network inside sessions)'}",
+        f"  Isolation:  {host.isolation}" + (unsandboxed if host.isolation is Isolation.NONE else ""),
+        f"  Pool type:  {host.pool_type}",
+        f"  Egress:     {'enabled' if host.egress else 'disabled (no network inside sessions)'}",
     ]
-    if args.faults:
-        lines.append(f"  Faults:     {args.faults}   (some calls fail on purpose, as Azure can)")
-    ca_file = getattr(pool, "tls_ca_file", None) or getattr(pool, "tls_cert", None)
-    if endpoint.startswith("https") and ca_file:
+    if host.fault_plan is not None:
+        lines.append(f"  Faults:     {host.fault_plan}   (some calls fail on purpose, as Azure can)")
+    if host.serves_root:
+        lines.append(f"  Also at:    {host.base_url}   (--serve-at-root: Azure has no such endpoint)")
+    if ca_file is not None:
         lines += [
             f"  TLS:        certificate {ca_file}",
             f"              trust it: curl --cacert {ca_file} ..., SSL_CERT_FILE={ca_file},",
             f"              or `aca-sessions exec --cafile {ca_file} ...`",
         ]
     quoted_key = shlex.quote(f"Authorization: Bearer {key}")
-    curl_tls = f" --cacert {shlex.quote(str(ca_file))}" if endpoint.startswith("https") and ca_file else ""
+    curl_tls = f" --cacert {shlex.quote(str(ca_file))}" if ca_file is not None else ""
     body = (
         '{"codeInputType":"Inline","executionType":"Synchronous","code":"print(6*7)","timeoutInSeconds":60}'
     )
@@ -431,16 +451,18 @@ def _banner(pool: Any, args: argparse.Namespace) -> str:
         f"  export {ENDPOINT_ENV}={shlex.quote(endpoint)}",
         f"  export {API_KEY_ENV}={shlex.quote(key)}",
     ]
-    if getattr(pool, "mcp_enabled", False):
-        lines += ["", *_mcp_banner(pool, curl_tls)]
+    if host.mcp is not None:
+        lines += ["", *_mcp_banner(host.mcp, curl_tls)]
+    if host.management_plane:
+        lines += _management_banner(host.base_url, key, ca_file)
     lines += ["", "Press Ctrl+C (or send SIGTERM) to stop; every kernel and session directory is removed."]
     return "\n".join(lines)
 
 
-def _mcp_banner(pool: Any, curl_tls: str) -> list[str]:
+def _mcp_banner(mcp: McpAccess, curl_tls: str) -> list[str]:
     from autogen_aca_sessions.client.mcp import McpConnection
 
-    conn = McpConnection.from_pool(pool)
+    conn = McpConnection(mcp.endpoint, mcp.api_key, "aca-sessions")
     body = '{"jsonrpc":"2.0","id":"1","method":"initialize"}'
     return [
         "MCP server (launchShell, runPythonCodeInRemoteEnvironment, runShellCommandInRemoteEnvironment):",
@@ -460,9 +482,37 @@ def _mcp_banner(pool: Any, curl_tls: str) -> list[str]:
     ]
 
 
+def _management_banner(base_url: str, key: str, ca_file: Path | None) -> list[str]:
+    sub = "00000000-0000-0000-0000-000000000000"
+    url = f"{base_url}/subscriptions/{sub}/resourceGroups/demo/providers/Microsoft.App/sessionPools/mypool"
+    curl_tls = f" --cacert {shlex.quote(str(ca_file))}" if ca_file else ""
+    body = (
+        '{"location":"local","properties":{"poolManagementType":"Dynamic","containerType":"PythonLTS",'
+        '"scaleConfiguration":{"maxConcurrentSessions":10}}}'
+    )
+    lines = [
+        "",
+        "Management plane (ARM, Microsoft.App/sessionPools):",
+        f"  ARM base URL: {base_url}   (any subscription GUID and resource group)",
+        "  Pools created here last as long as this process.",
+        "",
+        "  create a pool (then read properties.poolManagementEndpoint):",
+        f"  curl{curl_tls} -X PUT " + shlex.quote(url + "?api-version=2025-10-02-preview") + " \\",
+        f"       -H {shlex.quote(f'Authorization: Bearer {key}')} -H 'Content-Type: application/json'"
+        f" -d '{body}'",
+        "",
+        "  azure-mgmt-appcontainers:",
+        f'  ContainerAppsAPIClient(credential, "{sub}", base_url="{base_url}"'
+        + (f', connection_verify="{ca_file}")' if ca_file else ")"),
+    ]
+    if not ca_file:
+        lines.append("  (the SDK sends its bearer key only over https: add --tls)")
+    return lines
+
+
 async def _serve(args: argparse.Namespace) -> int:
     try:
-        from autogen_aca_sessions.local import LocalSessionPool
+        from autogen_aca_sessions.local import FaultPlanError
     except ImportError as exc:
         print(
             f"aca-sessions serve: the local pool needs the 'local' extra ({exc}); "
@@ -497,144 +547,29 @@ async def _serve(args: argparse.Namespace) -> int:
             installed.append(stop_signal)
     try:
         try:
-            options = _pool_options(args)
+            host: PoolHost = _pool_host(args)
+        except FaultPlanError as exc:
+            print(f"aca-sessions serve: --faults: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         except ValueError as exc:
             print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        if args.faults:
-            from autogen_aca_sessions.local.frontends.dataplane.faults import FaultInjector, FaultPlanError
-
-            try:
-                options["faults"] = FaultInjector.from_string(args.faults)
-            except FaultPlanError as exc:
-                print(f"aca-sessions serve: --faults: {exc}", file=sys.stderr)
-                return EXIT_USAGE
-        if args.management_plane:
-            return await _serve_with_management_plane(args, options, stop, received)
         try:
-            pool_cm = LocalSessionPool(**options)
-            pool = await pool_cm.__aenter__()
+            await host.start()
         except (OSError, ValueError, RuntimeError) as exc:
             print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
             return EXIT_FAILED
         try:
-            print(_banner(pool, args), flush=True)
+            print(_banner(host.describe()), flush=True)
             await stop.wait()
             print(f"\nReceived {received[0] if received else 'stop'}; shutting down...", flush=True)
         finally:
-            await pool_cm.__aexit__(None, None, None)
+            await host.close()
         print("Stopped.", flush=True)
         return EXIT_OK
     finally:
         for stop_signal in installed:
             loop.remove_signal_handler(stop_signal)
-
-
-_SERVER_OPTIONS = ("host", "port", "api_key", "allow_remote", "root_dir", "tls", "tls_cert", "tls_key")
-
-
-async def _serve_with_management_plane(
-    args: argparse.Namespace, options: dict[str, Any], stop: asyncio.Event, received: list[str]
-) -> int:
-    """``serve --management-plane``: the fixed pool plus ``Microsoft.App/sessionPools``.
-
-    The fixed pool's configuration is also what every pool created through ARM starts from
-    (sandbox, kernel launcher, execution cap); ARM bodies set the rest per pool.
-    """
-    from autogen_aca_sessions.local import LocalSessionsServer
-
-    if "faults" in options:
-        print(
-            "aca-sessions serve: --faults applies to a single pool; it cannot be combined with "
-            "--management-plane",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    config = options["config"]
-    server_options = {name: options[name] for name in _SERVER_OPTIONS if name in options}
-    try:
-        server = LocalSessionsServer(pool_defaults=config, **server_options)
-        await server.start()
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(f"aca-sessions serve: could not start the server: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    try:
-        try:
-            pool = await server.create_pool(
-                config.pool_name,
-                container_type=str(config.pool_type),
-                max_concurrent_sessions=config.max_concurrent_sessions,
-                ready_session_instances=config.ready_sessions,
-                cooldown_period_seconds=max(1, round(config.cooldown_period_seconds)),
-                egress=config.egress,
-                mcp_enabled=config.mcp,
-                default=True,
-            )
-            if "mcp_api_key" in options:
-                pool.rotate_mcp_key(options["mcp_api_key"])
-        except (OSError, ValueError, RuntimeError) as exc:
-            print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        view = _PoolView(
-            pool.endpoint,
-            server.api_key,
-            str(pool.isolation),
-            server.tls_ca_file,
-            pool.mcp_enabled,
-            pool.mcp_endpoint,
-            pool.mcp_api_key,
-        )
-        pool_banner, _, stop_hint = _banner(view, args).rpartition("\n")
-        print(pool_banner, flush=True)
-        print(_management_banner(server.base_url, server.api_key, server.tls_ca_file), flush=True)
-        print("\n" + stop_hint, flush=True)
-        await stop.wait()
-        print(f"\nReceived {received[0] if received else 'stop'}; shutting down...", flush=True)
-    finally:
-        await server.close()
-    print("Stopped.", flush=True)
-    return EXIT_OK
-
-
-@dataclasses.dataclass(frozen=True)
-class _PoolView:
-    """What the banner shows of a pool."""
-
-    endpoint: str
-    api_key: str
-    isolation: str
-    tls_ca_file: Path | None
-    mcp_enabled: bool
-    mcp_endpoint: str
-    mcp_api_key: str
-
-
-def _management_banner(base_url: str, key: str, ca_file: Path | None) -> str:
-    sub = "00000000-0000-0000-0000-000000000000"
-    url = f"{base_url}/subscriptions/{sub}/resourceGroups/demo/providers/Microsoft.App/sessionPools/mypool"
-    curl_tls = f" --cacert {shlex.quote(str(ca_file))}" if ca_file else ""
-    body = (
-        '{"location":"local","properties":{"poolManagementType":"Dynamic","containerType":"PythonLTS",'
-        '"scaleConfiguration":{"maxConcurrentSessions":10}}}'
-    )
-    lines = [
-        "",
-        "Management plane (ARM, Microsoft.App/sessionPools):",
-        f"  ARM base URL: {base_url}   (any subscription GUID and resource group)",
-        "  Pools created here last as long as this process.",
-        "",
-        "  create a pool (then read properties.poolManagementEndpoint):",
-        f"  curl{curl_tls} -X PUT " + shlex.quote(url + "?api-version=2025-10-02-preview") + " \\",
-        f"       -H {shlex.quote(f'Authorization: Bearer {key}')} -H 'Content-Type: application/json'"
-        f" -d '{body}'",
-        "",
-        "  azure-mgmt-appcontainers:",
-        f'  ContainerAppsAPIClient(credential, "{sub}", base_url="{base_url}"'
-        + (f', connection_verify="{ca_file}")' if ca_file else ")"),
-    ]
-    if not ca_file:
-        lines.append("  (the SDK sends its bearer key only over https: add --tls)")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------

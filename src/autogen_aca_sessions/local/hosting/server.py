@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import shutil
 import ssl
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -37,6 +39,7 @@ from aiohttp import web
 from ..config import PoolConfig
 from ..frontends.auth import check_authorization
 from ..frontends.dataplane.wire.errors import WireError
+from ..frontends.mcp.keys import McpKey
 from .arm.errors import ArmError, arm_error_response
 from .arm.model import (
     ContainerType,
@@ -45,22 +48,33 @@ from .arm.model import (
     PoolSettings,
     ProvisioningState,
     ResourceKey,
+    location_problem,
     name_problem,
     resource_group_problem,
     subscription_problem,
 )
-from .arm.operations import Operation, OperationKind, OperationStore, location_segment
-from .arm.routes import ManagementRoutes, is_management_path
-from .hosted import HostedPool, RuntimeOptions
+from .arm.operations import ArmOperation, ArmOperationKind, ArmOperationStore, location_segment
+from .arm.paths import is_management_path, parse_arm_path
+from .arm.routes import ManagementRoutes
+from .hosted import HostedPool, PoolFrontends, RuntimeOptions, config_with_settings, settings_from_config
 from .listener import LocalListener, make_root, serve, tls_server_context
-from .pool import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION
 
-__all__ = ["LocalSessionsServer"]
+__all__ = ["LOCAL_RESOURCE_GROUP", "LOCAL_SUBSCRIPTION", "LocalSessionsServer"]
 
 logger = logging.getLogger("autogen_aca_sessions.local")
 
+LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+"""The subscription id in a Python-API pool's endpoint path (a local pool has none; Azure's shape is kept)."""
+
+LOCAL_RESOURCE_GROUP = "local"
+"""The resource group in a Python-API pool's endpoint path."""
+
 PROVISIONING_WAIT_SECONDS = 120.0
 """How long a data-plane request for a pool still being provisioned waits for it."""
+
+
+_ENDPOINTS_SHOWN = 5
+"""Pool endpoints a 404 at the server root names."""
 
 
 def _enum(kind: type[Any], value: Any, what: str) -> Any:
@@ -74,7 +88,11 @@ def _enum(kind: type[Any], value: Any, what: str) -> Any:
 
 
 class LocalSessionsServer(LocalListener):
-    """A local server hosting any number of session pools, with the ARM management plane."""
+    """A local server hosting any number of session pools, with the ARM management plane.
+
+    This is the one pool host: ``LocalSessionPool`` is this server with one pool of its own
+    (:attr:`default_pool`), and ``aca-sessions serve`` runs exactly that.
+    """
 
     _what = "local session server"
 
@@ -94,6 +112,7 @@ class LocalSessionsServer(LocalListener):
         retry_after_seconds: int = 1,
         list_page_size: int = 100,
         max_pools: int = 100,
+        serve_at_root: bool = False,
     ) -> None:
         """Configure the server; nothing starts until :meth:`start` (or ``async with``).
 
@@ -106,6 +125,11 @@ class LocalSessionsServer(LocalListener):
         delay given" and then waits its default 30 s. ``list_page_size`` is the pools per list page.
         ``max_pools`` bounds how many pools may exist at once (each holds kernels and files);
         one more is refused with 409 ``SessionPoolQuotaExceeded``, as a subscription quota would.
+
+        ``serve_at_root=True`` also serves the :attr:`default_pool`'s data plane at the server
+        root (``{base_url}/executions``). Off (the default) the root answers 404 naming the pool
+        endpoints, as Azure does: an application configured with the bare base URL fails here
+        as it would on Azure, instead of working only locally.
         """
         super().__init__(
             host=host,
@@ -123,12 +147,17 @@ class LocalSessionsServer(LocalListener):
         """Most pools at once."""
         self.management_plane = management_plane
         """Whether ``Microsoft.App/sessionPools`` is served."""
+        self.serve_at_root = serve_at_root
+        """Whether the default pool's data plane also answers at the server root."""
         self.pool_defaults = pool_defaults if pool_defaults is not None else PoolConfig()
         """The configuration every pool starts from."""
-        self.operations = OperationStore()
+        self.operations = ArmOperationStore()
         """Long-running management operations (their status URLs)."""
         self._routes = ManagementRoutes(
-            self, retry_after_seconds=retry_after_seconds, page_size=list_page_size
+            self,
+            retry_after_seconds=retry_after_seconds,
+            page_size=list_page_size,
+            origin=lambda: self.base_url,
         )
         self._pools: dict[tuple[str, str, str], HostedPool] = {}
         self._default: HostedPool | None = None
@@ -139,7 +168,8 @@ class LocalSessionsServer(LocalListener):
 
     @property
     def default_pool(self) -> HostedPool | None:
-        """The pool that also answers data-plane paths without a pool prefix (``/executions``)."""
+        """The host's own pool (``LocalSessionPool``'s, ``aca-sessions serve``'s); with
+        ``serve_at_root`` it also answers data-plane paths without a pool prefix (``/executions``)."""
         return self._default
 
     def endpoint_for(self, key: ResourceKey) -> str:
@@ -165,15 +195,14 @@ class LocalSessionsServer(LocalListener):
         location: str = "local",
         default: bool = False,
     ) -> HostedPool:
-        """Create (or replace) a pool and wait until it serves.
+        """Create (or replace) a pool with ARM-style settings and wait until it serves.
 
         Raises ``ValueError`` for settings the server cannot run, ``ArmError`` (409) where the
         management plane would refuse too (too many pools, another operation running, a move to
         another location), ``RuntimeError`` when the pool could not be started.
 
         Unlike the management plane, periods are not held to Azure's 300-3600 s (tests want
-        short ones). ``default=True`` also serves the pool at the server root (``/executions``),
-        as ``aca-sessions serve`` does for its fixed pool.
+        short ones). ``default=True`` makes it the :attr:`default_pool`.
         """
         kind = _enum(ContainerType, container_type, "container_type")
         if kind not in (ContainerType.PYTHON_LTS, ContainerType.SHELL):
@@ -182,6 +211,9 @@ class LocalSessionsServer(LocalListener):
             raise ValueError("max_concurrent_sessions must be >= 1 and ready_session_instances >= 0")
         if cooldown_period_seconds < 1 or max_alive_period_seconds < 1:
             raise ValueError("cooldown and max alive periods must be at least 1 second")
+        problem = location_problem(location)
+        if problem is not None:
+            raise ValueError(f"location {problem}")
         settings = PoolSettings(
             location=location,
             container_type=kind,
@@ -198,6 +230,38 @@ class LocalSessionsServer(LocalListener):
         await operation.wait()
         if pool.state is not ProvisioningState.SUCCEEDED:
             raise RuntimeError(f"The pool {name!r} could not be provisioned: {pool.failure}")
+        if default:
+            self._default = pool
+        return pool
+
+    async def add_pool(
+        self,
+        config: PoolConfig,
+        *,
+        default: bool = False,
+        mcp_key: McpKey | None = None,
+        frontends: PoolFrontends | None = None,
+        resource_group: str = LOCAL_RESOURCE_GROUP,
+        subscription: str = LOCAL_SUBSCRIPTION,
+    ) -> HostedPool:
+        """Host a pool made from ``config`` as it is (its name, exact periods, limits) and wait
+        until it serves; ``default=True`` makes it the :attr:`default_pool`.
+
+        ``mcp_key`` is its MCP key (generated unless given), ``frontends`` its faults and extra
+        middlewares. A pool that cannot start raises what stopped it (``RuntimeError`` when
+        bubblewrap is required and missing, ...).
+        """
+        options = self._require_running()
+        key = ResourceKey(subscription, resource_group, config.pool_name)
+        if self.find_pool(key) is not None:
+            raise ValueError(f"A pool named {config.pool_name!r} already exists in {resource_group!r}")
+        pool = self._new_pool(key, config, settings_from_config(config), mcp_key=mcp_key, frontends=frontends)
+        operation = self.operations.start(ArmOperationKind.CREATE, key, pool.settings.location)
+        self._run(pool, operation, pool.provision(options))
+        await operation.wait()
+        if pool.error is not None:
+            await self._delete(pool)
+            raise pool.error
         if default:
             self._default = pool
         return pool
@@ -232,10 +296,6 @@ class LocalSessionsServer(LocalListener):
         await self.begin_delete(pool).wait()
         return True
 
-    def rotate_mcp_key(self, pool: HostedPool) -> str:
-        """Give ``pool`` a new MCP key (the old one stops working at once); returns it."""
-        return pool.rotate_mcp_key()
-
     # ------------------------------------------------------------------ management operations
 
     def find_pool(self, key: ResourceKey) -> HostedPool | None:
@@ -264,12 +324,42 @@ class LocalSessionsServer(LocalListener):
 
     def _require_running(self) -> RuntimeOptions:
         if self._options is None or self._closed:
-            raise RuntimeError("The local session server is not running")
+            raise RuntimeError(f"The {self._what} is not running")
         return self._options
+
+    def _new_pool(
+        self,
+        key: ResourceKey,
+        config: PoolConfig,
+        settings: PoolSettings,
+        *,
+        mcp_key: McpKey | None = None,
+        frontends: PoolFrontends | None = None,
+    ) -> HostedPool:
+        if len(self._pools) >= self.max_pools:
+            raise ArmError(
+                409,
+                "SessionPoolQuotaExceeded",
+                f"This server already hosts {len(self._pools)} session pools, its limit (max_pools); "
+                "delete one first.",
+                target="sessionPoolName",
+            )
+        root = self.root_dir / "pools" / f"{key.name}-{uuid.uuid4().hex[:12]}"
+        pool = HostedPool(
+            key,
+            config,
+            settings,
+            endpoint=self.endpoint_for(key),
+            root=root,
+            mcp_key=mcp_key,
+            frontends=frontends,
+        )
+        self._pools[key.folded] = pool
+        return pool
 
     async def begin_create_or_replace(
         self, key: ResourceKey, settings: PoolSettings
-    ) -> tuple[HostedPool, Operation]:
+    ) -> tuple[HostedPool, ArmOperation]:
         """Start creating the pool (or replacing its settings); returns it and the operation."""
         options = self._require_running()
         pool = self.find_pool(key)
@@ -285,44 +375,35 @@ class LocalSessionsServer(LocalListener):
                 f"it cannot be moved to '{settings.location}' (delete it first).",
                 target="location",
             )
-        if pool is None and len(self._pools) >= self.max_pools:
-            raise ArmError(
-                409,
-                "SessionPoolQuotaExceeded",
-                f"This server already hosts {len(self._pools)} session pools, its limit (max_pools); "
-                "delete one first.",
-                target="sessionPoolName",
-            )
         if pool is None:
-            root = self.root_dir / "pools" / f"{key.name}-{uuid.uuid4().hex[:12]}"
-            pool = HostedPool(key, settings, endpoint=self.endpoint_for(key), root=root)
-            self._pools[key.folded] = pool
-            operation = self.operations.start(OperationKind.CREATE, key, settings.location)
+            base = dataclasses.replace(self.pool_defaults, pool_name=key.name)
+            pool = self._new_pool(key, config_with_settings(base, None, settings), settings)
+            operation = self.operations.start(ArmOperationKind.CREATE, key, settings.location)
             self._run(pool, operation, pool.provision(options))
         else:
-            operation = self.operations.start(OperationKind.UPDATE, pool.key, settings.location)
+            operation = self.operations.start(ArmOperationKind.UPDATE, pool.key, settings.location)
             pool.state = ProvisioningState.IN_PROGRESS
             self._run(pool, operation, pool.apply(settings, options))
         return pool, operation
 
-    async def begin_update(self, pool: HostedPool, settings: PoolSettings) -> Operation:
+    async def begin_update(self, pool: HostedPool, settings: PoolSettings) -> ArmOperation:
         """Start applying ``settings`` to ``pool``."""
         options = self._require_running()
         if pool.busy:
             raise self._conflict(pool)
-        operation = self.operations.start(OperationKind.UPDATE, pool.key, pool.settings.location)
+        operation = self.operations.start(ArmOperationKind.UPDATE, pool.key, pool.settings.location)
         self._run(pool, operation, pool.apply(settings, options))
         return operation
 
-    def begin_delete(self, pool: HostedPool) -> Operation:
+    def begin_delete(self, pool: HostedPool) -> ArmOperation:
         """Start deleting ``pool``."""
         self._require_running()
         running = pool.operation
-        if running is not None and running.kind is OperationKind.DELETE and not running.done:
+        if running is not None and running.kind is ArmOperationKind.DELETE and not running.done:
             return running  # DELETE is idempotent: the delete already under way answers
         if pool.busy:
             raise self._conflict(pool)
-        operation = self.operations.start(OperationKind.DELETE, pool.key, pool.settings.location)
+        operation = self.operations.start(ArmOperationKind.DELETE, pool.key, pool.settings.location)
         pool.state = ProvisioningState.DELETING
         self._run(pool, operation, self._delete(pool))
         return operation
@@ -334,7 +415,7 @@ class LocalSessionsServer(LocalListener):
         if self._default is pool:
             self._default = None
 
-    def _run(self, pool: HostedPool, operation: Operation, work: Any) -> None:
+    def _run(self, pool: HostedPool, operation: ArmOperation, work: Coroutine[Any, Any, None]) -> None:
         pool.busy = True
         pool.operation = operation
 
@@ -347,7 +428,7 @@ class LocalSessionsServer(LocalListener):
                 return
             finally:
                 pool.busy = False
-            if operation.kind is not OperationKind.DELETE and pool.state is ProvisioningState.FAILED:
+            if operation.kind is not ArmOperationKind.DELETE and pool.state is ProvisioningState.FAILED:
                 operation.fail(
                     ArmError(
                         409,
@@ -369,19 +450,15 @@ class LocalSessionsServer(LocalListener):
         # Segments are split before percent-decoding, so '%2F' inside a name stays in that name.
         raw_path = request.raw_path.split("?", 1)[0]
         segments = [unquote(s) for s in raw_path.split("/") if s]
-        if is_management_path(segments) and self.management_plane:
+        if self.management_plane and is_management_path(segments):
             check_authorization(request.headers.get("Authorization"), self.api_key)
-            return await self._routes.handle(request, segments)
+            arm_path = parse_arm_path(request.path, segments)
+            assert arm_path is not None  # is_management_path said so
+            return await self._routes.handle(request, arm_path)
         pool = self._data_plane_pool(segments)
         if pool is None:
             check_authorization(request.headers.get("Authorization"), self.api_key)
-            raise WireError(
-                404,
-                "SessionPoolNotFound",
-                "There is no session pool at this path; pool endpoints look like "
-                "/subscriptions/{sub}/resourceGroups/{rg}/sessionPools/{name}.",
-                target="sessionPool",
-            )
+            raise self._no_pool_here(segments)
         if pool.app is None:
             if pool.state is ProvisioningState.IN_PROGRESS:
                 await pool.wait_ready(PROVISIONING_WAIT_SECONDS)
@@ -398,8 +475,11 @@ class LocalSessionsServer(LocalListener):
                 )
         # aiohttp freezes a router once serving, so pools made later cannot be added as
         # sub-applications; the pool's own application (its middlewares, auth and dispatch)
-        # serves the request instead, exactly as when it runs alone.
+        # serves the request instead, exactly as when it runs alone. Its JSON body cap is the
+        # pool's own, not the server's.
         app = pool.app
+        if pool.config.max_json_bytes != request.client_max_size:
+            request = request.clone(client_max_size=pool.config.max_json_bytes)
         response = await app._handle(request)
         if response.status >= 500 and not response.prepared:
             # The pool was deleted or rebuilt while this request ran, and its runtime went with
@@ -423,7 +503,28 @@ class LocalSessionsServer(LocalListener):
             and segments[4].lower() == "sessionpools"
         ):
             return self._pools.get((segments[1].lower(), segments[3].lower(), segments[5].lower()))
-        return self._default
+        return self._default if self.serve_at_root else None
+
+    def _no_pool_here(self, segments: list[str]) -> WireError:
+        if segments and segments[0].lower() == "subscriptions":
+            return WireError(
+                404,
+                "SessionPoolNotFound",
+                "There is no session pool at this path; pool endpoints look like "
+                "/subscriptions/{sub}/resourceGroups/{rg}/sessionPools/{name}.",
+                target="sessionPool",
+            )
+        # The server root is no pool endpoint, as on Azure: name the ones it has.
+        shown = [p.endpoint for p in self.list_pools()[:_ENDPOINTS_SHOWN]]
+        where = ("; its pool endpoints: " + ", ".join(shown)) if shown else ""
+        more = f" (and {len(self._pools) - len(shown)} more)" if len(self._pools) > len(shown) else ""
+        return WireError(
+            404,
+            "SessionPoolNotFound",
+            "This is the server root, not a session pool endpoint: send data-plane calls to a pool "
+            "endpoint, /subscriptions/{sub}/resourceGroups/{rg}/sessionPools/{name}" + where + more + ".",
+            target="sessionPool",
+        )
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -470,10 +571,8 @@ class LocalSessionsServer(LocalListener):
             self.tls_cert_path, server_context = await tls_server_context(
                 self._host, private / "tls", self._tls_cert, self._tls_key
             )
-        self._options = RuntimeOptions(
-            api_key=self.api_key, defaults=self.pool_defaults, hide_paths=(self._root,)
-        )
-        app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024 * 1024)
+        self._options = RuntimeOptions(api_key=self.api_key, hide_paths=(self._root,))
+        app = web.Application(middlewares=[self._errors], client_max_size=self.pool_defaults.max_json_bytes)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner, self._bound_port = await serve(app, self._host, self._port, server_context)
         logger.info("local session server at %s (management plane %s)", self.base_url, self.management_plane)

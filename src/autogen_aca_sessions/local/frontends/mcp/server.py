@@ -22,6 +22,7 @@ Wire choices (README "MCP" documents them for users):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -90,6 +91,10 @@ INSTRUCTIONS = (
     "passing that id; files and variables persist between calls. If a call says the environment does "
     "not exist, launch a new one."
 )
+
+
+def _environment_cap(config: PoolConfig) -> int:
+    return max(MIN_ENVIRONMENTS, 10 * config.max_concurrent_sessions)
 
 
 def _server_version() -> str:
@@ -162,7 +167,7 @@ class McpServer:
         self.environments = EnvironmentRegistry(
             session_exists=lambda identifier: manager.get(identifier) is not None,
             cooldown_seconds=config.cooldown_period_seconds,
-            max_environments=max(MIN_ENVIRONMENTS, 10 * config.max_concurrent_sessions),
+            max_environments=_environment_cap(config),
         )
         """Launched environments."""
         self._tools = ToolContext(
@@ -174,6 +179,16 @@ class McpServer:
         self._max_body = max_body_bytes
         self._sessions: OrderedDict[str, None] = OrderedDict()
         self._version = _server_version()
+
+    def reconfigure(self, config: PoolConfig) -> None:
+        """Follow the pool's new configuration (an ARM PATCH): cooldown, environment cap and time
+        limit; launched environments and MCP sessions are kept."""
+        self.environments.reconfigure(
+            cooldown_seconds=config.cooldown_period_seconds, max_environments=_environment_cap(config)
+        )
+        self._tools = dataclasses.replace(
+            self._tools, shell_pool=config.is_shell, max_execution_seconds=config.max_execution_seconds
+        )
 
     # ------------------------------------------------------------------ HTTP
 

@@ -26,6 +26,7 @@ __all__ = [
     "PoolSettings",
     "ProvisioningState",
     "ResourceKey",
+    "location_problem",
     "name_problem",
     "resource_group_problem",
     "subscription_problem",
@@ -188,6 +189,9 @@ class PoolResource:
 # pools named like 'my-session-pool' and Azure accepts them (see docs/design.md).
 _NAME = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]+$")
+# Regions as Azure names them: a name (eastus, westeurope2, local) or its display form
+# ("East US 2"). ASCII only: the location ends up in operation URLs and their headers.
+_LOCATION = re.compile(r"^[A-Za-z][A-Za-z0-9 ]{0,63}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -216,4 +220,16 @@ def subscription_problem(value: str) -> str | None:
     """What is wrong with a subscription id, or None."""
     if not _GUID.fullmatch(value):
         return "must be a GUID such as 00000000-0000-0000-0000-000000000000"
+    return None
+
+
+def location_problem(location: str) -> str | None:
+    """What is wrong with a ``location``, or None: the local server serves any Azure-style region
+    name (ASCII letters, digits and spaces, starting with a letter, at most 64 characters)."""
+    if not _LOCATION.fullmatch(location):
+        return (
+            "is not a region this server serves: it serves any Azure-style region name (ASCII "
+            "letters, digits and spaces, starting with a letter, at most 64 characters, such as "
+            "'eastus', 'East US 2' or 'local')"
+        )
     return None

@@ -29,6 +29,7 @@ from ..model import (
     LifecycleType,
     PoolManagementType,
     PoolSettings,
+    location_problem,
 )
 
 __all__ = ["read_patch", "read_put"]
@@ -369,8 +370,15 @@ def read_put(body: Any) -> PoolSettings:
     elif location is not None:
         if not location[1].strip():
             root.fail(location[0], "LocationRequired", "'location' must not be empty.")
+        elif (problem := location_problem(location[1].strip())) is not None:
+            # What ARM answers for a region the resource type is not offered in.
+            root.fail(
+                location[0],
+                "LocationNotAvailableForResourceType",
+                f"The provided location {ascii(location[1])[:80]} {problem}.",
+            )
         else:
-            changes["location"] = location[1]
+            changes["location"] = location[1].strip()
     _envelope(root, changes)
     _properties(root, changes, patch=False)
     _finish(errors)

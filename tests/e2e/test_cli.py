@@ -515,10 +515,24 @@ def test_serve_management_plane_prints_the_arm_url_and_a_curl_that_makes_a_pool(
     assert "Pools created here last as long as this process" in pool.banner
 
 
-def test_serve_management_plane_refuses_options_of_a_single_pool() -> None:
-    completed = cli("serve", "--port", "0", "--management-plane", "--faults", "429=0.5")
+def test_serve_management_plane_takes_faults_for_its_own_pool(tmp_path: Path) -> None:
+    # One pool host: --faults applies to the served pool with or without the management plane.
+    pool = start_serve(
+        "--management-plane", "--faults", "503=1", "--ready-sessions", "0", "--root-dir", str(tmp_path)
+    )
+    try:
+        refused = pool.exec("-c", "print(1)")
+    finally:
+        stop_serve(pool)
+    assert "Faults:     503=1" in pool.banner
+    assert "ARM base URL:" in pool.banner
+    assert refused.returncode == 125, refused.stderr
+
+
+def test_serve_refuses_a_bad_fault_plan_as_a_usage_error() -> None:
+    completed = cli("serve", "--port", "0", "--faults", "429=lots")
     assert completed.returncode == 2
-    assert "--management-plane" in completed.stderr
+    assert "--faults" in completed.stderr
 
 
 def test_serve_management_plane_with_mcp_serves_the_fixed_pools_mcp_server(tmp_path: Path) -> None:

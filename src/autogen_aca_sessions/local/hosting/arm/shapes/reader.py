@@ -429,6 +429,16 @@ def _finish(errors: list[ArmError]) -> None:
     )
 
 
+def _finish_and_forget(errors: list[ArmError]) -> None:
+    """:func:`_finish`, then empty ``errors``: the raised error's traceback holds the frame that
+    holds this list, and a list that still held the error would make a cycle that keeps the
+    parsed body (up to 4 MB of JSON objects) alive until the garbage collector runs."""
+    try:
+        _finish(errors)
+    finally:
+        errors.clear()
+
+
 def _merge(base: PoolSettings, changes: dict[str, Any]) -> PoolSettings:
     settings = dataclasses.replace(base, **changes)
     if (
@@ -477,7 +487,7 @@ def read_put(body: Any) -> PoolSettings:
             changes["location"] = location[1].strip()
     _envelope(root, changes)
     _properties(root, changes, patch=False)
-    _finish(errors)
+    _finish_and_forget(errors)
     return _merge(PoolSettings(), changes)
 
 
@@ -488,5 +498,5 @@ def read_patch(body: Any, current: PoolSettings) -> PoolSettings:
     changes: dict[str, Any] = {}
     _envelope(root, changes)
     _properties(root, changes, patch=True)
-    _finish(errors)
+    _finish_and_forget(errors)
     return _merge(current, changes)

@@ -463,9 +463,10 @@ async def test_legacy_contract_refuses_asynchronous_execution(
     assert reply.error["target"] == "executionType"
 
 
-async def test_operations_are_served_at_the_server_root_and_with_a_double_slash(
+async def test_the_server_root_is_no_pool_endpoint_and_a_double_slash_is_harmless(
     module_pool: LocalSessionPool, module_http: aiohttp.ClientSession, session_id: str
 ) -> None:
+    # As on Azure, the bare base URL runs nothing: its 404 names the pool endpoint instead.
     root = await call(
         module_http,
         "POST",
@@ -474,7 +475,10 @@ async def test_operations_are_served_at_the_server_root_and_with_a_double_slash(
         identifier=session_id,
         json=current_body("5"),
     )
-    assert root.status == 200
+    assert root.status == 404
+    assert root.error["code"] == "SessionPoolNotFound"
+    assert module_pool.endpoint in root.error["message"]
+    assert module_pool.manager.get(session_id) is None
     doubled = await call(
         module_http,
         "POST",

@@ -37,6 +37,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from ..config import PoolConfig
+from ..frontends.access_log import access_log_middleware
 from ..frontends.auth import check_authorization
 from ..frontends.dataplane.wire.errors import WireError
 from ..frontends.mcp.keys import McpKey
@@ -71,6 +72,12 @@ LOCAL_RESOURCE_GROUP = "local"
 
 PROVISIONING_WAIT_SECONDS = 120.0
 """How long a data-plane request for a pool still being provisioned waits for it."""
+
+
+def _segments(request: web.Request) -> list[str]:
+    """The path's segments, split before percent-decoding (so '%2F' inside a name stays in it)."""
+    raw_path = request.raw_path.split("?", 1)[0]
+    return [unquote(s) for s in raw_path.split("/") if s]
 
 
 _ENDPOINTS_SHOWN = 5
@@ -163,6 +170,7 @@ class LocalSessionsServer(LocalListener):
         self._default: HostedPool | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._options: RuntimeOptions | None = None
+        self._access_log = access_log_middleware(self._route_of)
 
     # ------------------------------------------------------------------ properties
 
@@ -447,18 +455,38 @@ class LocalSessionsServer(LocalListener):
     # ------------------------------------------------------------------ HTTP
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        # Segments are split before percent-decoding, so '%2F' inside a name stays in that name.
-        raw_path = request.raw_path.split("?", 1)[0]
-        segments = [unquote(s) for s in raw_path.split("/") if s]
-        if self.management_plane and is_management_path(segments):
-            check_authorization(request.headers.get("Authorization"), self.api_key)
-            arm_path = parse_arm_path(request.path, segments)
-            assert arm_path is not None  # is_management_path said so
-            return await self._routes.handle(request, arm_path)
-        pool = self._data_plane_pool(segments)
+        segments = _segments(request)
+        pool = None
+        if not (self.management_plane and is_management_path(segments)):
+            pool = self._data_plane_pool(segments)
         if pool is None:
+            # The server answers itself (ARM, or no pool here): logged here, since no pool's
+            # access log sees it; a pool's requests are logged by that pool's application.
+            return await self._access_log(request, self._answer)
+        return await self._serve_pool(request, pool)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        segments = _segments(request)
+        try:
             check_authorization(request.headers.get("Authorization"), self.api_key)
+            if self.management_plane:
+                arm_path = parse_arm_path(request.path, segments)
+                if arm_path is not None:
+                    return await self._routes.handle(request, arm_path)
             raise self._no_pool_here(segments)
+        except WireError as err:
+            return arm_error_response(err)
+
+    def _route_of(self, request: web.Request) -> tuple[str, str]:
+        """The access log's route and operation of a request the server answers itself."""
+        segments = _segments(request)
+        if self.management_plane and is_management_path(segments):
+            return "(management plane)", "management"
+        if segments and segments[0].lower() == "subscriptions":
+            return "(other pool)", "other"
+        return "(server root)", "other"
+
+    async def _serve_pool(self, request: web.Request, pool: HostedPool) -> web.StreamResponse:
         if pool.app is None:
             if pool.state is ProvisioningState.IN_PROGRESS:
                 await pool.wait_ready(PROVISIONING_WAIT_SECONDS)

@@ -529,10 +529,25 @@ def test_serve_management_plane_takes_faults_for_its_own_pool(tmp_path: Path) ->
     assert refused.returncode == 125, refused.stderr
 
 
-def test_serve_refuses_a_bad_fault_plan_as_a_usage_error() -> None:
-    completed = cli("serve", "--port", "0", "--faults", "429=lots")
-    assert completed.returncode == 2
-    assert "--faults" in completed.stderr
+def test_the_server_root_runs_nothing_unless_serve_at_root_is_given(
+    served: ServedPool, tmp_path: Path
+) -> None:
+    # As on Azure, the base URL is no pool endpoint: an app configured with it fails here too.
+    root = served.endpoint.split("/subscriptions/", 1)[0]
+    refused = cli("exec", f"--endpoint={root}", f"--api-key={served.api_key}", "-c", "print('at root')")
+    assert refused.returncode == 125, refused.stdout
+    assert "at root" not in refused.stdout
+    opted_in = start_serve("--serve-at-root", "--ready-sessions", "0", "--root-dir", str(tmp_path))
+    try:
+        opted_root = opted_in.endpoint.split("/subscriptions/", 1)[0]
+        served_root = cli(
+            "exec", f"--endpoint={opted_root}", f"--api-key={opted_in.api_key}", "-c", "print(6*7)"
+        )
+    finally:
+        stop_serve(opted_in)
+    assert served_root.returncode == 0, served_root.stderr
+    assert served_root.stdout == "42\n"
+    assert f"Also at:    {opted_root}" in opted_in.banner
 
 
 def test_serve_management_plane_with_mcp_serves_the_fixed_pools_mcp_server(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
-"""What a local pool and the multi-pool server do alike to listen: check the bind options, make
-the working directory, the TLS context, the socket and the base URL, and start and stop.
+"""The listener: check the bind options, make the working directory, the TLS context, the
+socket and the base URL, and start and stop.
 
-``LocalSessionPool`` and ``LocalSessionsServer`` serve different applications on the same kind of
-listener; :class:`LocalListener` and these functions are that listener, written once.
+:class:`LocalListener` is the base of ``LocalSessionsServer`` (and so of ``LocalSessionPool``,
+the server with a pool of its own); these functions are that listener, written once.
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ _L = TypeVar("_L", bound="LocalListener")
 
 
 class LocalListener(abc.ABC):
-    """What the pool and the multi-pool server share: the address, key and TLS they serve with,
-    their working directory, and their lifecycle (start once, a failed start closes again, serve
+    """What a server listens with: the address, key and TLS it serves with, its working
+    directory, and its lifecycle (start once, a failed start closes again, serve
     until cancelled, ``async with``)."""
 
     _what: ClassVar[str]

@@ -194,5 +194,6 @@ async def test_an_arm_patch_of_cooldown_and_max_sessions_reaches_the_running_mcp
     assert len(server.environments) == 1
     assert server.environments.cooldown_seconds == 900
     assert server.environments.max_environments == 4000
-    assert pool.manager is not None and pool.manager.config.cooldown_period_seconds == 900
+    assert pool.manager is not None
+    assert pool.manager.config.cooldown_period_seconds == 900
     await arm.delete("mcpfollows")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import json
 import logging
 import shutil
@@ -31,7 +32,7 @@ import ssl
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -84,7 +85,11 @@ _ENDPOINTS_SHOWN = 5
 """Pool endpoints a 404 at the server root names."""
 
 
-def _enum(kind: type[Any], value: Any, what: str) -> Any:
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _enum(kind: type[_E], value: _E | str, what: str) -> _E:
+    """The member of ``kind`` that ``value`` is or names (any letter case)."""
     if isinstance(value, kind):
         return value
     for member in kind:
@@ -160,7 +165,7 @@ class LocalSessionsServer(LocalListener):
         """The configuration every pool starts from."""
         self.operations = ArmOperationStore()
         """Long-running management operations (their status URLs)."""
-        self._routes = ManagementRoutes(
+        self._routes: ManagementRoutes[HostedPool] = ManagementRoutes(
             self,
             retry_after_seconds=retry_after_seconds,
             page_size=list_page_size,

@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 from .model import PoolResource, PoolSettings, ResourceKey
 from .operations import ArmOperation, ArmOperationStore
 
-__all__ = ["ManagedPool", "PoolRegistry"]
+__all__ = ["ManagedPool", "P", "PoolRegistry"]
 
 
 class ManagedPool(Protocol):
@@ -35,6 +35,7 @@ class ManagedPool(Protocol):
 
 
 P = TypeVar("P", bound=ManagedPool)
+"""The pool type a registry holds."""
 
 
 class PoolRegistry(Protocol[P]):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol
 
 from aiohttp import web
 
@@ -32,7 +32,7 @@ from .errors import ArmError
 from .model import ResourceKey, name_problem, resource_group_problem, subscription_problem
 from .operations import ArmOperation, ArmOperationKind, ArmOperationStatus
 from .paths import ArmPath, ArmTarget, parse_arm_path, unknown_path
-from .registry import ManagedPool, PoolRegistry
+from .registry import P, PoolRegistry
 from .shapes import read_patch, read_put, render_pool
 from .versions import ARM_API_VERSIONS, ArmApiVersion, lookup_arm_version
 
@@ -219,10 +219,10 @@ _TargetHandler = Callable[
 """Serves one kind of path of a resource type."""
 
 
-class SessionPoolRoutes:
+class SessionPoolRoutes(Generic[P]):
     """``Microsoft.App/sessionPools`` against a :class:`~.registry.PoolRegistry`."""
 
-    def __init__(self, registry: PoolRegistry[Any], *, page_size: int) -> None:
+    def __init__(self, registry: PoolRegistry[P], *, page_size: int) -> None:
         self._registry = registry
         self._page_size = page_size
         self._targets: Mapping[ArmTarget, _TargetHandler] = {
@@ -259,8 +259,8 @@ class SessionPoolRoutes:
             target="sessionPoolName",
         )
 
-    def _existing(self, key: ResourceKey) -> ManagedPool:
-        pool: ManagedPool | None = self._registry.find_pool(key)
+    def _existing(self, key: ResourceKey) -> P:
+        pool = self._registry.find_pool(key)
         if pool is None:
             raise self._not_found(key)
         return pool
@@ -352,13 +352,13 @@ class SessionPoolRoutes:
         return _json({"apiKey": key_value})
 
 
-class ManagementRoutes:
+class ManagementRoutes(Generic[P]):
     """Serves management requests: operation URLs itself, everything else through the table of
     resource types."""
 
     def __init__(
         self,
-        registry: PoolRegistry[Any],
+        registry: PoolRegistry[P],
         *,
         retry_after_seconds: int,
         page_size: int,
@@ -370,7 +370,7 @@ class ManagementRoutes:
         self._retry_after = str(retry_after_seconds)
         self._origin = origin
         self.resource_types: dict[str, ResourceRoutes] = {
-            SESSION_POOLS: SessionPoolRoutes(registry, page_size=page_size)
+            SESSION_POOLS: SessionPoolRoutes[P](registry, page_size=page_size)
         }
         """Resource types served, keyed by their folded name (``sessionpools``)."""
 

@@ -81,6 +81,13 @@ def _segments(request: web.Request) -> list[str]:
     return [unquote(s) for s in raw_path.split("/") if s]
 
 
+def _is_execution_poll(method: str, segments: list[str]) -> bool:
+    """``GET /executions/{id}``: the relative ``Operation-Location`` the 2024-10 contract hands
+    out, which RFC 3986 resolves against the origin. The root answers it (for the default pool)
+    even without ``serve_at_root``: it reads a result and runs nothing."""
+    return method == "GET" and len(segments) == 2 and segments[0].lower() == "executions"
+
+
 _ENDPOINTS_SHOWN = 5
 """Pool endpoints a 404 at the server root names."""
 
@@ -141,7 +148,9 @@ class LocalSessionsServer(LocalListener):
         ``serve_at_root=True`` also serves the :attr:`default_pool`'s data plane at the server
         root (``{base_url}/executions``). Off (the default) the root answers 404 naming the pool
         endpoints, as Azure does: an application configured with the bare base URL fails here
-        as it would on Azure, instead of working only locally.
+        as it would on Azure, instead of working only locally. One root path is answered
+        either way: ``GET /executions/{id}``, the relative ``Operation-Location`` of the
+        2024-10 contract as RFC 3986 resolves it (it runs nothing).
         """
         super().__init__(
             host=host,
@@ -463,7 +472,7 @@ class LocalSessionsServer(LocalListener):
         segments = _segments(request)
         pool = None
         if not (self.management_plane and is_management_path(segments)):
-            pool = self._data_plane_pool(segments)
+            pool = self._data_plane_pool(request.method, segments)
         if pool is None:
             # The server answers itself (ARM, or no pool here): logged here, since no pool's
             # access log sees it; a pool's requests are logged by that pool's application.
@@ -528,7 +537,7 @@ class LocalSessionsServer(LocalListener):
                 )
         return response
 
-    def _data_plane_pool(self, segments: list[str]) -> HostedPool | None:
+    def _data_plane_pool(self, method: str, segments: list[str]) -> HostedPool | None:
         if (
             len(segments) >= 6
             and segments[0].lower() == "subscriptions"
@@ -536,7 +545,9 @@ class LocalSessionsServer(LocalListener):
             and segments[4].lower() == "sessionpools"
         ):
             return self._pools.get((segments[1].lower(), segments[3].lower(), segments[5].lower()))
-        return self._default if self.serve_at_root else None
+        if self.serve_at_root or _is_execution_poll(method, segments):
+            return self._default
+        return None
 
     def _no_pool_here(self, segments: list[str]) -> WireError:
         if segments and segments[0].lower() == "subscriptions":

@@ -30,7 +30,7 @@ import logging
 import shutil
 import ssl
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -57,7 +57,7 @@ from .arm.model import (
 )
 from .arm.operations import ArmOperation, ArmOperationKind, ArmOperationStore, location_segment
 from .arm.paths import is_management_path, parse_arm_path
-from .arm.routes import ManagementRoutes
+from .arm.routes import SESSION_POOLS, ManagementRoutes
 from .hosted import HostedPool, PoolFrontends, RuntimeOptions, config_with_settings, settings_from_config
 from .listener import LocalListener, make_root, serve, tls_server_context
 
@@ -79,6 +79,20 @@ def _segments(request: web.Request) -> list[str]:
     """The path's segments, split before percent-decoding (so '%2F' inside a name stays in it)."""
     raw_path = request.raw_path.split("?", 1)[0]
     return [unquote(s) for s in raw_path.split("/") if s]
+
+
+DataPlane = Callable[[web.Request, list[str]], Awaitable[web.StreamResponse]]
+"""Serves the requests of one data-plane collection (given the path's segments)."""
+
+
+def _data_plane_kind(segments: list[str]) -> str | None:
+    """The folded collection of ``/subscriptions/{sub}/resourceGroups/{rg}/{collection}/{name}/...``
+    (``sessionpools``), ``""`` for another path under ``/subscriptions``, None at the root."""
+    if segments and segments[0].lower() == "subscriptions":
+        if len(segments) >= 6 and segments[2].lower() == "resourcegroups":
+            return segments[4].lower()
+        return ""
+    return None
 
 
 def _is_execution_poll(method: str, segments: list[str]) -> bool:
@@ -185,6 +199,10 @@ class LocalSessionsServer(LocalListener):
         self._tasks: set[asyncio.Task[None]] = set()
         self._options: RuntimeOptions | None = None
         self._access_log = access_log_middleware(self._route_of)
+        self.data_planes: dict[str, DataPlane] = {SESSION_POOLS: self._session_pool_data_plane}
+        """Data planes served under ``/subscriptions/{sub}/resourceGroups/{rg}/{collection}/{name}``,
+        keyed by the folded collection (``sessionpools``); another product's data plane is one
+        more entry (ARM resource types are the same kind of table: ``ManagementRoutes.resource_types``)."""
 
     # ------------------------------------------------------------------ properties
 
@@ -470,13 +488,31 @@ class LocalSessionsServer(LocalListener):
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         segments = _segments(request)
-        pool = None
-        if not (self.management_plane and is_management_path(segments)):
-            pool = self._data_plane_pool(request.method, segments)
+        if self.management_plane and is_management_path(segments):
+            return await self._answer_logged(request)
+        kind = _data_plane_kind(segments)
+        if kind is None:  # the server root
+            root_pool = (
+                self._default if self.serve_at_root or _is_execution_poll(request.method, segments) else None
+            )
+            if root_pool is None:
+                return await self._answer_logged(request)
+            return await self._serve_pool(request, root_pool)
+        serve = self.data_planes.get(kind)
+        if serve is None:
+            return await self._answer_logged(request)
+        return await serve(request, segments)
+
+    async def _answer_logged(self, request: web.Request) -> web.StreamResponse:
+        # The server answers itself (ARM, or no pool here): logged here, since no pool's access
+        # log sees it; a pool's requests are logged by that pool's application.
+        return await self._access_log(request, self._answer)
+
+    async def _session_pool_data_plane(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        """``/subscriptions/{sub}/resourceGroups/{rg}/sessionPools/{name}/...``: that pool's data plane."""
+        pool = self._pools.get((segments[1].lower(), segments[3].lower(), segments[5].lower()))
         if pool is None:
-            # The server answers itself (ARM, or no pool here): logged here, since no pool's
-            # access log sees it; a pool's requests are logged by that pool's application.
-            return await self._access_log(request, self._answer)
+            return await self._answer_logged(request)
         return await self._serve_pool(request, pool)
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
@@ -536,18 +572,6 @@ class LocalSessionsServer(LocalListener):
                     headers={"Retry-After": "1"},
                 )
         return response
-
-    def _data_plane_pool(self, method: str, segments: list[str]) -> HostedPool | None:
-        if (
-            len(segments) >= 6
-            and segments[0].lower() == "subscriptions"
-            and segments[2].lower() == "resourcegroups"
-            and segments[4].lower() == "sessionpools"
-        ):
-            return self._pools.get((segments[1].lower(), segments[3].lower(), segments[5].lower()))
-        if self.serve_at_root or _is_execution_poll(method, segments):
-            return self._default
-        return None
 
     def _no_pool_here(self, segments: list[str]) -> WireError:
         if segments and segments[0].lower() == "subscriptions":

@@ -36,7 +36,7 @@ from .registry import P, PoolRegistry
 from .shapes import read_patch, read_put, render_pool
 from .versions import ARM_API_VERSIONS, ArmApiVersion, lookup_arm_version
 
-__all__ = ["MAX_ARM_BODY_BYTES", "ManagementRoutes", "ResourceRoutes", "SessionPoolRoutes"]
+__all__ = ["MAX_ARM_BODY_BYTES", "SESSION_POOLS", "ManagementRoutes", "ResourceRoutes", "SessionPoolRoutes"]
 
 MAX_ARM_BODY_BYTES = 4 * 1024 * 1024
 """Largest management request body (ARM's own limit is about 4 MB); above it 413."""

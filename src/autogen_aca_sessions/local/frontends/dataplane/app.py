@@ -799,18 +799,25 @@ async def _delete_file(call: Call) -> web.StreamResponse:
 # Sessions and metadata
 
 
+_MAX_SKIP_DIGITS = 18
+"""Digits of ``skip`` read as a number; a longer one is past the end of any listing."""
+
+
 def _skip(call: Call) -> int:
     value = call.query("skip")
     if value is None:
         return 0
-    if not value.strip().isdigit():
+    text = value.strip()
+    # str.isdigit() admits "²", which int() refuses; ASCII digits only, and no more of them than
+    # int() converts (past that the page is empty anyway).
+    if not (text.isascii() and text.isdigit()):
         raise WireError(
             400,
             "SessionRequestValidationFailed",
-            f"'skip' must be a non-negative integer (got {value!r}).",
+            f"'skip' must be a non-negative integer (got {value[:100]!r}).",
             target="skip",
         )
-    return int(value)
+    return int(text) if len(text) <= _MAX_SKIP_DIGITS else 10**_MAX_SKIP_DIGITS
 
 
 def _page(call: Call, size: int) -> tuple[list[SessionLike], int, str | None]:

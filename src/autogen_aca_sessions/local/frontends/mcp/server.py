@@ -132,7 +132,10 @@ def _check_origin(request: web.Request) -> web.Response | None:
     origin = request.headers.get("Origin")
     if origin is None:
         return None
-    host = urlsplit(origin).hostname
+    try:
+        host = urlsplit(origin).hostname
+    except ValueError:  # "http://[::1", "http://[zz]": no host to trust, so refused like any other
+        host = None
     if host is not None and is_loopback_host(host):
         return None
     return _rpc_error_response(

@@ -318,7 +318,7 @@ class ManagementRoutes:
             subscription=target.subscription, resource_group=target.resource_group
         )
         raw_skip = request.query.get("$skipToken", request.query.get("$skiptoken", "0"))
-        if not raw_skip.isdigit() or len(raw_skip) > 9:
+        if not (raw_skip.isascii() and raw_skip.isdigit()) or len(raw_skip) > 9:  # "²" is a digit to str
             raise ArmError(
                 400,
                 "InvalidSkipToken",

@@ -36,6 +36,7 @@ from aiohttp import web
 
 from ..config import PoolConfig
 from ..frontends.auth import check_authorization
+from ..frontends.dataplane.endpoint import split_endpoint
 from ..frontends.dataplane.wire.errors import WireError
 from .arm.errors import ArmError, arm_error_response
 from .arm.model import (
@@ -416,14 +417,8 @@ class LocalSessionsServer(LocalListener):
         return response
 
     def _data_plane_pool(self, segments: list[str]) -> HostedPool | None:
-        if (
-            len(segments) >= 6
-            and segments[0].lower() == "subscriptions"
-            and segments[2].lower() == "resourcegroups"
-            and segments[4].lower() == "sessionpools"
-        ):
-            return self._pools.get((segments[1].lower(), segments[3].lower(), segments[5].lower()))
-        return self._default
+        prefix, _ = split_endpoint(segments)
+        return self._default if prefix is None else self._pools.get(prefix.folded)
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:

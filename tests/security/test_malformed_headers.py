@@ -17,12 +17,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
 from autogen_aca_sessions.local import LocalSessionsServer, PoolConfig
 from autogen_aca_sessions.local.config import SandboxMode
 from autogen_aca_sessions.local.frontends.access_log import ACCESS_LOGGER
+from autogen_aca_sessions.local.frontends.dataplane import handlers
 from tests.security._support import record
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -62,12 +64,22 @@ class Served:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def served() -> AsyncIterator[Served]:
-    async with LocalSessionsServer(pool_defaults=PoolConfig(sandbox=SandboxMode.NONE)) as server:
+    # One pool per list page and two sessions, so that listings carry a nextLink built from the
+    # request's URL (and so from its Host header).
+    async with LocalSessionsServer(
+        pool_defaults=PoolConfig(sandbox=SandboxMode.NONE), list_page_size=1
+    ) as server:
         pool = await server.create_pool("hostile", mcp_enabled=True, ready_session_instances=0, default=True)
+        await server.create_pool("second", ready_session_instances=0)
         port = urlsplit(server.base_url).port
         assert port is not None
         assert pool.mcp_api_key is not None
-        yield Served(port, urlsplit(server.endpoint_for(pool.key)).path, server.api_key, pool.mcp_api_key)
+        served = Served(port, urlsplit(server.endpoint_for(pool.key)).path, server.api_key, pool.mcp_api_key)
+        for identifier in ("first-session", "second-session"):  # listing files creates the session
+            target = f"{served.endpoint_path}/files?api-version={API}&identifier={identifier}"
+            surface = Surface("GET", target, {"Authorization": f"Bearer {served.api_key}"})
+            assert await _send(port, _request(surface)) == 200
+        yield served
 
 
 async def _send(port: int, raw: bytes) -> int:
@@ -286,3 +298,49 @@ async def test_malformed_query_strings_and_path_segments_get_a_4xx_and_log_no_er
     record("malformed query strings and paths sent")
     assert status in statuses, (name, status)
     _assert_quiet(records, name)
+
+
+@pytest.mark.parametrize("host", [b"\xff\xfe", b"127.0.0.1:99999999"], ids=["non-utf8", "port-out-of-range"])
+@pytest.mark.parametrize("surface", ["data-plane-list", "arm-list", "arm-put"])
+async def test_a_host_header_no_url_can_carry_still_gets_an_answer_with_its_links(
+    served: Served, host: bytes, surface: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Links (nextLink, Azure-AsyncOperation) are built from the request's URL, which aiohttp
+    builds from the Host header; one that cannot be in a URL was a 500 and a traceback."""
+    auth = {"Authorization": f"Bearer {served.api_key}"}
+    pool_url = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.App/sessionPools/hostpool"
+    pool_url += f"?api-version={API}"
+    put_body = json.dumps(
+        {"location": "westus", "properties": {"containerType": "PythonLTS", "poolManagementType": "Dynamic"}}
+    ).encode()
+    request = {
+        "data-plane-list": Surface("GET", f"{served.endpoint_path}/listSessions?api-version={API}", auth),
+        "arm-list": Surface("GET", ARM_LIST, auth),
+        "arm-put": Surface("PUT", pool_url, {**auth, "Content-Type": "application/json"}, put_body),
+    }[surface]
+    monkeypatch.setattr(handlers, "LIST_SESSIONS_PAGE_SIZE", 1)
+    status, records = await _status_and_log(served, _request(request, "Host", host))
+    assert status in (200, 201), status
+    _assert_quiet(records, f"Host {host!r} on {surface}")
+    if surface == "arm-put":
+        await _delete_pool(served, pool_url)
+
+
+async def _delete_pool(served: Served, pool_url: str) -> None:
+    """Delete the pool once its provisioning ended, and wait until it is gone."""
+    url = f"http://127.0.0.1:{served.port}{pool_url}"
+    headers = {"Authorization": f"Bearer {served.api_key}"}
+    async with aiohttp.ClientSession() as http:
+        while True:  # an operation runs on a new pool until it serves; DELETE meanwhile is 409
+            async with http.get(url, headers=headers) as resp:
+                state = (await resp.json())["properties"]["provisioningState"]
+            if state not in ("InProgress", "Accepted", "Provisioning"):
+                break
+            await asyncio.sleep(0.05)
+        async with http.delete(url, headers=headers) as resp:
+            assert resp.status in (200, 202, 204), resp.status
+        while True:
+            async with http.get(url, headers=headers) as resp:
+                if resp.status == 404:
+                    return
+            await asyncio.sleep(0.05)

@@ -25,6 +25,7 @@ from ...runtime.executions import ExecutionRecord
 from ...runtime.identifiers import identifier_problem
 from ...runtime.outcome import CodeOutput, PoolFullError, ResourcesExhaustedError
 from ...runtime.protocol import SessionLike, Upload
+from ..urls import request_url
 from .context import SESSION_GUID_HEADER, Call, PoolContext
 from .wire import current, legacy
 from .wire.common import ExecuteRequest
@@ -525,7 +526,7 @@ def _page(call: Call, size: int) -> tuple[list[SessionLike], int, str | None]:
     page = everything[skip : skip + size]
     next_link = None
     if skip + size < len(everything):
-        next_link = str(call.request.url.update_query({"skip": str(skip + size)}))
+        next_link = str(request_url(call.request).update_query({"skip": str(skip + size)}))
     return page, len(everything), next_link
 
 

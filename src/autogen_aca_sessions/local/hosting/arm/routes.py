@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ...frontends.urls import request_url
 from .errors import ArmError
 from .model import ResourceKey, name_problem, resource_group_problem, subscription_problem
 from .operations import Operation, OperationKind, OperationStatus
@@ -259,7 +260,7 @@ class ManagementRoutes:
     # ------------------------------------------------------------------ helpers
 
     def _origin(self, request: web.Request) -> str:
-        return str(request.url.origin())
+        return str(request_url(request, self._server.base_url).origin())
 
     def _operation_url(
         self, request: web.Request, operation: Operation, collection: str, version: ArmApiVersion
@@ -330,7 +331,7 @@ class ManagementRoutes:
         next_link = None
         if skip + self._page_size < len(pools):
             next_link = str(
-                request.url.with_query(
+                request_url(request, self._server.base_url).with_query(
                     {"api-version": version.name, "$skipToken": str(skip + self._page_size)}
                 )
             )

@@ -344,3 +344,24 @@ async def _delete_pool(served: Served, pool_url: str) -> None:
                 if resp.status == 404:
                     return
             await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("value", "echoed"),
+    [(b"req-1", True), ("r\u00e9q".encode(), False), (b"\xff\xfe", False), (b"A" * 201, False)],
+    ids=["ascii", "non-ascii", "non-utf8", "over-long"],
+)
+async def test_the_client_request_id_is_echoed_only_when_it_is_a_short_printable_ascii_value(
+    served: Served, value: bytes, echoed: bool
+) -> None:
+    surface = _surfaces(served)["arm"]
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    try:
+        writer.write(_request(surface, "x-ms-client-request-id", value))
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 200")
+    assert head.isascii()  # response headers are ASCII whatever the caller sent
+    assert (b"x-ms-client-request-id: " + value in head) is echoed

@@ -253,7 +253,12 @@ class ManagementRoutes:
             response = await self._pool(request, key, version)
         response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
         client_id = request.headers.get("x-ms-client-request-id")
-        if client_id is not None and len(client_id) <= 200 and client_id.isprintable():
+        if (
+            client_id is not None
+            and len(client_id) <= 200
+            and client_id.isascii()
+            and client_id.isprintable()
+        ):
             response.headers.setdefault("x-ms-client-request-id", client_id)
         return response
 

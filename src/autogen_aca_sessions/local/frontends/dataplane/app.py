@@ -241,12 +241,13 @@ async def error_middleware(
         resource = exhausted_resource(exc)
         if resource is not None:
             # Nothing was done that a retry would repeat badly: the answer is "later", not a 500.
-            logger.warning("out of %s serving %s %s: %s", resource, request.method, request.path, exc)
+            logger.warning("out of %s serving %s %r: %s", resource, request.method, request.path, exc)
             return _unavailable(
                 f"The local session pool ran out of {resource} serving this request; retry shortly.",
                 _RETRY_AFTER_SECONDS,
             )
-        logger.exception("unexpected error serving %s %s", request.method, request.path)
+        # %r: the decoded path may hold a newline (%0A) that would forge a log line.
+        logger.exception("unexpected error serving %s %r", request.method, request.path)
         return web.Response(
             status=500,
             text=json.dumps(
@@ -308,11 +309,8 @@ def _mcp_middleware(mcp: Callable[[], McpServer | None]) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: RequestHandler) -> web.StreamResponse:
         server = mcp()
-        if (
-            server is not None
-            and _resolved(request).path.lower() == "mcp"
-            and not _resolved(request).other_pool
-        ):
+        resolved = _resolved(request)
+        if server is not None and not resolved.other_pool and resolved.path.lower() == "mcp":
             return await server.handle(request)
         return await handler(request)
 

@@ -349,3 +349,33 @@ async def test_runtime_failure_becomes_a_500_error_body(
     err = reply.error
     assert err["code"] == "InternalServerError"
     assert "exploded" not in err["message"]  # internals stay in the log
+
+
+@pytest.mark.parametrize(
+    "op", ["python/execute", "Python/Execute", "python/execute/code/execute", "python/execute/executions"]
+)
+async def test_the_seeds_python_execute_endpoint_form_is_a_404_pointing_to_the_current_operations(
+    module_pool: LocalSessionPool, module_http: aiohttp.ClientSession, op: str
+) -> None:
+    reply = await call(
+        module_http,
+        "POST",
+        f"{module_pool.endpoint}/{op}",
+        version=V,
+        identifier="abc",
+        json=current_body("1"),
+    )
+    assert reply.status == 404
+    err = reply.error
+    assert err["code"] == "NotFound"
+    assert "/python/execute" in err["message"]
+    assert "/code/execute" in err["message"]
+    assert "/executions" in err["message"]
+
+
+async def test_an_unknown_path_is_still_a_bare_404(
+    module_pool: LocalSessionPool, module_http: aiohttp.ClientSession
+) -> None:
+    reply = await call(module_http, "POST", f"{module_pool.endpoint}/python/run", version=V, identifier="abc")
+    assert reply.status == 404
+    assert reply.error["message"] == "There is no operation at '/python/run'."

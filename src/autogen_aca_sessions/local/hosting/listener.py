@@ -19,6 +19,7 @@ from typing import ClassVar, TypeVar
 from aiohttp import web
 
 from ..frontends.auth import AsyncStaticKeyCredential, StaticKeyCredential, generate_api_key
+from ..frontends.protocol_log import protocol_logger
 from .address import WILDCARD_HOSTS, is_loopback_host
 from .tls import client_ssl_context, generate_self_signed, server_ssl_context
 
@@ -94,7 +95,9 @@ async def serve(
     app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None
 ) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on ``host:port``; returns the runner (``cleanup()`` stops it) and the port bound."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=5.0, logger=protocol_logger()
+    )
     await runner.setup()
     try:
         sock = _bind(host, port)

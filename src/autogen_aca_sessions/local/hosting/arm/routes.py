@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol
 
 from aiohttp import web
+from yarl import URL
 
 from .errors import ArmError
 from .model import ResourceKey, name_problem, resource_group_problem, subscription_problem
@@ -308,7 +309,7 @@ class SessionPoolRoutes(Generic[P]):
         _check_names(path)
         pools = self._registry.list_pools(subscription=path.subscription, resource_group=path.resource_group)
         raw_skip = request.query.get("$skipToken", request.query.get("$skiptoken", "0"))
-        if not raw_skip.isdigit() or len(raw_skip) > 9:
+        if not (raw_skip.isascii() and raw_skip.isdigit()) or len(raw_skip) > 9:  # "²" is a digit to str
             raise ArmError(
                 400,
                 "InvalidSkipToken",
@@ -320,9 +321,9 @@ class SessionPoolRoutes(Generic[P]):
         next_link = None
         if skip + self._page_size < len(pools):
             next_link = str(
-                request.url.with_query(
-                    {"api-version": version.name, "$skipToken": str(skip + self._page_size)}
-                )
+                URL(links.origin())
+                .with_path(request.path)
+                .with_query({"api-version": version.name, "$skipToken": str(skip + self._page_size)})
             )
         return _json({"value": [render_pool(p.resource(), version) for p in page], "nextLink": next_link})
 

@@ -45,7 +45,6 @@ ENDPOINT_ENV = "ACA_POOL_MANAGEMENT_ENDPOINT"
 API_KEY_ENV = "ACA_SESSIONS_API_KEY"
 MCP_ENDPOINT_ENV = "ACA_SESSIONS_MCP_ENDPOINT"
 MCP_API_KEY_ENV = "ACA_SESSIONS_MCP_API_KEY"
-EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,6 +110,7 @@ def _api_versions() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``aca-sessions`` argument parser (exposed for the docs and the tests)."""
+    from autogen_aca_sessions import __version__
     from autogen_aca_sessions.client.limits import DEFAULT_API_VERSION, MAX_EXECUTION_SECONDS
     from autogen_aca_sessions.local.config import KernelLauncherKind, PoolConfig, PoolType, SandboxMode
 
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
             "and a client to run code in any pool."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"aca-sessions {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = commands.add_parser(
@@ -284,10 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--api-key",
-        default=os.environ.get(API_KEY_ENV),
+        # None, not the variable's value: an explicit empty --api-key is an error, an empty
+        # variable is treated as unset (see _exec).
+        default=None,
         help=(
-            f"bearer key of a local pool (default: ${API_KEY_ENV}); "
-            "without one, DefaultAzureCredential is used"
+            f"bearer key of a local pool, which needs one (default: ${API_KEY_ENV}); "
+            "without one, DefaultAzureCredential is used (Azure pools)"
         ),
     )
     run.add_argument(
@@ -657,43 +660,6 @@ def _ssl_option(args: argparse.Namespace) -> ssl.SSLContext | bool | None:
     return None
 
 
-def _describe_service_error(exc: Exception) -> str:
-    from autogen_aca_sessions.client import (
-        AuthenticationError,
-        PermissionDeniedError,
-        PoolFullError,
-        SessionsConnectionError,
-    )
-
-    text = f"aca-sessions exec: {exc}"
-    if isinstance(exc, PermissionDeniedError):
-        text += (
-            f"\nhint: the identity needs the role '{EXECUTOR_ROLE}' on the session pool, e.g.\n"
-            "  az role assignment create --role 'Azure ContainerApps Session Executor' "
-            "--assignee <object-id> --scope <session pool resource id>"
-        )
-    elif isinstance(exc, AuthenticationError):
-        text += (
-            f"\nhint: a local pool wants --api-key (or ${API_KEY_ENV}); an Azure pool wants a signed-in "
-            "DefaultAzureCredential (az login, managed identity or AZURE_* variables)"
-        )
-    elif isinstance(exc, PoolFullError):
-        text += (
-            "\nhint: the pool is at its maximum of concurrent sessions; "
-            "delete idle sessions or wait for them to expire"
-        )
-    elif isinstance(exc, SessionsConnectionError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        text += (
-            "\nhint: the pool's certificate is not trusted; for a local pool started with --tls pass "
-            "--cafile <the certificate it printed> (or set SSL_CERT_FILE)"
-        )
-    elif isinstance(exc, SessionsConnectionError):
-        text += (
-            "\nhint: is the endpoint right and the pool running? (`aca-sessions serve` prints its endpoint)"
-        )
-    return text
-
-
 def _result_json(result: Any) -> str:
     document = dataclasses.asdict(result)
     # The raw body repeats every field and carries images as base64: leave it out.
@@ -738,6 +704,13 @@ def _configuration_problem(exc: Any, args: argparse.Namespace) -> str:
 
 
 async def _exec(args: argparse.Namespace) -> int:
+    from autogen_aca_sessions.cli_errors import (
+        LOCAL_POOL_WANTS_A_KEY,
+        KeySource,
+        describe_failure,
+        is_local_endpoint,
+        nothing_was_created,
+    )
     from autogen_aca_sessions.client import (
         ConfigurationError,
         ExecutionTimeoutError,
@@ -752,6 +725,16 @@ async def _exec(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    key_source = KeySource.FLAG
+    if args.api_key is None:
+        # An empty variable counts as unset, as it does for `serve`.
+        args.api_key = os.environ.get(API_KEY_ENV) or None
+        key_source = KeySource.ENVIRONMENT if args.api_key is not None else KeySource.AZURE
+    if args.api_key is None and is_local_endpoint(args.endpoint):
+        # Azure pools are never on this machine: DefaultAzureCredential could only fail here, at
+        # length, and the pool would refuse its token anyway.
+        print(f"aca-sessions exec: {LOCAL_POOL_WANTS_A_KEY}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         code = _read_source(args)
     except OSError as exc:
@@ -762,7 +745,7 @@ async def _exec(args: argparse.Namespace) -> int:
     session_id: str = args.session_id or f"cli-{uuid.uuid4()}"
     try:
         client = SessionsClient(
-            args.endpoint, args.api_key or None, api_version=args.api_version, ssl=_ssl_option(args)
+            args.endpoint, args.api_key, api_version=args.api_version, ssl=_ssl_option(args)
         )
     except ConfigurationError as exc:
         print(_configuration_problem(exc, args), file=sys.stderr)
@@ -772,6 +755,8 @@ async def _exec(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     async with client:
+        # Whether the throw-away session may exist and so should be deleted afterwards.
+        created = True
         try:
             if args.shell:
                 result = await client.execute_shell(session_id, code, timeout_seconds=args.timeout)
@@ -784,10 +769,13 @@ async def _exec(args: argparse.Namespace) -> int:
             print(f"aca-sessions exec: {exc}", file=sys.stderr)
             return EXIT_TIMEOUT
         except SessionsError as exc:
-            print(_describe_service_error(exc), file=sys.stderr)
+            created = not nothing_was_created(exc)
+            print(f"aca-sessions exec: {describe_failure(exc, args.endpoint, key_source)}", file=sys.stderr)
+            if args.verbose:
+                _print_request_of(exc)
             return EXIT_SERVICE_ERROR
         finally:
-            if generated and not args.keep_session and client.supports_session_management:
+            if generated and created and not args.keep_session and client.supports_session_management:
                 # A throw-away session would otherwise hold a pool slot until its cooldown ends.
                 with contextlib.suppress(SessionsError):
                     await client.delete_session(session_id)
@@ -816,6 +804,14 @@ async def _exec(args: argparse.Namespace) -> int:
     return _exit_code_for(result)
 
 
+def _print_request_of(exc: Exception) -> None:
+    """``-v``: the request that failed, for a bug report or a look with curl."""
+    method = str(getattr(exc, "method", "") or "")
+    url = str(getattr(exc, "url", "") or "")
+    if method or url:
+        print(f"aca-sessions exec: the failed request: {method} {url}".rstrip(), file=sys.stderr)
+
+
 def _report_images(result: Any, args: argparse.Namespace) -> None:
     if not result.images:
         return
@@ -833,9 +829,31 @@ def _report_images(result: Any, args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _empty_key_flag(args: argparse.Namespace) -> str | None:
+    """The error line for a key flag given as ``""`` (usually an unset shell variable), if any.
+
+    Treating it as "no key" would silently generate one (``serve``) or fall back to
+    DefaultAzureCredential (``exec``), neither of which the user asked for.
+    """
+    if args.command == "serve":
+        instead = "leave the flag out for a generated key"
+    else:
+        instead = (
+            f"pass the pool's key, or leave the flag out to use ${API_KEY_ENV} or DefaultAzureCredential"
+        )
+    for flag, value in (("--api-key", args.api_key), ("--mcp-api-key", getattr(args, "mcp_api_key", None))):
+        if value == "":
+            return f"aca-sessions {args.command}: bad {flag}: it is empty ({instead})"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``aca-sessions``; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    empty = _empty_key_flag(args)
+    if empty is not None:
+        print(empty, file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "serve":
         logging.basicConfig(
             level=getattr(logging, args.log_level), format="%(levelname)s %(name)s: %(message)s"

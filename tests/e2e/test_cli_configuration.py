@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from importlib import metadata
 
 import pytest
 from test_cli import cli, cli_env
@@ -65,3 +66,28 @@ def test_serve_refuses_an_api_key_no_client_could_send() -> None:
     completed = cli("serve", "--port", "0", env={**cli_env(), "ACA_SESSIONS_API_KEY": KEY + "\n"})
 
     assert_one_line_usage_error(completed, "aca-sessions serve: bad $ACA_SESSIONS_API_KEY", "a newline")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("exec", "--endpoint", ENDPOINT, "--api-key", "", "-c", "1"), "aca-sessions exec: bad --api-key"),
+        (("serve", "--port", "0", "--api-key", ""), "aca-sessions serve: bad --api-key"),
+        (("serve", "--port", "0", "--mcp-api-key", ""), "aca-sessions serve: bad --mcp-api-key"),
+    ],
+    ids=["exec", "serve", "serve-mcp"],
+)
+def test_an_empty_key_flag_is_a_usage_error_not_a_generated_key(args: tuple[str, ...], expected: str) -> None:
+    # `--api-key "$KEY"` with KEY unset: silently generating a key (serve) or falling back to
+    # DefaultAzureCredential (exec) would hide the mistake.
+    completed = cli(*args)
+
+    assert_one_line_usage_error(completed, expected, "it is empty")
+    assert "API key:" not in completed.stdout
+
+
+def test_version_prints_the_installed_package_version() -> None:
+    completed = cli("--version")
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == f"aca-sessions {metadata.version('autogen-aca-sessions')}"

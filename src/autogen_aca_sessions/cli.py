@@ -469,7 +469,7 @@ async def _serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(
             f"aca-sessions serve: the local pool needs the 'local' extra ({exc}); "
-            "install it with: pip install 'autogen-aca-sessions[local]'",
+            "install it with: pip install -e '.[local]' (in a clone of the repository)",
             file=sys.stderr,
         )
         return EXIT_USAGE

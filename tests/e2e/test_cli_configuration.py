@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 from test_cli import cli, cli_env
 
-from autogen_aca_sessions.cli import EXIT_USAGE
+from autogen_aca_sessions.cli import EXIT_USAGE, build_parser
 
 # Nothing listens on port 9: a request that got sent would fail differently (status 125).
 ENDPOINT = "http://127.0.0.1:9/subscriptions/s/resourceGroups/r/sessionPools/p"
@@ -91,3 +93,20 @@ def test_version_prints_the_installed_package_version() -> None:
 
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == f"aca-sessions {metadata.version('autogen-aca-sessions')}"
+
+
+def test_the_readme_names_every_flag_of_serve_and_exec() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    parser = build_parser()
+    [commands] = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    # Each option by one of its spellings (`-c` stands for `--code`).
+    missing = [
+        f"{name} {'/'.join(action.option_strings)}"
+        for name, command in commands.choices.items()
+        for action in command._actions
+        if action.option_strings
+        and "--help" not in action.option_strings
+        and not any(f"`{flag}" in readme for flag in action.option_strings)
+    ]
+
+    assert not missing, missing

@@ -159,3 +159,40 @@ def test_the_readme_snippet_runs_as_written(snippet: Snippet, tmp_path: Path) ->
         f"--- stdout\n{completed.stdout[-3000:]}\n--- stderr\n{completed.stderr[-3000:]}"
     )
     assert "Traceback" not in completed.stderr, completed.stderr[-3000:]
+
+
+# ------------------------------------------------------------------------------------ install lines
+
+# `pip install` commands as the README, the examples and the command line print them.
+_PIP_INSTALL = re.compile(r"pip install [^`\n]*")
+_EDITABLE_EXTRAS = re.compile(r"-e '\.\[(?P<extras>[^\]]*)\]'")
+
+
+def defined_extras() -> set[str]:
+    """The optional-dependency groups pyproject.toml defines."""
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    section = text.split("[project.optional-dependencies]", 1)[1].split("\n[", 1)[0]
+    return set(re.findall(r"^([A-Za-z0-9_-]+) = \[", section, flags=re.MULTILINE))
+
+
+def install_commands() -> list[tuple[str, str]]:
+    """(where, command) for every `pip install` in the README, the examples and the CLI."""
+    files = [README, *sorted((REPO / "examples").glob("*.py")), REPO / "src/autogen_aca_sessions/cli.py"]
+    found: list[tuple[str, str]] = []
+    for path in files:
+        for match in _PIP_INSTALL.finditer(path.read_text(encoding="utf-8")):
+            found.append((str(path.relative_to(REPO)), match.group(0).strip()))
+    return found
+
+
+def test_every_install_line_works_from_a_clone() -> None:
+    # The package is not on PyPI: `pip install 'autogen-aca-sessions[...]'` fails, so every line
+    # installs the clone (`-e '.[extras]'`) and names only extras pyproject.toml defines.
+    extras = defined_extras()
+    commands = install_commands()
+    assert any(where == "README.md" for where, _ in commands)
+    for where, command in commands:
+        assert "autogen-aca-sessions" not in command, f"{where}: {command}"
+        for group in _EDITABLE_EXTRAS.finditer(command):
+            named = {extra.strip() for extra in group.group("extras").split(",")}
+            assert named <= extras, f"{where}: {command} names extras {sorted(named - extras)}"

@@ -95,18 +95,27 @@ def test_version_prints_the_installed_package_version() -> None:
     assert completed.stdout.strip() == f"aca-sessions {metadata.version('autogen-aca-sessions')}"
 
 
-def test_the_readme_names_every_flag_of_serve_and_exec() -> None:
+def readme_section(heading: str) -> str:
+    """The README's text under ``heading``, up to the next heading of the same or a higher level."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    level = heading.split(" ", 1)[0]
+    after = readme.split(f"\n{heading}\n", 1)[1]
+    ends = [after.find(f"\n{'#' * depth} ") for depth in range(1, len(level) + 1)]
+    return after[: min((end for end in ends if end >= 0), default=len(after))]
+
+
+@pytest.mark.parametrize("command", ["serve", "exec"])
+def test_the_readme_section_of_each_command_names_every_flag(command: str) -> None:
+    section = readme_section(f"### `aca-sessions {command}`")
     parser = build_parser()
     [commands] = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
     # Each option by one of its spellings (`-c` stands for `--code`).
     missing = [
-        f"{name} {'/'.join(action.option_strings)}"
-        for name, command in commands.choices.items()
-        for action in command._actions
+        "/".join(action.option_strings)
+        for action in commands.choices[command]._actions
         if action.option_strings
         and "--help" not in action.option_strings
-        and not any(f"`{flag}" in readme for flag in action.option_strings)
+        and not any(f"`{flag}" in section for flag in action.option_strings)
     ]
 
     assert not missing, missing

@@ -645,11 +645,18 @@ def _management_banner(base_url: str, key: str, ca_file: Path | None) -> str:
 
 
 def _read_source(args: argparse.Namespace) -> str:
+    """The code to run: ``-c``, standard input or a file, the last two read as UTF-8 (a BOM is
+    dropped, as Python does). Raises ``OSError`` or ``UnicodeDecodeError``."""
     if args.code is not None:
         return str(args.code)
     if args.file == "-":
-        return sys.stdin.read()
-    return Path(args.file).read_text(encoding="utf-8")
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:  # replaced by a text-only stream (an embedding program, a test)
+            return sys.stdin.read()
+        data: bytes = stdin.read()
+    else:
+        data = Path(args.file).read_bytes()
+    return data.decode("utf-8-sig")
 
 
 def _ssl_option(args: argparse.Namespace) -> ssl.SSLContext | bool | None:
@@ -740,6 +747,14 @@ async def _exec(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"aca-sessions exec: cannot read {args.file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except UnicodeDecodeError as exc:
+        where = "standard input" if args.file == "-" else args.file
+        print(
+            f"aca-sessions exec: cannot read {where}: it is not UTF-8 text "
+            f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
     generated = args.session_id is None
     session_id: str = args.session_id or f"cli-{uuid.uuid4()}"
@@ -829,6 +844,35 @@ def _report_images(result: Any, args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+# Where a string option's value can come from besides its flag (the parser's default).
+_OPTION_VARIABLES = {"endpoint": ENDPOINT_ENV}
+# Options that name files: any bytes are a valid file name on POSIX, so they are not checked.
+_FILE_OPTIONS = frozenset({"file"})
+
+
+def _undecodable_argument(args: argparse.Namespace) -> str | None:
+    """The error line for a text option whose bytes are not UTF-8, if any.
+
+    Python hands such argv bytes over as lone surrogates, which no request can carry: left
+    alone they end in a ``UnicodeEncodeError`` traceback deep in the client.
+    """
+    for name, value in vars(args).items():
+        if not isinstance(value, str) or name in _FILE_OPTIONS:
+            continue
+        bad = next((ch for ch in value if "\udc80" <= ch <= "\udcff"), None)
+        if bad is None:
+            continue
+        variable = _OPTION_VARIABLES.get(name)
+        if variable is not None and os.environ.get(variable) == value:
+            where = f"${variable}"
+        else:
+            where = "-c" if name == "code" else "--" + name.replace("_", "-")
+        return (
+            f"aca-sessions {args.command}: bad {where}: it is not UTF-8 text (byte 0x{ord(bad) - 0xDC00:02x})"
+        )
+    return None
+
+
 def _empty_key_flag(args: argparse.Namespace) -> str | None:
     """The error line for a key flag given as ``""`` (usually an unset shell variable), if any.
 
@@ -850,9 +894,9 @@ def _empty_key_flag(args: argparse.Namespace) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``aca-sessions``; returns the process exit status."""
     args = build_parser().parse_args(argv)
-    empty = _empty_key_flag(args)
-    if empty is not None:
-        print(empty, file=sys.stderr)
+    refused = _undecodable_argument(args) or _empty_key_flag(args)
+    if refused is not None:
+        print(refused, file=sys.stderr)
         return EXIT_USAGE
     if args.command == "serve":
         logging.basicConfig(

@@ -250,6 +250,17 @@ def test_exec_runs_a_file(served: ServedPool, tmp_path: Path) -> None:
         assert cwd != "cwd /mnt/data"
 
 
+def test_exec_runs_a_file_saved_with_a_utf8_byte_order_mark(served: ServedPool, tmp_path: Path) -> None:
+    # Windows editors save one; Python itself accepts it, so the session must see plain code.
+    script = tmp_path / "bom.py"
+    script.write_bytes(b"\xef\xbb\xbfprint('\xe6\x9d\xb1\xe4\xba\xac')\n")
+
+    completed = served.exec(str(script))
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "東京\n"
+
+
 def test_exec_reads_code_from_stdin(served: ServedPool) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "autogen_aca_sessions.cli", "exec", "-", "--endpoint", served.endpoint],

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -119,3 +121,70 @@ def test_the_readme_section_of_each_command_names_every_flag(command: str) -> No
     ]
 
     assert not missing, missing
+
+
+# Bytes that are not UTF-8, as a shell hands them over (Python decodes argv with surrogateescape).
+NOT_UTF8 = os.fsdecode(b"a\xffb")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("exec", "--endpoint", ENDPOINT, "--api-key", KEY, "-c", NOT_UTF8), "bad -c"),
+        (
+            ("exec", "--endpoint", ENDPOINT, "--api-key", KEY, "--session-id", NOT_UTF8, "-c", "1"),
+            "bad --session-id",
+        ),
+        (("exec", "--endpoint", ENDPOINT + NOT_UTF8, "--api-key", KEY, "-c", "1"), "bad --endpoint"),
+        (("serve", "--port", "0", "--host", NOT_UTF8), "bad --host"),
+    ],
+    ids=["code", "session-id", "endpoint", "serve-host"],
+)
+def test_an_argument_that_is_not_utf8_is_a_usage_error(args: tuple[str, ...], expected: str) -> None:
+    completed = cli(*args)
+
+    assert_one_line_usage_error(completed, expected, "not UTF-8 text (byte 0xff)")
+
+
+def test_an_endpoint_variable_that_is_not_utf8_names_the_variable() -> None:
+    env = {**cli_env(), "ACA_POOL_MANAGEMENT_ENDPOINT": ENDPOINT + NOT_UTF8}
+
+    completed = cli("exec", "--api-key", KEY, "-c", "1", env=env)
+
+    assert_one_line_usage_error(completed, "bad $ACA_POOL_MANAGEMENT_ENDPOINT", "not UTF-8 text")
+
+
+def test_a_source_file_that_is_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
+    source = tmp_path / "latin1.py"
+    source.write_bytes(b"print('caf\xe9')\n")
+
+    completed = cli("exec", "--endpoint", ENDPOINT, "--api-key", KEY, str(source))
+
+    assert_one_line_usage_error(completed, f"cannot read {source}", "not UTF-8 text (byte 0xe9 at offset 10)")
+
+
+def test_standard_input_that_is_not_utf8_is_a_usage_error() -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autogen_aca_sessions.cli",
+            "exec",
+            "--endpoint",
+            ENDPOINT,
+            "--api-key",
+            KEY,
+            "-",
+        ],
+        env=cli_env(),
+        input=b"print(1)\xfe",
+        capture_output=True,
+        timeout=120,
+    )
+
+    stderr = completed.stderr.decode()
+    assert completed.returncode == EXIT_USAGE, stderr
+    assert (
+        stderr.strip()
+        == "aca-sessions exec: cannot read standard input: it is not UTF-8 text (byte 0xfe at offset 8)"
+    )

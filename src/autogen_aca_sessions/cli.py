@@ -723,6 +723,7 @@ async def _exec(args: argparse.Namespace) -> int:
         ExecutionTimeoutError,
         SessionsClient,
         SessionsError,
+        UnsupportedOperationError,
     )
 
     if not args.endpoint:
@@ -758,10 +759,19 @@ async def _exec(args: argparse.Namespace) -> int:
 
     generated = args.session_id is None
     session_id: str = args.session_id or f"cli-{uuid.uuid4()}"
+    if args.save_images is not None and args.save_images.exists() and not args.save_images.is_dir():
+        # Checked before the code runs: its images would otherwise be lost after the fact.
+        print(f"aca-sessions exec: bad --save-images: {args.save_images} is not a directory", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        client = SessionsClient(
-            args.endpoint, args.api_key, api_version=args.api_version, ssl=_ssl_option(args)
+        tls = _ssl_option(args)
+    except OSError as exc:  # ssl.SSLError is one too: not a PEM certificate
+        print(
+            f"aca-sessions exec: bad --cafile: cannot load {args.cafile}: {_os_reason(exc)}", file=sys.stderr
         )
+        return EXIT_USAGE
+    try:
+        client = SessionsClient(args.endpoint, args.api_key, api_version=args.api_version, ssl=tls)
     except ConfigurationError as exc:
         print(_configuration_problem(exc, args), file=sys.stderr)
         return EXIT_USAGE
@@ -783,6 +793,14 @@ async def _exec(args: argparse.Namespace) -> int:
         except ExecutionTimeoutError as exc:
             print(f"aca-sessions exec: {exc}", file=sys.stderr)
             return EXIT_TIMEOUT
+        except UnsupportedOperationError as exc:
+            created = False  # nothing was sent
+            print(
+                f"aca-sessions exec: bad --api-version: {exc.operation} is not available on "
+                f"{exc.api_version}; it needs {exc.needed}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         except SessionsError as exc:
             created = not nothing_was_created(exc)
             print(f"aca-sessions exec: {describe_failure(exc, args.endpoint, key_source)}", file=sys.stderr)
@@ -807,7 +825,13 @@ async def _exec(args: argparse.Namespace) -> int:
             print("aca-sessions exec: the service cut the output (output limit reached)", file=sys.stderr)
         if result.error_message and result.error_message not in result.stderr:
             print(f"aca-sessions exec: {result.error_message}", file=sys.stderr)
-    _report_images(result, args)
+    try:
+        _report_images(result, args)
+    except OSError as exc:
+        print(
+            f"aca-sessions exec: cannot save images to {args.save_images}: {_os_reason(exc)}", file=sys.stderr
+        )
+        return EXIT_USAGE
     if args.verbose or (generated and args.keep_session):
         timing = f" in {result.execution_time_ms} ms" if result.execution_time_ms is not None else ""
         print(f"[session {session_id}: {result.status}{timing}]", file=sys.stderr)
@@ -817,6 +841,13 @@ async def _exec(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return _exit_code_for(result)
+
+
+def _os_reason(exc: OSError) -> str:
+    """An ``OSError``'s reason without the ``[Errno N]`` prefix (the path is printed already)."""
+    if isinstance(exc, ssl.SSLError):
+        return f"{exc.reason or 'unreadable'} (a PEM certificate is expected)"
+    return str(exc.strerror or exc)
 
 
 def _print_request_of(exc: Exception) -> None:

@@ -334,6 +334,20 @@ def test_exec_saves_displayed_images_with_save_images(served: ServedPool, tmp_pa
     assert f"[image saved to {image}]" in completed.stderr
 
 
+def test_exec_that_cannot_save_its_images_says_so_in_one_line(served: ServedPool, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"
+
+    completed = served.exec("--save-images", str(blocker / "images"), "-c", code)
+
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert (
+        f"aca-sessions exec: cannot save images to {blocker / 'images'}: Not a directory" in completed.stderr
+    )
+
+
 def test_the_python_snippet_in_the_banner_works(served: ServedPool) -> None:
     start = served.banner.index("  from autogen_aca_sessions import")
     snippet = textwrap.dedent(served.banner[start : served.banner.index("\n\n", start)])

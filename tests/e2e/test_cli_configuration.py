@@ -188,3 +188,43 @@ def test_standard_input_that_is_not_utf8_is_a_usage_error() -> None:
         stderr.strip()
         == "aca-sessions exec: cannot read standard input: it is not UTF-8 text (byte 0xfe at offset 8)"
     )
+
+
+def test_a_missing_or_non_pem_cafile_is_a_usage_error(tmp_path: Path) -> None:
+    not_pem = tmp_path / "not-a-certificate.pem"
+    not_pem.write_text("hello\n")
+
+    missing = cli(
+        "exec", "--endpoint", ENDPOINT, "--api-key", KEY, "--cafile", str(tmp_path / "none.pem"), "-c", "1"
+    )
+    junk = cli("exec", "--endpoint", ENDPOINT, "--api-key", KEY, "--cafile", str(not_pem), "-c", "1")
+
+    assert_one_line_usage_error(missing, "bad --cafile: cannot load", "No such file or directory")
+    assert_one_line_usage_error(junk, "bad --cafile: cannot load", "a PEM certificate is expected")
+
+
+def test_save_images_into_a_file_is_refused_before_the_code_runs(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+
+    completed = cli("exec", "--endpoint", ENDPOINT, "--api-key", KEY, "--save-images", str(a_file), "-c", "1")
+
+    assert_one_line_usage_error(completed, f"bad --save-images: {a_file} is not a directory")
+
+
+def test_an_operation_the_api_version_lacks_is_a_usage_error_naming_the_version_needed() -> None:
+    completed = cli(
+        "exec",
+        "--endpoint",
+        ENDPOINT,
+        "--api-key",
+        KEY,
+        "--api-version",
+        "2024-02-02-preview",
+        "--shell",
+        "-c",
+        "ls",
+    )
+
+    assert_one_line_usage_error(completed, "bad --api-version:", "2024-02-02-preview", "2025-02-02-preview")
+    assert "Construct the client" not in completed.stderr

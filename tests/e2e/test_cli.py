@@ -401,6 +401,30 @@ def test_the_examples_use_a_served_pool_through_the_printed_variables(
     assert (tmp_path / "revenue_by_region.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
+def test_an_example_with_a_wrong_key_ends_with_one_line_naming_the_variable(
+    served: ServedPool, tmp_path: Path
+) -> None:
+    env = {**cli_env(), "ACA_POOL_MANAGEMENT_ENDPOINT": served.endpoint, "ACA_SESSIONS_API_KEY": "wrong-key"}
+    for name in ("OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_DEPLOYMENT"):
+        env.pop(name, None)
+
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "quickstart.py"), "--output-dir", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+
+    assert completed.returncode == 1, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "Traceback" not in completed.stderr, completed.stderr
+    last = completed.stderr.strip().splitlines()[-1]
+    assert last.startswith("FAILED: the pool refused the key in ACA_SESSIONS_API_KEY;"), completed.stderr
+    assert "HTTP 401" in last
+    assert "body:" not in last
+
+
 def test_exec_json_prints_the_whole_result(served: ServedPool) -> None:
     import json
 

@@ -267,13 +267,13 @@ def describe_pool_failure(exc: Exception) -> str:
             advice = "the pool refused the Azure token; sign in (az login) to the pool's tenant"
     elif isinstance(exc, PermissionDeniedError):
         advice = "the identity lacks the role 'Azure ContainerApps Session Executor' on the pool"
-    elif isinstance(exc, PoolFullError) and "notfound" not in (exc.error_code or "").lower():
+    elif isinstance(exc, PoolFullError):
         advice = "the pool is at its maximum of concurrent sessions"
-    elif isinstance(exc, NotFoundError):
+    elif isinstance(exc, NotFoundError):  # PoolNotFoundError among them
         advice = "no session pool at ACA_POOL_MANAGEMENT_ENDPOINT; check the URL"
     else:
         advice = "the pool refused the request"
-    said = exc.message.split("Service said: ", 1)[-1] if "Service said: " in exc.message else exc.message
+    said = exc.service_message or exc.message
     code = f" {exc.error_code}" if exc.error_code else ""
     return f"{advice} [HTTP {exc.status_code}{code}: {said}]"
 

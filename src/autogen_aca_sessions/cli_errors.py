@@ -21,14 +21,13 @@ from autogen_aca_sessions.client import (
     NotFoundError,
     PermissionDeniedError,
     PoolFullError,
-    RequestNotSentError,
     ServiceUnavailableError,
     SessionsConnectionError,
     SessionsError,
     SessionsHTTPError,
     ThrottledError,
-    ValidationError,
 )
+from autogen_aca_sessions.client.errors import left_no_session
 
 __all__ = [
     "EXECUTOR_ROLE",
@@ -46,10 +45,6 @@ EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
 POOL_ENDPOINT_SHAPE = ".../subscriptions/S/resourceGroups/R/sessionPools/P"
 LOCAL_POOL_WANTS_A_KEY = "a local pool wants --api-key (or ACA_SESSIONS_API_KEY)"
 
-# Error codes that say "there is no pool here", whichever client class carries them: a client
-# that predates PoolNotFoundError reports every 404 of a call that creates a session as
-# PoolFullError, so the code, not the class, decides.
-_POOL_NOT_FOUND_CODES = frozenset({"sessionpoolnotfound", "notfound", "resourcenotfound", "poolnotfound"})
 # Operation paths users paste onto the endpoint (the seed's /python/execute among them); the
 # client appends the operation itself.
 _OPERATION_SUFFIX = re.compile(
@@ -129,12 +124,10 @@ def classify(exc: SessionsError) -> Failure:
         return Failure.AUTHENTICATION
     if isinstance(exc, PermissionDeniedError):
         return Failure.PERMISSION
+    if isinstance(exc, PoolFullError):
+        return Failure.POOL_FULL
     if isinstance(exc, NotFoundError):
-        code = _squash(exc.error_code)
-        if type(exc).__name__ == "PoolNotFoundError" or code in _POOL_NOT_FOUND_CODES:
-            return Failure.POOL_NOT_FOUND
-        if isinstance(exc, PoolFullError) or "poolfull" in code:
-            return Failure.POOL_FULL
+        # PoolNotFoundError, or a 404 on the one call exec makes: either way no pool answered.
         return Failure.POOL_NOT_FOUND
     if isinstance(exc, ThrottledError | ServiceUnavailableError):
         return Failure.BUSY
@@ -148,18 +141,10 @@ def classify(exc: SessionsError) -> Failure:
 def nothing_was_created(exc: SessionsError) -> bool:
     """Whether the failed call certainly created no session, so there is none to delete.
 
-    Deleting after these only sends a request that fails the same way (a wrong key twice).
+    The client's rule (the executor's too); deleting after these would only send a request that
+    fails the same way (a wrong key twice).
     """
-    if classify(exc) in (
-        Failure.CREDENTIAL,
-        Failure.AUTHENTICATION,
-        Failure.PERMISSION,
-        Failure.POOL_FULL,
-        Failure.POOL_NOT_FOUND,
-        Failure.BUSY,
-    ):
-        return True
-    return isinstance(exc, RequestNotSentError | ValidationError)
+    return left_no_session(exc)
 
 
 def describe_failure(exc: SessionsError, endpoint: str, key_source: KeySource) -> str:
@@ -244,6 +229,8 @@ def _credential_detail(exc: SessionsError) -> _Detail:
 
 def _service_message(exc: SessionsHTTPError) -> str:
     """The service's own words: ``error.message`` (or ``message``) of the body, else its text."""
+    if exc.service_message is not None:
+        return _one_line(exc.service_message)
     body = exc.body.strip()
     said = ""
     if body:
@@ -287,7 +274,3 @@ def _one_line(text: str) -> str:
     if len(text) > _SERVICE_MESSAGE_CHARS:
         text = text[:_SERVICE_MESSAGE_CHARS] + "..."
     return text
-
-
-def _squash(code: str | None) -> str:
-    return "".join(ch for ch in (code or "").lower() if ch.isalnum())

@@ -788,6 +788,7 @@ async def _exec(args: argparse.Namespace) -> int:
             else:
                 result = await client.execute(session_id, code, timeout_seconds=args.timeout)
         except ConfigurationError as exc:
+            created = False  # nothing was sent
             print(_configuration_problem(exc, args), file=sys.stderr)
             return EXIT_USAGE
         except ExecutionTimeoutError as exc:

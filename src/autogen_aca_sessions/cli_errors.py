@@ -204,6 +204,11 @@ def _endpoint_advice(endpoint: str) -> str:
         path = urlsplit(endpoint.strip()).path
     except ValueError:
         return ""
+    if not path.strip("/"):
+        return (
+            "; this is a server's root (the management plane's base URL), not a pool: use the "
+            "pool's poolManagementEndpoint"
+        )
     if _ARM_RESOURCE_PATH.search(path):
         return (
             "; this is the pool's ARM resource id, not its endpoint: use the pool's "

@@ -13,7 +13,8 @@ import pytest
 from test_cli import ServedPool, cli, cli_env, start_serve, stop_serve
 
 from autogen_aca_sessions.cli import EXIT_SERVICE_ERROR, EXIT_USAGE
-from autogen_aca_sessions.client import SessionsClient
+from autogen_aca_sessions.cli_errors import KeySource, describe_failure, is_local_endpoint
+from autogen_aca_sessions.client import PoolNotFoundError, SessionsClient
 
 NO_POOL = "aca-sessions exec: no session pool at this endpoint; check the URL"
 POOL_FULL = "aca-sessions exec: the pool is at its maximum of concurrent sessions"
@@ -182,3 +183,63 @@ def test_exec_on_a_local_endpoint_without_a_key_asks_for_one_before_any_request(
     line = one_line(cli("exec", f"--endpoint={endpoint}", "-c", "print(1)", env=env), EXIT_USAGE)
 
     assert line == "aca-sessions exec: a local pool wants --api-key (or ACA_SESSIONS_API_KEY)"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "advice"),
+    [
+        ("http://127.0.0.1:8321", "a server's root"),
+        ("http://127.0.0.1:8321/", "a server's root"),
+        (
+            "https://x.dynamicsessions.io/subscriptions/s/resourceGroups/r/providers/Microsoft.App/sessionPools/p",
+            "ARM resource id",
+        ),
+        (
+            "https://x.dynamicsessions.io/subscriptions/s/resourceGroups/r/sessionPools/p/executions",
+            "drop '/executions'",
+        ),
+        (
+            "https://x.dynamicsessions.io/subscriptions/s/resourceGroups/r/sessionPools/p/python/execute/",
+            "drop '/python/execute'",
+        ),
+        ("https://x.dynamicsessions.io/subscriptions/s/resourceGroups/r/sessionPools/typo", None),
+    ],
+)
+def test_a_missing_pool_names_what_is_wrong_with_a_known_wrong_endpoint_shape(
+    endpoint: str, advice: str | None
+) -> None:
+    # The server's root is answered as a missing pool once it stops serving pools there (issue 22 item 6).
+    error = PoolNotFoundError(
+        404,
+        "No session pool at this endpoint; check the URL. Service said: There is no such pool.",
+        error_code="SessionPoolNotFound",
+        service_message="There is no such pool.",
+    )
+
+    line = describe_failure(error, endpoint, KeySource.FLAG)
+
+    assert line.startswith("no session pool at this endpoint; check the URL")
+    if advice is None:
+        assert line.endswith(
+            "sessionPools/P) [HTTP 404 SessionPoolNotFound: No session pool at this endpoint.]"
+        ), line
+    else:
+        assert advice in line
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "local"),
+    [
+        ("http://127.0.0.1:8321/subscriptions/s/resourceGroups/r/sessionPools/p", True),
+        ("http://127.1.2.3/x", True),
+        ("http://localhost:8321/x", True),
+        ("http://pool.localhost/x", True),
+        ("https://[::1]:8321/x", True),
+        ("https://eastus.dynamicsessions.io/subscriptions/s/resourceGroups/r/sessionPools/p", False),
+        ("http://10.0.0.5/x", False),
+        ("http://[::1/x", False),  # malformed: the client names the problem
+        ("not a url", False),
+    ],
+)
+def test_local_endpoints_are_the_loopback_ones(endpoint: str, local: bool) -> None:
+    assert is_local_endpoint(endpoint) is local

@@ -220,9 +220,7 @@ def test_a_missing_pool_names_what_is_wrong_with_a_known_wrong_endpoint_shape(
 
     assert line.startswith("no session pool at this endpoint; check the URL")
     if advice is None:
-        assert line.endswith(
-            "sessionPools/P) [HTTP 404 SessionPoolNotFound: No session pool at this endpoint.]"
-        ), line
+        assert line.endswith("sessionPools/P) [HTTP 404 SessionPoolNotFound: There is no such pool.]"), line
     else:
         assert advice in line
 

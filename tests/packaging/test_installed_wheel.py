@@ -148,7 +148,7 @@ def test_the_quickstart_runs_from_the_installed_wheel(
 ) -> None:
     bin_dir, env = installed
     # The user's copy of the example, away from the checkout: only the installed package is importable.
-    for name in ("quickstart.py", "_common.py", "_sales.py"):
+    for name in ("quickstart.py", "_common.py", "_requirements.py", "_sales.py"):
         shutil.copy(REPO / "examples" / name, tmp_path / name)
 
     where = run(

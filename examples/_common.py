@@ -23,6 +23,7 @@ switch either half to the real thing:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import sys
@@ -30,6 +31,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from autogen_core.models import ChatCompletionClient, ModelFamily, ModelInfo
 
@@ -159,6 +161,12 @@ async def session_pool(
             description=f"session pool {azure_endpoint} (key from ACA_SESSIONS_API_KEY)",
         )
         return
+    if azure_endpoint and _is_loopback(azure_endpoint):
+        # A pool on this machine is never Azure's: DefaultAzureCredential could only fail, at length.
+        fail(
+            "a local pool wants ACA_SESSIONS_API_KEY as well as ACA_POOL_MANAGEMENT_ENDPOINT "
+            "(`aca-sessions serve` prints both)"
+        )
     if azure_endpoint:
         from azure.identity import DefaultAzureCredential
 
@@ -192,6 +200,19 @@ async def session_pool(
             is_local=True,
             description=f"local session pool {pool.endpoint} (isolation: {pool.isolation})",
         )
+
+
+def _is_loopback(endpoint: str) -> bool:
+    try:
+        host = urlsplit(endpoint).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def extract_code_result_failures(messages: Sequence[Any], executor_agent: str) -> list[str]:
@@ -250,12 +271,17 @@ def describe_pool_failure(exc: Exception) -> str:
     """One line for a failed call to the pool: what to check first, then what the service said."""
     from autogen_aca_sessions.client import (
         AuthenticationError,
+        CredentialError,
         NotFoundError,
         PermissionDeniedError,
         PoolFullError,
         SessionsHTTPError,
     )
 
+    if isinstance(exc, CredentialError):
+        # azure-identity lists every credential it tried, over a dozen lines: the first says enough.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"no Azure token for the pool; sign in (az login) or use a managed identity [{first}]"
     if not isinstance(exc, SessionsHTTPError):
         return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, AuthenticationError):
@@ -298,6 +324,9 @@ def _one_line_library_warnings() -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    # azure-identity logs each credential it tried when DefaultAzureCredential fails; the
+    # example's FAILED line reports that failure once.
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
 
 
 def fail(message: str) -> NoReturn:

@@ -361,3 +361,23 @@ def test_an_example_without_its_extra_prints_the_install_command_and_exits_2(
     [line] = completed.stderr.strip().splitlines()
     assert line.startswith(f"{example} needs "), line
     assert line.endswith(f"install it with: {install}"), line
+
+
+@pytest.mark.parametrize("example", ["quickstart.py", "agent_framework_quickstart.py"])
+def test_an_example_pointed_at_a_local_pool_without_a_key_asks_for_it_in_one_line(example: str) -> None:
+    # Port 9: nothing listens, and nothing may be sent; DefaultAzureCredential must not be tried.
+    endpoint = "http://127.0.0.1:9/subscriptions/s/resourceGroups/r/sessionPools/p"
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / example)],
+        cwd=REPO,
+        env={**example_env(), "ACA_POOL_MANAGEMENT_ENDPOINT": endpoint},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.returncode == 1, explain(completed)
+    assert completed.stderr.strip() == (
+        "FAILED: a local pool wants ACA_SESSIONS_API_KEY as well as ACA_POOL_MANAGEMENT_ENDPOINT "
+        "(`aca-sessions serve` prints both)"
+    ), explain(completed)

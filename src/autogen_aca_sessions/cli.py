@@ -50,7 +50,6 @@ ENDPOINT_ENV = "ACA_POOL_MANAGEMENT_ENDPOINT"
 API_KEY_ENV = "ACA_SESSIONS_API_KEY"
 MCP_ENDPOINT_ENV = "ACA_SESSIONS_MCP_ENDPOINT"
 MCP_API_KEY_ENV = "ACA_SESSIONS_MCP_API_KEY"
-EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,6 +115,7 @@ def _api_versions() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``aca-sessions`` argument parser (exposed for the docs and the tests)."""
+    from autogen_aca_sessions import __version__
     from autogen_aca_sessions.client.limits import DEFAULT_API_VERSION, MAX_EXECUTION_SECONDS
     from autogen_aca_sessions.local.config import KernelLauncherKind, PoolConfig, PoolType, SandboxMode
 
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
             "and a client to run code in any pool."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"aca-sessions {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = commands.add_parser(
@@ -297,10 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--api-key",
-        default=os.environ.get(API_KEY_ENV),
+        # None, not the variable's value: an explicit empty --api-key is an error, an empty
+        # variable is treated as unset (see _exec).
+        default=None,
         help=(
-            f"bearer key of a local pool (default: ${API_KEY_ENV}); "
-            "without one, DefaultAzureCredential is used"
+            f"bearer key of a local pool, which needs one (default: ${API_KEY_ENV}); "
+            "without one, DefaultAzureCredential is used (Azure pools)"
         ),
     )
     run.add_argument(
@@ -516,7 +519,7 @@ async def _serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(
             f"aca-sessions serve: the local pool needs the 'local' extra ({exc}); "
-            "install it with: pip install 'autogen-aca-sessions[local]'",
+            "install it with: pip install -e '.[local]' (in a clone of the repository)",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -577,11 +580,18 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def _read_source(args: argparse.Namespace) -> str:
+    """The code to run: ``-c``, standard input or a file, the last two read as UTF-8 (a BOM is
+    dropped, as Python does). Raises ``OSError`` or ``UnicodeDecodeError``."""
     if args.code is not None:
         return str(args.code)
     if args.file == "-":
-        return sys.stdin.read()
-    return Path(args.file).read_text(encoding="utf-8")
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:  # replaced by a text-only stream (an embedding program, a test)
+            return sys.stdin.read()
+        data: bytes = stdin.read()
+    else:
+        data = Path(args.file).read_bytes()
+    return data.decode("utf-8-sig")
 
 
 def _ssl_option(args: argparse.Namespace) -> ssl.SSLContext | bool | None:
@@ -590,43 +600,6 @@ def _ssl_option(args: argparse.Namespace) -> ssl.SSLContext | bool | None:
     if args.cafile is not None:
         return ssl.create_default_context(cafile=str(args.cafile))
     return None
-
-
-def _describe_service_error(exc: Exception) -> str:
-    from autogen_aca_sessions.client import (
-        AuthenticationError,
-        PermissionDeniedError,
-        PoolFullError,
-        SessionsConnectionError,
-    )
-
-    text = f"aca-sessions exec: {exc}"
-    if isinstance(exc, PermissionDeniedError):
-        text += (
-            f"\nhint: the identity needs the role '{EXECUTOR_ROLE}' on the session pool, e.g.\n"
-            "  az role assignment create --role 'Azure ContainerApps Session Executor' "
-            "--assignee <object-id> --scope <session pool resource id>"
-        )
-    elif isinstance(exc, AuthenticationError):
-        text += (
-            f"\nhint: a local pool wants --api-key (or ${API_KEY_ENV}); an Azure pool wants a signed-in "
-            "DefaultAzureCredential (az login, managed identity or AZURE_* variables)"
-        )
-    elif isinstance(exc, PoolFullError):
-        text += (
-            "\nhint: the pool is at its maximum of concurrent sessions; "
-            "delete idle sessions or wait for them to expire"
-        )
-    elif isinstance(exc, SessionsConnectionError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        text += (
-            "\nhint: the pool's certificate is not trusted; for a local pool started with --tls pass "
-            "--cafile <the certificate it printed> (or set SSL_CERT_FILE)"
-        )
-    elif isinstance(exc, SessionsConnectionError):
-        text += (
-            "\nhint: is the endpoint right and the pool running? (`aca-sessions serve` prints its endpoint)"
-        )
-    return text
 
 
 def _result_json(result: Any) -> str:
@@ -673,11 +646,19 @@ def _configuration_problem(exc: Any, args: argparse.Namespace) -> str:
 
 
 async def _exec(args: argparse.Namespace) -> int:
+    from autogen_aca_sessions.cli_errors import (
+        LOCAL_POOL_WANTS_A_KEY,
+        KeySource,
+        describe_failure,
+        is_local_endpoint,
+        nothing_was_created,
+    )
     from autogen_aca_sessions.client import (
         ConfigurationError,
         ExecutionTimeoutError,
         SessionsClient,
         SessionsError,
+        UnsupportedOperationError,
     )
 
     if not args.endpoint:
@@ -687,18 +668,45 @@ async def _exec(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    key_source = KeySource.FLAG
+    if args.api_key is None:
+        # An empty variable counts as unset, as it does for `serve`.
+        args.api_key = os.environ.get(API_KEY_ENV) or None
+        key_source = KeySource.ENVIRONMENT if args.api_key is not None else KeySource.AZURE
+    if args.api_key is None and is_local_endpoint(args.endpoint):
+        # Azure pools are never on this machine: DefaultAzureCredential could only fail here, at
+        # length, and the pool would refuse its token anyway.
+        print(f"aca-sessions exec: {LOCAL_POOL_WANTS_A_KEY}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         code = _read_source(args)
     except OSError as exc:
         print(f"aca-sessions exec: cannot read {args.file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except UnicodeDecodeError as exc:
+        where = "standard input" if args.file == "-" else args.file
+        print(
+            f"aca-sessions exec: cannot read {where}: it is not UTF-8 text "
+            f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
     generated = args.session_id is None
     session_id: str = args.session_id or f"cli-{uuid.uuid4()}"
+    if args.save_images is not None and args.save_images.exists() and not args.save_images.is_dir():
+        # Checked before the code runs: its images would otherwise be lost after the fact.
+        print(f"aca-sessions exec: bad --save-images: {args.save_images} is not a directory", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        client = SessionsClient(
-            args.endpoint, args.api_key or None, api_version=args.api_version, ssl=_ssl_option(args)
+        tls = _ssl_option(args)
+    except OSError as exc:  # ssl.SSLError is one too: not a PEM certificate
+        print(
+            f"aca-sessions exec: bad --cafile: cannot load {args.cafile}: {_os_reason(exc)}", file=sys.stderr
         )
+        return EXIT_USAGE
+    try:
+        client = SessionsClient(args.endpoint, args.api_key, api_version=args.api_version, ssl=tls)
     except ConfigurationError as exc:
         print(_configuration_problem(exc, args), file=sys.stderr)
         return EXIT_USAGE
@@ -707,22 +715,36 @@ async def _exec(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     async with client:
+        # Whether the throw-away session may exist and so should be deleted afterwards.
+        created = True
         try:
             if args.shell:
                 result = await client.execute_shell(session_id, code, timeout_seconds=args.timeout)
             else:
                 result = await client.execute(session_id, code, timeout_seconds=args.timeout)
         except ConfigurationError as exc:
+            created = False  # nothing was sent
             print(_configuration_problem(exc, args), file=sys.stderr)
             return EXIT_USAGE
         except ExecutionTimeoutError as exc:
             print(f"aca-sessions exec: {exc}", file=sys.stderr)
             return EXIT_TIMEOUT
+        except UnsupportedOperationError as exc:
+            created = False  # nothing was sent
+            print(
+                f"aca-sessions exec: bad --api-version: {exc.operation} is not available on "
+                f"{exc.api_version}; it needs {exc.needed}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         except SessionsError as exc:
-            print(_describe_service_error(exc), file=sys.stderr)
+            created = not nothing_was_created(exc)
+            print(f"aca-sessions exec: {describe_failure(exc, args.endpoint, key_source)}", file=sys.stderr)
+            if args.verbose:
+                _print_request_of(exc)
             return EXIT_SERVICE_ERROR
         finally:
-            if generated and not args.keep_session and client.supports_session_management:
+            if generated and created and not args.keep_session and client.supports_session_management:
                 # A throw-away session would otherwise hold a pool slot until its cooldown ends.
                 with contextlib.suppress(SessionsError):
                     await client.delete_session(session_id)
@@ -739,7 +761,13 @@ async def _exec(args: argparse.Namespace) -> int:
             print("aca-sessions exec: the service cut the output (output limit reached)", file=sys.stderr)
         if result.error_message and result.error_message not in result.stderr:
             print(f"aca-sessions exec: {result.error_message}", file=sys.stderr)
-    _report_images(result, args)
+    try:
+        _report_images(result, args)
+    except OSError as exc:
+        print(
+            f"aca-sessions exec: cannot save images to {args.save_images}: {_os_reason(exc)}", file=sys.stderr
+        )
+        return EXIT_USAGE
     if args.verbose or (generated and args.keep_session):
         timing = f" in {result.execution_time_ms} ms" if result.execution_time_ms is not None else ""
         print(f"[session {session_id}: {result.status}{timing}]", file=sys.stderr)
@@ -749,6 +777,21 @@ async def _exec(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return _exit_code_for(result)
+
+
+def _os_reason(exc: OSError) -> str:
+    """An ``OSError``'s reason without the ``[Errno N]`` prefix (the path is printed already)."""
+    if isinstance(exc, ssl.SSLError):
+        return f"{exc.reason or 'unreadable'} (a PEM certificate is expected)"
+    return str(exc.strerror or exc)
+
+
+def _print_request_of(exc: Exception) -> None:
+    """``-v``: the request that failed, for a bug report or a look with curl."""
+    method = str(getattr(exc, "method", "") or "")
+    url = str(getattr(exc, "url", "") or "")
+    if method or url:
+        print(f"aca-sessions exec: the failed request: {method} {url}".rstrip(), file=sys.stderr)
 
 
 def _report_images(result: Any, args: argparse.Namespace) -> None:
@@ -768,9 +811,60 @@ def _report_images(result: Any, args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+# Where a string option's value can come from besides its flag (the parser's default).
+_OPTION_VARIABLES = {"endpoint": ENDPOINT_ENV}
+# Options that name files: any bytes are a valid file name on POSIX, so they are not checked.
+_FILE_OPTIONS = frozenset({"file"})
+
+
+def _undecodable_argument(args: argparse.Namespace) -> str | None:
+    """The error line for a text option whose bytes are not UTF-8, if any.
+
+    Python hands such argv bytes over as lone surrogates, which no request can carry: left
+    alone they end in a ``UnicodeEncodeError`` traceback deep in the client.
+    """
+    for name, value in vars(args).items():
+        if not isinstance(value, str) or name in _FILE_OPTIONS:
+            continue
+        bad = next((ch for ch in value if "\udc80" <= ch <= "\udcff"), None)
+        if bad is None:
+            continue
+        variable = _OPTION_VARIABLES.get(name)
+        if variable is not None and os.environ.get(variable) == value:
+            where = f"${variable}"
+        else:
+            where = "-c" if name == "code" else "--" + name.replace("_", "-")
+        return (
+            f"aca-sessions {args.command}: bad {where}: it is not UTF-8 text (byte 0x{ord(bad) - 0xDC00:02x})"
+        )
+    return None
+
+
+def _empty_key_flag(args: argparse.Namespace) -> str | None:
+    """The error line for a key flag given as ``""`` (usually an unset shell variable), if any.
+
+    Treating it as "no key" would silently generate one (``serve``) or fall back to
+    DefaultAzureCredential (``exec``), neither of which the user asked for.
+    """
+    if args.command == "serve":
+        instead = "leave the flag out for a generated key"
+    else:
+        instead = (
+            f"pass the pool's key, or leave the flag out to use ${API_KEY_ENV} or DefaultAzureCredential"
+        )
+    for flag, value in (("--api-key", args.api_key), ("--mcp-api-key", getattr(args, "mcp_api_key", None))):
+        if value == "":
+            return f"aca-sessions {args.command}: bad {flag}: it is empty ({instead})"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``aca-sessions``; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    refused = _undecodable_argument(args) or _empty_key_flag(args)
+    if refused is not None:
+        print(refused, file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "serve":
         logging.basicConfig(
             level=getattr(logging, args.log_level), format="%(levelname)s %(name)s: %(message)s"

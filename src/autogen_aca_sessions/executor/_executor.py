@@ -39,6 +39,7 @@ from autogen_aca_sessions.client import (
     SessionsClient,
     TokenSource,
 )
+from autogen_aca_sessions.client.checkpoint import CheckpointInfo
 from autogen_aca_sessions.client.limits import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_OUTPUT_CHARS,
@@ -452,6 +453,56 @@ $functions"""
         """Give the next call a fresh interpreter (see "Session policy" in the class docstring)."""
         async with self._lock:
             await self._keeper.restart()
+
+    # ----------------------------------------------------------------- checkpoints
+
+    async def checkpoint(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: bytes | None = None,
+        cancellation_token: CancellationToken | None = None,
+    ) -> CheckpointInfo:
+        """Save the session's files (``/mnt/data``) and every picklable variable to ``path``.
+
+        The file is signed with ``key`` (default: ``ACA_SESSIONS_CHECKPOINT_KEY`` or the per-user
+        key file); :meth:`restore` needs the same key. The injected functions are left out (a
+        restore sets them up again). Variables that would not pickle are listed in
+        :attr:`CheckpointInfo.skipped`, not lost silently. See
+        :mod:`autogen_aca_sessions.client.checkpoint` for what a checkpoint keeps.
+
+        Raises:
+            CheckpointSessionGoneError: the session no longer exists (its cooldown ran out, or it
+                was deleted): there is nothing left to keep.
+            CheckpointError: the session could not pack its state (the message says why), or the
+                executor is on a Shell pool, or its own session has run nothing yet.
+        """
+        self._ensure_client()
+        async with self._lock:
+            return await self._keeper.checkpoint(path, key, cancellation_token)
+
+    async def restore(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: bytes | None = None,
+        cancellation_token: CancellationToken | None = None,
+    ) -> CheckpointInfo:
+        """Put the files and variables of the checkpoint at ``path`` into this executor's session.
+
+        The signature is checked before anything is sent; the variables are unpickled inside the
+        session only, never in this process. The session is set up in the same cell (working
+        directory, injected functions), so later blocks find both. The result names the variables
+        now defined again; :attr:`CheckpointInfo.skipped` lists those the checkpoint could not keep
+        and those that would not unpickle in this session.
+
+        Raises:
+            CheckpointTamperedError: the file was not signed with this key or was changed since.
+            CheckpointError: the session could not unpack it (the message says why).
+        """
+        self._ensure_client()
+        async with self._lock:
+            return await self._keeper.restore(path, key, cancellation_token)
 
     # ----------------------------------------------------------------- helpers
 

@@ -17,6 +17,7 @@ import contextlib
 import enum
 import json
 import logging
+import os
 import shlex
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -35,7 +36,16 @@ from autogen_aca_sessions.client import (
     SessionsHTTPError,
     UnsupportedOperationError,
 )
+from autogen_aca_sessions.client.checkpoint import (
+    CheckpointError,
+    CheckpointInfo,
+    CheckpointSessionGoneError,
+    checkpoint_session,
+    inspect_checkpoint,
+    restore_session,
+)
 from autogen_aca_sessions.client.errors import left_no_session
+from autogen_aca_sessions.client.limits import MAX_EXECUTION_SECONDS
 from autogen_aca_sessions.client.session_replacement import failed_for_missing_functions, replaced_since
 from autogen_aca_sessions.executor._functions import FunctionsModule, normalize_package_name
 from autogen_aca_sessions.executor._kernel_code import packages_code, reset_code, setup_code
@@ -52,6 +62,10 @@ IDLE_PROBE_SECONDS = 300.0
 been deleted and a later call gets a fresh one. The executor does not ask first (the block's own
 answer says so): it sends the set-up with the block where it can, and otherwise sends a block that
 failed for want of the injected functions once more after setting them up."""
+
+CHECKPOINT_SECONDS = 120
+"""Least time limit of the cells that pack and unpack a checkpoint: a large namespace takes
+longer than a typical block (the service's cap of 220 s still applies)."""
 
 # Error codes with which the service says the identifier no longer names a session.
 _SESSION_GONE_CODES = frozenset({"sessionwithidentifiernotfound", "sessionnotfound"})
@@ -298,6 +312,84 @@ class SessionKeeper:
         """Upload ``data`` into ``/mnt/data`` of the session."""
         with self.naming_session():
             await linked(self._client().upload_file(self.state.session_id, name, data), cancellation_token)
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def _checkpoint_timeout(self) -> int:
+        return min(MAX_EXECUTION_SECONDS, max(self.settings.server_timeout, CHECKPOINT_SECONDS))
+
+    async def checkpoint(
+        self,
+        path: str | os.PathLike[str],
+        key: bytes | None,
+        cancellation_token: CancellationToken | None,
+    ) -> CheckpointInfo:
+        """Save the session's files and picklable variables to ``path`` (the injected functions
+        are left out: a restore sets them up again)."""
+        identifier = self.state.session_id
+        if self.settings.shell_pool:
+            raise CheckpointError(
+                "A Shell pool has no interpreter whose variables could be kept; copy the files of "
+                "/mnt/data with download_files instead."
+            )
+        if not self.state.used and self.settings.caller_session_id is None:
+            raise CheckpointError(
+                f"Session {identifier!r} has run nothing yet: there is nothing to checkpoint."
+            )
+        module = self.settings.functions
+        try:
+            with self.naming_session():
+                info = await linked(
+                    checkpoint_session(
+                        self._client(),
+                        identifier,
+                        path,
+                        key=key,
+                        timeout_seconds=self._checkpoint_timeout(),
+                        exclude=module.names if module else (),
+                        expected_session_guid=self.state.session_guid if self.state.set_up else None,
+                    ),
+                    cancellation_token,
+                )
+        except CheckpointSessionGoneError:
+            # Whatever answered (if anything) is a new, never set-up session.
+            self.invalidate(Invalidation.SESSION_GONE)
+            raise
+        self.answered()
+        return info
+
+    async def restore(
+        self,
+        path: str | os.PathLike[str],
+        key: bytes | None,
+        cancellation_token: CancellationToken | None,
+    ) -> CheckpointInfo:
+        """Put the checkpoint's files and variables into the session, set up (working directory,
+        injected functions) in the same cell, so that pickled references to them resolve."""
+        if self.settings.shell_pool:
+            raise CheckpointError("A Shell pool has no interpreter to restore variables into.")
+        # The signature first: a file that is not ours reaches no session, not even its set-up.
+        await inspect_checkpoint(path, key=key)
+        if self.state.reset_pending:
+            # A reset after the restore would wipe what it brought back.
+            await self.ensure_setup(cancellation_token)
+        if self.settings.required_packages and not self.state.packages_checked:
+            await self._check_required_packages(cancellation_token)
+        with self.naming_session():
+            info = await linked(
+                restore_session(
+                    self._client(),
+                    self.state.session_id,
+                    path,
+                    key=key,
+                    timeout_seconds=self._checkpoint_timeout(),
+                    prelude=self.setup_source(),
+                ),
+                cancellation_token,
+            )
+        self.answered()
+        self.state = replace(self.state, set_up=True, session_guid=info.session_guid)
+        return info
 
     # ----------------------------------------------------------------- set-up
 

@@ -182,3 +182,56 @@ async def test_an_executor_that_ran_nothing_has_nothing_to_checkpoint(
         with pytest.raises(CheckpointError, match="has run nothing yet"):
             await executor.checkpoint(tmp_path / "empty.ckpt", key=KEY)
         assert module_pool.manager.get(executor.session_id) is None
+
+
+class _SteppedClock:
+    """A monotonic clock the test moves forward over an idle gap (no waiting)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_with_restore_on_loss_a_session_that_ended_while_idle_is_restored_before_the_block(
+    module_pool: LocalSessionPool, tmp_path: Path
+) -> None:
+    clock = _SteppedClock()
+    async with make_executor(module_pool, functions=[shout], restore_checkpoint_on_loss=True) as executor:
+        executor._clock = clock
+        assert (await run(executor, "total = 41\nopen('kept.txt', 'w').write('kept')")).exit_code == 0
+        await executor.checkpoint(tmp_path / "last.ckpt", key=KEY)
+        # The pool's cooldown ends the session while the executor is idle.
+        assert await module_pool.manager.delete(executor.session_id)
+        clock.now += 301
+        after = await run(executor, "print(total + 1, open('kept.txt').read(), shout('x'))")
+    assert after.exit_code == 0, after.output
+    assert after.stdout.strip() == "42 kept X!"
+    assert "had ended (its idle timeout expired)" in after.output
+    assert "the last checkpoint" in after.output
+    assert "was restored before this block ran: variables total" in after.output
+
+
+@pytest.mark.parametrize("restore_checkpoint_on_loss", [True, False])
+async def test_a_block_that_met_a_replaced_session_is_told_whether_the_checkpoint_is_back(
+    module_pool: LocalSessionPool, tmp_path: Path, restore_checkpoint_on_loss: bool
+) -> None:
+    # The legacy api-version cannot ask whether a session exists: the block's own answer (a new
+    # x-ms-session-guid) says the session was replaced, after the block ran.
+    async with make_executor(
+        module_pool, api_version=LEGACY, restore_checkpoint_on_loss=restore_checkpoint_on_loss
+    ) as executor:
+        assert (await run(executor, "total = 41")).exit_code == 0
+        await executor.checkpoint(tmp_path / "last.ckpt", key=KEY)
+        assert await module_pool.manager.delete(executor.session_id)
+        met = await run(executor, "print(total)")
+        again = await run(executor, "print(total + 1)")
+    assert met.exit_code != 0
+    assert "NameError" in met.output
+    if restore_checkpoint_on_loss:
+        assert "was restored after this block ran, so run it again if it needed them" in met.output
+        assert again.stdout.strip() == "42", again.output
+    else:
+        assert "the last checkpoint" not in met.output
+        assert "NameError" in again.output

@@ -112,6 +112,11 @@ class ACADynamicSessionsCodeExecutorConfig(BaseModel):
     allow_insecure_http: bool = Field(
         default=False, description="Accept a plain-http endpoint on a host that is not loopback."
     )
+    restore_checkpoint_on_loss: bool = Field(
+        default=False,
+        description="When the session's state is lost, restore the last checkpoint made or restored "
+        "by the executor, and say so in the block's output.",
+    )
 
 
 class _EnvironmentToken:
@@ -243,6 +248,16 @@ class ACADynamicSessionsCodeExecutor(CodeExecutor, Component[ACADynamicSessionsC
             state and no injected functions.
         allow_insecure_http: Accept an ``http://`` endpoint on a host that is not loopback (the
             token then travels unencrypted); loopback hosts are always accepted.
+        restore_checkpoint_on_loss: Off by default. When on and the service says the session's
+            state was lost (the session gone, after its cooldown or a delete; the interpreter
+            replaced), restore the last checkpoint this executor made or restored
+            (:meth:`checkpoint`, :meth:`restore`) and say so in the block's output. A block
+            that had not run yet (the session was found gone first) runs after the restore; one
+            that already ran without the state is not sent again (that could repeat its
+            effects): the note asks the model to. After an idle gap of 300 s or more the
+            executor asks whether the session still exists before the block (one ``GET
+            /session``, on api-versions with session management). :meth:`restart` forgets
+            the checkpoint.
     """
 
     component_type = "code_executor"
@@ -274,6 +289,7 @@ $functions"""
         api_key_env: str | None = None,
         shell_pool: bool = False,
         allow_insecure_http: bool = False,
+        restore_checkpoint_on_loss: bool = False,
     ) -> None:
         if timeout < 1:
             raise ValueError("Timeout must be greater than or equal to 1.")
@@ -303,6 +319,7 @@ $functions"""
         self._release_session_on_stop = release_session_on_stop
         self._shell_pool = shell_pool
         self._allow_insecure_http = allow_insecure_http
+        self._restore_checkpoint_on_loss = restore_checkpoint_on_loss
         if shell_pool and not self._api_version.supports_shell:
             raise ValueError(
                 f"shell_pool needs api-version 2025-02-02-preview or later, not {self._api_version.value}."
@@ -345,6 +362,7 @@ $functions"""
                 functions_module=functions_module,
                 functions=self._functions_source,
                 required_packages=self._required_packages,
+                restore_checkpoint_on_loss=restore_checkpoint_on_loss,
             ),
             client=self._ensure_client,
             clock=time.monotonic,
@@ -730,6 +748,7 @@ $functions"""
             api_key_env=self._api_key_env,
             shell_pool=self._shell_pool,
             allow_insecure_http=self._allow_insecure_http,
+            restore_checkpoint_on_loss=self._restore_checkpoint_on_loss,
         )
 
     @classmethod
@@ -748,6 +767,7 @@ $functions"""
             api_key_env=config.api_key_env,
             shell_pool=config.shell_pool,
             allow_insecure_http=config.allow_insecure_http,
+            restore_checkpoint_on_loss=config.restore_checkpoint_on_loss,
         )
 
 

@@ -105,3 +105,23 @@ async def test_a_conversation_whose_session_is_gone_or_never_ran_has_nothing_to_
     # The conversation goes on in a new session, set up again (injected functions included).
     after = await call(ExecuteCodeTool(sessions), conversation, code="print(tax(10), 'work' in globals())")
     assert "stdout:\n2.0 False" in text_of(after)
+
+
+async def test_with_restore_on_loss_a_lost_session_gets_the_last_checkpoint_back_and_the_model_is_told(
+    module_pool: LocalSessionPool, tmp_path: Path
+) -> None:
+    config = DynamicSessionsConfig(
+        pool_management_endpoint=module_pool.endpoint, restore_checkpoint_on_loss=True
+    )
+    async with DynamicSessions(config, credential=module_pool.async_credential, functions=[tax]) as owned:
+        conversation = AgentSession()
+        code = ExecuteCodeTool(owned)
+        await call(code, conversation, code="total = 41")
+        await owned.checkpoint(conversation, tmp_path / "last.ckpt", key=KEY)
+        # The pool ends the session (its cooldown, or a delete); the next call meets a new one.
+        assert await module_pool.manager.delete(owned.identifier_for(conversation))
+        met = text_of(await call(code, conversation, code="print(total)"))
+        again = text_of(await call(code, conversation, code="print(total + 1, tax(10))"))
+    assert "NameError" in met
+    assert "The last checkpoint was restored after this call ran: variables total" in met
+    assert "stdout:\n42 2.0" in again

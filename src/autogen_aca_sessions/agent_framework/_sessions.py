@@ -146,6 +146,8 @@ class DynamicSessions(AsyncClosing):
         self._locks: dict[str, asyncio.Lock] = {}
         self._default_identifier: str | None = None
         self._packages: list[str] | None = None
+        # identifier -> (path, key) of the last checkpoint made or restored for it.
+        self._checkpoints: dict[str, tuple[Path, bytes | None]] = {}
         self._closed = False
 
     # ------------------------------------------------------------------ properties
@@ -239,6 +241,9 @@ class DynamicSessions(AsyncClosing):
             notes: list[str] = []
             if self._was_replaced(identifier, result):
                 result = await self._after_replacement(identifier, code, result, notes, seconds)
+                note = await self._restore_after_loss(identifier)
+                if note is not None:
+                    notes.append(note)
             return RunOutcome(result=result, identifier=identifier, notes=notes)
 
     async def run_shell(
@@ -265,6 +270,25 @@ class DynamicSessions(AsyncClosing):
 
     def _was_replaced(self, identifier: str, result: ExecutionResult) -> bool:
         return setup_lost(self._prepared.get(identifier), result)
+
+    async def _restore_after_loss(self, identifier: str) -> str | None:
+        """With ``restore_checkpoint_on_loss``, put the session's last checkpoint back after its
+        state was lost; the note for the model (None when there was nothing to restore)."""
+        last = self._checkpoints.get(identifier)
+        if not self._config.restore_checkpoint_on_loss or last is None:
+            return None
+        path, key = last
+        try:
+            await inspect_checkpoint(path, key=key)
+            info = await self._restore_into(identifier, path, key)
+        except (SessionsError, ValueError, OSError) as exc:
+            return f"Restoring the last checkpoint failed, so nothing of it is back: {exc}"
+        names = ", ".join(info.variables) or "none"
+        return (
+            f"The last checkpoint was restored after this call ran: variables {names} and "
+            f"{len(info.files)} file(s) are back (work done after that checkpoint is gone); run the "
+            "code again if it needed them."
+        )
 
     async def _after_replacement(
         self, identifier: str, code: str, result: ExecutionResult, notes: list[str], seconds: int
@@ -345,7 +369,7 @@ class DynamicSessions(AsyncClosing):
         async with self._lock(identifier):
             try:
                 with self._naming(identifier):
-                    return await checkpoint_session(
+                    info = await checkpoint_session(
                         self._client,
                         identifier,
                         path,
@@ -358,6 +382,8 @@ class DynamicSessions(AsyncClosing):
                 # Whatever answered (if anything) is a new session, never prepared.
                 self._prepared.pop(identifier, None)
                 raise
+        self._checkpoints[identifier] = (Path(path), key)
+        return info
 
     async def restore(
         self, session: AgentSession | None, path: str | os.PathLike[str], *, key: bytes | None = None
@@ -379,17 +405,23 @@ class DynamicSessions(AsyncClosing):
         await inspect_checkpoint(path, key=key)
         identifier = self.identifier_for(session)
         async with self._lock(identifier):
-            with self._naming(identifier):
-                info = await restore_session(
-                    self._client,
-                    identifier,
-                    path,
-                    key=key,
-                    timeout_seconds=self._checkpoint_seconds(),
-                    prelude=self._setup_source(),
-                )
-            self._prepared[identifier] = info.session_guid
-            return info
+            info = await self._restore_into(identifier, Path(path), key)
+        self._checkpoints[identifier] = (Path(path), key)
+        return info
+
+    async def _restore_into(self, identifier: str, path: Path, key: bytes | None) -> CheckpointInfo:
+        """Restore a checkpoint whose signature was checked; set-up in the same cell."""
+        with self._naming(identifier):
+            info = await restore_session(
+                self._client,
+                identifier,
+                path,
+                key=key,
+                timeout_seconds=self._checkpoint_seconds(),
+                prelude=self._setup_source(),
+            )
+        self._prepared[identifier] = info.session_guid
+        return info
 
     # ------------------------------------------------------------------ what the session offers
     async def packages(self, session: AgentSession | None = None) -> list[str]:

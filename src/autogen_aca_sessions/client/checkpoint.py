@@ -31,6 +31,7 @@ import os
 import secrets
 import uuid
 import zipfile
+import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -61,6 +62,10 @@ CHECKPOINT_KEY_ENV = "ACA_SESSIONS_CHECKPOINT_KEY"
 key is made once and kept in ``~/.config/autogen-aca-sessions/checkpoint.key`` (mode 0600)."""
 _FORMAT = "aca-session-checkpoint/1"
 _MARKER = "__ACA_CHECKPOINT__"
+_MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+"""Largest manifest read (it lists the variables and files: far below this)."""
+_MAX_SIGNATURE_BYTES = 1024
+"""Largest signature entry read (a hex SHA-256 HMAC is 64 characters)."""
 _PART_BYTES = 64 * 1024 * 1024
 """Upload parts stay well under the service's 128 MB limit per upload."""
 
@@ -281,6 +286,10 @@ def _read_checkpoint(source: Path, key: bytes) -> tuple[dict[str, Any], bytes]:
                 raise CheckpointTamperedError(
                     f"{source} is not a session checkpoint (its entries are {sorted(names)})"
                 )
+            # Sizes are checked before anything is read: a forged entry that inflates to
+            # gigabytes is refused, not unpacked into memory.
+            _check_size(source, checkpoint.getinfo("manifest.json"), _MAX_MANIFEST_BYTES)
+            _check_size(source, checkpoint.getinfo("signature"), _MAX_SIGNATURE_BYTES)
             manifest_bytes = checkpoint.read("manifest.json")
             signature = checkpoint.read("signature").decode("ascii", "replace")
             expected = hmac.new(key, manifest_bytes, hashlib.sha256).hexdigest()
@@ -289,15 +298,29 @@ def _read_checkpoint(source: Path, key: bytes) -> tuple[dict[str, Any], bytes]:
                     f"{source} was not signed with this key or was changed after it was written; "
                     "refusing to restore it"
                 )
+            manifest: dict[str, Any] = json.loads(manifest_bytes)
+            declared, held = manifest.get("archive_bytes"), checkpoint.getinfo("session.tar").file_size
+            if held != declared:
+                raise CheckpointTamperedError(
+                    f"{source}: the session archive does not match its signed digest (it holds {held} "
+                    f"bytes, the signed manifest says {declared})"
+                )
             archive = checkpoint.read("session.tar")
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error) as exc:
         raise CheckpointTamperedError(f"{source} cannot be read as a session checkpoint: {exc}") from exc
-    manifest: dict[str, Any] = json.loads(manifest_bytes)
     if manifest.get("format") != _FORMAT:
         raise CheckpointError(f"{source} has format {manifest.get('format')!r}; this version reads {_FORMAT}")
     if hashlib.sha256(archive).hexdigest() != manifest.get("archive_sha256"):
         raise CheckpointTamperedError(f"{source}: the session archive does not match its signed digest")
     return manifest, archive
+
+
+def _check_size(source: Path, entry: zipfile.ZipInfo, limit: int) -> None:
+    if entry.file_size > limit:
+        raise CheckpointTamperedError(
+            f"{source}: its {entry.filename} holds {entry.file_size} bytes, more than a checkpoint "
+            f"writes ({limit}); refusing to read it"
+        )
 
 
 def _report(stdout: str, stderr: str, step: str) -> dict[str, Any]:

@@ -156,3 +156,18 @@ async def test_agent_frameworks_harness_probes_and_runs_its_shell_tool_in_the_se
         assert "exit_code: 0" in str(results[0].result)
         # The command ran in the executor's session: the file is there.
         assert (await executor.run("cat answer.txt")).stdout == "42\n"
+
+
+async def test_hostile_commands_come_back_as_results_not_errors(sessions: DynamicSessions) -> None:
+    async with DynamicSessionsShellExecutor(sessions) as executor:
+        nul = await executor.run("echo a\x00b")
+        # Over Linux's 128 KiB limit for one argument: run from a file in the session.
+        big = await executor.run("true " + "x" * 200_000 + "\necho big-ran")
+        surrogate = await executor.run("echo '\udcff'")
+    assert nul.exit_code != 0
+    assert "null byte" in nul.stderr
+    assert big.exit_code == 0, big.stderr
+    assert big.stdout == "big-ran\n"
+    # A lone surrogate is passed on as the byte it stands for; the output decodes with replacement.
+    assert surrogate.exit_code == 0, surrogate.stderr
+    assert surrogate.stdout == "\ufffd\n"

@@ -15,6 +15,7 @@ from autogen_aca_sessions.client.checkpoint import (
     CheckpointError,
     CheckpointTamperedError,
     checkpoint_session,
+    inspect_checkpoint,
     restore_session,
 )
 from autogen_aca_sessions.local import LocalSessionPool
@@ -145,3 +146,19 @@ async def test_without_cloudpickle_code_defined_in_the_session_is_listed_not_los
         assert "install cloudpickle" in helper.reason
         restored = await restore_session(client, _new_id(), tmp_path / "plain.ckpt", key=KEY)
         assert "numbers" in restored.variables
+
+
+async def test_a_checkpoint_built_to_bloat_memory_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    # A manifest that inflates to 256 MiB from a few hundred KiB on disk: refused by its declared
+    # size, before a byte of it is decompressed (and before any session is named).
+    bomb = tmp_path / "bomb.ckpt"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        with out.open("manifest.json", "w", force_zip64=True) as manifest:
+            chunk = b" " * (1024 * 1024)
+            for _ in range(256):
+                manifest.write(chunk)
+        out.writestr("signature", "0" * 64)
+        out.writestr("session.tar", b"")
+    assert bomb.stat().st_size < 2 * 1024 * 1024
+    with pytest.raises(CheckpointTamperedError, match="more than a checkpoint writes"):
+        await inspect_checkpoint(bomb, key=KEY)

@@ -31,13 +31,15 @@ import os
 import secrets
 import uuid
 import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import SessionsError
+from .errors import NotFoundError, PoolFullError, PoolNotFoundError, SessionsError
+from .session_replacement import setup_lost
 
 if TYPE_CHECKING:
     from .client import SessionsClient
@@ -46,10 +48,12 @@ __all__ = [
     "CHECKPOINT_KEY_ENV",
     "CheckpointError",
     "CheckpointInfo",
+    "CheckpointSessionGoneError",
     "CheckpointTamperedError",
     "SkippedVariable",
     "checkpoint_session",
     "default_checkpoint_key",
+    "inspect_checkpoint",
     "restore_session",
 ]
 
@@ -58,12 +62,21 @@ CHECKPOINT_KEY_ENV = "ACA_SESSIONS_CHECKPOINT_KEY"
 key is made once and kept in ``~/.config/autogen-aca-sessions/checkpoint.key`` (mode 0600)."""
 _FORMAT = "aca-session-checkpoint/1"
 _MARKER = "__ACA_CHECKPOINT__"
+_MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+"""Largest manifest read (it lists the variables and files: far below this)."""
+_MAX_SIGNATURE_BYTES = 1024
+"""Largest signature entry read (a hex SHA-256 HMAC is 64 characters)."""
 _PART_BYTES = 64 * 1024 * 1024
 """Upload parts stay well under the service's 128 MB limit per upload."""
 
 
 class CheckpointError(SessionsError):
     """A checkpoint could not be made or restored; the message says why and what to do."""
+
+
+class CheckpointSessionGoneError(CheckpointError):
+    """The session to checkpoint no longer exists (its cooldown ran out, or it was deleted): its
+    work is lost and the checkpoint was not written."""
 
 
 class CheckpointTamperedError(CheckpointError):
@@ -104,6 +117,9 @@ class CheckpointInfo:
     """Size of the session's archive inside the checkpoint file."""
     created_at: datetime | None = None
     """When the checkpoint was made (UTC)."""
+    session_guid: str | None = None
+    """The ``x-ms-session-guid`` of the session incarnation that was packed (or restored into),
+    when the service names it; None after :func:`inspect_checkpoint`."""
 
 
 def default_checkpoint_key() -> bytes:
@@ -134,17 +150,37 @@ async def checkpoint_session(
     *,
     key: bytes | None = None,
     timeout_seconds: int = 180,
+    exclude: Collection[str] = (),
+    expected_session_guid: str | None = None,
 ) -> CheckpointInfo:
     """Save session ``identifier``'s files and picklable variables to ``path`` (a new zip file).
 
     ``key`` signs it (default :func:`default_checkpoint_key`); :func:`restore_session` needs the
-    same key. Raises :class:`CheckpointError` when the session could not pack its state.
+    same key. ``exclude`` names variables to leave out (an adapter's injected functions, which
+    it sets up again itself). ``expected_session_guid`` is the incarnation the caller worked in,
+    when it knows it: a pack answered by another one means the work is gone.
+
+    Raises :class:`CheckpointSessionGoneError` when the session no longer exists (asked first
+    where the api-version can, and told by the pack's own answer), :class:`CheckpointError` when
+    the session could not pack its state. Nothing is written to ``path`` then.
     """
     signing_key = key if key is not None else await asyncio.to_thread(default_checkpoint_key)
+    if client.supports_session_management:
+        # Executing would create a fresh, empty session under a gone identifier: ask first.
+        try:
+            await client.get_session(identifier)
+        except NotFoundError as exc:
+            if isinstance(exc, (PoolFullError, PoolNotFoundError)):
+                raise
+            raise CheckpointSessionGoneError(_gone(identifier)) from exc
     archive_name = f"aca-checkpoint-{uuid.uuid4().hex}.tar"
-    result = await client.execute(identifier, _pack_code(archive_name), timeout_seconds=timeout_seconds)
-    report = _report(result.stdout, result.stderr, "checkpoint")
     try:
+        result = await client.execute(
+            identifier, _pack_code(archive_name, exclude), timeout_seconds=timeout_seconds
+        )
+        if setup_lost(expected_session_guid, result):
+            raise CheckpointSessionGoneError(_gone(identifier))
+        report = _report(result.stdout, result.stderr, "checkpoint")
         archive = await client.download_file(identifier, archive_name)
     finally:
         await _forget(client, identifier, archive_name)
@@ -165,7 +201,26 @@ async def checkpoint_session(
     signature = hmac.new(signing_key, manifest_bytes, hashlib.sha256).hexdigest()
     target = Path(path)
     await asyncio.to_thread(_write_checkpoint, target, manifest_bytes, signature, archive)
-    return _info(target, manifest, created)
+    return _info(target, manifest, created, result.session_guid)
+
+
+def _gone(identifier: str) -> str:
+    return (
+        f"Session {identifier!r} no longer exists (its idle cooldown ran out, or it was deleted): "
+        "its variables and files are gone, so there is nothing to checkpoint. Restore an earlier "
+        "checkpoint, or run the work again."
+    )
+
+
+async def inspect_checkpoint(path: str | os.PathLike[str], *, key: bytes | None = None) -> CheckpointInfo:
+    """What the checkpoint at ``path`` holds, after checking its signature; touches no session.
+
+    Raises :class:`CheckpointTamperedError` as :func:`restore_session` would.
+    """
+    signing_key = key if key is not None else await asyncio.to_thread(default_checkpoint_key)
+    source = Path(path)
+    manifest, _ = await asyncio.to_thread(_read_checkpoint, source, signing_key)
+    return _info(source, manifest, datetime.fromisoformat(str(manifest["created_at"])), None)
 
 
 async def restore_session(
@@ -175,12 +230,15 @@ async def restore_session(
     *,
     key: bytes | None = None,
     timeout_seconds: int = 180,
+    prelude: str = "",
 ) -> CheckpointInfo:
     """Put the files and variables of the checkpoint at ``path`` into session ``identifier``.
 
     The signature is checked first (:class:`CheckpointTamperedError`); variables are unpickled in
     the session only. The result lists what is back; :attr:`CheckpointInfo.skipped` also holds
     variables that would not unpickle in that session (a package it lacks, for example).
+    ``prelude`` is code run in the same cell first (an adapter's set-up: working directory and
+    injected functions, which pickled references to them need), whatever incarnation answers.
     """
     signing_key = key if key is not None else await asyncio.to_thread(default_checkpoint_key)
     source = Path(path)
@@ -191,7 +249,7 @@ async def restore_session(
         for index, name in enumerate(parts):
             piece = archive[index * _PART_BYTES : (index + 1) * _PART_BYTES]
             await client.upload_file(identifier, name, piece)
-        code = _unpack_code(parts, manifest["modules"])
+        code = prelude + _unpack_code(parts, manifest["modules"])
         result = await client.execute(identifier, code, timeout_seconds=timeout_seconds)
     except BaseException:
         for name in parts:
@@ -202,7 +260,7 @@ async def restore_session(
     restored["variables"] = report["variables"]
     restored["skipped"] = [*manifest["skipped"], *report["skipped"]]
     created = datetime.fromisoformat(str(manifest["created_at"]))
-    return _info(source, restored, created)
+    return _info(source, restored, created, result.session_guid)
 
 
 async def _forget(client: SessionsClient, identifier: str, name: str) -> None:
@@ -228,6 +286,10 @@ def _read_checkpoint(source: Path, key: bytes) -> tuple[dict[str, Any], bytes]:
                 raise CheckpointTamperedError(
                     f"{source} is not a session checkpoint (its entries are {sorted(names)})"
                 )
+            # Sizes are checked before anything is read: a forged entry that inflates to
+            # gigabytes is refused, not unpacked into memory.
+            _check_size(source, checkpoint.getinfo("manifest.json"), _MAX_MANIFEST_BYTES)
+            _check_size(source, checkpoint.getinfo("signature"), _MAX_SIGNATURE_BYTES)
             manifest_bytes = checkpoint.read("manifest.json")
             signature = checkpoint.read("signature").decode("ascii", "replace")
             expected = hmac.new(key, manifest_bytes, hashlib.sha256).hexdigest()
@@ -236,15 +298,29 @@ def _read_checkpoint(source: Path, key: bytes) -> tuple[dict[str, Any], bytes]:
                     f"{source} was not signed with this key or was changed after it was written; "
                     "refusing to restore it"
                 )
+            manifest: dict[str, Any] = json.loads(manifest_bytes)
+            declared, held = manifest.get("archive_bytes"), checkpoint.getinfo("session.tar").file_size
+            if held != declared:
+                raise CheckpointTamperedError(
+                    f"{source}: the session archive does not match its signed digest (it holds {held} "
+                    f"bytes, the signed manifest says {declared})"
+                )
             archive = checkpoint.read("session.tar")
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error) as exc:
         raise CheckpointTamperedError(f"{source} cannot be read as a session checkpoint: {exc}") from exc
-    manifest: dict[str, Any] = json.loads(manifest_bytes)
     if manifest.get("format") != _FORMAT:
         raise CheckpointError(f"{source} has format {manifest.get('format')!r}; this version reads {_FORMAT}")
     if hashlib.sha256(archive).hexdigest() != manifest.get("archive_sha256"):
         raise CheckpointTamperedError(f"{source}: the session archive does not match its signed digest")
     return manifest, archive
+
+
+def _check_size(source: Path, entry: zipfile.ZipInfo, limit: int) -> None:
+    if entry.file_size > limit:
+        raise CheckpointTamperedError(
+            f"{source}: its {entry.filename} holds {entry.file_size} bytes, more than a checkpoint "
+            f"writes ({limit}); refusing to read it"
+        )
 
 
 def _report(stdout: str, stderr: str, step: str) -> dict[str, Any]:
@@ -258,7 +334,9 @@ def _report(stdout: str, stderr: str, step: str) -> dict[str, Any]:
     raise CheckpointError(f"the session's {step} step did not finish: {detail or 'no output'}")
 
 
-def _info(path: Path, manifest: dict[str, Any], created: datetime) -> CheckpointInfo:
+def _info(
+    path: Path, manifest: dict[str, Any], created: datetime, session_guid: str | None
+) -> CheckpointInfo:
     return CheckpointInfo(
         path=path,
         variables=tuple(manifest["variables"]),
@@ -268,6 +346,7 @@ def _info(path: Path, manifest: dict[str, Any], created: datetime) -> Checkpoint
         pickler=str(manifest["pickler"]),
         size_bytes=int(manifest["archive_bytes"]),
         created_at=created,
+        session_guid=session_guid,
     )
 
 
@@ -275,7 +354,7 @@ def _info(path: Path, manifest: dict[str, Any], created: datetime) -> Checkpoint
 # dill when present) and keep their helpers in one function's scope, so that nothing of theirs
 # stays in the user's namespace.
 _PACK = r"""
-def __aca_checkpoint_pack(archive_name):
+def __aca_checkpoint_pack(archive_name, exclude):
     import io, json, os, pickle, pickletools, tarfile, time, types
     try:
         import cloudpickle as pickler
@@ -293,7 +372,7 @@ def __aca_checkpoint_pack(archive_name):
     skip = {"In", "Out", "exit", "quit", "get_ipython"}
     pickles, modules, skipped = {}, {}, []
     for name, value in list(namespace.items()):
-        if name.startswith("_") or name in hidden or name in skip:
+        if name.startswith("_") or name in hidden or name in skip or name in exclude:
             continue
         if isinstance(value, types.ModuleType):
             modules[name] = value.__name__
@@ -336,7 +415,7 @@ def __aca_checkpoint_pack(archive_name):
         "pickler": pickler.__name__, "variables": sorted(pickles), "modules": modules,
         "skipped": skipped, "files": files,
     }))
-__aca_checkpoint_pack(__ACA_ARCHIVE__)
+__aca_checkpoint_pack(__ACA_ARCHIVE__, __ACA_EXCLUDE__)
 del __aca_checkpoint_pack
 """
 
@@ -396,8 +475,12 @@ del __aca_checkpoint_unpack
 """
 
 
-def _pack_code(archive_name: str) -> str:
-    return _PACK.replace("__ACA_MARKER__", repr(_MARKER)).replace("__ACA_ARCHIVE__", repr(archive_name))
+def _pack_code(archive_name: str, exclude: Collection[str] = ()) -> str:
+    return (
+        _PACK.replace("__ACA_MARKER__", repr(_MARKER))
+        .replace("__ACA_ARCHIVE__", repr(archive_name))
+        .replace("__ACA_EXCLUDE__", repr(frozenset(exclude)))
+    )
 
 
 def _unpack_code(parts: Sequence[str], modules: dict[str, str]) -> str:

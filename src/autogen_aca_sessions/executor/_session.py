@@ -17,10 +17,12 @@ import contextlib
 import enum
 import json
 import logging
+import os
 import shlex
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TypeVar
 
 from autogen_core import CancellationToken
@@ -32,10 +34,20 @@ from autogen_aca_sessions.client import (
     NotFoundError,
     PoolFullError,
     SessionsClient,
+    SessionsError,
     SessionsHTTPError,
     UnsupportedOperationError,
 )
+from autogen_aca_sessions.client.checkpoint import (
+    CheckpointError,
+    CheckpointInfo,
+    CheckpointSessionGoneError,
+    checkpoint_session,
+    inspect_checkpoint,
+    restore_session,
+)
 from autogen_aca_sessions.client.errors import left_no_session
+from autogen_aca_sessions.client.limits import MAX_EXECUTION_SECONDS
 from autogen_aca_sessions.client.session_replacement import failed_for_missing_functions, replaced_since
 from autogen_aca_sessions.executor._functions import FunctionsModule, normalize_package_name
 from autogen_aca_sessions.executor._kernel_code import packages_code, reset_code, setup_code
@@ -52,6 +64,10 @@ IDLE_PROBE_SECONDS = 300.0
 been deleted and a later call gets a fresh one. The executor does not ask first (the block's own
 answer says so): it sends the set-up with the block where it can, and otherwise sends a block that
 failed for want of the injected functions once more after setting them up."""
+
+CHECKPOINT_SECONDS = 120
+"""Least time limit of the cells that pack and unpack a checkpoint: a large namespace takes
+longer than a typical block (the service's cap of 220 s still applies)."""
 
 # Error codes with which the service says the identifier no longer names a session.
 _SESSION_GONE_CODES = frozenset({"sessionwithidentifiernotfound", "sessionnotfound"})
@@ -130,6 +146,19 @@ class KeeperSettings:
     """The injected functions' module, when there are any."""
     required_packages: Mapping[str, str]
     """Normalised distribution name -> requirement text, of the injected functions."""
+    restore_checkpoint_on_loss: bool = False
+    """When the service says the session's state was lost (the session gone, the interpreter
+    replaced), restore the last checkpoint made or restored by this keeper, and say so."""
+
+
+@dataclass(frozen=True)
+class LastCheckpoint:
+    """The checkpoint the keeper restores by itself when the session's state is lost."""
+
+    path: Path
+    """The checkpoint file."""
+    key: bytes | None
+    """The key it is signed with (None: the default key)."""
 
 
 class SessionKeeper:
@@ -150,6 +179,9 @@ class SessionKeeper:
         """Where time comes from (monotonic seconds); injectable so tests can step over idleness."""
         self.state = SessionState(session_id=settings.caller_session_id or str(uuid.uuid4()))
         """What is known about the session; replaced whole, never changed in place."""
+        self.last_checkpoint: LastCheckpoint | None = None
+        """The latest checkpoint made or restored here (what a lost session gets back, when
+        ``restore_checkpoint_on_loss``); forgotten on :meth:`restart`, which asks for a fresh start."""
 
     # ----------------------------------------------------------------- state transitions
 
@@ -288,6 +320,7 @@ class SessionKeeper:
 
     async def restart(self) -> None:
         """A fresh interpreter for the next call (the executor's "Session policy")."""
+        self.last_checkpoint = None
         own = self.settings.caller_session_id is None
         deleted = False
         if self.settings.api_version.supports_session_management and (self.state.used or not own):
@@ -298,6 +331,140 @@ class SessionKeeper:
         """Upload ``data`` into ``/mnt/data`` of the session."""
         with self.naming_session():
             await linked(self._client().upload_file(self.state.session_id, name, data), cancellation_token)
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def _checkpoint_timeout(self) -> int:
+        return min(MAX_EXECUTION_SECONDS, max(self.settings.server_timeout, CHECKPOINT_SECONDS))
+
+    async def checkpoint(
+        self,
+        path: str | os.PathLike[str],
+        key: bytes | None,
+        cancellation_token: CancellationToken | None,
+    ) -> CheckpointInfo:
+        """Save the session's files and picklable variables to ``path`` (the injected functions
+        are left out: a restore sets them up again)."""
+        identifier = self.state.session_id
+        if self.settings.shell_pool:
+            raise CheckpointError(
+                "A Shell pool has no interpreter whose variables could be kept; copy the files of "
+                "/mnt/data with download_files instead."
+            )
+        if not self.state.used and self.settings.caller_session_id is None:
+            raise CheckpointError(
+                f"Session {identifier!r} has run nothing yet: there is nothing to checkpoint."
+            )
+        module = self.settings.functions
+        try:
+            with self.naming_session():
+                info = await linked(
+                    checkpoint_session(
+                        self._client(),
+                        identifier,
+                        path,
+                        key=key,
+                        timeout_seconds=self._checkpoint_timeout(),
+                        exclude=module.names if module else (),
+                        expected_session_guid=self.state.session_guid if self.state.set_up else None,
+                    ),
+                    cancellation_token,
+                )
+        except CheckpointSessionGoneError:
+            # Whatever answered (if anything) is a new, never set-up session.
+            self.invalidate(Invalidation.SESSION_GONE)
+            raise
+        self.answered()
+        self.last_checkpoint = LastCheckpoint(path=Path(path), key=key)
+        return info
+
+    async def restore(
+        self,
+        path: str | os.PathLike[str],
+        key: bytes | None,
+        cancellation_token: CancellationToken | None,
+    ) -> CheckpointInfo:
+        """Put the checkpoint's files and variables into the session, set up (working directory,
+        injected functions) in the same cell, so that pickled references to them resolve."""
+        if self.settings.shell_pool:
+            raise CheckpointError("A Shell pool has no interpreter to restore variables into.")
+        # The signature first: a file that is not ours reaches no session, not even its set-up.
+        await inspect_checkpoint(path, key=key)
+        if self.state.reset_pending:
+            # A reset after the restore would wipe what it brought back.
+            await self.ensure_setup(cancellation_token)
+        info = await self._restore_checked(path, key, cancellation_token)
+        self.last_checkpoint = LastCheckpoint(path=Path(path), key=key)
+        return info
+
+    async def _restore_checked(
+        self,
+        path: str | os.PathLike[str],
+        key: bytes | None,
+        cancellation_token: CancellationToken | None,
+    ) -> CheckpointInfo:
+        """Restore a checkpoint whose signature was checked, set-up in the same cell."""
+        if self.settings.required_packages and not self.state.packages_checked:
+            await self._check_required_packages(cancellation_token)
+        with self.naming_session():
+            info = await linked(
+                restore_session(
+                    self._client(),
+                    self.state.session_id,
+                    path,
+                    key=key,
+                    timeout_seconds=self._checkpoint_timeout(),
+                    prelude=self.setup_source(),
+                ),
+                cancellation_token,
+            )
+        self.answered()
+        self.state = replace(self.state, set_up=True, session_guid=info.session_guid)
+        return info
+
+    async def _restore_after_loss(
+        self, cancellation_token: CancellationToken | None, *, before_block: bool
+    ) -> str | None:
+        """When enabled and a checkpoint is known, restore it into the session whose state was
+        just lost; the sentence for the block's output (None when nothing was tried)."""
+        last = self.last_checkpoint
+        if not self.settings.restore_checkpoint_on_loss or last is None or self.settings.shell_pool:
+            return None
+        try:
+            await inspect_checkpoint(last.path, key=last.key)
+            info = await self._restore_checked(last.path, last.key, cancellation_token)
+        except (SessionsError, ValueError, OSError) as exc:
+            return f"Restoring the last checkpoint {str(last.path)!r} failed, so nothing of it is back: {exc}"
+        names = ", ".join(info.variables) or "none"
+        when = f" (made {info.created_at:%Y-%m-%d %H:%M:%S} UTC)" if info.created_at else ""
+        lost = f"; not restored: {', '.join(s.name for s in info.skipped)}" if info.skipped else ""
+        after = (
+            "before this block ran"
+            if before_block
+            else "after this block ran, so run it again if it needed them"
+        )
+        return (
+            f"The session's state was lost, so the last checkpoint {str(last.path)!r}{when} was restored "
+            f"{after}: variables {names} and {len(info.files)} file(s) are back; work done after that "
+            f"checkpoint is gone{lost}."
+        )
+
+    async def _gone_while_idle(self, cancellation_token: CancellationToken | None) -> bool:
+        """After an idle gap, whether the session is gone (asked only where the api-version can,
+        and only when a checkpoint would be restored: otherwise nothing is probed)."""
+        if (
+            not self.settings.restore_checkpoint_on_loss
+            or self.last_checkpoint is None
+            or not self.settings.api_version.supports_session_management
+            or not self.state.used
+            or not self._idle_too_long()
+        ):
+            return False
+        try:
+            await linked(self._client().get_session(self.state.session_id), cancellation_token)
+        except NotFoundError as exc:
+            return not isinstance(exc, PoolFullError)
+        return False
 
     # ----------------------------------------------------------------- set-up
 
@@ -435,6 +602,14 @@ class SessionKeeper:
             f"The session {self.state.session_id!r} was replaced by the service (its idle timeout expired "
             "or it was deleted), so earlier variables and imports are gone"
         )
+        if await self._gone_while_idle(cancellation_token):
+            # The cooldown ended the session: bring the checkpoint back before the block runs.
+            self.invalidate(Invalidation.SESSION_GONE)
+            await self.ensure_setup(cancellation_token)
+            note = await self._restore_after_loss(cancellation_token, before_block=True)
+            notes.append(f"The session {self.state.session_id!r} had ended (its idle timeout expired).")
+            if note is not None:
+                notes.append(note)
         idle = self._idle_too_long()
         carrying = self._with_setup(code)
         replaced = False
@@ -455,6 +630,9 @@ class SessionKeeper:
                 )
                 self.invalidate(Invalidation.SESSION_GONE)
                 await self.ensure_setup(cancellation_token)
+                note = await self._restore_after_loss(cancellation_token, before_block=True)
+                if note is not None:
+                    notes.append(note)
                 result = await self._send(code, cancellation_token)
             # After an idle gap a block failing for want of the injected functions says the
             # interpreter is new even where the service names no incarnation.
@@ -482,6 +660,12 @@ class SessionKeeper:
         self.answered()
         if result.state_lost:
             self.invalidate(Invalidation.INTERPRETER_REPLACED)
+        if replaced or result.state_lost:
+            # The block met a session without the earlier state: it has run, so it is not sent
+            # again (that could repeat its effects); the model is told to.
+            note = await self._restore_after_loss(cancellation_token, before_block=False)
+            if note is not None:
+                notes.append(note)
         return SentBlock(result=result, gave_up=None, notes=tuple(notes), replaced=replaced)
 
     def _took_setup(

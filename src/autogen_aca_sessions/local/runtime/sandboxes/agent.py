@@ -23,6 +23,7 @@ open does not hold the answer back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -54,10 +55,8 @@ async def _read_request(reader: asyncio.StreamReader) -> dict[str, Any]:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 async def _run(request: dict[str, Any], writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
@@ -68,7 +67,9 @@ async def _run(request: dict[str, Any], writer: asyncio.StreamWriter, reader: as
     timeout = request.get("timeout")
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        # Popen, not asyncio's subprocess: asyncio's wait() also waits for the pipes to close,
+        # which a background child holding them would delay for ever.
+        proc = subprocess.Popen(  # noqa: ASYNC220
             argv,
             cwd=cwd,
             env=env,
@@ -81,7 +82,7 @@ async def _run(request: dict[str, Any], writer: asyncio.StreamWriter, reader: as
         # What a shell would say: 127 for a missing program, 126 for one that cannot run.
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         message = f"{argv[0] if argv else ''}: {exc.strerror or exc}\n".encode()
-        if isinstance(exc, FileNotFoundError) and not os.path.isdir(cwd):
+        if isinstance(exc, FileNotFoundError) and not os.path.isdir(cwd):  # noqa: ASYNC240 (a stat)
             message = f"cannot change to working directory {cwd}: {exc.strerror}\n".encode()
         writer.write(_frame(b"E", message))
         result = {"exit_code": code, "duration_ms": 0, "timed_out": False}
@@ -89,7 +90,8 @@ async def _run(request: dict[str, Any], writer: asyncio.StreamWriter, reader: as
         await writer.drain()
         return
     writer.write(_frame(b"S", json.dumps({"pid": proc.pid}).encode()))
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     open_fds: dict[int, bytes] = {proc.stdout.fileno(): b"O", proc.stderr.fileno(): b"E"}
     pipes_done = asyncio.Event()
 
@@ -133,10 +135,8 @@ async def _run(request: dict[str, Any], writer: asyncio.StreamWriter, reader: as
             await waiter
         returncode = proc.wait()
         duration_ms = int((time.monotonic() - started) * 1000)
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(pipes_done.wait(), _DRAIN_SECONDS)
-        except asyncio.TimeoutError:
-            pass
     finally:
         if timer is not None:
             timer.cancel()

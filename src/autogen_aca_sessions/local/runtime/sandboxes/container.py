@@ -169,7 +169,8 @@ class Container:
                     'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1"; shift; n=$((n-1)); done; exec "$@"'
                 )
                 argv = ["/bin/sh", "-c", script, "sh", str(len(files)), *files, *argv]
-            with open(log_path, "wb") as log:
+            log = await asyncio.to_thread(os.open, log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
                 process = await asyncio.create_subprocess_exec(
                     *argv,
                     cwd=str(command.cwd),
@@ -180,6 +181,8 @@ class Container:
                     start_new_session=True,
                     pass_fds=(fd,),
                 )
+            finally:
+                os.close(log)
         except OSError as exc:
             listener.close()
             if cgroup is not None:

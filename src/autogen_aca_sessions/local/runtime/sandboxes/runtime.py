@@ -61,6 +61,13 @@ SANDBOX_UID_SPAN = 1_000_000
 _GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 
 
+def _make_root(root: Path) -> Path:
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o711)
+    return root
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -116,9 +123,7 @@ class SandboxRuntime:
             raise SandboxStartFailed(f"Sandboxes need bubblewrap: {exc}") from exc
         cgroups = await asyncio.to_thread(CgroupSupport.detect)
         await asyncio.to_thread(cgroups.sweep)
-        root = root.resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        os.chmod(root, 0o711)
+        root = await asyncio.to_thread(_make_root, root)
         # Sockets live in a short path (the 108-byte limit of a socket's name).
         run_base = Path(tempfile.mkdtemp(prefix="aca-sbx-"))
         host = ContainerHost(
@@ -311,6 +316,19 @@ class SandboxRuntime:
         finally:
             group.sandboxes.pop(sandbox_id, None)
 
+    async def wait_until_gone(
+        self, group_name: str, sandbox_id: str, *, timeout: float | None = None
+    ) -> None:
+        """Wait until a sandbox being deleted (by request or by its lifecycle) is no longer listed."""
+
+        async def wait() -> None:
+            group = self.get_group(group_name)
+            sandbox = group.sandboxes.get(sandbox_id)
+            if sandbox is not None:
+                await sandbox.wait_deleted()
+
+        await asyncio.wait_for(wait(), timeout)
+
     async def _auto_delete(self, sandbox: LocalSandbox) -> None:
         with contextlib.suppress(NotFound):
             await self.delete(sandbox.group, sandbox.id)
@@ -369,8 +387,8 @@ class SandboxRuntime:
         if SnapshotContent.MEMORY in keep:
             raise UnsupportedSnapshotContent(
                 "Local snapshots keep the sandbox's disk only (/root, /home, /mnt/data): process memory "
-                "cannot be checkpointed on this machine (CRIU fails on this kernel's vDSO). Use a Memory-mode "
-                "stop to keep processes, or snapshot the disk alone.",
+                "cannot be checkpointed on this machine (CRIU fails on this kernel's vDSO). Use a "
+                "Memory-mode stop to keep processes, or snapshot the disk alone.",
                 target="memory",
             )
         group = self.get_group(group_name)

@@ -117,6 +117,7 @@ class LocalSandbox:
         self._over_quota = False
         self._last_cpu: tuple[float, int] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._deleted = asyncio.Event()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -296,6 +297,11 @@ class LocalSandbox:
             if run is not None:
                 await run.kill()
             await asyncio.to_thread(remove_tree, self.home)
+            self._deleted.set()
+
+    async def wait_deleted(self) -> None:
+        """Return once :meth:`destroy` finished (the processes are dead and the disk is gone)."""
+        await self._deleted.wait()
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -394,7 +400,8 @@ class LocalSandbox:
         room = self.resources.disk_bytes - self._disk_used
         if room <= 0:
             raise DiskQuotaExceeded(
-                f"Sandbox '{self.id}' uses {self._disk_used} of its {self.resources.disk_bytes} bytes of disk."
+                f"Sandbox '{self.id}' uses {self._disk_used} of its {self.resources.disk_bytes} "
+                "bytes of disk."
             )
         chunks = _one(data) if isinstance(data, bytes) else data
         written = await self.files.write(path, chunks, create_dirs=create_dirs, mode=mode, max_bytes=room)
@@ -480,7 +487,9 @@ class LocalSandbox:
         return min(due) if due else None
 
     async def _lifecycle_loop(self) -> None:
-        while True:
+        # Ends on its own at delete too: on Python < 3.12 wait_for can swallow a cancel that
+        # arrives as the event is set.
+        while self._state not in (SandboxState.DELETING, SandboxState.FAILED):
             self._wake.clear()
             nxt = self._next_deadline()
             delay = None if nxt is None else nxt[0] - time.monotonic()

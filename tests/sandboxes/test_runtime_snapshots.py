@@ -97,7 +97,7 @@ async def test_registry_images_fail_with_a_reason_and_cannot_be_used(runtime: Sa
 
 
 async def test_unknown_sources_are_refused(runtime: SandboxRuntime) -> None:
-    with pytest.raises(InvalidRequest, match="python-3.12"):
+    with pytest.raises(InvalidRequest, match=r"python-3\.12"):
         await runtime.create(GROUP, SandboxSpec(source=SandboxSource(SourceKind.PUBLIC_IMAGE, "windows")))
     with pytest.raises(NotFound):
         await runtime.create(GROUP, SandboxSpec(source=SandboxSource(SourceKind.SNAPSHOT, "nope")))

@@ -111,17 +111,20 @@ class SandboxRuntime:
         *,
         bwrap_path: str = BWRAP_PATH,
         hide: Sequence[Path] = (),
+        use_cgroups: bool = True,
     ) -> SandboxRuntime:
         """Probe bubblewrap and cgroups (in a thread) and make the runtime's directories.
 
         Sandboxes need bubblewrap: without it :class:`SandboxStartFailed` is raised (the
-        Sandboxes product has no unsandboxed mode).
+        Sandboxes product has no unsandboxed mode). ``use_cgroups=False`` runs as on a machine
+        that gives the server no cgroup: SIGSTOP/SIGCONT for Memory-mode suspend, rlimits for
+        memory and processes, ``/proc`` for stats.
         """
         try:
             confinement = await asyncio.to_thread(Sandbox.resolve, SandboxMode.BWRAP, bwrap_path=bwrap_path)
         except RuntimeError as exc:
             raise SandboxStartFailed(f"Sandboxes need bubblewrap: {exc}") from exc
-        cgroups = await asyncio.to_thread(CgroupSupport.detect)
+        cgroups = await asyncio.to_thread(CgroupSupport.detect) if use_cgroups else CgroupSupport()
         await asyncio.to_thread(cgroups.sweep)
         root = await asyncio.to_thread(_make_root, root)
         # Sockets live in a short path (the 108-byte limit of a socket's name).

@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,10 +139,10 @@ class Container:
             listener.listen(128)
             fd = listener.fileno()
             boot = confinement.boot_spec(
-                "exec",
+                "script",
                 uid=uid,
                 with_nproc="pids" in unenforced,
-                argv=[sys.executable, str(_AGENT), str(fd)],
+                argv=[str(_AGENT), str(fd)],
             )
             extra: list[str] = ["--hostname", hostname]
             for mountpoint, sub in MOUNTS.items():

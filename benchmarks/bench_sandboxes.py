@@ -162,10 +162,10 @@ async def _hold(rt: SandboxRuntime, count: int, resume_sample: int) -> None:
         flush=True,
     )
     step = max(1, count // resume_sample)
-    sample = ids[::step][:resume_sample]
+    sample = [(i, ids[i]) for i in range(0, count, step)][:resume_sample]
     resume_s: list[float] = []
     lost = 0
-    for i, sandbox_id in zip(range(0, count, step), sample):
+    for i, sandbox_id in sample:
         sandbox = rt.sandbox("hold", sandbox_id)
         start = time.perf_counter()
         await sandbox.resume()

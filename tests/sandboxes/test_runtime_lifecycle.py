@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from autogen_aca_sessions.local.runtime.sandboxes import (
     OutputStream,
     SandboxNotFound,
     SandboxNotRunning,
+    SandboxResources,
     SandboxRuntime,
     SandboxSpec,
     SandboxState,
@@ -278,3 +280,21 @@ async def test_stats_report_usage(make_sandbox: MakeSandbox) -> None:
     assert stats.memory_used_bytes > 0
     assert stats.disk_used_bytes >= 1 << 20
     assert stats.processes >= 2
+
+
+async def test_a_ready_sandbox_is_taken_by_a_matching_create_and_replaced(tmp_path: Path) -> None:
+    async with await SandboxRuntime.open(tmp_path / "sbx", ready_sandboxes=1) as rt:
+        rt.create_group(GROUP)
+        await rt.wait_ready()
+        taken = await rt.create(GROUP, SandboxSpec(labels={"a": "1"}))
+        assert rt.ready_count == 0
+        sandbox = rt.sandbox(GROUP, taken.id)
+        result = await sandbox.exec_shell("hostname; echo $E", env={"E": "mine"})
+        assert result.stdout == f"sandbox-{taken.id[:8]}\nmine\n"
+        await sandbox.write_file("/root/a.txt", b"x")
+        assert (sandbox.disk / "root" / "a.txt").exists()  # its disk moved into the group
+        await rt.wait_ready()
+        # Other resources than the defaults start a sandbox of their own.
+        other = await rt.create(GROUP, SandboxSpec(resources=SandboxResources(memory_bytes=1 << 30)))
+        assert rt.ready_count == 1
+        assert other.resources.memory_bytes == 1 << 30

@@ -191,12 +191,19 @@ class LocalSandbox:
 
     # -- start and stop ----------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Lay out the disk, start the processes and the timers; the state ends Running or Failed."""
+    async def start(self, ready: Container | None = None) -> None:
+        """Lay out the disk, start the processes and the timers; the state ends Running or Failed.
+
+        ``ready`` is a run the runtime started ahead of need on this sandbox's disk (a ready
+        sandbox): it is adopted instead of starting one.
+        """
         try:
-            if not self.disk.exists():
-                await self._materialize(self.disk)
-            self._run = await self._start_run()
+            if ready is not None:
+                self._run = await self._adopt(ready)
+            else:
+                if not self.disk.exists():
+                    await self._materialize(self.disk)
+                self._run = await self._start_run()
         except SandboxError as exc:
             self._failure = exc.message
             await self._set_state(SandboxState.FAILED)
@@ -214,6 +221,9 @@ class LocalSandbox:
             resources=self.resources,
             hostname=self.hostname,
         )
+        return await self._adopt(run)
+
+    async def _adopt(self, run: Container) -> Container:
         self._disk_used = await asyncio.to_thread(disk_usage, self.disk)
         self._over_quota = self._disk_used > self.resources.disk_bytes
         self._last_cpu = None

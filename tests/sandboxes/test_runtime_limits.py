@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from autogen_aca_sessions.local.runtime.sandboxes import (
     DiskQuotaExceeded,
     GroupLimits,
     LimitReached,
+    SandboxNotRunning,
     SandboxResources,
     SandboxRuntime,
     SandboxSpec,
+    SandboxState,
 )
 from tests.sandboxes._helpers import MakeSandbox
 
@@ -94,3 +99,19 @@ async def test_an_upload_larger_than_the_room_left_is_refused_whole(make_sandbox
     with pytest.raises(DiskQuotaExceeded):
         await sandbox.write_file("/root/big", b"x" * (5 << 20))
     assert [e.name for e in await sandbox.list_files("/root") if e.name == "big"] == []
+
+
+async def test_a_sandbox_whose_agent_dies_is_failed_and_can_be_deleted(
+    runtime: SandboxRuntime, make_sandbox: MakeSandbox
+) -> None:
+    sandbox = await make_sandbox()
+    run = sandbox.container
+    assert run is not None
+    for pid in run.own_pids:
+        if pid != run.process.pid:
+            os.kill(pid, signal.SIGKILL)
+    await sandbox.wait_for_state(SandboxState.FAILED, timeout=60)
+    assert sandbox.info.failure is not None
+    with pytest.raises(SandboxNotRunning):
+        await sandbox.exec_shell("true")
+    await runtime.delete(sandbox.group, sandbox.id)

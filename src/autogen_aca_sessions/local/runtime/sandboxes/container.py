@@ -90,6 +90,8 @@ class Container:
         self.frozen = False
         """Whether its processes are frozen (Memory-mode suspend)."""
         self.unenforced: list[str] = []
+        self.own_pids: frozenset[int] = frozenset()
+        """Host pids of bubblewrap, its init and the agent (never killed as commands)."""
         """Limits the machine did not let the runtime set through cgroups (rlimits stand in)."""
 
     @classmethod
@@ -199,6 +201,7 @@ class Container:
             )
             if ping not in done or ping.exception() is not None:
                 raise SandboxStartFailed(f"the sandbox's agent did not start: {container._log_tail()}")
+            await asyncio.to_thread(container._protect_agent)
         except BaseException:
             ping.cancel()
             await container.kill()
@@ -222,16 +225,21 @@ class Container:
             return []
         return [self.process.pid, *processes.descendants(self.process.pid)]
 
+    def _protect_agent(self) -> None:
+        """Note the run's own processes and shield them from the OOM killer (blocking).
+
+        Called once the agent answered and before any command: bubblewrap, its init and the
+        agent are then the whole tree. A command that eats the sandbox's memory is killed,
+        not the agent that would answer the next command.
+        """
+        self.own_pids = frozenset([self.process.pid, *processes.descendants(self.process.pid)])
+        for pid in self.own_pids:
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/oom_score_adj").write_text("-1000")
+
     def command_pids(self) -> list[int]:
         """Host pids of the commands' processes: everything but bubblewrap, its init and the agent."""
-        outer = self.process.pid
-        tree = processes.descendants(outer)
-        parents = processes.parents_of(tree)
-        inits = [p for p in tree if parents.get(p) == outer]
-        # The agent is init's oldest child (the one that boot script became).
-        agents = sorted(p for p in tree if parents.get(p) in inits)[:1]
-        keep = {outer, *inits, *agents}
-        return [p for p in tree if p not in keep and parents.get(p) not in (None,)]
+        return [p for p in processes.descendants(self.process.pid) if p not in self.own_pids]
 
     async def freeze(self) -> None:
         """Stop every process of the run where it is (Memory-mode suspend)."""

@@ -228,7 +228,20 @@ class LocalSandbox:
         self._over_quota = self._disk_used > self.resources.disk_bytes
         self._last_cpu = None
         self._tasks.append(asyncio.create_task(self._quota_loop(run), name=f"sandbox-{self.id}-quota"))
+        self._tasks.append(asyncio.create_task(self._watch_run(run), name=f"sandbox-{self.id}-watch"))
         return run
+
+    async def _watch_run(self, run: Container) -> None:
+        """Mark the sandbox Failed if its run ends on its own (its agent died)."""
+        await run.process.wait()
+        if self._run is run and self._state is SandboxState.RUNNING:
+            self._failure = (
+                f"the sandbox's processes ended unexpectedly (exit status {run.process.returncode})"
+            )
+            logger.warning("sandbox %s failed: %s", self.id, self._failure)
+            self._run = None
+            await run.kill()
+            await self._set_state(SandboxState.FAILED)
 
     async def stop(self, reason: StoppedReason = StoppedReason.USER_STOPPED) -> SandboxInfo:
         """Stop as the lifecycle's suspend mode says; returns once Suspended or Stopped.

@@ -107,3 +107,14 @@ async def test_bad_command_arguments_are_invalid_requests(make_sandbox: MakeSand
             await call
     missing_dir = await sandbox.exec_shell("true", cwd="/root/nope")
     assert missing_dir.exit_code != 0
+
+
+async def test_init_pid_names_the_sandboxs_own_network_namespace(make_sandbox: MakeSandbox) -> None:
+    sandbox = await make_sandbox()
+    run = sandbox.container
+    assert run is not None
+    assert run.init_pid is not None
+    inside = os.readlink(f"/proc/{run.init_pid}/ns/net")
+    assert inside != os.readlink("/proc/self/ns/net")
+    ours = (await sandbox.exec_shell("readlink /proc/self/ns/net")).stdout.strip()
+    assert ours == inside

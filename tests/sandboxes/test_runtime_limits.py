@@ -115,3 +115,26 @@ async def test_a_sandbox_whose_agent_dies_is_failed_and_can_be_deleted(
     with pytest.raises(SandboxNotRunning):
         await sandbox.exec_shell("true")
     await runtime.delete(sandbox.group, sandbox.id)
+
+
+async def test_an_agent_that_never_answers_cannot_hold_a_command_past_its_timeout(
+    make_sandbox: MakeSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autogen_aca_sessions.local.runtime.sandboxes import agent_client
+
+    monkeypatch.setattr(agent_client, "_GRACE_SECONDS", 0.3)
+    sandbox = await make_sandbox()
+    run = sandbox.container
+    assert run is not None
+    # Stopped from outside, the agent stands for code in the sandbox that took its socket.
+    agents = [p for p in run.own_pids if p not in (run.process.pid, run.init_pid)]
+    for pid in agents:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        result = await sandbox.exec_shell("true", timeout=0.2)
+    finally:
+        for pid in agents:
+            os.kill(pid, signal.SIGCONT)
+    assert result.timed_out
+    assert result.exit_code == 137
+    assert (await sandbox.exec_shell("echo back")).stdout == "back\n"

@@ -92,6 +92,9 @@ class Container:
         self.unenforced: list[str] = []
         self.own_pids: frozenset[int] = frozenset()
         """Host pids of bubblewrap, its init and the agent (never killed as commands)."""
+        self.init_pid: int | None = None
+        """Host pid of bubblewrap's init inside: ``/proc/<init_pid>/ns/net`` is the sandbox's
+        network namespace (for the egress proxy)."""
         """Limits the machine did not let the runtime set through cgroups (rlimits stand in)."""
 
     @classmethod
@@ -232,7 +235,10 @@ class Container:
         agent are then the whole tree. A command that eats the sandbox's memory is killed,
         not the agent that would answer the next command.
         """
-        self.own_pids = frozenset([self.process.pid, *processes.descendants(self.process.pid)])
+        inside = processes.descendants(self.process.pid)
+        self.own_pids = frozenset([self.process.pid, *inside])
+        parents = processes.parents_of(inside)
+        self.init_pid = next((p for p in inside if parents.get(p) == self.process.pid), None)
         for pid in self.own_pids:
             with contextlib.suppress(OSError):
                 Path(f"/proc/{pid}/oom_score_adj").write_text("-1000")

@@ -26,7 +26,6 @@ from .cgroups import CgroupSupport
 from .container import Container, ContainerHost
 from .disk import copy_disk, disk_usage, layout_disk, own_tree, remove_tree
 from .errors import (
-    ConflictingOperation,
     InvalidRequest,
     LimitReached,
     NotFound,
@@ -448,24 +447,7 @@ class SandboxRuntime:
             )
 
     async def _copy_sandbox_disk(self, sandbox: LocalSandbox, target: Path) -> int:
-        """Copy a sandbox's disk, frozen meanwhile when running (a consistent point in time)."""
-        async with sandbox._lock:
-            if sandbox.state not in (SandboxState.RUNNING, SandboxState.SUSPENDED, SandboxState.STOPPED):
-                raise ConflictingOperation(f"Sandbox '{sandbox.id}' is {sandbox.state.value}.")
-            if not sandbox.disk.exists():
-                raise ConflictingOperation(f"Sandbox '{sandbox.id}' kept no disk (suspend mode None).")
-            run = sandbox.container
-            freeze = run is not None and not run.frozen
-            if freeze:
-                assert run is not None
-                await run.freeze()
-            try:
-                await copy_disk(sandbox.disk, target)
-            finally:
-                if freeze:
-                    assert run is not None
-                    await run.thaw()
-            sandbox.touch()
+        await sandbox.copy_disk_to(target)
         return await asyncio.to_thread(disk_usage, target)
 
     async def snapshot(

@@ -14,7 +14,7 @@ from typing import Any
 
 from .agent_client import AgentGone, OutputCallback
 from .container import Container, ContainerHost, command_env
-from .disk import disk_usage, remove_tree
+from .disk import copy_disk, disk_usage, remove_tree
 from .errors import (
     ConflictingOperation,
     DiskQuotaExceeded,
@@ -325,6 +325,27 @@ class LocalSandbox:
     async def wait_deleted(self) -> None:
         """Return once :meth:`destroy` finished (the processes are dead and the disk is gone)."""
         await self._deleted.wait()
+
+    async def copy_disk_to(self, target: Path) -> None:
+        """Copy the disk to ``target`` (a snapshot or image), frozen meanwhile when running.
+
+        Freezing makes the copy one point in time; no state change runs during it.
+        """
+        async with self._lock:
+            if self._state not in (SandboxState.RUNNING, SandboxState.SUSPENDED, SandboxState.STOPPED):
+                raise ConflictingOperation(f"Sandbox '{self.id}' is {self._state.value}.")
+            if not self.disk.exists():
+                raise ConflictingOperation(f"Sandbox '{self.id}' kept no disk (suspend mode None).")
+            run = self._run
+            freeze = run is not None and not run.frozen
+            if run is not None and freeze:
+                await run.freeze()
+            try:
+                await copy_disk(self.disk, target)
+            finally:
+                if run is not None and freeze:
+                    await run.thaw()
+            self.touch()
 
     # -- commands ----------------------------------------------------------------------------
 

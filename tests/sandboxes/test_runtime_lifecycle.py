@@ -11,6 +11,7 @@ import pytest
 from autogen_aca_sessions.local.runtime.sandboxes import (
     AutoDeletePolicy,
     AutoSuspendPolicy,
+    ConflictingOperation,
     FileNotFound,
     LifecyclePolicy,
     OutputChunk,
@@ -298,3 +299,20 @@ async def test_a_ready_sandbox_is_taken_by_a_matching_create_and_replaced(tmp_pa
         other = await rt.create(GROUP, SandboxSpec(resources=SandboxResources(memory_bytes=1 << 30)))
         assert rt.ready_count == 1
         assert other.resources.memory_bytes == 1 << 30
+
+
+async def test_undecodable_output_is_replaced_not_fatal(make_sandbox: MakeSandbox) -> None:
+    sandbox = await make_sandbox()
+    result = await sandbox.exec_shell(r"printf 'a\377b'; printf '\376' >&2")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "a\ufffdb", "\ufffd")
+
+
+async def test_deleting_a_full_directory_needs_recursive(make_sandbox: MakeSandbox) -> None:
+    sandbox = await make_sandbox()
+    await sandbox.write_file("/root/d/f", b"x")
+    with pytest.raises(ConflictingOperation):
+        await sandbox.delete_file("/root/d")
+    await sandbox.delete_file("/root/d/f")
+    await sandbox.delete_file("/root/d")
+    with pytest.raises(FileNotFound):
+        await sandbox.stat_file("/root/d")

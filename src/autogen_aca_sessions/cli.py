@@ -869,7 +869,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(
             level=getattr(logging, args.log_level), format="%(levelname)s %(name)s: %(message)s"
         )
-        from autogen_aca_sessions.local.hosting.address import is_loopback_host
+        from autogen_aca_sessions.local.address import is_loopback_host
 
         if not is_loopback_host(args.host) and not args.allow_remote:
             print(

@@ -9,6 +9,7 @@ import pytest
 
 from autogen_aca_sessions.cli import EXIT_USAGE, main
 from autogen_aca_sessions.local import FaultPlan, FaultPlanError, LocalSessionPool
+from autogen_aca_sessions.local.address import is_loopback_host
 from autogen_aca_sessions.local.config import (
     Isolation,
     KernelLauncherKind,
@@ -18,7 +19,6 @@ from autogen_aca_sessions.local.config import (
 )
 from autogen_aca_sessions.local.frontends.dataplane.app import ROUTES, operation_of
 from autogen_aca_sessions.local.frontends.dataplane.operations import Operation
-from autogen_aca_sessions.local.hosting.address import is_loopback_host
 from autogen_aca_sessions.local.limits import MAX_EXECUTION_SECONDS, ResourceLimits
 
 

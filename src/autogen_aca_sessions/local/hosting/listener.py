@@ -18,9 +18,9 @@ from typing import ClassVar, TypeVar
 
 from aiohttp import web
 
+from ..address import WILDCARD_HOSTS, is_loopback_host
 from ..frontends.auth import AsyncStaticKeyCredential, StaticKeyCredential, generate_api_key
 from ..frontends.protocol_log import protocol_logger
-from .address import WILDCARD_HOSTS, is_loopback_host
 from .tls import client_ssl_context, generate_self_signed, server_ssl_context
 
 __all__ = ["LocalListener", "base_url", "check_bind_options", "make_root", "serve", "tls_server_context"]

@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..address import is_loopback_host
 from ..config import Isolation, KernelLauncherKind, PoolConfig, PoolType, SandboxMode
 from ..frontends.auth import Middleware, generate_api_key
 from ..frontends.dataplane.faults import FaultInjector
 from ..frontends.mcp.keys import McpKey
-from .address import is_loopback_host
 from .host import HostDescription, McpAccess
 from .hosted import HostedPool, PoolFrontends
 from .server import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, LocalSessionsServer

@@ -35,8 +35,8 @@ from urllib.parse import urlsplit
 import mcp_types as mt
 from aiohttp import web
 
+from ...address import is_loopback_host
 from ...config import PoolConfig
-from ...hosting.address import is_loopback_host
 from ...runtime.protocol import SessionManagerLike
 from .environments import EnvironmentRegistry
 from .keys import MCP_API_KEY_HEADER, McpKey

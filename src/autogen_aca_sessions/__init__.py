@@ -19,8 +19,6 @@ _EXPORTS: dict[str, str] = {
     "SessionsClient": "autogen_aca_sessions.client",
     "ApiVersion": "autogen_aca_sessions.client",
     # The client's: what a caller of the executor or the client catches when the pool is full.
-    # The local pool's own PoolFullError is a server-side signal (answered as HTTP 404) and
-    # stays in autogen_aca_sessions.local, which never imports the client.
     "PoolFullError": "autogen_aca_sessions.client",
     # A 404 that is not the pool-full answer: no pool at the endpoint (a wrong URL).
     "PoolNotFoundError": "autogen_aca_sessions.client",

@@ -16,7 +16,6 @@ from .frontends.dataplane.faults import FaultInjector, FaultPlan, FaultPlanError
 from .frontends.dataplane.wire.versions import API_VERSIONS
 from .hosting.pool import LocalSessionPool
 from .hosting.server import LocalSessionsServer
-from .runtime.outcome import PoolFullError
 
 __all__ = [
     "API_VERSIONS",
@@ -29,7 +28,6 @@ __all__ = [
     "LocalSessionPool",
     "LocalSessionsServer",
     "PoolConfig",
-    "PoolFullError",
     "PoolType",
     "SandboxMode",
     "StaticKeyCredential",

@@ -149,7 +149,7 @@ class SessionManagerLike(Protocol):
         ...
 
     async def get_or_create(self, identifier: str) -> SessionLike:
-        """The session named ``identifier``, created when new (``PoolFullError`` when the pool
+        """The session named ``identifier``, created when new (``SessionLimitReached`` when the pool
         holds its maximum; ``ResourcesExhaustedError`` when the runtime ran out of something)."""
         ...
 

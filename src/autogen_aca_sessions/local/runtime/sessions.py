@@ -41,7 +41,7 @@ from .kernel import (
 )
 from .matplotlib_cache import prepare_matplotlib_cache
 from .metadata import KernelInfo, NameVersion, PoolRuntimeInfo, runtime_info
-from .outcome import CodeOutput, Outcome, PoolFullError, ResourcesExhaustedError, ShellOutput
+from .outcome import CodeOutput, Outcome, ResourcesExhaustedError, SessionLimitReached, ShellOutput
 from .session_files import DirectoryFiles
 from .shell import ShellRunner
 
@@ -594,12 +594,12 @@ class SessionManager:
             session.touch()
             return session
         if len(self._sessions) >= self.config.max_concurrent_sessions:
-            raise PoolFullError(self.config.max_concurrent_sessions)
+            raise SessionLimitReached(self.config.max_concurrent_sessions)
         if not self.config.is_shell:
             fits, open_fds, soft = self._fds.admits()
             if not fits:
                 self._log_exhausted("open files", f"{open_fds} of the server's {soft} descriptors are in use")
-                raise PoolFullError(
+                raise SessionLimitReached(
                     self.config.max_concurrent_sessions,
                     f"The local session pool cannot hold another session: {open_fds} of the server's "
                     f"{soft} open files are in use and a session needs {capacity.FDS_PER_SESSION}, with "

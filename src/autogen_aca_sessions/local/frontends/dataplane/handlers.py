@@ -23,7 +23,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from ...runtime import files
 from ...runtime.executions import ExecutionRecord
 from ...runtime.identifiers import identifier_problem
-from ...runtime.outcome import CodeOutput, PoolFullError, ResourcesExhaustedError
+from ...runtime.outcome import CodeOutput, ResourcesExhaustedError, SessionLimitReached
 from ...runtime.protocol import SessionLike, Upload
 from ..urls import request_url
 from .context import SESSION_GUID_HEADER, Call, PoolContext
@@ -101,7 +101,7 @@ async def _session(call: Call, identifier: str) -> SessionLike:
     """The session, created when new (execute, upload, list, download all create, like Azure)."""
     try:
         session = await call.ctx.manager.get_or_create(identifier)
-    except PoolFullError as exc:
+    except SessionLimitReached as exc:
         raise WireError(
             404,
             "SessionPoolFull",

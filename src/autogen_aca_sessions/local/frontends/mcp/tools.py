@@ -20,7 +20,7 @@ from typing import Any
 
 import mcp_types as mt
 
-from ...runtime.outcome import NO_RESULT, CodeOutput, Outcome, PoolFullError, ShellOutput
+from ...runtime.outcome import NO_RESULT, CodeOutput, Outcome, SessionLimitReached, ShellOutput
 from ...runtime.protocol import SessionLike, SessionManagerLike
 from .environments import EnvironmentGone, EnvironmentRegistry, TooManyEnvironments
 
@@ -342,7 +342,7 @@ async def _session(ctx: ToolContext, environment_id: str) -> SessionLike:
             raise gone  # reaped between the check and now
         try:
             session = await ctx.manager.get_or_create(environment_id)
-        except PoolFullError as exc:
+        except SessionLimitReached as exc:
             raise ToolError(f"{exc} Try again later.") from None
     ctx.environments.mark_used(environment_id)
     session.touch()

@@ -11,10 +11,9 @@ Nothing below it restates an option or its default. Make variations with :func:`
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
-from typing import TypeVar
 
+from .choice import Choice
 from .limits import (
     DEFAULT_COOLDOWN_PERIOD_SECONDS,
     DEFAULT_MAX_CONCURRENT_SESSIONS,
@@ -28,26 +27,13 @@ from .limits import (
 __all__ = ["Isolation", "KernelLauncherKind", "PoolConfig", "PoolType", "SandboxMode", "valid_pool_name"]
 
 
-_C = TypeVar("_C", bound="_Choice")
-
-
-class _Choice(str, enum.Enum):
-    """A string-valued choice: equal to its value, printed as its value, parsed case-insensitively."""
-
-    def __str__(self) -> str:
-        return str(self.value)
+class _Choice(Choice):
+    """A configuration choice; a bad value names the option it came from."""
 
     @classmethod
-    def parse(cls: type[_C], value: object) -> _C:
-        """The member named by ``value`` (a member or its value in any letter case)."""
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str):
-            for member in cls:
-                if member.value.lower() == value.strip().lower():
-                    return member
+    def refusal(cls, value: object) -> Exception:
         choices = " or ".join(repr(m.value) for m in cls)
-        raise ValueError(f"{_OPTION_NAMES.get(cls.__name__, cls.__name__)} must be {choices}, not {value!r}")
+        return ValueError(f"{_OPTION_NAMES.get(cls.__name__, cls.__name__)} must be {choices}, not {value!r}")
 
 
 class PoolType(_Choice):

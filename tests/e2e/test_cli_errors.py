@@ -104,7 +104,7 @@ def test_exec_prints_the_services_message_once_after_the_advice(pool: ServedPool
     )
 
     # The local server names the pool it hosts; the client's Python-API advice is not repeated.
-    said = "not 'nosuchpool'"
+    said = "no session pool 'nosuchpool'"
     assert line.count(said) == 1, line
     assert line.index("check the URL") < line.index(said)
     assert "SessionPoolNotFound" in line

@@ -60,10 +60,11 @@ async def test_stats_come_from_proc_and_delete_kills_frozen_processes(bare: Sand
     assert stats.processes >= 3
     run = sandbox.container
     assert run is not None
-    pids = await asyncio.to_thread(run.pids)
+    identities = await asyncio.to_thread(_identities, run.pids())
     await sandbox.stop()
     await bare.delete("g", sandbox.id)
-    assert set(await asyncio.to_thread(_states, pids)) <= {"Z"}  # dead (a zombie waits for its reaper)
+    # Dead (a zombie waits for its reaper).
+    assert set(await asyncio.to_thread(_states_of_same, identities)) <= {"Z"}
     assert sandbox.state is SandboxState.DELETING
 
 
@@ -76,12 +77,29 @@ async def test_rlimits_stand_in_for_the_memory_cgroup(bare: SandboxRuntime) -> N
         assert (await sandbox.exec_shell("ulimit -u")).stdout.strip() == "512"
 
 
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks) of ``pid``, None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0].decode(), int(fields[19])
+
+
 def _states(pids: list[int]) -> list[str]:
-    out = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                out.append(f.read().rsplit(b")", 1)[1].split()[0].decode())
-        except (OSError, IndexError):
-            continue
-    return out
+    return [stat[0] for pid in pids if (stat := _stat(pid)) is not None]
+
+
+def _identities(pids: list[int]) -> dict[int, int]:
+    """Each live pid's start time: with it, a pid the kernel gave to a new process since (the
+    machine is busy and pids wrap at 32768) is not taken for the old one."""
+    return {pid: stat[1] for pid in pids if (stat := _stat(pid)) is not None}
+
+
+def _states_of_same(identities: dict[int, int]) -> list[str]:
+    return [
+        stat[0]
+        for pid, started in identities.items()
+        if (stat := _stat(pid)) is not None and stat[1] == started
+    ]

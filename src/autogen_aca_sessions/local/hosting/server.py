@@ -40,6 +40,7 @@ from aiohttp import web
 from ..config import PoolConfig
 from ..frontends.access_log import access_log_middleware
 from ..frontends.auth import check_authorization
+from ..frontends.dataplane.endpoint import split_endpoint
 from ..frontends.dataplane.wire.errors import WireError
 from ..frontends.mcp.keys import McpKey
 from .arm.errors import ArmError, arm_error_response
@@ -574,18 +575,20 @@ class LocalSessionsServer(LocalListener):
         return response
 
     def _no_pool_here(self, segments: list[str]) -> WireError:
-        if segments and segments[0].lower() == "subscriptions":
-            return WireError(
-                404,
-                "SessionPoolNotFound",
-                "There is no session pool at this path; pool endpoints look like "
-                "/subscriptions/{sub}/resourceGroups/{rg}/sessionPools/{name}.",
-                target="sessionPool",
-            )
-        # The server root is no pool endpoint, as on Azure: name the ones it has.
         shown = [p.endpoint for p in self.list_pools()[:_ENDPOINTS_SHOWN]]
         where = ("; its pool endpoints: " + ", ".join(shown)) if shown else ""
         more = f" (and {len(self._pools) - len(shown)} more)" if len(self._pools) > len(shown) else ""
+        if segments and segments[0].lower() == "subscriptions":
+            prefix, _ = split_endpoint(segments)
+            named = f" '{prefix.pool}'" if prefix is not None and prefix.pool.isprintable() else ""
+            return WireError(
+                404,
+                "SessionPoolNotFound",
+                f"This server hosts no session pool{named} at this path; pool endpoints look like "
+                "/subscriptions/{sub}/resourceGroups/{rg}/sessionPools/{name}" + where + more + ".",
+                target="sessionPool",
+            )
+        # The server root is no pool endpoint, as on Azure: name the ones it has.
         return WireError(
             404,
             "SessionPoolNotFound",

@@ -27,7 +27,8 @@ async def test_denied_host_gets_403_with_reason_and_is_logged(tmp_path: Path) ->
         assert world.seen == []
         log = gateway.decisions("sb1").to_wire()
         denied = log["networkEgress"]["denied"]
-        assert denied[0]["host"] == "other.test" and denied[0]["scheme"] == "http"
+        assert denied[0]["host"] == "other.test"
+        assert denied[0]["scheme"] == "http"
         assert log["http"] == log["networkEgress"]
 
 
@@ -38,7 +39,8 @@ async def test_allowed_plain_http_reaches_the_server(tmp_path: Path) -> None:
         assert answer.startswith(b"HTTP/1.1 200 OK")
         assert answer.endswith(b"hello GET /hello?q=1")
         allowed = gateway.decisions("sb1").to_wire()["networkEgress"]["allowed"]
-        assert allowed[0]["path"] == "/hello?q=1" and allowed[0]["matchedRule"] == "hostRules[0]:api.test"
+        assert allowed[0]["path"] == "/hello?q=1"
+        assert allowed[0]["matchedRule"] == "hostRules[0]:api.test"
 
 
 async def test_allowed_https_tunnel_carries_tls_to_the_server(tmp_path: Path) -> None:
@@ -47,7 +49,8 @@ async def test_allowed_https_tunnel_carries_tls_to_the_server(tmp_path: Path) ->
         answer = await https_get(attachment.socket_path, world, connect_host="api.test", sni="api.test")
         assert answer.startswith(b"HTTP/1.1 200 OK")
         entry = gateway.decisions("sb1").to_wire()["networkEgress"]["allowed"][0]
-        assert entry["scheme"] == "https" and entry["method"] == "CONNECT"
+        assert entry["scheme"] == "https"
+        assert entry["method"] == "CONNECT"
 
 
 async def test_transform_adds_secret_header_to_plain_http(tmp_path: Path) -> None:
@@ -83,7 +86,8 @@ async def test_transform_adds_secret_header_to_plain_http(tmp_path: Path) -> Non
         assert answer.startswith(b"HTTP/1.1 200")
         seen = world.seen[0]
         assert seen.headers["authorization"] == "Bearer top-secret-value"
-        assert "x-drop" not in seen.headers and seen.headers["x-keep"] == "2"
+        assert "x-drop" not in seen.headers
+        assert seen.headers["x-keep"] == "2"
         assert b"top-secret-value" not in answer
         assert gateway.decisions("sb1").allowed[0].action == "Transform"
 
@@ -105,7 +109,8 @@ async def test_transform_with_missing_secret_fails_closed(tmp_path: Path) -> Non
     async with world_servers(tmp_path) as world, gateway_for(world, tmp_path / "eg") as gateway:
         attachment = await gateway.attach("sb1", policy, secrets=lambda i, k: None)
         answer = await raw_exchange(attachment.socket_path, _get(world.http_port))
-        assert answer.startswith(b"HTTP/1.1 403") and b"'gone'" in answer
+        assert answer.startswith(b"HTTP/1.1 403")
+        assert b"'gone'" in answer
         assert world.seen == []
 
 
@@ -124,7 +129,8 @@ async def test_transform_rule_denies_https_instead_of_going_out_without_its_head
     async with world_servers(tmp_path) as world, gateway_for(world, tmp_path / "eg") as gateway:
         attachment = await gateway.attach("sb1", policy)
         answer = await https_get(attachment.socket_path, world, connect_host="api.test", sni="api.test")
-        assert answer.startswith(b"HTTP/1.1 403") and b"cannot be applied to HTTPS" in answer
+        assert answer.startswith(b"HTTP/1.1 403")
+        assert b"cannot be applied to HTTPS" in answer
         assert world.seen == []
 
 
@@ -136,7 +142,8 @@ async def test_audit_mode_lets_through_and_logs_as_denied(tmp_path: Path) -> Non
         assert answer.startswith(b"HTTP/1.1 200")
         log = gateway.decisions("sb1")
         assert log.allowed == []
-        assert log.denied[0].host == "other.test" and log.denied[0].action == "Audit"
+        assert log.denied[0].host == "other.test"
+        assert log.denied[0].action == "Audit"
 
 
 async def test_policy_change_applies_to_the_next_request(tmp_path: Path) -> None:
@@ -158,7 +165,8 @@ async def test_decisions_are_the_last_fifty_newest_first(tmp_path: Path) -> None
             await raw_exchange(attachment.socket_path, _get(world.http_port, path=f"/{i}"))
         denied = gateway.decisions("sb1").to_wire()["networkEgress"]["denied"]
         assert len(denied) == 50
-        assert denied[0]["path"] == "/54" and denied[-1]["path"] == "/5"
+        assert denied[0]["path"] == "/54"
+        assert denied[-1]["path"] == "/5"
 
 
 async def test_protected_server_port_is_refused_even_when_a_rule_allows_it(tmp_path: Path) -> None:
@@ -170,8 +178,10 @@ async def test_protected_server_port_is_refused_even_when_a_rule_allows_it(tmp_p
         attachment = await gateway.attach("sb1", policy)
         by_name = await raw_exchange(attachment.socket_path, _get(world.http_port))
         by_ip = await raw_exchange(attachment.socket_path, _get(world.http_port, "127.0.0.1"))
-        assert by_name.startswith(b"HTTP/1.1 403") and b"own ports" in by_name
-        assert by_ip.startswith(b"HTTP/1.1 403") and b"own ports" in by_ip
+        assert by_name.startswith(b"HTTP/1.1 403")
+        assert b"own ports" in by_name
+        assert by_ip.startswith(b"HTTP/1.1 403")
+        assert b"own ports" in by_ip
         assert world.seen == []
 
 
@@ -183,5 +193,6 @@ async def test_policies_of_two_sandboxes_are_separate(tmp_path: Path) -> None:
             raw_exchange(open_one.socket_path, _get(world.http_port)),
             raw_exchange(closed_one.socket_path, _get(world.http_port)),
         )
-        assert a.startswith(b"HTTP/1.1 200") and b.startswith(b"HTTP/1.1 403")
+        assert a.startswith(b"HTTP/1.1 200")
+        assert b.startswith(b"HTTP/1.1 403")
         assert gateway.decisions("closed").allowed == []

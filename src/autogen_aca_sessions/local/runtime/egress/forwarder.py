@@ -44,7 +44,9 @@ def _drop_root() -> None:
         os.setgid(_NOBODY)
         os.setuid(_NOBODY)
     except OSError:
-        os._exit(1)
+        # Root of a user namespace where nobody is not mapped: not the host's root, and
+        # without the capabilities bubblewrap dropped; relay as is rather than not at all.
+        pass
 
 
 def _relay(listener: socket.socket, socket_path: str) -> None:

@@ -222,7 +222,8 @@ async def test_raw_sockets_dns_ipv6_and_proc_net_do_not_get_out(tmp_path: Path) 
         attempt("tcp_ipv6_public", lambda: tcp("2606:4700:4700::1111", 443, socket.AF_INET6))
         def udp_dns():
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
-            s.sendto(b"\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x03api\\x04test\\x00\\x00\\x01\\x00\\x01", ("8.8.8.8", 53))
+            query = bytes.fromhex("123401000001000000000000") + b"\\x03api\\x04test\\x00\\x00\\x01\\x00\\x01"
+            s.sendto(query, ("8.8.8.8", 53))
             s.recvfrom(512)
         attempt("udp_dns_other_resolver", udp_dns)
         attempt("resolve_in_sandbox", lambda: socket.getaddrinfo("api.test", 80))

@@ -160,6 +160,39 @@ async def _pipe(
         await dst.drain()
 
 
+_LINGER_BYTES = 4 * 1024 * 1024
+"""Most request bytes discarded after an error answer (see :func:`_answer_and_linger`)."""
+_LINGER_SECONDS = 2.0
+"""Longest wait for the client to stop sending after an error answer."""
+
+
+async def _answer_and_linger(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answer: bytes
+) -> None:
+    """Send an error answer, then read and drop what the client still sends (bounded).
+
+    Closing a socket with unread input makes the kernel send a reset, which can destroy
+    the answer before the client reads it; a client still uploading a giant head would
+    see "connection reset" instead of the 431 that explains it.
+    """
+    with contextlib.suppress(Exception):
+        writer.write(answer)
+        await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _LINGER_SECONDS
+        discarded = 0
+        while discarded < _LINGER_BYTES:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            chunk = await asyncio.wait_for(reader.read(65536), remaining)
+            if not chunk:
+                break
+            discarded += len(chunk)
+
+
 async def _close(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(Exception):
@@ -212,13 +245,9 @@ class _Connection:
             await self._serve()
         except _Refused as refused:
             self._log(allowed=False, action="Deny", rule=refused.rule, reason=refused.reason)
-            with contextlib.suppress(Exception):
-                self.writer.write(_response(refused.status, refused.reason))
-                await self.writer.drain()
+            await _answer_and_linger(self.reader, self.writer, _response(refused.status, refused.reason))
         except HttpError as exc:
-            with contextlib.suppress(Exception):
-                self.writer.write(_response(exc.status, exc.reason))
-                await self.writer.drain()
+            await _answer_and_linger(self.reader, self.writer, _response(exc.status, exc.reason))
         except (asyncio.TimeoutError, ConnectionError, asyncio.IncompleteReadError, OSError):
             pass
         finally:
@@ -406,9 +435,8 @@ async def handle_connection(
 ) -> None:
     """Serve one connection of ``state``'s sandbox to its end (never raises)."""
     if state.active >= limits.max_connections_per_sandbox:
-        with contextlib.suppress(Exception):
-            writer.write(_response(503, "too many connections from this sandbox at once", retry_after=1))
-            await writer.drain()
+        busy = _response(503, "too many connections from this sandbox at once", retry_after=1)
+        await _answer_and_linger(reader, writer, busy)
         await _close(writer)
         return
     state.active += 1

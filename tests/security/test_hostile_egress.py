@@ -73,7 +73,8 @@ async def test_bytes_after_a_chunked_body_are_never_forwarded(tmp_path: Path) ->
         answer = await raw_exchange(
             attachment.socket_path,
             (
-                f"POST http://api.test:{p}/a HTTP/1.1\r\nHost: api.test:{p}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                f"POST http://api.test:{p}/a HTTP/1.1\r\nHost: api.test:{p}\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n"
                 "5;ext=1\r\nhello\r\n0\r\nX-Trailer: smuggled\r\n\r\n"
                 f"GET http://other.test:{p}/smuggled HTTP/1.1\r\nHost: other.test:{p}\r\n\r\n"
             ).encode(),

@@ -190,6 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--egress", action="store_true", help="let session code reach the network (default: no network)"
     )
     serve.add_argument(
+        "--egress-allow",
+        action="append",
+        default=None,
+        metavar="HOST",
+        help=(
+            "local extension: without --egress, let session code reach HOST (a name or *.domain "
+            "pattern; repeat the flag) over HTTP/HTTPS through the server's egress proxy, deny the "
+            "rest (needs bubblewrap; default: off, no network)"
+        ),
+    )
+    serve.add_argument(
         "--sandbox",
         choices=[m.value for m in SandboxMode],
         default=defaults.sandbox.value,
@@ -341,6 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
 # serve
 
 
+def _egress_summary(args: argparse.Namespace) -> str:
+    """The banner's egress line."""
+    if args.egress:
+        return "enabled"
+    if args.egress_allow:
+        return f"allowlist {', '.join(args.egress_allow)} (through the egress proxy; local extension)"
+    return "disabled (no network inside sessions)"
+
+
 def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
     """LocalSessionPool keyword arguments, the pool's configuration among them as ``config``.
 
@@ -352,6 +372,7 @@ def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
     chosen = {
         "pool_type": args.pool_type,
         "egress": args.egress,
+        "egress_allowlist": tuple(args.egress_allow) if args.egress_allow else None,
         "sandbox": args.sandbox,
         "kernel_launcher": args.kernel_launcher,
         "max_concurrent_sessions": args.max_concurrent_sessions,
@@ -394,7 +415,7 @@ def _banner(pool: Any, args: argparse.Namespace) -> str:
         f"  API key:    {key}",
         f"  Isolation:  {isolation}" + ("" if isolation != Isolation.NONE else unsandboxed),
         f"  Pool type:  {args.pool_type}",
-        f"  Egress:     {'enabled' if args.egress else 'disabled (no network inside sessions)'}",
+        f"  Egress:     {_egress_summary(args)}",
     ]
     if args.faults:
         lines.append(f"  Faults:     {args.faults}   (some calls fail on purpose, as Azure can)")

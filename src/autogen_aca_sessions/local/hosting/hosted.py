@@ -53,6 +53,8 @@ class RuntimeOptions:
     limits, body caps); a pool's own settings replace the rest."""
     hide_paths: tuple[Path, ...]
     """Host directories no session may see (the server's root: other pools, TLS key)."""
+    protected_ports: tuple[int, ...] = ()
+    """The server's own ports, never reachable from sessions through the egress proxy."""
 
 
 class HostedPool:
@@ -223,6 +225,8 @@ class HostedPool:
         )
         self.manager = manager
         await manager.start()
+        for port in options.protected_ports:
+            manager.protect_port(port)
         app = create_app(manager, api_key=options.api_key, mcp=self._serving_mcp)
         app.freeze()
         await app.startup()

@@ -70,6 +70,7 @@ class LocalSessionPool(LocalListener):
         cooldown_period_seconds: float | None = None,
         max_execution_seconds: float | None = None,
         egress: bool | None = None,
+        egress_allowlist: Sequence[str] | None = None,
         sandbox: SandboxMode | str | None = None,
         tls: bool = False,
         tls_cert: str | Path | None = None,
@@ -99,6 +100,9 @@ class LocalSessionPool(LocalListener):
         ``kernel_launcher`` is ``"fork"`` by default: kernels are forked from a template process
         that imported NumPy, pandas and matplotlib once (same sandbox, ~15 MiB per idle kernel
         instead of ~90); ``"plain"`` starts a fresh interpreter per kernel.
+        ``egress_allowlist`` (a local extension, off by default) lets sessions of a pool without
+        ``egress`` reach those hosts (names or ``*.domain`` patterns) over HTTP/HTTPS through the
+        server's egress proxy, and nothing else (needs bubblewrap; see README, "Network egress").
         ``mcp=True`` serves the pool's MCP server at :attr:`mcp_endpoint`, authenticated with
         :attr:`mcp_api_key` in ``x-ms-apikey``: a key of its own (``mcp_api_key``, generated unless
         given), which, like ``api_key``, is not part of the configuration. ``wire_extensions=True``
@@ -115,6 +119,7 @@ class LocalSessionPool(LocalListener):
                 "cooldown_period_seconds": cooldown_period_seconds,
                 "max_execution_seconds": max_execution_seconds,
                 "egress": egress,
+                "egress_allowlist": tuple(egress_allowlist) if egress_allowlist is not None else None,
                 "sandbox": sandbox,
                 "kernel_launcher": kernel_launcher,
                 "max_upload_bytes": max_upload_bytes,
@@ -320,6 +325,7 @@ class LocalSessionPool(LocalListener):
             mcp=self._serving_mcp,
         )
         self._runner, self._bound_port = await serve(app, self._host, self._port, server_context)
+        self._manager.protect_port(self._bound_port)  # sessions never reach their own server
         logger.info(
             "local session pool %s serving at %s (isolation %s)",
             self.pool_name,

@@ -177,8 +177,13 @@ class EgressGateway:
         if server is not None:
             server.close()
         if state is not None:
+            tasks = list(state.tasks)
+            for task in tasks:
+                task.cancel()
             for writer in list(state.connections):
                 writer.close()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
         if server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)

@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .decisions import Decision, DecisionLog
 from .destinations import DestinationGuard, IPAddress, ResolveError, Resolver
@@ -101,6 +102,8 @@ class SandboxEgress:
     """Connections open now."""
     connections: set[asyncio.StreamWriter] = field(default_factory=set)
     """Open client streams (closed when the sandbox is detached)."""
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    """The tasks serving them (cancelled when the sandbox is detached)."""
 
 
 class _Refused(Exception):
@@ -441,11 +444,21 @@ async def handle_connection(
         return
     state.active += 1
     state.connections.add(writer)
+    task = asyncio.current_task()
+    if task is not None:
+        state.tasks.add(task)
     try:
         await _Connection(state, reader, writer, resolver=resolver, guard=guard, limits=limits).run()
+    except asyncio.CancelledError:
+        # Detach or shutdown cancels open connections. This task is the connection's own
+        # top-level task (nobody awaits it): ending it quietly keeps asyncio's stream server
+        # from logging the cancellation as an error.
+        writer.close()
     except Exception:  # a bug here must cost one connection, never the proxy
         logger.exception("egress proxy connection of %s failed", state.sandbox_id)
         await _close(writer)
     finally:
         state.active -= 1
         state.connections.discard(writer)
+        if task is not None:
+            state.tasks.discard(task)

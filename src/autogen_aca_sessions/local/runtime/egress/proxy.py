@@ -406,6 +406,34 @@ class _Connection:
             headers.append((operation.name, value))
         return headers
 
+    async def _relay_response_head(self, up_reader: asyncio.StreamReader) -> None:
+        """Pass the answer's head on with ``Connection: close`` (the proxy serves one request
+        per connection, so a client must not keep it for another); interim 1xx heads as they are."""
+        while True:
+            try:
+                data = await asyncio.wait_for(up_reader.readuntil(b"\r\n\r\n"), self.limits.idle_seconds)
+            except (asyncio.LimitOverrunError, asyncio.IncompleteReadError) as exc:
+                raise HttpError(
+                    502, "the upstream answer is not HTTP/1.x with a head the proxy reads"
+                ) from exc
+            except asyncio.TimeoutError as exc:
+                raise HttpError(504, "the upstream did not answer in time") from exc
+            lines = data[:-4].split(b"\r\n")
+            if not lines[0].startswith(b"HTTP/1."):
+                raise HttpError(502, "the upstream answer is not HTTP/1.x")
+            kept = [
+                line
+                for line in lines[1:]
+                if line.split(b":", 1)[0].strip().lower()
+                not in (b"connection", b"keep-alive", b"proxy-connection")
+            ]
+            interim = lines[0][9:12].startswith(b"1") and lines[0][9:12] != b"101"
+            closing = [] if interim else [b"Connection: close"]
+            self.writer.write(b"\r\n".join([lines[0], *kept, *closing]) + b"\r\n\r\n")
+            await self.writer.drain()
+            if not interim:
+                return
+
     async def _forward(self, head: RequestHead, verdict: Verdict, address: IPAddress) -> None:
         headers = self._outgoing_headers(head, verdict)
         target = head.target
@@ -421,6 +449,7 @@ class _Connection:
             self._record_allowed(verdict)
             up_writer.write(out_head)
             await relay_body(head, self.reader, up_writer, idle_seconds=self.limits.idle_seconds)
+            await self._relay_response_head(up_reader)
             activity = _Activity()
             await _pipe(up_reader, self.writer, activity, self.limits.idle_seconds)
         finally:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import shutil
@@ -62,7 +63,8 @@ CLIENT = textwrap.dedent(
     import socket, sys, time
     host, port, target, via_proxy = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "proxy"
     if via_proxy:
-        request = f"GET {target} HTTP/1.1\\r\\nHost: {target.split('/')[2]}\\r\\nConnection: close\\r\\n\\r\\n"
+        authority = target.split('/')[2]
+        request = f"GET {target} HTTP/1.1\\r\\nHost: {authority}\\r\\nConnection: close\\r\\n\\r\\n"
     else:
         request = f"GET / HTTP/1.1\\r\\nHost: {host}:{port}\\r\\nConnection: close\\r\\n\\r\\n"
     request = request.encode()
@@ -106,7 +108,7 @@ def _bwrap_prefix() -> list[str]:
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
 
 
@@ -206,7 +208,7 @@ async def namespaces(count: int) -> None:
                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **attachment.env},
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
-                )  # fmt: skip
+                )
             )
         attached = _rss_mib()
         # Every sandbox makes one request at the same moment.
@@ -216,14 +218,12 @@ async def namespaces(count: int) -> None:
         after = _rss_mib()
         relays: list[psutil.Process] = []
         for proc in procs:
-            try:
+            with contextlib.suppress(psutil.Error):
                 relays += [
                     child
                     for child in psutil.Process(proc.pid).children(recursive=True)
                     if child.cmdline()[3:4] == [str(FORWARDER)]
                 ]
-            except psutil.Error:
-                pass
         rss = [r.memory_info().rss for r in relays]
         uss = [r.memory_full_info().uss for r in relays]
         namespaces_seen = len({os.readlink(f"/proc/{r.pid}/ns/net") for r in relays})
@@ -231,12 +231,10 @@ async def namespaces(count: int) -> None:
         print(f"{count} sandboxes at once ({elapsed:.1f} s to start all and get every answer)")
         print(f"  requests answered 200: {ok}/{count}")
         print(f"  distinct network namespaces of the forwarders: {namespaces_seen}")
-        print(
-            f"  server process RSS: {before:.1f} MiB before, {attached:.1f} MiB attached, {after:.1f} MiB after"
-        )
-        print(
-            f"  proxy cost: {(after - before) * 1024 / count:.0f} KiB per attached sandbox; peak RSS {peak:.1f} MiB"
-        )
+        rss_line = f"{before:.1f} MiB before, {attached:.1f} MiB attached, {after:.1f} MiB after"
+        print(f"  server process RSS: {rss_line}")
+        per_sandbox = (after - before) * 1024 / count
+        print(f"  proxy cost: {per_sandbox:.0f} KiB per attached sandbox; peak RSS {peak:.1f} MiB")
         if relays:
             print(
                 f"  forwarder relays: {len(relays)}, RSS {sum(rss) / 2**20 / len(rss):.1f} MiB each, "

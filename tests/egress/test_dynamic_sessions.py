@@ -15,6 +15,7 @@ import pytest
 
 from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.hosting.pool import LocalSessionPool
+from autogen_aca_sessions.local.hosting.server import LocalSessionsServer
 from autogen_aca_sessions.local.runtime.outcome import Outcome
 from autogen_aca_sessions.local.runtime.sessions import EGRESS_POOL_ID, SessionManager
 
@@ -53,6 +54,28 @@ async def test_shell_session_reaches_only_the_allowlist_and_never_its_own_server
         log = gateway.decisions(EGRESS_POOL_ID)
         assert [d.path for d in log.allowed] == ["/ok"]
         assert len(log.denied) == 2
+
+
+async def test_server_pools_take_the_server_allowlist_and_never_reach_the_server_port(
+    tmp_path: Path,
+) -> None:
+    defaults = PoolConfig(sandbox="bwrap", egress_allowlist=("127.0.0.1",))
+    async with (
+        world_servers(tmp_path) as world,
+        LocalSessionsServer(pool_defaults=defaults, root_dir=tmp_path / "server") as server,
+    ):
+        pool = await server.create_pool("egresspool", container_type="Shell", ready_session_instances=0)
+        assert pool.manager is not None
+        session = await pool.manager.get_or_create("s1")
+        out = await session.run_shell(
+            f"{CURL} http://127.0.0.1:{world.http_port}/ok; echo '#'; {CURL} http://127.0.0.1:{server.port}/",
+            timeout=60,
+            max_output_chars=10_000,
+        )
+        parts = [part.strip() for part in out.stdout.split("#")]
+        assert parts[0] == "hello GET /ok|200", out.stderr
+        assert parts[1].endswith("|403")
+        assert "own ports" in parts[1]
 
 
 async def test_python_kernels_forked_from_the_template_go_through_the_proxy(tmp_path: Path) -> None:

@@ -136,3 +136,15 @@ async def test_allowlist_cannot_be_switched_off_on_a_running_pool(tmp_path: Path
     async with SessionManager(root=tmp_path / "pool", config=config) as manager:
         with pytest.raises(ValueError, match="egress_allowlist"):
             manager.reconfigure(dataclasses.replace(config, egress_allowlist=None))
+
+
+def test_serve_egress_allow_flags_make_the_pool_allowlist() -> None:
+    from autogen_aca_sessions import cli
+
+    args = cli.build_parser().parse_args(
+        ["serve", "--egress-allow", "pypi.org", "--egress-allow", "*.github.com"]
+    )
+    config = cli._pool_options(args)["config"]
+    assert config.egress_allowlist == ("pypi.org", "*.github.com")
+    assert config.egress is False
+    assert cli._pool_options(cli.build_parser().parse_args(["serve"]))["config"].egress_allowlist is None

@@ -36,6 +36,17 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
+def _detach_descriptors(keep: int) -> None:
+    """Hold nothing of the workload's: not its output pipes (a reader waiting for their EOF
+    must not wait for the relay), not the descriptors passed to it (a runtime's agent socket)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, max(keep + 1, os.sysconf("SC_OPEN_MAX")))
+
+
 def _drop_root() -> None:
     if os.geteuid() != 0:
         return
@@ -177,6 +188,7 @@ def main(argv: list[str]) -> None:
     child = os.fork()
     if child == 0:
         _die_with_parent(parent)
+        _detach_descriptors(listener.fileno())
         _drop_root()
         try:
             _relay(listener, socket_path)

@@ -242,3 +242,23 @@ async def test_connections_beyond_the_cap_get_503_with_retry_after(tmp_path: Pat
         for _, writer in held:
             writer.close()
         assert world.seen == []
+
+
+async def test_connections_beyond_the_gateway_cap_get_503_in_every_sandbox(tmp_path: Path) -> None:
+    limits = ProxyLimits(max_connections_per_sandbox=10, max_connections=3)
+    async with (
+        world_servers(tmp_path) as world,
+        gateway_for(world, tmp_path / "eg", limits=limits) as gateway,
+    ):
+        first = await gateway.attach("a", ALLOW_API)
+        second = await gateway.attach("b", ALLOW_API)
+        held = [await asyncio.open_unix_connection(str(first.socket_path)) for _ in range(3)]
+        for _, writer in held:
+            writer.write(b"GET http://api.test")
+            await writer.drain()
+        answer = await raw_exchange(second.socket_path, b"GET http://api.test/ HTTP/1.1\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 503")
+        assert b"connection limit" in answer
+        for _, writer in held:
+            writer.close()
+        assert world.seen == []

@@ -33,7 +33,7 @@ from pathlib import Path
 from .decisions import DecisionLog
 from .destinations import DestinationGuard, Resolver, SystemResolver
 from .policy import EgressPolicy
-from .proxy import ProxyLimits, SandboxEgress, SecretLookup, handle_connection
+from .proxy import ConnectionCount, ProxyLimits, SandboxEgress, SecretLookup, handle_connection
 
 __all__ = ["EGRESS_MOUNT", "EGRESS_PORT", "EgressAttachment", "EgressGateway", "UnknownSandboxError"]
 
@@ -111,6 +111,7 @@ class EgressGateway:
         self._resolver: Resolver = resolver or SystemResolver()
         self._sandboxes: dict[str, SandboxEgress] = {}
         self._servers: dict[str, asyncio.AbstractServer] = {}
+        self._total = ConnectionCount()
 
     def protect(self, port: int) -> None:
         """Never let any sandbox reach ``port`` on this machine (call for every server listener)."""
@@ -139,7 +140,13 @@ class EgressGateway:
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await handle_connection(
-                state, reader, writer, resolver=self._resolver, guard=self.guard, limits=self.limits
+                state,
+                reader,
+                writer,
+                resolver=self._resolver,
+                guard=self.guard,
+                limits=self.limits,
+                total=self._total,
             )
 
         server = await asyncio.start_unix_server(serve, path=str(path), limit=self.limits.max_head_bytes)

@@ -35,7 +35,7 @@ from .policy import EgressPolicy, HeaderOperationKind
 from .sni import NotTLSError, read_client_hello
 from .verdict import Scheme, Verdict, decide
 
-__all__ = ["ProxyLimits", "SandboxEgress", "SecretLookup", "handle_connection"]
+__all__ = ["ConnectionCount", "ProxyLimits", "SandboxEgress", "SecretLookup", "handle_connection"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,17 @@ class ProxyLimits:
     """A tunnel or relay with no byte either way for this long is closed."""
     max_connections_per_sandbox: int = 64
     """Concurrent connections of one sandbox; beyond it 503 with Retry-After."""
+    max_connections: int = 1024
+    """Concurrent connections of all sandboxes together (each costs the server two file
+    descriptors; the data plane must keep its own); beyond it 503 with Retry-After."""
+
+
+@dataclass
+class ConnectionCount:
+    """Connections open through one gateway, all sandboxes together."""
+
+    active: int = 0
+    """Open now."""
 
 
 @dataclass
@@ -464,13 +475,19 @@ async def handle_connection(
     resolver: Resolver,
     guard: DestinationGuard,
     limits: ProxyLimits,
+    total: ConnectionCount,
 ) -> None:
     """Serve one connection of ``state``'s sandbox to its end (never raises)."""
+    busy = None
     if state.active >= limits.max_connections_per_sandbox:
-        busy = _response(503, "too many connections from this sandbox at once", retry_after=1)
-        await _answer_and_linger(reader, writer, busy)
+        busy = "too many connections from this sandbox at once"
+    elif total.active >= limits.max_connections:
+        busy = "the egress proxy is at its connection limit"
+    if busy is not None:
+        await _answer_and_linger(reader, writer, _response(503, busy, retry_after=1))
         await _close(writer)
         return
+    total.active += 1
     state.active += 1
     state.connections.add(writer)
     task = asyncio.current_task()
@@ -487,6 +504,7 @@ async def handle_connection(
         logger.exception("egress proxy connection of %s failed", state.sandbox_id)
         await _close(writer)
     finally:
+        total.active -= 1
         state.active -= 1
         state.connections.discard(writer)
         if task is not None:

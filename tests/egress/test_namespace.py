@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sys
 import textwrap
@@ -11,7 +12,7 @@ from pathlib import Path
 from autogen_aca_sessions.local.runtime.egress import EgressPolicy
 
 from .sandboxed import BWRAP, CA_INSIDE, needs_bwrap, run_sandboxed
-from .world import gateway_for, world_servers
+from .world import big_body, gateway_for, world_servers
 
 pytestmark = needs_bwrap
 
@@ -250,3 +251,31 @@ async def test_raw_sockets_dns_ipv6_and_proc_net_do_not_get_out(tmp_path: Path) 
         assert result["proc_net_shows_world_port"] is False
         assert result["interfaces"] == ["lo"]
         assert world.seen == []
+
+
+async def test_large_bodies_cross_the_forwarder_and_proxy_intact_both_ways(tmp_path: Path) -> None:
+    size = 24 * 1024 * 1024
+    script = textwrap.dedent(
+        """
+        import hashlib, ssl, sys, urllib.request
+        http_port, https_port, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        ctx = ssl.create_default_context(cafile=sys.argv[4])
+        for url in (f"http://api.test:{http_port}/big/{size}", f"https://api.test:{https_port}/big/{size}"):
+            data = urllib.request.urlopen(url, context=ctx).read()
+            print(len(data), hashlib.sha256(data).hexdigest())
+        body = bytes(range(256)) * (size // 256)
+        request = urllib.request.Request(f"http://api.test:{http_port}/echo-length", data=body, method="POST")
+        print(urllib.request.urlopen(request).read().decode())
+        """
+    )
+    expected = hashlib.sha256(big_body(size)).hexdigest()
+    async with world_servers(tmp_path) as world, gateway_for(world, tmp_path / "eg") as gateway:
+        attachment = await gateway.attach("sb", EgressPolicy.from_wire(ALLOW_API))
+        code, out, err = await run_sandboxed(
+            attachment,
+            [sys.executable, "-c", script, str(world.http_port), str(world.https_port), str(size), CA_INSIDE],
+            ca_file=world.ca_file,
+            timeout=120,
+        )
+        assert code == 0, err
+        assert out.splitlines() == [f"{size} {expected}", f"{size} {expected}", str(size)]

@@ -196,3 +196,16 @@ async def test_policies_of_two_sandboxes_are_separate(tmp_path: Path) -> None:
         assert a.startswith(b"HTTP/1.1 200")
         assert b.startswith(b"HTTP/1.1 403")
         assert gateway.decisions("closed").allowed == []
+
+
+async def test_a_rule_naming_an_ip_literal_opens_exactly_that_literal(tmp_path: Path) -> None:
+    policy = EgressPolicy.from_wire({"hostRules": [{"pattern": "127.0.0.1", "action": "Allow"}]})
+    async with world_servers(tmp_path) as world, gateway_for(world, tmp_path / "eg") as gateway:
+        attachment = await gateway.attach("sb1", policy)
+        # Python sends no SNI for an IP address: allowed for an IP-literal CONNECT a rule names.
+        answer = await https_get(attachment.socket_path, world, connect_host="127.0.0.1", sni="127.0.0.1")
+        assert answer.startswith(b"HTTP/1.1 200 OK")
+        other = await raw_exchange(
+            attachment.socket_path, f"CONNECT 127.0.0.2:{world.https_port} HTTP/1.1\r\n\r\n".encode()
+        )
+        assert other.startswith(b"HTTP/1.1 403")

@@ -49,6 +49,13 @@ class World:
         return StaticResolver(dict.fromkeys(WORLD_NAMES, "127.0.0.1"))
 
 
+def big_body(size: int) -> bytes:
+    """``size`` bytes of a pattern that shows any lost, repeated or reordered block."""
+    block = bytes(range(256)) * 256  # 64 KiB
+    whole = b"".join(i.to_bytes(4, "big") + block[4:] for i in range(size // len(block) + 1))
+    return whole[:size]
+
+
 def _certificates(directory: Path) -> tuple[Path, Path, Path]:
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -119,6 +126,10 @@ async def _serve_http(world: World, reader: asyncio.StreamReader, writer: asynci
         world.seen.append(Seen(method, path, headers, body, bytes(raw)))
         world.arrived.set()
         reply = f"hello {method} {path}".encode()
+        if path.startswith("/big/"):
+            reply = big_body(int(path[5:]))
+        elif path == "/echo-length":
+            reply = str(len(body)).encode()
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
             + f"Content-Length: {len(reply)}\r\n\r\n".encode()

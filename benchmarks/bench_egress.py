@@ -68,9 +68,15 @@ CLIENT = textwrap.dedent(
     else:
         request = f"GET / HTTP/1.1\\r\\nHost: {host}:{port}\\r\\nConnection: close\\r\\n\\r\\n"
     request = request.encode()
+    def connect():
+        if host.startswith("/"):  # the proxy's Unix socket itself (no forwarder)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(host)
+            return s
+        return socket.create_connection((host, port))
     def once():
         start = time.perf_counter_ns()
-        with socket.create_connection((host, port)) as s:
+        with connect() as s:
             s.sendall(request)
             data = b""
             while True:
@@ -148,29 +154,39 @@ async def latency(requests: int, block: int) -> None:
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **attachment.env},
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        # Warm both paths (imports, first connections), then alternate blocks.
-        await _ask(host_client, 20)
-        await _ask(sandbox_client, 20)
+        socket_client = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CLIENT, str(attachment.socket_path), "0", target, "proxy",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        clients = [host_client, sandbox_client, socket_client]
+        # Warm every path (imports, first connections), then take turns in blocks.
+        for proc in clients:
+            await _ask(proc, 20)
         direct: list[float] = []
         proxied: list[float] = []
+        proxy_only: list[float] = []
         turn = 0
         while len(direct) < requests:
             n = min(block, requests - len(direct))
-            order = [(host_client, direct), (sandbox_client, proxied)]
-            if turn % 2:
-                order.reverse()
+            order = [(host_client, direct), (sandbox_client, proxied), (socket_client, proxy_only)]
+            order = order[turn % 3 :] + order[: turn % 3]
             for proc, sink in order:
                 sink.extend(await _ask(proc, n))
             turn += 1
-        for proc in (host_client, sandbox_client):
+        for proc in clients:
             assert proc.stdin is not None
             proc.stdin.close()
             await proc.wait()
         print(f"Latency: {requests} GETs each, fresh connection per request, blocks of {block}, alternating")
-        print(f"{'path':<34}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
-        for name, values in (("host -> server", direct), ("sandbox -> forwarder -> proxy", proxied)):
+        print(f"{'path':<38}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
+        rows = (
+            ("host -> server", direct),
+            ("sandbox -> forwarder -> proxy", proxied),
+            ("host -> proxy socket (no forwarder)", proxy_only),
+        )
+        for name, values in rows:
             row = [_percentile(values, q) for q in (50, 90, 99)] + [statistics.fmean(values)]
-            print(f"{name:<34}" + "".join(f"{v:>9.3f}" for v in row))
+            print(f"{name:<38}" + "".join(f"{v:>9.3f}" for v in row))
         added = _percentile(proxied, 50) - _percentile(direct, 50)
         print(
             f"added at p50: {added:+.3f} ms (target: at most +1 ms) -> {'met' if added <= 1 else 'NOT met'}"

@@ -13,6 +13,7 @@ import asyncio
 import enum
 from dataclasses import dataclass
 
+from ._timeouts import within
 from .policy import normalize_host
 
 __all__ = [
@@ -235,7 +236,7 @@ async def _copy_exact(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: int, idle_seconds: float
 ) -> None:
     while count:
-        chunk = await asyncio.wait_for(reader.read(min(count, 65536)), idle_seconds)
+        chunk = await within(reader.read(min(count, 65536)), idle_seconds)
         if not chunk:
             raise HttpError(400, "the client closed before the whole body")
         count -= len(chunk)
@@ -258,7 +259,7 @@ async def relay_body(
         return
     while True:
         try:
-            line = await asyncio.wait_for(reader.readuntil(b"\r\n"), idle_seconds)
+            line = await within(reader.readuntil(b"\r\n"), idle_seconds)
         except asyncio.LimitOverrunError as exc:
             raise HttpError(400, "a chunk-size line is too long") from exc
         except asyncio.IncompleteReadError as exc:
@@ -274,7 +275,7 @@ async def relay_body(
         writer.write(b"%x\r\n" % size)
         await _copy_exact(reader, writer, size, idle_seconds)
         try:
-            crlf = await asyncio.wait_for(reader.readexactly(2), idle_seconds)
+            crlf = await within(reader.readexactly(2), idle_seconds)
         except asyncio.IncompleteReadError as exc:
             raise HttpError(400, "the client closed inside the chunked body") from exc
         if crlf != b"\r\n":
@@ -283,7 +284,7 @@ async def relay_body(
     # Trailers are read (bounded) and dropped: they could carry headers past the Transform.
     for _ in range(MAX_HEADERS + 1):
         try:
-            trailer = await asyncio.wait_for(reader.readuntil(b"\r\n"), idle_seconds)
+            trailer = await within(reader.readuntil(b"\r\n"), idle_seconds)
         except (asyncio.LimitOverrunError, asyncio.IncompleteReadError) as exc:
             raise HttpError(400, "the chunked body's trailer is malformed") from exc
         if trailer == b"\r\n":

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._timeouts import within
 from .decisions import Decision, DecisionLog
 from .destinations import DestinationGuard, IPAddress, ResolveError, Resolver
 from .http1 import HttpError, RequestHead, parse_request_head, relay_body
@@ -159,7 +160,7 @@ async def _pipe(
 ) -> None:
     while True:
         try:
-            chunk = await asyncio.wait_for(src.read(65536), idle)
+            chunk = await within(src.read(65536), idle)
         except asyncio.TimeoutError:
             if time.monotonic() - activity.last < idle:
                 continue
@@ -201,7 +202,7 @@ async def _answer_and_linger(
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            chunk = await asyncio.wait_for(reader.read(65536), remaining)
+            chunk = await within(reader.read(65536), remaining)
             if not chunk:
                 break
             discarded += len(chunk)
@@ -210,7 +211,7 @@ async def _answer_and_linger(
 async def _close(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(writer.wait_closed(), 2)
+        await within(writer.wait_closed(), 2)
 
 
 class _Connection:
@@ -269,7 +270,7 @@ class _Connection:
 
     async def _read_head(self) -> RequestHead:
         try:
-            data = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), self.limits.head_seconds)
+            data = await within(self.reader.readuntil(b"\r\n\r\n"), self.limits.head_seconds)
         except asyncio.LimitOverrunError as exc:
             raise HttpError(
                 431, f"the request head is larger than {self.limits.max_head_bytes} bytes"
@@ -304,9 +305,7 @@ class _Connection:
             candidates = [ipaddress.ip_address(host)]
         else:
             try:
-                candidates = await asyncio.wait_for(
-                    self.resolver.resolve(host, port), self.limits.connect_seconds
-                )
+                candidates = await within(self.resolver.resolve(host, port), self.limits.connect_seconds)
             except (ResolveError, asyncio.TimeoutError) as exc:
                 raise HttpError(502, f"{host} could not be resolved by the egress proxy") from exc
             explicit = explicit or self.resolver.explicit
@@ -322,9 +321,7 @@ class _Connection:
         self, address: IPAddress, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
-            return await asyncio.wait_for(
-                asyncio.open_connection(str(address), port), self.limits.connect_seconds
-            )
+            return await within(asyncio.open_connection(str(address), port), self.limits.connect_seconds)
         except asyncio.TimeoutError as exc:
             raise HttpError(504, f"connecting to {address}:{port} timed out") from exc
         except OSError as exc:
@@ -350,7 +347,7 @@ class _Connection:
             self.writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
             await self.writer.drain()
             try:
-                hello = await asyncio.wait_for(read_client_hello(self.reader), self.limits.hello_seconds)
+                hello = await within(read_client_hello(self.reader), self.limits.hello_seconds)
             except NotTLSError as exc:
                 self._log(allowed=False, action="Deny", rule=None, reason=f"not TLS: {exc}")
                 return
@@ -422,7 +419,7 @@ class _Connection:
         per connection, so a client must not keep it for another); interim 1xx heads as they are."""
         while True:
             try:
-                data = await asyncio.wait_for(up_reader.readuntil(b"\r\n\r\n"), self.limits.idle_seconds)
+                data = await within(up_reader.readuntil(b"\r\n\r\n"), self.limits.idle_seconds)
             except (asyncio.LimitOverrunError, asyncio.IncompleteReadError) as exc:
                 raise HttpError(
                     502, "the upstream answer is not HTTP/1.x with a head the proxy reads"

@@ -279,3 +279,24 @@ async def test_large_bodies_cross_the_forwarder_and_proxy_intact_both_ways(tmp_p
         )
         assert code == 0, err
         assert out.splitlines() == [f"{size} {expected}", f"{size} {expected}", str(size)]
+
+
+async def test_a_sandbox_sees_only_its_own_proxy_socket(tmp_path: Path) -> None:
+    probe = textwrap.dedent(
+        """
+        import os, socket, sys
+        print(sorted(os.listdir("/run/aca-egress")))
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(sys.argv[1])
+            print("OPEN")
+        except OSError as exc:
+            print(type(exc).__name__)
+        """
+    )
+    async with world_servers(tmp_path) as world, gateway_for(world, tmp_path / "eg") as gateway:
+        mine = await gateway.attach("mine", EgressPolicy.deny_all())
+        other = await gateway.attach("other", EgressPolicy.from_wire(ALLOW_API))
+        code, out, err = await run_sandboxed(mine, [sys.executable, "-c", probe, str(other.socket_path)])
+        assert code == 0, err
+        assert out.splitlines() == ["['proxy.sock']", "FileNotFoundError"]

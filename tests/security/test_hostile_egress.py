@@ -262,3 +262,25 @@ async def test_connections_beyond_the_gateway_cap_get_503_in_every_sandbox(tmp_p
         for _, writer in held:
             writer.close()
         assert world.seen == []
+
+
+async def test_a_connection_flood_beyond_the_caps_is_ended_without_waiting_for_heads(
+    tmp_path: Path,
+) -> None:
+    limits = ProxyLimits(max_connections_per_sandbox=2, max_lingering=4)
+    async with (
+        world_servers(tmp_path) as world,
+        gateway_for(world, tmp_path / "eg", limits=limits) as gateway,
+    ):
+        attachment = await gateway.attach("sb", ALLOW_API)
+        flood = [await asyncio.open_unix_connection(str(attachment.socket_path)) for _ in range(40)]
+        for _, writer in flood:
+            writer.write(b"GET http://api.test")  # never finished: the two admitted ones wait
+        # Every connection beyond the caps ends (503 or closed at once); none waits for its head.
+        ended = await asyncio.gather(
+            *(asyncio.wait_for(reader.read(-1), 60) for reader, _ in flood[2:]), return_exceptions=True
+        )
+        assert all(not isinstance(e, asyncio.TimeoutError) for e in ended)
+        for _, writer in flood:
+            writer.close()
+        assert world.seen == []

@@ -88,6 +88,9 @@ class ProxyLimits:
     max_connections: int = 1024
     """Concurrent connections of all sandboxes together (each costs the server two file
     descriptors; the data plane must keep its own); beyond it 503 with Retry-After."""
+    max_lingering: int = 64
+    """Connections refused for the caps that may linger to deliver their 503 readably; beyond
+    it they are closed at once (a sandbox connecting in a loop must not hold descriptors)."""
 
 
 @dataclass
@@ -96,6 +99,8 @@ class ConnectionCount:
 
     active: int = 0
     """Open now."""
+    lingering: int = 0
+    """Refused for the caps and still draining their request (see ``max_lingering``)."""
 
 
 @dataclass
@@ -481,8 +486,15 @@ async def handle_connection(
     elif total.active >= limits.max_connections:
         busy = "the egress proxy is at its connection limit"
     if busy is not None:
-        await _answer_and_linger(reader, writer, _response(503, busy, retry_after=1))
-        await _close(writer)
+        if total.lingering >= limits.max_lingering:
+            writer.close()
+            return
+        total.lingering += 1
+        try:
+            await _answer_and_linger(reader, writer, _response(503, busy, retry_after=1))
+            await _close(writer)
+        finally:
+            total.lingering -= 1
         return
     total.active += 1
     state.active += 1

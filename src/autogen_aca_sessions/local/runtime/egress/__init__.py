@@ -11,7 +11,7 @@ the runtimes attach with. Why this shape, and what it does not guarantee: docs/d
 "Egress", and SECURITY.md.
 """
 
-from .decisions import DECISIONS_KEPT, Decision, DecisionLog
+from .decisions import DECISIONS_KEPT, Decision, DecisionAction, DecisionLog
 from .destinations import DestinationGuard, Resolver, StaticResolver, SystemResolver
 from .gateway import EGRESS_MOUNT, EGRESS_PORT, EgressAttachment, EgressGateway, UnknownSandboxError
 from .policy import EgressPolicy, EnforcementMode, PolicyError
@@ -23,6 +23,7 @@ __all__ = [
     "EGRESS_MOUNT",
     "EGRESS_PORT",
     "Decision",
+    "DecisionAction",
     "DecisionLog",
     "DestinationGuard",
     "EgressAttachment",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import collections
 import datetime
+import enum
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DECISIONS_KEPT", "Decision", "DecisionLog"]
+from .verdict import Scheme
+
+__all__ = ["DECISIONS_KEPT", "Decision", "DecisionAction", "DecisionLog"]
 
 DECISIONS_KEPT = 50
 """How many allowed and how many denied decisions are kept (reference §3.6)."""
@@ -15,6 +18,24 @@ DECISIONS_KEPT = 50
 
 def _iso(moment: datetime.datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+class DecisionAction(str, enum.Enum):
+    """What happened to a request or connection (the log's ``action``)."""
+
+    ALLOW = "Allow"
+    """Let through unchanged."""
+    TRANSFORM = "Transform"
+    """Let through with a Transform's headers."""
+    DENY = "Deny"
+    """Refused (by the policy, or by the proxy's own checks: guard, SNI, framing)."""
+    AUDIT = "Audit"
+    """Denied by the policy, let through because it is in Audit mode (logged as denied)."""
+
+    @property
+    def went_out(self) -> bool:
+        """Whether the request or connection left the sandbox."""
+        return self is not DecisionAction.DENY
 
 
 @dataclass(frozen=True)
@@ -29,12 +50,10 @@ class Decision:
     """The HTTP method (``CONNECT`` for HTTPS)."""
     path: str
     """The request path (empty for HTTPS, which hides it)."""
-    scheme: str
-    """``http`` or ``https``."""
-    allowed: bool
-    """Whether the policy allowed it (an audited denial is logged as denied)."""
-    action: str
-    """``Allow``, ``Deny``, ``Transform`` or ``Audit`` (denied by the policy, let through)."""
+    scheme: Scheme
+    """Plain HTTP or an HTTPS tunnel."""
+    action: DecisionAction
+    """What happened to it."""
     matched_rule: str | None
     """The rule that decided, or ``None`` for the default action or a refusal outside the policy."""
     reason: str
@@ -49,8 +68,8 @@ class Decision:
             "host": self.host,
             "method": self.method,
             "path": self.path,
-            "scheme": self.scheme,
-            "action": self.action,
+            "scheme": self.scheme.value,
+            "action": self.action.value,
             "matchedRule": self.matched_rule,
             "rule": self.matched_rule,
             "reason": self.reason,
@@ -67,8 +86,13 @@ class DecisionLog:
         self._last_updated: datetime.datetime | None = None
 
     def record(self, decision: Decision) -> None:
-        """Keep ``decision`` (the oldest of its kind is dropped beyond the bound)."""
-        (self._allowed if decision.allowed else self._denied).appendleft(decision)
+        """Keep ``decision`` (the oldest of its kind is dropped beyond the bound).
+
+        Allowed and transformed ones go to ``allowed``; denied and audited ones to ``denied``
+        (an audited one went out, but the policy denies it: that is what Audit reports).
+        """
+        allowed = decision.action in (DecisionAction.ALLOW, DecisionAction.TRANSFORM)
+        (self._allowed if allowed else self._denied).appendleft(decision)
         self._last_updated = decision.timestamp
 
     @property

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._timeouts import within
-from .decisions import Decision, DecisionLog
+from .decisions import Decision, DecisionAction, DecisionLog
 from .destinations import DestinationGuard, IPAddress, ResolveError, Resolver
 from .http1 import HttpError, RequestHead, parse_request_head, relay_body
 from .policy import EgressPolicy, HeaderOperationKind
@@ -239,7 +239,7 @@ class _Connection:
         self.id = f"{state.sandbox_id}-{next(_ids)}"
         self.head: RequestHead | None = None
 
-    def _log(self, *, allowed: bool, action: str, rule: str | None, reason: str) -> None:
+    def _log(self, action: DecisionAction, *, rule: str | None, reason: str) -> None:
         head = self.head
         if head is None:
             return
@@ -248,8 +248,7 @@ class _Connection:
             host=head.target.host,
             method=head.method,
             path=head.target.path,
-            scheme=(Scheme.HTTPS if head.is_connect else Scheme.HTTP).value,
-            allowed=allowed,
+            scheme=Scheme.HTTPS if head.is_connect else Scheme.HTTP,
             action=action,
             matched_rule=rule,
             reason=reason,
@@ -264,7 +263,7 @@ class _Connection:
         try:
             await self._serve()
         except _Refused as refused:
-            self._log(allowed=False, action="Deny", rule=refused.rule, reason=refused.reason)
+            self._log(DecisionAction.DENY, rule=refused.rule, reason=refused.reason)
             await _answer_and_linger(self.reader, self.writer, _response(refused.status, refused.reason))
         except HttpError as exc:
             await _answer_and_linger(self.reader, self.writer, _response(exc.status, exc.reason))
@@ -332,19 +331,14 @@ class _Connection:
         except OSError as exc:
             raise HttpError(502, f"connecting to {address}:{port} failed ({exc.strerror or exc})") from exc
 
-    def _allowed_action(self, verdict: Verdict) -> str:
+    def _allowed_action(self, verdict: Verdict) -> DecisionAction:
         if verdict.would_deny:
-            return "Audit"
-        return "Transform" if verdict.headers else "Allow"
+            return DecisionAction.AUDIT
+        return DecisionAction.TRANSFORM if verdict.headers else DecisionAction.ALLOW
 
     def _record_allowed(self, verdict: Verdict) -> None:
         # An audited connection goes out, but is logged among the denied: that is Audit's point.
-        self._log(
-            allowed=not verdict.would_deny,
-            action=self._allowed_action(verdict),
-            rule=verdict.matched_rule,
-            reason=verdict.reason,
-        )
+        self._log(self._allowed_action(verdict), rule=verdict.matched_rule, reason=verdict.reason)
 
     async def _tunnel(self, head: RequestHead, verdict: Verdict, address: IPAddress) -> None:
         up_reader, up_writer = await self._connect(address, head.target.port)
@@ -354,21 +348,18 @@ class _Connection:
             try:
                 hello = await within(read_client_hello(self.reader), self.limits.hello_seconds)
             except NotTLSError as exc:
-                self._log(allowed=False, action="Deny", rule=None, reason=f"not TLS: {exc}")
+                self._log(DecisionAction.DENY, rule=None, reason=f"not TLS: {exc}")
                 return
             except asyncio.TimeoutError:
-                self._log(allowed=False, action="Deny", rule=None, reason="no ClientHello in time")
+                self._log(DecisionAction.DENY, rule=None, reason="no ClientHello in time")
                 return
             host = head.target.host
             if hello.server_name is None and not _is_ip(host):
-                self._log(
-                    allowed=False, action="Deny", rule=None, reason="the ClientHello names no server (SNI)"
-                )
+                self._log(DecisionAction.DENY, rule=None, reason="the ClientHello names no server (SNI)")
                 return
             if hello.server_name is not None and hello.server_name != host:
                 self._log(
-                    allowed=False,
-                    action="Deny",
+                    DecisionAction.DENY,
                     rule=None,
                     reason=f"the TLS SNI {hello.server_name!r} does not match the CONNECT host {host!r}",
                 )

@@ -300,3 +300,38 @@ async def test_a_sandbox_sees_only_its_own_proxy_socket(tmp_path: Path) -> None:
         code, out, err = await run_sandboxed(mine, [sys.executable, "-c", probe, str(other.socket_path)])
         assert code == 0, err
         assert out.splitlines() == ["['proxy.sock']", "FileNotFoundError"]
+
+
+async def test_requests_and_aiohttp_sessions_inside_work_over_http_and_https(tmp_path: Path) -> None:
+    # Real clients with their own proxy handling: requests (urllib3 pool, kept-alive sessions)
+    # and aiohttp (trust_env), several requests per session over HTTP and HTTPS.
+    script = textwrap.dedent(
+        """
+        import asyncio, ssl, sys
+        import aiohttp, requests
+        http_url, https_url, ca = sys.argv[1], sys.argv[2], sys.argv[3]
+        with requests.Session() as s:
+            print([s.get(f"{u}{i}", verify=ca).text for u in (http_url, https_url) for i in range(3)])
+            print(s.get("http://denied.example/").status_code)
+        async def main():
+            ctx = ssl.create_default_context(cafile=ca)
+            async with aiohttp.ClientSession(trust_env=True) as s:
+                out = []
+                for u in (http_url, https_url):
+                    for i in range(3):
+                        async with s.get(f"{u}{i}", ssl=ctx) as r:
+                            out.append(await r.text())
+                print(out)
+        asyncio.run(main())
+        """
+    )
+    async with world_servers(tmp_path) as world, gateway_for(world, tmp_path / "eg") as gateway:
+        attachment = await gateway.attach("sb", EgressPolicy.from_wire(ALLOW_API))
+        http_url = f"http://api.test:{world.http_port}/r"
+        https_url = f"https://api.test:{world.https_port}/s"
+        code, out, err = await run_sandboxed(
+            attachment, [sys.executable, "-c", script, http_url, https_url, CA_INSIDE], ca_file=world.ca_file
+        )
+        assert code == 0, err
+        expected = str([f"hello GET /{p}{i}" for p in "rs" for i in range(3)])
+        assert out.splitlines() == [expected, "403", expected]

@@ -78,8 +78,11 @@ async def test_server_pools_take_the_server_allowlist_and_never_reach_the_server
         assert "own ports" in parts[1]
 
 
-async def test_python_kernels_forked_from_the_template_go_through_the_proxy(tmp_path: Path) -> None:
-    config = PoolConfig(sandbox="bwrap", egress_allowlist=("127.0.0.1",), ready_sessions=0)
+@pytest.mark.parametrize("launcher", ["fork", "plain"])
+async def test_python_kernels_of_either_launcher_go_through_the_proxy(tmp_path: Path, launcher: str) -> None:
+    config = PoolConfig(
+        sandbox="bwrap", egress_allowlist=("127.0.0.1",), ready_sessions=0, kernel_launcher=launcher
+    )
     code = (
         "import os, urllib.request, urllib.error\n"
         "proxy = os.environ['HTTP_PROXY']\n"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from autogen_aca_sessions.local.runtime.egress import EgressPolicy
 
 from .world import gateway_for, https_get, raw_exchange, world_servers
@@ -209,3 +211,18 @@ async def test_a_rule_naming_an_ip_literal_opens_exactly_that_literal(tmp_path: 
             attachment.socket_path, f"CONNECT 127.0.0.2:{world.https_port} HTTP/1.1\r\n\r\n".encode()
         )
         assert other.startswith(b"HTTP/1.1 403")
+
+
+async def test_attach_refuses_ids_that_cannot_make_a_socket_path(tmp_path: Path) -> None:
+    async with world_servers(tmp_path) as world, gateway_for(world, tmp_path / "eg") as gateway:
+        for bad, why in (
+            ("", "cannot name"),
+            ("a/b", "cannot name"),
+            ("..", "cannot name"),
+            ("x" * 200, "longer"),
+        ):
+            with pytest.raises(ValueError, match=why):
+                await gateway.attach(bad, EgressPolicy.deny_all())
+        await gateway.attach("ok", EgressPolicy.deny_all())
+        with pytest.raises(ValueError, match="already attached"):
+            await gateway.attach("ok", EgressPolicy.deny_all())

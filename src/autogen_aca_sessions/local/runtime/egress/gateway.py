@@ -42,6 +42,8 @@ EGRESS_MOUNT = "/run/aca-egress"
 EGRESS_PORT = 3128
 """The loopback port of the forwarder inside each sandbox (its namespace is its own)."""
 _SOCKET_NAME = "proxy.sock"
+_MAX_SOCKET_PATH = 107
+"""Longest Unix socket path Linux takes (``sun_path`` is 108 bytes with its NUL)."""
 FORWARDER = Path(__file__).with_name("forwarder.py")
 """The in-sandbox forwarder script (standard library only)."""
 
@@ -131,8 +133,13 @@ class EgressGateway:
             raise ValueError(f"{sandbox_id!r} is already attached")
         if not sandbox_id or "/" in sandbox_id or sandbox_id in (".", "..") or "\0" in sandbox_id:
             raise ValueError(f"{sandbox_id!r} cannot name a directory")
-        self.root.mkdir(mode=0o711, parents=True, exist_ok=True)
         socket_dir = self.root / sandbox_id
+        if len(os.fsencode(socket_dir / _SOCKET_NAME)) > _MAX_SOCKET_PATH:
+            raise ValueError(
+                f"the proxy socket path {socket_dir / _SOCKET_NAME} is longer than a Unix socket "
+                f"path may be ({_MAX_SOCKET_PATH} bytes): use a shorter gateway root or sandbox id"
+            )
+        self.root.mkdir(mode=0o711, parents=True, exist_ok=True)
         await asyncio.to_thread(shutil.rmtree, socket_dir, True)
         socket_dir.mkdir(mode=0o755)
         state = SandboxEgress(sandbox_id, policy, secrets)

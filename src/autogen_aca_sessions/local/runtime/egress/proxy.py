@@ -256,7 +256,12 @@ class _Connection:
         )
         self.state.log.record(decision)
         logger.info(
-            "egress %s %s %s %s: %s", self.state.sandbox_id, action, head.method, head.target.host, reason
+            "egress %s %s %s %s: %s",
+            self.state.sandbox_id,
+            action.value,
+            head.method,
+            head.target.host,
+            reason,
         )
 
     async def run(self) -> None:

@@ -226,3 +226,21 @@ async def test_attach_refuses_ids_that_cannot_make_a_socket_path(tmp_path: Path)
         await gateway.attach("ok", EgressPolicy.deny_all())
         with pytest.raises(ValueError, match="already attached"):
             await gateway.attach("ok", EgressPolicy.deny_all())
+
+
+async def test_expect_100_continue_is_answered_by_the_proxy_and_the_body_goes_out(tmp_path: Path) -> None:
+    async with world_servers(tmp_path) as world, gateway_for(world, tmp_path / "eg") as gateway:
+        attachment = await gateway.attach("sb1", EgressPolicy.from_wire(ALLOW_API))
+        reader, writer = await asyncio.open_unix_connection(str(attachment.socket_path))
+        p = world.http_port
+        head = f"PUT http://api.test:{p}/up HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        writer.write(head.encode())
+        await writer.drain()
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)  # a hang guard, not a timing
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"hello")
+        answer = await reader.read(-1)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert world.seen[0].body == b"hello"
+        assert "expect" not in world.seen[0].headers

@@ -85,6 +85,11 @@ class RequestHead:
     """The body's length when ``framing`` is ``LENGTH``."""
 
     @property
+    def expects_continue(self) -> bool:
+        """Whether the client waits for ``100 Continue`` before sending its body."""
+        return any(n.lower() == "expect" and v.lower() == "100-continue" for n, v in self.headers)
+
+    @property
     def is_connect(self) -> bool:
         """Whether this opens a tunnel."""
         return self.method == "CONNECT"

@@ -31,7 +31,7 @@ from typing import Any
 from ._timeouts import within
 from .decisions import Decision, DecisionAction, DecisionLog
 from .destinations import DestinationGuard, IPAddress, ResolveError, Resolver
-from .http1 import HttpError, RequestHead, parse_request_head, relay_body
+from .http1 import BodyFraming, HttpError, RequestHead, parse_request_head, relay_body
 from .policy import EgressPolicy, HeaderOperationKind
 from .sni import NotTLSError, read_client_hello
 from .verdict import Scheme, Verdict, decide
@@ -54,6 +54,8 @@ _HOP_BY_HOP = frozenset(
         "trailer",
         "upgrade",
         "host",
+        # The proxy answers 100-continue itself (below): upstream gets the body at once.
+        "expect",
     }
 )
 _REASONS = {
@@ -457,6 +459,11 @@ class _Connection:
         try:
             self._record_allowed(verdict)
             up_writer.write(out_head)
+            if head.expects_continue and head.framing is not BodyFraming.NONE:
+                # The body is relayed before the answer is read, so an upstream 100 would reach
+                # the client only after the body it waits to send: say it here instead.
+                self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                await self.writer.drain()
             await relay_body(head, self.reader, up_writer, idle_seconds=self.limits.idle_seconds)
             await self._relay_response_head(up_reader)
             activity = _Activity()

@@ -196,6 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--egress", action="store_true", help="let session code reach the network (default: no network)"
     )
     serve.add_argument(
+        "--egress-allow",
+        action="append",
+        default=None,
+        metavar="HOST",
+        help=(
+            "local extension: without --egress, let session code reach HOST (a name or *.domain "
+            "pattern; repeat the flag) over HTTP/HTTPS through the server's egress proxy, deny the "
+            "rest (needs bubblewrap; default: off, no network)"
+        ),
+    )
+    serve.add_argument(
         "--sandbox",
         choices=[m.value for m in SandboxMode],
         default=defaults.sandbox.value,
@@ -357,6 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
 # serve
 
 
+def _egress_summary(host: HostDescription) -> str:
+    """The banner's egress line."""
+    if host.egress:
+        return "enabled"
+    if host.egress_allowlist:
+        return f"allowlist {', '.join(host.egress_allowlist)} (through the egress proxy; local extension)"
+    return "disabled (no network inside sessions)"
+
+
 def _pool_config(args: argparse.Namespace) -> PoolConfig:
     """The served pool's configuration; options left unset keep the configuration's defaults."""
     from autogen_aca_sessions.local.config import PoolConfig
@@ -364,6 +384,7 @@ def _pool_config(args: argparse.Namespace) -> PoolConfig:
     chosen = {
         "pool_type": args.pool_type,
         "egress": args.egress,
+        "egress_allowlist": tuple(args.egress_allow) if args.egress_allow else None,
         "sandbox": args.sandbox,
         "kernel_launcher": args.kernel_launcher,
         "max_concurrent_sessions": args.max_concurrent_sessions,
@@ -416,7 +437,7 @@ def _banner(host: HostDescription) -> str:
         f"  API key:    {key}",
         f"  Isolation:  {host.isolation}" + (unsandboxed if host.isolation is Isolation.NONE else ""),
         f"  Pool type:  {host.pool_type}",
-        f"  Egress:     {'enabled' if host.egress else 'disabled (no network inside sessions)'}",
+        f"  Egress:     {_egress_summary(host)}",
     ]
     if host.fault_plan is not None:
         lines.append(f"  Faults:     {host.fault_plan}   (some calls fail on purpose, as Azure can)")

@@ -107,6 +107,11 @@ class PoolConfig:
     """Longest execution; larger ``timeoutInSeconds`` values are clamped to it."""
     egress: bool = False
     """Whether session code may reach the network."""
+    egress_allowlist: tuple[str, ...] | None = None
+    """Local extension, off (``None``) by default so the wire stays Azure's: host names or
+    ``*.domain`` patterns that sessions of a pool *without* egress may reach through the
+    server's egress proxy (HTTP and HTTPS only, deny by default, decisions logged). Needs
+    bubblewrap. ``egress=True`` keeps its meaning (the whole network) and ignores it."""
     sandbox: SandboxMode = SandboxMode.AUTO
     """The confinement asked for; the session runtime resolves it once on start."""
     kernel_launcher: KernelLauncherKind = KernelLauncherKind.FORK
@@ -143,6 +148,15 @@ class PoolConfig:
             object.__setattr__(self, "ready_sessions", 0)
         if self.max_alive_period_seconds is not None and self.max_alive_period_seconds <= 0:
             raise ValueError("max_alive_period_seconds must be positive (or None)")
+        if self.egress_allowlist is not None:
+            if isinstance(self.egress_allowlist, str):
+                raise ValueError("egress_allowlist must be a list of host patterns, not one string")
+            patterns = tuple(self.egress_allowlist)
+            # Checked here, so a bad pattern fails when the pool is configured, not when it starts.
+            from .runtime.egress.policy import EgressPolicy
+
+            EgressPolicy.allow_hosts(patterns)
+            object.__setattr__(self, "egress_allowlist", patterns)
         if self.max_upload_bytes < 0 or self.max_json_bytes < 0:
             raise ValueError("max_upload_bytes and max_json_bytes must not be negative")
 

@@ -53,6 +53,8 @@ class HostDescription:
     """Whether ``Microsoft.App/sessionPools`` is served at :attr:`base_url`."""
     serves_root: bool
     """Whether the pool also answers data-plane calls at :attr:`base_url` itself."""
+    egress_allowlist: tuple[str, ...] | None = None
+    """Hosts sessions may reach through the egress proxy when :attr:`egress` is off (local extension)."""
 
 
 class PoolHost(Protocol):

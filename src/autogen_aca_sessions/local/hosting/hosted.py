@@ -61,6 +61,8 @@ class RuntimeOptions:
     """The server's bearer key (data plane and management plane)."""
     hide_paths: tuple[Path, ...]
     """Host directories no session may see (the server's root: other pools, TLS key)."""
+    protected_ports: tuple[int, ...] = ()
+    """The server's own ports, never reachable from sessions through the egress proxy."""
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,8 @@ class HostedPool:
         )
         self.manager = manager
         await manager.start()
+        for port in options.protected_ports:
+            manager.protect_port(port)
         if self.settings.mcp_enabled:
             # mcp-types builds a few hundred pydantic models on import: off the event loop.
             await asyncio.to_thread(

@@ -78,6 +78,7 @@ class LocalSessionPool(LocalSessionsServer):
         cooldown_period_seconds: float | None = None,
         max_execution_seconds: float | None = None,
         egress: bool | None = None,
+        egress_allowlist: Sequence[str] | None = None,
         sandbox: SandboxMode | str | None = None,
         tls: bool = False,
         tls_cert: str | Path | None = None,
@@ -111,6 +112,9 @@ class LocalSessionPool(LocalSessionsServer):
         ``kernel_launcher`` is ``"fork"`` by default: kernels are forked from a template process
         that imported NumPy, pandas and matplotlib once (same sandbox, ~15 MiB per idle kernel
         instead of ~90); ``"plain"`` starts a fresh interpreter per kernel.
+        ``egress_allowlist`` (a local extension, off by default) lets sessions of a pool without
+        ``egress`` reach those hosts (names or ``*.domain`` patterns) over HTTP/HTTPS through the
+        server's egress proxy, and nothing else (needs bubblewrap; see README, "Network egress").
         ``mcp=True`` serves the pool's MCP server at :attr:`mcp_endpoint`, authenticated with
         :attr:`mcp_api_key` in ``x-ms-apikey``: a key of its own (``mcp_api_key``, generated unless
         given), which, like ``api_key``, is not part of the configuration. ``wire_extensions=True``
@@ -131,6 +135,7 @@ class LocalSessionPool(LocalSessionsServer):
                 "cooldown_period_seconds": cooldown_period_seconds,
                 "max_execution_seconds": max_execution_seconds,
                 "egress": egress,
+                "egress_allowlist": tuple(egress_allowlist) if egress_allowlist is not None else None,
                 "sandbox": sandbox,
                 "kernel_launcher": kernel_launcher,
                 "max_upload_bytes": max_upload_bytes,
@@ -337,6 +342,7 @@ class LocalSessionPool(LocalSessionsServer):
             else repr(self.faults.plan),
             management_plane=self.management_plane,
             serves_root=self.serve_at_root,
+            egress_allowlist=self.config.egress_allowlist,
         )
 
     # ------------------------------------------------------------------ lifecycle

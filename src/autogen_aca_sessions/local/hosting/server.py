@@ -642,10 +642,13 @@ class LocalSessionsServer(LocalListener):
             self.tls_cert_path, server_context = await tls_server_context(
                 self._host, private / "tls", self._tls_cert, self._tls_key
             )
-        self._options = RuntimeOptions(api_key=self.api_key, hide_paths=(self._root,))
         app = web.Application(middlewares=[self._errors], client_max_size=self.pool_defaults.max_json_bytes)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner, self._bound_port = await serve(app, self._host, self._port, server_context)
+        # Made once the port is known: pools' egress proxies refuse it whatever their allowlist.
+        self._options = RuntimeOptions(
+            api_key=self.api_key, hide_paths=(self._root,), protected_ports=(self._bound_port,)
+        )
         logger.info("local session server at %s (management plane %s)", self.base_url, self.management_plane)
 
     async def close(self) -> None:

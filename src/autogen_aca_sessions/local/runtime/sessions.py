@@ -31,6 +31,7 @@ from ..limits import MAX_OUTPUT_CHARS
 from . import capacity
 from ._kernel_template_launcher import TemplateKernelLauncher
 from .bubblewrap import BWRAP_PATH, SESSION_UID_BASE, SESSION_UID_SPAN, Sandbox
+from .egress import EgressGateway, EgressPolicy
 from .kernel import (
     Kernel,
     KernelLauncher,
@@ -46,6 +47,7 @@ from .session_files import DirectoryFiles
 from .shell import ShellRunner
 
 __all__ = [
+    "EGRESS_POOL_ID",
     "KernelInfo",
     "NameVersion",
     "PoolRuntimeInfo",
@@ -55,6 +57,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+EGRESS_POOL_ID = "pool"
+"""The egress gateway's name for a pool's sessions: one policy (the allowlist) and one decisions
+log for the pool, one network namespace per session."""
 
 
 def _utcnow() -> datetime:
@@ -405,6 +411,7 @@ class SessionManager:
         self._background: set[asyncio.Task[None]] = set()
         self._made_root = False
         self._run_base: Path | None = None
+        self._egress: EgressGateway | None = None
         self._private: Path | None = None
         self._info: PoolRuntimeInfo | None = None
         self._info_task: asyncio.Future[PoolRuntimeInfo] | None = None
@@ -463,6 +470,7 @@ class SessionManager:
         self._sandbox = await asyncio.to_thread(
             Sandbox.resolve, config.sandbox, bwrap_path=self.bwrap_path, limits=config.limits
         )
+        await self._open_egress_gate()
         self._shell = ShellRunner(
             self._sandbox, run_base=self._run_base, hidden=self._hidden, egress=config.egress
         )
@@ -479,6 +487,34 @@ class SessionManager:
         )
         self._tasks.append(asyncio.ensure_future(self._fill_ready()))
         self._tasks.append(asyncio.ensure_future(self._reap()))
+
+    async def _open_egress_gate(self) -> None:
+        """Attach the pool to an egress proxy when it has an allowlist (a local extension)."""
+        config = self.config
+        if config.egress_allowlist is None or config.egress:
+            return
+        if not self.sandbox.sandboxed:
+            # Without a network namespace nothing could be enforced: refuse rather than open up.
+            raise RuntimeError(
+                "egress_allowlist needs bubblewrap (a network namespace per session); this pool "
+                f"runs without a sandbox ({self.sandbox.warning or 'sandbox=none'})"
+            )
+        assert self._run_base is not None
+        self._egress = EgressGateway(self._run_base / "egress")
+        attachment = await self._egress.attach(
+            EGRESS_POOL_ID, EgressPolicy.allow_hosts(config.egress_allowlist)
+        )
+        self.sandbox.egress_gate = attachment
+
+    @property
+    def egress_gateway(self) -> EgressGateway | None:
+        """The pool's egress proxy (its decisions are under :data:`EGRESS_POOL_ID`), if it has one."""
+        return self._egress
+
+    def protect_port(self, port: int) -> None:
+        """Never let sessions reach ``port`` on this machine through the egress proxy (a server port)."""
+        if self._egress is not None:
+            self._egress.protect(port)
 
     def _size_for_sessions(self) -> None:
         """Raise the open-file limit, size the ZeroMQ context, and say if the machine holds too few."""
@@ -545,6 +581,9 @@ class SessionManager:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(s.wait_idle() for s in sessions)), timeout=10)
         finally:
+            if self._egress is not None:
+                with contextlib.suppress(Exception):
+                    await self._egress.close()
             if self._owned_launcher is not None:
                 try:
                     await self._owned_launcher.close()
@@ -580,8 +619,13 @@ class SessionManager:
         """
         fixed = ("pool_type", "sandbox", "egress", "kernel_launcher", "limits")
         changed = [name for name in fixed if getattr(config, name) != getattr(self.config, name)]
+        if (config.egress_allowlist is None) != (self.config.egress_allowlist is None):
+            changed.append("egress_allowlist (on/off)")
         if changed:
             raise ValueError(f"{', '.join(changed)} cannot change on a running pool")
+        if self._egress is not None and config.egress_allowlist is not None:
+            # A new allowlist applies to the next connection of every running session.
+            self._egress.update_policy(EGRESS_POOL_ID, EgressPolicy.allow_hosts(config.egress_allowlist))
         self.config = config
         self._refill.set()  # start (or stop starting) ready kernels for the new count
 

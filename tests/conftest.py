@@ -30,6 +30,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from tests import _figures
+
 if TYPE_CHECKING:
     from autogen_aca_sessions.local import LocalSessionPool
 
@@ -125,3 +127,33 @@ async def session_id(module_pool: LocalSessionPool) -> AsyncIterator[str]:
     identifier = str(uuid.uuid4())
     yield identifier
     await module_pool.manager.delete(identifier)
+
+
+# ---------------------------------------------------------------- the security and soak figures
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: hand this worker's figures to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_figures.WORKEROUTPUT_KEY] = _figures.snapshot()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the xdist controller: add up the figures of a worker that finished."""
+    figures = getattr(node, "workeroutput", {}).get(_figures.WORKEROUTPUT_KEY)
+    if figures:
+        _figures.merge(figures)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Print the figures SECURITY.md quotes once, where the run's summary is printed."""
+    if hasattr(config, "workerinput"):
+        return  # a worker: its figures went to the controller
+    lines = _figures.summary_lines()
+    if lines:
+        terminalreporter.section("security and soak figures (SECURITY.md)")
+        for line in lines:
+            terminalreporter.write_line(line)
+    _figures.dump_figures()

@@ -11,13 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.security._support import (
-    BWRAP,
-    PoolProcess,
-    print_figures,
-    start_pool_process,
-    stop_pool_process,
-)
+from tests.security._support import BWRAP, PoolProcess, start_pool_process, stop_pool_process
 
 SERVER_SECRET_ENV = "ACA_TEST_SERVER_SECRET"
 
@@ -70,7 +64,3 @@ def require_bwrap() -> None:
     """Fail (not skip) when bubblewrap is missing: the bwrap half of the suite must not vanish."""
     if not BWRAP:
         pytest.fail("bubblewrap (bwrap) is not installed; .ci/run installs it. Sandbox promises untested.")
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    print_figures(terminalreporter)

@@ -87,7 +87,7 @@ async def test_a_kernel_killed_between_calls_is_replaced_and_the_loss_reported(
 ) -> None:
     session = await manager.get_or_create("killed-from-outside")
     await run(session, "gone_soon = True")
-    kernel = session._slot.kernel
+    kernel = session.kernel
     assert kernel is not None
     os.killpg(kernel.pid, signal.SIGKILL)
     for _ in range(200):
@@ -164,7 +164,7 @@ async def test_an_oversized_kernel_message_is_refused_and_the_call_fails_clearly
 
     session = await manager.get_or_create(f"oversized-{len(how)}")
     await run(session, "before = 1")
-    kernel = session._slot.kernel
+    kernel = session.kernel
     assert kernel is not None
     assert kernel.client.iopub_channel.socket.getsockopt(zmq.MAXMSGSIZE) == MAX_KERNEL_MESSAGE_BYTES
     assert kernel.client.shell_channel.socket.getsockopt(zmq.MAXMSGSIZE) == MAX_KERNEL_MESSAGE_BYTES

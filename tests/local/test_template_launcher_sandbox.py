@@ -78,7 +78,7 @@ async def value(session: Session, code: str, timeout: float = 60) -> Any:
 
 
 def child_of(session: Session) -> TemplateChild:
-    kernel = session._slot.kernel
+    kernel = session.kernel
     assert kernel is not None
     process = kernel.launched.process
     assert isinstance(process, TemplateChild)
@@ -166,7 +166,7 @@ async def test_runs_as_the_session_uid_without_any_capability(manager: SessionMa
         " [fields[k].strip() for k in ('CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs')]]",
     )
     uid, euid, gid, groups, caps = status
-    assert uid == euid == gid == session._slot.uid
+    assert uid == euid == gid == session.uid
     assert uid >= SESSION_UID_BASE
     assert groups == []
     assert caps == ["0000000000000000"] * 5 + ["1"]
@@ -289,11 +289,11 @@ async def test_close_leaves_no_process_no_directory_and_no_cgroup(tmp_path: Path
             assert child.holder is not None
             pids.update(p.pid for p in psutil.Process(child.holder.pid).children(recursive=True))
             pids.add(child.holder.pid)
-            kernel = session._slot.kernel
+            kernel = session.kernel
             assert kernel is not None
             assert kernel.launched.cgroup is not None
             groups.append(kernel.launched.cgroup)
-        run_base = session._slot.kernel.launched.run_dir.parent  # type: ignore[union-attr]
+        run_base = session.kernel.launched.run_dir.parent  # type: ignore[union-attr]
     finally:
         await manager.close()
         await launcher.close()

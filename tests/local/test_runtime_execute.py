@@ -18,19 +18,9 @@ from autogen_aca_sessions.local.runtime.sessions import Session, SessionManager
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def manager(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SessionManager]:
-    m = SessionManager(
-        root=tmp_path_factory.mktemp("runtime-pool"),
-        config=PoolConfig(
-            ready_sessions=1, sandbox="bwrap", max_execution_seconds=60, cooldown_period_seconds=600
-        ),
-    )
-    await m.start()
-    try:
-        yield m
-    finally:
-        await m.close()
+MANAGER_CONFIG = PoolConfig(
+    ready_sessions=1, sandbox="bwrap", max_execution_seconds=60, cooldown_period_seconds=600
+)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

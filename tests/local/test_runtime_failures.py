@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import zmq
 
 from autogen_aca_sessions.local.config import PoolConfig
@@ -19,17 +17,7 @@ from autogen_aca_sessions.local.runtime.sessions import Session, SessionManager
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def manager(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SessionManager]:
-    m = SessionManager(
-        root=tmp_path_factory.mktemp("failures-pool"),
-        config=PoolConfig(ready_sessions=1, sandbox="bwrap", max_execution_seconds=60),
-    )
-    await m.start()
-    try:
-        yield m
-    finally:
-        await m.close()
+MANAGER_CONFIG = PoolConfig(ready_sessions=1, sandbox="bwrap", max_execution_seconds=60)
 
 
 async def run(session: Session, code: str, *, timeout: float = 30) -> Any:

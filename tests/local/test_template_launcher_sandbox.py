@@ -9,14 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-import pytest_asyncio
 
 from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.runtime._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
@@ -32,43 +29,13 @@ LIMITS = ResourceLimits(
 SECRET_ENV = "ACA_TEMPLATE_TEST_SECRET"
 
 
-@pytest.fixture(scope="module")
-def listener() -> Iterator[int]:
-    """A TCP port listening on the host's loopback."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    try:
-        yield server.getsockname()[1]
-    finally:
-        server.close()
+MANAGER_CONFIG = PoolConfig(sandbox="bwrap", limits=LIMITS, ready_sessions=1, max_execution_seconds=60)
+MANAGER_ENV = {SECRET_ENV: "do-not-leak"}
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def pool(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[TemplateKernelLauncher, SessionManager]]:
-    os.environ[SECRET_ENV] = "do-not-leak"
-    root = tmp_path_factory.mktemp("template-sandbox") / "pool"
-    launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap", limits=LIMITS), hide_paths=[root])
-    manager = SessionManager(
-        root=root,
-        config=PoolConfig(sandbox="bwrap", limits=LIMITS, ready_sessions=1, max_execution_seconds=60),
-        launcher=launcher,
-    )
-    await launcher.start()
-    await manager.start()
-    try:
-        yield launcher, manager
-    finally:
-        await manager.close()
-        await launcher.close()
-        os.environ.pop(SECRET_ENV, None)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def manager(pool: tuple[TemplateKernelLauncher, SessionManager]) -> SessionManager:
-    return pool[1]
+def make_launcher(root: Path) -> TemplateKernelLauncher:
+    """The manager's launcher: a template forked into bwrap sandboxes, the pool's root hidden."""
+    return TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap", limits=LIMITS), hide_paths=[root])
 
 
 async def value(session: Session, code: str, timeout: float = 60) -> Any:
@@ -86,16 +53,15 @@ def child_of(session: Session) -> TemplateChild:
 
 
 async def test_the_kernel_is_forked_from_the_template_with_the_data_stack_already_imported(
-    pool: tuple[TemplateKernelLauncher, SessionManager],
+    manager: SessionManager,
 ) -> None:
-    launcher, manager = pool
     session = await manager.get_or_create("stack")
     # Nothing imported yet by this session: the modules come from the template.
     loaded = await value(
         session, "import sys\n[m in sys.modules for m in ('numpy', 'pandas', 'matplotlib.pyplot')]"
     )
     assert loaded == [True, True, True]
-    assert psutil.Process(child_of(session).pid).ppid() == launcher.template_pid
+    assert psutil.Process(child_of(session).pid).ppid() == manager.template_pid
     await value(session, "import numpy as np, pandas as pd\nframe = pd.DataFrame({'a': np.arange(4)})")
     assert await value(session, "int(frame['a'].sum())") == 6
     out = await session.execute(

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,6 +298,11 @@ async def raw_pool(pool: PoolProcess) -> AsyncIterator[RawPool]:
             for identifier in raw.used:
                 with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
                     await raw.delete_session(identifier)
+
+
+def fresh_identifier(tag: str) -> str:
+    """A session identifier no other test uses: ``tag`` (what the test does) and a random part."""
+    return f"{tag}-{uuid.uuid4().hex[:12]}"
 
 
 def is_error_body(data: Any) -> bool:

@@ -18,6 +18,9 @@ Options come from an optional module-level dict ``POOL_OPTIONS``:
 * ``module_http`` - an ``aiohttp.ClientSession`` for it (auth header set).
 * ``session_id`` - a fresh UUID identifier; the session it names (if any) is deleted after the test,
   so kernels do not pile up in a module-scoped pool.
+
+``patient_interrupts`` (``@pytest.mark.usefixtures("patient_interrupts")``) is for tests that pin
+the "interrupted, state kept" outcome of a timeout: see its docstring.
 """
 
 from __future__ import annotations
@@ -53,6 +56,24 @@ def _http_for(pool: LocalSessionPool) -> aiohttp.ClientSession:
         headers={"Authorization": f"Bearer {pool.api_key}"},
         connector=connector,
     )
+
+
+PATIENT_INTERRUPT_GRACE_SECONDS = 60.0
+"""How long an interrupted cell may take to stop in tests that pin the interrupted outcome."""
+
+
+@pytest.fixture
+def patient_interrupts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give an interrupted cell a minute, not the pool's 1.5 s, to stop before its kernel is killed.
+
+    For tests that pin "timed out, interrupted, state kept" on pools in this process: on a loaded
+    machine (a parallel suite) a kernel can need more than 1.5 s to take the interrupt and go idle,
+    and the pool then rightly restarts it. With this the test waits for the kernel to go idle (the
+    call returns as soon as it does), so the outcome no longer depends on the machine's load.
+    """
+    from autogen_aca_sessions.local.runtime import cell
+
+    monkeypatch.setattr(cell, "INTERRUPT_GRACE_SECONDS", PATIENT_INTERRUPT_GRACE_SECONDS)
 
 
 @pytest_asyncio.fixture

@@ -40,6 +40,7 @@ def living(pids: set[int]) -> list[int]:
     return found
 
 
+@pytest.mark.usefixtures("patient_interrupts")
 async def test_unsandboxed_kernels_run_code_keep_state_show_images_and_recover(tmp_path: Path) -> None:
     root = tmp_path / "pool"
     launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("none"))

@@ -173,6 +173,7 @@ async def test_resource_limits_and_read_only_system(manager: SessionManager) -> 
     assert out.error_name == "MemoryError"
 
 
+@pytest.mark.usefixtures("patient_interrupts")
 async def test_timeout_interrupts_the_cell_and_keeps_state(manager: SessionManager) -> None:
     session = await manager.get_or_create("timeout")
     await value(session, "kept = 41")

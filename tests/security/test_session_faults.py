@@ -164,12 +164,15 @@ async def test_code_ignoring_sigint_is_restarted_at_its_time_limit_and_says_stat
     assert after["result"]["executionResult"] is False
 
 
+# bytes(n) comes from calloc, whose fresh pages are never written: the blocks take address space
+# (what the limit caps) without taking RAM, so the bomb hits the limit at once even on a loaded
+# machine, instead of first writing gigabytes of zeros (bytearray(n) does) while other tests run.
 MEMORY_BOMB = """
 def bomb():
     hoard = []
     try:
         while True:
-            hoard.append(bytearray(256 * 1024 * 1024))
+            hoard.append(bytes(256 * 1024 * 1024))
     except MemoryError:
         got = len(hoard)
         hoard.clear()

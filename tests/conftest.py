@@ -150,6 +150,25 @@ async def session_id(module_pool: LocalSessionPool) -> AsyncIterator[str]:
     await module_pool.manager.delete(identifier)
 
 
+# ---------------------------------------------------------------- the order modules are handed out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules marked ``early`` first, the rest in their usual order (the sort is stable).
+
+    pytest-xdist (``--dist loadscope --no-loadscope-reorder``) hands whole modules to workers in
+    this order. A module of a few long tests (building and installing the wheel, say) handed out
+    last would keep one worker busy after the others ran out of work; handed out first, the many
+    short modules fill the other workers meanwhile.
+    """
+    early = {
+        item.module
+        for item in items
+        if isinstance(item, pytest.Function) and item.get_closest_marker("early")
+    }
+    items.sort(key=lambda item: getattr(item, "module", None) not in early)
+
+
 # ---------------------------------------------------------------- the security and soak figures
 
 

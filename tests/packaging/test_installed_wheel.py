@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.packaging
+pytestmark = [pytest.mark.packaging, pytest.mark.early]
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "autogen_aca_sessions"
@@ -90,7 +90,7 @@ def test_the_wheel_carries_every_file_of_the_package_and_its_entry_points(dist: 
     # The kernels' and the sandbox's helper scripts are run as files, not imported: they must be there.
     assert tracked_package_files() <= names, sorted(tracked_package_files() - names)
     for script in ("_kernel_startup.py", "_kernel_template.py", "_kernel_boot.py"):
-        assert f"{PACKAGE}/local/{script}" in names
+        assert f"{PACKAGE}/local/runtime/{script}" in names
     assert f"{PACKAGE}/py.typed" in names
     assert not any(name.startswith(("tests/", "examples/")) for name in names)
     assert "aca-sessions = autogen_aca_sessions.cli:main" in entry_text

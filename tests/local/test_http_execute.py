@@ -139,6 +139,7 @@ async def test_state_persists_between_calls_of_one_session_and_not_across_sessio
         await module_pool.manager.delete(other_id)
 
 
+@pytest.mark.usefixtures("patient_interrupts")
 async def test_legacy_timeout_is_failure_with_the_message_in_stderr_and_state_kept(
     module_pool: LocalSessionPool, module_http: aiohttp.ClientSession, session_id: str
 ) -> None:
@@ -242,6 +243,7 @@ async def test_user_exception_is_failed_with_error_object_and_raw_result(
     assert body["rawResult"]["error_name"] == "ZeroDivisionError"
 
 
+@pytest.mark.usefixtures("patient_interrupts")
 async def test_timeout_is_failed_with_execution_timeout_and_keeps_state(
     module_pool: LocalSessionPool, module_http: aiohttp.ClientSession, session_id: str
 ) -> None:

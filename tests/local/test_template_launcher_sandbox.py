@@ -10,14 +10,11 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-import pytest_asyncio
 
 from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.runtime._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
@@ -33,43 +30,13 @@ LIMITS = ResourceLimits(
 SECRET_ENV = "ACA_TEMPLATE_TEST_SECRET"
 
 
-@pytest.fixture(scope="module")
-def listener() -> Iterator[int]:
-    """A TCP port listening on the host's loopback."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    try:
-        yield server.getsockname()[1]
-    finally:
-        server.close()
+MANAGER_CONFIG = PoolConfig(sandbox="bwrap", limits=LIMITS, ready_sessions=1, max_execution_seconds=60)
+MANAGER_ENV = {SECRET_ENV: "do-not-leak"}
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def pool(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[TemplateKernelLauncher, SessionManager]]:
-    os.environ[SECRET_ENV] = "do-not-leak"
-    root = tmp_path_factory.mktemp("template-sandbox") / "pool"
-    launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap", limits=LIMITS), hide_paths=[root])
-    manager = SessionManager(
-        root=root,
-        config=PoolConfig(sandbox="bwrap", limits=LIMITS, ready_sessions=1, max_execution_seconds=60),
-        launcher=launcher,
-    )
-    await launcher.start()
-    await manager.start()
-    try:
-        yield launcher, manager
-    finally:
-        await manager.close()
-        await launcher.close()
-        os.environ.pop(SECRET_ENV, None)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def manager(pool: tuple[TemplateKernelLauncher, SessionManager]) -> SessionManager:
-    return pool[1]
+def make_launcher(root: Path) -> TemplateKernelLauncher:
+    """The manager's launcher: a template forked into bwrap sandboxes, the pool's root hidden."""
+    return TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap", limits=LIMITS), hide_paths=[root])
 
 
 async def value(session: Session, code: str, timeout: float = 60) -> Any:
@@ -79,7 +46,7 @@ async def value(session: Session, code: str, timeout: float = 60) -> Any:
 
 
 def child_of(session: Session) -> TemplateChild:
-    kernel = session._slot.kernel
+    kernel = session.kernel
     assert kernel is not None
     process = kernel.launched.process
     assert isinstance(process, TemplateChild)
@@ -87,16 +54,15 @@ def child_of(session: Session) -> TemplateChild:
 
 
 async def test_the_kernel_is_forked_from_the_template_with_the_data_stack_already_imported(
-    pool: tuple[TemplateKernelLauncher, SessionManager],
+    manager: SessionManager,
 ) -> None:
-    launcher, manager = pool
     session = await manager.get_or_create("stack")
     # Nothing imported yet by this session: the modules come from the template.
     loaded = await value(
         session, "import sys\n[m in sys.modules for m in ('numpy', 'pandas', 'matplotlib.pyplot')]"
     )
     assert loaded == [True, True, True]
-    assert psutil.Process(child_of(session).pid).ppid() == launcher.template_pid
+    assert psutil.Process(child_of(session).pid).ppid() == manager.template_pid
     await value(session, "import numpy as np, pandas as pd\nframe = pd.DataFrame({'a': np.arange(4)})")
     assert await value(session, "int(frame['a'].sum())") == 6
     out = await session.execute(
@@ -167,7 +133,7 @@ async def test_runs_as_the_session_uid_without_any_capability(manager: SessionMa
         " [fields[k].strip() for k in ('CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs')]]",
     )
     uid, euid, gid, groups, caps = status
-    assert uid == euid == gid == session._slot.uid
+    assert uid == euid == gid == session.uid
     assert uid >= SESSION_UID_BASE
     assert groups == []
     assert caps == ["0000000000000000"] * 5 + ["1"]
@@ -208,6 +174,7 @@ async def test_resource_limits_and_read_only_system(manager: SessionManager) -> 
     assert out.error_name == "MemoryError"
 
 
+@pytest.mark.usefixtures("patient_interrupts")
 async def test_timeout_interrupts_the_cell_and_keeps_state(manager: SessionManager) -> None:
     session = await manager.get_or_create("timeout")
     await value(session, "kept = 41")
@@ -290,11 +257,11 @@ async def test_close_leaves_no_process_no_directory_and_no_cgroup(tmp_path: Path
             assert child.holder is not None
             pids.update(p.pid for p in psutil.Process(child.holder.pid).children(recursive=True))
             pids.add(child.holder.pid)
-            kernel = session._slot.kernel
+            kernel = session.kernel
             assert kernel is not None
             assert kernel.launched.cgroup is not None
             groups.append(kernel.launched.cgroup)
-        run_base = session._slot.kernel.launched.run_dir.parent  # type: ignore[union-attr]
+        run_base = session.kernel.launched.run_dir.parent  # type: ignore[union-attr]
     finally:
         await manager.close()
         await launcher.close()

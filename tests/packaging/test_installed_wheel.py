@@ -26,7 +26,7 @@ import pytest
 
 import autogen_aca_sessions
 
-pytestmark = pytest.mark.packaging
+pytestmark = [pytest.mark.packaging, pytest.mark.early]
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "autogen_aca_sessions"

@@ -385,14 +385,7 @@ class Kernel:
             if channel_lost:
                 return await self._channel_lost(cell)
             if not self.alive:
-                await self._drain_into(cell)
-                return cell.finish(
-                    Outcome.KERNEL_DIED,
-                    state_lost=True,
-                    message=self._death_message(),
-                    error_name="KernelDied",
-                    error_value=self._death_message(),
-                )
+                return await self._died(cell)
             now = time.monotonic()
             action = deadline.action(now)
             if action is DeadlineAction.INTERRUPT:
@@ -427,6 +420,18 @@ class Kernel:
                     cell.on_iopub(msg)
         return cell.outcome(deadline, timeout)
 
+    async def _died(self, cell: CellCollector) -> CodeOutput:
+        """End a cell whose kernel died, with the output it sent before it went."""
+        await self._drain_into(cell)
+        message = self._death_message()
+        return cell.finish(
+            Outcome.KERNEL_DIED,
+            state_lost=True,
+            message=message,
+            error_name="KernelDied",
+            error_value=message,
+        )
+
     async def _channel_lost(self, cell: CellCollector) -> CodeOutput:
         """End a cell whose kernel connection zmq dropped: a death, or a kernel to replace."""
         # A kernel that dies also drops its connections, a moment before its exit is seen:
@@ -434,14 +439,7 @@ class Kernel:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.launched.process.wait()), 0.3)
         if not self.alive:
-            await self._drain_into(cell)
-            return cell.finish(
-                Outcome.KERNEL_DIED,
-                state_lost=True,
-                message=self._death_message(),
-                error_name="KernelDied",
-                error_value=self._death_message(),
-            )
+            return await self._died(cell)
         # Without a channel the kernel cannot be told or heard: replace it.
         await self.kill()
         message = (

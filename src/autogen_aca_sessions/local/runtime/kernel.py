@@ -260,6 +260,14 @@ class Kernel:
             # stops the process).
             self._close_client()
             raise
+        # Plain (blocking-API) views of the two reply sockets, for the non-blocking drain in
+        # _take: an asyncio socket's non-blocking recv reads through the same kind of view,
+        # after making a future (and several enum flag operations) per message. Shadows share
+        # the underlying socket and never close it; the channels still own it.
+        self._drain_views: dict[int, zmq.Socket[bytes]] = {
+            id(socket): zmq.Socket.shadow(socket.underlying)
+            for socket in (self.client.iopub_channel.socket, self.client.shell_channel.socket)
+        }
         # One poller for the kernel's life, not one per call.
         self._poller = zmq.asyncio.Poller()
         for socket in (
@@ -464,10 +472,11 @@ class Kernel:
         every drain with an exception.
         """
         session = self.client.session
+        view = self._drain_views[id(socket)]
         messages: list[dict[str, Any]] = []
         for _ in range(256):
             try:
-                frames = await socket.recv_multipart(flags=zmq.NOBLOCK)
+                frames = view.recv_multipart(zmq.NOBLOCK)
             except zmq.ZMQError:  # zmq.Again: nothing more waiting
                 break
             try:

@@ -26,7 +26,8 @@ import pytest
 
 import autogen_aca_sessions
 
-pytestmark = [pytest.mark.packaging, pytest.mark.early]
+# Building, installing and running the quickstart from the wheel takes minutes on a loaded machine.
+pytestmark = [pytest.mark.packaging, pytest.mark.early, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "autogen_aca_sessions"

@@ -160,7 +160,8 @@ async def _soak(tmp_path: Path, seconds: float, clients: int) -> None:
         f"{rss_warm / 2**20:.1f} -> {rss_end / 2**20:.1f}",
     )
     note(f"soak {seconds:g}s x {clients} clients: server fds warm -> end", f"{fds_warm} -> {fds_end}")
-    assert tally.wrong == [], "\n".join(tally.wrong[:20])
+    # The server's own log says why, when it answered something wrong (a 500 logs a traceback).
+    assert tally.wrong == [], "\n".join([*tally.wrong[:20], "--- server log:", *pool.stderr_lines[-60:]])
     assert tally.ops["execute"] > clients, tally.ops
     assert rss_end - rss_warm < RSS_GROWTH_LIMIT, (rss_warm, rss_end)
     assert fds_end - fds_warm <= FD_GROWTH_LIMIT, (fds_warm, fds_end)

@@ -14,38 +14,31 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from datetime import datetime, timezone
-from typing import Any, Protocol
+import uuid
+from typing import Any
 
 from .arm.errors import ArmError
 from .arm.model import ProvisioningState, ResourceKey
 from .arm.operations import Operation, OperationKind, OperationStore, location_segment
+from ..runtime.sandboxes.models import GroupLimits
+from ..runtime.sandboxes.runtime import SandboxRuntime
 from .arm.sandbox_groups.model import SandboxGroupResource, SandboxGroupSettings, render_group
 
-__all__ = ["GroupRuntime", "HostedSandboxGroup", "SandboxGroupHost", "group_runtime_id"]
+__all__ = ["DEFAULT_MAX_SANDBOX_COUNT", "HostedSandboxGroup", "SandboxGroupHost"]
 
 logger = logging.getLogger("autogen_aca_sessions.local")
 
-
-def group_runtime_id(key: ResourceKey) -> str:
-    """The id the runtime knows a group by: ``sub/rg/name``, folded (ARM compares names
-    case-insensitively)."""
-    return "/".join(key.folded)
-
-
-class GroupRuntime(Protocol):
-    """What the host needs of the Sandboxes runtime."""
-
-    async def ensure_group(self, group_id: str, *, max_sandbox_count: int | None) -> None:
-        """Make the group known (or change its limit)."""
-
-    async def remove_group(self, group_id: str) -> None:
-        """Delete every sandbox, snapshot and image of the group, and the group."""
+DEFAULT_MAX_SANDBOX_COUNT = 100
+"""``maxSandboxCount`` of a group whose body names none."""
 
 
 class HostedSandboxGroup:
     """A sandbox group of the server: its ARM record and its running operation."""
 
     def __init__(self, resource: SandboxGroupResource) -> None:
+        self.runtime_id = uuid.uuid4().hex
+        """The name the runtime knows it by (ARM names repeat across subscriptions and
+        resource groups; the runtime's do not)."""
         self.resource = resource
         """The ARM record (settings, provisioning state, times)."""
         self.operation: Operation | None = None
@@ -57,11 +50,6 @@ class HostedSandboxGroup:
         return self.resource.key
 
     @property
-    def runtime_id(self) -> str:
-        """The id the runtime knows it by."""
-        return group_runtime_id(self.resource.key)
-
-    @property
     def deleting(self) -> bool:
         """Whether a delete is under way (its data plane then answers 404)."""
         return self.resource.state is ProvisioningState.DELETING
@@ -70,7 +58,7 @@ class HostedSandboxGroup:
 class SandboxGroupHost:
     """Every sandbox group of one server."""
 
-    def __init__(self, runtime: GroupRuntime, operations: OperationStore, *, max_groups: int = 100) -> None:
+    def __init__(self, runtime: SandboxRuntime, operations: OperationStore, *, max_groups: int = 100) -> None:
         self._runtime = runtime
         self._operations = operations
         self._groups: dict[tuple[str, str, str], HostedSandboxGroup] = {}
@@ -82,7 +70,7 @@ class SandboxGroupHost:
         """``properties.defaultDomain`` of every group (the server's host)."""
 
     @property
-    def runtime(self) -> GroupRuntime:
+    def runtime(self) -> SandboxRuntime:
         """The Sandboxes runtime."""
         return self._runtime
 
@@ -144,10 +132,13 @@ class SandboxGroupHost:
             operation = self._operations.start(
                 OperationKind.CREATE if created else OperationKind.UPDATE, key, settings.location
             )
-            await self._runtime.ensure_group(group_runtime_id(key), max_sandbox_count=settings.max_sandbox_count)
             now = datetime.now(timezone.utc)
             if group is None:
                 group = HostedSandboxGroup(SandboxGroupResource(key, settings, ProvisioningState.SUCCEEDED, now, now))
+            limits = GroupLimits(max_sandboxes=settings.max_sandbox_count or DEFAULT_MAX_SANDBOX_COUNT)
+            # Replacing a group's limits keeps its sandboxes (as a PUT keeps a resource's children).
+            self._runtime.create_group(group.runtime_id, limits)
+            if created:
                 self._groups[key.folded] = group
             else:
                 group.resource.settings = settings
@@ -176,7 +167,7 @@ class SandboxGroupHost:
 
     async def _delete(self, group: HostedSandboxGroup, operation: Operation) -> None:
         try:
-            await self._runtime.remove_group(group.runtime_id)
+            await self._runtime.delete_group(group.runtime_id)
         except Exception as exc:
             logger.exception("deleting sandbox group %s failed", group.runtime_id)
             group.resource.state = ProvisioningState.FAILED
@@ -208,7 +199,7 @@ class SandboxGroupHost:
                 logger.exception("a sandbox-group operation failed while closing")
         for group in list(self._groups.values()):
             try:
-                await self._runtime.remove_group(group.runtime_id)
+                await self._runtime.delete_group(group.runtime_id)
             except Exception:
                 logger.exception("removing sandbox group %s failed", group.runtime_id)
         self._groups.clear()

@@ -35,6 +35,11 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from ..config import PoolConfig
+from ..frontends.sandboxes.call import GroupRef
+from ..frontends.sandboxes.errors import sandbox_error_response
+from ..frontends.sandboxes.routes import dispatch as dispatch_sandboxes
+from ..runtime.sandboxes.errors import SandboxStartFailed
+from ..runtime.sandboxes.runtime import SandboxRuntime
 from ..frontends.auth import check_authorization
 from ..frontends.dataplane.wire.errors import WireError
 from .arm.errors import ArmError, arm_error_response
@@ -51,9 +56,12 @@ from .arm.model import (
 )
 from .arm.operations import Operation, OperationKind, OperationStore, location_segment
 from .arm.routes import ManagementRoutes, is_management_path
+from .arm.sandbox_groups.model import SandboxGroupSettings, group_name_problem, group_resource_id
+from .arm.sandbox_groups.routes import SandboxGroupRoutes, is_sandbox_group_path
 from .hosted import HostedPool, RuntimeOptions
 from .listener import LocalListener, make_root, serve, tls_server_context
 from .pool import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION
+from .sandbox_groups import HostedSandboxGroup, SandboxGroupHost
 
 __all__ = ["LocalSessionsServer"]
 
@@ -71,6 +79,16 @@ def _enum(kind: type[Any], value: Any, what: str) -> Any:
             return member
     allowed = ", ".join(str(m.value) for m in kind)
     raise ValueError(f"{what} must be one of {allowed}, not {value!r}")
+
+
+def _is_sandbox_data_path(segments: list[str]) -> bool:
+    """Whether a path is under ``/subscriptions/{sub}/resourceGroups/{rg}/sandboxGroups/{group}``."""
+    return (
+        len(segments) >= 6
+        and segments[0].lower() == "subscriptions"
+        and segments[2].lower() == "resourcegroups"
+        and segments[4].lower() == "sandboxgroups"
+    )
 
 
 class LocalSessionsServer(LocalListener):
@@ -134,6 +152,14 @@ class LocalSessionsServer(LocalListener):
         self._default: HostedPool | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._options: RuntimeOptions | None = None
+        self._retry_after_seconds = retry_after_seconds
+        self._list_page_size = list_page_size
+        # Sandboxes (Microsoft.App/sandboxGroups and their data plane): the runtime is opened on
+        # first use, so a server that never hosts a sandbox pays nothing for it.
+        self._sandbox_host: SandboxGroupHost | None = None
+        self._sandbox_group_routes: SandboxGroupRoutes | None = None
+        self._sandbox_lock = asyncio.Lock()
+        self._sandbox_failure: str | None = None
 
     # ------------------------------------------------------------------ properties
 
@@ -235,6 +261,62 @@ class LocalSessionsServer(LocalListener):
     def rotate_mcp_key(self, pool: HostedPool) -> str:
         """Give ``pool`` a new MCP key (the old one stops working at once); returns it."""
         return pool.rotate_mcp_key()
+
+    # ------------------------------------------------------------------ sandbox groups
+
+    async def sandbox_groups(self) -> SandboxGroupHost:
+        """The server's sandbox groups (the Sandboxes runtime is opened on first use).
+
+        Raises :class:`~..runtime.sandboxes.errors.SandboxStartFailed` when this machine cannot
+        run sandboxes (no working bubblewrap)."""
+        self._require_running()
+        async with self._sandbox_lock:
+            if self._sandbox_host is None:
+                if self._sandbox_failure is not None:
+                    raise SandboxStartFailed(self._sandbox_failure)
+                try:
+                    runtime = await SandboxRuntime.open(self.root_dir / "sandboxes", hide=(self.root_dir,))
+                except SandboxStartFailed as exc:
+                    self._sandbox_failure = exc.message
+                    raise
+                self._sandbox_host = SandboxGroupHost(runtime, self.operations)
+                self._sandbox_host.default_domain = self._host
+                self._sandbox_group_routes = SandboxGroupRoutes(
+                    self._sandbox_host, retry_after_seconds=self._retry_after_seconds, page_size=self._list_page_size
+                )
+            return self._sandbox_host
+
+    async def create_sandbox_group(
+        self,
+        name: str,
+        *,
+        max_sandbox_count: int | None = None,
+        resource_group: str = LOCAL_RESOURCE_GROUP,
+        subscription: str = LOCAL_SUBSCRIPTION,
+        location: str = "local",
+    ) -> HostedSandboxGroup:
+        """Create (or replace) a sandbox group, as ``PUT .../Microsoft.App/sandboxGroups/{name}``
+        does; its data plane is at :attr:`base_url` with the SDK's ``subscription_id``,
+        ``resource_group`` and ``sandbox_group``. Raises ``ValueError`` for a bad name."""
+        for problem, what in (
+            (subscription_problem(subscription), "subscription"),
+            (resource_group_problem(resource_group), "resource_group"),
+            (group_name_problem(name), "name"),
+        ):
+            if problem is not None:
+                raise ValueError(f"{what} {problem}")
+        properties: dict[str, Any] = {} if max_sandbox_count is None else {"maxSandboxCount": max_sandbox_count}
+        settings = SandboxGroupSettings(location=location, properties=properties, max_sandbox_count=max_sandbox_count)
+        host = await self.sandbox_groups()
+        group, _, _ = await host.create_or_replace(ResourceKey(subscription, resource_group, name), settings)
+        return group
+
+    async def delete_sandbox_group(
+        self, name: str, *, resource_group: str = LOCAL_RESOURCE_GROUP, subscription: str = LOCAL_SUBSCRIPTION
+    ) -> bool:
+        """Delete a sandbox group and its sandboxes, and wait; False if there is none."""
+        host = await self.sandbox_groups()
+        return await host.delete(ResourceKey(subscription, resource_group, name))
 
     # ------------------------------------------------------------------ management operations
 
@@ -371,7 +453,15 @@ class LocalSessionsServer(LocalListener):
         segments = [unquote(s) for s in raw_path.split("/") if s]
         if is_management_path(segments) and self.management_plane:
             check_authorization(request.headers.get("Authorization"), self.api_key)
+            if is_sandbox_group_path(segments):
+                return await self._serve_sandbox_groups(request, segments)
             return await self._routes.handle(request, segments)
+        if _is_sandbox_data_path(segments):
+            check_authorization(request.headers.get("Authorization"), self.api_key)
+            try:
+                return await self._serve_sandboxes(request, segments)
+            except WireError as err:
+                return sandbox_error_response(err)
         pool = self._data_plane_pool(segments)
         if pool is None:
             check_authorization(request.headers.get("Authorization"), self.api_key)
@@ -414,6 +504,42 @@ class LocalSessionsServer(LocalListener):
                     headers={"Retry-After": "1"},
                 )
         return response
+
+    async def _sandbox_host_or_refuse(self) -> SandboxGroupHost:
+        try:
+            return await self.sandbox_groups()
+        except SandboxStartFailed as exc:
+            raise WireError(
+                409,
+                "SandboxesUnavailable",
+                f"This server cannot run sandboxes: {exc.message}",
+                target="sandboxGroup",
+            ) from exc
+
+    async def _serve_sandbox_groups(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        await self._sandbox_host_or_refuse()
+        assert self._sandbox_group_routes is not None
+        return await self._sandbox_group_routes.handle(request, segments)
+
+    async def _serve_sandboxes(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        key = ResourceKey(segments[1], segments[3], segments[5])
+        group = self._sandbox_host.find(key) if self._sandbox_host is not None else None
+        if group is None or group.deleting:
+            raise WireError(
+                404,
+                "SandboxGroupNotFound",
+                f"There is no sandbox group '{segments[5][:80]}' in resource group '{segments[3][:90]}'; "
+                "create it with PUT .../providers/Microsoft.App/sandboxGroups/{name} first.",
+                target="sandboxGroup",
+            )
+        assert self._sandbox_host is not None
+        ref = GroupRef(
+            runtime_id=group.runtime_id,
+            path="/" + "/".join(request.raw_path.split("?", 1)[0].split("/")[1:7]),
+            resource_id=group_resource_id(group.key),
+            region=group.resource.settings.location,
+        )
+        return await dispatch_sandboxes(request, segments[6:], self._sandbox_host.runtime, ref)
 
     def _data_plane_pool(self, segments: list[str]) -> HostedPool | None:
         if (
@@ -490,6 +616,12 @@ class LocalSessionsServer(LocalListener):
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        if self._sandbox_host is not None:
+            with contextlib.suppress(Exception):
+                await self._sandbox_host.close()
+            with contextlib.suppress(Exception):
+                await self._sandbox_host.runtime.aclose()
+            self._sandbox_host = None
         for pool in list(self._pools.values()):
             try:
                 await pool.remove()

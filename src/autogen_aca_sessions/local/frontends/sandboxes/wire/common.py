@@ -32,6 +32,7 @@ from ....runtime.sandboxes.models import (
     SandboxSpec,
     SandboxState,
     SandboxStats,
+    SnapshotContent,
     SnapshotRecord,
     SourceKind,
     SuspendMode,
@@ -49,6 +50,7 @@ __all__ = [
     "iso",
     "read_create",
     "read_exec",
+    "read_image_create",
     "read_lifecycle",
     "read_labels_body",
     "read_mkdir",
@@ -369,11 +371,12 @@ def read_exec(body: Any, *, argv: bool) -> ExecRequest:
     )
 
 
-def read_labels_body(body: Any) -> dict[str, str]:
-    """The labels of a snapshot or commit body (``{}`` or ``{"labels": {"name": ...}}``, or
-    the spec's top-level ``name``)."""
+def read_labels_body(body: Any) -> tuple[dict[str, str], frozenset[SnapshotContent]]:
+    """The labels of a snapshot or commit body (``{}`` or ``{"labels": {"name": ...}}``, or the
+    spec's top-level ``name``), and what it asks to keep: the disk, plus memory when a flag such
+    as ``includeMemory`` is true (which the runtime refuses with a clear error)."""
     if body is None:
-        return {}
+        return {}, frozenset({SnapshotContent.DISK})
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", "body")
     labels = _string_map(_get(body, "labels"), "labels")
@@ -382,16 +385,37 @@ def read_labels_body(body: Any) -> dict[str, str]:
         if not isinstance(name, str) or len(name) > 256:
             raise bad_request("'name' must be a string of at most 256 characters.", "name")
         labels.setdefault("name", name)
-    for flag in ("includeMemory", "memory", "includeProcessMemory"):
-        if _get(body, flag) is True:
-            raise WireError(
-                400,
-                "UnsupportedSnapshotContent",
-                "A local snapshot keeps the sandbox's disk only: process memory cannot be "
-                "checkpointed on this machine (CRIU fails on its vDSO). Leave out '" + flag + "'.",
-                target=flag,
-            )
-    return labels
+    keep = {SnapshotContent.DISK}
+    if any(_get(body, flag) is True for flag in ("includeMemory", "memory", "includeProcessMemory")):
+        keep.add(SnapshotContent.MEMORY)
+    return labels, frozenset(keep)
+
+
+def read_image_create(body: Any) -> tuple[str, dict[str, str]]:
+    """The registry image and labels of a disk-image create: the SDK's ``{"image": {"base"},
+    "labels"}`` or the spec's ``{"source": {"kind": "registry", "imageUrl"}, "name", "labels"}``."""
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.", "body")
+    labels = _string_map(_get(body, "labels"), "labels")
+    name = _get(body, "name")
+    if isinstance(name, str) and name:
+        labels.setdefault("name", name[:256])
+    image = _object(_get(body, "image"), "image")
+    source = _object(_get(body, "source"), "source")
+    if image is not None:
+        base = _get(image, "base")
+        field = "image.base"
+    elif source is not None:
+        kind = _get(source, "kind")
+        if not isinstance(kind, str) or kind.lower() != "registry":
+            raise bad_request("Only 'registry' disk-image sources are understood ('blob' is not).", "source.kind")
+        base = _get(source, "imageUrl")
+        field = "source.imageUrl"
+    else:
+        raise bad_request("Name the image: 'image.base' (SDK) or 'source.imageUrl' (spec).", "image")
+    if not isinstance(base, str) or not base.strip() or len(base) > 1024:
+        raise bad_request(f"'{field}' must name a registry image.", field)
+    return base, labels
 
 
 def read_mkdir(body: Any) -> tuple[str, bool, int | None]:

@@ -12,6 +12,7 @@ import pytest
 
 from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.runtime._kernel_template_launcher import TemplateKernelLauncher
+from autogen_aca_sessions.local.runtime.bubblewrap import Sandbox
 from autogen_aca_sessions.local.runtime.outcome import Outcome
 from autogen_aca_sessions.local.runtime.sessions import SessionManager
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.timeout(180)
 
 async def test_forked_kernels_run_code_share_imports_and_clean_up(tmp_path: Path) -> None:
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    launcher = TemplateKernelLauncher()
+    launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("none"))
     await launcher.start()
     try:
         async with SessionManager(

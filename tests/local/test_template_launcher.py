@@ -12,6 +12,7 @@ import pytest
 
 from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.runtime._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
+from autogen_aca_sessions.local.runtime.bubblewrap import Sandbox
 from autogen_aca_sessions.local.runtime.outcome import Outcome
 from autogen_aca_sessions.local.runtime.sessions import Session, SessionManager
 
@@ -41,7 +42,7 @@ def living(pids: set[int]) -> list[int]:
 
 async def test_unsandboxed_kernels_run_code_keep_state_show_images_and_recover(tmp_path: Path) -> None:
     root = tmp_path / "pool"
-    launcher = TemplateKernelLauncher(sandbox="none")
+    launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("none"))
     pids: set[int] = set()
     async with (
         launcher,
@@ -101,7 +102,7 @@ async def test_a_dead_template_takes_its_kernels_down_and_the_next_launch_starts
     tmp_path: Path,
 ) -> None:
     async with (
-        TemplateKernelLauncher(sandbox="none") as launcher,
+        TemplateKernelLauncher(sandbox=Sandbox.resolve("none")) as launcher,
         SessionManager(
             root=tmp_path / "pool", config=PoolConfig(sandbox="none", ready_sessions=0), launcher=launcher
         ) as m,
@@ -204,7 +205,7 @@ async def test_cli_serve_kernel_launcher_fork_serves_forked_kernels_and_leaves_n
 async def test_a_launcher_weaker_than_the_managers_sandbox_refuses_to_start_kernels(tmp_path: Path) -> None:
     # The manager sandboxes (its sessions get their own uids); the launcher was made without.
     async with (
-        TemplateKernelLauncher(sandbox="none") as launcher,
+        TemplateKernelLauncher(sandbox=Sandbox.resolve("none")) as launcher,
         SessionManager(
             root=tmp_path / "pool", config=PoolConfig(sandbox="bwrap", ready_sessions=0), launcher=launcher
         ) as manager,
@@ -225,7 +226,7 @@ async def test_closing_while_the_template_starts_leaves_no_unretrieved_exception
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: seen.append(context))
     try:
-        launcher = TemplateKernelLauncher(sandbox="none")
+        launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("none"))
         starting = asyncio.ensure_future(launcher.start())
         await asyncio.sleep(0.3)  # the template is importing its modules
         starting.cancel()

@@ -20,7 +20,7 @@ import pytest_asyncio
 
 from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.runtime._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
-from autogen_aca_sessions.local.runtime.bubblewrap import SESSION_UID_BASE, ResourceLimits
+from autogen_aca_sessions.local.runtime.bubblewrap import SESSION_UID_BASE, ResourceLimits, Sandbox
 from autogen_aca_sessions.local.runtime.outcome import Outcome
 from autogen_aca_sessions.local.runtime.sessions import Session, SessionManager
 
@@ -50,7 +50,7 @@ async def pool(
 ) -> AsyncIterator[tuple[TemplateKernelLauncher, SessionManager]]:
     os.environ[SECRET_ENV] = "do-not-leak"
     root = tmp_path_factory.mktemp("template-sandbox") / "pool"
-    launcher = TemplateKernelLauncher(sandbox="bwrap", limits=LIMITS, hide_paths=[root])
+    launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap", limits=LIMITS), hide_paths=[root])
     manager = SessionManager(
         root=root,
         config=PoolConfig(sandbox="bwrap", limits=LIMITS, ready_sessions=1, max_execution_seconds=60),
@@ -253,7 +253,7 @@ async def test_a_kernel_killed_from_outside_is_reported_with_its_signal(manager:
 async def test_egress_pool_reaches_the_host_network(tmp_path: Path, listener: int) -> None:
     # The counterpart of test_no_network_without_egress: the same probe connects with egress.
     root = tmp_path / "egress"
-    launcher = TemplateKernelLauncher(sandbox="bwrap", egress=True, hide_paths=[root])
+    launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap"), egress=True, hide_paths=[root])
     manager = SessionManager(
         root=root, config=PoolConfig(sandbox="bwrap", egress=True, ready_sessions=0), launcher=launcher
     )
@@ -268,7 +268,7 @@ async def test_egress_pool_reaches_the_host_network(tmp_path: Path, listener: in
 
 async def test_close_leaves_no_process_no_directory_and_no_cgroup(tmp_path: Path) -> None:
     root = tmp_path / "closing"
-    launcher = TemplateKernelLauncher(sandbox="bwrap", hide_paths=[root])
+    launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap"), hide_paths=[root])
     manager = SessionManager(
         root=root, config=PoolConfig(sandbox="bwrap", ready_sessions=2), launcher=launcher
     )

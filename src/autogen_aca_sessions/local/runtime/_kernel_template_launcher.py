@@ -15,7 +15,8 @@ The kernel is not this process's child: the template is a child subreaper and re
 every exit on its control socket, which is how :attr:`TemplateChild.returncode` is known;
 signals go through a pidfd, which cannot hit a recycled pid. Use::
 
-    async with TemplateKernelLauncher(sandbox="bwrap", hide_paths=[root]) as launcher:
+    sandbox = await asyncio.to_thread(Sandbox.resolve, "bwrap")
+    async with TemplateKernelLauncher(sandbox=sandbox, hide_paths=[root]) as launcher:
         config = PoolConfig(sandbox="bwrap", kernel_launcher="fork")
         async with SessionManager(root=root, config=config, launcher=launcher) as manager:
             ...
@@ -38,9 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import SandboxMode
-from ..limits import ResourceLimits
-from .bubblewrap import BWRAP_PATH, SANDBOX_DATA_DIR, SANDBOX_RUN_DIR, Sandbox
+from .bubblewrap import SANDBOX_DATA_DIR, SANDBOX_RUN_DIR, Sandbox
 from .kernel import KernelStartError, LaunchedKernel
 from .kernel_folder import kernel_environment, prepare_kernel_folder
 from .signals import kill_process_group
@@ -118,34 +117,27 @@ def _kill_holder(holder: asyncio.subprocess.Process | None) -> None:
 class TemplateKernelLauncher:
     """Forks each kernel from one long-lived process that imported the heavy modules already.
 
-    ``sandbox`` is a resolved :class:`~.sandbox.Sandbox` (what the session manager passes when
-    it makes the launcher, so the sandbox is decided once) or, for a launcher used on its own,
-    a mode (``auto``, ``bwrap``, ``none``) resolved on :meth:`start` with ``bwrap_path`` and
-    ``limits``. ``egress`` and ``hide_paths`` mean what they mean for the manager: the pool
-    root belongs in ``hide_paths``, nothing is inferred from where a kernel's directories
-    sit. The template starts on
-    :meth:`start` or on the first launch and again on the next launch if it died;
-    :meth:`close` ends it and every kernel.
+    ``sandbox`` is the resolved :class:`~.bubblewrap.Sandbox` the session manager decided on
+    (the sandbox is decided once, by whoever makes the launcher: :meth:`Sandbox.resolve`);
+    its limits are the kernels' limits. ``egress`` and ``hide_paths`` mean what they mean for
+    the manager: the pool root belongs in ``hide_paths``, nothing is inferred from where a
+    kernel's directories sit. The template starts on :meth:`start` or on the first launch and
+    again on the next launch if it died; :meth:`close` ends it and every kernel.
     """
 
     def __init__(
         self,
         *,
-        sandbox: Sandbox | SandboxMode | str = SandboxMode.NONE,
-        bwrap_path: str = BWRAP_PATH,
-        limits: ResourceLimits | None = None,
+        sandbox: Sandbox,
         egress: bool = False,
         hide_paths: Sequence[Path] = (),
         preload: Sequence[str] = DEFAULT_PRELOAD,
         probe_modules: bool = True,
     ) -> None:
-        self._sandbox: Sandbox | None = sandbox if isinstance(sandbox, Sandbox) else None
-        self._sandbox_mode = SandboxMode.parse(
-            sandbox if isinstance(sandbox, str) else sandbox.isolation.value
-        )
-        self.bwrap_path = bwrap_path
-        self.limits = limits or (self._sandbox.limits if self._sandbox is not None else ResourceLimits())
-        """Per-kernel resource limits (those of a given sandbox)."""
+        self.sandbox = sandbox
+        """The sandbox every kernel runs in."""
+        self.limits = sandbox.limits
+        """Per-kernel resource limits (the sandbox's)."""
         self.egress = egress
         """Whether kernels may use the network (sandboxed only)."""
         self.hide_paths = [Path(p).absolute() for p in hide_paths]
@@ -175,13 +167,6 @@ class TemplateKernelLauncher:
             return None
         return self._process.pid
 
-    @property
-    def sandbox(self) -> Sandbox:
-        """The sandbox in force (after :meth:`start`)."""
-        if self._sandbox is None:
-            raise RuntimeError("TemplateKernelLauncher.start() has not been called")
-        return self._sandbox
-
     async def __aenter__(self) -> TemplateKernelLauncher:
         await self.start()
         return self
@@ -190,17 +175,13 @@ class TemplateKernelLauncher:
         await self.close()
 
     async def start(self) -> None:
-        """Resolve the sandbox and start the template; returns once it has imported everything."""
+        """Start the template; returns once it has imported everything."""
         async with self._lock:
             await self._ensure_template()
 
     async def _ensure_template(self) -> None:
         if self._closed:
             raise RuntimeError("the launcher is closed")
-        if self._sandbox is None:
-            self._sandbox = await asyncio.to_thread(
-                Sandbox.resolve, self._sandbox_mode, bwrap_path=self.bwrap_path, limits=self.limits
-            )
         if self._private is None:
             self._private = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="aca-template-"))
         if self._process is not None and self._process.returncode is None and self._ready is not None:

@@ -295,17 +295,20 @@ class Sandbox:
         egress: bool,
         env: dict[str, str],
         cgroup_procs: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> SandboxCommand:
         """The command that runs ``_kernel_boot.py <boot_spec>`` confined to ``data_dir``.
 
         ``run_dir`` is shown at ``/run/aca`` (kernels keep their sockets there); ``hide``
         lists host directories the code must not see (the pool root, the server's private
-        files); ``cgroup_procs`` is the ``cgroup.procs`` file of the group to start in.
+        files); ``cgroup_procs`` is the ``cgroup.procs`` file of the group to start in;
+        ``extra_args`` are bubblewrap options applied after all of the above (a sandbox of the
+        Sandboxes runtime binds its own disk over ``/root`` and ``/home`` with them).
         """
         boot = [sys.executable, str(Path(__file__).with_name("_kernel_boot.py")), boot_spec]
         if self.sandboxed:
             assert self.bwrap_path is not None
-            argv = [self.bwrap_path, *self._bwrap_args(data_dir, run_dir, hide, egress), *boot]
+            argv = [self.bwrap_path, *self._bwrap_args(data_dir, run_dir, hide, egress), *extra_args, *boot]
         else:
             argv = boot
         cwd = data_dir
@@ -418,6 +421,11 @@ def _private_dirs() -> list[Path]:
     if not any(_is_within(Path(system), cwd) for system in _SYSTEM_DIRS):
         candidates.append(cwd)
     return _hidden_dirs(candidates)
+
+
+def interpreter_paths() -> tuple[Path, ...]:
+    """Directories the sandboxed interpreter needs (re-shown read-only where a mount hides them)."""
+    return _interpreter_paths()
 
 
 @functools.lru_cache(maxsize=1)

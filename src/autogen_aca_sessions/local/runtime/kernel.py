@@ -13,13 +13,9 @@ jupyter_client's :class:`~jupyter_client.asynchronous.AsyncKernelClient` channel
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import hmac
-import json
 import logging
-import re
 import shutil
 import signal
 import time
@@ -36,38 +32,32 @@ from jupyter_client.session import Session as MessageSession
 from zmq.utils.monitor import parse_monitor_message
 
 from .bubblewrap import Sandbox
+from .cell import (
+    CellCollector,
+    CellDeadline,
+    DeadlineAction,
+)
 from .kernel_folder import chown_tree, kernel_environment, prepare_kernel_folder
-from .outcome import NO_RESULT, CodeOutput, ImageData, Outcome
+from .outcome import CodeOutput, Outcome
 from .signals import kill_process_group
 
 __all__ = [
-    "INTERRUPT_GRACE_SECONDS",
     "Kernel",
     "KernelLauncher",
     "KernelProcess",
     "KernelStartError",
     "LaunchedKernel",
-    "OutputBuffer",
     "PlainKernelLauncher",
     "chown_tree",
     "client_context",
     "kernel_environment",
     "stop_launched",
-    "strip_ansi",
 ]
 
 logger = logging.getLogger(__name__)
 
-INTERRUPT_GRACE_SECONDS = 1.5
-"""How long an interrupted kernel gets to go idle before it is killed and replaced."""
-MAX_IMAGES = 64
-"""Images kept per execution; more are dropped (they are counted in nothing)."""
 _POLL_SECONDS = 0.1
 """Longest wait between checks that the kernel process is still alive."""
-_REPLY_AFTER_IDLE_SECONDS = 2.0
-"""How long the execute reply may lag the idle status before the call ends without it."""
-_INTERRUPT_RESEND_SECONDS = 0.25
-"""How often an unanswered interrupt is sent again during the grace period."""
 MAX_KERNEL_MESSAGE_BYTES = 128 * 2**20
 """Largest message the server accepts from a kernel (zmq ``MAXMSGSIZE`` of its client sockets).
 
@@ -79,46 +69,9 @@ the connection; the kernel is then replaced (its sockets are never reused) and t
 it fails with ``MessageTooLarge``, the session's state lost.
 """
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
-
-
-def strip_ansi(text: str) -> str:
-    """``text`` without terminal colour and cursor escapes (IPython colours tracebacks)."""
-    return _ANSI.sub("", text)
-
 
 class KernelStartError(RuntimeError):
     """A kernel did not come up (it exited, or did not answer in time)."""
-
-
-class OutputBuffer:
-    """Keeps the first ``limit`` characters of a stream and counts all of them."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = max(0, limit)
-        self._parts: list[str] = []
-        self._kept = 0
-        self.total = 0
-        """Characters written in all."""
-        self.frozen = False
-        """Set once the kernel's own record replaced the text: later stream messages are ignored."""
-
-    def write(self, text: str) -> None:
-        self.total += len(text)
-        room = self.limit - self._kept
-        if room > 0:
-            piece = text[:room]
-            self._parts.append(piece)
-            self._kept += len(piece)
-
-    def text(self) -> str:
-        return "".join(self._parts)
-
-    def replace(self, text: str) -> None:
-        """Take ``text`` as what was kept (the kernel's own record, which nothing can drop)."""
-        self._parts = [text[: self.limit]]
-        self._kept = len(self._parts[0])
-        self.total = self._kept
 
 
 class KernelProcess(Protocol):
@@ -401,14 +354,6 @@ class Kernel:
                 self._close_client()
 
     async def _execute(self, code: str, *, timeout: float, max_output_chars: int) -> CodeOutput:
-        started = time.monotonic()
-        stdout = OutputBuffer(max_output_chars)
-        stderr = OutputBuffer(max_output_chars)
-        images: list[ImageData] = []
-        error: dict[str, Any] | None = None
-        reply: dict[str, Any] | None = None
-        idle_at: float | None = None
-        reply_at: float | None = None
         result_limit = max(1024, max_output_chars)
         content = {
             "code": code,
@@ -422,34 +367,13 @@ class Kernel:
         request = self.client.session.msg(
             "execute_request", content, metadata={"aca_max_output_chars": max(0, max_output_chars)}
         )
-        msg_id = request["header"]["msg_id"]
+        cell = CellCollector(request["header"]["msg_id"], max_output_chars)
+        deadline = CellDeadline(cell.started + max(0.0, timeout))
         self.client.shell_channel.send(request)
-        deadline = started + max(0.0, timeout)
-        interrupt_deadline: float | None = None
-        interrupt_sent = 0.0
-
-        def finish(outcome: Outcome, **extra: Any) -> CodeOutput:
-            message = extra.pop("message", None)
-            if message:
-                stderr.write(
-                    ("\n" if stderr.total and not stderr.text().endswith("\n") else "") + message + "\n"
-                )
-            return CodeOutput(
-                outcome=outcome,
-                stdout=stdout.text(),
-                stderr=stderr.text(),
-                stdout_length=stdout.total,
-                stderr_length=stderr.total,
-                images=images,
-                duration_ms=int((time.monotonic() - started) * 1000),
-                message=message,
-                **extra,
-            )
 
         iopub_monitor, shell_monitor = self._iopub_monitor, self._shell_monitor
         assert iopub_monitor is not None  # set up by __init__
         assert shell_monitor is not None
-        poller = self._poller
         iopub_socket = self.client.iopub_channel.socket
         shell_socket = self.client.shell_channel.socket
         # Connections dropped before this call (a late oversized message) are not its business.
@@ -457,133 +381,83 @@ class Kernel:
         await _drain_monitor(shell_monitor)
         channel_lost = False
 
-        while True:
-            now = time.monotonic()
-            if reply is not None and idle_at is not None:
-                break
-            # A lost message (iopub drops under pressure) must not hang the call.
-            if reply_at is not None and now - reply_at > _REPLY_AFTER_IDLE_SECONDS:
-                break
-            if idle_at is not None and now - idle_at > _REPLY_AFTER_IDLE_SECONDS:
-                break
-            if channel_lost and self.alive:
-                # A kernel that dies also drops its connections, a moment before its exit is
-                # seen: give it that moment, so a death is reported as a death just below.
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(self.launched.process.wait()), 0.3)
-            if channel_lost and self.alive:
-                # Without a channel the kernel cannot be told or heard: replace it.
-                await self.kill()
-                message = (
-                    "The connection to the kernel was dropped while this code ran: the kernel "
-                    f"sent a message larger than the pool accepts ({MAX_KERNEL_MESSAGE_BYTES // 2**20} "
-                    "MiB; code that bypasses sys.stdout's output limit, or sends kernel messages "
-                    "itself, does this). It was restarted and the session's state (variables, "
-                    "imports) is lost."
-                )
-                return finish(
-                    Outcome.KERNEL_DIED,
-                    state_lost=True,
-                    message=message,
-                    error_name="MessageTooLarge",
-                    error_value=message,
-                )
+        while not cell.complete(time.monotonic()):
+            if channel_lost:
+                return await self._channel_lost(cell)
             if not self.alive:
-                await self._drain_into(msg_id, stdout, stderr, images)
-                return finish(
+                await self._drain_into(cell)
+                return cell.finish(
                     Outcome.KERNEL_DIED,
                     state_lost=True,
                     message=self._death_message(),
                     error_name="KernelDied",
                     error_value=self._death_message(),
                 )
-            if interrupt_deadline is None and now >= deadline:
+            now = time.monotonic()
+            action = deadline.action(now)
+            if action is DeadlineAction.INTERRUPT:
                 await self.interrupt()
-                interrupt_deadline = now + INTERRUPT_GRACE_SECONDS
-                interrupt_sent = now
-            elif interrupt_deadline is not None and now - interrupt_sent >= _INTERRUPT_RESEND_SECONDS:
-                # An interrupt that lands before the cell starts running is ignored by
-                # the kernel (it is idle then); repeating it is harmless once it went idle.
-                await self.interrupt()
-                interrupt_sent = now
-            if interrupt_deadline is not None and now >= interrupt_deadline:
+            elif action is DeadlineAction.KILL:
                 await self.kill()
                 message = (
                     f"Execution timed out after {timeout:g} s and did not stop when interrupted; "
                     "the kernel was restarted and the session's state (variables, imports) is lost."
                 )
-                return finish(
+                return cell.finish(
                     Outcome.TIMED_OUT_RESTARTED,
                     state_lost=True,
                     message=message,
                     error_name="TimeoutError",
                     error_value=message,
                 )
-            next_check = interrupt_deadline if interrupt_deadline is not None else deadline
-            wait = max(0.0, min(_POLL_SECONDS, next_check - now))
-            events = dict(await poller.poll(timeout=int(wait * 1000) + 1))
+            wait = max(0.0, min(_POLL_SECONDS, deadline.next_check() - now))
+            events = dict(await self._poller.poll(timeout=int(wait * 1000) + 1))
             # A dropped connection is never connected again on the same socket: libzmq can
             # hold half a multipart message from the old connection, and reusing the socket
             # then aborts the whole server (fq.cpp "!_more"), as a kernel dying mid-message
             # showed. The kernel is replaced instead; only hostile code gets here.
-            if iopub_monitor in events and await _drain_monitor(iopub_monitor) and self.alive:
-                channel_lost = True
-            if shell_monitor in events and await _drain_monitor(shell_monitor) and self.alive:
-                channel_lost = True
+            for monitor in (iopub_monitor, shell_monitor):
+                if monitor in events and await _drain_monitor(monitor) and self.alive:
+                    channel_lost = True
             if shell_socket in events:
                 for msg in await self._take(shell_socket):
-                    if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_reply":
-                        reply = msg["content"]
-                        reply_at = time.monotonic()
-                        if _apply_kernel_counts(msg.get("metadata", {}), stdout, stderr):
-                            # The kernel's record is complete: stream messages still in
-                            # flight on iopub would only repeat what it holds.
-                            stdout.frozen = stderr.frozen = True
+                    cell.on_shell(msg)
             if iopub_socket in events:
                 for msg in await self._take(iopub_socket):
-                    if msg["parent_header"].get("msg_id") != msg_id:
-                        continue
-                    kind = msg["msg_type"]
-                    if kind == "status" and msg["content"].get("execution_state") == "idle":
-                        idle_at = time.monotonic()
-                    elif kind == "error":
-                        error = msg["content"]
-                    else:
-                        self._collect(msg, stdout, stderr, images)
+                    cell.on_iopub(msg)
+        return cell.outcome(deadline, timeout)
 
-        timed_out = interrupt_deadline is not None
-        if timed_out:
-            message = (
-                f"Execution timed out after {timeout:g} s and was interrupted; "
-                "the session's state (variables, imports) is kept."
+    async def _channel_lost(self, cell: CellCollector) -> CodeOutput:
+        """End a cell whose kernel connection zmq dropped: a death, or a kernel to replace."""
+        # A kernel that dies also drops its connections, a moment before its exit is seen:
+        # give it that moment, so that a death is reported as a death.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.launched.process.wait()), 0.3)
+        if not self.alive:
+            await self._drain_into(cell)
+            return cell.finish(
+                Outcome.KERNEL_DIED,
+                state_lost=True,
+                message=self._death_message(),
+                error_name="KernelDied",
+                error_value=self._death_message(),
             )
-            return finish(
-                Outcome.TIMED_OUT_INTERRUPTED,
-                message=message,
-                error_name="TimeoutError",
-                error_value=message,
-            )
-        if reply is not None and reply.get("status") == "aborted":
-            message = "The kernel aborted this execution before running it; run it again."
-            return finish(
-                Outcome.FAILED, result=None, message=message, error_name="Aborted", error_value=message
-            )
-        if reply is not None and reply.get("status") == "error":
-            error = reply  # the reply is never lost; the iopub error message may be
-        if error is not None:
-            traceback = "\n".join(strip_ansi(line) for line in error.get("traceback", []))
-            if not traceback:
-                traceback = f"{error.get('ename', 'Error')}: {error.get('evalue', '')}"
-            if stderr.total and not stderr.text().endswith("\n"):
-                stderr.write("\n")
-            stderr.write(traceback + ("" if traceback.endswith("\n") else "\n"))
-            return finish(
-                Outcome.FAILED,
-                result=None,
-                error_name=str(error.get("ename", "Error")),
-                error_value=strip_ansi(str(error.get("evalue", ""))),
-            )
-        return finish(Outcome.SUCCEEDED, result=_read_result(reply))
+        # Without a channel the kernel cannot be told or heard: replace it.
+        await self.kill()
+        message = (
+            "The connection to the kernel was dropped while this code ran: the kernel "
+            f"sent a message larger than the pool accepts ({MAX_KERNEL_MESSAGE_BYTES // 2**20} "
+            "MiB; code that bypasses sys.stdout's output limit, or sends kernel messages "
+            "itself, does this). It was restarted and the session's state (variables, "
+            "imports) is lost."
+        )
+        return cell.finish(
+            Outcome.KERNEL_DIED,
+            state_lost=True,
+            message=message,
+            error_name="MessageTooLarge",
+            error_value=message,
+        )
 
     async def _take(self, socket: zmq.asyncio.Socket) -> list[dict[str, Any]]:
         """The messages waiting on ``socket`` (at most 256), read without blocking.
@@ -605,31 +479,11 @@ class Kernel:
                 continue
         return messages
 
-    def _collect(
-        self, msg: dict[str, Any], stdout: OutputBuffer, stderr: OutputBuffer, images: list[ImageData]
-    ) -> None:
-        kind = msg["msg_type"]
-        content = msg["content"]
-        if kind == "stream":
-            buffer = stderr if content.get("name") == "stderr" else stdout
-            if not buffer.frozen:
-                buffer.write(content.get("text", ""))
-        elif kind in ("display_data", "execute_result"):
-            data = content.get("data", {})
-            png = data.get("image/png")
-            if isinstance(png, str) and len(images) < MAX_IMAGES:
-                with contextlib.suppress(binascii.Error, ValueError):
-                    images.append(ImageData(data=base64.b64decode(png), format="png"))
-
-    async def _drain_into(
-        self, msg_id: str, stdout: OutputBuffer, stderr: OutputBuffer, images: list[ImageData]
-    ) -> None:
+    async def _drain_into(self, cell: CellCollector) -> None:
         """Keep output the dead kernel sent before it went."""
         with contextlib.suppress(Exception):
             while await self.client.iopub_channel.msg_ready():
-                msg = await self.client.iopub_channel.get_msg(timeout=0)
-                if msg["parent_header"].get("msg_id") == msg_id:
-                    self._collect(msg, stdout, stderr, images)
+                cell.on_iopub(await self.client.iopub_channel.get_msg(timeout=0))
 
     def _death_message(self) -> str:
         if self._closed:
@@ -704,40 +558,3 @@ async def _drain_monitor(monitor: zmq.asyncio.Socket) -> bool:
         with contextlib.suppress(Exception):
             if parse_monitor_message(frames)["event"] == zmq.EVENT_DISCONNECTED:
                 dropped = True
-
-
-def _apply_kernel_counts(metadata: dict[str, Any], stdout: OutputBuffer, stderr: OutputBuffer) -> bool:
-    """Take the kernel's own record of the output: the kept text and the full counts.
-
-    The kernel sends only the first ``cap`` characters on iopub, and iopub is not
-    exact under a storm of small flushed writes (ipykernel loses or repeats stream
-    messages then); the reply carries the kernel's own record, which is.
-    """
-    kept = metadata.get("aca_output")
-    counts = metadata.get("aca_output_chars")
-    for name, buffer in (("stdout", stdout), ("stderr", stderr)):
-        text = kept.get(name) if isinstance(kept, dict) else None
-        total = counts.get(name) if isinstance(counts, dict) else None
-        if isinstance(text, str):
-            buffer.replace(text)
-        if isinstance(total, int):
-            buffer.total = max(total, len(buffer.text()))
-    return isinstance(kept, dict)
-
-
-def _read_result(reply: dict[str, Any] | None) -> Any:
-    if reply is None:
-        return NO_RESULT
-    expr = reply.get("user_expressions", {}).get("r", {})
-    if expr.get("status") != "ok":
-        return NO_RESULT
-    text = expr.get("data", {}).get("text/plain")
-    if not isinstance(text, str):
-        return NO_RESULT
-    try:
-        described = json.loads(text)
-    except ValueError:
-        return NO_RESULT
-    if not isinstance(described, dict) or described.get("kind") != "value":
-        return NO_RESULT
-    return described.get("value")

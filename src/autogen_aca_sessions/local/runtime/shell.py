@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .bubblewrap import SANDBOX_RUN_DIR, PidsCgroup, Sandbox
-from .kernel import OutputBuffer
+from .cell import OutputBuffer
 from .kernel_folder import kernel_environment
 from .outcome import ShellOutput
 from .signals import kill_process_group

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable
 from datetime import datetime, timezone
-import uuid
 from typing import Any
 
+from ..runtime.sandboxes.models import GroupLimits
+from ..runtime.sandboxes.runtime import SandboxRuntime
 from .arm.errors import ArmError
 from .arm.model import ProvisioningState, ResourceKey
 from .arm.operations import Operation, OperationKind, OperationStore, location_segment
-from ..runtime.sandboxes.models import GroupLimits
-from ..runtime.sandboxes.runtime import SandboxRuntime
 from .arm.sandbox_groups.model import SandboxGroupResource, SandboxGroupSettings, render_group
 
 __all__ = ["DEFAULT_MAX_SANDBOX_COUNT", "HostedSandboxGroup", "SandboxGroupHost"]
@@ -78,7 +78,9 @@ class SandboxGroupHost:
         """The group at ``key`` (case-insensitive), or None."""
         return self._groups.get(key.folded)
 
-    def list(self, *, subscription: str | None = None, resource_group: str | None = None) -> list[HostedSandboxGroup]:
+    def list(
+        self, *, subscription: str | None = None, resource_group: str | None = None
+    ) -> list[HostedSandboxGroup]:
         """Groups (of a subscription, of a resource group), sorted by resource group and name."""
         found = [
             g
@@ -86,7 +88,10 @@ class SandboxGroupHost:
             if (subscription is None or g.key.subscription.lower() == subscription.lower())
             and (resource_group is None or g.key.resource_group.lower() == resource_group.lower())
         ]
-        return sorted(found, key=lambda g: (g.key.subscription.lower(), g.key.resource_group.lower(), g.key.name.lower()))
+        return sorted(
+            found,
+            key=lambda g: (g.key.subscription.lower(), g.key.resource_group.lower(), g.key.name.lower()),
+        )
 
     def render(self, group: HostedSandboxGroup) -> dict[str, Any]:
         """The group's ARM body."""
@@ -125,7 +130,8 @@ class SandboxGroupHost:
                 raise ArmError(
                     409,
                     "SandboxGroupQuotaExceeded",
-                    f"This server already hosts {len(self._groups)} sandbox groups, its limit; delete one first.",
+                    f"This server already hosts {len(self._groups)} sandbox groups, its limit; "
+                    "delete one first.",
                     target="sandboxGroupName",
                 )
             created = group is None
@@ -134,7 +140,9 @@ class SandboxGroupHost:
             )
             now = datetime.now(timezone.utc)
             if group is None:
-                group = HostedSandboxGroup(SandboxGroupResource(key, settings, ProvisioningState.SUCCEEDED, now, now))
+                group = HostedSandboxGroup(
+                    SandboxGroupResource(key, settings, ProvisioningState.SUCCEEDED, now, now)
+                )
             limits = GroupLimits(max_sandboxes=settings.max_sandbox_count or DEFAULT_MAX_SANDBOX_COUNT)
             # Replacing a group's limits keeps its sandboxes (as a PUT keeps a resource's children).
             self._runtime.create_group(group.runtime_id, limits)
@@ -147,7 +155,9 @@ class SandboxGroupHost:
             operation.succeed()
             return group, operation, created
 
-    async def update(self, group: HostedSandboxGroup, settings: SandboxGroupSettings) -> tuple[HostedSandboxGroup, Operation]:
+    async def update(
+        self, group: HostedSandboxGroup, settings: SandboxGroupSettings
+    ) -> tuple[HostedSandboxGroup, Operation]:
         """Apply a PATCH's settings."""
         if group.deleting:
             raise self._busy(group)

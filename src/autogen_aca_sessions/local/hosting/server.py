@@ -35,13 +35,13 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from ..config import PoolConfig
+from ..frontends.auth import check_authorization
+from ..frontends.dataplane.wire.errors import WireError
 from ..frontends.sandboxes.call import GroupRef
 from ..frontends.sandboxes.errors import sandbox_error_response
 from ..frontends.sandboxes.routes import dispatch as dispatch_sandboxes
 from ..runtime.sandboxes.errors import SandboxStartFailed
 from ..runtime.sandboxes.runtime import SandboxRuntime
-from ..frontends.auth import check_authorization
-from ..frontends.dataplane.wire.errors import WireError
 from .arm.errors import ArmError, arm_error_response
 from .arm.model import (
     ContainerType,
@@ -282,7 +282,9 @@ class LocalSessionsServer(LocalListener):
                 self._sandbox_host = SandboxGroupHost(runtime, self.operations)
                 self._sandbox_host.default_domain = self._host
                 self._sandbox_group_routes = SandboxGroupRoutes(
-                    self._sandbox_host, retry_after_seconds=self._retry_after_seconds, page_size=self._list_page_size
+                    self._sandbox_host,
+                    retry_after_seconds=self._retry_after_seconds,
+                    page_size=self._list_page_size,
                 )
             return self._sandbox_host
 
@@ -305,8 +307,12 @@ class LocalSessionsServer(LocalListener):
         ):
             if problem is not None:
                 raise ValueError(f"{what} {problem}")
-        properties: dict[str, Any] = {} if max_sandbox_count is None else {"maxSandboxCount": max_sandbox_count}
-        settings = SandboxGroupSettings(location=location, properties=properties, max_sandbox_count=max_sandbox_count)
+        properties: dict[str, Any] = (
+            {} if max_sandbox_count is None else {"maxSandboxCount": max_sandbox_count}
+        )
+        settings = SandboxGroupSettings(
+            location=location, properties=properties, max_sandbox_count=max_sandbox_count
+        )
         host = await self.sandbox_groups()
         group, _, _ = await host.create_or_replace(ResourceKey(subscription, resource_group, name), settings)
         return group

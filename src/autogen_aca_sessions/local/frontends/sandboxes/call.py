@@ -30,7 +30,9 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 def json_response(body: Any, status: int = 200) -> web.Response:
     """A JSON response."""
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json", charset="utf-8")
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/json", charset="utf-8"
+    )
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ class SandboxCall:
         """The ``path`` query parameter of a files call (required)."""
         path = self.query("path")
         if path is None or path == "":
-            raise bad_request("The 'path' query parameter (an absolute path in the sandbox) is required.", "path")
+            raise bad_request(
+                "The 'path' query parameter (an absolute path in the sandbox) is required.", "path"
+            )
         if len(path) > 4096 or "\x00" in path:
             raise bad_request("The 'path' query parameter is too long or holds a NUL character.", "path")
         return path
@@ -113,7 +117,10 @@ class SandboxCall:
     def sandbox(self) -> LocalSandbox:
         """The live sandbox the path names (404 when it does not exist in this group)."""
         sandbox_id = self.ident("sandbox_id")
-        return runtime_call(lambda: self.runtime.sandbox(self.group.runtime_id, sandbox_id))
+        try:
+            return self.runtime.sandbox(self.group.runtime_id, sandbox_id)
+        except SandboxError as exc:
+            raise wire_error(exc) from exc
 
     async def json(self, *, required: bool = True) -> Any:
         """The JSON body (None when empty and not ``required``); 413 above the cap, 400 when not JSON."""
@@ -139,7 +146,10 @@ class SandboxCall:
 
 def _too_large() -> WireError:
     return WireError(
-        413, "RequestBodyTooLarge", f"The request body is larger than {MAX_JSON_BODY_BYTES} bytes.", target="body"
+        413,
+        "RequestBodyTooLarge",
+        f"The request body is larger than {MAX_JSON_BODY_BYTES} bytes.",
+        target="body",
     )
 
 

@@ -42,7 +42,9 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 
 def _sandbox_body(call: SandboxCall, info: SandboxInfo) -> dict[str, Any]:
     url = f"{call.base_url}{call.group.path}/sandboxes/{info.id}"
-    return call.wire.render_sandbox(info, group_id=call.group.resource_id, management_url=url, region=call.group.region)
+    return call.wire.render_sandbox(
+        info, group_id=call.group.resource_id, management_url=url, region=call.group.region
+    )
 
 
 def _labels_filter(call: SandboxCall) -> dict[str, str]:
@@ -270,12 +272,16 @@ async def read_file(call: SandboxCall) -> web.StreamResponse:
 
 async def _limited_body(call: SandboxCall) -> Any:
     if call.request.content_length is not None and call.request.content_length > MAX_FILE_BYTES:
-        raise WireError(413, "RequestBodyTooLarge", f"Files are limited to {MAX_FILE_BYTES} bytes.", target="body")
+        raise WireError(
+            413, "RequestBodyTooLarge", f"Files are limited to {MAX_FILE_BYTES} bytes.", target="body"
+        )
     total = 0
     while chunk := await call.request.content.readany():
         total += len(chunk)
         if total > MAX_FILE_BYTES:
-            raise WireError(413, "RequestBodyTooLarge", f"Files are limited to {MAX_FILE_BYTES} bytes.", target="body")
+            raise WireError(
+                413, "RequestBodyTooLarge", f"Files are limited to {MAX_FILE_BYTES} bytes.", target="body"
+            )
         yield chunk
 
 
@@ -285,7 +291,9 @@ async def write_file(call: SandboxCall) -> web.StreamResponse:
     path = call.path_query()
     create_dirs = call.flag("createDirs", True)
     mode = read_mode(call.query("mode"))
-    written = await runtime_await(sandbox.write_file(path, _limited_body(call), create_dirs=create_dirs, mode=mode))
+    written = await runtime_await(
+        sandbox.write_file(path, _limited_body(call), create_dirs=create_dirs, mode=mode)
+    )
     return json_response({"success": True, "bytesWritten": written, "path": path}, call.wire.write_status)
 
 

@@ -126,7 +126,8 @@ def _version(request: web.Request) -> SandboxApiVersion:
         raise WireError(
             400,
             "UnsupportedApiVersion",
-            f"The api-version '{raw[:64]}' is not served by the Sandboxes data plane; supported: {supported}.",
+            f"The api-version '{raw[:64]}' is not served by the Sandboxes data plane; "
+            f"supported: {supported}.",
             target="api-version",
         )
     return version

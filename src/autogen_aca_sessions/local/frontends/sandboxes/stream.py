@@ -70,7 +70,9 @@ async def exec_stream(call: SandboxCall) -> web.StreamResponse:
         if message.type is not WSMsgType.TEXT:
             if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 return socket
-            err = WireError(400, "InvalidRequest", "The first message must be a JSON text frame with a 'command'.")
+            err = WireError(
+                400, "InvalidRequest", "The first message must be a JSON text frame with a 'command'."
+            )
             await socket.send_json(_error_frame(err))
             return socket
         try:
@@ -78,7 +80,9 @@ async def exec_stream(call: SandboxCall) -> web.StreamResponse:
             argv = isinstance(body, dict) and "args" in body
             request = read_exec(body, argv=argv)
         except (ValueError, RecursionError):
-            await socket.send_json(_error_frame(WireError(400, "InvalidRequest", "The message is not valid JSON.")))
+            await socket.send_json(
+                _error_frame(WireError(400, "InvalidRequest", "The message is not valid JSON."))
+            )
             return socket
         except WireError as err:
             await socket.send_json(_error_frame(err))

@@ -51,8 +51,8 @@ __all__ = [
     "read_create",
     "read_exec",
     "read_image_create",
-    "read_lifecycle",
     "read_labels_body",
+    "read_lifecycle",
     "read_mkdir",
     "render_cpu",
     "render_decisions",
@@ -129,7 +129,9 @@ def _string_map(value: Any, field: str) -> dict[str, str]:
     if mapping is None:
         return {}
     if len(mapping) > MAX_MAP_ENTRIES:
-        raise bad_request(f"'{field}' has {len(mapping)} entries; at most {MAX_MAP_ENTRIES} are allowed.", field)
+        raise bad_request(
+            f"'{field}' has {len(mapping)} entries; at most {MAX_MAP_ENTRIES} are allowed.", field
+        )
     out: dict[str, str] = {}
     for key, item in mapping.items():
         if not isinstance(item, str) or not key or "\x00" in key or "\x00" in item:
@@ -149,7 +151,12 @@ def _boolean(value: Any, field: str, default: bool) -> bool:
 def _seconds(value: Any, field: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
         raise bad_request(f"'{field}' must be a non-negative number of seconds.", field)
     if value > 10 * 365 * 24 * 3600:
         raise bad_request(f"'{field}' is more than ten years.", field)
@@ -200,7 +207,9 @@ def read_lifecycle(body: Any, current: LifecyclePolicy | None = None) -> Lifecyc
         seconds = _seconds(
             _get(raw_delete, "deleteIntervalInSeconds", "idleTimeoutInSeconds"), "lifecycle.autoDeletePolicy"
         )
-        days = _seconds(_get(raw_delete, "deleteIntervalInDays"), "lifecycle.autoDeletePolicy.deleteIntervalInDays")
+        days = _seconds(
+            _get(raw_delete, "deleteIntervalInDays"), "lifecycle.autoDeletePolicy.deleteIntervalInDays"
+        )
         if seconds is None and days is not None:
             seconds = days * 86400
         raw_trigger = _get(raw_delete, "trigger")
@@ -237,16 +246,21 @@ def _source(body: Mapping[str, Any]) -> SandboxSource | None:
     name = _get(ref, "name")
     if kind.lower() == "snapshot":
         if not isinstance(ident, str) or not ident:
-            raise bad_request("'sourcesRef.snapshot.id' must name a snapshot of this group.", "sourcesRef.snapshot.id")
+            raise bad_request(
+                "'sourcesRef.snapshot.id' must name a snapshot of this group.", "sourcesRef.snapshot.id"
+            )
         return SandboxSource(SourceKind.SNAPSHOT, ident)
     if kind.lower() == "diskimage":
         if isinstance(ident, str) and ident:
             return SandboxSource(SourceKind.DISK_IMAGE, ident)
         if isinstance(name, str) and name:
             return SandboxSource(SourceKind.PUBLIC_IMAGE, name)
-        raise bad_request("'sourcesRef.diskImage' needs a 'name' (public) or an 'id' (private).", "sourcesRef.diskImage")
+        raise bad_request(
+            "'sourcesRef.diskImage' needs a 'name' (public) or an 'id' (private).", "sourcesRef.diskImage"
+        )
     raise bad_request(
-        f"The source '{kind[:40]}' is not served locally; use diskImage or snapshot.", f"sourcesRef.{kind[:40]}"
+        f"The source '{kind[:40]}' is not served locally; use diskImage or snapshot.",
+        f"sourcesRef.{kind[:40]}",
     )
 
 
@@ -265,7 +279,9 @@ def _resources(body: Mapping[str, Any]) -> SandboxResources | None:
         memory_bytes=defaults.memory_bytes
         if memory is None
         else _runtime(lambda: parse_bytes(memory, "memory"), "resources.memory"),
-        disk_bytes=defaults.disk_bytes if disk is None else _runtime(lambda: parse_bytes(disk, "disk"), "resources.disk"),
+        disk_bytes=defaults.disk_bytes
+        if disk is None
+        else _runtime(lambda: parse_bytes(disk, "disk"), "resources.disk"),
     )
 
 
@@ -324,8 +340,15 @@ def _timeout(body: Mapping[str, Any]) -> float:
     raw = _get(body, "timeoutInSeconds", "timeout", "timeoutSeconds")
     if raw is None:
         return DEFAULT_TIMEOUT_SECONDS
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or not 0 < raw <= MAX_TIMEOUT_SECONDS:
-        raise bad_request(f"'timeoutInSeconds' must be a number from 1 to {MAX_TIMEOUT_SECONDS}.", "timeoutInSeconds")
+    if (
+        isinstance(raw, bool)
+        or not isinstance(raw, (int, float))
+        or not math.isfinite(raw)
+        or not 0 < raw <= MAX_TIMEOUT_SECONDS
+    ):
+        raise bad_request(
+            f"'timeoutInSeconds' must be a number from 1 to {MAX_TIMEOUT_SECONDS}.", "timeoutInSeconds"
+        )
     return float(raw)
 
 
@@ -334,7 +357,9 @@ def _working_directory(body: Mapping[str, Any]) -> str | None:
     if cwd is None:
         return None
     if not isinstance(cwd, str) or not cwd or len(cwd) > 4096 or "\x00" in cwd:
-        raise bad_request("'workingDirectory' must be a path (a non-empty string without NUL).", "workingDirectory")
+        raise bad_request(
+            "'workingDirectory' must be a path (a non-empty string without NUL).", "workingDirectory"
+        )
     return cwd
 
 
@@ -347,7 +372,9 @@ def read_exec(body: Any, *, argv: bool) -> ExecRequest:
     if not isinstance(command, str) or not command.strip():
         raise bad_request("'command' must be a non-empty string.", "command")
     if len(command) > MAX_COMMAND_CHARS or "\x00" in command:
-        raise bad_request(f"'command' must be at most {MAX_COMMAND_CHARS} characters, without NUL.", "command")
+        raise bad_request(
+            f"'command' must be at most {MAX_COMMAND_CHARS} characters, without NUL.", "command"
+        )
     environment = _string_map(_get(body, "environment", "env"), "environment")
     user = _get(body, "user")
     if user not in (None, "", "root"):
@@ -357,7 +384,9 @@ def read_exec(body: Any, *, argv: bool) -> ExecRequest:
         raw_args = _get(body, "args", "arguments")
         if raw_args is None:
             raw_args = []
-        if not isinstance(raw_args, list) or not all(isinstance(a, str) and "\x00" not in a for a in raw_args):
+        if not isinstance(raw_args, list) or not all(
+            isinstance(a, str) and "\x00" not in a for a in raw_args
+        ):
             raise bad_request("'args' must be a list of strings without NUL.", "args")
         if len(raw_args) > 4096 or sum(len(a) for a in raw_args) > MAX_COMMAND_CHARS:
             raise bad_request("'args' is too long.", "args")
@@ -408,7 +437,9 @@ def read_image_create(body: Any) -> tuple[str, dict[str, str]]:
     elif source is not None:
         kind = _get(source, "kind")
         if not isinstance(kind, str) or kind.lower() != "registry":
-            raise bad_request("Only 'registry' disk-image sources are understood ('blob' is not).", "source.kind")
+            raise bad_request(
+                "Only 'registry' disk-image sources are understood ('blob' is not).", "source.kind"
+            )
         base = _get(source, "imageUrl")
         field = "source.imageUrl"
     else:
@@ -583,7 +614,11 @@ def render_stats(stats: SandboxStats) -> dict[str, Any]:
     """The union of the SDK's and the spec's stats fields."""
     available = max(0, stats.memory_limit_bytes - stats.memory_used_bytes)
     disk_free = max(0, stats.disk_limit_bytes - stats.disk_used_bytes)
-    storage = {"usedBytes": stats.disk_used_bytes, "totalBytes": stats.disk_limit_bytes, "availableBytes": disk_free}
+    storage = {
+        "usedBytes": stats.disk_used_bytes,
+        "totalBytes": stats.disk_limit_bytes,
+        "availableBytes": disk_free,
+    }
     return {
         "cpu": {"usageNanoCores": stats.cpu_usage_nanocores, "usageCoreNanoSeconds": stats.cpu_usage_ns},
         "memory": {
@@ -622,7 +657,9 @@ class VersionWire:
     write_status: int
     """The status of a successful file write."""
 
-    def render_sandbox(self, info: SandboxInfo, *, group_id: str, management_url: str, region: str) -> dict[str, Any]:
+    def render_sandbox(
+        self, info: SandboxInfo, *, group_id: str, management_url: str, region: str
+    ) -> dict[str, Any]:
         """The Sandbox resource: every field the SDK reads and the spec defines."""
         details: dict[str, Any] | None = None
         if info.stopped_reason is not None:

@@ -138,8 +138,13 @@ def _tags(body: dict[str, Any]) -> dict[str, str] | None:
     tags = _object(body, "tags")
     if tags is None:
         return None
-    if len(tags) > 50 or not all(isinstance(v, str) and len(k) <= 512 and len(v) <= 256 for k, v in tags.items()):
-        raise _bad("'tags' must hold at most 50 string values (names up to 512, values up to 256 characters).", "tags")
+    if len(tags) > 50 or not all(
+        isinstance(v, str) and len(k) <= 512 and len(v) <= 256 for k, v in tags.items()
+    ):
+        raise _bad(
+            "'tags' must hold at most 50 string values (names up to 512, values up to 256 characters).",
+            "tags",
+        )
     return {str(k): str(v) for k, v in tags.items()}
 
 
@@ -148,8 +153,16 @@ def _identity(body: dict[str, Any]) -> dict[str, Any] | None:
     if identity is None:
         return None
     kind = identity.get("type")
-    allowed = ("None", "SystemAssigned", "UserAssigned", "SystemAssigned,UserAssigned", "SystemAssigned, UserAssigned")
-    if not isinstance(kind, str) or kind.replace(" ", "").lower() not in {a.replace(" ", "").lower() for a in allowed}:
+    allowed = (
+        "None",
+        "SystemAssigned",
+        "UserAssigned",
+        "SystemAssigned,UserAssigned",
+        "SystemAssigned, UserAssigned",
+    )
+    if not isinstance(kind, str) or kind.replace(" ", "").lower() not in {
+        a.replace(" ", "").lower() for a in allowed
+    }:
         raise _bad(
             "'identity.type' must be one of None, SystemAssigned, UserAssigned, SystemAssigned,UserAssigned.",
             "identity.type",
@@ -165,7 +178,8 @@ def _properties(body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
         return stored, None
     if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_SANDBOX_COUNT_LIMIT:
         raise _bad(
-            f"'properties.maxSandboxCount' must be an integer from 1 to {MAX_SANDBOX_COUNT_LIMIT}, not {raw!r}.",
+            f"'properties.maxSandboxCount' must be an integer from 1 to {MAX_SANDBOX_COUNT_LIMIT}, "
+            f"not {str(raw)[:40]!r}.",
             "properties.maxSandboxCount",
         )
     return stored, raw
@@ -178,7 +192,10 @@ def _location(body: dict[str, Any]) -> str:
     # An unknown region is 400 on Azure; here any ASCII region-like name is echoed, nothing that
     # could break a header or a URL is.
     if len(location) > 64 or not all(ch.isascii() and (ch.isalnum() or ch in " -") for ch in location):
-        raise _bad(f"'location' {location[:80]!r} is not a region name (ASCII letters, digits, blanks, '-').", "location")
+        raise _bad(
+            f"'location' {location[:80]!r} is not a region name (ASCII letters, digits, blanks, '-').",
+            "location",
+        )
     return location
 
 
@@ -211,18 +228,25 @@ def read_group_patch(body: Any, current: SandboxGroupSettings) -> SandboxGroupSe
     properties = dict(current.properties)
     for name, value in changes.items():
         existing = next((k for k in properties if k.lower() == name.lower()), None)
-        if existing is not None and name.lower() == "environmentid" and properties[existing] not in (None, value):
+        if (
+            existing is not None
+            and name.lower() == "environmentid"
+            and properties[existing] not in (None, value)
+        ):
             raise ArmError(
                 409,
                 "EnvironmentIdImmutable",
-                "'properties.environmentId' is set already and cannot be changed; create a new sandbox group.",
+                "'properties.environmentId' is set already and cannot be changed; "
+                "create a new sandbox group.",
                 target="properties.environmentId",
             )
         if existing is not None:
             del properties[existing]
         properties[name] = value
     if len(json.dumps(properties)) > MAX_GROUP_PROPERTIES_BYTES:
-        raise _bad(f"'properties' would be larger than {MAX_GROUP_PROPERTIES_BYTES} bytes as JSON.", "properties")
+        raise _bad(
+            f"'properties' would be larger than {MAX_GROUP_PROPERTIES_BYTES} bytes as JSON.", "properties"
+        )
     _, max_count = _properties({"properties": properties})
     return SandboxGroupSettings(
         location=current.location,

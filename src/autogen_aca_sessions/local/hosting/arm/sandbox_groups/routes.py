@@ -33,7 +33,6 @@ from .model import (
     lookup_group_version,
     read_group_patch,
     read_group_put,
-    render_group,
 )
 
 if TYPE_CHECKING:
@@ -49,12 +48,21 @@ def is_sandbox_group_path(segments: Sequence[str]) -> bool:
     f = [s.lower() for s in segments]
     if len(f) >= 5 and f[0] == "subscriptions" and f[2] == "providers":
         return f[3:5] == _PROVIDER
-    return len(f) >= 7 and f[0] == "subscriptions" and f[2] == "resourcegroups" and f[4:7] == ["providers", *_PROVIDER]
+    return (
+        len(f) >= 7
+        and f[0] == "subscriptions"
+        and f[2] == "resourcegroups"
+        and f[4:7] == ["providers", *_PROVIDER]
+    )
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        status=status, text=json.dumps(body), content_type="application/json", charset="utf-8", headers=headers
+        status=status,
+        text=json.dumps(body),
+        content_type="application/json",
+        charset="utf-8",
+        headers=headers,
     )
 
 
@@ -65,7 +73,8 @@ def _version(request: web.Request) -> SandboxGroupApiVersion:
         raise ArmError(
             400,
             "MissingApiVersionParameter",
-            f"The api-version query parameter (?api-version=) is required for all requests. Supported: {supported}.",
+            "The api-version query parameter (?api-version=) is required for all requests. "
+            f"Supported: {supported}.",
             target="api-version",
         )
     version = lookup_group_version(raw)
@@ -92,12 +101,20 @@ async def _read_json(request: web.Request) -> Any:
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
-        raise ArmError(400, "InvalidRequestContent", "The request body is empty; send the sandbox group as JSON.", target="body")
+        raise ArmError(
+            400,
+            "InvalidRequestContent",
+            "The request body is empty; send the sandbox group as JSON.",
+            target="body",
+        )
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise ArmError(
-            400, "InvalidRequestContent", f"The request body is not valid JSON: {str(exc)[:200]}", target="body"
+            400,
+            "InvalidRequestContent",
+            f"The request body is not valid JSON: {str(exc)[:200]}",
+            target="body",
         ) from exc
 
 
@@ -151,7 +168,12 @@ class SandboxGroupRoutes:
             response = await self._group(request, ResourceKey(sub, rg, name), version)
         response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
         client_id = request.headers.get("x-ms-client-request-id")
-        if client_id is not None and len(client_id) <= 200 and client_id.isascii() and client_id.isprintable():
+        if (
+            client_id is not None
+            and len(client_id) <= 200
+            and client_id.isascii()
+            and client_id.isprintable()
+        ):
             response.headers.setdefault("x-ms-client-request-id", client_id)
         return response
 
@@ -169,7 +191,13 @@ class SandboxGroupRoutes:
     def _check_names(sub: str, rg: str | None, name: str | None) -> None:
         checks = (
             (sub, subscription_problem, "InvalidSubscriptionId", "subscription id", "subscriptionId"),
-            (rg, resource_group_problem, "InvalidResourceGroupName", "resource group name", "resourceGroupName"),
+            (
+                rg,
+                resource_group_problem,
+                "InvalidResourceGroupName",
+                "resource group name",
+                "resourceGroupName",
+            ),
             (name, group_name_problem, "InvalidSandboxGroupName", "sandbox group name", "sandboxGroupName"),
         )
         for value, check, code, what, target in checks:
@@ -188,7 +216,9 @@ class SandboxGroupRoutes:
     def _operation_url(self, request: web.Request, path: str, version: SandboxGroupApiVersion) -> str:
         return f"{request.url.origin()}{path}?api-version={version.value}"
 
-    async def _group(self, request: web.Request, key: ResourceKey, version: SandboxGroupApiVersion) -> web.Response:
+    async def _group(
+        self, request: web.Request, key: ResourceKey, version: SandboxGroupApiVersion
+    ) -> web.Response:
         host = self._host
         group = host.find(key)
         if request.method == "GET":
@@ -211,7 +241,9 @@ class SandboxGroupRoutes:
             group, operation = await host.update(group, read_group_patch(body, group.resource.settings))
             created = False
         headers = {
-            "Azure-AsyncOperation": self._operation_url(request, operation.path("operationStatuses"), version),
+            "Azure-AsyncOperation": self._operation_url(
+                request, operation.path("operationStatuses"), version
+            ),
             "Retry-After": self._retry_after,
         }
         return _json(host.render(group), 201 if created else 200, headers)
@@ -222,10 +254,19 @@ class SandboxGroupRoutes:
         groups = self._host.list(subscription=sub, resource_group=rg)
         raw_skip = request.query.get("$skipToken", request.query.get("$skiptoken", "0"))
         if not raw_skip.isdigit() or len(raw_skip) > 9:
-            raise ArmError(400, "InvalidSkipToken", f"The $skipToken {raw_skip[:40]!r} is not one this server issued.", target="$skipToken")
+            raise ArmError(
+                400,
+                "InvalidSkipToken",
+                f"The $skipToken {raw_skip[:40]!r} is not one this server issued.",
+                target="$skipToken",
+            )
         skip = int(raw_skip)
         page = groups[skip : skip + self._page_size]
         next_link = None
         if skip + self._page_size < len(groups):
-            next_link = str(request.url.with_query({"api-version": version.value, "$skipToken": str(skip + self._page_size)}))
+            next_link = str(
+                request.url.with_query(
+                    {"api-version": version.value, "$skipToken": str(skip + self._page_size)}
+                )
+            )
         return _json({"value": [self._host.render(g) for g in page], "nextLink": next_link})

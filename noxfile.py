@@ -82,8 +82,14 @@ def agent_framework(session: nox.Session) -> None:
     installs beside autogen-ext 0.7.5 without conflict: core needs no mcp); this one proves the
     extra alone is enough.
     """
+    # pytest-xdist: pyproject's addopts spread every run over workers.
     session.install(
-        "-e", ".[local,agent-framework]", "pytest>=8", "pytest-asyncio>=0.24", "pytest-timeout>=2.3"
+        "-e",
+        ".[local,agent-framework]",
+        "pytest>=8",
+        "pytest-asyncio>=0.24",
+        "pytest-timeout>=2.3",
+        "pytest-xdist>=3.6",
     )
     session.run("pytest", "tests/af_adapter", *session.posargs)
 

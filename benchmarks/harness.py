@@ -130,6 +130,43 @@ def dist_row(benchmark: str, figure: str, values_s: Sequence[float], **kwargs: A
     return Row(benchmark=benchmark, figure=figure, p50=p50, p99=p99, samples=len(values_s), **kwargs)
 
 
+def speedup_rows(
+    benchmark: str,
+    *,
+    theirs: tuple[str, float],
+    ours: tuple[str, float],
+    samples: int,
+    target: float,
+) -> list[Row]:
+    """Two value rows comparing whole workloads: ``(label, median seconds)`` of the other executor,
+    then ours with the speed-up (theirs / ours) held to ``>= target``x."""
+    their_label, their_s = theirs
+    our_label, our_s = ours
+    speedup = ratio(their_s, our_s)
+    short = their_label.split(":", 1)[0].removesuffix(" executor")
+    return [
+        Row(
+            benchmark=benchmark,
+            figure=their_label,
+            value=their_s * 1000,
+            samples=samples,
+            note="median total of rounds",
+        ),
+        Row(
+            benchmark=benchmark,
+            figure=our_label,
+            value=our_s * 1000,
+            samples=samples,
+            baseline=f"{short} total",
+            baseline_value=their_s * 1000,
+            ratio=speedup,
+            ratio_note=f"{short} / ours",
+            target=f">= {target:g}x faster",
+            met=speedup is not None and speedup >= target,
+        ),
+    ]
+
+
 async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
     """Run ``fn()`` and return (seconds, its result)."""
     start = time.perf_counter()

@@ -9,7 +9,7 @@
     python benchmarks/run.py --only density --density-sessions 600
 
 Benchmarks: new_session, warm, upstream, wan, concurrency, memory, recovery, mcp,
-provision, density (see README.md).
+provision, density, checkpoint (see README.md).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ BENCHMARKS = [
     "mcp",
     "provision",
     "density",
+    "checkpoint",
 ]
 """Run order. Each name is the module ``bench_<name>.py``."""
 

@@ -23,12 +23,15 @@ switch either half to the real thing:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from autogen_core.models import ChatCompletionClient, ModelFamily, ModelInfo
 
@@ -158,6 +161,12 @@ async def session_pool(
             description=f"session pool {azure_endpoint} (key from ACA_SESSIONS_API_KEY)",
         )
         return
+    if azure_endpoint and _is_loopback(azure_endpoint):
+        # A pool on this machine is never Azure's: DefaultAzureCredential could only fail, at length.
+        fail(
+            "a local pool wants ACA_SESSIONS_API_KEY as well as ACA_POOL_MANAGEMENT_ENDPOINT "
+            "(`aca-sessions serve` prints both)"
+        )
     if azure_endpoint:
         from azure.identity import DefaultAzureCredential
 
@@ -191,6 +200,19 @@ async def session_pool(
             is_local=True,
             description=f"local session pool {pool.endpoint} (isolation: {pool.isolation})",
         )
+
+
+def _is_loopback(endpoint: str) -> bool:
+    try:
+        host = urlsplit(endpoint).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def extract_code_result_failures(messages: Sequence[Any], executor_agent: str) -> list[str]:
@@ -230,16 +252,81 @@ def run_main(main: Coroutine[Any, Any, None]) -> None:
     from autogen_aca_sessions.client import SessionsError
 
     flush_traces = trace_to_console()
+    _one_line_library_warnings()
     try:
         asyncio.run(main)
     except KeyboardInterrupt:
         sys.exit(130)
-    except (SessionsError, OSError, RuntimeError) as exc:
+    except SessionsError as exc:
         # The pool could not be reached, refused the request, or could not start a session.
+        fail(describe_pool_failure(exc))
+    except (OSError, RuntimeError) as exc:
         fail(f"{type(exc).__name__}: {exc}")
     finally:
         if flush_traces is not None:
             flush_traces()
+
+
+def describe_pool_failure(exc: Exception) -> str:
+    """One line for a failed call to the pool: what to check first, then what the service said."""
+    from autogen_aca_sessions.client import (
+        AuthenticationError,
+        CredentialError,
+        NotFoundError,
+        PermissionDeniedError,
+        PoolFullError,
+        SessionsHTTPError,
+    )
+
+    if isinstance(exc, CredentialError):
+        # azure-identity lists every credential it tried, over a dozen lines: the first says enough.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"no Azure token for the pool; sign in (az login) or use a managed identity [{first}]"
+    if not isinstance(exc, SessionsHTTPError):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, AuthenticationError):
+        if os.environ.get("ACA_SESSIONS_API_KEY", "").strip():
+            advice = (
+                "the pool refused the key in ACA_SESSIONS_API_KEY; use the key `aca-sessions serve` printed"
+            )
+        else:
+            advice = "the pool refused the Azure token; sign in (az login) to the pool's tenant"
+    elif isinstance(exc, PermissionDeniedError):
+        advice = "the identity lacks the role 'Azure ContainerApps Session Executor' on the pool"
+    elif isinstance(exc, PoolFullError):
+        advice = "the pool is at its maximum of concurrent sessions"
+    elif isinstance(exc, NotFoundError):  # PoolNotFoundError among them
+        advice = "no session pool at ACA_POOL_MANAGEMENT_ENDPOINT; check the URL"
+    else:
+        advice = "the pool refused the request"
+    said = exc.service_message or exc.message
+    code = f" {exc.error_code}" if exc.error_code else ""
+    return f"{advice} [HTTP {exc.status_code}{code}: {said}]"
+
+
+class _OneLineFormatter(logging.Formatter):
+    """A log record and its exception on one line: the example's own FAILED line says the rest."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc_info = record.exc_info
+        record.exc_info, record.exc_text = None, None
+        try:
+            text = super().format(record)
+        finally:
+            record.exc_info = exc_info
+        if exc_info and exc_info[1] is not None:
+            text += f" ({type(exc_info[1]).__name__})"
+        return text
+
+
+def _one_line_library_warnings() -> None:
+    """Library warnings (a session that could not be released, ...) as one line each, not a traceback."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    # azure-identity logs each credential it tried when DefaultAzureCredential fails; the
+    # example's FAILED line reports that failure once.
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
 
 
 def fail(message: str) -> NoReturn:

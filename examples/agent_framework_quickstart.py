@@ -31,6 +31,11 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from _requirements import AGENT_FRAMEWORK, AGENT_FRAMEWORK_INSTALL, POOL_ENDPOINT_ENV, require
+
+# Before anything an extra provides: a missing package is one line saying what to install.
+require(*AGENT_FRAMEWORK, install=AGENT_FRAMEWORK_INSTALL, local_pool_unless=POOL_ENDPOINT_ENV)
+
 from _agent_framework_common import CODE_HINT, chat_client, print_run, tool_failures
 from _common import fail, model_description, run_main, session_pool, uses_scripted_model
 from _sales import write_sales_csv

@@ -17,6 +17,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+from _requirements import AUTOGEN, AUTOGEN_INSTALL, POOL_ENDPOINT_ENV, require
+
+# Before anything an extra provides: a missing package is one line saying what to install.
+require(*AUTOGEN, install=AUTOGEN_INSTALL, local_pool_unless=POOL_ENDPOINT_ENV)
+
 from _common import (
     EXECUTOR_SYSTEM_HINT,
     extract_code_result_failures,

@@ -21,6 +21,11 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from _requirements import AUTOGEN, AUTOGEN_INSTALL, POOL_ENDPOINT_ENV, require
+
+# Before anything an extra provides: a missing package is one line saying what to install.
+require(*AUTOGEN, install=AUTOGEN_INSTALL, local_pool_unless=POOL_ENDPOINT_ENV)
+
 import numpy
 import pandas
 from _common import (

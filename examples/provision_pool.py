@@ -38,6 +38,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from _requirements import AUTOGEN, AUTOGEN_INSTALL, AZURE_MGMT, require
+
+# Before anything an extra provides: a missing package is one line saying what to install.
+require(*AUTOGEN, *AZURE_MGMT, install=AUTOGEN_INSTALL, local_pool_unless="AZURE_SUBSCRIPTION_ID")
+
 from _common import (
     EXECUTOR_SYSTEM_HINT,
     FINISH_HINT,

@@ -26,6 +26,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from _requirements import AUTOGEN, AUTOGEN_INSTALL, POOL_ENDPOINT_ENV, require
+
+# Before anything an extra provides: a missing package is one line saying what to install.
+require(*AUTOGEN, install=AUTOGEN_INSTALL, local_pool_unless=POOL_ENDPOINT_ENV)
+
 from _common import (
     EXECUTOR_SYSTEM_HINT,
     FINISH_HINT,

@@ -18,6 +18,9 @@ Options come from an optional module-level dict ``POOL_OPTIONS``:
 * ``module_http`` - an ``aiohttp.ClientSession`` for it (auth header set).
 * ``session_id`` - a fresh UUID identifier; the session it names (if any) is deleted after the test,
   so kernels do not pile up in a module-scoped pool.
+
+``patient_interrupts`` (``@pytest.mark.usefixtures("patient_interrupts")``) is for tests that pin
+the "interrupted, state kept" outcome of a timeout: see its docstring.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 import pytest_asyncio
+
+from tests import _figures
 
 if TYPE_CHECKING:
     from autogen_aca_sessions.local import LocalSessionPool
@@ -51,6 +56,24 @@ def _http_for(pool: LocalSessionPool) -> aiohttp.ClientSession:
         headers={"Authorization": f"Bearer {pool.api_key}"},
         connector=connector,
     )
+
+
+PATIENT_INTERRUPT_GRACE_SECONDS = 60.0
+"""How long an interrupted cell may take to stop in tests that pin the interrupted outcome."""
+
+
+@pytest.fixture
+def patient_interrupts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give an interrupted cell a minute, not the pool's 1.5 s, to stop before its kernel is killed.
+
+    For tests that pin "timed out, interrupted, state kept" on pools in this process: on a loaded
+    machine (a parallel suite) a kernel can need more than 1.5 s to take the interrupt and go idle,
+    and the pool then rightly restarts it. With this the test waits for the kernel to go idle (the
+    call returns as soon as it does), so the outcome no longer depends on the machine's load.
+    """
+    from autogen_aca_sessions.local.runtime import cell
+
+    monkeypatch.setattr(cell, "INTERRUPT_GRACE_SECONDS", PATIENT_INTERRUPT_GRACE_SECONDS)
 
 
 @pytest_asyncio.fixture
@@ -125,3 +148,52 @@ async def session_id(module_pool: LocalSessionPool) -> AsyncIterator[str]:
     identifier = str(uuid.uuid4())
     yield identifier
     await module_pool.manager.delete(identifier)
+
+
+# ---------------------------------------------------------------- the order modules are handed out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules marked ``early`` first, the rest in their usual order (the sort is stable).
+
+    pytest-xdist (``--dist loadscope --no-loadscope-reorder``) hands whole modules to workers in
+    this order. A module of a few long tests (building and installing the wheel, say) handed out
+    last would keep one worker busy after the others ran out of work; handed out first, the many
+    short modules fill the other workers meanwhile.
+    """
+    early = {
+        item.module
+        for item in items
+        if isinstance(item, pytest.Function) and item.get_closest_marker("early")
+    }
+    items.sort(key=lambda item: getattr(item, "module", None) not in early)
+
+
+# ---------------------------------------------------------------- the security and soak figures
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: hand this worker's figures to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_figures.WORKEROUTPUT_KEY] = _figures.snapshot()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the xdist controller: add up the figures of a worker that finished."""
+    figures = getattr(node, "workeroutput", {}).get(_figures.WORKEROUTPUT_KEY)
+    if figures:
+        _figures.merge(figures)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Print the figures SECURITY.md quotes once, where the run's summary is printed."""
+    if hasattr(config, "workerinput"):
+        return  # a worker: its figures went to the controller
+    lines = _figures.summary_lines()
+    if lines:
+        terminalreporter.section("security and soak figures (SECURITY.md)")
+        for line in lines:
+            terminalreporter.write_line(line)
+    _figures.dump_figures()

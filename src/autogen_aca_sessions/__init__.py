@@ -19,16 +19,22 @@ _EXPORTS: dict[str, str] = {
     "SessionsClient": "autogen_aca_sessions.client",
     "ApiVersion": "autogen_aca_sessions.client",
     # The client's: what a caller of the executor or the client catches when the pool is full.
-    # The local pool's own PoolFullError is a server-side signal (answered as HTTP 404) and
-    # stays in autogen_aca_sessions.local, which never imports the client.
     "PoolFullError": "autogen_aca_sessions.client",
+    # A 404 that is not the pool-full answer: no pool at the endpoint (a wrong URL).
+    "PoolNotFoundError": "autogen_aca_sessions.client",
     "LocalSessionPool": "autogen_aca_sessions.local",
     "McpConnection": "autogen_aca_sessions.client",
     "LocalSessionsServer": "autogen_aca_sessions.local",
 }
 
 if TYPE_CHECKING:
-    from autogen_aca_sessions.client import ApiVersion, McpConnection, PoolFullError, SessionsClient
+    from autogen_aca_sessions.client import (
+        ApiVersion,
+        McpConnection,
+        PoolFullError,
+        PoolNotFoundError,
+        SessionsClient,
+    )
     from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
     from autogen_aca_sessions.local import LocalSessionPool, LocalSessionsServer
 
@@ -40,6 +46,7 @@ __all__ = [
     "LocalSessionsServer",
     "McpConnection",
     "PoolFullError",
+    "PoolNotFoundError",
     "SessionsClient",
     "__version__",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .pytest_plugin import (
+from ._pytest_pools import (
     _DEFAULTS,
     _INI,
     API_KEY_ENV,

@@ -24,7 +24,12 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from autogen_aca_sessions.local import LocalSessionPool
+    from autogen_aca_sessions.local.config import PoolConfig
+    from autogen_aca_sessions.local.hosting.host import HostDescription, McpAccess, PoolHost
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SERVICE_ERROR", "EXIT_TIMEOUT", "EXIT_USAGE", "main"]
 
@@ -45,7 +50,6 @@ ENDPOINT_ENV = "ACA_POOL_MANAGEMENT_ENDPOINT"
 API_KEY_ENV = "ACA_SESSIONS_API_KEY"
 MCP_ENDPOINT_ENV = "ACA_SESSIONS_MCP_ENDPOINT"
 MCP_API_KEY_ENV = "ACA_SESSIONS_MCP_API_KEY"
-EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,6 +115,7 @@ def _api_versions() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``aca-sessions`` argument parser (exposed for the docs and the tests)."""
+    from autogen_aca_sessions import __version__
     from autogen_aca_sessions.client.limits import DEFAULT_API_VERSION, MAX_EXECUTION_SECONDS
     from autogen_aca_sessions.local.config import KernelLauncherKind, PoolConfig, PoolType, SandboxMode
 
@@ -122,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
             "and a client to run code in any pool."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"aca-sessions {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = commands.add_parser(
@@ -188,6 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--egress", action="store_true", help="let session code reach the network (default: no network)"
+    )
+    serve.add_argument(
+        "--egress-allow",
+        action="append",
+        default=None,
+        metavar="HOST",
+        help=(
+            "local extension: without --egress, let session code reach HOST (a name or *.domain "
+            "pattern; repeat the flag) over HTTP/HTTPS through the server's egress proxy, deny the "
+            "rest (needs bubblewrap; default: off, no network)"
+        ),
     )
     serve.add_argument(
         "--sandbox",
@@ -258,6 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument(
+        "--serve-at-root",
+        action="store_true",
+        help=(
+            "also answer data-plane calls at the bare base URL (http://HOST:PORT/executions); off, "
+            "the root answers 404 naming the pool endpoint, as Azure would"
+        ),
+    )
+    serve.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         default="WARNING",
@@ -284,10 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--api-key",
-        default=os.environ.get(API_KEY_ENV),
+        # None, not the variable's value: an explicit empty --api-key is an error, an empty
+        # variable is treated as unset (see _exec).
+        default=None,
         help=(
-            f"bearer key of a local pool (default: ${API_KEY_ENV}); "
-            "without one, DefaultAzureCredential is used"
+            f"bearer key of a local pool, which needs one (default: ${API_KEY_ENV}); "
+            "without one, DefaultAzureCredential is used (Azure pools)"
         ),
     )
     run.add_argument(
@@ -341,17 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
 # serve
 
 
-def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
-    """LocalSessionPool keyword arguments, the pool's configuration among them as ``config``.
+def _egress_summary(host: HostDescription) -> str:
+    """The banner's egress line."""
+    if host.egress:
+        return "enabled"
+    if host.egress_allowlist:
+        return f"allowlist {', '.join(host.egress_allowlist)} (through the egress proxy; local extension)"
+    return "disabled (no network inside sessions)"
 
-    Options left unset keep the configuration's own defaults.
-    """
+
+def _pool_config(args: argparse.Namespace) -> PoolConfig:
+    """The served pool's configuration; options left unset keep the configuration's defaults."""
     from autogen_aca_sessions.local.config import PoolConfig
-    from autogen_aca_sessions.local.frontends.auth import generate_api_key
 
     chosen = {
         "pool_type": args.pool_type,
         "egress": args.egress,
+        "egress_allowlist": tuple(args.egress_allow) if args.egress_allow else None,
         "sandbox": args.sandbox,
         "kernel_launcher": args.kernel_launcher,
         "max_concurrent_sessions": args.max_concurrent_sessions,
@@ -361,52 +394,63 @@ def _pool_options(args: argparse.Namespace) -> dict[str, Any]:
         "mcp": True if args.mcp or args.mcp_api_key else None,
         "wire_extensions": True if args.wire_extensions else None,
     }
-    options: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
-        "api_key": args.api_key or os.environ.get(API_KEY_ENV) or generate_api_key(),
-        "allow_remote": args.allow_remote,
-        "config": PoolConfig(**{name: value for name, value in chosen.items() if value is not None}),
-    }
+    return PoolConfig(**{name: value for name, value in chosen.items() if value is not None})
+
+
+def _pool_host(args: argparse.Namespace) -> LocalSessionPool:
+    """The pool host ``serve`` runs: one pool made from the whole configuration, with ARM when
+    ``--management-plane`` is given (ARM pools then start from that configuration)."""
+    from autogen_aca_sessions.local import LocalSessionPool
+    from autogen_aca_sessions.local.frontends.auth import generate_api_key
+
+    mcp_key = None
     if args.mcp or args.mcp_api_key:
-        options["mcp_api_key"] = args.mcp_api_key or os.environ.get(MCP_API_KEY_ENV) or generate_api_key()
-    if args.root_dir is not None:
-        options["root_dir"] = args.root_dir
-    if args.tls or args.tls_cert is not None:
-        options["tls"] = True
-        if args.tls_cert is not None:
-            options["tls_cert"] = args.tls_cert
-            options["tls_key"] = args.tls_key
-    return options
+        mcp_key = args.mcp_api_key or os.environ.get(MCP_API_KEY_ENV) or generate_api_key()
+    tls = bool(args.tls or args.tls_cert is not None)
+    return LocalSessionPool(
+        config=_pool_config(args),
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or generate_api_key(),
+        allow_remote=args.allow_remote,
+        root_dir=args.root_dir,
+        tls=tls,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key if args.tls_cert is not None else None,
+        faults=args.faults,
+        mcp_api_key=mcp_key,
+        management_plane=args.management_plane,
+        serve_at_root=args.serve_at_root,
+    )
 
 
-def _banner(pool: Any, args: argparse.Namespace) -> str:
-    endpoint: str = pool.endpoint
-    key: str = pool.api_key
+def _banner(host: HostDescription) -> str:
+    """What ``serve`` prints once its host runs: the pool, how to call it, ARM and MCP when on."""
     from autogen_aca_sessions.local.config import Isolation
 
-    isolation: str = str(getattr(pool, "isolation", "unknown"))
+    endpoint, key, ca_file = host.endpoint, host.api_key, host.tls_ca_file
     unsandboxed = "   WARNING: session code runs unsandboxed with your user's rights"
     lines = [
         "aca-sessions: local session pool running",
         "",
         f"  Endpoint:   {endpoint}",
         f"  API key:    {key}",
-        f"  Isolation:  {isolation}" + ("" if isolation != Isolation.NONE else unsandboxed),
-        f"  Pool type:  {args.pool_type}",
-        f"  Egress:     {'enabled' if args.egress else 'disabled (no network inside sessions)'}",
+        f"  Isolation:  {host.isolation}" + (unsandboxed if host.isolation is Isolation.NONE else ""),
+        f"  Pool type:  {host.pool_type}",
+        f"  Egress:     {_egress_summary(host)}",
     ]
-    if args.faults:
-        lines.append(f"  Faults:     {args.faults}   (some calls fail on purpose, as Azure can)")
-    ca_file = getattr(pool, "tls_ca_file", None) or getattr(pool, "tls_cert", None)
-    if endpoint.startswith("https") and ca_file:
+    if host.fault_plan is not None:
+        lines.append(f"  Faults:     {host.fault_plan}   (some calls fail on purpose, as Azure can)")
+    if host.serves_root:
+        lines.append(f"  Also at:    {host.base_url}   (--serve-at-root: Azure has no such endpoint)")
+    if ca_file is not None:
         lines += [
             f"  TLS:        certificate {ca_file}",
             f"              trust it: curl --cacert {ca_file} ..., SSL_CERT_FILE={ca_file},",
             f"              or `aca-sessions exec --cafile {ca_file} ...`",
         ]
     quoted_key = shlex.quote(f"Authorization: Bearer {key}")
-    curl_tls = f" --cacert {shlex.quote(str(ca_file))}" if endpoint.startswith("https") and ca_file else ""
+    curl_tls = f" --cacert {shlex.quote(str(ca_file))}" if ca_file is not None else ""
     body = (
         '{"codeInputType":"Inline","executionType":"Synchronous","code":"print(6*7)","timeoutInSeconds":60}'
     )
@@ -431,16 +475,18 @@ def _banner(pool: Any, args: argparse.Namespace) -> str:
         f"  export {ENDPOINT_ENV}={shlex.quote(endpoint)}",
         f"  export {API_KEY_ENV}={shlex.quote(key)}",
     ]
-    if getattr(pool, "mcp_enabled", False):
-        lines += ["", *_mcp_banner(pool, curl_tls)]
+    if host.mcp is not None:
+        lines += ["", *_mcp_banner(host.mcp, curl_tls)]
+    if host.management_plane:
+        lines += _management_banner(host.base_url, key, ca_file)
     lines += ["", "Press Ctrl+C (or send SIGTERM) to stop; every kernel and session directory is removed."]
     return "\n".join(lines)
 
 
-def _mcp_banner(pool: Any, curl_tls: str) -> list[str]:
+def _mcp_banner(mcp: McpAccess, curl_tls: str) -> list[str]:
     from autogen_aca_sessions.client.mcp import McpConnection
 
-    conn = McpConnection.from_pool(pool)
+    conn = McpConnection(mcp.endpoint, mcp.api_key, "aca-sessions")
     body = '{"jsonrpc":"2.0","id":"1","method":"initialize"}'
     return [
         "MCP server (launchShell, runPythonCodeInRemoteEnvironment, runShellCommandInRemoteEnvironment):",
@@ -460,13 +506,41 @@ def _mcp_banner(pool: Any, curl_tls: str) -> list[str]:
     ]
 
 
+def _management_banner(base_url: str, key: str, ca_file: Path | None) -> list[str]:
+    sub = "00000000-0000-0000-0000-000000000000"
+    url = f"{base_url}/subscriptions/{sub}/resourceGroups/demo/providers/Microsoft.App/sessionPools/mypool"
+    curl_tls = f" --cacert {shlex.quote(str(ca_file))}" if ca_file else ""
+    body = (
+        '{"location":"local","properties":{"poolManagementType":"Dynamic","containerType":"PythonLTS",'
+        '"scaleConfiguration":{"maxConcurrentSessions":10}}}'
+    )
+    lines = [
+        "",
+        "Management plane (ARM, Microsoft.App/sessionPools):",
+        f"  ARM base URL: {base_url}   (any subscription GUID and resource group)",
+        "  Pools created here last as long as this process.",
+        "",
+        "  create a pool (then read properties.poolManagementEndpoint):",
+        f"  curl{curl_tls} -X PUT " + shlex.quote(url + "?api-version=2025-10-02-preview") + " \\",
+        f"       -H {shlex.quote(f'Authorization: Bearer {key}')} -H 'Content-Type: application/json'"
+        f" -d '{body}'",
+        "",
+        "  azure-mgmt-appcontainers:",
+        f'  ContainerAppsAPIClient(credential, "{sub}", base_url="{base_url}"'
+        + (f', connection_verify="{ca_file}")' if ca_file else ")"),
+    ]
+    if not ca_file:
+        lines.append("  (the SDK sends its bearer key only over https: add --tls)")
+    return lines
+
+
 async def _serve(args: argparse.Namespace) -> int:
     try:
-        from autogen_aca_sessions.local import LocalSessionPool
+        from autogen_aca_sessions.local import FaultPlanError
     except ImportError as exc:
         print(
             f"aca-sessions serve: the local pool needs the 'local' extra ({exc}); "
-            "install it with: pip install 'autogen-aca-sessions[local]'",
+            "install it with: pip install -e '.[local]' (in a clone of the repository)",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -497,32 +571,24 @@ async def _serve(args: argparse.Namespace) -> int:
             installed.append(stop_signal)
     try:
         try:
-            options = _pool_options(args)
+            host: PoolHost = _pool_host(args)
+        except FaultPlanError as exc:
+            print(f"aca-sessions serve: --faults: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         except ValueError as exc:
             print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        if args.faults:
-            from autogen_aca_sessions.local.frontends.dataplane.faults import FaultInjector, FaultPlanError
-
-            try:
-                options["faults"] = FaultInjector.from_string(args.faults)
-            except FaultPlanError as exc:
-                print(f"aca-sessions serve: --faults: {exc}", file=sys.stderr)
-                return EXIT_USAGE
-        if args.management_plane:
-            return await _serve_with_management_plane(args, options, stop, received)
         try:
-            pool_cm = LocalSessionPool(**options)
-            pool = await pool_cm.__aenter__()
+            await host.start()
         except (OSError, ValueError, RuntimeError) as exc:
             print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
             return EXIT_FAILED
         try:
-            print(_banner(pool, args), flush=True)
+            print(_banner(host.describe()), flush=True)
             await stop.wait()
             print(f"\nReceived {received[0] if received else 'stop'}; shutting down...", flush=True)
         finally:
-            await pool_cm.__aexit__(None, None, None)
+            await host.close()
         print("Stopped.", flush=True)
         return EXIT_OK
     finally:
@@ -530,123 +596,23 @@ async def _serve(args: argparse.Namespace) -> int:
             loop.remove_signal_handler(stop_signal)
 
 
-_SERVER_OPTIONS = ("host", "port", "api_key", "allow_remote", "root_dir", "tls", "tls_cert", "tls_key")
-
-
-async def _serve_with_management_plane(
-    args: argparse.Namespace, options: dict[str, Any], stop: asyncio.Event, received: list[str]
-) -> int:
-    """``serve --management-plane``: the fixed pool plus ``Microsoft.App/sessionPools``.
-
-    The fixed pool's configuration is also what every pool created through ARM starts from
-    (sandbox, kernel launcher, execution cap); ARM bodies set the rest per pool.
-    """
-    from autogen_aca_sessions.local import LocalSessionsServer
-
-    if "faults" in options:
-        print(
-            "aca-sessions serve: --faults applies to a single pool; it cannot be combined with "
-            "--management-plane",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    config = options["config"]
-    server_options = {name: options[name] for name in _SERVER_OPTIONS if name in options}
-    try:
-        server = LocalSessionsServer(pool_defaults=config, **server_options)
-        await server.start()
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(f"aca-sessions serve: could not start the server: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    try:
-        try:
-            pool = await server.create_pool(
-                config.pool_name,
-                container_type=str(config.pool_type),
-                max_concurrent_sessions=config.max_concurrent_sessions,
-                ready_session_instances=config.ready_sessions,
-                cooldown_period_seconds=max(1, round(config.cooldown_period_seconds)),
-                egress=config.egress,
-                mcp_enabled=config.mcp,
-                default=True,
-            )
-            if "mcp_api_key" in options:
-                pool.rotate_mcp_key(options["mcp_api_key"])
-        except (OSError, ValueError, RuntimeError) as exc:
-            print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        view = _PoolView(
-            pool.endpoint,
-            server.api_key,
-            str(pool.isolation),
-            server.tls_ca_file,
-            pool.mcp_enabled,
-            pool.mcp_endpoint,
-            pool.mcp_api_key,
-        )
-        pool_banner, _, stop_hint = _banner(view, args).rpartition("\n")
-        print(pool_banner, flush=True)
-        print(_management_banner(server.base_url, server.api_key, server.tls_ca_file), flush=True)
-        print("\n" + stop_hint, flush=True)
-        await stop.wait()
-        print(f"\nReceived {received[0] if received else 'stop'}; shutting down...", flush=True)
-    finally:
-        await server.close()
-    print("Stopped.", flush=True)
-    return EXIT_OK
-
-
-@dataclasses.dataclass(frozen=True)
-class _PoolView:
-    """What the banner shows of a pool."""
-
-    endpoint: str
-    api_key: str
-    isolation: str
-    tls_ca_file: Path | None
-    mcp_enabled: bool
-    mcp_endpoint: str
-    mcp_api_key: str
-
-
-def _management_banner(base_url: str, key: str, ca_file: Path | None) -> str:
-    sub = "00000000-0000-0000-0000-000000000000"
-    url = f"{base_url}/subscriptions/{sub}/resourceGroups/demo/providers/Microsoft.App/sessionPools/mypool"
-    curl_tls = f" --cacert {shlex.quote(str(ca_file))}" if ca_file else ""
-    body = (
-        '{"location":"local","properties":{"poolManagementType":"Dynamic","containerType":"PythonLTS",'
-        '"scaleConfiguration":{"maxConcurrentSessions":10}}}'
-    )
-    lines = [
-        "",
-        "Management plane (ARM, Microsoft.App/sessionPools):",
-        f"  ARM base URL: {base_url}   (any subscription GUID and resource group)",
-        "  Pools created here last as long as this process.",
-        "",
-        "  create a pool (then read properties.poolManagementEndpoint):",
-        f"  curl{curl_tls} -X PUT " + shlex.quote(url + "?api-version=2025-10-02-preview") + " \\",
-        f"       -H {shlex.quote(f'Authorization: Bearer {key}')} -H 'Content-Type: application/json'"
-        f" -d '{body}'",
-        "",
-        "  azure-mgmt-appcontainers:",
-        f'  ContainerAppsAPIClient(credential, "{sub}", base_url="{base_url}"'
-        + (f', connection_verify="{ca_file}")' if ca_file else ")"),
-    ]
-    if not ca_file:
-        lines.append("  (the SDK sends its bearer key only over https: add --tls)")
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------------------------
 # exec
 
 
 def _read_source(args: argparse.Namespace) -> str:
+    """The code to run: ``-c``, standard input or a file, the last two read as UTF-8 (a BOM is
+    dropped, as Python does). Raises ``OSError`` or ``UnicodeDecodeError``."""
     if args.code is not None:
         return str(args.code)
     if args.file == "-":
-        return sys.stdin.read()
-    return Path(args.file).read_text(encoding="utf-8")
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:  # replaced by a text-only stream (an embedding program, a test)
+            return sys.stdin.read()
+        data: bytes = stdin.read()
+    else:
+        data = Path(args.file).read_bytes()
+    return data.decode("utf-8-sig")
 
 
 def _ssl_option(args: argparse.Namespace) -> ssl.SSLContext | bool | None:
@@ -655,43 +621,6 @@ def _ssl_option(args: argparse.Namespace) -> ssl.SSLContext | bool | None:
     if args.cafile is not None:
         return ssl.create_default_context(cafile=str(args.cafile))
     return None
-
-
-def _describe_service_error(exc: Exception) -> str:
-    from autogen_aca_sessions.client import (
-        AuthenticationError,
-        PermissionDeniedError,
-        PoolFullError,
-        SessionsConnectionError,
-    )
-
-    text = f"aca-sessions exec: {exc}"
-    if isinstance(exc, PermissionDeniedError):
-        text += (
-            f"\nhint: the identity needs the role '{EXECUTOR_ROLE}' on the session pool, e.g.\n"
-            "  az role assignment create --role 'Azure ContainerApps Session Executor' "
-            "--assignee <object-id> --scope <session pool resource id>"
-        )
-    elif isinstance(exc, AuthenticationError):
-        text += (
-            f"\nhint: a local pool wants --api-key (or ${API_KEY_ENV}); an Azure pool wants a signed-in "
-            "DefaultAzureCredential (az login, managed identity or AZURE_* variables)"
-        )
-    elif isinstance(exc, PoolFullError):
-        text += (
-            "\nhint: the pool is at its maximum of concurrent sessions; "
-            "delete idle sessions or wait for them to expire"
-        )
-    elif isinstance(exc, SessionsConnectionError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        text += (
-            "\nhint: the pool's certificate is not trusted; for a local pool started with --tls pass "
-            "--cafile <the certificate it printed> (or set SSL_CERT_FILE)"
-        )
-    elif isinstance(exc, SessionsConnectionError):
-        text += (
-            "\nhint: is the endpoint right and the pool running? (`aca-sessions serve` prints its endpoint)"
-        )
-    return text
 
 
 def _result_json(result: Any) -> str:
@@ -738,11 +667,19 @@ def _configuration_problem(exc: Any, args: argparse.Namespace) -> str:
 
 
 async def _exec(args: argparse.Namespace) -> int:
+    from autogen_aca_sessions.cli_errors import (
+        LOCAL_POOL_WANTS_A_KEY,
+        KeySource,
+        describe_failure,
+        is_local_endpoint,
+        nothing_was_created,
+    )
     from autogen_aca_sessions.client import (
         ConfigurationError,
         ExecutionTimeoutError,
         SessionsClient,
         SessionsError,
+        UnsupportedOperationError,
     )
 
     if not args.endpoint:
@@ -752,18 +689,45 @@ async def _exec(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    key_source = KeySource.FLAG
+    if args.api_key is None:
+        # An empty variable counts as unset, as it does for `serve`.
+        args.api_key = os.environ.get(API_KEY_ENV) or None
+        key_source = KeySource.ENVIRONMENT if args.api_key is not None else KeySource.AZURE
+    if args.api_key is None and is_local_endpoint(args.endpoint):
+        # Azure pools are never on this machine: DefaultAzureCredential could only fail here, at
+        # length, and the pool would refuse its token anyway.
+        print(f"aca-sessions exec: {LOCAL_POOL_WANTS_A_KEY}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         code = _read_source(args)
     except OSError as exc:
         print(f"aca-sessions exec: cannot read {args.file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except UnicodeDecodeError as exc:
+        where = "standard input" if args.file == "-" else args.file
+        print(
+            f"aca-sessions exec: cannot read {where}: it is not UTF-8 text "
+            f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
     generated = args.session_id is None
     session_id: str = args.session_id or f"cli-{uuid.uuid4()}"
+    if args.save_images is not None and args.save_images.exists() and not args.save_images.is_dir():
+        # Checked before the code runs: its images would otherwise be lost after the fact.
+        print(f"aca-sessions exec: bad --save-images: {args.save_images} is not a directory", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        client = SessionsClient(
-            args.endpoint, args.api_key or None, api_version=args.api_version, ssl=_ssl_option(args)
+        tls = _ssl_option(args)
+    except OSError as exc:  # ssl.SSLError is one too: not a PEM certificate
+        print(
+            f"aca-sessions exec: bad --cafile: cannot load {args.cafile}: {_os_reason(exc)}", file=sys.stderr
         )
+        return EXIT_USAGE
+    try:
+        client = SessionsClient(args.endpoint, args.api_key, api_version=args.api_version, ssl=tls)
     except ConfigurationError as exc:
         print(_configuration_problem(exc, args), file=sys.stderr)
         return EXIT_USAGE
@@ -772,22 +736,36 @@ async def _exec(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     async with client:
+        # Whether the throw-away session may exist and so should be deleted afterwards.
+        created = True
         try:
             if args.shell:
                 result = await client.execute_shell(session_id, code, timeout_seconds=args.timeout)
             else:
                 result = await client.execute(session_id, code, timeout_seconds=args.timeout)
         except ConfigurationError as exc:
+            created = False  # nothing was sent
             print(_configuration_problem(exc, args), file=sys.stderr)
             return EXIT_USAGE
         except ExecutionTimeoutError as exc:
             print(f"aca-sessions exec: {exc}", file=sys.stderr)
             return EXIT_TIMEOUT
+        except UnsupportedOperationError as exc:
+            created = False  # nothing was sent
+            print(
+                f"aca-sessions exec: bad --api-version: {exc.operation} is not available on "
+                f"{exc.api_version}; it needs {exc.needed}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         except SessionsError as exc:
-            print(_describe_service_error(exc), file=sys.stderr)
+            created = not nothing_was_created(exc)
+            print(f"aca-sessions exec: {describe_failure(exc, args.endpoint, key_source)}", file=sys.stderr)
+            if args.verbose:
+                _print_request_of(exc)
             return EXIT_SERVICE_ERROR
         finally:
-            if generated and not args.keep_session and client.supports_session_management:
+            if generated and created and not args.keep_session and client.supports_session_management:
                 # A throw-away session would otherwise hold a pool slot until its cooldown ends.
                 with contextlib.suppress(SessionsError):
                     await client.delete_session(session_id)
@@ -804,7 +782,13 @@ async def _exec(args: argparse.Namespace) -> int:
             print("aca-sessions exec: the service cut the output (output limit reached)", file=sys.stderr)
         if result.error_message and result.error_message not in result.stderr:
             print(f"aca-sessions exec: {result.error_message}", file=sys.stderr)
-    _report_images(result, args)
+    try:
+        _report_images(result, args)
+    except OSError as exc:
+        print(
+            f"aca-sessions exec: cannot save images to {args.save_images}: {_os_reason(exc)}", file=sys.stderr
+        )
+        return EXIT_USAGE
     if args.verbose or (generated and args.keep_session):
         timing = f" in {result.execution_time_ms} ms" if result.execution_time_ms is not None else ""
         print(f"[session {session_id}: {result.status}{timing}]", file=sys.stderr)
@@ -814,6 +798,21 @@ async def _exec(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return _exit_code_for(result)
+
+
+def _os_reason(exc: OSError) -> str:
+    """An ``OSError``'s reason without the ``[Errno N]`` prefix (the path is printed already)."""
+    if isinstance(exc, ssl.SSLError):
+        return f"{exc.reason or 'unreadable'} (a PEM certificate is expected)"
+    return str(exc.strerror or exc)
+
+
+def _print_request_of(exc: Exception) -> None:
+    """``-v``: the request that failed, for a bug report or a look with curl."""
+    method = str(getattr(exc, "method", "") or "")
+    url = str(getattr(exc, "url", "") or "")
+    if method or url:
+        print(f"aca-sessions exec: the failed request: {method} {url}".rstrip(), file=sys.stderr)
 
 
 def _report_images(result: Any, args: argparse.Namespace) -> None:
@@ -833,14 +832,65 @@ def _report_images(result: Any, args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+# Where a string option's value can come from besides its flag (the parser's default).
+_OPTION_VARIABLES = {"endpoint": ENDPOINT_ENV}
+# Options that name files: any bytes are a valid file name on POSIX, so they are not checked.
+_FILE_OPTIONS = frozenset({"file"})
+
+
+def _undecodable_argument(args: argparse.Namespace) -> str | None:
+    """The error line for a text option whose bytes are not UTF-8, if any.
+
+    Python hands such argv bytes over as lone surrogates, which no request can carry: left
+    alone they end in a ``UnicodeEncodeError`` traceback deep in the client.
+    """
+    for name, value in vars(args).items():
+        if not isinstance(value, str) or name in _FILE_OPTIONS:
+            continue
+        bad = next((ch for ch in value if "\udc80" <= ch <= "\udcff"), None)
+        if bad is None:
+            continue
+        variable = _OPTION_VARIABLES.get(name)
+        if variable is not None and os.environ.get(variable) == value:
+            where = f"${variable}"
+        else:
+            where = "-c" if name == "code" else "--" + name.replace("_", "-")
+        return (
+            f"aca-sessions {args.command}: bad {where}: it is not UTF-8 text (byte 0x{ord(bad) - 0xDC00:02x})"
+        )
+    return None
+
+
+def _empty_key_flag(args: argparse.Namespace) -> str | None:
+    """The error line for a key flag given as ``""`` (usually an unset shell variable), if any.
+
+    Treating it as "no key" would silently generate one (``serve``) or fall back to
+    DefaultAzureCredential (``exec``), neither of which the user asked for.
+    """
+    if args.command == "serve":
+        instead = "leave the flag out for a generated key"
+    else:
+        instead = (
+            f"pass the pool's key, or leave the flag out to use ${API_KEY_ENV} or DefaultAzureCredential"
+        )
+    for flag, value in (("--api-key", args.api_key), ("--mcp-api-key", getattr(args, "mcp_api_key", None))):
+        if value == "":
+            return f"aca-sessions {args.command}: bad {flag}: it is empty ({instead})"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``aca-sessions``; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    refused = _undecodable_argument(args) or _empty_key_flag(args)
+    if refused is not None:
+        print(refused, file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "serve":
         logging.basicConfig(
             level=getattr(logging, args.log_level), format="%(levelname)s %(name)s: %(message)s"
         )
-        from autogen_aca_sessions.local.hosting.address import is_loopback_host
+        from autogen_aca_sessions.local.address import is_loopback_host
 
         if not is_loopback_host(args.host) and not args.allow_remote:
             print(

@@ -182,6 +182,27 @@ async def test_injected_functions_are_importable_and_set_up_again_after_replacem
     assert "value: /mnt/data" in text_of(cwd)
 
 
+async def test_a_bare_call_of_an_injected_function_is_sent_again_after_replacement(
+    module_pool: LocalSessionPool, sessions: DynamicSessions
+) -> None:
+    # The injected functions are also bound in the namespace, so code may call them without an
+    # import; in a replaced interpreter that fails with a NameError, not an import error, and the
+    # same rule as the executor's must send the code again once they are set up.
+    tool = ExecuteCodeTool(sessions)
+    conversation = AgentSession()
+    code = "sum(o['amount'] for o in make_orders(4))"
+
+    first = await call(tool, conversation, code=code)
+    await module_pool.manager.delete(conversation.state[STATE_KEY]["identifier"])
+    again = await call(tool, conversation, code=code)
+
+    assert "value: 60" in text_of(first)
+    assert "interpreter was replaced" in text_of(again)
+    assert "ran again once the injected functions were set up" in text_of(again)
+    assert "value: 60" in text_of(again)
+    assert "NameError" not in text_of(again)
+
+
 async def test_files_move_between_the_allowed_directories_and_the_session(
     sessions: DynamicSessions, tmp_path: Path
 ) -> None:

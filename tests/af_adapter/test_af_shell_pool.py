@@ -73,3 +73,21 @@ async def test_the_provider_offers_the_shell_tool_for_a_shell_pool(shell_session
     instructions = await provider.instructions(AgentSession())
     assert "`run_shell`" in instructions
     assert "execute_code" not in instructions
+
+
+async def test_the_shell_executor_runs_natively_on_a_shell_pool(shell_sessions: DynamicSessions) -> None:
+    from agent_framework_tools.shell import ShellExecutor
+
+    from autogen_aca_sessions.agent_framework import DynamicSessionsShellExecutor
+
+    executor: ShellExecutor = DynamicSessionsShellExecutor(shell_sessions)
+    async with executor:
+        failed = await executor.run("echo out; echo err >&2; echo kept > kept.txt; exit 5")
+        kept = await executor.run("cat kept.txt; pwd")
+        slow = await executor.run("echo started; sleep 20; echo finished", timeout=1)
+    assert (failed.exit_code, failed.stdout, failed.stderr) == (5, "out\n", "err\n")
+    assert kept.stdout == "kept\n/mnt/data\n"
+    assert slow.timed_out
+    assert slow.exit_code == 124
+    assert "started" in slow.stdout
+    assert "finished" not in slow.stdout

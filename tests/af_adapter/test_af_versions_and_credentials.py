@@ -19,7 +19,13 @@ from autogen_aca_sessions.agent_framework import (
     ExecuteCodeTool,
     ListFilesTool,
 )
-from autogen_aca_sessions.client import ApiVersion
+from autogen_aca_sessions.client import (
+    AiohttpTransport,
+    ApiVersion,
+    SessionsClient,
+    TransportRequest,
+    TransportResponse,
+)
 from autogen_aca_sessions.local import LocalSessionPool
 from tests.af_adapter._helpers import call, text_of
 
@@ -104,3 +110,36 @@ async def test_a_wrong_key_is_a_clear_tool_result(module_pool: LocalSessionPool)
 
     assert "The session pool refused the call" in text_of(contents)
     assert [c.error_code for c in contents if c.type == "error"] == ["AuthenticationError"]
+
+
+class RecordingTransport(AiohttpTransport):
+    """The default transport, noting the method of every attempt it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.methods: list[str] = []
+
+    async def send(self, request: TransportRequest) -> TransportResponse:
+        self.methods.append(request.method)
+        return await super().send(request)
+
+
+@pytest.mark.parametrize("tool", ["execute", "list"])
+async def test_a_wrong_key_sends_one_request_and_close_deletes_nothing(
+    module_pool: LocalSessionPool, tool: str
+) -> None:
+    # The local pool refuses the key with 401 before any session exists: a fixed key is not sent
+    # twice, and there is no session to release on close.
+    config = DynamicSessionsConfig(pool_management_endpoint=module_pool.endpoint)
+    transport = RecordingTransport()
+    client = SessionsClient(module_pool.endpoint, "not-the-key", transport=transport)
+    try:
+        async with DynamicSessions(config, client=client) as sessions:
+            chosen = ExecuteCodeTool(sessions) if tool == "execute" else ListFilesTool(sessions)
+            arguments = {"code": "1"} if tool == "execute" else {}
+            contents = await call(chosen, AgentSession(), **arguments)
+            assert [c.error_code for c in contents if c.type == "error"] == ["AuthenticationError"]
+    finally:
+        await client.close()
+        await transport.close()
+    assert transport.methods == ["POST" if tool == "execute" else "GET"]

@@ -140,3 +140,60 @@ async def test_a_pool_without_mcp_does_not_serve_mcp(arm: Arm, arm_server: Local
         )
     assert status in (401, 404)
     await arm.delete("nomcpserver")
+
+
+async def test_an_arm_patch_of_cooldown_and_max_sessions_reaches_the_running_mcp_server(
+    arm: Arm, arm_server: LocalSessionsServer
+) -> None:
+    body = await arm.create(
+        "mcpfollows",
+        {
+            "scaleConfiguration": {"maxConcurrentSessions": 5, "readySessionInstances": 0},
+            "dynamicPoolConfiguration": {
+                "lifecycleConfiguration": {"lifecycleType": "Timed", "cooldownPeriodInSeconds": 300}
+            },
+            "mcpServerSettings": {"isMcpServerEnabled": True},
+        },
+        version=TUTORIAL_API,
+    )
+    mcp_url = body["properties"]["mcpServerSettings"]["mcpServerEndpoint"]
+    pool = arm_server.get_pool("mcpfollows", resource_group="rg1", subscription=SUB)
+    assert pool is not None
+    async with aiohttp.ClientSession() as http:
+        status, launched = await _rpc(
+            http,
+            mcp_url,
+            pool.mcp_api_key,
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "launchShell", "arguments": {}},
+            },
+        )
+    assert status == 200, launched
+    server = pool.mcp_server
+    assert server is not None
+    assert server.environments.cooldown_seconds == 300
+    assert server.environments.max_environments == 1000  # at least 1000, else 10 per session
+    patch = await arm.call(
+        "PATCH",
+        arm.pool_url("mcpfollows", version=TUTORIAL_API),
+        body={
+            "properties": {
+                "scaleConfiguration": {"maxConcurrentSessions": 400},
+                "dynamicPoolConfiguration": {"lifecycleConfiguration": {"cooldownPeriodInSeconds": 900}},
+            }
+        },
+    )
+    assert patch.status == 202, patch.body
+    finished = await arm.wait_async_operation(patch.headers["Azure-AsyncOperation"])
+    assert finished["status"] == "Succeeded", finished
+    # The same MCP server (its launched environment kept) now enforces the new values.
+    assert pool.mcp_server is server
+    assert len(server.environments) == 1
+    assert server.environments.cooldown_seconds == 900
+    assert server.environments.max_environments == 4000
+    assert pool.manager is not None
+    assert pool.manager.config.cooldown_period_seconds == 900
+    await arm.delete("mcpfollows")

@@ -301,17 +301,38 @@ async def test_the_python_api_creates_lists_and_deletes_pools(arm_server: LocalS
     assert not await arm_server.delete_pool("tenanta")
 
 
-async def test_the_default_pool_also_answers_at_the_server_root(
+async def test_the_server_root_is_no_pool_endpoint_and_its_404_names_the_pool_endpoints(
+    arm: Arm, arm_server: LocalSessionsServer
+) -> None:
+    pool = await arm_server.create_pool("rootless", container_type="Shell", default=True)
+    try:
+        url = f"{arm.base}/executions?api-version=2025-10-02-preview&identifier=at-root"
+        reply = await arm.call("POST", url, body={"shellCommand": "echo root"})
+        assert reply.status == 404, reply.body
+        assert reply.error["code"] == "SessionPoolNotFound"
+        assert pool.endpoint in reply.error["message"]
+        assert "server root" in reply.error["message"]
+        unauthenticated = await arm.call("POST", url, body={}, headers={"Authorization": "Bearer wrong"})
+        assert unauthenticated.status == 401
+    finally:
+        assert await arm_server.delete_pool("rootless")
+
+
+async def test_with_serve_at_root_the_default_pool_also_answers_at_the_server_root(
     arm: Arm, arm_server: LocalSessionsServer
 ) -> None:
     pool = await arm_server.create_pool("rootpool", container_type="Shell", default=True)
     assert arm_server.default_pool is pool
-    url = f"{arm.base}/executions?api-version=2025-10-02-preview&identifier=at-root"
-    reply = await arm.call("POST", url, body={"shellCommand": "echo root"})
-    assert reply.status == 200, reply.body
-    assert reply.json()["result"]["stdout"] == "root\n"
-    assert await arm_server.delete_pool("rootpool")
-    assert arm_server.default_pool is None
-    gone = await arm.call("POST", url, body={"shellCommand": "echo root"})
-    assert gone.status == 404
-    assert gone.error["code"] == "SessionPoolNotFound"
+    arm_server.serve_at_root = True
+    try:
+        url = f"{arm.base}/executions?api-version=2025-10-02-preview&identifier=at-root"
+        reply = await arm.call("POST", url, body={"shellCommand": "echo root"})
+        assert reply.status == 200, reply.body
+        assert reply.json()["result"]["stdout"] == "root\n"
+        assert await arm_server.delete_pool("rootpool")
+        assert arm_server.default_pool is None
+        gone = await arm.call("POST", url, body={"shellCommand": "echo root"})
+        assert gone.status == 404
+        assert gone.error["code"] == "SessionPoolNotFound"
+    finally:
+        arm_server.serve_at_root = False

@@ -34,11 +34,6 @@ def executor(aca_executor: ACADynamicSessionsCodeExecutor) -> ACADynamicSessions
     return aca_executor
 
 
-@pytest.fixture
-def pool(aca_pool: AcaPool) -> AcaPool:
-    return aca_pool
-
-
 def runner(executor: CodeExecutor) -> CodeExecutorAgent:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -65,7 +60,7 @@ async def test_agent_runs_a_python_block_from_a_message(executor: ACADynamicSess
 
 
 async def test_agent_runs_an_sh_block_in_the_session_working_directory(
-    pool: AcaPool, executor: ACADynamicSessionsCodeExecutor
+    aca_pool: AcaPool, executor: ACADynamicSessionsCodeExecutor
 ) -> None:
     agent = runner(executor)
     python_cwd = (await reply_to(agent, "```python\nimport os\nprint(os.getcwd())\n```")).strip()
@@ -74,7 +69,7 @@ async def test_agent_runs_an_sh_block_in_the_session_working_directory(
 
     assert reply.splitlines()[:2] == [f"shell in {python_cwd}", "42"]
     # Sandboxed sessions see their directory where Azure's do; unsandboxed ones run in place.
-    assert (python_cwd == "/mnt/data") == (pool.isolation == "bwrap")
+    assert (python_cwd == "/mnt/data") == (aca_pool.isolation == "bwrap")
 
 
 async def test_python_and_sh_blocks_share_the_session_files(executor: ACADynamicSessionsCodeExecutor) -> None:
@@ -134,14 +129,14 @@ async def test_agent_with_its_own_model_generates_runs_and_reflects(
     assert events[-1].to_text() == "Pi to four places is 3.1416."
 
 
-async def test_a_timeout_inside_a_team_returns_124_and_the_team_continues(pool: AcaPool) -> None:
+async def test_a_timeout_inside_a_team_returns_124_and_the_team_continues(aca_pool: AcaPool) -> None:
     coder_turns = [
         "Slow way first.\n```python\nimport time\nprint('working', flush=True)\ntime.sleep(60)\n```",
         "That timed out; the session should still work.\n```python\nprint('still alive', 20 + 22)\n```",
         "The session survived the timeout. TERMINATE",
     ]
     async with ACADynamicSessionsCodeExecutor(
-        pool_management_endpoint=pool.endpoint, credential=pool.credential, timeout=2
+        pool_management_endpoint=aca_pool.endpoint, credential=aca_pool.credential, timeout=2
     ) as executor:
         coder = AssistantAgent("coder", model_client=ReplayChatCompletionClient(coder_turns))
         team = RoundRobinGroupChat(
@@ -161,12 +156,12 @@ async def test_a_timeout_inside_a_team_returns_124_and_the_team_continues(pool: 
     assert "TERMINATE" in result.stop_reason
 
 
-async def test_a_timeout_gives_a_code_execution_event_with_exit_124(pool: AcaPool) -> None:
+async def test_a_timeout_gives_a_code_execution_event_with_exit_124(aca_pool: AcaPool) -> None:
     model = ReplayChatCompletionClient(
         ["```python\nwhile True:\n    pass\n```", "The loop never ends, so it was stopped at the time limit."]
     )
     async with ACADynamicSessionsCodeExecutor(
-        pool_management_endpoint=pool.endpoint, credential=pool.credential, timeout=2
+        pool_management_endpoint=aca_pool.endpoint, credential=aca_pool.credential, timeout=2
     ) as executor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -180,13 +175,13 @@ async def test_a_timeout_gives_a_code_execution_event_with_exit_124(pool: AcaPoo
 
 
 async def test_the_same_agent_runs_with_autogen_ext_executor_against_the_local_pool(
-    pool: AcaPool,
+    aca_pool: AcaPool,
 ) -> None:
     # The local pool speaks the legacy contract autogen-ext uses, and pool.credential has the
     # get_token it calls: migrating in either direction is one import.
     from autogen_ext.code_executors.azure import ACADynamicSessionsCodeExecutor as UpstreamExecutor
 
-    upstream = UpstreamExecutor(pool.endpoint, pool.credential, suppress_result_output=True)
+    upstream = UpstreamExecutor(aca_pool.endpoint, aca_pool.credential, suppress_result_output=True)
     async with upstream:
         reply = await reply_to(runner(upstream), "```python\nprint(sum(range(1, 10)))\n```")
 

@@ -250,6 +250,17 @@ def test_exec_runs_a_file(served: ServedPool, tmp_path: Path) -> None:
         assert cwd != "cwd /mnt/data"
 
 
+def test_exec_runs_a_file_saved_with_a_utf8_byte_order_mark(served: ServedPool, tmp_path: Path) -> None:
+    # Windows editors save one; Python itself accepts it, so the session must see plain code.
+    script = tmp_path / "bom.py"
+    script.write_bytes(b"\xef\xbb\xbfprint('\xe6\x9d\xb1\xe4\xba\xac')\n")
+
+    completed = served.exec(str(script))
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "東京\n"
+
+
 def test_exec_reads_code_from_stdin(served: ServedPool) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "autogen_aca_sessions.cli", "exec", "-", "--endpoint", served.endpoint],
@@ -323,6 +334,20 @@ def test_exec_saves_displayed_images_with_save_images(served: ServedPool, tmp_pa
     assert f"[image saved to {image}]" in completed.stderr
 
 
+def test_exec_that_cannot_save_its_images_says_so_in_one_line(served: ServedPool, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"
+
+    completed = served.exec("--save-images", str(blocker / "images"), "-c", code)
+
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert (
+        f"aca-sessions exec: cannot save images to {blocker / 'images'}: Not a directory" in completed.stderr
+    )
+
+
 def test_the_python_snippet_in_the_banner_works(served: ServedPool) -> None:
     start = served.banner.index("  from autogen_aca_sessions import")
     snippet = textwrap.dedent(served.banner[start : served.banner.index("\n\n", start)])
@@ -374,6 +399,30 @@ def test_the_examples_use_a_served_pool_through_the_printed_variables(
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert f"Pool: session pool {served.endpoint}" in completed.stdout
     assert (tmp_path / "revenue_by_region.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_an_example_with_a_wrong_key_ends_with_one_line_naming_the_variable(
+    served: ServedPool, tmp_path: Path
+) -> None:
+    env = {**cli_env(), "ACA_POOL_MANAGEMENT_ENDPOINT": served.endpoint, "ACA_SESSIONS_API_KEY": "wrong-key"}
+    for name in ("OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_DEPLOYMENT"):
+        env.pop(name, None)
+
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "quickstart.py"), "--output-dir", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+
+    assert completed.returncode == 1, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "Traceback" not in completed.stderr, completed.stderr
+    last = completed.stderr.strip().splitlines()[-1]
+    assert last.startswith("FAILED: the pool refused the key in ACA_SESSIONS_API_KEY;"), completed.stderr
+    assert "HTTP 401" in last
+    assert "body:" not in last
 
 
 def test_exec_json_prints_the_whole_result(served: ServedPool) -> None:
@@ -515,10 +564,39 @@ def test_serve_management_plane_prints_the_arm_url_and_a_curl_that_makes_a_pool(
     assert "Pools created here last as long as this process" in pool.banner
 
 
-def test_serve_management_plane_refuses_options_of_a_single_pool() -> None:
-    completed = cli("serve", "--port", "0", "--management-plane", "--faults", "429=0.5")
-    assert completed.returncode == 2
-    assert "--management-plane" in completed.stderr
+def test_serve_management_plane_takes_faults_for_its_own_pool(tmp_path: Path) -> None:
+    # One pool host: --faults applies to the served pool with or without the management plane.
+    pool = start_serve(
+        "--management-plane", "--faults", "503=1", "--ready-sessions", "0", "--root-dir", str(tmp_path)
+    )
+    try:
+        refused = pool.exec("-c", "print(1)")
+    finally:
+        stop_serve(pool)
+    assert "Faults:     503=1" in pool.banner
+    assert "ARM base URL:" in pool.banner
+    assert refused.returncode == 125, refused.stderr
+
+
+def test_the_server_root_runs_nothing_unless_serve_at_root_is_given(
+    served: ServedPool, tmp_path: Path
+) -> None:
+    # As on Azure, the base URL is no pool endpoint: an app configured with it fails here too.
+    root = served.endpoint.split("/subscriptions/", 1)[0]
+    refused = cli("exec", f"--endpoint={root}", f"--api-key={served.api_key}", "-c", "print('at root')")
+    assert refused.returncode == 125, refused.stdout
+    assert "at root" not in refused.stdout
+    opted_in = start_serve("--serve-at-root", "--ready-sessions", "0", "--root-dir", str(tmp_path))
+    try:
+        opted_root = opted_in.endpoint.split("/subscriptions/", 1)[0]
+        served_root = cli(
+            "exec", f"--endpoint={opted_root}", f"--api-key={opted_in.api_key}", "-c", "print(6*7)"
+        )
+    finally:
+        stop_serve(opted_in)
+    assert served_root.returncode == 0, served_root.stderr
+    assert served_root.stdout == "42\n"
+    assert f"Also at:    {opted_root}" in opted_in.banner
 
 
 def test_serve_management_plane_with_mcp_serves_the_fixed_pools_mcp_server(tmp_path: Path) -> None:

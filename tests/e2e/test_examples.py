@@ -38,6 +38,7 @@ TESTED_EXAMPLES = {
     "restart_between_tasks.py",
     "injected_functions.py",
     "save_and_resume.py",
+    "checkpoint_dynamic_session.py",
     "concurrent_agents.py",
     "azure_pool.py",
     "provision_pool.py",
@@ -296,3 +297,117 @@ def test_mcp_agent_uses_the_pool_through_mcp_only() -> None:
     # Computed in the sandbox and read back from the tool results by the scripted model.
     assert "The sum of the first 100 primes is 24133." in out
     assert "The environment runs Python 3." in out
+    assert "MCPDeprecationWarning" not in completed.stderr
+    assert_clean_console(completed.stderr)
+
+
+# ------------------------------------------------------------------------- missing optional packages
+
+AUTOGEN_INSTALL = "pip install -e '.[local,examples]'"
+AGENT_FRAMEWORK_INSTALL = "pip install -e '.[local,agent-framework]'"
+MCP_AGENT_INSTALL = "pip install -e '.[local]' agent-framework-core 'mcp>=2.3,<3' 'tenacity>=9.1.4,<9.2'"
+# Each example that needs an extra, a module of that extra, and the command the example must print.
+MISSING_PACKAGE_CASES = [
+    ("quickstart.py", "autogen_agentchat", AUTOGEN_INSTALL),
+    ("quickstart.py", "jupyter_client", AUTOGEN_INSTALL),  # the local pool's extra
+    ("group_chat.py", "autogen_agentchat", AUTOGEN_INSTALL),
+    ("restart_between_tasks.py", "autogen_ext", AUTOGEN_INSTALL),
+    ("injected_functions.py", "autogen_agentchat", AUTOGEN_INSTALL),
+    ("save_and_resume.py", "autogen_agentchat", AUTOGEN_INSTALL),
+    ("checkpoint_dynamic_session.py", "autogen_agentchat", AUTOGEN_INSTALL),
+    ("concurrent_agents.py", "autogen_agentchat", AUTOGEN_INSTALL),
+    ("provision_pool.py", "azure.mgmt.appcontainers", AUTOGEN_INSTALL),
+    ("agent_framework_quickstart.py", "agent_framework", AGENT_FRAMEWORK_INSTALL),
+    ("agent_framework_workflow.py", "agent_framework", AGENT_FRAMEWORK_INSTALL),
+    ("mcp_agent.py", "mcp", MCP_AGENT_INSTALL),
+    ("mcp_agent.py", "agent_framework", MCP_AGENT_INSTALL),
+]
+# Runs an example as `python examples/NAME` would, with the named modules unimportable (an entry of
+# None in sys.modules makes every import of them, and of their submodules, raise ImportError).
+_HIDING_RUNNER = """
+import runpy, sys
+example, hidden = sys.argv[1], sys.argv[2].split(",")
+for name in hidden:
+    sys.modules[name] = None
+sys.argv = [example]
+sys.path.insert(0, str(__import__("pathlib").Path(example).parent))
+runpy.run_path(example, run_name="__main__")
+"""
+
+
+def run_example_without(name: str, *hidden: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _HIDING_RUNNER, str(EXAMPLES / name), ",".join(hidden)],
+        cwd=REPO,
+        env=example_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_every_example_that_needs_an_extra_is_run_without_it() -> None:
+    # azure_pool.py needs only the package's own dependencies.
+    assert {case[0] for case in MISSING_PACKAGE_CASES} == TESTED_EXAMPLES - {"azure_pool.py"}
+
+
+@pytest.mark.parametrize(("example", "hidden", "install"), MISSING_PACKAGE_CASES)
+def test_an_example_without_its_extra_prints_the_install_command_and_exits_2(
+    example: str, hidden: str, install: str
+) -> None:
+    completed = run_example_without(example, hidden)
+
+    assert completed.returncode == 2, explain(completed)
+    assert "Traceback" not in completed.stderr
+    assert completed.stdout == ""
+    [line] = completed.stderr.strip().splitlines()
+    assert line.startswith(f"{example} needs "), line
+    assert line.endswith(f"install it with: {install}"), line
+
+
+@pytest.mark.parametrize("example", ["quickstart.py", "agent_framework_quickstart.py"])
+def test_an_example_pointed_at_a_local_pool_without_a_key_asks_for_it_in_one_line(example: str) -> None:
+    # Port 9: nothing listens, and nothing may be sent; DefaultAzureCredential must not be tried.
+    endpoint = "http://127.0.0.1:9/subscriptions/s/resourceGroups/r/sessionPools/p"
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / example)],
+        cwd=REPO,
+        env={**example_env(), "ACA_POOL_MANAGEMENT_ENDPOINT": endpoint},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.returncode == 1, explain(completed)
+    assert completed.stderr.strip() == (
+        "FAILED: a local pool wants ACA_SESSIONS_API_KEY as well as ACA_POOL_MANAGEMENT_ENDPOINT "
+        "(`aca-sessions serve` prints both)"
+    ), explain(completed)
+
+
+def test_checkpoint_dynamic_session_continues_in_a_new_session_and_lists_what_was_not_kept(
+    tmp_path: Path,
+) -> None:
+    # The checkpoint key is made in the (temporary) user configuration, not the real home.
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / "checkpoint_dynamic_session.py"), "--checkpoint-dir", str(tmp_path)],
+        cwd=REPO,
+        env={**example_env(), "XDG_CONFIG_HOME": str(tmp_path / "config")},
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+
+    assert completed.returncode == 0, explain(completed)
+    assert (tmp_path / "config" / "autogen-aca-sessions" / "checkpoint.key").exists()
+    assert (tmp_path / "energy.ckpt").exists()
+    out = completed.stdout
+    assert "variables: days, rng, trend, usage" in out
+    assert "files:     notes.log, usage.csv" in out
+    # The open log file cannot be pickled: said, with the reason, not lost silently.
+    assert "NOT KEPT:  log (TextIOWrapper)" in out
+    assert "Restored into the new session" in out
+    # Computed in the new session from the restored DataFrame and trend and the restored CSV.
+    assert "60 days of history (usage.csv: 60 rows)" in out
+    assert "forecast for day 73:" in out
+    assert_clean_console(completed.stderr)

@@ -16,18 +16,12 @@ from autogen_aca_sessions.pytest_plugin import AcaPool
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.aca_pool(pool_type="Shell")]
 
 
-@pytest.fixture
-def pool(aca_pool: AcaPool) -> AcaPool:
-    """The session's shared Shell pool."""
-    return aca_pool
-
-
-def make_executor(pool: Any, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:
+def make_executor(pool: AcaPool, **kwargs: Any) -> ACADynamicSessionsCodeExecutor:
     return make_any_executor(pool, shell_pool=True, **kwargs)
 
 
-async def test_shell_blocks_report_real_exit_codes_and_share_files(pool: Any) -> None:
-    async with make_executor(pool) as executor:
+async def test_shell_blocks_report_real_exit_codes_and_share_files(aca_pool: AcaPool) -> None:
+    async with make_executor(aca_pool) as executor:
         ok = await run(executor, ("bash", "echo hello > note.txt; cat note.txt"))
         failed = await run(executor, ("sh", "echo partial; exit 7"), ("bash", "echo never"))
     assert ok.exit_code == 0, ok.output
@@ -37,8 +31,8 @@ async def test_shell_blocks_report_real_exit_codes_and_share_files(pool: Any) ->
     assert "never" not in failed.output
 
 
-async def test_python_blocks_run_as_python3_processes(pool: Any) -> None:
-    async with make_executor(pool) as executor:
+async def test_python_blocks_run_as_python3_processes(aca_pool: AcaPool) -> None:
+    async with make_executor(aca_pool) as executor:
         result = await run(executor, ("python", "import sys\nprint(sys.version_info.major, 'it\\'s quoted')"))
         raised = await run(executor, ("python", "raise SystemExit(3)"))
     assert result.exit_code == 0, result.output
@@ -46,27 +40,27 @@ async def test_python_blocks_run_as_python3_processes(pool: Any) -> None:
     assert raised.exit_code == 3
 
 
-async def test_shell_pool_rejects_injected_functions_and_old_api_versions(pool: Any) -> None:
+async def test_shell_pool_rejects_injected_functions_and_old_api_versions(aca_pool: AcaPool) -> None:
     def helper() -> int:
         return 1
 
     with pytest.raises(ValueError, match="Python pool"):
-        make_executor(pool, functions=[helper])
+        make_executor(aca_pool, functions=[helper])
     with pytest.raises(ValueError, match="2025-02-02-preview"):
-        make_executor(pool, api_version="2024-10-02-preview")
+        make_executor(aca_pool, api_version="2024-10-02-preview")
 
 
-async def test_shell_pool_lists_packages(pool: Any) -> None:
-    async with make_executor(pool) as executor:
+async def test_shell_pool_lists_packages(aca_pool: AcaPool) -> None:
+    async with make_executor(aca_pool) as executor:
         packages = await executor.get_available_packages(CancellationToken())
     assert "numpy" in {name.lower() for name in packages}
 
 
-async def test_a_python_block_over_the_argument_size_limit_runs_and_leaves_no_file(pool: Any) -> None:
+async def test_a_python_block_over_the_argument_size_limit_runs_and_leaves_no_file(aca_pool: AcaPool) -> None:
     # The pool runs "bash -c <command>"; Linux refuses one argument over 128 KiB, so a big block
     # goes up as a file and runs from there.
     code = "x = '" + "a" * 150_000 + "'\nprint(len(x))\n"
-    async with make_executor(pool) as executor:
+    async with make_executor(aca_pool) as executor:
         result = await run(executor, ("python", code))
         left = await executor.get_file_list()
     assert result.exit_code == 0, result.output[-500:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,6 +16,10 @@ from opentelemetry.trace import SpanKind
 
 from autogen_aca_sessions.local import LocalSessionPool
 from autogen_aca_sessions.local.frontends.access_log import ACCESS_LOGGER
+from autogen_aca_sessions.local.frontends.dataplane import app as app_module
+from autogen_aca_sessions.local.frontends.dataplane import routing
+from autogen_aca_sessions.local.frontends.dataplane.operations import Operation
+from autogen_aca_sessions.local.frontends.dataplane.routing import ResolvedRoute
 
 NEWEST = "2025-10-02-preview"
 BODY = {"codeInputType": "Inline", "executionType": "Synchronous", "code": "6 * 7", "timeoutInSeconds": 30}
@@ -106,3 +111,36 @@ async def test_a_request_for_another_pool_is_logged_with_its_404(
 
     [record] = access_records(caplog)
     assert (record.http_route, record.http_status) == ("(other pool)", 404)  # type: ignore[attr-defined]
+
+
+async def test_the_route_is_resolved_once_per_request_and_read_by_the_access_log_and_dispatch(
+    local_pool: LocalSessionPool,
+    pool_http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    resolved: list[ResolvedRoute] = []
+
+    def counting_resolve(*args: Any, **kwargs: Any) -> ResolvedRoute:
+        route = original(*args, **kwargs)
+        resolved.append(route)
+        return route
+
+    original = routing.resolve
+    # Every place that could resolve a route: the middleware and the app's fallback.
+    monkeypatch.setattr(routing, "resolve", counting_resolve)
+    monkeypatch.setattr(app_module, "resolve", counting_resolve)
+    url = f"{local_pool.endpoint}/files/a.txt/content?api-version={NEWEST}&identifier=resolved-once"
+    async with pool_http.get(url) as response:
+        assert response.status == 404  # no such file: dispatch and the handler ran
+
+    assert len(resolved) == 1
+    (route,) = resolved
+    assert (route.operation, route.template, route.identifier) == (
+        Operation.FILES,
+        "/files/{name}/content",
+        "resolved-once",
+    )
+    (line,) = access_records(caplog)
+    assert line.http_route == route.template  # type: ignore[attr-defined]

@@ -9,6 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from autogen_aca_sessions.local.frontends.dataplane.endpoint import PoolPrefix, split_endpoint, split_path
+from autogen_aca_sessions.local.frontends.dataplane.operations import Operation
+from autogen_aca_sessions.local.frontends.dataplane.routes import ROUTES
+from autogen_aca_sessions.local.frontends.dataplane.routing import resolve
 from autogen_aca_sessions.local.frontends.dataplane.wire.errors import WireError
 from autogen_aca_sessions.local.frontends.dataplane.wire.versions import API_VERSIONS, lookup_api_version
 from autogen_aca_sessions.local.runtime.files import relative_dir, relative_name, upload_basename
@@ -121,3 +125,62 @@ def test_the_registry_holds_exactly_the_reference_versions() -> None:
     assert [v.execute_status for v in API_VERSIONS.values()] == [200, 200, 202, 200, 200]
     assert lookup_api_version(" 2025-10-02-PREVIEW ") is API_VERSIONS["2025-10-02-preview"]
     assert lookup_api_version("2025-10-02") is None
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix", "rest"),
+    [
+        ("/subscriptions/S/resourceGroups/RG/sessionPools/P/files/a", ("S", "RG", "P"), ["files", "a"]),
+        ("/SUBSCRIPTIONS/S/resourcegroups/RG/SESSIONPOOLS/P", ("S", "RG", "P"), []),
+        ("//subscriptions/S/resourceGroups/RG/sessionPools/P//executions/", ("S", "RG", "P"), ["executions"]),
+        ("/executions", None, ["executions"]),
+        ("/subscriptions/S/resourceGroups/RG/providers/Microsoft.App", None, None),
+        ("/subscriptions/S/resourceGroups/RG/sessionPools", None, None),
+    ],
+)
+def test_the_pool_prefix_is_split_off_a_data_plane_path_in_one_place(
+    path: str, prefix: tuple[str, str, str] | None, rest: list[str] | None
+) -> None:
+    found, below = split_endpoint(split_path(path))
+    if prefix is None:
+        assert found is None
+        assert below == (rest if rest is not None else split_path(path))
+    else:
+        assert found == PoolPrefix(*prefix)
+        assert found.folded == tuple(p.lower() for p in prefix)
+        assert below == rest
+
+
+def test_a_resolved_route_names_operation_template_and_session_once() -> None:
+    resolved = resolve(
+        ROUTES,
+        "get",
+        "/subscriptions/s/resourceGroups/r/sessionPools/pool/files/a%20b/content",
+        pool_name="POOL",
+        identifier="sess",
+        api_version="2025-10-02-preview",
+    )
+    assert not resolved.other_pool
+    assert resolved.path == "files/a%20b/content"
+    assert resolved.operation is Operation.FILES
+    assert resolved.template == "/files/{name}/content"
+    assert resolved.identifier == "sess"
+    assert [m.params for m in resolved.matches if m.route is resolved.route] == [{"name": "a%20b"}]
+    # Without an api-version it is the first route of the method in any contract (legacy here).
+    assert resolve(ROUTES, "GET", "/files/a/content", pool_name=None).template == "/files/{name}"
+
+
+def test_a_path_naming_another_pool_resolves_as_such_and_keeps_its_operation() -> None:
+    resolved = resolve(
+        ROUTES, "POST", "/subscriptions/s/resourceGroups/r/sessionPools/other/executions", pool_name="pool"
+    )
+    assert resolved.other_pool
+    assert resolved.template == "(other pool)"
+    assert resolved.operation is Operation.EXECUTE  # fault plans pick calls by it, as before
+
+
+def test_a_path_no_route_fits_resolves_to_other_and_unknown() -> None:
+    resolved = resolve(ROUTES, "GET", "/nothing/here", pool_name="pool")
+    assert resolved.matches == ()
+    assert resolved.operation is Operation.OTHER
+    assert resolved.template == "(unknown)"

@@ -340,3 +340,11 @@ async def test_starting_a_pool_raises_no_deprecation_warning(make_pool: PoolFact
         await make_pool(ready_sessions=0)
     messages = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
     assert not [m for m in messages if "shutdown_timeout" in m], messages
+
+
+async def test_a_fault_plan_string_is_served_by_the_running_pool() -> None:
+    async with LocalSessionPool(ready_sessions=0, faults="429=1,seed=7") as pool, _http(pool) as http:
+        reply = await call(http, "GET", f"{pool.endpoint}/metadata", version=V)
+        assert reply.status == 429
+        assert pool.faults is not None
+        assert pool.faults.stats.injected["429"] == 1

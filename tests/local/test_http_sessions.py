@@ -11,7 +11,7 @@ import pytest
 from _http_helpers import ALL_VERSIONS, MANAGED_VERSIONS, call, execute
 
 from autogen_aca_sessions.local import LocalSessionPool
-from autogen_aca_sessions.local.frontends.dataplane import app as app_module
+from autogen_aca_sessions.local.frontends.dataplane import handlers as handlers_module
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -165,7 +165,7 @@ async def test_list_sessions_pages_with_skip_and_next_link(
     try:
         await call(module_http, "GET", f"{module_pool.endpoint}/files", version=v, identifier=session_id)
         await call(module_http, "GET", f"{module_pool.endpoint}/files", version=v, identifier=other)
-        monkeypatch.setattr(app_module, "LIST_SESSIONS_PAGE_SIZE", 1)
+        monkeypatch.setattr(handlers_module, "LIST_SESSIONS_PAGE_SIZE", 1)
         total = len(module_pool.manager.sessions())
         seen: list[str] = []
         url: str | None = f"{module_pool.endpoint}/listSessions?api-version={v}"

@@ -134,7 +134,7 @@ async def test_bad_identifier_is_400_with_target_identifier(
 
 @pytest.mark.parametrize(
     "identifier",
-    [str(uuid.uuid4()), "x" * 256, "a", "A-b_c.d~!$&'()*+,;=:@%#?[]{}|^`\"<>"],
+    ["0b8e2a5c-6f1d-4c3e-9a7b-2d4f6e8a1c3b", "x" * 256, "a", "A-b_c.d~!$&'()*+,;=:@%#?[]{}|^`\"<>"],
 )
 async def test_acceptable_identifiers_pass_validation(
     module_pool: LocalSessionPool, module_http: aiohttp.ClientSession, identifier: str
@@ -349,3 +349,33 @@ async def test_runtime_failure_becomes_a_500_error_body(
     err = reply.error
     assert err["code"] == "InternalServerError"
     assert "exploded" not in err["message"]  # internals stay in the log
+
+
+@pytest.mark.parametrize(
+    "op", ["python/execute", "Python/Execute", "python/execute/code/execute", "python/execute/executions"]
+)
+async def test_the_seeds_python_execute_endpoint_form_is_a_404_pointing_to_the_current_operations(
+    module_pool: LocalSessionPool, module_http: aiohttp.ClientSession, op: str
+) -> None:
+    reply = await call(
+        module_http,
+        "POST",
+        f"{module_pool.endpoint}/{op}",
+        version=V,
+        identifier="abc",
+        json=current_body("1"),
+    )
+    assert reply.status == 404
+    err = reply.error
+    assert err["code"] == "NotFound"
+    assert "/python/execute" in err["message"]
+    assert "/code/execute" in err["message"]
+    assert "/executions" in err["message"]
+
+
+async def test_an_unknown_path_is_still_a_bare_404(
+    module_pool: LocalSessionPool, module_http: aiohttp.ClientSession
+) -> None:
+    reply = await call(module_http, "POST", f"{module_pool.endpoint}/python/run", version=V, identifier="abc")
+    assert reply.status == 404
+    assert reply.error["message"] == "There is no operation at '/python/run'."

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from autogen_aca_sessions.cli import EXIT_USAGE, main
-from autogen_aca_sessions.local import LocalSessionPool
+from autogen_aca_sessions.local import FaultPlan, FaultPlanError, LocalSessionPool
+from autogen_aca_sessions.local.address import is_loopback_host
 from autogen_aca_sessions.local.config import (
     Isolation,
     KernelLauncherKind,
@@ -18,7 +19,6 @@ from autogen_aca_sessions.local.config import (
 )
 from autogen_aca_sessions.local.frontends.dataplane.app import ROUTES, operation_of
 from autogen_aca_sessions.local.frontends.dataplane.operations import Operation
-from autogen_aca_sessions.local.hosting.address import is_loopback_host
 from autogen_aca_sessions.local.limits import MAX_EXECUTION_SECONDS, ResourceLimits
 
 
@@ -92,6 +92,30 @@ def test_the_pool_takes_a_config_value_and_refuses_options_beside_it() -> None:
     assert pool.egress is True
     with pytest.raises(ValueError, match="config"):
         LocalSessionPool(config=config, egress=False, ready_sessions=0)
+
+
+def test_the_pool_takes_a_fault_plan_string_and_refuses_anything_else_at_construction() -> None:
+    pool = LocalSessionPool(faults="429=0.5,seed=7")
+    assert pool.faults is not None
+    assert pool.faults.plan == FaultPlan.parse("429=0.5,seed=7")
+    with pytest.raises(FaultPlanError):
+        LocalSessionPool(faults="429=lots")
+    for wrong in (0.5, {"429": 0.5}, FaultPlan.parse("429=0.5")):
+        with pytest.raises(TypeError, match="faults must be a FaultInjector or a fault plan string"):
+            LocalSessionPool(faults=wrong)  # type: ignore[arg-type]
+
+
+def test_the_cli_hands_the_pool_host_one_whole_config() -> None:
+    from autogen_aca_sessions.cli import _pool_host, build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "--pool-type", "Shell", "--cooldown-period", "0.5", "--management-plane", "--mcp"]
+    )
+    host = _pool_host(args)
+    assert host.config == PoolConfig(pool_type=PoolType.SHELL, cooldown_period_seconds=0.5, mcp=True)
+    assert host.pool_defaults is host.config
+    assert host.management_plane is True
+    assert host.serve_at_root is False
 
 
 @pytest.mark.parametrize("host", ["::1", "[::1]", "127.0.0.1", "LOCALHOST"])

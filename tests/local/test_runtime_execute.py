@@ -18,19 +18,9 @@ from autogen_aca_sessions.local.runtime.sessions import Session, SessionManager
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def manager(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SessionManager]:
-    m = SessionManager(
-        root=tmp_path_factory.mktemp("runtime-pool"),
-        config=PoolConfig(
-            ready_sessions=1, sandbox="bwrap", max_execution_seconds=60, cooldown_period_seconds=600
-        ),
-    )
-    await m.start()
-    try:
-        yield m
-    finally:
-        await m.close()
+MANAGER_CONFIG = PoolConfig(
+    ready_sessions=1, sandbox="bwrap", max_execution_seconds=60, cooldown_period_seconds=600
+)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -228,6 +218,7 @@ async def test_calls_on_one_session_run_one_at_a_time_in_arrival_order(session: 
     assert out.result == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.usefixtures("patient_interrupts")
 async def test_a_timeout_interrupts_the_cell_and_keeps_the_state(session: Session) -> None:
     await run(session, "kept = 'still here'")
     out = await run(session, "import time\nprint('started', flush=True)\ntime.sleep(30)", timeout=1)
@@ -244,11 +235,13 @@ async def test_a_timeout_interrupts_the_cell_and_keeps_the_state(session: Sessio
     assert not after.state_lost
 
 
+@pytest.mark.usefixtures("patient_interrupts")
 async def test_a_zero_timeout_still_returns_a_timeout_outcome(session: Session) -> None:
     out = await run(session, "import time\ntime.sleep(5)", timeout=0)
     assert out.outcome is Outcome.TIMED_OUT_INTERRUPTED
 
 
+@pytest.mark.usefixtures("patient_interrupts")
 async def test_a_timeout_longer_than_the_pool_maximum_is_capped(
     manager: SessionManager, session: Session
 ) -> None:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import zmq
 
 from autogen_aca_sessions.local.config import PoolConfig
@@ -19,17 +17,7 @@ from autogen_aca_sessions.local.runtime.sessions import Session, SessionManager
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def manager(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SessionManager]:
-    m = SessionManager(
-        root=tmp_path_factory.mktemp("failures-pool"),
-        config=PoolConfig(ready_sessions=1, sandbox="bwrap", max_execution_seconds=60),
-    )
-    await m.start()
-    try:
-        yield m
-    finally:
-        await m.close()
+MANAGER_CONFIG = PoolConfig(ready_sessions=1, sandbox="bwrap", max_execution_seconds=60)
 
 
 async def run(session: Session, code: str, *, timeout: float = 30) -> Any:
@@ -87,7 +75,7 @@ async def test_a_kernel_killed_between_calls_is_replaced_and_the_loss_reported(
 ) -> None:
     session = await manager.get_or_create("killed-from-outside")
     await run(session, "gone_soon = True")
-    kernel = session._slot.kernel
+    kernel = session.kernel
     assert kernel is not None
     os.killpg(kernel.pid, signal.SIGKILL)
     for _ in range(200):
@@ -164,7 +152,7 @@ async def test_an_oversized_kernel_message_is_refused_and_the_call_fails_clearly
 
     session = await manager.get_or_create(f"oversized-{len(how)}")
     await run(session, "before = 1")
-    kernel = session._slot.kernel
+    kernel = session.kernel
     assert kernel is not None
     assert kernel.client.iopub_channel.socket.getsockopt(zmq.MAXMSGSIZE) == MAX_KERNEL_MESSAGE_BYTES
     assert kernel.client.shell_channel.socket.getsockopt(zmq.MAXMSGSIZE) == MAX_KERNEL_MESSAGE_BYTES

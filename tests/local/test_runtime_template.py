@@ -43,14 +43,14 @@ async def test_forked_kernels_run_code_share_imports_and_clean_up(tmp_path: Path
             assert len(image.images) == 1, image.stderr
             unique = []
             for session in (a, b):
-                kernel = session._slot.kernel
+                kernel = session.kernel
                 assert kernel is not None
                 unique.append(psutil.Process(kernel.pid).memory_full_info().uss / 2**20)
             print(
                 f"forked kernels: unique memory {', '.join(f'{u:.1f}' for u in unique)} MiB "
                 "(numpy, pandas and matplotlib imported by the template)"
             )
-            kernel = b._slot.kernel
+            kernel = b.kernel
             assert kernel is not None
             os.kill(kernel.pid, signal.SIGKILL)
             for _ in range(250):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,31 +23,8 @@ LIMITS = ResourceLimits(
 )
 
 
-@pytest.fixture(scope="module")
-def listener() -> Iterator[int]:
-    """A TCP port listening on the host's loopback."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    try:
-        yield server.getsockname()[1]
-    finally:
-        server.close()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def manager(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SessionManager]:
-    os.environ[SECRET_ENV] = "do-not-leak"
-    m = SessionManager(
-        root=tmp_path_factory.mktemp("sandbox-pool"),
-        config=PoolConfig(ready_sessions=1, sandbox="bwrap", limits=LIMITS, max_execution_seconds=60),
-    )
-    await m.start()
-    try:
-        yield m
-    finally:
-        await m.close()
-        os.environ.pop(SECRET_ENV, None)
+MANAGER_CONFIG = PoolConfig(ready_sessions=1, sandbox="bwrap", limits=LIMITS, max_execution_seconds=60)
+MANAGER_ENV = {SECRET_ENV: "do-not-leak"}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -15,7 +15,7 @@ import pytest
 from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.runtime.bubblewrap import PidsCgroup, Sandbox
 from autogen_aca_sessions.local.runtime.kernel import KernelLauncher, LaunchedKernel, PlainKernelLauncher
-from autogen_aca_sessions.local.runtime.outcome import Outcome, PoolFullError
+from autogen_aca_sessions.local.runtime.outcome import Outcome, SessionLimitReached
 from autogen_aca_sessions.local.runtime.sessions import SessionManager
 
 pytestmark = pytest.mark.timeout(120)
@@ -105,7 +105,7 @@ async def test_delete_frees_the_slot_at_once_and_removes_the_data(tmp_path: Path
     async with manager_at(tmp_path / "pool", max_concurrent_sessions=1, ready_sessions=1) as manager:
         first = await manager.get_or_create("one")
         (first.data_dir / "f.txt").write_text("x")
-        with pytest.raises(PoolFullError) as caught:
+        with pytest.raises(SessionLimitReached) as caught:
             await manager.get_or_create("two")
         assert caught.value.max_sessions == 1
         assert await manager.delete("one")
@@ -121,7 +121,7 @@ async def test_the_pool_limit_counts_sessions_not_ready_kernels(tmp_path: Path) 
         await eventually(lambda: manager.ready_count == 1, within=60)
         await manager.get_or_create("a")
         await eventually(lambda: manager.ready_count == 1, within=60)
-        with pytest.raises(PoolFullError):
+        with pytest.raises(SessionLimitReached):
             await manager.get_or_create("b")
         assert manager.ready_count == 1  # the refused call did not take the ready kernel
         await manager.get_or_create("a")  # existing sessions are still served

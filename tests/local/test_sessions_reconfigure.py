@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autogen_aca_sessions.local.config import PoolConfig, PoolType
-from autogen_aca_sessions.local.runtime.outcome import PoolFullError
+from autogen_aca_sessions.local.runtime.outcome import SessionLimitReached
 from autogen_aca_sessions.local.runtime.sessions import SessionManager
 
 pytestmark = pytest.mark.timeout(120)
@@ -24,7 +24,7 @@ async def test_reconfigure_raises_the_session_limit_of_a_running_pool(tmp_path: 
         root=tmp_path / "pool", config=_shell_config(max_concurrent_sessions=1)
     ) as manager:
         first = await manager.get_or_create("one")
-        with pytest.raises(PoolFullError):
+        with pytest.raises(SessionLimitReached):
             await manager.get_or_create("two")
         manager.reconfigure(
             dataclasses.replace(manager.config, max_concurrent_sessions=2, cooldown_period_seconds=900)

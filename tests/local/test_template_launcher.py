@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def child_of(session: Session) -> TemplateChild:
-    kernel = session._slot.kernel
+    kernel = session.kernel
     assert kernel is not None
     process = kernel.launched.process
     assert isinstance(process, TemplateChild)
@@ -40,6 +40,7 @@ def living(pids: set[int]) -> list[int]:
     return found
 
 
+@pytest.mark.usefixtures("patient_interrupts")
 async def test_unsandboxed_kernels_run_code_keep_state_show_images_and_recover(tmp_path: Path) -> None:
     root = tmp_path / "pool"
     launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("none"))
@@ -213,7 +214,7 @@ async def test_a_launcher_weaker_than_the_managers_sandbox_refuses_to_start_kern
         session = await manager.get_or_create("s")
         out = await session.execute("1", timeout=60, max_output_chars=100)
         assert out.outcome is not Outcome.SUCCEEDED
-        assert session._slot.kernel is None
+        assert session.kernel is None
 
 
 async def test_closing_while_the_template_starts_leaves_no_unretrieved_exception(tmp_path: Path) -> None:

@@ -7,16 +7,14 @@ session also has its own host uid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-import socket
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-import pytest_asyncio
 
 from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.runtime._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
@@ -32,43 +30,13 @@ LIMITS = ResourceLimits(
 SECRET_ENV = "ACA_TEMPLATE_TEST_SECRET"
 
 
-@pytest.fixture(scope="module")
-def listener() -> Iterator[int]:
-    """A TCP port listening on the host's loopback."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    try:
-        yield server.getsockname()[1]
-    finally:
-        server.close()
+MANAGER_CONFIG = PoolConfig(sandbox="bwrap", limits=LIMITS, ready_sessions=1, max_execution_seconds=60)
+MANAGER_ENV = {SECRET_ENV: "do-not-leak"}
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def pool(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[TemplateKernelLauncher, SessionManager]]:
-    os.environ[SECRET_ENV] = "do-not-leak"
-    root = tmp_path_factory.mktemp("template-sandbox") / "pool"
-    launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap", limits=LIMITS), hide_paths=[root])
-    manager = SessionManager(
-        root=root,
-        config=PoolConfig(sandbox="bwrap", limits=LIMITS, ready_sessions=1, max_execution_seconds=60),
-        launcher=launcher,
-    )
-    await launcher.start()
-    await manager.start()
-    try:
-        yield launcher, manager
-    finally:
-        await manager.close()
-        await launcher.close()
-        os.environ.pop(SECRET_ENV, None)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def manager(pool: tuple[TemplateKernelLauncher, SessionManager]) -> SessionManager:
-    return pool[1]
+def make_launcher(root: Path) -> TemplateKernelLauncher:
+    """The manager's launcher: a template forked into bwrap sandboxes, the pool's root hidden."""
+    return TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap", limits=LIMITS), hide_paths=[root])
 
 
 async def value(session: Session, code: str, timeout: float = 60) -> Any:
@@ -78,7 +46,7 @@ async def value(session: Session, code: str, timeout: float = 60) -> Any:
 
 
 def child_of(session: Session) -> TemplateChild:
-    kernel = session._slot.kernel
+    kernel = session.kernel
     assert kernel is not None
     process = kernel.launched.process
     assert isinstance(process, TemplateChild)
@@ -86,16 +54,15 @@ def child_of(session: Session) -> TemplateChild:
 
 
 async def test_the_kernel_is_forked_from_the_template_with_the_data_stack_already_imported(
-    pool: tuple[TemplateKernelLauncher, SessionManager],
+    manager: SessionManager,
 ) -> None:
-    launcher, manager = pool
     session = await manager.get_or_create("stack")
     # Nothing imported yet by this session: the modules come from the template.
     loaded = await value(
         session, "import sys\n[m in sys.modules for m in ('numpy', 'pandas', 'matplotlib.pyplot')]"
     )
     assert loaded == [True, True, True]
-    assert psutil.Process(child_of(session).pid).ppid() == launcher.template_pid
+    assert psutil.Process(child_of(session).pid).ppid() == manager.template_pid
     await value(session, "import numpy as np, pandas as pd\nframe = pd.DataFrame({'a': np.arange(4)})")
     assert await value(session, "int(frame['a'].sum())") == 6
     out = await session.execute(
@@ -166,7 +133,7 @@ async def test_runs_as_the_session_uid_without_any_capability(manager: SessionMa
         " [fields[k].strip() for k in ('CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs')]]",
     )
     uid, euid, gid, groups, caps = status
-    assert uid == euid == gid == session._slot.uid
+    assert uid == euid == gid == session.uid
     assert uid >= SESSION_UID_BASE
     assert groups == []
     assert caps == ["0000000000000000"] * 5 + ["1"]
@@ -207,6 +174,7 @@ async def test_resource_limits_and_read_only_system(manager: SessionManager) -> 
     assert out.error_name == "MemoryError"
 
 
+@pytest.mark.usefixtures("patient_interrupts")
 async def test_timeout_interrupts_the_cell_and_keeps_state(manager: SessionManager) -> None:
     session = await manager.get_or_create("timeout")
     await value(session, "kept = 41")
@@ -289,11 +257,11 @@ async def test_close_leaves_no_process_no_directory_and_no_cgroup(tmp_path: Path
             assert child.holder is not None
             pids.update(p.pid for p in psutil.Process(child.holder.pid).children(recursive=True))
             pids.add(child.holder.pid)
-            kernel = session._slot.kernel
+            kernel = session.kernel
             assert kernel is not None
             assert kernel.launched.cgroup is not None
             groups.append(kernel.launched.cgroup)
-        run_base = session._slot.kernel.launched.run_dir.parent  # type: ignore[union-attr]
+        run_base = session.kernel.launched.run_dir.parent  # type: ignore[union-attr]
     finally:
         await manager.close()
         await launcher.close()
@@ -321,3 +289,82 @@ async def test_a_cell_that_ignores_the_interrupt_is_killed_with_its_sandbox(mana
     assert await asyncio.wait_for(child.wait(), 10) == -signal.SIGKILL
     assert holder.returncode is not None
     assert await value(session, "'lost' in globals()") is False
+
+
+def _session_uid_processes() -> set[int]:
+    """Live processes running as a session uid that this test process started (its descendants)
+    or that were orphaned to init (what a leaked holder becomes), zombies aside."""
+    ours = {p.pid for p in psutil.Process().children(recursive=True)}
+    found: set[int] = set()
+    for process in psutil.process_iter(["uids", "status", "ppid"]):
+        uids = process.info["uids"]
+        if uids is None or not SESSION_UID_BASE <= uids.real < SESSION_UID_BASE + 10_000_000:
+            continue
+        if process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if process.pid in ours or process.info["ppid"] == 1:
+            found.add(process.pid)
+    return found
+
+
+async def test_restarts_then_an_immediate_stop_leave_no_sandbox_holder(tmp_path: Path) -> None:
+    """Issue 22 item 4: a kernel restarted twice after timeouts, then stopped at once (the pool
+    closing while the replacement kernel's sandbox is still starting), leaves no holder."""
+    if os.geteuid() != 0:
+        pytest.skip("per-session uids are given only when the server runs as root")
+    before = _session_uid_processes()
+    stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(600)"
+    for round_ in range(3):
+        root = tmp_path / f"restart-stop-{round_}"
+        launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap"), hide_paths=[root])
+        manager = SessionManager(
+            root=root, config=PoolConfig(sandbox="bwrap", ready_sessions=1), launcher=launcher
+        )
+        await launcher.start()
+        await manager.start()
+        try:
+            session = await manager.get_or_create("stubborn")
+            for _ in range(2):
+                out = await session.execute(stubborn, timeout=0.5, max_output_chars=1000)
+                assert out.outcome is Outcome.TIMED_OUT_RESTARTED
+            # A third cell starts the replacement kernel's launch; stop without waiting for it.
+            pending = asyncio.ensure_future(session.execute("1", timeout=30, max_output_chars=1000))
+            await asyncio.sleep(0)
+        finally:
+            await manager.close()
+            await launcher.close()
+        with contextlib.suppress(BaseException):
+            await pending
+    leaked = _session_uid_processes() - before
+    assert leaked == set(), [psutil.Process(pid).cmdline() for pid in leaked if psutil.pid_exists(pid)]
+
+
+async def test_close_during_a_launch_returns_only_when_its_holder_is_gone(tmp_path: Path) -> None:
+    """A launch in flight when the launcher closes (its holder started, the kernel not yet forked)
+    must not outlive close(): a server that exits right after close() returns kills nothing else."""
+    if os.geteuid() != 0:
+        pytest.skip("per-session uids are given only when the server runs as root")
+    root = tmp_path / "close-mid-launch"
+    launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("bwrap"), hide_paths=[root])
+    manager = SessionManager(
+        root=root, config=PoolConfig(sandbox="bwrap", ready_sessions=0), launcher=launcher
+    )
+    await launcher.start()
+    await manager.start()
+    before = _session_uid_processes()
+    session = await manager.get_or_create("mid-launch")
+    # The first cell launches the session's kernel.
+    creating = asyncio.ensure_future(session.execute("1", timeout=30, max_output_chars=100))
+    try:
+        for _ in range(3000):
+            if _session_uid_processes() - before:
+                break
+            await asyncio.sleep(0.005)
+        assert _session_uid_processes() - before, "the holder never started"
+        await launcher.close()
+        # Nothing else may run between close() returning and this look.
+        assert _session_uid_processes() - before == set()
+    finally:
+        with contextlib.suppress(BaseException):
+            await creating
+        await manager.close()

@@ -510,12 +510,25 @@ async def test_unknown_tools_and_methods_are_json_rpc_errors(
     assert method.json()["id"] == 2
 
 
-async def test_the_endpoint_answers_at_the_root_path_too(
+async def test_the_endpoint_is_not_served_at_the_root_path_unless_asked(
     http: aiohttp.ClientSession, module_pool: LocalSessionPool, key: str
 ) -> None:
-    reply = await post(
-        http, module_pool.base_url + "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, key=key
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    # As on Azure, the server root is no pool endpoint: bearer auth first, then a 404 naming the pool.
+    refused = await post(
+        http,
+        module_pool.base_url + "/mcp",
+        ping,
+        key=key,
+        headers={"Authorization": f"Bearer {module_pool.api_key}"},
     )
+    assert refused.status == 404
+    assert module_pool.endpoint in refused.json()["error"]["message"]
+    module_pool.serve_at_root = True
+    try:
+        reply = await post(http, module_pool.base_url + "/mcp", ping, key=key)
+    finally:
+        module_pool.serve_at_root = False
     assert reply.result == {}
     other_pool = module_pool.mcp_endpoint.replace(module_pool.pool_name, "otherpool")
     async with http.post(

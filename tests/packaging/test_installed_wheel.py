@@ -7,6 +7,7 @@ index pip is configured with); ``-m "not packaging"`` leaves it out.
 
 from __future__ import annotations
 
+import email.parser
 import os
 import queue
 import re
@@ -23,10 +24,13 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.packaging
+import autogen_aca_sessions
+
+pytestmark = [pytest.mark.packaging, pytest.mark.early]
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "autogen_aca_sessions"
+PROJECT = "autogen-aca-sessions"
 # Variables that would point the installed package at another pool or model than a local one.
 _FOREIGN_ENV = (
     "PYTHONPATH",
@@ -90,11 +94,44 @@ def test_the_wheel_carries_every_file_of_the_package_and_its_entry_points(dist: 
     # The kernels' and the sandbox's helper scripts are run as files, not imported: they must be there.
     assert tracked_package_files() <= names, sorted(tracked_package_files() - names)
     for script in ("_kernel_startup.py", "_kernel_template.py", "_kernel_boot.py"):
-        assert f"{PACKAGE}/local/{script}" in names
+        assert f"{PACKAGE}/local/runtime/{script}" in names
     assert f"{PACKAGE}/py.typed" in names
     assert not any(name.startswith(("tests/", "examples/")) for name in names)
     assert "aca-sessions = autogen_aca_sessions.cli:main" in entry_text
     assert "aca_sessions = autogen_aca_sessions.pytest_plugin" in entry_text
+
+
+def test_the_wheel_installs_by_its_project_name(dist: Path, tmp_path: Path) -> None:
+    # What a package index serves is found by name: publishing the build output is then one step
+    # (`twine upload dist/*`), and `pip install 'autogen-aca-sessions[testing]'` works after it.
+    [wheel] = dist.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        [metadata_file] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = email.parser.Parser().parsestr(archive.read(metadata_file).decode())
+    target = tmp_path / "target"
+
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--no-deps",
+        "--find-links",
+        dist,
+        "--target",
+        target,
+        f"{PROJECT}[testing]=={autogen_aca_sessions.__version__}",
+        cwd=tmp_path,
+    )
+
+    assert metadata["Name"] == PROJECT
+    assert metadata["Version"] == autogen_aca_sessions.__version__
+    assert {"local", "testing", "agent-framework", "examples"} <= set(
+        metadata.get_all("Provides-Extra") or []
+    )
+    assert (target / PACKAGE / "cli.py").is_file()
 
 
 def test_the_sdist_carries_the_sources_and_the_readme(dist: Path) -> None:
@@ -111,7 +148,7 @@ def test_the_quickstart_runs_from_the_installed_wheel(
 ) -> None:
     bin_dir, env = installed
     # The user's copy of the example, away from the checkout: only the installed package is importable.
-    for name in ("quickstart.py", "_common.py", "_sales.py"):
+    for name in ("quickstart.py", "_common.py", "_requirements.py", "_sales.py"):
         shutil.copy(REPO / "examples" / name, tmp_path / name)
 
     where = run(

@@ -86,11 +86,19 @@ class Raw:
 
     def arm_url(self, name: str = "", *, rg: str | None = RG, version: str | None = ARM_API) -> str:
         scope = f"/subscriptions/{SUB}" + (f"/resourceGroups/{rg}" if rg is not None else "")
-        url = f"{self.server.base_url}{scope}/providers/Microsoft.App/sandboxGroups" + (f"/{name}" if name else "")
+        url = f"{self.server.base_url}{scope}/providers/Microsoft.App/sandboxGroups" + (
+            f"/{name}" if name else ""
+        )
         return url + (f"?api-version={version}" if version is not None else "")
 
     async def call(
-        self, method: str, url: str, *, body: Any = None, raw: bytes | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Reply:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         sent = {"Authorization": f"Bearer {self.server.api_key}"}

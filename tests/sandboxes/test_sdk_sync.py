@@ -58,7 +58,8 @@ async def test_quickstart_flow_keeps_files_and_a_background_process_across_stop_
     assert out["stopped"].state_details.stopped_reason == "UserStopped"
     assert out["resumed"] == "Running"
     assert out["read_after"] == b"hello"
-    assert out["pgrep"].exit_code == 0 and out["pgrep"].stdout.strip().isdigit()
+    assert out["pgrep"].exit_code == 0
+    assert out["pgrep"].stdout.strip().isdigit()
     assert out["after_delete"] == 404
 
 
@@ -137,7 +138,8 @@ async def test_a_snapshot_restores_the_disk_into_a_new_sandbox(
         return out
 
     out = await asyncio.to_thread(flow)
-    assert out["snap"].id and out["snap"].labels == {"name": "before"}
+    assert out["snap"].id
+    assert out["snap"].labels == {"name": "before"}
     assert out["got"].sandbox_id == out["snap"].sandbox_id
     assert out["snap"].id in out["listed"]
     assert out["restored"] == b"step 1"
@@ -171,7 +173,8 @@ async def test_commit_makes_a_disk_image_that_new_sandboxes_start_from(
         return out
 
     out = await asyncio.to_thread(flow)
-    assert out["image"].status.state == "Ready" and out["image"].name == "toolbox"
+    assert out["image"].status.state == "Ready"
+    assert out["image"].name == "toolbox"
     assert out["image"].id in out["listed"]
     assert out["child"] == "built\n"
     assert out["in_use"] == (409, "ResourceInUse")
@@ -180,7 +183,9 @@ async def test_commit_makes_a_disk_image_that_new_sandboxes_start_from(
 async def test_a_registry_disk_image_is_refused_as_failed_not_faked(server: LocalSessionsServer) -> None:
     def flow() -> str:
         try:
-            group_client(server, GROUP).begin_create_disk_image("mcr.microsoft.com/azurelinux/base/python:3.12").result()
+            group_client(server, GROUP).begin_create_disk_image(
+                "mcr.microsoft.com/azurelinux/base/python:3.12"
+            ).result()
         except RuntimeError as exc:
             return str(exc)
         return "no error"
@@ -188,7 +193,9 @@ async def test_a_registry_disk_image_is_refused_as_failed_not_faked(server: Loca
     assert "failed" in (await asyncio.to_thread(flow)).lower()
 
 
-async def test_lifecycle_policy_is_applied_and_an_idle_sandbox_suspends_itself(server: LocalSessionsServer) -> None:
+async def test_lifecycle_policy_is_applied_and_an_idle_sandbox_suspends_itself(
+    server: LocalSessionsServer,
+) -> None:
     def flow() -> dict[str, Any]:
         sandbox = group_client(server, GROUP).begin_create_sandbox(auto_suspend_seconds=600).result()
         policy = LifecyclePolicy(
@@ -211,7 +218,8 @@ async def test_lifecycle_policy_is_applied_and_an_idle_sandbox_suspends_itself(s
         return out
 
     out = await asyncio.to_thread(flow)
-    assert out["answer"].auto_suspend.interval == 1 and out["answer"].auto_suspend.mode == "Memory"
+    assert out["answer"].auto_suspend.interval == 1
+    assert out["answer"].auto_suspend.mode == "Memory"
     assert out["idle"].state == "Suspended"
     assert out["idle"].state_details.stopped_reason == "Idle"
     assert out["idle"].lifecycle.auto_suspend.interval == 1
@@ -221,7 +229,9 @@ async def test_lifecycle_policy_is_applied_and_an_idle_sandbox_suspends_itself(s
 async def test_stats_labels_and_public_images(server: LocalSessionsServer) -> None:
     def flow() -> dict[str, Any]:
         client = group_client(server, GROUP)
-        tagged = client.begin_create_sandbox(labels={"team": "blue"}, memory="512Mi", disk_size="1Gi").result()
+        tagged = client.begin_create_sandbox(
+            labels={"team": "blue"}, memory="512Mi", disk_size="1Gi"
+        ).result()
         other = client.begin_create_sandbox(labels={"team": "red"}).result()
         tagged.write_file("/root/blob.bin", b"x" * 100_000)
         out = {
@@ -243,7 +253,8 @@ async def test_stats_labels_and_public_images(server: LocalSessionsServer) -> No
     assert out["stats"].storage.used_bytes >= 100_000
     assert out["stats"].cpu.usage_core_nano_seconds > 0
     assert (out["resources"].memory, out["resources"].disk) == ("512Mi", "1Gi")
-    assert "python-3.12" in out["public"] and "ubuntu" in out["public"]
+    assert "python-3.12" in out["public"]
+    assert "ubuntu" in out["public"]
     assert out["one_public"] == "python-3.12"
 
 

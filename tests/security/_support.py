@@ -1,5 +1,6 @@
-"""Helpers shared by the security and soak tests: a pool in its own process, raw HTTP to it,
-and the figures SECURITY.md quotes (printed at the end of the run)."""
+"""Helpers shared by the security and soak tests: a pool in its own process and raw HTTP to it.
+
+The figures SECURITY.md quotes are counted with :func:`record` and :func:`note` (``tests/_figures.py``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,54 +25,12 @@ from urllib.parse import quote
 import aiohttp
 import psutil
 
+from tests._figures import note as note
+from tests._figures import record as record
+
 REPO = Path(__file__).resolve().parents[2]
 API = "2025-10-02-preview"
 BWRAP = shutil.which("bwrap") is not None
-
-FIGURES: Counter[str] = Counter()
-"""Counters for SECURITY.md (hostile inputs tried, faults survived, soak operations...)."""
-NOTES: dict[str, Any] = {}
-"""Other figures (memory and descriptor measurements), printed as they are."""
-
-
-def record(name: str, amount: int = 1) -> None:
-    """Add to one of the figures printed at the end of the run."""
-    FIGURES[name] += amount
-
-
-def note(name: str, value: Any) -> None:
-    """Keep a measured value for the end-of-run summary."""
-    NOTES[name] = value
-
-
-def summary_lines() -> list[str]:
-    """The figures, one per line."""
-    lines = [f"{name}: {count}" for name, count in sorted(FIGURES.items())]
-    lines += [f"{name}: {value}" for name, value in sorted(NOTES.items())]
-    return lines
-
-
-_PRINTED: list[bool] = []
-
-
-def print_figures(terminalreporter: Any) -> None:
-    """Print the figures once at the end of the run (both suites' conftests call this)."""
-    if _PRINTED:
-        return
-    _PRINTED.append(True)
-    lines = summary_lines()
-    if lines:
-        terminalreporter.section("security and soak figures (SECURITY.md)")
-        for line in lines:
-            terminalreporter.write_line(line)
-    dump_figures()
-
-
-def dump_figures() -> None:
-    """Write the figures as JSON to ``$SECURITY_FIGURES_FILE`` when it is set."""
-    target = os.environ.get("SECURITY_FIGURES_FILE")
-    if target:
-        Path(target).write_text(json.dumps({"counts": dict(FIGURES), "notes": NOTES}, indent=2, default=str))
 
 
 @dataclass
@@ -339,6 +298,11 @@ async def raw_pool(pool: PoolProcess) -> AsyncIterator[RawPool]:
             for identifier in raw.used:
                 with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
                     await raw.delete_session(identifier)
+
+
+def fresh_identifier(tag: str) -> str:
+    """A session identifier no other test uses: ``tag`` (what the test does) and a random part."""
+    return f"{tag}-{uuid.uuid4().hex[:12]}"
 
 
 def is_error_body(data: Any) -> bool:

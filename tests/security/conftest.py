@@ -11,13 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.security._support import (
-    BWRAP,
-    PoolProcess,
-    print_figures,
-    start_pool_process,
-    stop_pool_process,
-)
+from tests.security._support import BWRAP, PoolProcess, start_pool_process, stop_pool_process
 
 SERVER_SECRET_ENV = "ACA_TEST_SERVER_SECRET"
 
@@ -66,11 +60,21 @@ def make_pool(host_dir: Path, server_dir: Path) -> Iterator[PoolFactory]:
             stop_pool_process(pool)
 
 
+@pytest.fixture(scope="module")
+def pool(request: pytest.FixtureRequest, make_pool: PoolFactory) -> PoolProcess:
+    """The module's pool process, from the module's ``POOL_PROCESS`` dict (``name`` and the pool's
+    options); a module-level ``prepare_pool(pool)`` runs once it serves (to seed sessions, say)."""
+    options = dict(getattr(request.module, "POOL_PROCESS", {}))
+    if "name" not in options:
+        pytest.fail(f"{request.module.__name__} uses the pool fixture without a POOL_PROCESS name")
+    started = make_pool(options.pop("name"), **options)
+    prepare = getattr(request.module, "prepare_pool", None)
+    if prepare is not None:
+        prepare(started)
+    return started
+
+
 def require_bwrap() -> None:
     """Fail (not skip) when bubblewrap is missing: the bwrap half of the suite must not vanish."""
     if not BWRAP:
         pytest.fail("bubblewrap (bwrap) is not installed; .ci/run installs it. Sandbox promises untested.")
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    print_figures(terminalreporter)

@@ -11,7 +11,6 @@ clear exception or result.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -28,7 +27,7 @@ from autogen_aca_sessions.local.frontends.dataplane.faults import (
     FaultPlanError,
     classify_operation,
 )
-from tests.security._support import record
+from tests.security._support import fresh_identifier, record
 
 # --------------------------------------------------------------------------------------------
 # The plan and the middleware on their own
@@ -252,8 +251,9 @@ async def _retrying(call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
 CREATED: list[str] = []
 
 
-def _ident(name: str) -> str:
-    identifier = f"{name}-{uuid.uuid4().hex[:8]}"
+def _created(name: str) -> str:
+    """A fresh identifier, remembered so that the module deletes its session at the end."""
+    identifier = fresh_identifier(name)
     CREATED.append(identifier)
     return identifier
 
@@ -263,7 +263,7 @@ def _ident(name: str) -> str:
 async def test_client_retries_throttling_and_unavailability_and_the_code_runs_once(
     faulty: PoolUnderFaults, client: Any, fault: str
 ) -> None:
-    ident = _ident("retry")
+    ident = _created("retry")
     await client.execute(ident, "counter = 0")
     faulty.injector.schedule(fault, 2, operations=["execute"])
     result = await client.execute(ident, BUMP)
@@ -280,7 +280,7 @@ async def test_client_gives_up_on_persistent_throttling_with_a_clear_error(
 ) -> None:
     from autogen_aca_sessions.client import ThrottledError
 
-    ident = _ident("throttled")
+    ident = _created("throttled")
     await client.execute(ident, "counter = 0")
     faulty.injector.schedule("429", 4, operations=["execute"])
     with pytest.raises(ThrottledError) as info:
@@ -302,7 +302,7 @@ async def test_execution_is_never_retried_after_a_drop_or_a_500_so_no_block_runs
 ) -> None:
     from autogen_aca_sessions.client import ServerError, SessionsConnectionError
 
-    ident = _ident("noretry")
+    ident = _created("noretry")
     await client.execute(ident, "counter = 0")
     faulty.injector.schedule(fault, 1, operations=["execute"])
     expected = SessionsConnectionError if fault.startswith("drop") else ServerError
@@ -319,7 +319,7 @@ async def test_execution_is_never_retried_after_a_drop_or_a_500_so_no_block_runs
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_idempotent_reads_survive_a_dropped_connection(faulty: PoolUnderFaults, client: Any) -> None:
-    ident = _ident("read")
+    ident = _created("read")
     await client.upload_file(ident, "a.txt", b"hello")
     faulty.injector.schedule("drop", 1, operations=["files"])
     assert await client.download_file(ident, "a.txt") == b"hello"
@@ -333,7 +333,7 @@ async def test_pool_full_reaches_the_caller_as_pool_full_error(faulty: PoolUnder
 
     faulty.injector.schedule("full", 1, operations=["execute"])
     with pytest.raises(PoolFullError) as info:
-        await client.execute(_ident("full"), "1")
+        await client.execute(_created("full"), "1")
     assert info.value.status_code == 404
     record("injected faults survived (client)")
 
@@ -342,7 +342,7 @@ async def test_pool_full_reaches_the_caller_as_pool_full_error(faulty: PoolUnder
 async def test_an_expired_session_comes_back_fresh_and_the_lost_state_shows(
     faulty: PoolUnderFaults, client: Any
 ) -> None:
-    ident = _ident("expire")
+    ident = _created("expire")
     await client.execute(ident, "counter = 41")
     faulty.injector.schedule("expire", 1, operations=["execute"])
     result = await client.execute(ident, "counter + 1")
@@ -369,7 +369,7 @@ async def test_a_seeded_storm_of_faults_loses_and_repeats_nothing(
             retry_backoff_base=0.01,
             retry_backoff_max=0.02,
         ) as c:
-            ident = _ident("storm")
+            ident = _created("storm")
             await _retrying(c.execute, ident, "counter = 0")
             values = [(await c.execute(ident, BUMP)).result for _ in range(20)]
             assert values == list(range(1, 21))
@@ -385,7 +385,7 @@ async def test_a_seeded_storm_of_faults_loses_and_repeats_nothing(
 @pytest.mark.asyncio(loop_scope="module")
 async def test_faults_never_touch_unauthenticated_calls(faulty: PoolUnderFaults, client: Any) -> None:
     """A caller without the key gets 401 and cannot consume (or trigger) a scheduled fault."""
-    ident = _ident("unauth")
+    ident = _created("unauth")
     await client.execute(ident, "counter = 7")
     faulty.injector.schedule("expire", 1, operations=["execute"])
     url = f"{faulty.pool.endpoint}/executions?api-version=2025-10-02-preview&identifier={ident}"

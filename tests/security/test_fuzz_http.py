@@ -12,12 +12,10 @@ import http.client
 import json
 from urllib.parse import quote, urlsplit
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.security._support import PoolProcess, is_error_body, record
-from tests.security.conftest import PoolFactory
 
 VERSIONS = [
     "2024-02-02-preview",
@@ -56,9 +54,11 @@ SETTINGS = settings(
 )
 
 
-@pytest.fixture(scope="module")
-def pool(make_pool: PoolFactory) -> PoolProcess:
-    pool = make_pool("fuzz", sandbox="auto", ready_sessions=1, max_concurrent_sessions=4)
+POOL_PROCESS = {"name": "fuzz", "sandbox": "auto", "ready_sessions": 1, "max_concurrent_sessions": 4}
+
+
+def prepare_pool(pool: PoolProcess) -> None:
+    """Create the sessions the fuzzer's requests name (``EXISTING``)."""
     for identifier in EXISTING:
         status, _, _ = _send(
             pool,
@@ -70,7 +70,6 @@ def pool(make_pool: PoolFactory) -> PoolProcess:
             True,
         )
         assert status == 200
-    return pool
 
 
 def _path(pool: PoolProcess, tail: str) -> str:

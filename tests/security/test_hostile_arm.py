@@ -205,6 +205,43 @@ def corpus() -> list[Case]:
         ("tags list", _bad_pool(tags=["a"]), JSON, (400,)),
         ("tags nested", _bad_pool(tags={"a": {"b": 1}}), JSON, (400,)),
         ("identity string", _bad_pool(identity="SystemAssigned"), JSON, (400,)),
+        # Issue 22: a location outside the served names never reaches a header; identity
+        # entries without their identity, and lists over their caps, are refused unread.
+        (
+            "location non-ascii",
+            json.dumps({"location": "東京 ①", "properties": {"containerType": "Shell"}}).encode(),
+            JSON,
+            (400,),
+        ),
+        (
+            "location with control character",
+            json.dumps({"location": "west\r\nus", "properties": {"containerType": "Shell"}}).encode(),
+            JSON,
+            (400,),
+        ),
+        (
+            "managed identities empty objects",
+            json.dumps(
+                {
+                    "location": "x",
+                    "properties": {"containerType": "Shell", "managedIdentitySettings": [{}] * 5000},
+                }
+            ).encode(),
+            JSON,
+            (400,),
+        ),
+        (
+            "tags over the cap",
+            json.dumps(
+                {
+                    "location": "x",
+                    "tags": {str(i): "" for i in range(5000)},
+                    "properties": {"containerType": "Shell"},
+                }
+            ).encode(),
+            JSON,
+            (400,),
+        ),
         (
             "10k properties",
             json.dumps(

@@ -16,19 +16,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import pytest
 from yarl import URL
 
 from tests.security._support import API, PoolProcess, RawPool, is_error_body, raw_pool, record
-from tests.security.conftest import PoolFactory
 
 IDENT = "hostile-a"
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 
-@pytest.fixture(scope="module")
-def pool(make_pool: PoolFactory) -> PoolProcess:
-    return make_pool("hostile", sandbox="auto", ready_sessions=1, max_concurrent_sessions=6)
+POOL_PROCESS = {"name": "hostile", "sandbox": "auto", "ready_sessions": 1, "max_concurrent_sessions": 6}
 
 
 @dataclass

@@ -27,7 +27,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from tests.security._support import API, PoolProcess, RawPool, note, raw_pool, record
+from tests.security._support import API, PoolProcess, RawPool, fresh_identifier, note, raw_pool, record
 from tests.security.conftest import SERVER_SECRET_ENV, PoolFactory, require_bwrap
 
 MODES = ["bwrap", "none"]
@@ -93,10 +93,6 @@ def listener() -> Iterator[Listener]:
     lis.close()
 
 
-def _ident(tag: str) -> str:
-    return f"{tag}-{uuid.uuid4().hex[:12]}"
-
-
 async def _json_value(raw: RawPool, identifier: str, code: str) -> Any:
     """Run code whose last expression is ``json.dumps(...)``; return the decoded value."""
     value = await raw.value(identifier, code)
@@ -135,7 +131,7 @@ def test_auto_sandbox_without_bubblewrap_falls_back_to_none_with_a_loud_warning(
 @pytest.mark.parametrize("mode", MODES)
 async def test_each_session_sees_only_its_own_files(pools: dict[str, PoolProcess], mode: str) -> None:
     pool = pools[mode]
-    a, b = _ident("files-a"), _ident("files-b")
+    a, b = fresh_identifier("files-a"), fresh_identifier("files-b")
     async with raw_pool(pool) as raw:
         await raw.value(a, "open('secret-a.txt', 'w').write('only for a')")
         seen_by_b = await _json_value(raw, b, "import json, os; json.dumps(sorted(os.listdir('.')))")
@@ -169,7 +165,7 @@ async def test_sandboxed_session_cannot_open_another_sessions_directory(
     pools: dict[str, PoolProcess],
 ) -> None:
     pool = pools["bwrap"]
-    a, b = _ident("dir-a"), _ident("dir-b")
+    a, b = fresh_identifier("dir-a"), fresh_identifier("dir-b")
     async with raw_pool(pool) as raw:
         await raw.value(a, "open('a-private.txt', 'w').write('a private')")
         host_file = _host_path_of(pool, "a-private.txt")
@@ -209,7 +205,7 @@ async def test_sandboxed_session_cannot_read_the_servers_files(
         "json.dumps(out)"
     )
     async with raw_pool(pool) as raw:
-        result = await _json_value(raw, _ident("srvfiles"), code)
+        result = await _json_value(raw, fresh_identifier("srvfiles"), code)
     readable = {t: v for t, v in result.items() if v is not None}
     assert not readable, f"session code read host files: {readable}"
 
@@ -243,7 +239,7 @@ async def test_sandboxed_session_cannot_find_the_api_key_anywhere_in_proc(
         "json.dumps({'found': found, 'server_view': server_view, 'in_env': in_env})"
     )
     async with raw_pool(pool) as raw:
-        result = await _json_value(raw, _ident("prockey"), code)
+        result = await _json_value(raw, fresh_identifier("prockey"), code)
     assert result["found"] == [], f"api key visible in /proc entries: {result['found']}"
     assert result["in_env"] == []
     # The server's pid is either absent from the sandbox's /proc or names a sandbox process;
@@ -264,7 +260,7 @@ async def test_server_secrets_are_not_in_the_kernels_environment(
         "json.dumps([k for k, v in os.environ.items() if key in v or k == name])"
     )
     async with raw_pool(pool) as raw:
-        leaked = await _json_value(raw, _ident("env"), code)
+        leaked = await _json_value(raw, fresh_identifier("env"), code)
     assert leaked == []
 
 
@@ -282,7 +278,7 @@ async def test_sandboxed_session_code_is_not_root_and_holds_no_capability(
         " 'no_new_privs': status.get('NoNewPrivs', '').strip(), 'became_root': became_root})"
     )
     async with raw_pool(pools["bwrap"]) as raw:
-        result = await _json_value(raw, _ident("caps"), code)
+        result = await _json_value(raw, fresh_identifier("caps"), code)
     assert result["became_root"] is False, result
     assert result["caps"]["CapEff"] == 0, result
     assert result["caps"]["CapPrm"] == 0, result
@@ -318,7 +314,7 @@ async def test_sandboxed_session_cannot_reach_loopback_or_the_pools_port(
 ) -> None:
     pool = pools["bwrap"]
     async with raw_pool(pool) as raw:
-        result = await _json_value(raw, _ident("net"), _connect_code([listener.port, pool.port]))
+        result = await _json_value(raw, fresh_identifier("net"), _connect_code([listener.port, pool.port]))
     assert result[str(listener.port)] != "connected", result
     assert result[str(pool.port)] != "connected", result
     assert result["dns"] != "resolved", result
@@ -332,7 +328,7 @@ async def test_sandboxed_session_with_egress_reaches_the_loopback_listener(
     pool = pools["egress"]
     assert pool.isolation == "bwrap"
     async with raw_pool(pool) as raw:
-        result = await _json_value(raw, _ident("egress"), _connect_code([listener.port]))
+        result = await _json_value(raw, fresh_identifier("egress"), _connect_code([listener.port]))
     assert result[str(listener.port)] == "connected", result
     for _ in range(20):
         if listener.accepted:
@@ -347,7 +343,7 @@ async def test_sandboxed_session_with_egress_reaches_the_loopback_listener(
 async def test_sandboxed_session_cannot_see_other_sessions_processes(pools: dict[str, PoolProcess]) -> None:
     pool = pools["bwrap"]
     marker = f"marker-{uuid.uuid4().hex}"
-    a, b = _ident("proc-a"), _ident("proc-b")
+    a, b = fresh_identifier("proc-a"), fresh_identifier("proc-b")
     spawn = (
         "import subprocess, sys\n"
         f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', {marker!r}])\n"
@@ -396,7 +392,7 @@ async def test_sandboxed_session_cannot_signal_the_server(pools: dict[str, PoolP
         "json.dumps(out)"
     )
     async with raw_pool(pool) as raw:
-        result = await _json_value(raw, _ident("signal"), code)
+        result = await _json_value(raw, fresh_identifier("signal"), code)
     assert result in ("ProcessLookupError", "PermissionError"), result
     assert pool.alive()
 
@@ -408,7 +404,7 @@ async def test_unsandboxed_session_can_signal_the_server_which_is_why_none_warns
     pool = pools["none"]
     code = f"import os\nos.kill({pool.pid}, 0)\n'delivered'"
     async with raw_pool(pool) as raw:
-        assert await raw.value(_ident("signal-none"), code) == "delivered"
+        assert await raw.value(fresh_identifier("signal-none"), code) == "delivered"
     assert pool.isolation == "none"
 
 
@@ -461,7 +457,7 @@ async def test_file_routes_refuse_names_that_escape_mnt_data(
     pools: dict[str, PoolProcess], mode: str
 ) -> None:
     pool = pools[mode]
-    ident = _ident("esc")
+    ident = fresh_identifier("esc")
     async with raw_pool(pool) as raw:
         await raw.value(ident, "open('x', 'w').write('inside'); True")
         tried = 0
@@ -528,7 +524,7 @@ async def test_file_routes_do_not_follow_symlinks_planted_by_session_code(
     """Links made by session code point at host paths; the server (which sees the host) must
     neither read nor write through them."""
     pool = pools[mode]
-    ident = _ident("symlink")
+    ident = fresh_identifier("symlink")
     target = host_dir / f"write-target-{uuid.uuid4().hex[:8]}.txt"
     target.write_text("untouched")
     host_subdir = host_dir / f"hostdir-{uuid.uuid4().hex[:8]}"
@@ -643,7 +639,7 @@ async def test_downloads_are_not_fooled_by_a_directory_swapped_for_a_symlink(
     forth while the file routes read ``swap-dir/passwd``; no answer may carry the host file,
     none may be a 5xx or hang."""
     pool = pools["bwrap"]
-    ident = _ident("race-down")
+    ident = fresh_identifier("race-down")
     async with raw_pool(pool) as raw:
         setup = RACE_CODE + (
             "open('swap-dir/passwd', 'w').write('decoy') if os.path.isdir('swap-dir') else None\n"
@@ -680,7 +676,7 @@ async def test_uploads_are_not_fooled_by_a_directory_swapped_for_a_symlink(
     """The same race on uploads: ``path=up-dir`` is swapped with a link to a host directory;
     no uploaded file may land there."""
     pool = pools["bwrap"]
-    ident = _ident("race-up")
+    ident = fresh_identifier("race-up")
     outside = host_dir / f"upload-target-{uuid.uuid4().hex[:8]}"
     outside.mkdir()
     async with raw_pool(pool) as raw:

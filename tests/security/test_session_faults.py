@@ -25,7 +25,16 @@ import psutil
 import pytest
 from yarl import URL
 
-from tests.security._support import API, PoolProcess, RawPool, note, raw_pool, record, stop_pool_process
+from tests.security._support import (
+    API,
+    PoolProcess,
+    RawPool,
+    fresh_identifier,
+    note,
+    raw_pool,
+    record,
+    stop_pool_process,
+)
 from tests.security.conftest import PoolFactory, require_bwrap
 
 MODES = ["bwrap", "none"]
@@ -83,12 +92,8 @@ async def _fault_with_bystander(pool: PoolProcess, fault: Callable[[RawPool], Aw
     return result
 
 
-def _ident(tag: str) -> str:
-    return f"{tag}-{uuid.uuid4().hex[:8]}"
-
-
 async def _crash_then_recover(raw: RawPool, crash_code: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    ident = _ident("crash")
+    ident = fresh_identifier("crash")
     await raw.value(ident, "before = 1\nbefore")
     crashed = await raw.execute(ident, crash_code, timeout=20)
     after = await raw.execute(ident, "'before' in globals()")
@@ -119,7 +124,7 @@ async def test_a_dying_kernel_fails_the_call_with_kernel_died_and_the_next_call_
 
 
 async def _loop(raw: RawPool, code: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    ident = _ident("loop")
+    ident = fresh_identifier("loop")
     await raw.value(ident, "before = 1\nbefore")
     timed = await raw.execute(ident, code, timeout=2)
     after = await raw.execute(ident, "'before' in globals()")
@@ -159,12 +164,15 @@ async def test_code_ignoring_sigint_is_restarted_at_its_time_limit_and_says_stat
     assert after["result"]["executionResult"] is False
 
 
+# bytes(n) comes from calloc, whose fresh pages are never written: the blocks take address space
+# (what the limit caps) without taking RAM, so the bomb hits the limit at once even on a loaded
+# machine, instead of first writing gigabytes of zeros (bytearray(n) does) while other tests run.
 MEMORY_BOMB = """
 def bomb():
     hoard = []
     try:
         while True:
-            hoard.append(bytearray(256 * 1024 * 1024))
+            hoard.append(bytes(256 * 1024 * 1024))
     except MemoryError:
         got = len(hoard)
         hoard.clear()
@@ -179,7 +187,7 @@ async def test_a_memory_bomb_hits_the_memory_limit_with_memory_error_and_the_ker
     pool = pools["bwrap"]
 
     async def fault(raw: RawPool) -> tuple[dict[str, Any], dict[str, Any]]:
-        ident = _ident("membomb")
+        ident = fresh_identifier("membomb")
         await raw.value(ident, "before = 1\nbefore")
         return await raw.execute(ident, MEMORY_BOMB, timeout=25), await raw.execute(ident, "before")
 
@@ -215,7 +223,7 @@ async def test_a_fork_bomb_is_stopped_by_the_process_limit(pools: dict[str, Pool
     pool = pools["bwrap"]
 
     async def fault(raw: RawPool) -> Any:
-        return await raw.value(_ident("forkbomb"), FORK_BOMB.format(limit=1000), timeout=25)
+        return await raw.value(fresh_identifier("forkbomb"), FORK_BOMB.format(limit=1000), timeout=25)
 
     forked, refused = await _fault_with_bystander(pool, fault)
     note("fork bomb (bwrap): processes before refusal", forked)
@@ -246,7 +254,7 @@ async def test_filling_the_disk_stops_at_the_file_size_limit(pools: dict[str, Po
     pool = pools["bwrap"]
 
     async def fault(raw: RawPool) -> Any:
-        return await raw.value(_ident("diskfill"), DISK_FILL, timeout=30)
+        return await raw.value(fresh_identifier("diskfill"), DISK_FILL, timeout=30)
 
     err, size = await _fault_with_bystander(pool, fault)
     note("disk fill (bwrap): bytes written before EFBIG", size)
@@ -286,7 +294,7 @@ async def test_a_200_mb_print_is_cut_and_the_server_does_not_hold_it(
 
     async def fault(raw: RawPool) -> dict[str, Any]:
         code = "line = 'x' * 999_999\nfor _ in range(200):\n    print(line)\n'done'"
-        return await raw.execute(_ident("print"), code, timeout=28, max_output=5000)
+        return await raw.execute(fresh_identifier("print"), code, timeout=28, max_output=5000)
 
     data = await _fault_with_bystander(pool, fault)
     growth = sampler.stop()
@@ -320,7 +328,7 @@ async def test_output_that_bypasses_the_kernels_cap_does_not_balloon_the_server(
     sampler = RssSampler(pool.pid)
 
     async def fault(raw: RawPool) -> dict[str, Any]:
-        return await raw.execute(_ident("bypass"), BYPASSES[how], timeout=28, max_output=5000)
+        return await raw.execute(fresh_identifier("bypass"), BYPASSES[how], timeout=28, max_output=5000)
 
     data = await _fault_with_bystander(pool, fault)
     growth = sampler.stop()
@@ -334,7 +342,7 @@ async def test_a_client_that_stops_reading_a_big_download_does_not_stall_the_poo
     pools: dict[str, PoolProcess],
 ) -> None:
     pool = pools["bwrap"]
-    ident = _ident("slowreader")
+    ident = fresh_identifier("slowreader")
     server = psutil.Process(pool.pid)
     async with raw_pool(pool) as raw:
         await raw.value(ident, "open('big.bin', 'wb').write(b'\\1' * (256 * 1024 * 1024))")
@@ -428,7 +436,7 @@ async def test_a_detached_grandchild_dies_with_its_session(pools: dict[str, Pool
         "subprocess.run(['/bin/sh', '-c', f'setsid {sys.executable} -c \"import time; time.sleep(300)\" "
         f"{marker} >/dev/null 2>&1 &'])\nTrue"
     )
-    ident = _ident("detach")
+    ident = fresh_identifier("detach")
     async with raw_pool(pool) as raw:
         assert await raw.value(ident, code) is True
         for _ in range(50):

@@ -143,19 +143,25 @@ class FakePool:
 
 
 class FakeClock:
-    """Monotonic time that only moves when the client sleeps, so waits cost nothing."""
+    """A :class:`~autogen_aca_sessions.client.clock.Clock` whose time only moves when the client
+    sleeps, so waits cost nothing, and whose jitter is fixed (the top of its range unless
+    ``lowest_jitter`` is set)."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.current = 1000.0
         self.sleeps: list[float] = []
+        self.lowest_jitter = False
 
-    def time(self) -> float:
-        return self.now
+    def now(self) -> float:
+        return self.current
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.now += seconds
+        self.current += seconds
         await asyncio.sleep(0)
+
+    def uniform(self, low: float, high: float) -> float:
+        return low if self.lowest_jitter else high
 
 
 @pytest.fixture
@@ -181,16 +187,15 @@ def fake_clock() -> FakeClock:
 async def make_client(
     fake_pool: FakePool, fake_clock: FakeClock
 ) -> AsyncIterator[Callable[..., SessionsClient]]:
-    """Clients aimed at the fake pool, with a static token, no real waiting, fixed jitter."""
+    """Clients aimed at the fake pool, with a static token and the fake clock (no real waiting,
+    fixed jitter)."""
     made: list[SessionsClient] = []
 
     def factory(endpoint: str | None = None, **kwargs: Any) -> SessionsClient:
         kwargs.setdefault("credential", "test-token")
         kwargs.setdefault("retry_backoff_base", 0.01)
+        kwargs.setdefault("clock", fake_clock)
         client = SessionsClient(endpoint or fake_pool.endpoint, **kwargs)
-        client._sleep = fake_clock.sleep
-        client._now = fake_clock.time
-        client._random = lambda low, high: high
         made.append(client)
         return client
 

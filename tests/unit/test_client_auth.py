@@ -12,12 +12,19 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from autogen_aca_sessions.client import TOKEN_SCOPE, AuthenticationError, SessionsClient
+from autogen_aca_sessions.client import (
+    TOKEN_SCOPE,
+    AuthenticationError,
+    SessionsClient,
+    TransportRequest,
+    TransportResponse,
+)
 from autogen_aca_sessions.client.auth import TokenProvider
 from tests.unit.conftest import FakePool
 
 Factory = Callable[..., SessionsClient]
 OK_LIST: dict[str, Any] = {"value": []}
+AZURE_POOL = "https://eastus.dynamicsessions.io/subscriptions/s/resourceGroups/r/sessionPools/p"
 
 
 class SyncCredential:
@@ -171,10 +178,48 @@ async def test_401_with_a_callable_token_calls_it_again(make_client: Factory, fa
 async def test_second_401_raises_authentication_error(make_client: Factory, fake_pool: FakePool) -> None:
     fake_pool.reply(401, {"error": {"code": "InvalidToken", "message": "no"}}, repeat=True)
     with pytest.raises(AuthenticationError) as info:
-        await make_client(credential="static").list_files("sess-1")
+        await make_client(credential=SyncCredential()).list_files("sess-1")
     assert len(fake_pool.requests) == 2
     assert info.value.status_code == 401
     assert info.value.error_code == "InvalidToken"
+    assert "(a fresh token was tried)" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["string", "callable", "async callable", "credential"])
+async def test_a_fixed_key_refused_with_401_is_sent_once_and_says_no_other_was_tried(
+    kind: str, make_client: Factory, fake_pool: FakePool
+) -> None:
+    async def async_key() -> str:
+        return "wrong-key"
+
+    class SameKeyCredential:
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            return AccessToken("wrong-key", int(time.time() + 3600))
+
+    credentials: dict[str, Any] = {
+        "string": "wrong-key",
+        "callable": lambda: "wrong-key",
+        "async callable": async_key,
+        "credential": SameKeyCredential(),
+    }
+    fake_pool.reply(401, {"error": {"code": "Unauthorized", "message": "bad key"}}, repeat=True)
+    with pytest.raises(AuthenticationError) as info:
+        await make_client(credential=credentials[kind]).execute("sess-1", "1")
+    assert [r.method for r in fake_pool.requests] == ["POST"]
+    assert "a fresh token was tried" not in str(info.value)
+    assert "no other to try" in str(info.value)
+
+
+async def test_an_error_line_quotes_the_services_message_once(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(401, {"error": {"code": "Unauthorized", "message": "The API key is not valid."}})
+    with pytest.raises(AuthenticationError) as info:
+        await make_client(credential="wrong-key").execute("sess-1", "1")
+    text = str(info.value)
+    assert text.count("The API key is not valid.") == 1
+    assert info.value.service_message == "The API key is not valid."
+    assert "The API key is not valid." in info.value.body
 
 
 async def test_concurrent_callers_share_one_refresh() -> None:
@@ -198,9 +243,18 @@ async def test_concurrent_401s_share_one_forced_refresh() -> None:
     assert credential.calls == 2
 
 
-async def test_default_credential_is_created_lazily_and_closed(
-    make_client: Factory, fake_pool: FakePool, monkeypatch: pytest.MonkeyPatch
-) -> None:
+class AnsweringTransport:
+    """Answers every attempt with an empty file listing, keeping each ``Authorization`` sent."""
+
+    def __init__(self) -> None:
+        self.authorizations: list[str] = []
+
+    async def send(self, request: TransportRequest) -> TransportResponse:
+        self.authorizations.append(request.headers["Authorization"])
+        return TransportResponse(200, {"Content-Type": "application/json"}, b'{"value": []}')
+
+
+async def test_default_credential_is_created_lazily_and_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     import azure.identity.aio
 
     created: list[AsyncCredential] = []
@@ -210,15 +264,46 @@ async def test_default_credential_is_created_lazily_and_closed(
         return created[-1]
 
     monkeypatch.setattr(azure.identity.aio, "DefaultAzureCredential", factory)
-    fake_pool.reply(json_body=OK_LIST, repeat=True)
-    client = SessionsClient(fake_pool.endpoint, None)
+    # An Azure endpoint (a loopback one never tries DefaultAzureCredential); the transport seam
+    # stands in for the service.
+    transport = AnsweringTransport()
+    client = SessionsClient(AZURE_POOL, None, transport=transport)
     assert created == []
     await client.list_files("sess-1")
     await client.list_files("sess-1")
     assert len(created) == 1
     await client.close()
     assert created[0].closed
-    assert bearer(fake_pool) == ["Bearer async-1"] * 2
+    assert transport.authorizations == ["Bearer async-1"] * 2
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:{port}/subscriptions/s/resourceGroups/r/sessionPools/p",
+        "http://localhost:{port}/subscriptions/s/resourceGroups/r/sessionPools/p",
+        "https://[::1]:{port}/subscriptions/s/resourceGroups/r/sessionPools/p",
+    ],
+)
+async def test_a_loopback_endpoint_without_a_credential_asks_for_the_local_pools_key(
+    endpoint: str, fake_pool: FakePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import azure.identity.aio
+
+    from autogen_aca_sessions.client import CredentialError
+
+    def never() -> AsyncCredential:
+        raise AssertionError("DefaultAzureCredential must not be tried for a local pool")
+
+    monkeypatch.setattr(azure.identity.aio, "DefaultAzureCredential", never)
+    async with SessionsClient(endpoint.format(port=fake_pool.url.rsplit(":", 1)[1]), None) as client:
+        with pytest.raises(CredentialError) as info:
+            await client.execute("sess-1", "1")
+    assert str(info.value).startswith("a local pool wants an API key: pass credential=...")
+    assert "--api-key or ACA_SESSIONS_API_KEY" in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
+    assert info.value.__cause__ is None
+    assert fake_pool.requests == []
 
 
 def test_unusable_credentials_are_refused() -> None:

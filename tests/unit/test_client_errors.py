@@ -13,6 +13,7 @@ from autogen_aca_sessions.client import (
     PayloadTooLargeError,
     PermissionDeniedError,
     PoolFullError,
+    PoolNotFoundError,
     ServerError,
     ServiceUnavailableError,
     SessionsClient,
@@ -81,11 +82,14 @@ async def test_403_names_the_session_executor_role(make_client: Factory, fake_po
     assert "Forbidden" in str(info.value)
 
 
+POOL_FULL_BODY = {"error": {"code": "SessionPoolFull", "message": "The pool is at maxConcurrentSessions=5"}}
+
+
 @pytest.mark.parametrize("operation", ["execute", "upload"])
-async def test_404_on_a_session_creating_call_is_pool_full(
+async def test_the_pool_full_answer_on_a_session_creating_call_is_pool_full(
     operation: str, make_client: Factory, fake_pool: FakePool
 ) -> None:
-    fake_pool.reply(404, text="")
+    fake_pool.reply(404, POOL_FULL_BODY)
     client = make_client()
     call = (
         client.execute("sess-1", "1") if operation == "execute" else client.upload_file("sess-1", "a", b"x")
@@ -94,23 +98,74 @@ async def test_404_on_a_session_creating_call_is_pool_full(
         await call
     assert isinstance(info.value, NotFoundError)
     assert "maxConcurrentSessions" in str(info.value)
+    assert "check the URL" not in str(info.value)
     assert len(fake_pool.requests) == 1
 
 
 @pytest.mark.parametrize("version", ["2024-02-02-preview", "2024-10-02-preview"])
-async def test_404_on_legacy_and_new_execute_is_pool_full(
+async def test_pool_full_on_legacy_and_new_execute_is_pool_full(
     version: str, make_client: Factory, fake_pool: FakePool
 ) -> None:
-    fake_pool.reply(404, text="Not Found")
+    fake_pool.reply(404, POOL_FULL_BODY)
     with pytest.raises(PoolFullError):
         await make_client(api_version=version).execute("sess-1", "1")
+
+
+@pytest.mark.parametrize(
+    ("operation", "reply"),
+    [
+        # The local pool's (and Azure's) answer for a pool name it does not host.
+        ("execute", {"json_body": {"error": {"code": "SessionPoolNotFound", "message": "no pool 'x'"}}}),
+        # A wrong path (the ARM resource path, '/code/execute' appended): a bare 404.
+        ("execute", {"text": "Not Found"}),
+        ("execute", {"text": ""}),
+        ("upload", {"text": "404: Not Found"}),
+        # SessionPoolNotFound says so whatever the call.
+        ("list", {"json_body": {"error": {"code": "SessionPoolNotFound", "message": "no pool 'x'"}}}),
+    ],
+)
+@pytest.mark.parametrize("version", ["2024-02-02-preview", "2025-10-02-preview"])
+async def test_any_other_404_on_a_session_creating_call_is_pool_not_found(
+    operation: str, reply: dict[str, object], version: str, make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(404, **reply)  # type: ignore[arg-type]
+    client = make_client(api_version=version)
+    calls = {
+        "execute": lambda: client.execute("sess-1", "1"),
+        "upload": lambda: client.upload_file("sess-1", "a", b"x"),
+        "list": lambda: client.list_files("sess-1"),
+    }
+    with pytest.raises(PoolNotFoundError) as info:
+        await calls[operation]()
+    assert isinstance(info.value, NotFoundError)
+    assert not isinstance(info.value, PoolFullError)
+    assert "No session pool at this endpoint; check the URL" in str(info.value)
+    assert "maxConcurrentSessions" not in str(info.value)
+    assert len(fake_pool.requests) == 1
+
+
+async def test_a_404_about_the_session_on_execute_is_plain_not_found(
+    make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(404, {"error": {"code": "SessionNotFound", "message": "no session"}})
+    with pytest.raises(NotFoundError) as info:
+        await make_client().execute("sess-1", "1")
+    assert type(info.value) is NotFoundError
+    assert info.value.error_code == "SessionNotFound"
+
+
+def test_pool_not_found_is_exported_at_the_top_level() -> None:
+    import autogen_aca_sessions
+
+    assert autogen_aca_sessions.PoolNotFoundError is PoolNotFoundError
+    assert "PoolNotFoundError" in autogen_aca_sessions.__all__
 
 
 async def test_404_on_a_lookup_is_plain_not_found(make_client: Factory, fake_pool: FakePool) -> None:
     fake_pool.reply(404, {"error": {"code": "ExecutionNotFound", "message": "no such execution"}})
     with pytest.raises(NotFoundError) as info:
         await make_client().get_execution("sess-1", "nope")
-    assert not isinstance(info.value, PoolFullError)
+    assert not isinstance(info.value, (PoolFullError, PoolNotFoundError))
     assert info.value.error_code == "ExecutionNotFound"
 
 

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from autogen_aca_sessions.client import (
+    AiohttpTransport,
     ExecutionTimeoutError,
     RequestMayHaveRunError,
     SessionsClient,
@@ -25,18 +26,25 @@ Factory = Callable[..., SessionsClient]
 OK = {"status": "Succeeded", "result": {"stdout": "", "stderr": ""}}
 
 
+def http_session(client: SessionsClient) -> aiohttp.ClientSession | None:
+    """The HTTP session of the client's default transport (None before its first request)."""
+    transport = client.transport
+    assert isinstance(transport, AiohttpTransport)
+    return transport.session
+
+
 async def test_session_is_created_lazily_and_reused_across_calls(
     make_client: Factory, fake_pool: FakePool
 ) -> None:
     fake_pool.reply(json_body={"value": []}, repeat=True)
     client = make_client()
-    assert client._session is None  # nothing created outside a running request
+    assert http_session(client) is None  # nothing created outside a running request
     await client.list_files("sess-1")
-    session = client._session
+    session = http_session(client)
     assert isinstance(session, aiohttp.ClientSession)
     await client.list_files("sess-1")
     await client.list_files("sess-1")
-    assert client._session is session
+    assert http_session(client) is session
     # Kept-alive connection: every request came from the same client port.
     assert len({r.peer for r in fake_pool.requests}) == 1
 
@@ -47,7 +55,7 @@ async def test_close_releases_our_session_and_later_calls_fail(
     fake_pool.reply(json_body={"value": []}, repeat=True)
     client = make_client()
     await client.list_files("sess-1")
-    session = client._session
+    session = http_session(client)
     assert session is not None
     await client.close()
     assert session.closed
@@ -60,7 +68,7 @@ async def test_async_with_closes_the_client(fake_pool: FakePool) -> None:
     fake_pool.reply(json_body={"value": []})
     async with SessionsClient(fake_pool.endpoint, "t") as client:
         await client.list_files("sess-1")
-        session = client._session
+        session = http_session(client)
     assert session is not None
     assert session.closed
 
@@ -70,7 +78,7 @@ async def test_external_session_is_used_and_not_closed(fake_pool: FakePool) -> N
     async with aiohttp.ClientSession() as external:
         async with SessionsClient(fake_pool.endpoint, "t", session=external) as client:
             await client.list_files("sess-1")
-            assert client._session is external
+            assert http_session(client) is external
         assert not external.closed
     assert len(fake_pool.requests) == 1
 
@@ -86,7 +94,7 @@ async def test_cancelling_a_call_cancels_the_request_and_leaves_the_client_usabl
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    session = client._session
+    session = http_session(client)
     assert session is not None
     assert not session.closed
     assert await client.list_files("sess-1") == []
@@ -161,8 +169,8 @@ def test_the_http_session_of_an_earlier_event_loop_is_released() -> None:
     async def once() -> None:
         with contextlib.suppress(SessionsConnectionError):
             await client.list_files("sess-1")
-        assert client._session is not None
-        sessions.append(client._session)
+        assert http_session(client) is not None
+        sessions.append(http_session(client))
 
     asyncio.run(once())
     first = sessions[0]

@@ -235,6 +235,22 @@ async def test_list_files_recursive_before_2025_10_is_unsupported(
     assert fake_pool.requests == []
 
 
+@pytest.mark.parametrize("version", [*LEGACY, *NEW])
+async def test_supports_recursive_listing_says_what_the_contract_accepts(
+    version: str, make_client: Factory, fake_pool: FakePool
+) -> None:
+    fake_pool.reply(json_body={"value": []})
+    client = make_client(api_version=version)
+    try:
+        await client.list_files("sess-1", recursive=True)
+    except UnsupportedOperationError:
+        accepted = False
+    else:
+        accepted = True
+    assert client.supports_recursive_listing is accepted
+    assert accepted is (version == "2025-10-02-preview")
+
+
 @pytest.mark.parametrize("version", ["2024-08-02-preview", *NEW])
 async def test_get_file_reads_file_metadata(version: str, make_client: Factory, fake_pool: FakePool) -> None:
     fake_pool.reply(json_body={"name": "a b.csv", "type": "File"})

@@ -106,8 +106,8 @@ async def test_backoff_has_jitter_in_the_upper_half(
     make_client: Factory, fake_pool: FakePool, fake_clock: FakeClock
 ) -> None:
     fake_pool.reply(503, repeat=True)
+    fake_clock.lowest_jitter = True
     client = make_client(max_retries=2, retry_backoff_base=1.0)
-    client._random = lambda low, high: low  # the smallest jitter
     with pytest.raises(ServiceUnavailableError):
         await client.list_files("sess-1")
     assert fake_clock.sleeps == [0.5, 1.0]
@@ -296,7 +296,7 @@ async def test_read_timeout_on_an_execution_is_not_retried(make_client: Factory,
 
 
 def test_connect_timeout_class_falls_back_on_old_aiohttp() -> None:
-    from autogen_aca_sessions.client.client import _connect_timeout_error
+    from autogen_aca_sessions.client.aiohttp_transport import _connect_timeout_error
 
     assert _connect_timeout_error(aiohttp) is aiohttp.ConnectionTimeoutError
     # aiohttp < 3.10 has no ConnectionTimeoutError: nothing may then be treated as "never

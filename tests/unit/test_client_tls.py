@@ -81,8 +81,7 @@ async def test_ssl_context_trusting_the_pool_certificate_works(tls_pool: tuple[F
 async def test_untrusted_certificate_fails_fast_without_retries(tls_pool: tuple[FakePool, Path]) -> None:
     pool, _ = tls_pool
     clock = FakeClock()
-    client = SessionsClient(pool.endpoint, "t", max_retries=3)
-    client._sleep = clock.sleep
+    client = SessionsClient(pool.endpoint, "t", max_retries=3, clock=clock)
     try:
         with pytest.raises(SessionsConnectionError, match="TLS error"):
             await client.list_files("sess-1")

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from autogen_aca_sessions.client import ApiVersion, SessionsClient
+from autogen_aca_sessions.client._urls import PoolUrls
 from tests.unit.conftest import FakePool
 
 Factory = Callable[..., SessionsClient]
@@ -183,7 +184,7 @@ async def test_empty_file_name_is_refused_locally(make_client: Factory, fake_poo
 )
 def test_service_links_are_resolved_against_the_pool_only(link: str | None, expected: str | None) -> None:
     client = SessionsClient(AZURE, "t")
-    assert client._resolve_link(link, "sess") == expected
+    assert PoolUrls(client.endpoint, client.api_version).resolve_link(link, "sess") == expected
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,15 @@ import pytest
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock, with_requirements
 
-from autogen_aca_sessions.client import ExecutionTimeoutError, SessionsClient
+from autogen_aca_sessions.client import (
+    AuthenticationError,
+    CredentialError,
+    ExecutionTimeoutError,
+    PermissionDeniedError,
+    PoolFullError,
+    PoolNotFoundError,
+    SessionsClient,
+)
 from autogen_aca_sessions.executor import ACADynamicSessionsCodeExecutor, ACADynamicSessionsCodeResult
 from autogen_aca_sessions.executor._setup_prefix import SETUP_LINE
 from tests.unit.conftest import FakePool, Recorded
@@ -134,6 +142,53 @@ async def test_stop_deletes_the_executors_own_session(fake_pool: FakePool) -> No
         await run(target, ("python", "1"))
     assert len(deletes(fake_pool)) == 1
     assert f"identifier={own}" in deletes(fake_pool)[0].raw
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "raised"),
+    [
+        (401, {"error": {"code": "Unauthorized", "message": "The key is not valid."}}, AuthenticationError),
+        (403, {"error": {"code": "Forbidden", "message": "no role"}}, PermissionDeniedError),
+        (404, {"error": {"code": "SessionPoolFull", "message": "at maxConcurrentSessions"}}, PoolFullError),
+        (404, {"error": {"code": "SessionPoolNotFound", "message": "no pool 'x'"}}, PoolNotFoundError),
+    ],
+)
+async def test_a_refused_first_block_sends_one_post_and_stop_deletes_nothing(
+    fake_pool: FakePool, status: int, body: dict[str, Any], raised: type[Exception]
+) -> None:
+    # A wrong static key, a missing role, a full pool or a wrong URL: the refused request created
+    # no session, so there is nothing to release (a DELETE would only be refused the same way).
+    fake_pool.reply(status, body, repeat=True)
+    target = executor(fake_pool)
+    with pytest.raises(raised) as info:
+        async with target:
+            await run(target, ("python", "print(1)"))
+    assert [r.method for r in fake_pool.requests] == ["POST"]
+    assert deletes(fake_pool) == []
+    assert str(info.value).count(body["error"]["message"]) == 1
+
+
+async def test_a_local_pool_without_a_key_is_one_credential_error_and_nothing_is_sent(
+    fake_pool: FakePool,
+) -> None:
+    target = ACADynamicSessionsCodeExecutor(fake_pool.endpoint, None, api_version=NEWEST)
+    with pytest.raises(CredentialError, match=r"^a local pool wants an API key: pass credential=\.\.\."):
+        async with target:
+            await run(target, ("python", "print(1)"))
+    assert fake_pool.requests == []
+
+
+async def test_a_session_used_before_a_refused_block_is_still_released(fake_pool: FakePool) -> None:
+    answer(fake_pool, succeeded(stdout="1\n"), default={"status": "Failed"})
+    target = executor(fake_pool)
+    async with target:
+        await run(target, ("python", "print(1)"))
+        fake_pool.replies.clear()
+        fake_pool.reply(403, {"error": {"code": "Forbidden", "message": "role revoked"}}, method="POST")
+        fake_pool.reply(204, method="DELETE", path=SESSION)
+        with pytest.raises(PermissionDeniedError):
+            await run(target, ("python", "print(2)"))
+    assert [r.method for r in fake_pool.requests] == ["POST", "POST", "DELETE"]
 
 
 async def test_stop_keeps_a_caller_supplied_session(fake_pool: FakePool) -> None:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 try:
     import agent_framework as _agent_framework  # noqa: F401
+    import agent_framework_tools as _agent_framework_tools  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "autogen_aca_sessions.agent_framework needs Microsoft Agent Framework: "
-        "pip install 'autogen-aca-sessions[agent-framework]'"
+        "autogen_aca_sessions.agent_framework needs Microsoft Agent Framework (agent-framework-core "
+        "and agent-framework-tools): pip install 'autogen-aca-sessions[agent-framework]'"
     ) from exc
 
 from autogen_aca_sessions.agent_framework._config import DynamicSessionsConfig, PoolKind
@@ -34,6 +35,7 @@ from autogen_aca_sessions.agent_framework._sessions import (
     RunOutcome,
     SessionSetupError,
 )
+from autogen_aca_sessions.agent_framework._shell_executor import DynamicSessionsShellExecutor
 from autogen_aca_sessions.agent_framework._tools import (
     DownloadFileTool,
     ExecuteCodeTool,
@@ -41,13 +43,25 @@ from autogen_aca_sessions.agent_framework._tools import (
     RunShellTool,
     UploadFileTool,
 )
+from autogen_aca_sessions.client.checkpoint import (
+    CheckpointError,
+    CheckpointInfo,
+    CheckpointSessionGoneError,
+    CheckpointTamperedError,
+    SkippedVariable,
+)
 
 __all__ = [
     "STATE_KEY",
+    "CheckpointError",
+    "CheckpointInfo",
+    "CheckpointSessionGoneError",
+    "CheckpointTamperedError",
     "DownloadFileTool",
     "DynamicSessions",
     "DynamicSessionsCodeActProvider",
     "DynamicSessionsConfig",
+    "DynamicSessionsShellExecutor",
     "ExecuteCodeTool",
     "FunctionSource",
     "InjectedFunction",
@@ -57,6 +71,7 @@ __all__ = [
     "RunOutcome",
     "RunShellTool",
     "SessionSetupError",
+    "SkippedVariable",
     "UploadFileTool",
     "session_tools",
 ]

@@ -78,6 +78,11 @@ class DynamicSessionsConfig(BaseModel):
     release_on_close: bool = Field(
         default=True, description="Delete the sessions this object created when it is closed."
     )
+    restore_checkpoint_on_loss: bool = Field(
+        default=False,
+        description="When a conversation's session lost its state, restore the last checkpoint made or "
+        "restored for it, and tell the model in the tool result.",
+    )
     allow_insecure_http: bool = Field(
         default=False, description="Accept http:// to a host that is not loopback (tokens travel in clear)."
     )

@@ -17,6 +17,32 @@ __all__ = [
 ]
 
 _MAX_PACKAGES = 80
+_NOTABLE_PACKAGES = (
+    "numpy",
+    "pandas",
+    "matplotlib",
+    "scipy",
+    "scikit-learn",
+    "seaborn",
+    "statsmodels",
+    "sympy",
+    "networkx",
+    "pillow",
+    "openpyxl",
+    "requests",
+)
+"""Named first in the instructions when installed: what model-written code reaches for most, so
+a long package list cut at :data:`_MAX_PACKAGES` never hides them behind the alphabet."""
+
+
+def _packages_for_model(packages: Sequence[str]) -> list[str]:
+    """``packages`` with the notable ones first (in :data:`_NOTABLE_PACKAGES` order), the rest as given."""
+    lowered = {name.lower(): name for name in packages}
+    first = [lowered[name] for name in _NOTABLE_PACKAGES if name in lowered]
+    chosen = {name.lower() for name in first}
+    return first + [name for name in packages if name.lower() not in chosen]
+
+
 _MAX_FILES = 50
 
 
@@ -94,6 +120,7 @@ def build_instructions(
     if others:
         lines.append("File tools: " + ", ".join(f"`{name}`" for name in others) + ".")
     if packages:
+        packages = _packages_for_model(packages)
         shown = ", ".join(packages[:_MAX_PACKAGES])
         more = f" (and {len(packages) - _MAX_PACKAGES} more)" if len(packages) > _MAX_PACKAGES else ""
         lines.append(f"Installed packages: {shown}{more}.")

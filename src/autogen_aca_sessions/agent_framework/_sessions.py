@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl as ssl_module
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -26,17 +27,30 @@ from autogen_aca_sessions.agent_framework._functions import (
     build_functions_module,
 )
 from autogen_aca_sessions.client import (
-    ApiVersion,
     ExecutionResult,
     NotFoundError,
     SessionFile,
     SessionsClient,
     SessionsError,
     TokenSource,
+    left_no_session,
+)
+from autogen_aca_sessions.client.checkpoint import (
+    CheckpointError,
+    CheckpointInfo,
+    CheckpointSessionGoneError,
+    checkpoint_session,
+    inspect_checkpoint,
+    restore_session,
 )
 from autogen_aca_sessions.client.closing import AsyncClosing
-from autogen_aca_sessions.client.limits import DEFAULT_MAX_OUTPUT_CHARS
+from autogen_aca_sessions.client.limits import DEFAULT_MAX_OUTPUT_CHARS, MAX_EXECUTION_SECONDS
 from autogen_aca_sessions.client.session_code import packages_code, setup_code
+from autogen_aca_sessions.client.session_replacement import (
+    failed_for_missing_functions,
+    replaced_since,
+    setup_lost,
+)
 
 if TYPE_CHECKING:
     from agent_framework import AgentSession
@@ -49,6 +63,9 @@ STATE_KEY = "aca_dynamic_sessions"
 """Key in ``AgentSession.state`` under which the session identifier is kept."""
 
 _SETUP_TIMEOUT_SECONDS = 60
+_CHECKPOINT_SECONDS = 120
+"""Least time limit of the cells that pack and unpack a checkpoint (a large namespace takes
+longer than a typical call; the service's cap of 220 s still applies)."""
 _MAX_SERVICE_OUTPUT_CHARS = DEFAULT_MAX_OUTPUT_CHARS
 _MIN_SERVICE_OUTPUT_CHARS = 200_000
 
@@ -129,6 +146,8 @@ class DynamicSessions(AsyncClosing):
         self._locks: dict[str, asyncio.Lock] = {}
         self._default_identifier: str | None = None
         self._packages: list[str] | None = None
+        # identifier -> (path, key) of the last checkpoint made or restored for it.
+        self._checkpoints: dict[str, tuple[Path, bytes | None]] = {}
         self._closed = False
 
     # ------------------------------------------------------------------ properties
@@ -187,41 +206,61 @@ class DynamicSessions(AsyncClosing):
             lock = self._locks[identifier] = asyncio.Lock()
         return lock
 
+    @contextlib.contextmanager
+    def _naming(self, identifier: str) -> Iterator[None]:
+        """Around one request naming ``identifier``: it counts as used (released on close) from
+        before it goes out, unless it failed in a way that created no session (never sent, or
+        refused with 401, 403, pool full, no pool), the executor's rule too."""
+        was_used = identifier in self._used
+        self._used.add(identifier)
+        try:
+            yield
+        except Exception as exc:
+            if not was_used and left_no_session(exc):
+                self._used.discard(identifier)
+            raise
+
     def _check_open(self) -> None:
         if self._closed:
             raise SessionsError("this DynamicSessions is closed")
 
     # ------------------------------------------------------------------ executions
-    async def run_code(self, session: AgentSession | None, code: str) -> RunOutcome:
-        """Run Python code in the session of ``session`` (prepared first when needed)."""
+    async def run_code(
+        self, session: AgentSession | None, code: str, *, timeout_seconds: int | None = None
+    ) -> RunOutcome:
+        """Run Python code in the session of ``session`` (prepared first when needed), with
+        ``timeout_seconds`` (default: the configuration's) as the service's time limit."""
         self._check_open()
         if self._config.pool_kind is not PoolKind.PYTHON:
             raise SessionsError("this pool runs shell commands: use run_shell")
+        seconds = timeout_seconds or self._config.timeout_seconds
         identifier = self.identifier_for(session)
         async with self._lock(identifier):
             await self._prepare(identifier)
-            result = await self._client.execute(
-                identifier, code, timeout_seconds=self._config.timeout_seconds
-            )
+            result = await self._client.execute(identifier, code, timeout_seconds=seconds)
             notes: list[str] = []
             if self._was_replaced(identifier, result):
-                result = await self._after_replacement(identifier, code, result, notes)
+                result = await self._after_replacement(identifier, code, result, notes, seconds)
+                note = await self._restore_after_loss(identifier)
+                if note is not None:
+                    notes.append(note)
             return RunOutcome(result=result, identifier=identifier, notes=notes)
 
-    async def run_shell(self, session: AgentSession | None, command: str) -> RunOutcome:
+    async def run_shell(
+        self, session: AgentSession | None, command: str, *, timeout_seconds: int | None = None
+    ) -> RunOutcome:
         """Run a shell command in the session of ``session`` (shell pools)."""
         self._check_open()
         if self._config.pool_kind is not PoolKind.SHELL:
             raise SessionsError("this pool runs Python: use run_code")
         identifier = self.identifier_for(session)
         async with self._lock(identifier):
-            self._used.add(identifier)
-            result = await self._client.execute_shell(
-                identifier, command, timeout_seconds=self._config.timeout_seconds
-            )
+            with self._naming(identifier):
+                result = await self._client.execute_shell(
+                    identifier, command, timeout_seconds=timeout_seconds or self._config.timeout_seconds
+                )
             notes: list[str] = []
-            previous = self._prepared.get(identifier)
-            if previous is not None and result.session_guid and result.session_guid != previous:
+            if replaced_since(self._prepared.get(identifier), result):
                 notes.append(
                     "The session was replaced since the last command: files written before are gone."
                 )
@@ -230,13 +269,29 @@ class DynamicSessions(AsyncClosing):
             return RunOutcome(result=result, identifier=identifier, notes=notes)
 
     def _was_replaced(self, identifier: str, result: ExecutionResult) -> bool:
-        before = self._prepared.get(identifier)
-        return result.state_lost or (
-            before is not None and result.session_guid is not None and result.session_guid != before
+        return setup_lost(self._prepared.get(identifier), result)
+
+    async def _restore_after_loss(self, identifier: str) -> str | None:
+        """With ``restore_checkpoint_on_loss``, put the session's last checkpoint back after its
+        state was lost; the note for the model (None when there was nothing to restore)."""
+        last = self._checkpoints.get(identifier)
+        if not self._config.restore_checkpoint_on_loss or last is None:
+            return None
+        path, key = last
+        try:
+            await inspect_checkpoint(path, key=key)
+            info = await self._restore_into(identifier, path, key)
+        except (SessionsError, ValueError, OSError) as exc:
+            return f"Restoring the last checkpoint failed, so nothing of it is back: {exc}"
+        names = ", ".join(info.variables) or "none"
+        return (
+            f"The last checkpoint was restored after this call ran: variables {names} and "
+            f"{len(info.files)} file(s) are back (work done after that checkpoint is gone); run the "
+            "code again if it needed them."
         )
 
     async def _after_replacement(
-        self, identifier: str, code: str, result: ExecutionResult, notes: list[str]
+        self, identifier: str, code: str, result: ExecutionResult, notes: list[str], seconds: int
     ) -> ExecutionResult:
         self._prepared.pop(identifier, None)
         notes.append(
@@ -245,36 +300,128 @@ class DynamicSessions(AsyncClosing):
         )
         await self._prepare(identifier)
         module = self._functions
-        missing = f"No module named '{self._config.functions_module}'"
-        if module is not None and not result.succeeded and missing in (result.stderr or ""):
+        if module is not None and failed_for_missing_functions(
+            result, self._config.functions_module, module.names
+        ):
             # It failed only because the fresh interpreter lacked the injected functions.
             notes.append("The code ran again once the injected functions were set up.")
-            return await self._client.execute(identifier, code, timeout_seconds=self._config.timeout_seconds)
+            return await self._client.execute(identifier, code, timeout_seconds=seconds)
         notes.append("The working directory and injected functions are set up again for the next call.")
         return result
+
+    def _setup_source(self) -> str:
+        module = self._functions
+        return setup_code(
+            self._config.functions_module,
+            module.source if module else None,
+            module.names if module else (),
+        )
 
     async def _prepare(self, identifier: str) -> None:
         """Working directory and injected functions, once per session incarnation."""
         if identifier in self._prepared:
             return
-        module = self._functions
-        code = setup_code(
-            self._config.functions_module,
-            module.source if module else None,
-            module.names if module else (),
-        )
-        result = await self._client.execute(
-            identifier,
-            code,
-            timeout_seconds=min(_SETUP_TIMEOUT_SECONDS, max(self._config.timeout_seconds, 10)),
-        )
-        self._used.add(identifier)
+        code = self._setup_source()
+        with self._naming(identifier):
+            result = await self._client.execute(
+                identifier,
+                code,
+                timeout_seconds=min(_SETUP_TIMEOUT_SECONDS, max(self._config.timeout_seconds, 10)),
+            )
         if not result.succeeded:
             raise SessionSetupError(
                 f"Preparing session {identifier!r} failed (working directory / injected functions): "
                 f"{(result.stderr or result.error_message or result.status.value).strip()[-2000:]}"
             )
         self._prepared[identifier] = result.session_guid
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint_seconds(self) -> int:
+        return min(MAX_EXECUTION_SECONDS, max(self._config.timeout_seconds, _CHECKPOINT_SECONDS))
+
+    async def checkpoint(
+        self, session: AgentSession | None, path: str | os.PathLike[str], *, key: bytes | None = None
+    ) -> CheckpointInfo:
+        """Save the files and picklable variables of ``session``'s dynamic session to ``path``.
+
+        The same as the AutoGen executor's ``checkpoint`` (see
+        :mod:`autogen_aca_sessions.client.checkpoint`): signed with ``key``, the injected
+        functions left out, what would not pickle listed in :attr:`CheckpointInfo.skipped`.
+
+        Raises:
+            CheckpointSessionGoneError: the session no longer exists (cooldown, or deleted).
+            CheckpointError: a shell pool, a conversation that has run nothing yet, or a session
+                that could not pack its state.
+        """
+        self._check_open()
+        if self._config.pool_kind is not PoolKind.PYTHON:
+            raise CheckpointError(
+                "A shell pool has no interpreter whose variables could be kept; download the files instead."
+            )
+        if not self.has_session(session):
+            raise CheckpointError("This conversation has run nothing yet: there is nothing to checkpoint.")
+        identifier = self.identifier_for(session)
+        if identifier in self._created and identifier not in self._used:
+            raise CheckpointError(
+                f"Session {identifier!r} has run nothing yet: there is nothing to checkpoint."
+            )
+        module = self._functions
+        async with self._lock(identifier):
+            try:
+                with self._naming(identifier):
+                    info = await checkpoint_session(
+                        self._client,
+                        identifier,
+                        path,
+                        key=key,
+                        timeout_seconds=self._checkpoint_seconds(),
+                        exclude=module.names if module else (),
+                        expected_session_guid=self._prepared.get(identifier),
+                    )
+            except CheckpointSessionGoneError:
+                # Whatever answered (if anything) is a new session, never prepared.
+                self._prepared.pop(identifier, None)
+                raise
+        self._checkpoints[identifier] = (Path(path), key)
+        return info
+
+    async def restore(
+        self, session: AgentSession | None, path: str | os.PathLike[str], *, key: bytes | None = None
+    ) -> CheckpointInfo:
+        """Put the files and variables of the checkpoint at ``path`` into ``session``'s dynamic
+        session (a new one when the conversation has none yet).
+
+        The signature is checked before anything is sent; variables are unpickled inside the
+        session only. The working directory and injected functions are set up in the same cell.
+
+        Raises:
+            CheckpointTamperedError: the file was not signed with this key or was changed since.
+            CheckpointError: a shell pool, or the session could not unpack it.
+        """
+        self._check_open()
+        if self._config.pool_kind is not PoolKind.PYTHON:
+            raise CheckpointError("A shell pool has no interpreter to restore variables into.")
+        # The signature first: a file that is not ours reaches no session, not even its set-up.
+        await inspect_checkpoint(path, key=key)
+        identifier = self.identifier_for(session)
+        async with self._lock(identifier):
+            info = await self._restore_into(identifier, Path(path), key)
+        self._checkpoints[identifier] = (Path(path), key)
+        return info
+
+    async def _restore_into(self, identifier: str, path: Path, key: bytes | None) -> CheckpointInfo:
+        """Restore a checkpoint whose signature was checked; set-up in the same cell."""
+        with self._naming(identifier):
+            info = await restore_session(
+                self._client,
+                identifier,
+                path,
+                key=key,
+                timeout_seconds=self._checkpoint_seconds(),
+                prelude=self._setup_source(),
+            )
+        self._prepared[identifier] = info.session_guid
+        return info
 
     # ------------------------------------------------------------------ what the session offers
     async def packages(self, session: AgentSession | None = None) -> list[str]:
@@ -316,25 +463,25 @@ class DynamicSessions(AsyncClosing):
         self._check_open()
         directory, base = _split_session_path(name)
         identifier = self.identifier_for(session)
-        self._used.add(identifier)
-        return await self._client.upload_file(identifier, base, data, path=directory)
+        with self._naming(identifier):
+            return await self._client.upload_file(identifier, base, data, path=directory)
 
     async def download(self, session: AgentSession | None, name: str) -> bytes:
         """The content of ``name`` in the session's ``/mnt/data``."""
         self._check_open()
         directory, base = _split_session_path(name)
         identifier = self.identifier_for(session)
-        self._used.add(identifier)
-        return await self._client.download_file(identifier, base, path=directory)
+        with self._naming(identifier):
+            return await self._client.download_file(identifier, base, path=directory)
 
     async def list_files(self, session: AgentSession | None) -> list[SessionFile]:
         """The files in the session's ``/mnt/data`` (recursive where the api-version allows)."""
         self._check_open()
         identifier = self.identifier_for(session)
-        self._used.add(identifier)
-        # Recursive listing exists from 2025-10-02-preview on.
-        recursive = self._client.api_version is ApiVersion.V2025_10_02_PREVIEW
-        return await self._client.list_files(identifier, recursive=recursive)
+        with self._naming(identifier):
+            return await self._client.list_files(
+                identifier, recursive=self._client.supports_recursive_listing
+            )
 
     async def upload_from_allowed_dir(self, session: AgentSession | None, local_path: str) -> SessionFile:
         """Upload a file of the configured ``upload_dir`` (``local_path`` is relative to it)."""

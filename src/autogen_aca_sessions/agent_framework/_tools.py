@@ -26,6 +26,7 @@ from autogen_aca_sessions.client import (
     ExecutionTimeoutError,
     NotFoundError,
     PoolFullError,
+    PoolNotFoundError,
     RequestMayHaveRunError,
     SessionsConnectionError,
     SessionsError,
@@ -103,6 +104,11 @@ def _failure(exc: Exception) -> list[Content]:
     if isinstance(exc, PoolFullError):
         return error_contents(
             f"The session pool has no free session right now; try again later. {exc}", error_code="PoolFull"
+        )
+    if isinstance(exc, PoolNotFoundError):
+        return error_contents(
+            f"No session pool answers at the configured endpoint; check pool_management_endpoint. {exc}",
+            error_code="PoolNotFound",
         )
     if isinstance(exc, (FileNotFoundError, NotFoundError)):
         return error_contents(f"Not found: {exc}", error_code="NotFound")

@@ -60,6 +60,16 @@ class ScriptedChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any],
         self._turns: list[ScriptedTurn] = list(turns)
         self.calls: list[list[Message]] = []
 
+    @staticmethod
+    def get_shell_tool(**kwargs: Any) -> Any:
+        """Agent Framework's ``SupportsShellTool``: the scripted model calls a shell function by
+        name, like any tool, so the function (``func=``, e.g. ``LocalShellTool.as_function()`` or
+        ``DynamicSessionsShellExecutor.as_function()``) is the tool."""
+        func = kwargs.get("func")
+        if func is None:
+            raise ValueError("the scripted client runs a local shell function: pass func=")
+        return func
+
     @property
     def remaining(self) -> int:
         """Turns not replayed yet."""

@@ -7,8 +7,10 @@ imports AutoGen; the executor and the CLI build on it.
 
 from __future__ import annotations
 
+from autogen_aca_sessions.client.aiohttp_transport import AiohttpTransport
 from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenSource
 from autogen_aca_sessions.client.client import SessionsClient
+from autogen_aca_sessions.client.clock import Clock, SystemClock
 from autogen_aca_sessions.client.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -18,6 +20,7 @@ from autogen_aca_sessions.client.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     PoolFullError,
+    PoolNotFoundError,
     RequestMayHaveRunError,
     RequestNotSentError,
     ServerError,
@@ -29,6 +32,7 @@ from autogen_aca_sessions.client.errors import (
     UnsupportedOperationError,
     UploadOutcomeUnknownError,
     ValidationError,
+    left_no_session,
 )
 from autogen_aca_sessions.client.mcp import MCP_API_KEY_HEADER, McpConnection, fetch_mcp_connection
 from autogen_aca_sessions.client.models import (
@@ -41,17 +45,27 @@ from autogen_aca_sessions.client.models import (
     SessionFile,
     SessionInfo,
 )
+from autogen_aca_sessions.client.transport import (
+    FileUpload,
+    ResponseTimeoutError,
+    Transport,
+    TransportRequest,
+    TransportResponse,
+)
 
 __all__ = [
     "MCP_API_KEY_HEADER",
     "TOKEN_SCOPE",
+    "AiohttpTransport",
     "ApiVersion",
     "AuthenticationError",
+    "Clock",
     "ConfigurationError",
     "CredentialError",
     "ExecutionResult",
     "ExecutionStatus",
     "ExecutionTimeoutError",
+    "FileUpload",
     "ImageOutput",
     "McpConnection",
     "NotFoundError",
@@ -60,8 +74,10 @@ __all__ = [
     "PermissionDeniedError",
     "PoolFullError",
     "PoolMetadata",
+    "PoolNotFoundError",
     "RequestMayHaveRunError",
     "RequestNotSentError",
+    "ResponseTimeoutError",
     "ServerError",
     "ServiceUnavailableError",
     "SessionFile",
@@ -70,10 +86,15 @@ __all__ = [
     "SessionsConnectionError",
     "SessionsError",
     "SessionsHTTPError",
+    "SystemClock",
     "ThrottledError",
     "TokenSource",
+    "Transport",
+    "TransportRequest",
+    "TransportResponse",
     "UnsupportedOperationError",
     "UploadOutcomeUnknownError",
     "ValidationError",
     "fetch_mcp_connection",
+    "left_no_session",
 ]

@@ -13,7 +13,7 @@ import base64
 import inspect
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
 from autogen_aca_sessions.client.checks import check_token
@@ -23,10 +23,23 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.core.credentials_async import AsyncTokenCredential
 
-__all__ = ["TOKEN_SCOPE", "TokenProvider", "TokenSource", "claims_from_challenge"]
+__all__ = [
+    "LOCAL_POOL_WANTS_A_KEY",
+    "TOKEN_SCOPE",
+    "RequestAuthorization",
+    "TokenProvider",
+    "TokenSource",
+    "claims_from_challenge",
+]
 
 TOKEN_SCOPE = "https://dynamicsessions.io/.default"
 """The scope to request tokens for (audience ``https://dynamicsessions.io``)."""
+
+LOCAL_POOL_WANTS_A_KEY = (
+    "a local pool wants an API key: pass credential=... (the CLI: --api-key or ACA_SESSIONS_API_KEY); "
+    "DefaultAzureCredential is not tried for a loopback endpoint"
+)
+"""The :class:`CredentialError` of a loopback endpoint without a credential."""
 
 # Refresh this long before the token's stated expiry, so a request never carries a token
 # that expires in flight.
@@ -52,7 +65,9 @@ def _is_async_callable(fn: Any) -> bool:
 class TokenProvider:
     """Hands out bearer tokens from a :data:`TokenSource`, caching and refreshing them."""
 
-    def __init__(self, source: TokenSource | None, *, scope: str = TOKEN_SCOPE) -> None:
+    def __init__(
+        self, source: TokenSource | None, *, scope: str = TOKEN_SCOPE, local_endpoint: bool = False
+    ) -> None:
         if (
             source is not None
             and not isinstance(source, str)
@@ -66,6 +81,7 @@ class TokenProvider:
             check_token("credential (token string)", source)
         self._source: Any = source
         self._scope = scope
+        self._local_endpoint = local_endpoint
         self._owned_credential: Any = None
         self._token: str | None = None
         # None means "never expires" (strings and callables): refreshed only after a 401.
@@ -168,6 +184,10 @@ class TokenProvider:
         return token, expires_on
 
     def _default_credential(self) -> Any:
+        if self._local_endpoint:
+            # A local pool only knows its API key: DefaultAzureCredential would try six sources,
+            # fail in each, and bury this one fact under their 13 lines.
+            raise CredentialError(LOCAL_POOL_WANTS_A_KEY)
         if self._owned_credential is None:
             # Imported here: azure.identity is heavy and unneeded when a credential is given.
             from azure.identity.aio import DefaultAzureCredential
@@ -180,6 +200,43 @@ class TokenProvider:
         owned, self._owned_credential = self._owned_credential, None
         if owned is not None:
             await owned.close()
+
+
+class RequestAuthorization:
+    """The bearer-token step of one request: a token per attempt, and after a 401 one forced
+    refresh (with the service's claims challenge, when it sent one). The request is sent again
+    only when the refresh gave another token: a fixed key (a string, a callable or credential
+    that hands out the same one) is sent once, since sending it again cannot change the answer."""
+
+    def __init__(self, tokens: TokenProvider) -> None:
+        self._tokens = tokens
+        self._token: str | None = None
+        self._fresh: str | None = None
+        self._refresh_asked = False
+        self.fresh_token_tried = False
+        """Whether the request was sent again with another token after a 401."""
+
+    async def header(self) -> str:
+        """The ``Authorization`` header value for the next attempt."""
+        if self._fresh is not None:
+            self._token, self._fresh = self._fresh, None
+        else:
+            self._token = await self._tokens.get_token()
+        return f"Bearer {self._token}"
+
+    async def retry_after_rejection(self, status: int, headers: Mapping[str, str]) -> bool:
+        """Whether an answer with ``status`` rejected the token and the request is to be sent once
+        more with a fresh one (the token may have been revoked or expired early)."""
+        if status != 401 or self._refresh_asked:
+            return False
+        self._refresh_asked = True
+        claims = claims_from_challenge(headers.get("WWW-Authenticate"))
+        fresh = await self._tokens.get_token(rejected=self._token, claims=claims)
+        if fresh == self._token:
+            return False
+        self._fresh = fresh
+        self.fresh_token_tried = True
+        return True
 
 
 _CLAIMS = re.compile(r'claims="([^"]*)"', re.IGNORECASE)

@@ -8,7 +8,10 @@ Secrets are never echoed.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import re
+from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 
@@ -49,3 +52,94 @@ def check_token(setting: str, token: str) -> str:
             setting, f"{setting} contains {what}; a bearer token is letters, digits and -._~+/= only"
         )
     return token
+
+
+MAX_IDENTIFIER_LENGTH = 256
+"""The longest session identifier the service accepts."""
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name, an address, or a bracketed IPv6 address) is this machine."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> str:
+    """The pool management endpoint without its trailing ``/``; refuses what cannot be one."""
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        raise ConfigurationError(
+            "pool_management_endpoint", "pool_management_endpoint must be a non-empty URL"
+        )
+    endpoint = refuse_control_characters("pool_management_endpoint", endpoint).strip()
+    if any(c.isspace() for c in endpoint):
+        raise ConfigurationError(
+            "pool_management_endpoint", f"pool_management_endpoint {endpoint!r} contains a space"
+        )
+    parts = urlsplit(endpoint)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            "pool_management_endpoint",
+            "pool_management_endpoint must be an http(s) URL such as https://<region>.dynamicsessions.io"
+            f"/subscriptions/<sub>/resourceGroups/<rg>/sessionPools/<pool>; got {endpoint!r}",
+        )
+    if parts.query or parts.fragment or endpoint.rstrip("/").endswith(("?", "#")):
+        raise ConfigurationError(
+            "pool_management_endpoint",
+            "pool_management_endpoint must not carry a query string or fragment (the client adds "
+            f"api-version and identifier itself); remove everything from '?' or '#' in {endpoint!r}",
+        )
+    if "@" in parts.netloc:
+        # Never echo the endpoint here: the part before '@' may be a password.
+        raise ConfigurationError(
+            "pool_management_endpoint",
+            "pool_management_endpoint must not contain user information ('user:password@'); the "
+            "client authenticates with bearer tokens from the credential",
+        )
+    if (
+        parts.scheme.lower() == "http"
+        and not allow_insecure_http
+        and not is_loopback_host(parts.hostname or "")
+    ):
+        raise ConfigurationError(
+            "pool_management_endpoint",
+            f"pool_management_endpoint {endpoint!r} uses plain http to a host that is not loopback: the "
+            "bearer token would travel in clear text. Use https, or pass allow_insecure_http=True "
+            "for a trusted network (for example a local pool in another container).",
+        )
+    return endpoint.rstrip("/")
+
+
+def validate_identifier(identifier: str) -> str:
+    """A session identifier as the service accepts it."""
+    if not isinstance(identifier, str) or not identifier:
+        raise ConfigurationError("session identifier", "session identifier must be a non-empty string")
+    if len(identifier) > MAX_IDENTIFIER_LENGTH:
+        raise ConfigurationError(
+            "session identifier",
+            f"session identifier is {len(identifier)} characters; the service allows at most "
+            f"{MAX_IDENTIFIER_LENGTH}",
+        )
+    return refuse_control_characters("session identifier", identifier)
+
+
+def validate_name(name: str, what: str = "file name") -> str:
+    """A non-empty name (a file name, an execution id)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{what} must be a non-empty string")
+    return name
+
+
+def validate_timeout(timeout_seconds: float) -> int:
+    """An execution's ``timeoutInSeconds``: positive, rounded up to whole seconds."""
+    if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, (int, float)):
+        raise TypeError("timeout_seconds must be a number")
+    if not timeout_seconds > 0:
+        raise ValueError("timeout_seconds must be positive")
+    # The service takes whole seconds; round up so the code gets at least what was asked.
+    return math.ceil(timeout_seconds)

@@ -17,6 +17,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PoolFullError",
+    "PoolNotFoundError",
     "RequestMayHaveRunError",
     "RequestNotSentError",
     "ServerError",
@@ -29,6 +30,7 @@ __all__ = [
     "UploadOutcomeUnknownError",
     "ValidationError",
     "error_class_for_status",
+    "left_no_session",
 ]
 
 SESSION_EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
@@ -84,6 +86,7 @@ class SessionsHTTPError(SessionsError, ConnectionError):
         method: str = "",
         url: str = "",
         retry_after: float | None = None,
+        service_message: str | None = None,
     ) -> None:
         self.status_code = status_code
         """HTTP status code."""
@@ -101,6 +104,9 @@ class SessionsHTTPError(SessionsError, ConnectionError):
         """URL of the failed request."""
         self.retry_after = retry_after
         """The ``Retry-After`` the service sent, in seconds, if any."""
+        self.service_message = service_message
+        """The service's own message (``error.message`` of the body, or a plain-text body), if
+        any; :attr:`message` already quotes it."""
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -111,7 +117,8 @@ class SessionsHTTPError(SessionsError, ConnectionError):
             parts.append(f"on {self.method} {self.url}".rstrip())
         text = " ".join(parts) + f": {self.message}"
         body = self.body.strip()
-        if body and body not in self.message:
+        # The body is shown only when the message does not already quote what the service said.
+        if body and self.service_message is None and body not in self.message:
             preview = body if len(body) <= _BODY_PREVIEW_CHARS else body[:_BODY_PREVIEW_CHARS] + "..."
             text += f" | body: {preview}"
         return text
@@ -134,7 +141,14 @@ class NotFoundError(SessionsHTTPError):
 
 
 class PoolFullError(NotFoundError):
-    """The pool is at ``maxConcurrentSessions`` and cannot allocate a new session."""
+    """The pool is at ``maxConcurrentSessions`` and cannot allocate a new session (the service's
+    error code or message says so)."""
+
+
+class PoolNotFoundError(NotFoundError):
+    """No session pool answers at the endpoint: a 404 on a call that would create a session that
+    is not the pool-full answer, or the service's ``SessionPoolNotFound``. Check the URL (it must
+    be the pool's ``poolManagementEndpoint``, with nothing after the pool name)."""
 
 
 class PayloadTooLargeError(SessionsHTTPError):
@@ -167,6 +181,12 @@ class SessionsConnectionError(SessionsError, ConnectionError):
 class RequestNotSentError(SessionsConnectionError):
     """The request never reached the service (no connection, connecting timed out, TLS refused):
     nothing ran, so sending it again is safe."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "", retryable: bool = True) -> None:
+        super().__init__(message, method=method, url=url)
+        self.retryable = retryable
+        """Whether sending it again may succeed: False for what a retry cannot fix (a TLS failure),
+        which the client then raises at once."""
 
 
 class RequestMayHaveRunError(SessionsConnectionError):
@@ -226,3 +246,23 @@ def error_class_for_status(status_code: int) -> type[SessionsHTTPError]:
     if status_code >= 500:
         return ServerError
     return SessionsHTTPError
+
+
+def left_no_session(error: BaseException) -> bool:
+    """Whether a request that raised ``error`` cannot have created a session: it was never sent
+    (a configuration or credential problem, no connection), or the service refused it before
+    allocating one (401, 403, pool full, no pool at the endpoint). Then there is nothing to
+    release: a ``DELETE`` would only be refused the same way, or delete nothing."""
+    return isinstance(
+        error,
+        (
+            ConfigurationError,
+            CredentialError,
+            UnsupportedOperationError,
+            RequestNotSentError,
+            AuthenticationError,
+            PermissionDeniedError,
+            PoolFullError,
+            PoolNotFoundError,
+        ),
+    )

@@ -7,6 +7,13 @@ Drop-in for ``autogen_ext.code_executors.azure.ACADynamicSessionsCodeExecutor``:
 
 from __future__ import annotations
 
+from autogen_aca_sessions.client.checkpoint import (
+    CheckpointError,
+    CheckpointInfo,
+    CheckpointSessionGoneError,
+    CheckpointTamperedError,
+    SkippedVariable,
+)
 from autogen_aca_sessions.executor._executor import (
     ACADynamicSessionsCodeExecutor,
     ACADynamicSessionsCodeExecutorConfig,
@@ -18,4 +25,9 @@ __all__ = [
     "ACADynamicSessionsCodeExecutor",
     "ACADynamicSessionsCodeExecutorConfig",
     "ACADynamicSessionsCodeResult",
+    "CheckpointError",
+    "CheckpointInfo",
+    "CheckpointSessionGoneError",
+    "CheckpointTamperedError",
+    "SkippedVariable",
 ]

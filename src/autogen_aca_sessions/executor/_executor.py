@@ -35,9 +35,11 @@ from autogen_aca_sessions.client import (
     ApiVersion,
     NotFoundError,
     PoolFullError,
+    PoolNotFoundError,
     SessionsClient,
     TokenSource,
 )
+from autogen_aca_sessions.client.checkpoint import CheckpointInfo
 from autogen_aca_sessions.client.limits import (
     DEFAULT_API_VERSION,
     DEFAULT_MAX_OUTPUT_CHARS,
@@ -109,6 +111,11 @@ class ACADynamicSessionsCodeExecutorConfig(BaseModel):
     shell_pool: bool = Field(default=False, description="The pool is a Shell pool (commands, no kernel).")
     allow_insecure_http: bool = Field(
         default=False, description="Accept a plain-http endpoint on a host that is not loopback."
+    )
+    restore_checkpoint_on_loss: bool = Field(
+        default=False,
+        description="When the session's state is lost, restore the last checkpoint made or restored "
+        "by the executor, and say so in the block's output.",
     )
 
 
@@ -241,6 +248,16 @@ class ACADynamicSessionsCodeExecutor(CodeExecutor, Component[ACADynamicSessionsC
             state and no injected functions.
         allow_insecure_http: Accept an ``http://`` endpoint on a host that is not loopback (the
             token then travels unencrypted); loopback hosts are always accepted.
+        restore_checkpoint_on_loss: Off by default. When on and the service says the session's
+            state was lost (the session gone, after its cooldown or a delete; the interpreter
+            replaced), restore the last checkpoint this executor made or restored
+            (:meth:`checkpoint`, :meth:`restore`) and say so in the block's output. A block
+            that had not run yet (the session was found gone first) runs after the restore; one
+            that already ran without the state is not sent again (that could repeat its
+            effects): the note asks the model to. After an idle gap of 300 s or more the
+            executor asks whether the session still exists before the block (one ``GET
+            /session``, on api-versions with session management). :meth:`restart` forgets
+            the checkpoint.
     """
 
     component_type = "code_executor"
@@ -272,6 +289,7 @@ $functions"""
         api_key_env: str | None = None,
         shell_pool: bool = False,
         allow_insecure_http: bool = False,
+        restore_checkpoint_on_loss: bool = False,
     ) -> None:
         if timeout < 1:
             raise ValueError("Timeout must be greater than or equal to 1.")
@@ -301,6 +319,7 @@ $functions"""
         self._release_session_on_stop = release_session_on_stop
         self._shell_pool = shell_pool
         self._allow_insecure_http = allow_insecure_http
+        self._restore_checkpoint_on_loss = restore_checkpoint_on_loss
         if shell_pool and not self._api_version.supports_shell:
             raise ValueError(
                 f"shell_pool needs api-version 2025-02-02-preview or later, not {self._api_version.value}."
@@ -343,6 +362,7 @@ $functions"""
                 functions_module=functions_module,
                 functions=self._functions_source,
                 required_packages=self._required_packages,
+                restore_checkpoint_on_loss=restore_checkpoint_on_loss,
             ),
             client=self._ensure_client,
             clock=time.monotonic,
@@ -451,6 +471,56 @@ $functions"""
         """Give the next call a fresh interpreter (see "Session policy" in the class docstring)."""
         async with self._lock:
             await self._keeper.restart()
+
+    # ----------------------------------------------------------------- checkpoints
+
+    async def checkpoint(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: bytes | None = None,
+        cancellation_token: CancellationToken | None = None,
+    ) -> CheckpointInfo:
+        """Save the session's files (``/mnt/data``) and every picklable variable to ``path``.
+
+        The file is signed with ``key`` (default: ``ACA_SESSIONS_CHECKPOINT_KEY`` or the per-user
+        key file); :meth:`restore` needs the same key. The injected functions are left out (a
+        restore sets them up again). Variables that would not pickle are listed in
+        :attr:`CheckpointInfo.skipped`, not lost silently. See
+        :mod:`autogen_aca_sessions.client.checkpoint` for what a checkpoint keeps.
+
+        Raises:
+            CheckpointSessionGoneError: the session no longer exists (its cooldown ran out, or it
+                was deleted): there is nothing left to keep.
+            CheckpointError: the session could not pack its state (the message says why), or the
+                executor is on a Shell pool, or its own session has run nothing yet.
+        """
+        self._ensure_client()
+        async with self._lock:
+            return await self._keeper.checkpoint(path, key, cancellation_token)
+
+    async def restore(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: bytes | None = None,
+        cancellation_token: CancellationToken | None = None,
+    ) -> CheckpointInfo:
+        """Put the files and variables of the checkpoint at ``path`` into this executor's session.
+
+        The signature is checked before anything is sent; the variables are unpickled inside the
+        session only, never in this process. The session is set up in the same cell (working
+        directory, injected functions), so later blocks find both. The result names the variables
+        now defined again; :attr:`CheckpointInfo.skipped` lists those the checkpoint could not keep
+        and those that would not unpickle in this session.
+
+        Raises:
+            CheckpointTamperedError: the file was not signed with this key or was changed since.
+            CheckpointError: the session could not unpack it (the message says why).
+        """
+        self._ensure_client()
+        async with self._lock:
+            return await self._keeper.restore(path, key, cancellation_token)
 
     # ----------------------------------------------------------------- helpers
 
@@ -627,13 +697,14 @@ $functions"""
         plan = await asyncio.to_thread(_download_plan, work_dir, files)
         written: list[str] = []
         for name, directory, destination, shown_path in plan:
-            self._keeper.touch()
             try:
-                data = await linked(
-                    client.download_file(self._keeper.session_id, name, path=directory), cancellation_token
-                )
+                with self._keeper.naming_session():
+                    data = await linked(
+                        client.download_file(self._keeper.session_id, name, path=directory),
+                        cancellation_token,
+                    )
             except NotFoundError as exc:
-                if isinstance(exc, PoolFullError):
+                if isinstance(exc, (PoolFullError, PoolNotFoundError)):
                     raise
                 shown = f"{directory}/{name}" if directory else name
                 raise FileNotFoundError(f"{shown} does not exist in {MNT_DATA} of the session") from exc
@@ -644,8 +715,8 @@ $functions"""
     async def get_file_list(self, cancellation_token: CancellationToken | None = None) -> list[str]:
         """Names of the files in ``/mnt/data`` of the session (directories are not listed)."""
         client = self._ensure_client()
-        self._keeper.touch()
-        entries = await linked(client.list_files(self._keeper.session_id), cancellation_token)
+        with self._keeper.naming_session():
+            entries = await linked(client.list_files(self._keeper.session_id), cancellation_token)
         return [entry.name for entry in entries if not entry.is_directory]
 
     # ----------------------------------------------------------------- component config
@@ -677,6 +748,7 @@ $functions"""
             api_key_env=self._api_key_env,
             shell_pool=self._shell_pool,
             allow_insecure_http=self._allow_insecure_http,
+            restore_checkpoint_on_loss=self._restore_checkpoint_on_loss,
         )
 
     @classmethod
@@ -695,6 +767,7 @@ $functions"""
             api_key_env=config.api_key_env,
             shell_pool=config.shell_pool,
             allow_insecure_http=config.allow_insecure_http,
+            restore_checkpoint_on_loss=config.restore_checkpoint_on_loss,
         )
 
 

@@ -13,14 +13,16 @@ its answer is a :class:`SentBlock`, which the output renderer turns into text.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import logging
-import re
+import os
 import shlex
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TypeVar
 
 from autogen_core import CancellationToken
@@ -32,9 +34,21 @@ from autogen_aca_sessions.client import (
     NotFoundError,
     PoolFullError,
     SessionsClient,
+    SessionsError,
     SessionsHTTPError,
     UnsupportedOperationError,
 )
+from autogen_aca_sessions.client.checkpoint import (
+    CheckpointError,
+    CheckpointInfo,
+    CheckpointSessionGoneError,
+    checkpoint_session,
+    inspect_checkpoint,
+    restore_session,
+)
+from autogen_aca_sessions.client.errors import left_no_session
+from autogen_aca_sessions.client.limits import MAX_EXECUTION_SECONDS
+from autogen_aca_sessions.client.session_replacement import failed_for_missing_functions, replaced_since
 from autogen_aca_sessions.executor._functions import FunctionsModule, normalize_package_name
 from autogen_aca_sessions.executor._kernel_code import packages_code, reset_code, setup_code
 from autogen_aca_sessions.executor._setup_prefix import compile_failed, prefixed, unprefixed_text
@@ -50,7 +64,10 @@ IDLE_PROBE_SECONDS = 300.0
 been deleted and a later call gets a fresh one. The executor does not ask first (the block's own
 answer says so): it sends the set-up with the block where it can, and otherwise sends a block that
 failed for want of the injected functions once more after setting them up."""
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+CHECKPOINT_SECONDS = 120
+"""Least time limit of the cells that pack and unpack a checkpoint: a large namespace takes
+longer than a typical block (the service's cap of 220 s still applies)."""
 
 # Error codes with which the service says the identifier no longer names a session.
 _SESSION_GONE_CODES = frozenset({"sessionwithidentifiernotfound", "sessionnotfound"})
@@ -129,6 +146,19 @@ class KeeperSettings:
     """The injected functions' module, when there are any."""
     required_packages: Mapping[str, str]
     """Normalised distribution name -> requirement text, of the injected functions."""
+    restore_checkpoint_on_loss: bool = False
+    """When the service says the session's state was lost (the session gone, the interpreter
+    replaced), restore the last checkpoint made or restored by this keeper, and say so."""
+
+
+@dataclass(frozen=True)
+class LastCheckpoint:
+    """The checkpoint the keeper restores by itself when the session's state is lost."""
+
+    path: Path
+    """The checkpoint file."""
+    key: bytes | None
+    """The key it is signed with (None: the default key)."""
 
 
 class SessionKeeper:
@@ -149,6 +179,9 @@ class SessionKeeper:
         """Where time comes from (monotonic seconds); injectable so tests can step over idleness."""
         self.state = SessionState(session_id=settings.caller_session_id or str(uuid.uuid4()))
         """What is known about the session; replaced whole, never changed in place."""
+        self.last_checkpoint: LastCheckpoint | None = None
+        """The latest checkpoint made or restored here (what a lost session gets back, when
+        ``restore_checkpoint_on_loss``); forgotten on :meth:`restart`, which asks for a fresh start."""
 
     # ----------------------------------------------------------------- state transitions
 
@@ -188,6 +221,20 @@ class SessionKeeper:
         once it may have reached the service, the session may exist and must be released on stop."""
         self.state = replace(self.state, used=True, last_request_at=self.clock())
 
+    @contextlib.contextmanager
+    def naming_session(self) -> Iterator[None]:
+        """Around one request naming the session: :meth:`touch` before it, and back to unused
+        when it failed in a way that created no session (never sent, or refused with 401, 403,
+        pool full, no pool), so that :meth:`should_release` sends no ``DELETE`` for it."""
+        before = self.state
+        self.touch()
+        try:
+            yield
+        except Exception as exc:
+            if not before.used and left_no_session(exc) and self.state.session_id == before.session_id:
+                self.state = replace(self.state, used=False)
+            raise
+
     def answered(self) -> None:
         """Record that an answer about the session came back now."""
         self.state = replace(self.state, last_request_at=self.clock())
@@ -222,49 +269,41 @@ class SessionKeeper:
         return last is not None and self.clock() - last >= IDLE_PROBE_SECONDS
 
     def _is_replaced(self, result: ExecutionResult) -> bool:
-        """Whether ``result`` came from another incarnation of the session than the one set up."""
-        guid = self.state.session_guid
-        return (
-            not self.settings.shell_pool
-            and guid is not None
-            and result.session_guid is not None
-            and result.session_guid != guid
-        )
+        """Whether ``result`` came from another incarnation of the session than the one set up
+        (a Shell pool has nothing set up to lose)."""
+        return not self.settings.shell_pool and replaced_since(self.state.session_guid, result)
 
     def _failed_for_missing_setup(self, result: ExecutionResult) -> bool:
         """Whether a failed block failed because the injected functions were not loaded (it ran in
         a fresh interpreter): then sending it again after the setup cannot repeat any state."""
         module = self.settings.functions
-        if result.succeeded or module is None:
-            return False
-        text = _ANSI_ESCAPE.sub("", "\n".join(part for part in (result.stderr, result.error_message) if part))
-        if re.search(rf"No module named '{re.escape(self.settings.functions_module)}'", text):
-            return True
-        return any(
-            re.search(rf"NameError: name '{re.escape(name)}' is not defined", text) for name in module.names
+        return module is not None and failed_for_missing_functions(
+            result, self.settings.functions_module, module.names
         )
 
     # ----------------------------------------------------------------- requests
 
     async def _execute(self, code: str, cancellation_token: CancellationToken | None) -> ExecutionResult:
         """Run ``code`` in the interpreter (set-up, resets, package listing)."""
-        self.touch()
-        return await linked(
-            self._client().execute(self.state.session_id, code, timeout_seconds=self.settings.server_timeout),
-            cancellation_token,
-        )
+        with self.naming_session():
+            return await linked(
+                self._client().execute(
+                    self.state.session_id, code, timeout_seconds=self.settings.server_timeout
+                ),
+                cancellation_token,
+            )
 
     async def _send(self, code: str, cancellation_token: CancellationToken | None) -> ExecutionResult:
         """Send one block: as a command on a Shell pool, as code in the interpreter otherwise.
         The one place a block goes out (a span around one block wraps this)."""
         client = self._client()
-        self.touch()
         seconds = self.settings.server_timeout
-        if self.settings.shell_pool:
-            sent = client.execute_shell(self.state.session_id, code, timeout_seconds=seconds)
-        else:
-            sent = client.execute(self.state.session_id, code, timeout_seconds=seconds)
-        return await linked(sent, cancellation_token)
+        with self.naming_session():
+            if self.settings.shell_pool:
+                sent = client.execute_shell(self.state.session_id, code, timeout_seconds=seconds)
+            else:
+                sent = client.execute(self.state.session_id, code, timeout_seconds=seconds)
+            return await linked(sent, cancellation_token)
 
     async def delete_logged(self, *, reason: str) -> bool:
         """Delete the session; True when it is gone (also when it did not exist)."""
@@ -281,6 +320,7 @@ class SessionKeeper:
 
     async def restart(self) -> None:
         """A fresh interpreter for the next call (the executor's "Session policy")."""
+        self.last_checkpoint = None
         own = self.settings.caller_session_id is None
         deleted = False
         if self.settings.api_version.supports_session_management and (self.state.used or not own):
@@ -289,8 +329,142 @@ class SessionKeeper:
 
     async def upload(self, name: str, data: bytes, cancellation_token: CancellationToken | None) -> None:
         """Upload ``data`` into ``/mnt/data`` of the session."""
-        self.touch()
-        await linked(self._client().upload_file(self.state.session_id, name, data), cancellation_token)
+        with self.naming_session():
+            await linked(self._client().upload_file(self.state.session_id, name, data), cancellation_token)
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def _checkpoint_timeout(self) -> int:
+        return min(MAX_EXECUTION_SECONDS, max(self.settings.server_timeout, CHECKPOINT_SECONDS))
+
+    async def checkpoint(
+        self,
+        path: str | os.PathLike[str],
+        key: bytes | None,
+        cancellation_token: CancellationToken | None,
+    ) -> CheckpointInfo:
+        """Save the session's files and picklable variables to ``path`` (the injected functions
+        are left out: a restore sets them up again)."""
+        identifier = self.state.session_id
+        if self.settings.shell_pool:
+            raise CheckpointError(
+                "A Shell pool has no interpreter whose variables could be kept; copy the files of "
+                "/mnt/data with download_files instead."
+            )
+        if not self.state.used and self.settings.caller_session_id is None:
+            raise CheckpointError(
+                f"Session {identifier!r} has run nothing yet: there is nothing to checkpoint."
+            )
+        module = self.settings.functions
+        try:
+            with self.naming_session():
+                info = await linked(
+                    checkpoint_session(
+                        self._client(),
+                        identifier,
+                        path,
+                        key=key,
+                        timeout_seconds=self._checkpoint_timeout(),
+                        exclude=module.names if module else (),
+                        expected_session_guid=self.state.session_guid if self.state.set_up else None,
+                    ),
+                    cancellation_token,
+                )
+        except CheckpointSessionGoneError:
+            # Whatever answered (if anything) is a new, never set-up session.
+            self.invalidate(Invalidation.SESSION_GONE)
+            raise
+        self.answered()
+        self.last_checkpoint = LastCheckpoint(path=Path(path), key=key)
+        return info
+
+    async def restore(
+        self,
+        path: str | os.PathLike[str],
+        key: bytes | None,
+        cancellation_token: CancellationToken | None,
+    ) -> CheckpointInfo:
+        """Put the checkpoint's files and variables into the session, set up (working directory,
+        injected functions) in the same cell, so that pickled references to them resolve."""
+        if self.settings.shell_pool:
+            raise CheckpointError("A Shell pool has no interpreter to restore variables into.")
+        # The signature first: a file that is not ours reaches no session, not even its set-up.
+        await inspect_checkpoint(path, key=key)
+        if self.state.reset_pending:
+            # A reset after the restore would wipe what it brought back.
+            await self.ensure_setup(cancellation_token)
+        info = await self._restore_checked(path, key, cancellation_token)
+        self.last_checkpoint = LastCheckpoint(path=Path(path), key=key)
+        return info
+
+    async def _restore_checked(
+        self,
+        path: str | os.PathLike[str],
+        key: bytes | None,
+        cancellation_token: CancellationToken | None,
+    ) -> CheckpointInfo:
+        """Restore a checkpoint whose signature was checked, set-up in the same cell."""
+        if self.settings.required_packages and not self.state.packages_checked:
+            await self._check_required_packages(cancellation_token)
+        with self.naming_session():
+            info = await linked(
+                restore_session(
+                    self._client(),
+                    self.state.session_id,
+                    path,
+                    key=key,
+                    timeout_seconds=self._checkpoint_timeout(),
+                    prelude=self.setup_source(),
+                ),
+                cancellation_token,
+            )
+        self.answered()
+        self.state = replace(self.state, set_up=True, session_guid=info.session_guid)
+        return info
+
+    async def _restore_after_loss(
+        self, cancellation_token: CancellationToken | None, *, before_block: bool
+    ) -> str | None:
+        """When enabled and a checkpoint is known, restore it into the session whose state was
+        just lost; the sentence for the block's output (None when nothing was tried)."""
+        last = self.last_checkpoint
+        if not self.settings.restore_checkpoint_on_loss or last is None or self.settings.shell_pool:
+            return None
+        try:
+            await inspect_checkpoint(last.path, key=last.key)
+            info = await self._restore_checked(last.path, last.key, cancellation_token)
+        except (SessionsError, ValueError, OSError) as exc:
+            return f"Restoring the last checkpoint {str(last.path)!r} failed, so nothing of it is back: {exc}"
+        names = ", ".join(info.variables) or "none"
+        when = f" (made {info.created_at:%Y-%m-%d %H:%M:%S} UTC)" if info.created_at else ""
+        lost = f"; not restored: {', '.join(s.name for s in info.skipped)}" if info.skipped else ""
+        after = (
+            "before this block ran"
+            if before_block
+            else "after this block ran, so run it again if it needed them"
+        )
+        return (
+            f"The session's state was lost, so the last checkpoint {str(last.path)!r}{when} was restored "
+            f"{after}: variables {names} and {len(info.files)} file(s) are back; work done after that "
+            f"checkpoint is gone{lost}."
+        )
+
+    async def _gone_while_idle(self, cancellation_token: CancellationToken | None) -> bool:
+        """After an idle gap, whether the session is gone (asked only where the api-version can,
+        and only when a checkpoint would be restored: otherwise nothing is probed)."""
+        if (
+            not self.settings.restore_checkpoint_on_loss
+            or self.last_checkpoint is None
+            or not self.settings.api_version.supports_session_management
+            or not self.state.used
+            or not self._idle_too_long()
+        ):
+            return False
+        try:
+            await linked(self._client().get_session(self.state.session_id), cancellation_token)
+        except NotFoundError as exc:
+            return not isinstance(exc, PoolFullError)
+        return False
 
     # ----------------------------------------------------------------- set-up
 
@@ -400,13 +574,13 @@ class SessionKeeper:
             "import json, importlib.metadata as m; "
             "print(json.dumps(sorted({d.metadata['Name'] or '' for d in m.distributions()} - {''})))"
         )
-        self.touch()
-        outcome = await linked(
-            self._client().execute_shell(
-                self.state.session_id, command, timeout_seconds=self.settings.server_timeout
-            ),
-            cancellation_token,
-        )
+        with self.naming_session():
+            outcome = await linked(
+                self._client().execute_shell(
+                    self.state.session_id, command, timeout_seconds=self.settings.server_timeout
+                ),
+                cancellation_token,
+            )
         try:
             listed = json.loads(outcome.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -428,6 +602,14 @@ class SessionKeeper:
             f"The session {self.state.session_id!r} was replaced by the service (its idle timeout expired "
             "or it was deleted), so earlier variables and imports are gone"
         )
+        if await self._gone_while_idle(cancellation_token):
+            # The cooldown ended the session: bring the checkpoint back before the block runs.
+            self.invalidate(Invalidation.SESSION_GONE)
+            await self.ensure_setup(cancellation_token)
+            note = await self._restore_after_loss(cancellation_token, before_block=True)
+            notes.append(f"The session {self.state.session_id!r} had ended (its idle timeout expired).")
+            if note is not None:
+                notes.append(note)
         idle = self._idle_too_long()
         carrying = self._with_setup(code)
         replaced = False
@@ -448,6 +630,9 @@ class SessionKeeper:
                 )
                 self.invalidate(Invalidation.SESSION_GONE)
                 await self.ensure_setup(cancellation_token)
+                note = await self._restore_after_loss(cancellation_token, before_block=True)
+                if note is not None:
+                    notes.append(note)
                 result = await self._send(code, cancellation_token)
             # After an idle gap a block failing for want of the injected functions says the
             # interpreter is new even where the service names no incarnation.
@@ -475,6 +660,12 @@ class SessionKeeper:
         self.answered()
         if result.state_lost:
             self.invalidate(Invalidation.INTERPRETER_REPLACED)
+        if replaced or result.state_lost:
+            # The block met a session without the earlier state: it has run, so it is not sent
+            # again (that could repeat its effects); the model is told to.
+            note = await self._restore_after_loss(cancellation_token, before_block=False)
+            if note is not None:
+                notes.append(note)
         return SentBlock(result=result, gave_up=None, notes=tuple(notes), replaced=replaced)
 
     def _took_setup(

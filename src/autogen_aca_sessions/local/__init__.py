@@ -2,8 +2,9 @@
 
 ``LocalSessionPool`` runs an aiohttp server on loopback speaking every api-version of the
 reference, backed by one real Jupyter kernel per session; a :class:`PoolConfig` says what the
-pool is. ``create_app`` builds the bare application around a session runtime, for tests and
-benchmarks.
+pool is. It is a ``LocalSessionsServer`` (many pools on one port, and the ARM management plane)
+hosting one pool of its own. ``create_app`` builds the bare application around a session
+runtime, for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from .frontends.dataplane.faults import FaultInjector, FaultPlan, FaultPlanError
 from .frontends.dataplane.wire.versions import API_VERSIONS
 from .hosting.pool import LocalSessionPool
 from .hosting.server import LocalSessionsServer
-from .runtime.outcome import PoolFullError
 
 __all__ = [
     "API_VERSIONS",
@@ -28,7 +28,6 @@ __all__ = [
     "LocalSessionPool",
     "LocalSessionsServer",
     "PoolConfig",
-    "PoolFullError",
     "PoolType",
     "SandboxMode",
     "StaticKeyCredential",

@@ -11,10 +11,9 @@ Nothing below it restates an option or its default. Make variations with :func:`
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
-from typing import TypeVar
 
+from .choice import Choice
 from .limits import (
     DEFAULT_COOLDOWN_PERIOD_SECONDS,
     DEFAULT_MAX_CONCURRENT_SESSIONS,
@@ -28,26 +27,13 @@ from .limits import (
 __all__ = ["Isolation", "KernelLauncherKind", "PoolConfig", "PoolType", "SandboxMode", "valid_pool_name"]
 
 
-_C = TypeVar("_C", bound="_Choice")
-
-
-class _Choice(str, enum.Enum):
-    """A string-valued choice: equal to its value, printed as its value, parsed case-insensitively."""
-
-    def __str__(self) -> str:
-        return str(self.value)
+class _Choice(Choice):
+    """A configuration choice; a bad value names the option it came from."""
 
     @classmethod
-    def parse(cls: type[_C], value: object) -> _C:
-        """The member named by ``value`` (a member or its value in any letter case)."""
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str):
-            for member in cls:
-                if member.value.lower() == value.strip().lower():
-                    return member
+    def refusal(cls, value: object) -> Exception:
         choices = " or ".join(repr(m.value) for m in cls)
-        raise ValueError(f"{_OPTION_NAMES.get(cls.__name__, cls.__name__)} must be {choices}, not {value!r}")
+        return ValueError(f"{_OPTION_NAMES.get(cls.__name__, cls.__name__)} must be {choices}, not {value!r}")
 
 
 class PoolType(_Choice):
@@ -121,6 +107,11 @@ class PoolConfig:
     """Longest execution; larger ``timeoutInSeconds`` values are clamped to it."""
     egress: bool = False
     """Whether session code may reach the network."""
+    egress_allowlist: tuple[str, ...] | None = None
+    """Local extension, off (``None``) by default so the wire stays Azure's: host names or
+    ``*.domain`` patterns that sessions of a pool *without* egress may reach through the
+    server's egress proxy (HTTP and HTTPS only, deny by default, decisions logged). Needs
+    bubblewrap. ``egress=True`` keeps its meaning (the whole network) and ignores it."""
     sandbox: SandboxMode = SandboxMode.AUTO
     """The confinement asked for; the session runtime resolves it once on start."""
     kernel_launcher: KernelLauncherKind = KernelLauncherKind.FORK
@@ -157,6 +148,15 @@ class PoolConfig:
             object.__setattr__(self, "ready_sessions", 0)
         if self.max_alive_period_seconds is not None and self.max_alive_period_seconds <= 0:
             raise ValueError("max_alive_period_seconds must be positive (or None)")
+        if self.egress_allowlist is not None:
+            if isinstance(self.egress_allowlist, str):
+                raise ValueError("egress_allowlist must be a list of host patterns, not one string")
+            patterns = tuple(self.egress_allowlist)
+            # Checked here, so a bad pattern fails when the pool is configured, not when it starts.
+            from .runtime.egress.policy import EgressPolicy
+
+            EgressPolicy.allow_hosts(patterns)
+            object.__setattr__(self, "egress_allowlist", patterns)
         if self.max_upload_bytes < 0 or self.max_json_bytes < 0:
             raise ValueError("max_upload_bytes and max_json_bytes must not be negative")
 

@@ -53,6 +53,11 @@ class Contract(ABC):
     def __init__(self, api_version: ApiVersion) -> None:
         self.api_version = api_version
 
+    @property
+    def lists_recursively(self) -> bool:
+        """Whether a file listing can include the files of sub-directories (``recursive=true``)."""
+        return False
+
     def unsupported(self, operation: str, needed: str) -> UnsupportedOperationError:
         """The error for an operation this api-version does not have."""
         return UnsupportedOperationError(operation, self.api_version.value, needed)

@@ -100,6 +100,11 @@ class CurrentContract(Contract):
     def _output_limit_supported(self) -> bool:
         return self.api_version is ApiVersion.V2025_10_02_PREVIEW
 
+    @property
+    def lists_recursively(self) -> bool:
+        """Recursive listing came with 2025-10-02-preview."""
+        return self.api_version is ApiVersion.V2025_10_02_PREVIEW
+
     def execute_request(
         self, code: str, *, timeout_seconds: int, asynchronous: bool, max_output_chars: int
     ) -> Request:
@@ -244,7 +249,7 @@ class CurrentContract(Contract):
     def list_files_request(self, path: str | None, recursive: bool) -> Request:
         params = c.path_params(path)
         if recursive:
-            if not self._output_limit_supported():
+            if not self.lists_recursively:
                 raise self.unsupported("recursive file listing", "api-version 2025-10-02-preview")
             params["recursive"] = "true"
         return Request("GET", "files", params=params)

@@ -32,6 +32,32 @@ RouteOf = Callable[[web.Request], tuple[str, str]]
 """``(route template, operation)`` of a request, e.g. ``("/files/{name}", "files")``."""
 
 
+_PROPAGATION_LIMITS = {"traceparent": 512, "tracestate": 512, "baggage": 4096}
+"""The longest value of each W3C propagation header passed on (the propagators' own limits; the
+baggage limit is one list-member's, so no member of a kept header is over it)."""
+
+_MAX_BAGGAGE_MEMBERS = 180
+"""W3C Baggage's most list-members."""
+
+
+def _trace_carrier(request: web.Request) -> dict[str, str]:
+    """The request's propagation headers that OpenTelemetry's propagators can read quietly.
+
+    A caller chooses these bytes before authenticating: the propagators log a WARNING for an
+    over-long value and raise on a non-UTF-8 one (aiohttp decodes it with surrogate escapes), so
+    such values are dropped here, as a malformed ``traceparent`` is ignored anyway.
+    """
+    carrier: dict[str, str] = {}
+    for name, limit in _PROPAGATION_LIMITS.items():
+        value = request.headers.get(name)
+        if value is None or len(value) > limit or not (value.isascii() and value.isprintable()):
+            continue
+        if name == "baggage" and value.count(",") >= _MAX_BAGGAGE_MEMBERS:
+            continue
+        carrier[name] = value
+    return carrier
+
+
 def access_log_middleware(route_of: RouteOf) -> typedefs.Middleware:
     """The outermost middleware of the pool's app: it sees every answer, refusals and 500s too."""
 
@@ -55,7 +81,7 @@ def access_log_middleware(route_of: RouteOf) -> typedefs.Middleware:
         status = 500
         with tracer.start_as_current_span(
             f"{request.method} {route}",
-            context=propagate.extract(request.headers),
+            context=propagate.extract(_trace_carrier(request)),
             kind=SpanKind.SERVER,
             attributes=attributes,
         ) as span:

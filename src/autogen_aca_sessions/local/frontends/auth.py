@@ -24,6 +24,7 @@ __all__ = [
     "StaticKeyCredential",
     "auth_middleware",
     "generate_api_key",
+    "keys_match",
 ]
 
 FAR_FUTURE_SECONDS = 10 * 365 * 24 * 3600
@@ -42,6 +43,19 @@ def generate_api_key() -> str:
         key = secrets.token_urlsafe(32)
         if not key.startswith("-"):
             return key
+
+
+def keys_match(presented: str, expected: str) -> bool:
+    """Whether a key a caller sent is ``expected``, compared in constant time.
+
+    aiohttp decodes header bytes that are not UTF-8 with surrogate escapes, which a strict
+    ``encode("utf-8")`` refuses with an exception: a stranger's ``\\xff`` would then be a 500 and
+    a traceback before authentication. ``backslashreplace`` encodes any string; keys are URL-safe
+    ASCII, so an escaped value can never equal one.
+    """
+    return hmac.compare_digest(
+        presented.encode("utf-8", "backslashreplace"), expected.encode("utf-8", "backslashreplace")
+    )
 
 
 def _expiry() -> int:
@@ -129,7 +143,7 @@ def check_authorization(header: str | None, api_key: str) -> None:
             target="Authorization",
             headers={"WWW-Authenticate": _CHALLENGE},
         )
-    if not hmac.compare_digest(token.strip().encode("utf-8"), api_key.encode("utf-8")):
+    if not keys_match(token.strip(), api_key):
         raise WireError(
             401,
             "InvalidAuthenticationToken",

@@ -1,8 +1,8 @@
-"""What a local pool and the multi-pool server do alike to listen: check the bind options, make
-the working directory, the TLS context, the socket and the base URL, and start and stop.
+"""The listener: check the bind options, make the working directory, the TLS context, the
+socket and the base URL, and start and stop.
 
-``LocalSessionPool`` and ``LocalSessionsServer`` serve different applications on the same kind of
-listener; :class:`LocalListener` and these functions are that listener, written once.
+:class:`LocalListener` is the base of ``LocalSessionsServer`` (and so of ``LocalSessionPool``,
+the server with a pool of its own); these functions are that listener, written once.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import ClassVar, TypeVar
 
 from aiohttp import web
 
+from ..address import WILDCARD_HOSTS, is_loopback_host
 from ..frontends.auth import AsyncStaticKeyCredential, StaticKeyCredential, generate_api_key
-from .address import WILDCARD_HOSTS, is_loopback_host
+from ..frontends.protocol_log import protocol_logger
 from .tls import client_ssl_context, generate_self_signed, server_ssl_context
 
 __all__ = ["LocalListener", "base_url", "check_bind_options", "make_root", "serve", "tls_server_context"]
@@ -94,7 +95,9 @@ async def serve(
     app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None
 ) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on ``host:port``; returns the runner (``cleanup()`` stops it) and the port bound."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=5.0, logger=protocol_logger()
+    )
     await runner.setup()
     try:
         sock = _bind(host, port)
@@ -109,8 +112,8 @@ _L = TypeVar("_L", bound="LocalListener")
 
 
 class LocalListener(abc.ABC):
-    """What the pool and the multi-pool server share: the address, key and TLS they serve with,
-    their working directory, and their lifecycle (start once, a failed start closes again, serve
+    """What a server listens with: the address, key and TLS it serves with, its working
+    directory, and its lifecycle (start once, a failed start closes again, serve
     until cancelled, ``async with``)."""
 
     _what: ClassVar[str]

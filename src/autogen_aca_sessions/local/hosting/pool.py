@@ -10,27 +10,28 @@ The pool binds ``127.0.0.1`` on a free port by default and refuses a non-loopbac
 ``allow_remote=True`` (session code runs with real interpreters: do not expose it casually).
 Every request needs ``Authorization: Bearer <api_key>``; :attr:`credential` and
 :attr:`async_credential` hand that key to azure-core style clients.
+
+A ``LocalSessionPool`` is a :class:`~.server.LocalSessionsServer` hosting one pool of its own
+(its :attr:`~.server.LocalSessionsServer.default_pool`), made from one :class:`~..config.PoolConfig`;
+``management_plane=True`` also serves ARM on the same port, so that more pools can be made.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import importlib
+import dataclasses
 import logging
-import shutil
-import ssl
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..address import is_loopback_host
 from ..config import Isolation, KernelLauncherKind, PoolConfig, PoolType, SandboxMode
 from ..frontends.auth import Middleware, generate_api_key
-from ..frontends.dataplane.app import create_app
 from ..frontends.dataplane.faults import FaultInjector
 from ..frontends.mcp.keys import McpKey
-from .address import is_loopback_host
-from .listener import LocalListener, make_root, serve, tls_server_context
+from .host import HostDescription, McpAccess
+from .hosted import HostedPool, PoolFrontends
+from .server import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION, LocalSessionsServer
 
 if TYPE_CHECKING:
     from ..frontends.mcp.server import McpServer
@@ -46,14 +47,21 @@ __all__ = [
 
 logger = logging.getLogger("autogen_aca_sessions.local")
 
-LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
-"""The subscription id in the endpoint path (the local pool has none; Azure's shape is kept)."""
 
-LOCAL_RESOURCE_GROUP = "local"
-"""The resource group in the endpoint path."""
+def _fault_injector(faults: object) -> FaultInjector | None:
+    """``faults`` as an injector: one as is, a plan string parsed (``FaultPlanError``, a
+    ``ValueError``, when it does not parse); anything else is a ``TypeError`` now, not later."""
+    if faults is None or isinstance(faults, FaultInjector):
+        return faults
+    if isinstance(faults, str):
+        return FaultInjector.from_string(faults)
+    raise TypeError(
+        "faults must be a FaultInjector or a fault plan string such as '429=0.5,seed=7', "
+        f"not {type(faults).__name__}"
+    )
 
 
-class LocalSessionPool(LocalListener):
+class LocalSessionPool(LocalSessionsServer):
     """A local session pool serving the Azure dynamic-sessions REST API for every api-version."""
 
     _what = "local session pool"
@@ -70,6 +78,7 @@ class LocalSessionPool(LocalListener):
         cooldown_period_seconds: float | None = None,
         max_execution_seconds: float | None = None,
         egress: bool | None = None,
+        egress_allowlist: Sequence[str] | None = None,
         sandbox: SandboxMode | str | None = None,
         tls: bool = False,
         tls_cert: str | Path | None = None,
@@ -78,7 +87,7 @@ class LocalSessionPool(LocalListener):
         pool_name: str | None = None,
         root_dir: str | Path | None = None,
         middlewares: Sequence[Middleware] = (),
-        faults: FaultInjector | None = None,
+        faults: FaultInjector | str | None = None,
         max_upload_bytes: int | None = None,
         max_json_bytes: int | None = None,
         kernel_launcher: KernelLauncherKind | str | None = None,
@@ -86,24 +95,35 @@ class LocalSessionPool(LocalListener):
         wire_extensions: bool | None = None,
         config: PoolConfig | None = None,
         mcp_api_key: str | None = None,
+        management_plane: bool = False,
+        serve_at_root: bool = False,
     ) -> None:
         """Configure the pool; nothing starts until :meth:`start` (or ``async with``).
 
         The pool options (``pool_type`` to ``kernel_launcher``) make one :class:`~.config.PoolConfig`;
         an option left out (``None``) takes that field's default. Pass ``config=`` instead to give
         that value directly (then leave those options out).
-        ``faults`` takes a ``FaultInjector``: its middleware runs inside authentication and it is
-        given the session deleter its ``expire`` fault needs. ``middlewares`` run outside
-        authentication (they see refused calls too). ``max_upload_bytes`` (default 128 MiB) and
-        ``max_json_bytes`` (default 64 MiB) bound request bodies; above them the pool answers 413.
+        ``faults`` takes a ``FaultInjector`` or a plan string (``"429=0.5,seed=7"``, parsed at once:
+        a bad plan raises ``FaultPlanError``, another type ``TypeError``): its middleware runs
+        inside authentication and it is given the session deleter its ``expire`` fault needs.
+        ``middlewares`` run outside authentication (they see refused calls too).
+        ``max_upload_bytes`` (default 128 MiB) and ``max_json_bytes`` (default 64 MiB) bound
+        request bodies; above them the pool answers 413.
         ``kernel_launcher`` is ``"fork"`` by default: kernels are forked from a template process
         that imported NumPy, pandas and matplotlib once (same sandbox, ~15 MiB per idle kernel
         instead of ~90); ``"plain"`` starts a fresh interpreter per kernel.
+        ``egress_allowlist`` (a local extension, off by default) lets sessions of a pool without
+        ``egress`` reach those hosts (names or ``*.domain`` patterns) over HTTP/HTTPS through the
+        server's egress proxy, and nothing else (needs bubblewrap; see README, "Network egress").
         ``mcp=True`` serves the pool's MCP server at :attr:`mcp_endpoint`, authenticated with
         :attr:`mcp_api_key` in ``x-ms-apikey``: a key of its own (``mcp_api_key``, generated unless
         given), which, like ``api_key``, is not part of the configuration. ``wire_extensions=True``
         adds the execution-result fields Azure does not send (``stdoutTruncated``,
         ``stderrTruncated``, ``images`` after the first).
+        ``management_plane=True`` also serves ``Microsoft.App/sessionPools`` (ARM) at
+        :attr:`base_url`; pools made there start from this pool's configuration.
+        ``serve_at_root=True`` also answers data-plane calls at :attr:`base_url` itself (off, the
+        root is a 404 naming :attr:`endpoint`, as Azure's would be).
         """
         given: dict[str, Any] = {
             name: value
@@ -115,6 +135,7 @@ class LocalSessionPool(LocalListener):
                 "cooldown_period_seconds": cooldown_period_seconds,
                 "max_execution_seconds": max_execution_seconds,
                 "egress": egress,
+                "egress_allowlist": tuple(egress_allowlist) if egress_allowlist is not None else None,
                 "sandbox": sandbox,
                 "kernel_launcher": kernel_launcher,
                 "max_upload_bytes": max_upload_bytes,
@@ -128,6 +149,7 @@ class LocalSessionPool(LocalListener):
             raise ValueError("pass either config= or the pool options it holds, not both")
         # PoolConfig holds every default and parses each value once.
         options = config if config is not None else PoolConfig(**given)
+        injector = _fault_injector(faults)
         super().__init__(
             host=host,
             port=port,
@@ -137,20 +159,31 @@ class LocalSessionPool(LocalListener):
             tls_key=tls_key,
             allow_remote=allow_remote,
             root_dir=root_dir,
+            management_plane=management_plane,
+            pool_defaults=options,
+            serve_at_root=serve_at_root,
         )
-        self.config = options
-        """The pool's configuration, handed as is to the session runtime and the app (the runtime makes
-        the kernel launcher from it)."""
-        self._faults = faults
+        self._initial = options
         # The injector's middleware goes inside authentication (create_app places it), even
         # when a caller also listed it among the outer middlewares.
-        self._middlewares = [m for m in middlewares if faults is None or m != faults.middleware]
-        self._mcp_enabled = options.mcp
+        outer = tuple(m for m in middlewares if injector is None or m != injector.middleware)
+        self._frontends = PoolFrontends(faults=injector, middlewares=outer)
+        self._fault_plan = faults if isinstance(faults, str) else None
         self._mcp_key = McpKey(mcp_api_key)
-        self._mcp_server: McpServer | None = None
-        self._manager: SessionManager | None = None
 
-    # ------------------------------------------------------------------ configuration
+    # ------------------------------------------------------------------ the pool
+
+    @property
+    def pool(self) -> HostedPool:
+        """The pool this object hosts (once started)."""
+        if self._default is None:
+            raise RuntimeError("The local session pool is not started")
+        return self._default
+
+    @property
+    def config(self) -> PoolConfig:
+        """The pool's configuration: as given, and as changed since (ARM PATCH, MCP switched)."""
+        return self._default.config if self._default is not None else self._initial
 
     @property
     def pool_type(self) -> PoolType:
@@ -207,11 +240,11 @@ class LocalSessionPool(LocalListener):
     @property
     def mcp_enabled(self) -> bool:
         """Whether the pool serves its MCP server at :attr:`mcp_endpoint` (``config.mcp`` at first;
-        :meth:`enable_mcp` and :meth:`disable_mcp` change it)."""
-        return self._mcp_enabled
+        :meth:`enable_mcp`, :meth:`disable_mcp` and an ARM PATCH change it)."""
+        return self.config.mcp
 
     def _require_mcp(self) -> None:
-        if not self._mcp_enabled:
+        if not self.mcp_enabled:
             raise RuntimeError(
                 "The pool's MCP server is not enabled: pass LocalSessionPool(mcp=True) or call enable_mcp()"
             )
@@ -229,6 +262,11 @@ class LocalSessionPool(LocalListener):
         self._require_mcp()
         return self._mcp_key.value
 
+    @property
+    def mcp_server(self) -> McpServer | None:
+        """The pool's MCP server while it is enabled and the pool runs."""
+        return self._default.mcp_server if self._default is not None else None
+
     def rotate_mcp_api_key(self, new_key: str | None = None) -> str:
         """Replace the MCP API key (a random one unless given) and return it; the old one stops working
         at once (``rotateMcpServerCredentials``)."""
@@ -242,33 +280,28 @@ class LocalSessionPool(LocalListener):
         """
         if api_key:
             self._mcp_key.rotate(api_key)
-        self._mcp_enabled = True
-        if self._manager is not None:
-            self._make_mcp_server()
+        self._set_mcp(True)
         return self._mcp_key.value
 
     def disable_mcp(self) -> None:
         """Stop serving the MCP server: ``/mcp`` becomes an unknown data-plane path again."""
-        self._mcp_enabled = False
+        self._set_mcp(False)
 
-    def _make_mcp_server(self) -> None:
-        if self._mcp_server is None and self._manager is not None:
-            from ..frontends.mcp.server import McpServer  # mcp-types: imported only by pools that serve MCP
-
-            self._mcp_server = McpServer(self._manager, self.config, key=self._mcp_key)
-
-    def _serving_mcp(self) -> McpServer | None:
-        """The MCP server while it is enabled (asked by the app on every request)."""
-        return self._mcp_server if self._mcp_enabled else None
+    def _set_mcp(self, enabled: bool) -> None:
+        if self._default is not None:
+            self._default.set_mcp_enabled(enabled)
+        else:
+            self._initial = dataclasses.replace(self._initial, mcp=enabled)
 
     # ------------------------------------------------------------------ properties
 
     @property
     def manager(self) -> SessionManager:
         """The session runtime; available once started."""
-        if self._manager is None:
+        manager = self._default.manager if self._default is not None else None
+        if manager is None:
             raise RuntimeError("The local session pool is not started")
-        return self._manager
+        return manager
 
     @property
     def host(self) -> str:
@@ -286,63 +319,44 @@ class LocalSessionPool(LocalListener):
     @property
     def isolation(self) -> Isolation:
         """The isolation actually in force: ``bwrap`` or ``none``."""
-        if self._manager is None:
-            raise RuntimeError("The local session pool is not started")
-        return self._manager.isolation
+        return self.manager.isolation
+
+    @property
+    def faults(self) -> FaultInjector | None:
+        """The fault injector of the pool's data plane, if any."""
+        return self._frontends.faults
+
+    def describe(self) -> HostDescription:
+        """What this running pool serves and how to reach it (the ``serve`` banner's facts)."""
+        return HostDescription(
+            endpoint=self.endpoint,
+            api_key=self.api_key,
+            isolation=self.isolation,
+            pool_type=self.pool_type,
+            egress=self.egress,
+            base_url=self.base_url,
+            tls_ca_file=self.tls_ca_file,
+            mcp=McpAccess(self.mcp_endpoint, self.mcp_api_key) if self.mcp_enabled else None,
+            fault_plan=self._fault_plan
+            if self._fault_plan is not None or self.faults is None
+            else repr(self.faults.plan),
+            management_plane=self.management_plane,
+            serves_root=self.serve_at_root,
+            egress_allowlist=self.config.egress_allowlist,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
     async def _start(self) -> None:
-        """Start the runtime (warm sessions, reaper) and the HTTP server."""
-        from ..runtime.sessions import SessionManager  # the runtime needs the 'local' extra
-
-        self._root, self._owns_root = await make_root(self._root_dir, prefix="aca-local-pool-")
-        private = self._root / "pool"
-        await asyncio.to_thread(private.mkdir, mode=0o700, parents=True, exist_ok=True)
-        server_context: ssl.SSLContext | None = None
-        if self.tls:
-            self.tls_cert_path, server_context = await tls_server_context(
-                self._host, private / "tls", self._tls_cert, self._tls_key
-            )
-        self._manager = SessionManager(root=self._root, config=self.config)
-        await self._manager.start()
-        if self._mcp_enabled:
-            # mcp-types builds a few hundred pydantic models on import: off the event loop.
-            await asyncio.to_thread(
-                importlib.import_module, "autogen_aca_sessions.local.frontends.mcp.server"
-            )
-            self._make_mcp_server()
-        app = create_app(
-            self._manager,
-            api_key=self.api_key,
-            middlewares=self._middlewares,
-            faults=self._faults,
-            mcp=self._serving_mcp,
-        )
-        self._runner, self._bound_port = await serve(app, self._host, self._port, server_context)
+        """Start the server, then the pool's runtime (warm sessions, reaper) and frontends."""
+        await super()._start()
+        await self.add_pool(self._initial, default=True, mcp_key=self._mcp_key, frontends=self._frontends)
         logger.info(
             "local session pool %s serving at %s (isolation %s)",
             self.pool_name,
             self.endpoint,
             self.isolation,
         )
-
-    async def close(self) -> None:
-        """Stop serving, kill every kernel and remove every directory the pool made. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._runner is not None:
-            with contextlib.suppress(Exception):
-                await self._runner.cleanup()
-            self._runner = None
-        if self._manager is not None:
-            try:
-                await self._manager.close()
-            except Exception:
-                logger.exception("closing the session manager failed")
-        if self._owns_root and self._root is not None:
-            await asyncio.to_thread(shutil.rmtree, self._root, True)
 
     def __repr__(self) -> str:
         where = self.endpoint if self._bound_port is not None else "not started"

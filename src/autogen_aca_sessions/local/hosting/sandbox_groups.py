@@ -21,8 +21,9 @@ from ..runtime.sandboxes.models import GroupLimits
 from ..runtime.sandboxes.runtime import SandboxRuntime
 from .arm.errors import ArmError
 from .arm.model import ProvisioningState, ResourceKey
-from .arm.operations import Operation, OperationKind, OperationStore, location_segment
+from .arm.operations import ArmOperation, ArmOperationKind, ArmOperationStore, location_segment
 from .arm.sandbox_groups.model import SandboxGroupResource, SandboxGroupSettings, render_group
+from .arm.sandbox_groups.routes import SANDBOX_GROUPS
 
 __all__ = ["DEFAULT_MAX_SANDBOX_COUNT", "HostedSandboxGroup", "SandboxGroupHost"]
 
@@ -41,7 +42,7 @@ class HostedSandboxGroup:
         resource groups; the runtime's do not)."""
         self.resource = resource
         """The ARM record (settings, provisioning state, times)."""
-        self.operation: Operation | None = None
+        self.operation: ArmOperation | None = None
         """The last long-running operation started on it."""
 
     @property
@@ -58,7 +59,9 @@ class HostedSandboxGroup:
 class SandboxGroupHost:
     """Every sandbox group of one server."""
 
-    def __init__(self, runtime: SandboxRuntime, operations: OperationStore, *, max_groups: int = 100) -> None:
+    def __init__(
+        self, runtime: SandboxRuntime, operations: ArmOperationStore, *, max_groups: int = 100
+    ) -> None:
         self._runtime = runtime
         self._operations = operations
         self._groups: dict[tuple[str, str, str], HostedSandboxGroup] = {}
@@ -109,7 +112,7 @@ class SandboxGroupHost:
 
     async def create_or_replace(
         self, key: ResourceKey, settings: SandboxGroupSettings
-    ) -> tuple[HostedSandboxGroup, Operation, bool]:
+    ) -> tuple[HostedSandboxGroup, ArmOperation, bool]:
         """Create the group or replace its settings; returns it, its (finished) operation and
         whether it is new."""
         async with self._lock:
@@ -135,8 +138,8 @@ class SandboxGroupHost:
                     target="sandboxGroupName",
                 )
             created = group is None
-            operation = self._operations.start(
-                OperationKind.CREATE if created else OperationKind.UPDATE, key, settings.location
+            operation = self._start(
+                ArmOperationKind.CREATE if created else ArmOperationKind.UPDATE, key, settings.location
             )
             now = datetime.now(timezone.utc)
             if group is None:
@@ -157,25 +160,25 @@ class SandboxGroupHost:
 
     async def update(
         self, group: HostedSandboxGroup, settings: SandboxGroupSettings
-    ) -> tuple[HostedSandboxGroup, Operation]:
+    ) -> tuple[HostedSandboxGroup, ArmOperation]:
         """Apply a PATCH's settings."""
         if group.deleting:
             raise self._busy(group)
         updated, operation, _ = await self.create_or_replace(group.key, settings)
         return updated, operation
 
-    def begin_delete(self, group: HostedSandboxGroup) -> Operation:
+    def begin_delete(self, group: HostedSandboxGroup) -> ArmOperation:
         """Start deleting ``group`` and its sandboxes; a repeated delete answers with the running one."""
         running = group.operation
-        if group.deleting and running is not None and running.kind is OperationKind.DELETE:
+        if group.deleting and running is not None and running.kind is ArmOperationKind.DELETE:
             return running
-        operation = self._operations.start(OperationKind.DELETE, group.key, group.resource.settings.location)
+        operation = self._start(ArmOperationKind.DELETE, group.key, group.resource.settings.location)
         group.operation = operation
         group.resource.state = ProvisioningState.DELETING
         self._spawn(self._delete(group, operation))
         return operation
 
-    async def _delete(self, group: HostedSandboxGroup, operation: Operation) -> None:
+    async def _delete(self, group: HostedSandboxGroup, operation: ArmOperation) -> None:
         try:
             await self._runtime.delete_group(group.runtime_id)
         except Exception as exc:
@@ -194,6 +197,12 @@ class SandboxGroupHost:
             return False
         await self.begin_delete(group).wait()
         return True
+
+    def _start(self, kind: ArmOperationKind, key: ResourceKey, location: str) -> ArmOperation:
+        operation = self._operations.start(kind, key, location)
+        # The operation routes render its result through this resource type's routes.
+        operation.resource_type = SANDBOX_GROUPS
+        return operation
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)

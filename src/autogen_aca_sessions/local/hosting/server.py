@@ -23,20 +23,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import enum
 import json
 import logging
 import shutil
 import ssl
 import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from ..config import PoolConfig
+from ..frontends.access_log import access_log_middleware
 from ..frontends.auth import check_authorization
+from ..frontends.dataplane.endpoint import split_endpoint
 from ..frontends.dataplane.wire.errors import WireError
+from ..frontends.mcp.keys import McpKey
 from ..frontends.sandboxes.call import GroupRef
 from ..frontends.sandboxes.errors import sandbox_error_response
 from ..frontends.sandboxes.routes import dispatch as dispatch_sandboxes
@@ -50,28 +56,70 @@ from .arm.model import (
     PoolSettings,
     ProvisioningState,
     ResourceKey,
+    location_problem,
     name_problem,
     resource_group_problem,
     subscription_problem,
 )
-from .arm.operations import Operation, OperationKind, OperationStore, location_segment
-from .arm.routes import ManagementRoutes, is_management_path
+from .arm.operations import ArmOperation, ArmOperationKind, ArmOperationStore, location_segment
+from .arm.paths import is_management_path, parse_arm_path
+from .arm.routes import SESSION_POOLS, ManagementRoutes
 from .arm.sandbox_groups.model import SandboxGroupSettings, group_name_problem, group_resource_id
-from .arm.sandbox_groups.routes import SandboxGroupRoutes, is_sandbox_group_path
-from .hosted import HostedPool, RuntimeOptions
+from .arm.sandbox_groups.routes import SANDBOX_GROUPS, SandboxGroupRoutes
+from .hosted import HostedPool, PoolFrontends, RuntimeOptions, config_with_settings, settings_from_config
 from .listener import LocalListener, make_root, serve, tls_server_context
-from .pool import LOCAL_RESOURCE_GROUP, LOCAL_SUBSCRIPTION
 from .sandbox_groups import HostedSandboxGroup, SandboxGroupHost
 
-__all__ = ["LocalSessionsServer"]
+__all__ = ["LOCAL_RESOURCE_GROUP", "LOCAL_SUBSCRIPTION", "LocalSessionsServer"]
 
 logger = logging.getLogger("autogen_aca_sessions.local")
+
+LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+"""The subscription id in a Python-API pool's endpoint path (a local pool has none; Azure's shape is kept)."""
+
+LOCAL_RESOURCE_GROUP = "local"
+"""The resource group in a Python-API pool's endpoint path."""
 
 PROVISIONING_WAIT_SECONDS = 120.0
 """How long a data-plane request for a pool still being provisioned waits for it."""
 
 
-def _enum(kind: type[Any], value: Any, what: str) -> Any:
+def _segments(request: web.Request) -> list[str]:
+    """The path's segments, split before percent-decoding (so '%2F' inside a name stays in it)."""
+    raw_path = request.raw_path.split("?", 1)[0]
+    return [unquote(s) for s in raw_path.split("/") if s]
+
+
+DataPlane = Callable[[web.Request, list[str]], Awaitable[web.StreamResponse]]
+"""Serves the requests of one data-plane collection (given the path's segments)."""
+
+
+def _data_plane_kind(segments: list[str]) -> str | None:
+    """The folded collection of ``/subscriptions/{sub}/resourceGroups/{rg}/{collection}/{name}/...``
+    (``sessionpools``), ``""`` for another path under ``/subscriptions``, None at the root."""
+    if segments and segments[0].lower() == "subscriptions":
+        if len(segments) >= 6 and segments[2].lower() == "resourcegroups":
+            return segments[4].lower()
+        return ""
+    return None
+
+
+def _is_execution_poll(method: str, segments: list[str]) -> bool:
+    """``GET /executions/{id}``: the relative ``Operation-Location`` the 2024-10 contract hands
+    out, which RFC 3986 resolves against the origin. The root answers it (for the default pool)
+    even without ``serve_at_root``: it reads a result and runs nothing."""
+    return method == "GET" and len(segments) == 2 and segments[0].lower() == "executions"
+
+
+_ENDPOINTS_SHOWN = 5
+"""Pool endpoints a 404 at the server root names."""
+
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _enum(kind: type[_E], value: _E | str, what: str) -> _E:
+    """The member of ``kind`` that ``value`` is or names (any letter case)."""
     if isinstance(value, kind):
         return value
     for member in kind:
@@ -81,18 +129,12 @@ def _enum(kind: type[Any], value: Any, what: str) -> Any:
     raise ValueError(f"{what} must be one of {allowed}, not {value!r}")
 
 
-def _is_sandbox_data_path(segments: list[str]) -> bool:
-    """Whether a path is under ``/subscriptions/{sub}/resourceGroups/{rg}/sandboxGroups/{group}``."""
-    return (
-        len(segments) >= 6
-        and segments[0].lower() == "subscriptions"
-        and segments[2].lower() == "resourcegroups"
-        and segments[4].lower() == "sandboxgroups"
-    )
-
-
 class LocalSessionsServer(LocalListener):
-    """A local server hosting any number of session pools, with the ARM management plane."""
+    """A local server hosting any number of session pools, with the ARM management plane.
+
+    This is the one pool host: ``LocalSessionPool`` is this server with one pool of its own
+    (:attr:`default_pool`), and ``aca-sessions serve`` runs exactly that.
+    """
 
     _what = "local session server"
 
@@ -112,6 +154,7 @@ class LocalSessionsServer(LocalListener):
         retry_after_seconds: int = 1,
         list_page_size: int = 100,
         max_pools: int = 100,
+        serve_at_root: bool = False,
     ) -> None:
         """Configure the server; nothing starts until :meth:`start` (or ``async with``).
 
@@ -124,6 +167,13 @@ class LocalSessionsServer(LocalListener):
         delay given" and then waits its default 30 s. ``list_page_size`` is the pools per list page.
         ``max_pools`` bounds how many pools may exist at once (each holds kernels and files);
         one more is refused with 409 ``SessionPoolQuotaExceeded``, as a subscription quota would.
+
+        ``serve_at_root=True`` also serves the :attr:`default_pool`'s data plane at the server
+        root (``{base_url}/executions``). Off (the default) the root answers 404 naming the pool
+        endpoints, as Azure does: an application configured with the bare base URL fails here
+        as it would on Azure, instead of working only locally. One root path is answered
+        either way: ``GET /executions/{id}``, the relative ``Operation-Location`` of the
+        2024-10 contract as RFC 3986 resolves it (it runs nothing).
         """
         super().__init__(
             host=host,
@@ -141,31 +191,45 @@ class LocalSessionsServer(LocalListener):
         """Most pools at once."""
         self.management_plane = management_plane
         """Whether ``Microsoft.App/sessionPools`` is served."""
+        self.serve_at_root = serve_at_root
+        """Whether the default pool's data plane also answers at the server root."""
         self.pool_defaults = pool_defaults if pool_defaults is not None else PoolConfig()
         """The configuration every pool starts from."""
-        self.operations = OperationStore()
+        self.operations = ArmOperationStore()
         """Long-running management operations (their status URLs)."""
-        self._routes = ManagementRoutes(
-            self, retry_after_seconds=retry_after_seconds, page_size=list_page_size
+        self._routes: ManagementRoutes[HostedPool] = ManagementRoutes(
+            self,
+            retry_after_seconds=retry_after_seconds,
+            page_size=list_page_size,
+            origin=lambda: self.base_url,
         )
         self._pools: dict[tuple[str, str, str], HostedPool] = {}
         self._default: HostedPool | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._options: RuntimeOptions | None = None
-        self._retry_after_seconds = retry_after_seconds
-        self._list_page_size = list_page_size
+        self._access_log = access_log_middleware(self._route_of)
         # Sandboxes (Microsoft.App/sandboxGroups and their data plane): the runtime is opened on
         # first use, so a server that never hosts a sandbox pays nothing for it.
         self._sandbox_host: SandboxGroupHost | None = None
-        self._sandbox_group_routes: SandboxGroupRoutes | None = None
         self._sandbox_lock = asyncio.Lock()
         self._sandbox_failure: str | None = None
+        self._routes.resource_types[SANDBOX_GROUPS] = SandboxGroupRoutes(
+            self._sandbox_host_for_arm, page_size=list_page_size
+        )
+        self.data_planes: dict[str, DataPlane] = {
+            SESSION_POOLS: self._session_pool_data_plane,
+            SANDBOX_GROUPS: self._sandbox_data_plane,
+        }
+        """Data planes served under ``/subscriptions/{sub}/resourceGroups/{rg}/{collection}/{name}``,
+        keyed by the folded collection (``sessionpools``); another product's data plane is one
+        more entry (ARM resource types are the same kind of table: ``ManagementRoutes.resource_types``)."""
 
     # ------------------------------------------------------------------ properties
 
     @property
     def default_pool(self) -> HostedPool | None:
-        """The pool that also answers data-plane paths without a pool prefix (``/executions``)."""
+        """The host's own pool (``LocalSessionPool``'s, ``aca-sessions serve``'s); with
+        ``serve_at_root`` it also answers data-plane paths without a pool prefix (``/executions``)."""
         return self._default
 
     def endpoint_for(self, key: ResourceKey) -> str:
@@ -191,15 +255,14 @@ class LocalSessionsServer(LocalListener):
         location: str = "local",
         default: bool = False,
     ) -> HostedPool:
-        """Create (or replace) a pool and wait until it serves.
+        """Create (or replace) a pool with ARM-style settings and wait until it serves.
 
         Raises ``ValueError`` for settings the server cannot run, ``ArmError`` (409) where the
         management plane would refuse too (too many pools, another operation running, a move to
         another location), ``RuntimeError`` when the pool could not be started.
 
         Unlike the management plane, periods are not held to Azure's 300-3600 s (tests want
-        short ones). ``default=True`` also serves the pool at the server root (``/executions``),
-        as ``aca-sessions serve`` does for its fixed pool.
+        short ones). ``default=True`` makes it the :attr:`default_pool`.
         """
         kind = _enum(ContainerType, container_type, "container_type")
         if kind not in (ContainerType.PYTHON_LTS, ContainerType.SHELL):
@@ -208,6 +271,9 @@ class LocalSessionsServer(LocalListener):
             raise ValueError("max_concurrent_sessions must be >= 1 and ready_session_instances >= 0")
         if cooldown_period_seconds < 1 or max_alive_period_seconds < 1:
             raise ValueError("cooldown and max alive periods must be at least 1 second")
+        problem = location_problem(location)
+        if problem is not None:
+            raise ValueError(f"location {problem}")
         settings = PoolSettings(
             location=location,
             container_type=kind,
@@ -224,6 +290,38 @@ class LocalSessionsServer(LocalListener):
         await operation.wait()
         if pool.state is not ProvisioningState.SUCCEEDED:
             raise RuntimeError(f"The pool {name!r} could not be provisioned: {pool.failure}")
+        if default:
+            self._default = pool
+        return pool
+
+    async def add_pool(
+        self,
+        config: PoolConfig,
+        *,
+        default: bool = False,
+        mcp_key: McpKey | None = None,
+        frontends: PoolFrontends | None = None,
+        resource_group: str = LOCAL_RESOURCE_GROUP,
+        subscription: str = LOCAL_SUBSCRIPTION,
+    ) -> HostedPool:
+        """Host a pool made from ``config`` as it is (its name, exact periods, limits) and wait
+        until it serves; ``default=True`` makes it the :attr:`default_pool`.
+
+        ``mcp_key`` is its MCP key (generated unless given), ``frontends`` its faults and extra
+        middlewares. A pool that cannot start raises what stopped it (``RuntimeError`` when
+        bubblewrap is required and missing, ...).
+        """
+        options = self._require_running()
+        key = ResourceKey(subscription, resource_group, config.pool_name)
+        if self.find_pool(key) is not None:
+            raise ValueError(f"A pool named {config.pool_name!r} already exists in {resource_group!r}")
+        pool = self._new_pool(key, config, settings_from_config(config), mcp_key=mcp_key, frontends=frontends)
+        operation = self.operations.start(ArmOperationKind.CREATE, key, pool.settings.location)
+        self._run(pool, operation, pool.provision(options))
+        await operation.wait()
+        if pool.error is not None:
+            await self._delete(pool)
+            raise pool.error
         if default:
             self._default = pool
         return pool
@@ -258,10 +356,6 @@ class LocalSessionsServer(LocalListener):
         await self.begin_delete(pool).wait()
         return True
 
-    def rotate_mcp_key(self, pool: HostedPool) -> str:
-        """Give ``pool`` a new MCP key (the old one stops working at once); returns it."""
-        return pool.rotate_mcp_key()
-
     # ------------------------------------------------------------------ sandbox groups
 
     async def sandbox_groups(self) -> SandboxGroupHost:
@@ -281,11 +375,6 @@ class LocalSessionsServer(LocalListener):
                     raise
                 self._sandbox_host = SandboxGroupHost(runtime, self.operations)
                 self._sandbox_host.default_domain = self._host
-                self._sandbox_group_routes = SandboxGroupRoutes(
-                    self._sandbox_host,
-                    retry_after_seconds=self._retry_after_seconds,
-                    page_size=self._list_page_size,
-                )
             return self._sandbox_host
 
     async def create_sandbox_group(
@@ -324,6 +413,50 @@ class LocalSessionsServer(LocalListener):
         host = await self.sandbox_groups()
         return await host.delete(ResourceKey(subscription, resource_group, name))
 
+    async def _sandbox_host_for_arm(self) -> SandboxGroupHost:
+        try:
+            return await self.sandbox_groups()
+        except SandboxStartFailed as exc:
+            raise ArmError(
+                409,
+                "SandboxesUnavailable",
+                f"This server cannot run sandboxes: {exc.message}",
+                target="sandboxGroup",
+            ) from exc
+
+    async def _sandbox_data_plane(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        """``/subscriptions/{sub}/resourceGroups/{rg}/sandboxGroups/{group}/...``: the Sandboxes
+        data plane of that group (logged as the server's own answers are)."""
+
+        async def answer(request: web.Request) -> web.StreamResponse:
+            try:
+                check_authorization(request.headers.get("Authorization"), self.api_key)
+                return await self._serve_sandboxes(request, segments)
+            except WireError as err:
+                return sandbox_error_response(err)
+
+        return await self._access_log(request, answer)
+
+    async def _serve_sandboxes(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        key = ResourceKey(segments[1], segments[3], segments[5])
+        host = self._sandbox_host
+        group = host.find(key) if host is not None else None
+        if host is None or group is None or group.deleting:
+            raise WireError(
+                404,
+                "SandboxGroupNotFound",
+                f"There is no sandbox group '{segments[5][:80]}' in resource group '{segments[3][:90]}'; "
+                "create it with PUT .../providers/Microsoft.App/sandboxGroups/{name} first.",
+                target="sandboxGroup",
+            )
+        ref = GroupRef(
+            runtime_id=group.runtime_id,
+            path="/" + "/".join(request.raw_path.split("?", 1)[0].split("/")[1:7]),
+            resource_id=group_resource_id(group.key),
+            region=group.resource.settings.location,
+        )
+        return await dispatch_sandboxes(request, segments[6:], host.runtime, ref)
+
     # ------------------------------------------------------------------ management operations
 
     def find_pool(self, key: ResourceKey) -> HostedPool | None:
@@ -352,12 +485,42 @@ class LocalSessionsServer(LocalListener):
 
     def _require_running(self) -> RuntimeOptions:
         if self._options is None or self._closed:
-            raise RuntimeError("The local session server is not running")
+            raise RuntimeError(f"The {self._what} is not running")
         return self._options
+
+    def _new_pool(
+        self,
+        key: ResourceKey,
+        config: PoolConfig,
+        settings: PoolSettings,
+        *,
+        mcp_key: McpKey | None = None,
+        frontends: PoolFrontends | None = None,
+    ) -> HostedPool:
+        if len(self._pools) >= self.max_pools:
+            raise ArmError(
+                409,
+                "SessionPoolQuotaExceeded",
+                f"This server already hosts {len(self._pools)} session pools, its limit (max_pools); "
+                "delete one first.",
+                target="sessionPoolName",
+            )
+        root = self.root_dir / "pools" / f"{key.name}-{uuid.uuid4().hex[:12]}"
+        pool = HostedPool(
+            key,
+            config,
+            settings,
+            endpoint=self.endpoint_for(key),
+            root=root,
+            mcp_key=mcp_key,
+            frontends=frontends,
+        )
+        self._pools[key.folded] = pool
+        return pool
 
     async def begin_create_or_replace(
         self, key: ResourceKey, settings: PoolSettings
-    ) -> tuple[HostedPool, Operation]:
+    ) -> tuple[HostedPool, ArmOperation]:
         """Start creating the pool (or replacing its settings); returns it and the operation."""
         options = self._require_running()
         pool = self.find_pool(key)
@@ -373,44 +536,35 @@ class LocalSessionsServer(LocalListener):
                 f"it cannot be moved to '{settings.location}' (delete it first).",
                 target="location",
             )
-        if pool is None and len(self._pools) >= self.max_pools:
-            raise ArmError(
-                409,
-                "SessionPoolQuotaExceeded",
-                f"This server already hosts {len(self._pools)} session pools, its limit (max_pools); "
-                "delete one first.",
-                target="sessionPoolName",
-            )
         if pool is None:
-            root = self.root_dir / "pools" / f"{key.name}-{uuid.uuid4().hex[:12]}"
-            pool = HostedPool(key, settings, endpoint=self.endpoint_for(key), root=root)
-            self._pools[key.folded] = pool
-            operation = self.operations.start(OperationKind.CREATE, key, settings.location)
+            base = dataclasses.replace(self.pool_defaults, pool_name=key.name)
+            pool = self._new_pool(key, config_with_settings(base, None, settings), settings)
+            operation = self.operations.start(ArmOperationKind.CREATE, key, settings.location)
             self._run(pool, operation, pool.provision(options))
         else:
-            operation = self.operations.start(OperationKind.UPDATE, pool.key, settings.location)
+            operation = self.operations.start(ArmOperationKind.UPDATE, pool.key, settings.location)
             pool.state = ProvisioningState.IN_PROGRESS
             self._run(pool, operation, pool.apply(settings, options))
         return pool, operation
 
-    async def begin_update(self, pool: HostedPool, settings: PoolSettings) -> Operation:
+    async def begin_update(self, pool: HostedPool, settings: PoolSettings) -> ArmOperation:
         """Start applying ``settings`` to ``pool``."""
         options = self._require_running()
         if pool.busy:
             raise self._conflict(pool)
-        operation = self.operations.start(OperationKind.UPDATE, pool.key, pool.settings.location)
+        operation = self.operations.start(ArmOperationKind.UPDATE, pool.key, pool.settings.location)
         self._run(pool, operation, pool.apply(settings, options))
         return operation
 
-    def begin_delete(self, pool: HostedPool) -> Operation:
+    def begin_delete(self, pool: HostedPool) -> ArmOperation:
         """Start deleting ``pool``."""
         self._require_running()
         running = pool.operation
-        if running is not None and running.kind is OperationKind.DELETE and not running.done:
+        if running is not None and running.kind is ArmOperationKind.DELETE and not running.done:
             return running  # DELETE is idempotent: the delete already under way answers
         if pool.busy:
             raise self._conflict(pool)
-        operation = self.operations.start(OperationKind.DELETE, pool.key, pool.settings.location)
+        operation = self.operations.start(ArmOperationKind.DELETE, pool.key, pool.settings.location)
         pool.state = ProvisioningState.DELETING
         self._run(pool, operation, self._delete(pool))
         return operation
@@ -422,7 +576,7 @@ class LocalSessionsServer(LocalListener):
         if self._default is pool:
             self._default = None
 
-    def _run(self, pool: HostedPool, operation: Operation, work: Any) -> None:
+    def _run(self, pool: HostedPool, operation: ArmOperation, work: Coroutine[Any, Any, None]) -> None:
         pool.busy = True
         pool.operation = operation
 
@@ -435,7 +589,7 @@ class LocalSessionsServer(LocalListener):
                 return
             finally:
                 pool.busy = False
-            if operation.kind is not OperationKind.DELETE and pool.state is ProvisioningState.FAILED:
+            if operation.kind is not ArmOperationKind.DELETE and pool.state is ProvisioningState.FAILED:
                 operation.fail(
                     ArmError(
                         409,
@@ -454,30 +608,58 @@ class LocalSessionsServer(LocalListener):
     # ------------------------------------------------------------------ HTTP
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        # Segments are split before percent-decoding, so '%2F' inside a name stays in that name.
-        raw_path = request.raw_path.split("?", 1)[0]
-        segments = [unquote(s) for s in raw_path.split("/") if s]
-        if is_management_path(segments) and self.management_plane:
-            check_authorization(request.headers.get("Authorization"), self.api_key)
-            if is_sandbox_group_path(segments):
-                return await self._serve_sandbox_groups(request, segments)
-            return await self._routes.handle(request, segments)
-        if _is_sandbox_data_path(segments):
-            check_authorization(request.headers.get("Authorization"), self.api_key)
-            try:
-                return await self._serve_sandboxes(request, segments)
-            except WireError as err:
-                return sandbox_error_response(err)
-        pool = self._data_plane_pool(segments)
-        if pool is None:
-            check_authorization(request.headers.get("Authorization"), self.api_key)
-            raise WireError(
-                404,
-                "SessionPoolNotFound",
-                "There is no session pool at this path; pool endpoints look like "
-                "/subscriptions/{sub}/resourceGroups/{rg}/sessionPools/{name}.",
-                target="sessionPool",
+        segments = _segments(request)
+        if self.management_plane and is_management_path(segments):
+            return await self._answer_logged(request)
+        kind = _data_plane_kind(segments)
+        if kind is None:  # the server root
+            root_pool = (
+                self._default if self.serve_at_root or _is_execution_poll(request.method, segments) else None
             )
+            if root_pool is None:
+                return await self._answer_logged(request)
+            return await self._serve_pool(request, root_pool)
+        serve = self.data_planes.get(kind)
+        if serve is None:
+            return await self._answer_logged(request)
+        return await serve(request, segments)
+
+    async def _answer_logged(self, request: web.Request) -> web.StreamResponse:
+        # The server answers itself (ARM, or no pool here): logged here, since no pool's access
+        # log sees it; a pool's requests are logged by that pool's application.
+        return await self._access_log(request, self._answer)
+
+    async def _session_pool_data_plane(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        """``/subscriptions/{sub}/resourceGroups/{rg}/sessionPools/{name}/...``: that pool's data plane."""
+        pool = self._pools.get((segments[1].lower(), segments[3].lower(), segments[5].lower()))
+        if pool is None:
+            return await self._answer_logged(request)
+        return await self._serve_pool(request, pool)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        segments = _segments(request)
+        try:
+            check_authorization(request.headers.get("Authorization"), self.api_key)
+            if self.management_plane:
+                arm_path = parse_arm_path(request.path, segments)
+                if arm_path is not None:
+                    return await self._routes.handle(request, arm_path)
+            raise self._no_pool_here(segments)
+        except WireError as err:
+            return arm_error_response(err)
+
+    def _route_of(self, request: web.Request) -> tuple[str, str]:
+        """The access log's route and operation of a request the server answers itself."""
+        segments = _segments(request)
+        if self.management_plane and is_management_path(segments):
+            return "(management plane)", "management"
+        if _data_plane_kind(segments) == SANDBOX_GROUPS:
+            return "(sandboxes)", "sandboxes"
+        if segments and segments[0].lower() == "subscriptions":
+            return "(other pool)", "other"
+        return "(server root)", "other"
+
+    async def _serve_pool(self, request: web.Request, pool: HostedPool) -> web.StreamResponse:
         if pool.app is None:
             if pool.state is ProvisioningState.IN_PROGRESS:
                 await pool.wait_ready(PROVISIONING_WAIT_SECONDS)
@@ -494,8 +676,11 @@ class LocalSessionsServer(LocalListener):
                 )
         # aiohttp freezes a router once serving, so pools made later cannot be added as
         # sub-applications; the pool's own application (its middlewares, auth and dispatch)
-        # serves the request instead, exactly as when it runs alone.
+        # serves the request instead, exactly as when it runs alone. Its JSON body cap is the
+        # pool's own, not the server's.
         app = pool.app
+        if pool.config.max_json_bytes != request.client_max_size:
+            request = request.clone(client_max_size=pool.config.max_json_bytes)
         response = await app._handle(request)
         if response.status >= 500 and not response.prepared:
             # The pool was deleted or rebuilt while this request ran, and its runtime went with
@@ -511,51 +696,28 @@ class LocalSessionsServer(LocalListener):
                 )
         return response
 
-    async def _sandbox_host_or_refuse(self) -> SandboxGroupHost:
-        try:
-            return await self.sandbox_groups()
-        except SandboxStartFailed as exc:
-            raise WireError(
-                409,
-                "SandboxesUnavailable",
-                f"This server cannot run sandboxes: {exc.message}",
-                target="sandboxGroup",
-            ) from exc
-
-    async def _serve_sandbox_groups(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
-        await self._sandbox_host_or_refuse()
-        assert self._sandbox_group_routes is not None
-        return await self._sandbox_group_routes.handle(request, segments)
-
-    async def _serve_sandboxes(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
-        key = ResourceKey(segments[1], segments[3], segments[5])
-        group = self._sandbox_host.find(key) if self._sandbox_host is not None else None
-        if group is None or group.deleting:
-            raise WireError(
+    def _no_pool_here(self, segments: list[str]) -> WireError:
+        shown = [p.endpoint for p in self.list_pools()[:_ENDPOINTS_SHOWN]]
+        where = ("; its pool endpoints: " + ", ".join(shown)) if shown else ""
+        more = f" (and {len(self._pools) - len(shown)} more)" if len(self._pools) > len(shown) else ""
+        if segments and segments[0].lower() == "subscriptions":
+            prefix, _ = split_endpoint(segments)
+            named = f" '{prefix.pool}'" if prefix is not None and prefix.pool.isprintable() else ""
+            return WireError(
                 404,
-                "SandboxGroupNotFound",
-                f"There is no sandbox group '{segments[5][:80]}' in resource group '{segments[3][:90]}'; "
-                "create it with PUT .../providers/Microsoft.App/sandboxGroups/{name} first.",
-                target="sandboxGroup",
+                "SessionPoolNotFound",
+                f"This server hosts no session pool{named} at this path; pool endpoints look like "
+                "/subscriptions/{sub}/resourceGroups/{rg}/sessionPools/{name}" + where + more + ".",
+                target="sessionPool",
             )
-        assert self._sandbox_host is not None
-        ref = GroupRef(
-            runtime_id=group.runtime_id,
-            path="/" + "/".join(request.raw_path.split("?", 1)[0].split("/")[1:7]),
-            resource_id=group_resource_id(group.key),
-            region=group.resource.settings.location,
+        # The server root is no pool endpoint, as on Azure: name the ones it has.
+        return WireError(
+            404,
+            "SessionPoolNotFound",
+            "This is the server root, not a session pool endpoint: send data-plane calls to a pool "
+            "endpoint, /subscriptions/{sub}/resourceGroups/{rg}/sessionPools/{name}" + where + more + ".",
+            target="sessionPool",
         )
-        return await dispatch_sandboxes(request, segments[6:], self._sandbox_host.runtime, ref)
-
-    def _data_plane_pool(self, segments: list[str]) -> HostedPool | None:
-        if (
-            len(segments) >= 6
-            and segments[0].lower() == "subscriptions"
-            and segments[2].lower() == "resourcegroups"
-            and segments[4].lower() == "sessionpools"
-        ):
-            return self._pools.get((segments[1].lower(), segments[3].lower(), segments[5].lower()))
-        return self._default
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -602,12 +764,13 @@ class LocalSessionsServer(LocalListener):
             self.tls_cert_path, server_context = await tls_server_context(
                 self._host, private / "tls", self._tls_cert, self._tls_key
             )
-        self._options = RuntimeOptions(
-            api_key=self.api_key, defaults=self.pool_defaults, hide_paths=(self._root,)
-        )
-        app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024 * 1024)
+        app = web.Application(middlewares=[self._errors], client_max_size=self.pool_defaults.max_json_bytes)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner, self._bound_port = await serve(app, self._host, self._port, server_context)
+        # Made once the port is known: pools' egress proxies refuse it whatever their allowlist.
+        self._options = RuntimeOptions(
+            api_key=self.api_key, hide_paths=(self._root,), protected_ports=(self._bound_port,)
+        )
         logger.info("local session server at %s (management plane %s)", self.base_url, self.management_plane)
 
     async def close(self) -> None:

@@ -7,7 +7,9 @@ whether or not the package is importable by the kernel's interpreter). The spec 
 - ``uid`` (optional): the host uid (and gid) to become once the limits are set; the
   sandbox leaves this script CAP_SETUID/CAP_SETGID for exactly that, and switching drops them.
 - ``mode``: ``"kernel"`` starts an IPython kernel in this very process (saves one
-  interpreter start-up), ``"exec"`` replaces this process with ``argv``.
+  interpreter start-up), ``"exec"`` replaces this process with ``argv``, ``"script"`` runs
+  the Python file ``argv[0]`` in this very process as ``__main__`` with ``sys.argv = argv``
+  (the Sandboxes runtime's agent; saves an interpreter start-up too).
 - ``connection_file`` and ``startup`` (kernel mode): the Jupyter connection file and the
   file ``_kernel_startup.py`` to run before the first cell.
 """
@@ -79,6 +81,12 @@ def main() -> None:
     if spec["mode"] == "exec":
         argv = spec["argv"]
         os.execvp(argv[0], argv)
+    if spec["mode"] == "script":
+        import runpy
+
+        sys.argv = list(spec["argv"])
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        return
     run_kernel(spec["connection_file"], spec["startup"])
 
 

@@ -155,6 +155,10 @@ class TemplateKernelLauncher:
         self._holders: dict[int, asyncio.subprocess.Process | None] = {}
         self._children: dict[int, TemplateChild] = {}
         self._all_children: set[TemplateChild] = set()
+        self._live_holders: set[asyncio.subprocess.Process] = set()
+        """Every holder started and not yet seen to exit, whether or not its launch finished:
+        :meth:`close` kills these too, so that a launch in flight when the pool closes (a
+        restart racing a stop) cannot leave a sandbox behind."""
         self._next_id = 0
         self._lock = asyncio.Lock()
         self._private: Path | None = None
@@ -308,6 +312,7 @@ class TemplateKernelLauncher:
                     uid=uid,
                     with_nproc=folder.with_nproc,
                     env=folder.env,
+                    cgroup=cgroup,
                 )
             request = {
                 "id": request_id,
@@ -363,6 +368,7 @@ class TemplateKernelLauncher:
         uid: int | None,
         with_nproc: bool,
         env: dict[str, str],
+        cgroup: Path | None,
     ) -> tuple[asyncio.subprocess.Process, int]:
         """Start the session's sandbox with ``sleep`` in it; returns it and the host pid of ``sleep``."""
         spec = sandbox.boot_spec("exec", uid=uid, with_nproc=with_nproc, argv=["sleep", "infinity"])
@@ -375,12 +381,17 @@ class TemplateKernelLauncher:
             env=env,
         )
         holder = await command.start()
+        self._track_holder(holder)
         try:
             deadline = time.monotonic() + _HOLDER_SECONDS
             delay = 0.002
             while True:
                 found = await asyncio.to_thread(_find_sleep, holder.pid)
                 if found is not None:
+                    if cgroup is not None:
+                        # In the kernel's group, the holder's workload dies with the group
+                        # (stop_launched empties it), even if the bwrap above it is gone.
+                        await asyncio.to_thread(_join_cgroup, cgroup, found)
                     return holder, found
                 if holder.returncode is not None:
                     raise KernelStartError(f"the sandbox exited at once (status {holder.returncode})")
@@ -394,11 +405,18 @@ class TemplateKernelLauncher:
                 await asyncio.wait_for(holder.wait(), 10)
             raise
 
+    def _track_holder(self, holder: asyncio.subprocess.Process) -> None:
+        self._live_holders.add(holder)
+        waiter = asyncio.ensure_future(holder.wait())
+        waiter.add_done_callback(lambda _: self._live_holders.discard(holder))
+
     async def close(self) -> None:
         """Kill every kernel and sandbox, stop the template, remove its directory. Idempotent."""
         self._closed = True
         for child in list(self._all_children):
             child.kill()
+        for holder in list(self._live_holders):
+            _kill_holder(holder)
         await self._stop_template()
         for child in list(self._all_children):
             child._exited(-signal.SIGKILL)
@@ -406,6 +424,9 @@ class TemplateKernelLauncher:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(child.holder.wait(), 10)
         self._all_children.clear()
+        for holder in list(self._live_holders):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(holder.wait(), 10)
         if self._private is not None:
             await asyncio.to_thread(shutil.rmtree, self._private, True)
             self._private = None
@@ -446,6 +467,12 @@ def _find_sleep(root: int) -> int | None:
                 continue
             todo.append(kid)
     return None
+
+
+def _join_cgroup(cgroup: Path, pid: int) -> None:
+    """Move ``pid`` into ``cgroup`` (best effort: a holder that already exited has nothing to move)."""
+    with contextlib.suppress(OSError):
+        (cgroup / "cgroup.procs").write_text(f"{pid}\n")
 
 
 def _consume_outcome(future: asyncio.Future[int]) -> None:

@@ -8,7 +8,9 @@ With ``bwrap`` each kernel or shell command sees:
 - its own data directory, read-write, at ``/mnt/data`` and nothing of the pool root
   (other sessions' directories, the server's private files);
 - its own runtime directory (Jupyter's unix sockets) at ``/run/aca``;
-- no network unless egress is allowed (then the host's network, as the service does);
+- no network unless egress is allowed (then the host's network, as the service does), or,
+  with an egress gate (the pool's allowlist, a local extension), loopback only plus the
+  egress proxy's forwarder (see ``egress/``);
 - its own PID namespace (host processes are invisible), a new terminal session, and
   death when the server dies;
 - a user namespace in which it is uid 1000 without any capability;
@@ -41,6 +43,7 @@ from pathlib import Path
 
 from ..config import Isolation, SandboxMode
 from ..limits import ResourceLimits
+from .egress import EgressAttachment
 
 __all__ = [
     "BWRAP_PATH",
@@ -218,6 +221,10 @@ class Sandbox:
         """The pids cgroup used for process limits, if the server may make one."""
         self.warning = warning
         """Why code runs unsandboxed, when it does (also logged as a warning)."""
+        self.egress_gate: EgressAttachment | None = None
+        """The pool's egress gate (its allowlist, a local extension), set by the session runtime:
+        then a sandbox without egress gets a loopback-only network whose only way out is the
+        egress proxy, instead of no network at all."""
 
     @property
     def unsandboxed(self) -> bool:
@@ -306,11 +313,17 @@ class Sandbox:
         Sandboxes runtime binds its own disk over ``/root`` and ``/home`` with them).
         """
         boot = [sys.executable, str(Path(__file__).with_name("_kernel_boot.py")), boot_spec]
+        # Full egress (the service's EgressEnabled) wins over the gate; without bwrap there is
+        # no namespace to gate (the session runtime refuses that combination on start).
+        gate = self.egress_gate if self.sandboxed and not egress else None
         if self.sandboxed:
             assert self.bwrap_path is not None
-            argv = [self.bwrap_path, *self._bwrap_args(data_dir, run_dir, hide, egress), *extra_args, *boot]
+            args = self._bwrap_args(data_dir, run_dir, hide, egress, gate)
+            argv = [self.bwrap_path, *args, *extra_args, *(gate.wrap(boot) if gate is not None else boot)]
         else:
             argv = boot
+        if gate is not None:
+            env = {**env, **gate.env}
         cwd = data_dir
         if cgroup_procs is not None:
             # Join the group before anything forks, so every descendant is counted.
@@ -318,7 +331,12 @@ class Sandbox:
         return SandboxCommand(argv=argv, cwd=cwd, env=env)
 
     def _bwrap_args(
-        self, data_dir: Path, run_dir: Path | None, hide: Sequence[Path], egress: bool
+        self,
+        data_dir: Path,
+        run_dir: Path | None,
+        hide: Sequence[Path],
+        egress: bool,
+        gate: EgressAttachment | None = None,
     ) -> list[str]:
         args = [
             "--ro-bind", "/", "/",
@@ -339,7 +357,7 @@ class Sandbox:
             args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         else:
             args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
-        if not egress:
+        if not egress and gate is None:
             args.append("--unshare-net")
         private = _private_dirs()
         for hidden in private:
@@ -363,6 +381,10 @@ class Sandbox:
         if run_dir is not None:
             args += ["--tmpfs", "/run", "--bind", str(run_dir), SANDBOX_RUN_DIR]
         args += ["--tmpfs", "/mnt", "--bind", str(data_dir), SANDBOX_DATA_DIR]
+        if gate is not None:
+            if run_dir is None:
+                args += ["--tmpfs", "/run"]  # the gate's socket is mounted under /run
+            args += gate.bwrap_args  # a loopback-only network and the proxy's socket
         args += ["--chdir", SANDBOX_DATA_DIR]
         return args
 

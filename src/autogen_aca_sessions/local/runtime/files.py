@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, TypeVar
 
-from ..frontends.dataplane.wire.errors import WireError
+from ..errors import WireError
 
 __all__ = [
     "DATA_ROOT",

@@ -90,8 +90,13 @@ async def prepare_kernel_folder(
         connection_info=connection_info,
         cgroup=cgroup,
         with_nproc=cgroup is None or sandbox.drops_privileges,
-        env=kernel_environment(data_dir=inner_data, run_dir=inner_run),
+        env=kernel_environment(data_dir=inner_data, run_dir=inner_run) | _egress_environment(sandbox),
     )
+
+
+def _egress_environment(sandbox: Sandbox) -> dict[str, str]:
+    """``HTTP(S)_PROXY`` of the pool's egress gate, if any (forked kernels take this env, not argv's)."""
+    return dict(sandbox.egress_gate.env) if sandbox.sandboxed and sandbox.egress_gate is not None else {}
 
 
 def _write_folder(

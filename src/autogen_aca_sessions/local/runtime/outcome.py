@@ -16,8 +16,8 @@ __all__ = [
     "CodeOutput",
     "ImageData",
     "Outcome",
-    "PoolFullError",
     "ResourcesExhaustedError",
+    "SessionLimitReached",
     "ShellOutput",
 ]
 
@@ -143,7 +143,7 @@ class ShellOutput:
     """True when the command was killed at the time limit."""
 
 
-class PoolFullError(Exception):
+class SessionLimitReached(Exception):
     """A new session was asked for while the pool already holds ``max_concurrent_sessions``."""
 
     def __init__(self, max_sessions: int, reason: str | None = None) -> None:

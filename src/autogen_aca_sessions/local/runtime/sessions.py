@@ -18,8 +18,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +31,7 @@ from ..limits import MAX_OUTPUT_CHARS
 from . import capacity
 from ._kernel_template_launcher import TemplateKernelLauncher
 from .bubblewrap import BWRAP_PATH, SESSION_UID_BASE, SESSION_UID_SPAN, Sandbox
+from .egress import EgressGateway, EgressPolicy
 from .kernel import (
     Kernel,
     KernelLauncher,
@@ -42,10 +42,12 @@ from .kernel import (
 )
 from .matplotlib_cache import prepare_matplotlib_cache
 from .metadata import KernelInfo, NameVersion, PoolRuntimeInfo, runtime_info
-from .outcome import CodeOutput, Outcome, PoolFullError, ResourcesExhaustedError, ShellOutput
+from .outcome import CodeOutput, Outcome, ResourcesExhaustedError, SessionLimitReached, ShellOutput
+from .session_files import DirectoryFiles
 from .shell import ShellRunner
 
 __all__ = [
+    "EGRESS_POOL_ID",
     "KernelInfo",
     "NameVersion",
     "PoolRuntimeInfo",
@@ -56,23 +58,109 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+EGRESS_POOL_ID = "pool"
+"""The egress gateway's name for a pool's sessions: one policy (the allowlist) and one decisions
+log for the pool, one network namespace per session."""
+
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass
-class _Slot:
-    """A data directory and, for Python pools, a kernel started for it."""
+KernelStarter = Callable[[Path, "int | None"], Awaitable[Kernel]]
+"""Starts a kernel for a data directory and uid; returns once it answers."""
 
-    slot_id: str
-    home: Path
-    data_dir: Path
-    uid: int | None = None
-    kernel: Kernel | None = None
-    starting: asyncio.Task[Kernel] | None = field(default=None, repr=False)
-    shell_groups: set[int] = field(default_factory=set, repr=False)
-    """Process groups of the shell commands running in this slot (killed on release)."""
+
+class _Slot:
+    """A data directory and, for Python pools, the kernel started for it.
+
+    The slot is the one writer of its kernel and of the start in progress: the manager makes a slot
+    (and keeps it while it waits as a ready one), the session given it drives its kernel through
+    :meth:`live_kernel` and :meth:`restart`, and :meth:`release` ends it. Nobody else assigns its
+    fields, so a restart cannot race a release into a kernel nobody kills.
+    """
+
+    def __init__(
+        self, slot_id: str, home: Path, data_dir: Path, uid: int | None, start: KernelStarter
+    ) -> None:
+        self.slot_id = slot_id
+        """A short random name (its directory's)."""
+        self.home = home
+        """The slot's own directory (removed on release)."""
+        self.data_dir = data_dir
+        """What session code sees as ``/mnt/data``."""
+        self.uid = uid
+        """The host uid its code runs as (``None`` when the sandbox does not switch users)."""
+        self.shell_groups: set[int] = set()
+        """Process groups of the shell commands running in this slot (killed on release)."""
+        self._start = start
+        self._kernel: Kernel | None = None
+        self._starting: asyncio.Task[Kernel] | None = None
+        self._released = False
+
+    @property
+    def kernel(self) -> Kernel | None:
+        """The slot's kernel (``None`` before it starts, while it is replaced, and in Shell pools)."""
+        return self._kernel
+
+    @property
+    def ready(self) -> bool:
+        """Whether a live kernel waits in this slot."""
+        return self._kernel is not None and self._kernel.alive
+
+    async def fill(self) -> None:
+        """Start the slot's kernel now (a ready slot: the manager waits for it)."""
+        self._kernel = await self._start(self.data_dir, self.uid)
+
+    async def live_kernel(self) -> tuple[Kernel, bool]:
+        """The live kernel, starting one if needed; True when the last one died between calls."""
+        died = False
+        if self._kernel is not None and not self._kernel.alive:
+            # It died between calls (killed from outside, OOM): the caller must hear of it.
+            dead, self._kernel = self._kernel, None
+            died = True
+            await dead.kill()
+        if self._kernel is None:
+            if self._starting is None:
+                self._starting = asyncio.ensure_future(self._start(self.data_dir, self.uid))
+            task = self._starting
+            try:
+                kernel = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise  # our caller was cancelled, not the start
+                raise KernelStartError("the session was deleted while its kernel started") from None
+            finally:
+                if self._starting is task and task.done():
+                    self._starting = None
+            self._kernel = kernel
+        return self._kernel, died
+
+    def restart(self, dead: Kernel, spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+        """Kill ``dead`` in the background (``spawn``) and start its replacement at once, so the
+        next call waits as little as possible."""
+        if self._kernel is dead:
+            self._kernel = None
+        spawn(dead.kill())
+        if not self._released:
+            self._starting = asyncio.ensure_future(self._start(self.data_dir, self.uid))
+
+    async def release(self) -> None:
+        """Kill the kernel (or its start) and running commands, and remove the slot's directories."""
+        self._released = True
+        for group in list(self.shell_groups):  # a deleted session's commands end with it
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            starting.cancel()
+            with contextlib.suppress(BaseException):
+                kernel = await starting
+                await kernel.kill()
+        if self._kernel is not None:
+            kernel, self._kernel = self._kernel, None
+            await kernel.kill()
+        await asyncio.to_thread(shutil.rmtree, self.home, True)
 
 
 class SessionHost(Protocol):
@@ -83,18 +171,18 @@ class SessionHost(Protocol):
         """The pool's configuration (time cap, cooldown, pool type)."""
         ...
 
-    async def start_kernel(self, slot: _Slot) -> Kernel:
-        """Start a kernel for ``slot`` (ready when it returns)."""
-        ...
-
     async def run_shell(
-        self, slot: _Slot, command: str, *, timeout: float, max_output_chars: int
+        self,
+        command: str,
+        *,
+        data_dir: Path,
+        uid: int | None,
+        groups: set[int],
+        timeout: float,
+        max_output_chars: int,
     ) -> ShellOutput:
-        """Run a shell command in ``slot``'s sandbox."""
-        ...
-
-    async def release(self, slot: _Slot) -> None:
-        """Kill ``slot``'s kernel and remove its directories."""
+        """Run a shell command in the sandbox of a session's data directory; its process group
+        is in ``groups`` while it runs."""
         ...
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -125,6 +213,8 @@ class Session:
         created again gets a new one, so a client can tell that its session was replaced."""
         self.data_dir = slot.data_dir
         """The host directory code sees as ``/mnt/data`` (its working directory)."""
+        self.files = DirectoryFiles(slot.data_dir)
+        """Its files, as the frontends reach them (:class:`~.protocol.SessionFiles`)."""
         self._lock = asyncio.Lock()
         self._last_touch = time.monotonic()
         self._closed = False
@@ -211,39 +301,18 @@ class Session:
 
     async def _kernel(self) -> tuple[Kernel, bool]:
         """The live kernel, starting one if needed; True when state was lost unreported."""
-        slot = self._slot
-        if slot.kernel is not None and not slot.kernel.alive:
-            # It died between calls (killed from outside, OOM): the caller must hear of it.
-            dead = slot.kernel
-            slot.kernel = None
+        kernel, died = await self._slot.live_kernel()
+        if died:
             self._state_lost_unreported = True
             self.kernel_restarts += 1
-            await dead.kill()
-        if slot.kernel is None:
-            if slot.starting is None:
-                slot.starting = asyncio.ensure_future(self._host.start_kernel(slot))
-            task = slot.starting
-            try:
-                slot.kernel = await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise  # our caller was cancelled, not the start
-                raise KernelStartError("the session was deleted while its kernel started") from None
-            finally:
-                if slot.starting is task and task.done():
-                    slot.starting = None
         lost = self._state_lost_unreported
         self._state_lost_unreported = False
-        return slot.kernel, lost
+        return kernel, lost
 
     def _replace_kernel(self, dead: Kernel) -> None:
         """Start the replacement now, so the next call waits as little as possible."""
         self.kernel_restarts += 1
-        if self._slot.kernel is dead:
-            self._slot.kernel = None
-        self._host.spawn(dead.kill())
-        if not self._closed:
-            self._slot.starting = asyncio.ensure_future(self._host.start_kernel(self._slot))
+        self._slot.restart(dead, self._host.spawn)
 
     async def run_shell(self, command: str, *, timeout: float, max_output_chars: int) -> ShellOutput:
         """Run ``bash -c command`` in the session's sandbox with its data directory as cwd."""
@@ -256,7 +325,15 @@ class Session:
                     )
                 timeout = max(0.0, min(timeout, self._host.config.max_execution_seconds))
                 cap = max(0, min(max_output_chars, MAX_OUTPUT_CHARS))
-                return await self._host.run_shell(self._slot, command, timeout=timeout, max_output_chars=cap)
+                slot = self._slot
+                return await self._host.run_shell(
+                    command,
+                    data_dir=slot.data_dir,
+                    uid=slot.uid,
+                    groups=slot.shell_groups,
+                    timeout=timeout,
+                    max_output_chars=cap,
+                )
             finally:
                 self.touch()
 
@@ -268,7 +345,7 @@ class Session:
     async def close(self) -> None:
         """Mark the session deleted and free its kernel and directories (its manager calls this)."""
         self._closed = True
-        await self._host.release(self._slot)
+        await self._slot.release()
 
 
 def _has_entries(directory: Path) -> bool:
@@ -334,6 +411,7 @@ class SessionManager:
         self._background: set[asyncio.Task[None]] = set()
         self._made_root = False
         self._run_base: Path | None = None
+        self._egress: EgressGateway | None = None
         self._private: Path | None = None
         self._info: PoolRuntimeInfo | None = None
         self._info_task: asyncio.Future[PoolRuntimeInfo] | None = None
@@ -392,6 +470,7 @@ class SessionManager:
         self._sandbox = await asyncio.to_thread(
             Sandbox.resolve, config.sandbox, bwrap_path=self.bwrap_path, limits=config.limits
         )
+        await self._open_egress_gate()
         self._shell = ShellRunner(
             self._sandbox, run_base=self._run_base, hidden=self._hidden, egress=config.egress
         )
@@ -408,6 +487,34 @@ class SessionManager:
         )
         self._tasks.append(asyncio.ensure_future(self._fill_ready()))
         self._tasks.append(asyncio.ensure_future(self._reap()))
+
+    async def _open_egress_gate(self) -> None:
+        """Attach the pool to an egress proxy when it has an allowlist (a local extension)."""
+        config = self.config
+        if config.egress_allowlist is None or config.egress:
+            return
+        if not self.sandbox.sandboxed:
+            # Without a network namespace nothing could be enforced: refuse rather than open up.
+            raise RuntimeError(
+                "egress_allowlist needs bubblewrap (a network namespace per session); this pool "
+                f"runs without a sandbox ({self.sandbox.warning or 'sandbox=none'})"
+            )
+        assert self._run_base is not None
+        self._egress = EgressGateway(self._run_base / "egress")
+        attachment = await self._egress.attach(
+            EGRESS_POOL_ID, EgressPolicy.allow_hosts(config.egress_allowlist)
+        )
+        self.sandbox.egress_gate = attachment
+
+    @property
+    def egress_gateway(self) -> EgressGateway | None:
+        """The pool's egress proxy (its decisions are under :data:`EGRESS_POOL_ID`), if it has one."""
+        return self._egress
+
+    def protect_port(self, port: int) -> None:
+        """Never let sessions reach ``port`` on this machine through the egress proxy (a server port)."""
+        if self._egress is not None:
+            self._egress.protect(port)
 
     def _size_for_sessions(self) -> None:
         """Raise the open-file limit, size the ZeroMQ context, and say if the machine holds too few."""
@@ -464,7 +571,7 @@ class SessionManager:
         try:
             await asyncio.gather(
                 *(session.close() for session in sessions),
-                *(self.release(slot) for slot in ready),
+                *(slot.release() for slot in ready),
                 return_exceptions=True,
             )
             while self._background:
@@ -474,6 +581,9 @@ class SessionManager:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(s.wait_idle() for s in sessions)), timeout=10)
         finally:
+            if self._egress is not None:
+                with contextlib.suppress(Exception):
+                    await self._egress.close()
             if self._owned_launcher is not None:
                 try:
                     await self._owned_launcher.close()
@@ -509,8 +619,13 @@ class SessionManager:
         """
         fixed = ("pool_type", "sandbox", "egress", "kernel_launcher", "limits")
         changed = [name for name in fixed if getattr(config, name) != getattr(self.config, name)]
+        if (config.egress_allowlist is None) != (self.config.egress_allowlist is None):
+            changed.append("egress_allowlist (on/off)")
         if changed:
             raise ValueError(f"{', '.join(changed)} cannot change on a running pool")
+        if self._egress is not None and config.egress_allowlist is not None:
+            # A new allowlist applies to the next connection of every running session.
+            self._egress.update_policy(EGRESS_POOL_ID, EgressPolicy.allow_hosts(config.egress_allowlist))
         self.config = config
         self._refill.set()  # start (or stop starting) ready kernels for the new count
 
@@ -523,12 +638,12 @@ class SessionManager:
             session.touch()
             return session
         if len(self._sessions) >= self.config.max_concurrent_sessions:
-            raise PoolFullError(self.config.max_concurrent_sessions)
+            raise SessionLimitReached(self.config.max_concurrent_sessions)
         if not self.config.is_shell:
             fits, open_fds, soft = self._fds.admits()
             if not fits:
                 self._log_exhausted("open files", f"{open_fds} of the server's {soft} descriptors are in use")
-                raise PoolFullError(
+                raise SessionLimitReached(
                     self.config.max_concurrent_sessions,
                     f"The local session pool cannot hold another session: {open_fds} of the server's "
                     f"{soft} open files are in use and a session needs {capacity.FDS_PER_SESSION}, with "
@@ -575,6 +690,12 @@ class SessionManager:
         """The current sessions, oldest first."""
         return sorted(self._sessions.values(), key=lambda s: s.created_at)
 
+    async def runtime_info(self) -> PoolRuntimeInfo:
+        """:meth:`metadata` for the runtime protocol (its first answer may take ~0.1 s of work)."""
+        if self._info is not None:
+            return self._info
+        return await asyncio.to_thread(self.metadata)
+
     def metadata(self) -> PoolRuntimeInfo:
         """Runtimes, pre-installed packages and kernel of this pool (after :meth:`start`)."""
         if self._info is None:
@@ -610,18 +731,18 @@ class SessionManager:
             uid = SESSION_UID_BASE + self._uid_counter % SESSION_UID_SPAN
             self._uid_counter += 1
             os.chown(data_dir, uid, uid)
-        return _Slot(slot_id=slot_id, home=home, data_dir=data_dir, uid=uid)
+        return _Slot(slot_id, home, data_dir, uid, self.start_kernel)
 
     def _take_ready_slot(self) -> _Slot | None:
         while self._ready:
             slot = self._ready.popleft()
-            if slot.kernel is not None and slot.kernel.alive:
+            if slot.ready:
                 return slot
-            self.spawn(self.release(slot))
+            self.spawn(slot.release())
         return None
 
-    async def start_kernel(self, slot: _Slot) -> Kernel:
-        """Start a kernel for ``slot`` with the pool's launcher; returns once it answers."""
+    async def start_kernel(self, data_dir: Path, uid: int | None) -> Kernel:
+        """Start a kernel for a slot's ``data_dir`` with the pool's launcher; returns once it answers."""
         assert self._launcher is not None
         assert self._run_base is not None
         # A burst of new sessions must not start dozens of interpreters at once: on a
@@ -629,7 +750,7 @@ class SessionManager:
         async with self._start_gate:
             run_dir = self._run_base / uuid.uuid4().hex[:8]
             try:
-                launched = await self._launcher.launch(data_dir=slot.data_dir, run_dir=run_dir, uid=slot.uid)
+                launched = await self._launcher.launch(data_dir=data_dir, run_dir=run_dir, uid=uid)
             except Exception as exc:
                 await asyncio.to_thread(shutil.rmtree, run_dir, True)
                 raise self._exhausted(exc) from exc
@@ -649,7 +770,7 @@ class SessionManager:
                 await kernel.kill()
                 raise
         self._exhausted_logged.clear()
-        logger.debug("kernel for slot %s ready in %.3f s", slot.slot_id, kernel.ready_seconds or 0)
+        logger.debug("kernel for slot %s ready in %.3f s", data_dir.parent.name, kernel.ready_seconds or 0)
         return kernel
 
     def _exhausted(self, exc: Exception) -> Exception:
@@ -661,23 +782,6 @@ class SessionManager:
             resource = f"ZeroMQ sockets (at most {self.zmq_max_sockets}) or open files"
         self._log_exhausted(resource, f"{type(exc).__name__}: {exc}")
         return ResourcesExhaustedError(resource, f"{type(exc).__name__}: {exc}")
-
-    async def release(self, slot: _Slot) -> None:
-        """Kill ``slot``'s kernel (or its start) and running commands, and remove its directories."""
-        for group in list(slot.shell_groups):  # a deleted session's commands end with it
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal.SIGKILL)
-        starting = slot.starting
-        slot.starting = None
-        if starting is not None:
-            starting.cancel()
-            with contextlib.suppress(BaseException):
-                kernel = await starting
-                await kernel.kill()
-        if slot.kernel is not None:
-            kernel, slot.kernel = slot.kernel, None
-            await kernel.kill()
-        await asyncio.to_thread(shutil.rmtree, slot.home, True)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background; :meth:`close` waits for it."""
@@ -697,15 +801,15 @@ class SessionManager:
                 continue
             slot = self._new_slot()
             try:
-                slot.kernel = await self.start_kernel(slot)
+                await slot.fill()
             except asyncio.CancelledError:
-                await self.release(slot)
+                await slot.release()
                 raise
             except Exception as exc:
                 failures += 1
                 if not isinstance(exc, ResourcesExhaustedError):  # already logged, once
                     logger.warning("could not start a ready kernel (%s); retrying", exc)
-                await self.release(slot)
+                await slot.release()
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
                 continue
             failures = 0
@@ -735,15 +839,22 @@ class SessionManager:
     # -- what sessions use (SessionHost) ---------------------------------------------------
 
     async def run_shell(
-        self, slot: _Slot, command: str, *, timeout: float, max_output_chars: int
+        self,
+        command: str,
+        *,
+        data_dir: Path,
+        uid: int | None,
+        groups: set[int],
+        timeout: float,
+        max_output_chars: int,
     ) -> ShellOutput:
-        """Run ``command`` in ``slot``'s sandbox with its data directory as working directory."""
+        """Run ``command`` in the sandbox of ``data_dir`` with it as working directory."""
         assert self._shell is not None
         return await self._shell.run(
             command,
-            data_dir=slot.data_dir,
-            uid=slot.uid,
+            data_dir=data_dir,
+            uid=uid,
             timeout=timeout,
             max_output_chars=max_output_chars,
-            groups=slot.shell_groups,
+            groups=groups,
         )

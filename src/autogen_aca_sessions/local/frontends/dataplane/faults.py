@@ -17,9 +17,9 @@ Wiring is one option of the pool::
 The pool's app runs the injector's middleware inside authentication, so calls that fail
 authentication are never faulted (the pool answers them 401 as usual), and binds its session
 deleter, through which the ``expire`` fault deletes sessions. The middleware picks calls by the
-operation name the pool's routes carry; on another aiohttp app it names the operation from the
-pool's route table, and ``expire`` needs a deleter from :meth:`FaultInjector.bind_session_deleter`
-(without one it is counted as skipped).
+operation of the route the pool's app resolved for the request (``routing.py``); on another
+aiohttp app it names the operation from the pool's route table, and ``expire`` needs a deleter
+from :meth:`FaultInjector.bind_session_deleter` (without one it is counted as skipped).
 
 String form (the ``--faults`` flag), comma-separated ``key=value`` items:
 
@@ -57,8 +57,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import operation_of
-from .operations import OPERATION_KEY, Operation
+from .operations import Operation
+from .routes import operation_of
+from .routing import resolved_route
 
 __all__ = [
     "POOL_FULL_ERROR_CODE",
@@ -348,9 +349,10 @@ class FaultInjector:
         self.stats.calls_seen += 1
         if not self._enabled:
             return await handler(request)
-        named = request.get(OPERATION_KEY)
+        # The pool's app resolved the route once; on another app it is named from the route table.
+        resolved = resolved_route(request)
         operation = (
-            named if isinstance(named, Operation) else classify_operation(request.method, request.path)
+            resolved.operation if resolved is not None else classify_operation(request.method, request.path)
         )
         if not self._matches(operation):
             return await handler(request)
@@ -364,7 +366,7 @@ class FaultInjector:
             await asyncio.sleep(delay)
         if fault is None:
             return await handler(request)
-        identifier = request.query.get("identifier")
+        identifier = resolved.identifier if resolved is not None else request.query.get("identifier")
         if fault in (Fault.THROTTLED, Fault.UNAVAILABLE, Fault.INTERNAL):
             self.stats.injected[fault.value] += 1
             return self._error_response(fault)

@@ -47,6 +47,21 @@ class EnvironmentRegistry:
         self._max = max_environments
         self._envs: dict[str, _Environment] = {}
 
+    @property
+    def cooldown_seconds(self) -> float:
+        """How long a launched but unused environment stays valid."""
+        return self._cooldown
+
+    @property
+    def max_environments(self) -> int:
+        """Most live environments at once."""
+        return self._max
+
+    def reconfigure(self, *, cooldown_seconds: float, max_environments: int) -> None:
+        """Follow the pool's new limits (launched environments are kept)."""
+        self._cooldown = cooldown_seconds
+        self._max = max_environments
+
     def launch(self) -> str:
         """A new environment id (no session yet)."""
         self._prune()

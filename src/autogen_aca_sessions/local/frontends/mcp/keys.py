@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
+
+from ..auth import keys_match
 
 __all__ = ["MCP_API_KEY_HEADER", "McpKey", "generate_mcp_api_key"]
 
@@ -39,7 +40,7 @@ class McpKey:
         """Whether ``presented`` is the current key (constant-time comparison)."""
         if not presented:
             return False
-        return hmac.compare_digest(presented.strip().encode("utf-8"), self._key.encode("utf-8"))
+        return keys_match(presented.strip(), self._key)
 
     def rotate(self, new_key: str | None = None) -> str:
         """Replace the key (a random one unless given) and return the new one."""

@@ -7,8 +7,9 @@ answers (-32700, -32600, -32601, -32602) and never reach the pool's catch-all 50
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import mcp_types as mt
 from pydantic import BaseModel, ValidationError
@@ -20,6 +21,7 @@ __all__ = [
     "ClientReply",
     "RpcCall",
     "RpcError",
+    "RpcMethod",
     "error_message",
     "negotiate_version",
     "parse_body",
@@ -139,12 +141,45 @@ def parse_message(obj: Any) -> RpcCall | ClientReply:
     return RpcCall(method=method, params=params, request_id=checked_id)
 
 
-def negotiate_version(params: dict[str, Any]) -> str:
-    """The protocol version to answer ``initialize`` with."""
-    asked = params.get("protocolVersion")
-    if isinstance(asked, str) and asked in SUPPORTED_PROTOCOL_VERSIONS:
-        return asked
-    return DEFAULT_PROTOCOL_VERSION
+def negotiate_version(asked: str) -> str:
+    """The protocol version to answer ``initialize`` with: the client's when served, else ours."""
+    return asked if asked in SUPPORTED_PROTOCOL_VERSIONS else DEFAULT_PROTOCOL_VERSION
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class RpcMethod(Generic[P]):
+    """One JSON-RPC method: the mcp-types model of its params, and its handler.
+
+    Calling it validates the params (after ``prepare`` fills what clients may leave out) and runs
+    the handler with the model; params that do not fit are -32602 naming the field.
+    """
+
+    def __init__(
+        self,
+        model: type[P],
+        handler: Callable[[P], Awaitable[dict[str, Any]]],
+        prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        self.model = model
+        """The params model (``mt.CallToolRequestParams``, ...)."""
+        self.handler = handler
+        """Answers with the result object."""
+        self.prepare = prepare
+        """Fills params clients may omit, before validation (None: as sent)."""
+
+    async def __call__(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Validate ``params`` and run the handler; :class:`RpcError` -32602 when they do not fit."""
+        if self.prepare is not None:
+            params = self.prepare(params)
+        try:
+            model = self.model.model_validate(params)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "params"
+            raise RpcError(mt.INVALID_PARAMS, f"Invalid params: '{where}': {first['msg']}.") from None
+        return await self.handler(model)
 
 
 def wire_dict(model: BaseModel) -> dict[str, Any]:

@@ -22,10 +22,12 @@ Wire choices (README "MCP" documents them for users):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,16 +35,19 @@ from urllib.parse import urlsplit
 import mcp_types as mt
 from aiohttp import web
 
+from ...address import is_loopback_host
 from ...config import PoolConfig
-from ...hosting.address import is_loopback_host
+from ...runtime.protocol import SessionManagerLike
 from .environments import EnvironmentRegistry
 from .keys import MCP_API_KEY_HEADER, McpKey
 from .protocol import (
+    DEFAULT_PROTOCOL_VERSION,
     MAX_BATCH_LENGTH,
     SUPPORTED_PROTOCOL_VERSIONS,
     ClientReply,
     RpcCall,
     RpcError,
+    RpcMethod,
     error_message,
     negotiate_version,
     parse_body,
@@ -92,6 +97,10 @@ INSTRUCTIONS = (
 )
 
 
+def _environment_cap(config: PoolConfig) -> int:
+    return max(MIN_ENVIRONMENTS, 10 * config.max_concurrent_sessions)
+
+
 def _server_version() -> str:
     try:
         return metadata.version("autogen-aca-sessions")
@@ -132,7 +141,10 @@ def _check_origin(request: web.Request) -> web.Response | None:
     origin = request.headers.get("Origin")
     if origin is None:
         return None
-    host = urlsplit(origin).hostname
+    try:
+        host = urlsplit(origin).hostname
+    except ValueError:  # "http://[::1", "http://[zz]": no host to trust, so refused like any other
+        host = None
     if host is not None and is_loopback_host(host):
         return None
     return _rpc_error_response(
@@ -150,7 +162,7 @@ class McpServer:
 
     def __init__(
         self,
-        manager: Any,
+        manager: SessionManagerLike,
         config: PoolConfig,
         *,
         key: McpKey,
@@ -162,7 +174,7 @@ class McpServer:
         self.environments = EnvironmentRegistry(
             session_exists=lambda identifier: manager.get(identifier) is not None,
             cooldown_seconds=config.cooldown_period_seconds,
-            max_environments=max(MIN_ENVIRONMENTS, 10 * config.max_concurrent_sessions),
+            max_environments=_environment_cap(config),
         )
         """Launched environments."""
         self._tools = ToolContext(
@@ -174,6 +186,23 @@ class McpServer:
         self._max_body = max_body_bytes
         self._sessions: OrderedDict[str, None] = OrderedDict()
         self._version = _server_version()
+        self._methods: Mapping[str, RpcMethod[Any]] = {
+            "initialize": RpcMethod(mt.InitializeRequestParams, self._initialize, _initialize_params),
+            "ping": RpcMethod(mt.RequestParams, _ping),
+            "tools/list": RpcMethod(mt.PaginatedRequestParams, _list_tools),
+            "tools/call": RpcMethod(mt.CallToolRequestParams, self._call_tool),
+        }
+        """The JSON-RPC methods served, each with the mcp-types model its params must fit."""
+
+    def reconfigure(self, config: PoolConfig) -> None:
+        """Follow the pool's new configuration (an ARM PATCH): cooldown, environment cap and time
+        limit; launched environments and MCP sessions are kept."""
+        self.environments.reconfigure(
+            cooldown_seconds=config.cooldown_period_seconds, max_environments=_environment_cap(config)
+        )
+        self._tools = dataclasses.replace(
+            self._tools, shell_pool=config.is_shell, max_execution_seconds=config.max_execution_seconds
+        )
 
     # ------------------------------------------------------------------ HTTP
 
@@ -345,33 +374,18 @@ class McpServer:
         return result_message(call.request_id, result)
 
     async def _dispatch(self, call: RpcCall) -> dict[str, Any]:
-        if call.method == "initialize":
-            return self._initialize(call.params)
-        if call.method == "ping":
-            return {}
-        if call.method == "tools/list":
-            cursor = call.params.get("cursor")
-            if cursor is not None and not isinstance(cursor, str):
-                raise RpcError(mt.INVALID_PARAMS, "Invalid params: 'cursor' must be a string.")
-            return wire_dict(mt.ListToolsResult(tools=list(TOOLS)))
-        if call.method == "tools/call":
-            return await self._call_tool(call.params)
-        raise RpcError(
-            mt.METHOD_NOT_FOUND,
-            f"Method not found: {call.method!r}. "
-            "This server serves initialize, ping, tools/list and tools/call.",
-        )
+        method = self._methods.get(call.method)
+        if method is None:
+            raise RpcError(
+                mt.METHOD_NOT_FOUND,
+                f"Method not found: {call.method!r}. This server serves " + _names(self._methods) + ".",
+            )
+        return await method(call.params)
 
-    def _initialize(self, params: dict[str, Any]) -> dict[str, Any]:
-        asked = params.get("protocolVersion")
-        if asked is not None and not isinstance(asked, str):
-            raise RpcError(mt.INVALID_PARAMS, "Invalid params: 'protocolVersion' must be a string.")
-        for name in ("capabilities", "clientInfo"):
-            if params.get(name) is not None and not isinstance(params[name], dict):
-                raise RpcError(mt.INVALID_PARAMS, f"Invalid params: '{name}' must be an object.")
+    async def _initialize(self, params: mt.InitializeRequestParams) -> dict[str, Any]:
         result = wire_dict(
             mt.InitializeResult(
-                protocol_version=negotiate_version(params),
+                protocol_version=negotiate_version(params.protocol_version),
                 capabilities=mt.ServerCapabilities(tools=mt.ToolsCapability(list_changed=False)),
                 server_info=mt.Implementation(
                     name=SERVER_NAME, title="autogen-aca-sessions local session pool", version=self._version
@@ -384,27 +398,47 @@ class McpServer:
         result["capabilities"]["tools"].update({"call": True, "list": True})
         return result
 
-    async def _call_tool(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = params.get("name")
-        if not isinstance(name, str) or not name:
+    async def _call_tool(self, params: mt.CallToolRequestParams) -> dict[str, Any]:
+        name = params.name
+        if not name:
             raise RpcError(
                 mt.INVALID_PARAMS, "Invalid params: 'name' (the tool name) must be a non-empty string."
             )
-        arguments = params.get("arguments")
-        if arguments is None:
-            arguments = {}
-        if not isinstance(arguments, dict):
-            raise RpcError(mt.INVALID_PARAMS, "Invalid params: 'arguments' must be an object.")
         if not known_tool(name):
             raise RpcError(
                 mt.INVALID_PARAMS,
                 f"Unknown tool: {name!r}. Tools: " + ", ".join(t.name for t in TOOLS) + ".",
             )
         try:
-            result = await call_tool(self._tools, name, arguments)
+            result = await call_tool(self._tools, name, params.arguments or {})
         except Exception as exc:
             logger.exception("MCP tool %s failed", name)
             raise RpcError(
                 mt.INTERNAL_ERROR, f"Internal error running {name}: {type(exc).__name__}."
             ) from exc
         return wire_dict(result)
+
+
+def _names(methods: Mapping[str, object]) -> str:
+    names = list(methods)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _initialize_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``initialize`` params as the model wants them: Azure's tutorials send none, or a
+    ``clientInfo`` without a version, and are served; what is sent must still fit the model."""
+    filled: dict[str, Any] = {"protocolVersion": DEFAULT_PROTOCOL_VERSION, "capabilities": {}}
+    filled.update({key: value for key, value in params.items() if value is not None})
+    client = filled.get("clientInfo", {})
+    if isinstance(client, dict):
+        filled["clientInfo"] = {"name": "unknown", "version": "", **client}
+    return filled
+
+
+async def _ping(params: mt.RequestParams) -> dict[str, Any]:
+    return {}
+
+
+async def _list_tools(params: mt.PaginatedRequestParams) -> dict[str, Any]:
+    # One page holds every tool: a cursor (which this server never hands out) changes nothing.
+    return wire_dict(mt.ListToolsResult(tools=list(TOOLS)))

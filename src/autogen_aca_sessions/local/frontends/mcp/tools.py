@@ -14,20 +14,23 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import mcp_types as mt
 
-from ...runtime.outcome import NO_RESULT, CodeOutput, Outcome, PoolFullError, ShellOutput
+from ...runtime.outcome import NO_RESULT, CodeOutput, Outcome, SessionLimitReached, ShellOutput
+from ...runtime.protocol import SessionLike, SessionManagerLike
 from .environments import EnvironmentGone, EnvironmentRegistry, TooManyEnvironments
 
 __all__ = [
     "LAUNCH_TOOLS",
     "MCP_OUTPUT_MAX_CHARS",
     "TOOLS",
+    "TOOL_TABLE",
     "ToolContext",
+    "ToolEntry",
     "ToolError",
     "call_tool",
 ]
@@ -93,96 +96,79 @@ _LAUNCH_DESCRIPTION = (
     "when a run tool says the environment does not exist, launch a new one."
 )
 
-TOOLS: tuple[mt.Tool, ...] = (
-    mt.Tool(
-        name="launchShell",
-        title="Launch a sandboxed environment",
-        description=_LAUNCH_DESCRIPTION,
-        input_schema={"type": "object", "properties": {}, "additionalProperties": False},
-        output_schema=_LAUNCH_OUTPUT,
-        annotations=mt.ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False),
-    ),
-    mt.Tool(
-        name="launchPythonEnvironment",
-        title="Launch a sandboxed Python environment",
-        description=_LAUNCH_DESCRIPTION + " (Older name of launchShell; same tool.)",
-        input_schema={"type": "object", "properties": {}, "additionalProperties": False},
-        output_schema=_LAUNCH_OUTPUT,
-        annotations=mt.ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False),
-    ),
-    mt.Tool(
-        name="runPythonCodeInRemoteEnvironment",
-        title="Run Python in the environment",
-        description=(
-            "Run Python code in the environment, like a Jupyter cell: variables, imports and files persist "
-            "between calls with the same environmentId. The working directory is /mnt/data. Returns stdout, "
-            "stderr, and the value of the last expression; figures shown with matplotlib come back as "
-            "images. An exception returns an error with its traceback. NumPy, pandas and matplotlib are "
-            "installed. Long-running code is stopped at the pool's time limit, keeping the output so far."
-        ),
-        input_schema={
-            "type": "object",
-            "properties": {
-                "environmentId": _ENV_ID_SCHEMA,
-                "pythonCode": {"type": "string", "description": "The Python source to run."},
-            },
-            "required": ["environmentId", "pythonCode"],
-            "additionalProperties": False,
-        },
-        output_schema=_PYTHON_OUTPUT,
-        annotations=mt.ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False),
-    ),
-    mt.Tool(
-        name="runShellCommandInRemoteEnvironment",
-        title="Run a shell command in the environment",
-        description=(
-            "Run a command in the environment's bash shell (working directory /mnt/data) and return its "
-            "stdout, stderr and exit code. Give exactly one of shellCommand (a command line, with pipes "
-            "and quoting as in bash) or execCommandAndArgs (the program and its arguments as a list, run "
-            "without shell parsing: use it when arguments contain quotes or spaces). Files persist between "
-            "calls with the same environmentId; the command is killed at the pool's time limit."
-        ),
-        input_schema={
-            "type": "object",
-            "properties": {
-                "environmentId": _ENV_ID_SCHEMA,
-                "shellCommand": {"type": "string", "description": "A bash command line."},
-                "execCommandAndArgs": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "minItems": 1,
-                    "description": 'Program and arguments, e.g. ["python3", "-c", "print(1+1)"].',
-                },
-            },
-            "required": ["environmentId"],
-            "additionalProperties": False,
-        },
-        output_schema=_SHELL_OUTPUT,
-        annotations=mt.ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False),
-    ),
+_LAUNCH_SHELL = mt.Tool(
+    name="launchShell",
+    title="Launch a sandboxed environment",
+    description=_LAUNCH_DESCRIPTION,
+    input_schema={"type": "object", "properties": {}, "additionalProperties": False},
+    output_schema=_LAUNCH_OUTPUT,
+    annotations=mt.ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False),
 )
-"""Every tool, in ``tools/list`` order."""
 
-_TOOLS_BY_NAME = {tool.name: tool for tool in TOOLS}
+_LAUNCH_PYTHON_ENVIRONMENT = mt.Tool(
+    name="launchPythonEnvironment",
+    title="Launch a sandboxed Python environment",
+    description=_LAUNCH_DESCRIPTION + " (Older name of launchShell; same tool.)",
+    input_schema={"type": "object", "properties": {}, "additionalProperties": False},
+    output_schema=_LAUNCH_OUTPUT,
+    annotations=mt.ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False),
+)
+
+_RUN_PYTHON = mt.Tool(
+    name="runPythonCodeInRemoteEnvironment",
+    title="Run Python in the environment",
+    description=(
+        "Run Python code in the environment, like a Jupyter cell: variables, imports and files persist "
+        "between calls with the same environmentId. The working directory is /mnt/data. Returns stdout, "
+        "stderr, and the value of the last expression; figures shown with matplotlib come back as "
+        "images. An exception returns an error with its traceback. NumPy, pandas and matplotlib are "
+        "installed. Long-running code is stopped at the pool's time limit, keeping the output so far."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {
+            "environmentId": _ENV_ID_SCHEMA,
+            "pythonCode": {"type": "string", "description": "The Python source to run."},
+        },
+        "required": ["environmentId", "pythonCode"],
+        "additionalProperties": False,
+    },
+    output_schema=_PYTHON_OUTPUT,
+    annotations=mt.ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False),
+)
+
+_RUN_SHELL = mt.Tool(
+    name="runShellCommandInRemoteEnvironment",
+    title="Run a shell command in the environment",
+    description=(
+        "Run a command in the environment's bash shell (working directory /mnt/data) and return its "
+        "stdout, stderr and exit code. Give exactly one of shellCommand (a command line, with pipes "
+        "and quoting as in bash) or execCommandAndArgs (the program and its arguments as a list, run "
+        "without shell parsing: use it when arguments contain quotes or spaces). Files persist between "
+        "calls with the same environmentId; the command is killed at the pool's time limit."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {
+            "environmentId": _ENV_ID_SCHEMA,
+            "shellCommand": {"type": "string", "description": "A bash command line."},
+            "execCommandAndArgs": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 1,
+                "description": 'Program and arguments, e.g. ["python3", "-c", "print(1+1)"].',
+            },
+        },
+        "required": ["environmentId"],
+        "additionalProperties": False,
+    },
+    output_schema=_SHELL_OUTPUT,
+    annotations=mt.ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False),
+)
 
 
 class ToolError(Exception):
     """A tool call that cannot run; answered as a result with ``isError`` so the model can fix it."""
-
-
-class SessionLike(Protocol):
-    """What the tools use of a pool session."""
-
-    def touch(self) -> None: ...
-    async def execute(self, code: str, *, timeout: float, max_output_chars: int) -> CodeOutput: ...
-    async def run_shell(self, command: str, *, timeout: float, max_output_chars: int) -> ShellOutput: ...
-
-
-class SessionManagerLike(Protocol):
-    """What the tools use of the pool's ``SessionManager``."""
-
-    async def get_or_create(self, identifier: str) -> Any: ...
-    def get(self, identifier: str) -> Any: ...
 
 
 @dataclass
@@ -203,27 +189,67 @@ class ToolContext:
 
 def known_tool(name: str) -> bool:
     """Whether ``name`` is one of :data:`TOOLS`."""
-    return name in _TOOLS_BY_NAME
+    return name in TOOL_TABLE
 
 
 async def call_tool(ctx: ToolContext, name: str, arguments: dict[str, Any]) -> mt.CallToolResult:
-    """Run tool ``name``; refusals the model can fix come back as ``isError`` results."""
+    """Run tool ``name`` (``KeyError`` when unknown); refusals the model can fix come back as
+    ``isError`` results."""
+    entry = TOOL_TABLE[name]
     try:
-        if name in LAUNCH_TOOLS:
-            _no_extra(arguments, ())
-            return _launch(ctx)
-        if name == "runPythonCodeInRemoteEnvironment":
-            _no_extra(arguments, ("environmentId", "pythonCode"))
-            environment_id = _string_arg(arguments, "environmentId")
-            code = _string_arg(arguments, "pythonCode", allow_empty=True)
-            return await _run_python(ctx, environment_id, code)
-        if name == "runShellCommandInRemoteEnvironment":
-            _no_extra(arguments, ("environmentId", "shellCommand", "execCommandAndArgs"))
-            environment_id = _string_arg(arguments, "environmentId")
-            return await _run_shell(ctx, environment_id, _shell_command(arguments))
+        return await entry.run(ctx, arguments)
     except ToolError as exc:
         return _error_result(str(exc))
-    raise KeyError(name)
+
+
+# --------------------------------------------------------------------------------- runs
+
+
+async def _launch_tool(ctx: ToolContext, arguments: dict[str, Any]) -> mt.CallToolResult:
+    _no_extra(arguments, ())
+    return _launch(ctx)
+
+
+async def _run_python_tool(ctx: ToolContext, arguments: dict[str, Any]) -> mt.CallToolResult:
+    _no_extra(arguments, ("environmentId", "pythonCode"))
+    environment_id = _string_arg(arguments, "environmentId")
+    code = _string_arg(arguments, "pythonCode", allow_empty=True)
+    return await _run_python(ctx, environment_id, code)
+
+
+async def _run_shell_tool(ctx: ToolContext, arguments: dict[str, Any]) -> mt.CallToolResult:
+    _no_extra(arguments, ("environmentId", "shellCommand", "execCommandAndArgs"))
+    environment_id = _string_arg(arguments, "environmentId")
+    return await _run_shell(ctx, environment_id, _shell_command(arguments))
+
+
+ToolRun = Callable[[ToolContext, dict[str, Any]], Awaitable[mt.CallToolResult]]
+"""Checks a tool's arguments and runs it."""
+
+
+@dataclass(frozen=True)
+class ToolEntry:
+    """One tool: what ``tools/list`` shows of it, and what ``tools/call`` runs."""
+
+    tool: mt.Tool
+    """Its name, description and input and output schemas."""
+    run: ToolRun
+    """Its run."""
+
+
+TOOL_TABLE: Mapping[str, ToolEntry] = {
+    entry.tool.name: entry
+    for entry in (
+        ToolEntry(_LAUNCH_SHELL, _launch_tool),
+        ToolEntry(_LAUNCH_PYTHON_ENVIRONMENT, _launch_tool),
+        ToolEntry(_RUN_PYTHON, _run_python_tool),
+        ToolEntry(_RUN_SHELL, _run_shell_tool),
+    )
+}
+"""Every tool by name, in ``tools/list`` order."""
+
+TOOLS: tuple[mt.Tool, ...] = tuple(entry.tool for entry in TOOL_TABLE.values())
+"""Every tool, in ``tools/list`` order."""
 
 
 # --------------------------------------------------------------------------------- arguments
@@ -316,7 +342,7 @@ async def _session(ctx: ToolContext, environment_id: str) -> SessionLike:
             raise gone  # reaped between the check and now
         try:
             session = await ctx.manager.get_or_create(environment_id)
-        except PoolFullError as exc:
+        except SessionLimitReached as exc:
             raise ToolError(f"{exc} Try again later.") from None
     ctx.environments.mark_used(environment_id)
     session.touch()

@@ -18,14 +18,27 @@ __all__ = [
     "DEFAULT_MAX_CONCURRENT_SESSIONS",
     "DEFAULT_READY_SESSION_INSTANCES",
     "MAX_CONCURRENT_SESSIONS_LIMIT",
+    "MAX_IDENTITY_JSON_CHARS",
+    "MAX_MANAGED_IDENTITIES",
+    "MAX_MANAGED_IDENTITY_CHARS",
+    "MAX_SECRETS",
+    "MAX_SECRET_NAME_CHARS",
+    "MAX_SECRET_VALUE_CHARS",
+    "MAX_TAGS",
+    "MAX_TAG_NAME_CHARS",
+    "MAX_TAG_VALUE_CHARS",
     "SUPPORTED_CONTAINER_TYPES",
     "ContainerType",
     "EgressStatus",
+    "IdentityLifecycle",
     "LifecycleType",
+    "ManagedIdentitySetting",
     "PoolManagementType",
+    "PoolSecret",
     "PoolSettings",
     "ProvisioningState",
     "ResourceKey",
+    "location_problem",
     "name_problem",
     "resource_group_problem",
     "subscription_problem",
@@ -44,6 +57,28 @@ COOLDOWN_RANGE = (300, 3600)
 """Allowed cooldown (and max-alive) periods, in seconds (the docs' range)."""
 MAX_CONCURRENT_SESSIONS_LIMIT = 600
 """The most ``maxConcurrentSessions`` a pool may ask for (the docs' limit)."""
+
+
+# What one pool may store of the echoed, free-form parts of its body. Without caps a 4 MB body
+# of a million empty objects became hundreds of MiB of Python objects held for the pool's life.
+MAX_MANAGED_IDENTITIES = 20
+"""Most ``managedIdentitySettings`` entries."""
+MAX_MANAGED_IDENTITY_CHARS = 512
+"""Longest ``managedIdentitySettings[].identity`` (``system`` or a user-assigned identity's resource id)."""
+MAX_IDENTITY_JSON_CHARS = 16 * 1024
+"""Largest ``identity`` object, as JSON text."""
+MAX_TAGS = 50
+"""Most resource tags (Azure's limit)."""
+MAX_TAG_NAME_CHARS = 512
+"""Longest tag name (Azure's limit)."""
+MAX_TAG_VALUE_CHARS = 256
+"""Longest tag value (Azure's limit)."""
+MAX_SECRETS = 100
+"""Most ``secrets`` entries."""
+MAX_SECRET_NAME_CHARS = 253
+"""Longest secret name."""
+MAX_SECRET_VALUE_CHARS = 8 * 1024
+"""Longest secret value."""
 
 
 class ContainerType(enum.Enum):
@@ -92,6 +127,35 @@ class ProvisioningState(enum.Enum):
     DELETING = "Deleting"
 
 
+class IdentityLifecycle(enum.Enum):
+    """``managedIdentitySettings[].lifecycle``: when the identity is available to the session."""
+
+    NONE = "None"
+    MAIN = "Main"
+    INIT = "Init"
+    ALL = "All"
+
+
+@dataclass(frozen=True)
+class ManagedIdentitySetting:
+    """One ``managedIdentitySettings`` entry (echoed; the local server has no managed identities)."""
+
+    identity: str
+    """``system`` or the resource id of a user-assigned identity."""
+    lifecycle: IdentityLifecycle = IdentityLifecycle.MAIN
+    """When the identity is available."""
+
+
+@dataclass(frozen=True)
+class PoolSecret:
+    """One ``properties.secrets`` entry: kept as Azure keeps it, never shown (``x-ms-secret``)."""
+
+    name: str
+    """The secret's name (shown in GET, as Azure does)."""
+    value: str = field(repr=False)
+    """The secret's value: write-only, never rendered, logged or repr'd."""
+
+
 @dataclass(frozen=True)
 class PoolSettings:
     """Everything a session pool is made from; one value per pool, replaced whole on change."""
@@ -118,12 +182,18 @@ class PoolSettings:
     """``isMcpServerApiKeyDisabled`` (echoed)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Resource tags (echoed)."""
-    secret_names: tuple[str, ...] = ()
-    """Names of ``properties.secrets`` (values are write-only and never stored)."""
+    secrets: tuple[PoolSecret, ...] = ()
+    """``properties.secrets`` (also read as ``sessionPoolSecrets``): names shown, values never."""
     identity: dict[str, Any] | None = None
-    """The ``identity`` object as sent (echoed; the local server has no managed identities)."""
-    managed_identity_settings: list[Any] | None = None
-    """``properties.managedIdentitySettings`` as sent (echoed)."""
+    """The ``identity`` object as sent, at most :data:`MAX_IDENTITY_JSON_CHARS` of JSON (echoed;
+    the local server has no managed identities)."""
+    managed_identity_settings: tuple[ManagedIdentitySetting, ...] | None = None
+    """``properties.managedIdentitySettings``, each entry checked (echoed)."""
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        """The names of :attr:`secrets`, in order."""
+        return tuple(secret.name for secret in self.secrets)
 
     @property
     def session_lifetime_note(self) -> str:
@@ -188,6 +258,9 @@ class PoolResource:
 # pools named like 'my-session-pool' and Azure accepts them (see docs/design.md).
 _NAME = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]+$")
+# Regions as Azure names them: a name (eastus, westeurope2, local) or its display form
+# ("East US 2"). ASCII only: the location ends up in operation URLs and their headers.
+_LOCATION = re.compile(r"^[A-Za-z][A-Za-z0-9 ]{0,63}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -216,4 +289,16 @@ def subscription_problem(value: str) -> str | None:
     """What is wrong with a subscription id, or None."""
     if not _GUID.fullmatch(value):
         return "must be a GUID such as 00000000-0000-0000-0000-000000000000"
+    return None
+
+
+def location_problem(location: str) -> str | None:
+    """What is wrong with a ``location``, or None: the local server serves any Azure-style region
+    name (ASCII letters, digits and spaces, starting with a letter, at most 64 characters)."""
+    if not _LOCATION.fullmatch(location):
+        return (
+            "is not a region this server serves: it serves any Azure-style region name (ASCII "
+            "letters, digits and spaces, starting with a letter, at most 64 characters, such as "
+            "'eastus', 'East US 2' or 'local')"
+        )
     return None

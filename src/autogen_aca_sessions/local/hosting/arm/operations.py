@@ -1,6 +1,6 @@
 """Long-running ARM operations: what ``Azure-AsyncOperation`` and ``Location`` URLs point at.
 
-A PUT, PATCH or DELETE of a pool starts an :class:`Operation`; its status resource
+A PUT, PATCH or DELETE of a pool starts an :class:`ArmOperation`; its status resource
 (``.../locations/<loc>/operationStatuses/<id>``) reports ``InProgress`` then ``Succeeded`` or
 ``Failed`` (the ``OperationStatusResult`` shape), and its result URL
 (``.../operationResults/<id>``) answers 202 while it runs, then 204 for a delete or 200 with the
@@ -21,10 +21,10 @@ from .errors import ArmError, arm_error_body
 from .model import ResourceKey
 from .shapes.common import iso
 
-__all__ = ["Operation", "OperationKind", "OperationStatus", "OperationStore", "location_segment"]
+__all__ = ["ArmOperation", "ArmOperationKind", "ArmOperationStatus", "ArmOperationStore", "location_segment"]
 
 
-class OperationKind(enum.Enum):
+class ArmOperationKind(enum.Enum):
     """What the operation does to its pool."""
 
     CREATE = "create"
@@ -32,7 +32,7 @@ class OperationKind(enum.Enum):
     DELETE = "delete"
 
 
-class OperationStatus(enum.Enum):
+class ArmOperationStatus(enum.Enum):
     """``status`` of the operation-status resource."""
 
     IN_PROGRESS = "InProgress"
@@ -41,18 +41,21 @@ class OperationStatus(enum.Enum):
 
 
 @dataclass
-class Operation:
-    """One long-running operation on one pool."""
+class ArmOperation:
+    """One long-running ARM operation on one pool (not the data plane's ``Operation``, which names
+    what a request does)."""
 
-    kind: OperationKind
+    kind: ArmOperationKind
     """Create, update or delete."""
     key: ResourceKey
     """The pool it works on."""
     location: str
     """The region segment of its URLs (the pool's location, lower-cased, without blanks)."""
+    resource_type: str = "sessionpools"
+    """The folded ``Microsoft.App`` resource type it works on (whose routes render its result)."""
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     """Its id (the last segment of its URLs)."""
-    status: OperationStatus = OperationStatus.IN_PROGRESS
+    status: ArmOperationStatus = ArmOperationStatus.IN_PROGRESS
     """Where it is."""
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     """When it started."""
@@ -65,17 +68,17 @@ class Operation:
     @property
     def done(self) -> bool:
         """Whether it reached a terminal status."""
-        return self.status is not OperationStatus.IN_PROGRESS
+        return self.status is not ArmOperationStatus.IN_PROGRESS
 
     def succeed(self) -> None:
         """Mark it ``Succeeded``."""
-        self.status = OperationStatus.SUCCEEDED
+        self.status = ArmOperationStatus.SUCCEEDED
         self.ended_at = datetime.now(timezone.utc)
         self._finished.set()
 
     def fail(self, error: ArmError) -> None:
         """Mark it ``Failed`` with ``error``."""
-        self.status = OperationStatus.FAILED
+        self.status = ArmOperationStatus.FAILED
         self.error = error
         self.ended_at = datetime.now(timezone.utc)
         self._finished.set()
@@ -108,21 +111,22 @@ class Operation:
 
 
 def location_segment(location: str) -> str:
-    """A region name as ARM puts it in URLs (``East US`` -> ``eastus``)."""
-    folded = "".join(ch for ch in location.lower() if ch.isalnum())
+    """A region name as ARM puts it in URLs (``East US`` -> ``eastus``); ASCII letters and digits
+    only, whatever ``location`` holds, since it ends up in headers."""
+    folded = "".join(ch for ch in location.lower() if ch.isascii() and ch.isalnum())
     return folded or "local"
 
 
-class OperationStore:
+class ArmOperationStore:
     """The operations of a server; the oldest finished ones are forgotten past ``capacity``."""
 
     def __init__(self, capacity: int = 2000) -> None:
-        self._operations: OrderedDict[str, Operation] = OrderedDict()
+        self._operations: OrderedDict[str, ArmOperation] = OrderedDict()
         self._capacity = capacity
 
-    def start(self, kind: OperationKind, key: ResourceKey, location: str) -> Operation:
+    def start(self, kind: ArmOperationKind, key: ResourceKey, location: str) -> ArmOperation:
         """Record a new in-progress operation."""
-        operation = Operation(kind, key, location_segment(location))
+        operation = ArmOperation(kind, key, location_segment(location))
         self._operations[operation.id] = operation
         while len(self._operations) > self._capacity:
             oldest = next((k for k, op in self._operations.items() if op.done), None)
@@ -131,7 +135,7 @@ class OperationStore:
             del self._operations[oldest]
         return operation
 
-    def get(self, subscription: str, operation_id: str) -> Operation | None:
+    def get(self, subscription: str, operation_id: str) -> ArmOperation | None:
         """The operation ``operation_id`` of ``subscription`` (another subscription's is not found)."""
         operation = self._operations.get(operation_id.lower())
         if operation is None or operation.key.subscription.lower() != subscription.lower():

@@ -1,4 +1,4 @@
-"""The management-plane HTTP routes: ``Microsoft.App/sessionPools`` as ARM serves it.
+"""The management-plane HTTP routes: ``Microsoft.App`` resources as ARM serves them.
 
 ::
 
@@ -10,6 +10,10 @@
     GET                  /subscriptions/{sub}/providers/Microsoft.App/locations/{loc}/operationStatuses/{id}
     GET                  /subscriptions/{sub}/providers/Microsoft.App/locations/{loc}/operationResults/{id}
 
+:func:`~.paths.parse_arm_path` says what a path names; :class:`ManagementRoutes` looks its
+resource type up in a table (``sessionpools`` -> :class:`SessionPoolRoutes`), so another resource
+type is one more :class:`ResourceRoutes` in that table.
+
 Refusals, in order: 401 (key), 404 (no such route), 400 (api-version missing or unknown),
 405 (method), 400 (path names, then body), 404 (no such pool), 409 (an operation is running on
 the pool). Every one has ARM's error body.
@@ -19,98 +23,41 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, Protocol
 
 from aiohttp import web
+from yarl import URL
 
 from .errors import ArmError
 from .model import ResourceKey, name_problem, resource_group_problem, subscription_problem
-from .operations import Operation, OperationKind, OperationStatus
+from .operations import ArmOperation, ArmOperationKind, ArmOperationStatus
+from .paths import ArmPath, ArmTarget, parse_arm_path, unknown_path
+from .registry import P, PoolRegistry
 from .shapes import read_patch, read_put, render_pool
 from .versions import ARM_API_VERSIONS, ArmApiVersion, lookup_arm_version
 
-if TYPE_CHECKING:
-    from ..server import LocalSessionsServer
-
-__all__ = ["MAX_ARM_BODY_BYTES", "ManagementRoutes", "is_management_path"]
+__all__ = ["MAX_ARM_BODY_BYTES", "SESSION_POOLS", "ManagementRoutes", "ResourceRoutes", "SessionPoolRoutes"]
 
 MAX_ARM_BODY_BYTES = 4 * 1024 * 1024
 """Largest management request body (ARM's own limit is about 4 MB); above it 413."""
 
+SESSION_POOLS = "sessionpools"
+"""The ``sessionPools`` resource type, folded as :class:`~.paths.ArmPath` holds it."""
+
+
 _MCP_FETCH = "fetchmcpservercredentials"
-_MCP_ROTATE = ("rotatemcpservercredentials", "regeneratecredentials")
+_MCP_ROTATE = frozenset({"rotatemcpservercredentials", "regeneratecredentials"})
 
-
-def is_management_path(segments: Sequence[str]) -> bool:
-    """Whether a path (split on ``/``) is under ``/subscriptions/{sub}[/resourceGroups/{rg}]/providers``."""
-    folded = [s.lower() for s in segments]
-    if len(folded) < 3 or folded[0] != "subscriptions":
-        return False
-    return folded[2] == "providers" or (
-        len(folded) >= 5 and folded[2] == "resourcegroups" and folded[4] == "providers"
-    )
-
-
-@dataclass(frozen=True)
-class _Target:
-    """What a management path names."""
-
-    kind: str
-    """``list-sub``, ``list-rg``, ``pool``, ``action``, ``op-status`` or ``op-result``."""
-    subscription: str
-    resource_group: str | None = None
-    name: str | None = None
-    action: str | None = None
-    operation_id: str | None = None
-
-
-def _not_found(path: str) -> ArmError:
-    return ArmError(
-        404,
-        "InvalidResourceType",
-        f"There is no management operation at '{path}'. This server serves Microsoft.App/sessionPools "
-        "(and the operation URLs it hands out).",
-        target="path",
-    )
-
-
-def _parse_target(path: str, segments: list[str]) -> _Target:
-    f = [s.lower() for s in segments]
-    sub = segments[1]
-    if f[2] == "providers":
-        if f[3:] == ["microsoft.app", "sessionpools"]:
-            return _Target("list-sub", sub)
-        if (
-            len(f) == 8
-            and f[3:5] == ["microsoft.app", "locations"]
-            and f[6] in ("operationstatuses", "operationresults")
-        ):
-            kind = "op-status" if f[6] == "operationstatuses" else "op-result"
-            return _Target(kind, sub, operation_id=segments[7])
-        raise _not_found(path)
-    rg = segments[3]
-    if f[5:7] != ["microsoft.app", "sessionpools"]:
-        raise _not_found(path)
-    rest = segments[7:]
-    if not rest:
-        return _Target("list-rg", sub, rg)
-    if len(rest) == 1:
-        return _Target("pool", sub, rg, rest[0])
-    if len(rest) == 2 and rest[1].lower() in (_MCP_FETCH, *_MCP_ROTATE):
-        return _Target("action", sub, rg, rest[0], action=rest[1].lower())
-    raise _not_found(path)
-
-
-_METHODS = {
-    "list-sub": ("GET",),
-    "list-rg": ("GET",),
-    "pool": ("GET", "PUT", "PATCH", "DELETE"),
-    "action": ("POST",),
-    "op-status": ("GET",),
-    "op-result": ("GET",),
+_METHODS: dict[ArmTarget, tuple[str, ...]] = {
+    ArmTarget.SUBSCRIPTION_LIST: ("GET",),
+    ArmTarget.RESOURCE_GROUP_LIST: ("GET",),
+    ArmTarget.RESOURCE: ("GET", "PUT", "PATCH", "DELETE"),
+    ArmTarget.ACTION: ("POST",),
+    ArmTarget.OPERATION_STATUS: ("GET",),
+    ArmTarget.OPERATION_RESULT: ("GET",),
 }
+"""The methods each kind of path accepts (any other is 405 with ``Allow``)."""
 
 
 def _version(request: web.Request) -> ArmApiVersion:
@@ -136,34 +83,40 @@ def _version(request: web.Request) -> ArmApiVersion:
     return version
 
 
-def _check_names(target: _Target) -> ResourceKey | None:
-    checks = (
-        (
-            target.subscription,
-            subscription_problem,
-            "InvalidSubscriptionId",
-            "subscription id",
-            "subscriptionId",
-        ),
-        (
-            target.resource_group,
-            resource_group_problem,
-            "InvalidResourceGroupName",
-            "resource group name",
-            "resourceGroupName",
-        ),
-        (target.name, name_problem, "InvalidSessionPoolName", "session pool name", "sessionPoolName"),
-    )
-    problems = [
-        ArmError(400, code, f"The {what} '{value}' {problem}.", target=field)
-        for value, check, code, what, field in checks
-        if value is not None and (problem := check(value)) is not None
-    ]
-    if problems:
-        raise problems[0]
-    if target.resource_group is None or target.name is None:
+def _check_method(request: web.Request, target: ArmTarget) -> None:
+    allowed = _METHODS[target]
+    if request.method not in allowed:
+        raise ArmError(
+            405,
+            "MethodNotAllowed",
+            f"'{request.path}' does not accept {request.method}; allowed: {', '.join(allowed)}.",
+            target="method",
+            headers={"Allow": ", ".join(allowed)},
+        )
+
+
+_NAME_CHECKS = (
+    ("subscription", subscription_problem, "InvalidSubscriptionId", "subscription id", "subscriptionId"),
+    (
+        "resource_group",
+        resource_group_problem,
+        "InvalidResourceGroupName",
+        "resource group name",
+        "resourceGroupName",
+    ),
+    ("name", name_problem, "InvalidSessionPoolName", "session pool name", "sessionPoolName"),
+)
+"""Each name of a path: its field, its rule, and the error code, words and target of a breach."""
+
+
+def _check_names(path: ArmPath) -> ResourceKey | None:
+    for attribute, check, code, what, field in _NAME_CHECKS:
+        value = getattr(path, attribute)
+        if value is not None and (problem := check(value)) is not None:
+            raise ArmError(400, code, f"The {what} '{value}' {problem}.", target=field)
+    if path.resource_group is None or path.name is None:
         return None
-    return ResourceKey(target.subscription, target.resource_group, target.name)
+    return ResourceKey(path.subscription, path.resource_group, path.name)
 
 
 async def _read_json(request: web.Request) -> Any:
@@ -217,54 +170,89 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
-class ManagementRoutes:
-    """Serves management requests against a server's pools."""
+def _safe_header_value(value: str) -> bool:
+    """Whether ``value`` may be sent back in a header as is (printable ASCII, not too long)."""
+    return len(value) <= 200 and value.isascii() and value.isprintable()
 
-    def __init__(self, server: LocalSessionsServer, *, retry_after_seconds: int, page_size: int) -> None:
-        self._server = server
-        self._retry_after = str(retry_after_seconds)
+
+class ResourceRoutes(Protocol):
+    """The routes of one resource type under ``Microsoft.App`` (one entry of the routes table)."""
+
+    async def serve(self, request: web.Request, path: ArmPath, links: OperationLinks) -> web.StreamResponse:
+        """Serve a list, resource or action path of this type (already authenticated)."""
+        ...
+
+    def version_name(self, request: web.Request) -> str:
+        """The api-version the request names, checked against this type's versions (raises
+        :class:`ArmError` 400 for one this type does not serve)."""
+        ...
+
+    def result(self, request: web.Request, operation: ArmOperation) -> web.StreamResponse:
+        """The result of a finished, successful operation on a resource of this type."""
+        ...
+
+
+class OperationLinks:
+    """Builds the ``Azure-AsyncOperation`` and ``Location`` URLs of operations, ASCII only."""
+
+    def __init__(self, request: web.Request, fallback_origin: Callable[[], str], retry_after: str) -> None:
+        self._request = request
+        self._fallback = fallback_origin
+        self.retry_after = retry_after
+        """The ``Retry-After`` of long-running operations."""
+
+    def origin(self) -> str:
+        """``scheme://host:port`` the client reached; the server's own when the ``Host`` header
+        is not one a header may carry back (headers stay ASCII)."""
+        try:
+            origin = str(self._request.url.origin())
+        except (ValueError, UnicodeError):
+            return self._fallback()
+        return origin if _safe_header_value(origin) else self._fallback()
+
+    def url(self, operation: ArmOperation, collection: str, version: str) -> str:
+        """The operation's URL in ``collection`` (``operationStatuses`` or ``operationResults``),
+        with the api-version named ``version``."""
+        return f"{self.origin()}{operation.path(collection)}?api-version={version}"
+
+
+_TargetHandler = Callable[
+    [web.Request, ArmPath, "OperationLinks", ArmApiVersion], Awaitable[web.StreamResponse]
+]
+"""Serves one kind of path of a resource type."""
+
+
+class SessionPoolRoutes(Generic[P]):
+    """``Microsoft.App/sessionPools`` against a :class:`~.registry.PoolRegistry`."""
+
+    def __init__(self, registry: PoolRegistry[P], *, page_size: int) -> None:
+        self._registry = registry
         self._page_size = page_size
+        self._targets: Mapping[ArmTarget, _TargetHandler] = {
+            ArmTarget.SUBSCRIPTION_LIST: self._list,
+            ArmTarget.RESOURCE_GROUP_LIST: self._list,
+            ArmTarget.RESOURCE: self._pool,
+            ArmTarget.ACTION: self._mcp_action,
+        }
 
-    async def handle(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
-        """Serve one (already authenticated) management request."""
-        target = _parse_target(request.path, segments)
+    def version_name(self, request: web.Request) -> str:
+        return _version(request).name
+
+    async def serve(self, request: web.Request, path: ArmPath, links: OperationLinks) -> web.StreamResponse:
+        if path.target is ArmTarget.ACTION and path.action != _MCP_FETCH and path.action not in _MCP_ROTATE:
+            raise unknown_path(request.path)
         version = _version(request)
-        allowed = _METHODS[target.kind]
-        if request.method not in allowed:
-            raise ArmError(
-                405,
-                "MethodNotAllowed",
-                f"'{request.path}' does not accept {request.method}; allowed: {', '.join(allowed)}.",
-                target="method",
-                headers={"Allow": ", ".join(allowed)},
-            )
-        key = _check_names(target)
-        response: web.StreamResponse
-        if target.kind in ("list-sub", "list-rg"):
-            response = self._list(request, target, version)
-        elif target.kind in ("op-status", "op-result"):
-            response = self._operation(request, target, version)
-        elif target.kind == "action":
-            assert key is not None
-            response = self._mcp_action(target, key, version)
-        else:
-            assert key is not None
-            response = await self._pool(request, key, version)
-        response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
-        client_id = request.headers.get("x-ms-client-request-id")
-        if client_id is not None and len(client_id) <= 200 and client_id.isprintable():
-            response.headers.setdefault("x-ms-client-request-id", client_id)
-        return response
+        _check_method(request, path.target)
+        return await self._targets[path.target](request, path, links, version)
+
+    def result(self, request: web.Request, operation: ArmOperation) -> web.StreamResponse:
+        version = _version(request)
+        pool = self._registry.find_pool(operation.key)
+        if operation.kind is ArmOperationKind.DELETE or pool is None:
+            return web.Response(status=204)
+        return _json(render_pool(pool.resource(), version))
 
     # ------------------------------------------------------------------ helpers
-
-    def _origin(self, request: web.Request) -> str:
-        return str(request.url.origin())
-
-    def _operation_url(
-        self, request: web.Request, operation: Operation, collection: str, version: ArmApiVersion
-    ) -> str:
-        return f"{self._origin(request)}{operation.path(collection)}?api-version={version.name}"
 
     def _not_found(self, key: ResourceKey) -> ArmError:
         return ArmError(
@@ -275,50 +263,56 @@ class ManagementRoutes:
             target="sessionPoolName",
         )
 
+    def _existing(self, key: ResourceKey) -> P:
+        pool = self._registry.find_pool(key)
+        if pool is None:
+            raise self._not_found(key)
+        return pool
+
     # ------------------------------------------------------------------ pools
 
     async def _pool(
-        self, request: web.Request, key: ResourceKey, version: ArmApiVersion
+        self, request: web.Request, path: ArmPath, links: OperationLinks, version: ArmApiVersion
     ) -> web.StreamResponse:
-        server = self._server
-        pool = server.find_pool(key)
+        key = _check_names(path)
+        assert key is not None  # a RESOURCE path names a group and a pool
+        registry = self._registry
+        pool = registry.find_pool(key)
         if request.method == "GET":
-            if pool is None:
-                raise self._not_found(key)
-            return _json(render_pool(pool.resource(), version))
+            return _json(render_pool(self._existing(key).resource(), version))
         if request.method == "DELETE":
             if pool is None:
                 return web.Response(status=204)
-            operation = server.begin_delete(pool)
-            location = self._operation_url(request, operation, "operationResults", version)
-            return web.Response(status=202, headers={"Location": location, "Retry-After": self._retry_after})
+            operation = registry.begin_delete(pool)
+            location = links.url(operation, "operationResults", version.name)
+            return web.Response(status=202, headers={"Location": location, "Retry-After": links.retry_after})
         body = await _read_json(request)
         if request.method == "PUT":
             settings = read_put(body)
             created = pool is None
-            pool, operation = await server.begin_create_or_replace(key, settings)
+            pool, operation = await registry.begin_create_or_replace(key, settings)
             headers = {
-                "Azure-AsyncOperation": self._operation_url(request, operation, "operationStatuses", version),
-                "Retry-After": self._retry_after,
+                "Azure-AsyncOperation": links.url(operation, "operationStatuses", version.name),
+                "Retry-After": links.retry_after,
             }
             return _json(render_pool(pool.resource(), version), 201 if created else 200, headers)
-        if pool is None:
-            raise self._not_found(key)
+        pool = self._existing(key)
         settings = read_patch(body, pool.settings)
-        operation = await server.begin_update(pool, settings)
+        operation = await registry.begin_update(pool, settings)
         headers = {
-            "Azure-AsyncOperation": self._operation_url(request, operation, "operationStatuses", version),
-            "Location": self._operation_url(request, operation, "operationResults", version),
-            "Retry-After": self._retry_after,
+            "Azure-AsyncOperation": links.url(operation, "operationStatuses", version.name),
+            "Location": links.url(operation, "operationResults", version.name),
+            "Retry-After": links.retry_after,
         }
         return web.Response(status=202, headers=headers)
 
-    def _list(self, request: web.Request, target: _Target, version: ArmApiVersion) -> web.StreamResponse:
-        pools = self._server.list_pools(
-            subscription=target.subscription, resource_group=target.resource_group
-        )
+    async def _list(
+        self, request: web.Request, path: ArmPath, links: OperationLinks, version: ArmApiVersion
+    ) -> web.StreamResponse:
+        _check_names(path)
+        pools = self._registry.list_pools(subscription=path.subscription, resource_group=path.resource_group)
         raw_skip = request.query.get("$skipToken", request.query.get("$skiptoken", "0"))
-        if not raw_skip.isdigit() or len(raw_skip) > 9:
+        if not (raw_skip.isascii() and raw_skip.isdigit()) or len(raw_skip) > 9:  # "²" is a digit to str
             raise ArmError(
                 400,
                 "InvalidSkipToken",
@@ -330,13 +324,17 @@ class ManagementRoutes:
         next_link = None
         if skip + self._page_size < len(pools):
             next_link = str(
-                request.url.with_query(
-                    {"api-version": version.name, "$skipToken": str(skip + self._page_size)}
-                )
+                URL(links.origin())
+                .with_path(request.path)
+                .with_query({"api-version": version.name, "$skipToken": str(skip + self._page_size)})
             )
         return _json({"value": [render_pool(p.resource(), version) for p in page], "nextLink": next_link})
 
-    def _mcp_action(self, target: _Target, key: ResourceKey, version: ArmApiVersion) -> web.StreamResponse:
+    async def _mcp_action(
+        self, request: web.Request, path: ArmPath, links: OperationLinks, version: ArmApiVersion
+    ) -> web.StreamResponse:
+        key = _check_names(path)
+        assert key is not None  # an ACTION path names a group and a pool
         if not version.mcp:
             with_mcp = ", ".join(v.name for v in ARM_API_VERSIONS.values() if v.mcp)
             raise ArmError(
@@ -345,9 +343,7 @@ class ManagementRoutes:
                 f"The MCP credential actions exist in api-versions {with_mcp}, not {version.name}.",
                 target="api-version",
             )
-        pool = self._server.find_pool(key)
-        if pool is None:
-            raise self._not_found(key)
+        pool = self._existing(key)
         if not pool.settings.mcp_enabled:
             raise ArmError(
                 400,
@@ -356,35 +352,89 @@ class ManagementRoutes:
                 "properties.mcpServerSettings.isMcpServerEnabled to true first.",
                 target="mcpServerSettings",
             )
-        key_value = pool.mcp_api_key if target.action == _MCP_FETCH else self._server.rotate_mcp_key(pool)
+        key_value = pool.mcp_api_key if path.action == _MCP_FETCH else pool.rotate_mcp_api_key()
         return _json({"apiKey": key_value})
 
-    # ------------------------------------------------------------------ operations
 
-    def _operation(self, request: web.Request, target: _Target, version: ArmApiVersion) -> web.StreamResponse:
-        assert target.operation_id is not None
-        operation = self._server.operations.get(target.subscription, target.operation_id)
+class ManagementRoutes(Generic[P]):
+    """Serves management requests: operation URLs itself, everything else through the table of
+    resource types."""
+
+    def __init__(
+        self,
+        registry: PoolRegistry[P],
+        *,
+        retry_after_seconds: int,
+        page_size: int,
+        origin: Callable[[], str],
+    ) -> None:
+        """``origin`` gives the server's own ``scheme://host:port``, used in operation URLs when
+        the request's ``Host`` cannot be echoed."""
+        self._registry = registry
+        self._retry_after = str(retry_after_seconds)
+        self._origin = origin
+        self.resource_types: dict[str, ResourceRoutes] = {
+            SESSION_POOLS: SessionPoolRoutes[P](registry, page_size=page_size)
+        }
+        """Resource types served, keyed by their folded name (``sessionpools``)."""
+
+    def parse(self, path: str, segments: list[str]) -> ArmPath | None:
+        """What a path names at the management plane; None for a data-plane path."""
+        return parse_arm_path(path, segments)
+
+    async def handle(self, request: web.Request, path: ArmPath) -> web.StreamResponse:
+        """Serve one (already authenticated) management request."""
+        links = OperationLinks(request, self._origin, self._retry_after)
+        response: web.StreamResponse
+        if path.target in (ArmTarget.OPERATION_STATUS, ArmTarget.OPERATION_RESULT):
+            response = self._operation(request, path, links)
+        else:
+            routes = self.resource_types.get(path.resource_type or "")
+            if routes is None:
+                raise unknown_path(request.path)
+            response = await routes.serve(request, path, links)
+        response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+        client_id = request.headers.get("x-ms-client-request-id")
+        if client_id is not None and _safe_header_value(client_id):
+            response.headers.setdefault("x-ms-client-request-id", client_id)
+        return response
+
+    def _operation(self, request: web.Request, path: ArmPath, links: OperationLinks) -> web.StreamResponse:
+        # Operation URLs carry the api-version of the resource type that handed them out: any
+        # type's version is accepted here (the session pools' refusal when none knows it).
+        version = self._operation_version(request)
+        _check_method(request, path.target)
+        _check_names(path)
+        assert path.operation_id is not None  # an operation path ends in its id
+        operation = self._registry.operations.get(path.subscription, path.operation_id)
         if operation is None:
             raise ArmError(
                 404,
                 "OperationNotFound",
-                f"There is no operation '{target.operation_id}' in subscription '{target.subscription}'.",
+                f"There is no operation '{path.operation_id}' in subscription '{path.subscription}'.",
                 target="operationId",
             )
-        if target.kind == "op-status":
+        if path.target is ArmTarget.OPERATION_STATUS:
             headers = {} if operation.done else {"Retry-After": self._retry_after}
             return _json(operation.status_body(), 200, headers)
         if not operation.done:
             return web.Response(
                 status=202,
                 headers={
-                    "Location": self._operation_url(request, operation, "operationResults", version),
+                    "Location": links.url(operation, "operationResults", version),
                     "Retry-After": self._retry_after,
                 },
             )
-        if operation.status is OperationStatus.FAILED and operation.error is not None:
+        if operation.status is ArmOperationStatus.FAILED and operation.error is not None:
             raise operation.error
-        pool = self._server.find_pool(operation.key)
-        if operation.kind is OperationKind.DELETE or pool is None:
-            return web.Response(status=204)
-        return _json(render_pool(pool.resource(), version))
+        return self.resource_types[operation.resource_type].result(request, operation)
+
+    def _operation_version(self, request: web.Request) -> str:
+        first_refusal: ArmError | None = None
+        for routes in self.resource_types.values():
+            try:
+                return routes.version_name(request)
+            except ArmError as refusal:
+                first_refusal = first_refusal or refusal
+        assert first_refusal is not None  # the table always holds session pools
+        raise first_refusal

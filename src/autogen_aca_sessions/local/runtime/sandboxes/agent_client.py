@@ -17,6 +17,7 @@ __all__ = ["AgentClient", "AgentGone", "OutputCallback"]
 
 _HEADER = struct.Struct(">cI")
 _MAX_FRAME_BYTES = 1024 * 1024
+_GRACE_SECONDS = 10.0
 _STREAMS = {b"O": OutputStream.STDOUT, b"E": OutputStream.STDERR}
 
 OutputCallback = Callable[[OutputChunk], Awaitable[None]]
@@ -109,11 +110,8 @@ class AgentClient:
         except OSError as exc:
             raise AgentGone(f"cannot reach the sandbox's agent: {exc}") from exc
         stdout, stderr = _Capped(max_output_bytes), _Capped(max_output_bytes)
-        try:
-            self._send(
-                writer, {"op": "exec", "argv": list(argv), "cwd": cwd, "env": dict(env), "timeout": timeout}
-            )
-            await writer.drain()
+
+        async def answer() -> dict[str, Any]:
             while True:
                 kind, payload = await self._frame(reader)
                 if kind in _STREAMS:
@@ -123,9 +121,27 @@ class AgentClient:
                         await on_output(OutputChunk(stream, payload))
                 elif kind == b"X":
                     done = json.loads(payload)
-                    break
+                    if not isinstance(done, dict):
+                        raise AgentGone("the agent sent a malformed exit frame")
+                    return done
                 elif kind == b"F":
                     raise AgentGone(f"the agent refused the command: {json.loads(payload).get('error')}")
+
+        try:
+            self._send(
+                writer, {"op": "exec", "argv": list(argv), "cwd": cwd, "env": dict(env), "timeout": timeout}
+            )
+            await writer.drain()
+            # The agent runs as the sandbox's user, so code inside could take its place: the
+            # server does not rely on it to honour the timeout (hanging up kills the command).
+            try:
+                done = await asyncio.wait_for(answer(), None if timeout is None else timeout + _GRACE_SECONDS)
+            except asyncio.TimeoutError:
+                done = {
+                    "exit_code": 137,
+                    "duration_ms": int(timeout * 1000) if timeout else 0,
+                    "timed_out": True,
+                }
         finally:
             writer.close()
             with contextlib.suppress(Exception):

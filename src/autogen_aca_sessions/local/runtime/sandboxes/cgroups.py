@@ -231,7 +231,8 @@ class SandboxCgroup:
         if "v2" in self.dirs:
             await asyncio.to_thread((directory / "cgroup.freeze").write_text, "1" if frozen else "0")
             want = f"frozen {1 if frozen else 0}"
-            while want not in await asyncio.to_thread((directory / "cgroup.events").read_text):
+            # The kernel finishes freezing asynchronously; its file is read until it says so.
+            while want not in await asyncio.to_thread((directory / "cgroup.events").read_text):  # noqa: ASYNC110
                 await asyncio.sleep(0.001)
             return
         target = "FROZEN" if frozen else "THAWED"

@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,6 +90,11 @@ class Container:
         self.frozen = False
         """Whether its processes are frozen (Memory-mode suspend)."""
         self.unenforced: list[str] = []
+        self.own_pids: frozenset[int] = frozenset()
+        """Host pids of bubblewrap, its init and the agent (never killed as commands)."""
+        self.init_pid: int | None = None
+        """Host pid of bubblewrap's init inside: ``/proc/<init_pid>/ns/net`` is the sandbox's
+        network namespace (for the egress proxy)."""
         """Limits the machine did not let the runtime set through cgroups (rlimits stand in)."""
 
     @classmethod
@@ -140,10 +144,10 @@ class Container:
             listener.listen(128)
             fd = listener.fileno()
             boot = confinement.boot_spec(
-                "exec",
+                "script",
                 uid=uid,
                 with_nproc="pids" in unenforced,
-                argv=[sys.executable, str(_AGENT), str(fd)],
+                argv=[str(_AGENT), str(fd)],
             )
             extra: list[str] = ["--hostname", hostname]
             for mountpoint, sub in MOUNTS.items():
@@ -169,7 +173,8 @@ class Container:
                     'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1"; shift; n=$((n-1)); done; exec "$@"'
                 )
                 argv = ["/bin/sh", "-c", script, "sh", str(len(files)), *files, *argv]
-            with open(log_path, "wb") as log:
+            log = await asyncio.to_thread(os.open, log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
                 process = await asyncio.create_subprocess_exec(
                     *argv,
                     cwd=str(command.cwd),
@@ -180,6 +185,8 @@ class Container:
                     start_new_session=True,
                     pass_fds=(fd,),
                 )
+            finally:
+                os.close(log)
         except OSError as exc:
             listener.close()
             if cgroup is not None:
@@ -197,6 +204,7 @@ class Container:
             )
             if ping not in done or ping.exception() is not None:
                 raise SandboxStartFailed(f"the sandbox's agent did not start: {container._log_tail()}")
+            await asyncio.to_thread(container._protect_agent)
         except BaseException:
             ping.cancel()
             await container.kill()
@@ -220,16 +228,24 @@ class Container:
             return []
         return [self.process.pid, *processes.descendants(self.process.pid)]
 
+    def _protect_agent(self) -> None:
+        """Note the run's own processes and shield them from the OOM killer (blocking).
+
+        Called once the agent answered and before any command: bubblewrap, its init and the
+        agent are then the whole tree. A command that eats the sandbox's memory is killed,
+        not the agent that would answer the next command.
+        """
+        inside = processes.descendants(self.process.pid)
+        self.own_pids = frozenset([self.process.pid, *inside])
+        parents = processes.parents_of(inside)
+        self.init_pid = next((p for p in inside if parents.get(p) == self.process.pid), None)
+        for pid in self.own_pids:
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/oom_score_adj").write_text("-1000")
+
     def command_pids(self) -> list[int]:
         """Host pids of the commands' processes: everything but bubblewrap, its init and the agent."""
-        outer = self.process.pid
-        tree = processes.descendants(outer)
-        parents = processes.parents_of(tree)
-        inits = [p for p in tree if parents.get(p) == outer]
-        # The agent is init's oldest child (the one that boot script became).
-        agents = sorted(p for p in tree if parents.get(p) in inits)[:1]
-        keep = {outer, *inits, *agents}
-        return [p for p in tree if p not in keep and parents.get(p) not in (None,)]
+        return [p for p in processes.descendants(self.process.pid) if p not in self.own_pids]
 
     async def freeze(self) -> None:
         """Stop every process of the run where it is (Memory-mode suspend)."""

@@ -48,10 +48,18 @@ class _Located:
 
 
 def _translate(exc: WireError, path: str) -> SandboxError:
+    # The helpers word their messages for a session's /mnt/data; the sandbox's path is said here.
     if exc.status == 404:
         return FileNotFound(path)
     if exc.status == 400:
-        return PathOutsideSandbox(f"{path!r}: {exc.message}", target="path")
+        if "resolves outside" in exc.message:
+            return PathOutsideSandbox(
+                f"{path!r} leads out of the sandbox's writable directories (a link to elsewhere).",
+                target="path",
+            )
+        if "directory" in exc.message:
+            return InvalidRequest(f"{path!r} is a directory, or a path component is not one.", target="path")
+        return PathOutsideSandbox(f"{path!r} is not a valid file path.", target="path")
     if exc.status == 507:
         return DiskQuotaExceeded(f"The sandbox's disk is full ({exc.message}).")
     if exc.status == 413:
@@ -170,10 +178,8 @@ class SandboxFiles:
         at = self.locate(path)
         if not at.rel.parts:
             raise InvalidRequest(f"{at.mountpoint} itself cannot be deleted.", target="path")
-        if not recursive:
-            entry = await self.stat(at.path)
-            if entry.is_dir and not entry.is_symlink and await self.list_dir(at.path):
-                raise ConflictingOperation(f"{at.path!r} is a non-empty directory; pass recursive=true.")
+        if not recursive and await asyncio.to_thread(_is_full_dir, at.root, at.rel, at.path):
+            raise ConflictingOperation(f"{at.path!r} is a non-empty directory; pass recursive=true.")
         try:
             await session_files.delete_entry(at.root, at.rel)
         except WireError as exc:
@@ -206,6 +212,19 @@ class SandboxFiles:
             if entry is not None:
                 out.append(entry)
         return out
+
+
+def _is_full_dir(root: Path, rel: PurePosixPath, shown: str) -> bool:
+    """Whether ``rel`` is a real (not linked) directory with entries; its parent must stay inside."""
+    parent = (root / rel.parent).resolve()
+    real_root = root.resolve()
+    if parent != real_root and real_root not in parent.parents:
+        raise PathOutsideSandbox(f"{shown!r} leads out of the sandbox's writable directories.", target="path")
+    try:
+        st = os.lstat(parent / rel.name)
+    except FileNotFoundError:
+        raise FileNotFound(shown) from None
+    return stat.S_ISDIR(st.st_mode) and bool(os.listdir(parent / rel.name))
 
 
 def _chmod_at(dir_fd: int, name: str, mode: int) -> None:

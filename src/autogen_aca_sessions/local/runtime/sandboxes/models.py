@@ -6,13 +6,13 @@ api-version (``Suspended`` → ``Idle``/``Stopped`` for the 2026-09-01 spec, and
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
+from ...choice import Choice
 from .errors import InvalidRequest
 
 __all__ = [
@@ -44,26 +44,14 @@ __all__ = [
     "parse_cpu_millicores",
 ]
 
-_E = TypeVar("_E", bound="_Named")
 
-
-class _Named(str, enum.Enum):
-    """A string enum parsed case-insensitively (the SDK compares states that way)."""
-
-    def __str__(self) -> str:
-        return str(self.value)
+class _Named(Choice):
+    """A sandbox value from a request; a bad one is :class:`InvalidRequest` (HTTP 400)."""
 
     @classmethod
-    def parse(cls: type[_E], value: object) -> _E:
-        """The member whose value is ``value`` in any letter case; :class:`InvalidRequest` otherwise."""
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str):
-            for member in cls:
-                if member.value.lower() == value.strip().lower():
-                    return member
+    def refusal(cls, value: object) -> Exception:
         choices = ", ".join(m.value for m in cls)
-        raise InvalidRequest(f"{cls.__name__} must be one of {choices}, not {value!r}.")
+        return InvalidRequest(f"{cls.__name__} must be one of {choices}, not {value!r}.")
 
 
 class SandboxState(_Named):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import tempfile
@@ -22,15 +23,15 @@ from pathlib import Path
 from ...config import SandboxMode
 from ..bubblewrap import BWRAP_PATH, SESSION_UID_BASE, SESSION_UID_SPAN, Sandbox
 from .cgroups import CgroupSupport
-from .container import ContainerHost
+from .container import Container, ContainerHost
 from .disk import copy_disk, disk_usage, layout_disk, own_tree, remove_tree
 from .errors import (
-    ConflictingOperation,
     InvalidRequest,
     LimitReached,
     NotFound,
     ResourceInUse,
     ResourceKind,
+    SandboxError,
     SandboxNotFound,
     SandboxStartFailed,
     UnsupportedSnapshotContent,
@@ -54,11 +55,20 @@ from .sandbox import LocalSandbox
 
 __all__ = ["SANDBOX_UID_BASE", "SandboxGroup", "SandboxRuntime"]
 
+logger = logging.getLogger(__name__)
+
 SANDBOX_UID_BASE = SESSION_UID_BASE + SESSION_UID_SPAN
 """First host uid given to sandboxes (a range of its own, after the session pools' uids)."""
 SANDBOX_UID_SPAN = 1_000_000
 """How many sandbox uids are cycled through."""
 _GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
+
+
+def _make_root(root: Path) -> Path:
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o711)
+    return root
 
 
 def _now() -> datetime:
@@ -85,17 +95,89 @@ class SandboxGroup:
     """Creates under way (counted against ``max_sandboxes`` before they finish)."""
 
 
+@dataclass
+class _Ready:
+    """A sandbox started ahead of need: public image, default resources, no group yet."""
+
+    sandbox_id: str
+    home: Path
+    uid: int | None
+    run: Container
+
+
 class SandboxRuntime:
     """Every sandbox group of one server; make one with :meth:`open`, end it with :meth:`aclose`."""
 
-    def __init__(self, root: Path, host: ContainerHost) -> None:
+    def __init__(self, root: Path, host: ContainerHost, *, ready_sandboxes: int = 0) -> None:
         self.root = root
         """Where every disk lives (hidden from sandboxes)."""
         self.host = host
         """What every sandbox shares (confinement, cgroups, socket directory)."""
+        self.ready_sandboxes = ready_sandboxes
+        """Sandboxes kept started ahead of need (public image, default resources)."""
         self._groups: dict[str, SandboxGroup] = {}
         self._uid_counter = int.from_bytes(os.urandom(3), "big")
         self._closed = False
+        self._ready: list[_Ready] = []
+        self._refill_wake = asyncio.Event()
+        self._ready_changed = asyncio.Condition()
+        self._refill_task: asyncio.Task[None] | None = None
+        if ready_sandboxes > 0:
+            self._refill_task = asyncio.create_task(self._refill_loop(), name="sandboxes-ready-refill")
+
+    @property
+    def ready_count(self) -> int:
+        """Sandboxes started ahead of need right now."""
+        return len(self._ready)
+
+    async def wait_ready(self, count: int | None = None) -> None:
+        """Wait until ``count`` (default: all configured) ready sandboxes are started."""
+        wanted = self.ready_sandboxes if count is None else count
+        async with self._ready_changed:
+            await self._ready_changed.wait_for(lambda: len(self._ready) >= wanted)
+
+    async def _refill_loop(self) -> None:
+        (self.root / "ready").mkdir(exist_ok=True)
+        while not self._closed:
+            self._refill_wake.clear()
+            if len(self._ready) >= self.ready_sandboxes:
+                await self._refill_wake.wait()
+                continue
+            sandbox_id = str(uuid.uuid4())
+            home = self.root / "ready" / uuid.uuid4().hex[:12]
+            uid = self._next_uid()
+            try:
+                await asyncio.to_thread(home.mkdir, 0o711)
+                await asyncio.to_thread(layout_disk, home / "disk", uid)
+                run = await Container.start(
+                    self.host,
+                    name=home.name,
+                    disk=home / "disk",
+                    uid=uid,
+                    resources=SandboxResources(),
+                    hostname=f"sandbox-{sandbox_id[:8]}",
+                )
+            except (OSError, SandboxError) as exc:
+                logger.warning("could not start a ready sandbox: %s", exc)
+                await asyncio.to_thread(remove_tree, home)
+                await asyncio.sleep(5)  # do not spin on a machine that cannot start any
+                continue
+            if self._closed:
+                await run.kill()
+                await asyncio.to_thread(remove_tree, home)
+                return
+            self._ready.append(_Ready(sandbox_id, home, uid, run))
+            async with self._ready_changed:
+                self._ready_changed.notify_all()
+
+    def _take_ready(self, spec: SandboxSpec, resources: SandboxResources) -> _Ready | None:
+        if not self._ready or spec.source.kind is not SourceKind.PUBLIC_IMAGE:
+            return None
+        if resources != SandboxResources():
+            return None
+        ready = self._ready.pop(0)
+        self._refill_wake.set()
+        return ready
 
     @classmethod
     async def open(
@@ -104,21 +186,25 @@ class SandboxRuntime:
         *,
         bwrap_path: str = BWRAP_PATH,
         hide: Sequence[Path] = (),
+        use_cgroups: bool = True,
+        ready_sandboxes: int = 1,
     ) -> SandboxRuntime:
         """Probe bubblewrap and cgroups (in a thread) and make the runtime's directories.
 
         Sandboxes need bubblewrap: without it :class:`SandboxStartFailed` is raised (the
-        Sandboxes product has no unsandboxed mode).
+        Sandboxes product has no unsandboxed mode). ``use_cgroups=False`` runs as on a machine
+        that gives the server no cgroup: SIGSTOP/SIGCONT for Memory-mode suspend, rlimits for
+        memory and processes, ``/proc`` for stats. ``ready_sandboxes`` are kept started ahead
+        of need (public image, default resources) and taken by matching creates, which then
+        answer in milliseconds; each holds an idle agent (a few MiB).
         """
         try:
             confinement = await asyncio.to_thread(Sandbox.resolve, SandboxMode.BWRAP, bwrap_path=bwrap_path)
         except RuntimeError as exc:
             raise SandboxStartFailed(f"Sandboxes need bubblewrap: {exc}") from exc
-        cgroups = await asyncio.to_thread(CgroupSupport.detect)
+        cgroups = await asyncio.to_thread(CgroupSupport.detect) if use_cgroups else CgroupSupport()
         await asyncio.to_thread(cgroups.sweep)
-        root = root.resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        os.chmod(root, 0o711)
+        root = await asyncio.to_thread(_make_root, root)
         # Sockets live in a short path (the 108-byte limit of a socket's name).
         run_base = Path(tempfile.mkdtemp(prefix="aca-sbx-"))
         host = ContainerHost(
@@ -127,11 +213,19 @@ class SandboxRuntime:
             run_base=run_base,
             hide=(root, run_base, *hide),
         )
-        return cls(root, host)
+        return cls(root, host, ready_sandboxes=ready_sandboxes)
 
     async def aclose(self) -> None:
         """Delete every sandbox (killing its processes) and the runtime's directories."""
         self._closed = True
+        if self._refill_task is not None:
+            self._refill_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refill_task
+        for ready in self._ready:
+            await ready.run.kill()
+            await asyncio.to_thread(remove_tree, ready.home)
+        self._ready.clear()
         for name in list(self._groups):
             await self.delete_group(name)
         await asyncio.to_thread(remove_tree, self.host.run_base)
@@ -209,8 +303,9 @@ class SandboxRuntime:
         environment = spec.environment
         if spec.source.kind is SourceKind.SNAPSHOT and not environment:
             environment = group.snapshots[spec.source.ref].environment
-        sandbox_id = str(uuid.uuid4())
-        uid = self._next_uid()
+        ready = self._take_ready(spec, resources)
+        sandbox_id = ready.sandbox_id if ready is not None else str(uuid.uuid4())
+        uid = ready.uid if ready is not None else self._next_uid()
 
         async def materialize(disk: Path) -> None:
             if source_dir is None:
@@ -237,16 +332,23 @@ class SandboxRuntime:
                 extra=dict(spec.extra),
             ),
             resources=resources,
-            home=group.directory / uuid.uuid4().hex[:12],
+            home=group.directory / (ready.home.name if ready is not None else uuid.uuid4().hex[:12]),
             uid=uid,
             materialize=materialize,
             on_auto_delete=self._auto_delete,
         )
         group.pending += 1
         try:
-            await asyncio.to_thread(sandbox.home.mkdir, 0o711)
-            await sandbox.start()
+            if ready is not None:
+                # The run's mounts follow the directory: a rename on one file system moves it.
+                await asyncio.to_thread(ready.home.rename, sandbox.home)
+                await sandbox.start(ready.run)
+            else:
+                await asyncio.to_thread(sandbox.home.mkdir, 0o711)
+                await sandbox.start()
         except BaseException:
+            if ready is not None and sandbox.container is None:
+                await asyncio.shield(ready.run.kill())
             await asyncio.shield(sandbox.destroy())
             raise
         finally:
@@ -311,6 +413,19 @@ class SandboxRuntime:
         finally:
             group.sandboxes.pop(sandbox_id, None)
 
+    async def wait_until_gone(
+        self, group_name: str, sandbox_id: str, *, timeout: float | None = None
+    ) -> None:
+        """Wait until a sandbox being deleted (by request or by its lifecycle) is no longer listed."""
+
+        async def wait() -> None:
+            group = self.get_group(group_name)
+            sandbox = group.sandboxes.get(sandbox_id)
+            if sandbox is not None:
+                await sandbox.wait_deleted()
+
+        await asyncio.wait_for(wait(), timeout)
+
     async def _auto_delete(self, sandbox: LocalSandbox) -> None:
         with contextlib.suppress(NotFound):
             await self.delete(sandbox.group, sandbox.id)
@@ -332,24 +447,7 @@ class SandboxRuntime:
             )
 
     async def _copy_sandbox_disk(self, sandbox: LocalSandbox, target: Path) -> int:
-        """Copy a sandbox's disk, frozen meanwhile when running (a consistent point in time)."""
-        async with sandbox._lock:
-            if sandbox.state not in (SandboxState.RUNNING, SandboxState.SUSPENDED, SandboxState.STOPPED):
-                raise ConflictingOperation(f"Sandbox '{sandbox.id}' is {sandbox.state.value}.")
-            if not sandbox.disk.exists():
-                raise ConflictingOperation(f"Sandbox '{sandbox.id}' kept no disk (suspend mode None).")
-            run = sandbox.container
-            freeze = run is not None and not run.frozen
-            if freeze:
-                assert run is not None
-                await run.freeze()
-            try:
-                await copy_disk(sandbox.disk, target)
-            finally:
-                if freeze:
-                    assert run is not None
-                    await run.thaw()
-            sandbox.touch()
+        await sandbox.copy_disk_to(target)
         return await asyncio.to_thread(disk_usage, target)
 
     async def snapshot(
@@ -369,8 +467,8 @@ class SandboxRuntime:
         if SnapshotContent.MEMORY in keep:
             raise UnsupportedSnapshotContent(
                 "Local snapshots keep the sandbox's disk only (/root, /home, /mnt/data): process memory "
-                "cannot be checkpointed on this machine (CRIU fails on this kernel's vDSO). Use a Memory-mode "
-                "stop to keep processes, or snapshot the disk alone.",
+                "cannot be checkpointed on this machine (CRIU fails on this kernel's vDSO). Use a "
+                "Memory-mode stop to keep processes, or snapshot the disk alone.",
                 target="memory",
             )
         group = self.get_group(group_name)

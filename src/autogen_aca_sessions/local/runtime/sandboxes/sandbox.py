@@ -14,7 +14,7 @@ from typing import Any
 
 from .agent_client import AgentGone, OutputCallback
 from .container import Container, ContainerHost, command_env
-from .disk import disk_usage, remove_tree
+from .disk import copy_disk, disk_usage, remove_tree
 from .errors import (
     ConflictingOperation,
     DiskQuotaExceeded,
@@ -117,6 +117,7 @@ class LocalSandbox:
         self._over_quota = False
         self._last_cpu: tuple[float, int] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._deleted = asyncio.Event()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -190,12 +191,19 @@ class LocalSandbox:
 
     # -- start and stop ----------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Lay out the disk, start the processes and the timers; the state ends Running or Failed."""
+    async def start(self, ready: Container | None = None) -> None:
+        """Lay out the disk, start the processes and the timers; the state ends Running or Failed.
+
+        ``ready`` is a run the runtime started ahead of need on this sandbox's disk (a ready
+        sandbox): it is adopted instead of starting one.
+        """
         try:
-            if not self.disk.exists():
-                await self._materialize(self.disk)
-            self._run = await self._start_run()
+            if ready is not None:
+                self._run = await self._adopt(ready)
+            else:
+                if not self.disk.exists():
+                    await self._materialize(self.disk)
+                self._run = await self._start_run()
         except SandboxError as exc:
             self._failure = exc.message
             await self._set_state(SandboxState.FAILED)
@@ -213,11 +221,27 @@ class LocalSandbox:
             resources=self.resources,
             hostname=self.hostname,
         )
+        return await self._adopt(run)
+
+    async def _adopt(self, run: Container) -> Container:
         self._disk_used = await asyncio.to_thread(disk_usage, self.disk)
         self._over_quota = self._disk_used > self.resources.disk_bytes
         self._last_cpu = None
         self._tasks.append(asyncio.create_task(self._quota_loop(run), name=f"sandbox-{self.id}-quota"))
+        self._tasks.append(asyncio.create_task(self._watch_run(run), name=f"sandbox-{self.id}-watch"))
         return run
+
+    async def _watch_run(self, run: Container) -> None:
+        """Mark the sandbox Failed if its run ends on its own (its agent died)."""
+        await run.process.wait()
+        if self._run is run and self._state is SandboxState.RUNNING:
+            self._failure = (
+                f"the sandbox's processes ended unexpectedly (exit status {run.process.returncode})"
+            )
+            logger.warning("sandbox %s failed: %s", self.id, self._failure)
+            self._run = None
+            await run.kill()
+            await self._set_state(SandboxState.FAILED)
 
     async def stop(self, reason: StoppedReason = StoppedReason.USER_STOPPED) -> SandboxInfo:
         """Stop as the lifecycle's suspend mode says; returns once Suspended or Stopped.
@@ -296,6 +320,32 @@ class LocalSandbox:
             if run is not None:
                 await run.kill()
             await asyncio.to_thread(remove_tree, self.home)
+            self._deleted.set()
+
+    async def wait_deleted(self) -> None:
+        """Return once :meth:`destroy` finished (the processes are dead and the disk is gone)."""
+        await self._deleted.wait()
+
+    async def copy_disk_to(self, target: Path) -> None:
+        """Copy the disk to ``target`` (a snapshot or image), frozen meanwhile when running.
+
+        Freezing makes the copy one point in time; no state change runs during it.
+        """
+        async with self._lock:
+            if self._state not in (SandboxState.RUNNING, SandboxState.SUSPENDED, SandboxState.STOPPED):
+                raise ConflictingOperation(f"Sandbox '{self.id}' is {self._state.value}.")
+            if not self.disk.exists():
+                raise ConflictingOperation(f"Sandbox '{self.id}' kept no disk (suspend mode None).")
+            run = self._run
+            freeze = run is not None and not run.frozen
+            if run is not None and freeze:
+                await run.freeze()
+            try:
+                await copy_disk(self.disk, target)
+            finally:
+                if run is not None and freeze:
+                    await run.thaw()
+            self.touch()
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -394,7 +444,8 @@ class LocalSandbox:
         room = self.resources.disk_bytes - self._disk_used
         if room <= 0:
             raise DiskQuotaExceeded(
-                f"Sandbox '{self.id}' uses {self._disk_used} of its {self.resources.disk_bytes} bytes of disk."
+                f"Sandbox '{self.id}' uses {self._disk_used} of its {self.resources.disk_bytes} "
+                "bytes of disk."
             )
         chunks = _one(data) if isinstance(data, bytes) else data
         written = await self.files.write(path, chunks, create_dirs=create_dirs, mode=mode, max_bytes=room)
@@ -480,7 +531,9 @@ class LocalSandbox:
         return min(due) if due else None
 
     async def _lifecycle_loop(self) -> None:
-        while True:
+        # Ends on its own at delete too: on Python < 3.12 wait_for can swallow a cancel that
+        # arrives as the event is set.
+        while self._state not in (SandboxState.DELETING, SandboxState.FAILED):
             self._wake.clear()
             nxt = self._next_deadline()
             delay = None if nxt is None else nxt[0] - time.monotonic()

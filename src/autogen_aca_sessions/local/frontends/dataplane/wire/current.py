@@ -15,7 +15,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ....runtime.files import FileInfo
+from ....runtime.metadata import PoolRuntimeInfo
 from ....runtime.outcome import NO_RESULT, CodeOutput, ImageData, Outcome, ShellOutput
+from ....runtime.protocol import SessionLike
 from .common import (
     MAX_OUTPUT_STREAMS_LENGTH,
     UNCAPPED_OUTPUT_CHARS,
@@ -32,7 +34,6 @@ from .versions import ApiVersionSpec
 
 __all__ = [
     "DEFAULT_OUTPUT_STREAMS_MAX_LENGTH",
-    "SessionLike",
     "parse_execute",
     "render_execution",
     "render_file",
@@ -43,21 +44,6 @@ __all__ = [
 
 DEFAULT_OUTPUT_STREAMS_MAX_LENGTH = 4096
 """2025-10-02-preview cuts stdout and stderr to this many characters unless told otherwise."""
-
-
-class SessionLike(Protocol):
-    """What rendering a session needs from the runtime's ``Session``."""
-
-    @property
-    def identifier(self) -> str: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def last_accessed_at(self) -> datetime: ...
-    @property
-    def etag(self) -> str: ...
-    @property
-    def expire_at(self) -> datetime: ...
 
 
 class ExecutionLike(Protocol):
@@ -354,7 +340,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def render_metadata(info: Any, *, created_at: datetime) -> dict[str, Any]:
+def render_metadata(info: PoolRuntimeInfo, *, created_at: datetime) -> dict[str, Any]:
     """``GET /metadata``: the runtime's description with camelCase keys, plus pool timestamps."""
     body = _jsonable(info)
     if not isinstance(body, dict):

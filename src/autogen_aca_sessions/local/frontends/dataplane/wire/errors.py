@@ -3,37 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
+from ....errors import WireError
+
 __all__ = ["WireError", "error_body", "error_response"]
-
-
-class WireError(Exception):
-    """A request the pool refuses, with the HTTP status and Azure error code to answer with."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        target: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        """The HTTP status code."""
-        self.code = code
-        """The Azure error code (also sent as ``x-ms-error-code``)."""
-        self.message = message
-        """A sentence saying what was wrong and, where possible, how to fix it."""
-        self.target = target
-        """The request field, query parameter or header at fault, if any."""
-        self.headers: dict[str, str] = dict(headers or {})
-        """Extra response headers (``WWW-Authenticate``, ``Allow``, ...)."""
 
 
 def error_body(

@@ -18,15 +18,17 @@ Refusals, in order: 401 (key, by the server), 404 (no such route), 400 (api-vers
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from yarl import URL
 
 from ..errors import ArmError
 from ..model import ResourceKey, resource_group_problem, subscription_problem
-from ..routes import MAX_ARM_BODY_BYTES
+from ..operations import ArmOperation, ArmOperationKind
+from ..paths import ArmPath, ArmTarget, unknown_path
+from ..routes import MAX_ARM_BODY_BYTES, OperationLinks
 from .model import (
     SandboxGroupApiVersion,
     group_name_problem,
@@ -38,7 +40,10 @@ from .model import (
 if TYPE_CHECKING:
     from ...sandbox_groups import SandboxGroupHost
 
-__all__ = ["SandboxGroupRoutes", "is_sandbox_group_path"]
+__all__ = ["SANDBOX_GROUPS", "SandboxGroupRoutes", "is_sandbox_group_path"]
+
+SANDBOX_GROUPS = "sandboxgroups"
+"""The folded resource type (its key in ``ManagementRoutes.resource_types``)."""
 
 _PROVIDER = ["microsoft.app", "sandboxgroups"]
 
@@ -128,64 +133,49 @@ def _too_large() -> ArmError:
 
 
 class SandboxGroupRoutes:
-    """Serves management requests for sandbox groups against a :class:`SandboxGroupHost`."""
+    """``Microsoft.App/sandboxGroups``: one entry of ``ManagementRoutes.resource_types``.
 
-    def __init__(self, host: SandboxGroupHost, *, retry_after_seconds: int, page_size: int) -> None:
-        self._host = host
-        self._retry_after = str(retry_after_seconds)
+    ``open_host`` gives the server's :class:`SandboxGroupHost`, opening the Sandboxes runtime on
+    first use (a server that never hosts a sandbox pays nothing for it); it raises
+    :class:`ArmError` when this machine cannot run sandboxes."""
+
+    def __init__(self, open_host: Callable[[], Awaitable[SandboxGroupHost]], *, page_size: int) -> None:
+        self._open_host = open_host
+        self._host: SandboxGroupHost | None = None
         self._page_size = page_size
 
-    async def handle(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
-        """Serve one (already authenticated) request whose path :func:`is_sandbox_group_path`."""
-        f = [s.lower() for s in segments]
-        sub = segments[1]
-        rg: str | None = None
-        name: str | None = None
-        if f[2] == "providers":
-            if len(f) != 5:
-                raise self._no_route(request.path)
-        else:
-            rg = segments[3]
-            if len(f) == 8:
-                name = segments[7]
-            elif len(f) != 7:
-                raise self._no_route(request.path)
+    def version_name(self, request: web.Request) -> str:
+        return _version(request).value
+
+    async def serve(self, request: web.Request, path: ArmPath, links: OperationLinks) -> web.StreamResponse:
+        if path.target is ArmTarget.ACTION:
+            raise unknown_path(request.path)
         version = _version(request)
-        allowed = ("GET",) if name is None else ("GET", "PUT", "PATCH", "DELETE")
+        allowed = ("GET",) if path.target is not ArmTarget.RESOURCE else ("GET", "PUT", "PATCH", "DELETE")
         if request.method not in allowed:
             raise ArmError(
                 405,
                 "MethodNotAllowed",
-                f"'{request.path}' does not accept {request.method}; allowed: {', '.join(allowed)}.",
+                f"'{request.path[:200]}' does not accept {request.method}; allowed: {', '.join(allowed)}.",
                 target="method",
                 headers={"Allow": ", ".join(allowed)},
             )
-        self._check_names(sub, rg, name)
-        if name is None:
-            response = self._list(request, sub, rg, version)
-        else:
-            assert rg is not None
-            response = await self._group(request, ResourceKey(sub, rg, name), version)
-        response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
-        client_id = request.headers.get("x-ms-client-request-id")
-        if (
-            client_id is not None
-            and len(client_id) <= 200
-            and client_id.isascii()
-            and client_id.isprintable()
-        ):
-            response.headers.setdefault("x-ms-client-request-id", client_id)
-        return response
-
-    @staticmethod
-    def _no_route(path: str) -> ArmError:
-        return ArmError(
-            404,
-            "InvalidResourceType",
-            f"There is no management operation at '{path[:200]}'. Sandbox groups live at "
-            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.App/sandboxGroups/{name}.",
-            target="path",
+        self._check_names(path.subscription, path.resource_group, path.name)
+        self._host = host = await self._open_host()
+        if path.target is not ArmTarget.RESOURCE:
+            return self._list(request, host, path, links, version)
+        assert path.resource_group is not None
+        assert path.name is not None
+        return await self._group(
+            request, host, ResourceKey(path.subscription, path.resource_group, path.name), links, version
         )
+
+    def result(self, request: web.Request, operation: ArmOperation) -> web.StreamResponse:
+        _version(request)
+        group = self._host.find(operation.key) if self._host is not None else None
+        if operation.kind is ArmOperationKind.DELETE or group is None or self._host is None:
+            return web.Response(status=204)
+        return _json(self._host.render(group))
 
     @staticmethod
     def _check_names(sub: str, rg: str | None, name: str | None) -> None:
@@ -213,13 +203,14 @@ class SandboxGroupRoutes:
             target="sandboxGroupName",
         )
 
-    def _operation_url(self, request: web.Request, path: str, version: SandboxGroupApiVersion) -> str:
-        return f"{request.url.origin()}{path}?api-version={version.value}"
-
     async def _group(
-        self, request: web.Request, key: ResourceKey, version: SandboxGroupApiVersion
+        self,
+        request: web.Request,
+        host: SandboxGroupHost,
+        key: ResourceKey,
+        links: OperationLinks,
+        version: SandboxGroupApiVersion,
     ) -> web.Response:
-        host = self._host
         group = host.find(key)
         if request.method == "GET":
             if group is None:
@@ -229,8 +220,8 @@ class SandboxGroupRoutes:
             if group is None:
                 return web.Response(status=204)
             operation = host.begin_delete(group)
-            location = self._operation_url(request, operation.path("operationResults"), version)
-            return web.Response(status=202, headers={"Location": location, "Retry-After": self._retry_after})
+            location = links.url(operation, "operationResults", version.value)
+            return web.Response(status=202, headers={"Location": location, "Retry-After": links.retry_after})
         body = await _read_json(request)
         if request.method == "PUT":
             settings = read_group_put(body)
@@ -241,19 +232,22 @@ class SandboxGroupRoutes:
             group, operation = await host.update(group, read_group_patch(body, group.resource.settings))
             created = False
         headers = {
-            "Azure-AsyncOperation": self._operation_url(
-                request, operation.path("operationStatuses"), version
-            ),
-            "Retry-After": self._retry_after,
+            "Azure-AsyncOperation": links.url(operation, "operationStatuses", version.value),
+            "Retry-After": links.retry_after,
         }
         return _json(host.render(group), 201 if created else 200, headers)
 
     def _list(
-        self, request: web.Request, sub: str, rg: str | None, version: SandboxGroupApiVersion
+        self,
+        request: web.Request,
+        host: SandboxGroupHost,
+        path: ArmPath,
+        links: OperationLinks,
+        version: SandboxGroupApiVersion,
     ) -> web.Response:
-        groups = self._host.list(subscription=sub, resource_group=rg)
+        groups = host.list(subscription=path.subscription, resource_group=path.resource_group)
         raw_skip = request.query.get("$skipToken", request.query.get("$skiptoken", "0"))
-        if not raw_skip.isdigit() or len(raw_skip) > 9:
+        if not (raw_skip.isascii() and raw_skip.isdigit()) or len(raw_skip) > 9:
             raise ArmError(
                 400,
                 "InvalidSkipToken",
@@ -265,8 +259,8 @@ class SandboxGroupRoutes:
         next_link = None
         if skip + self._page_size < len(groups):
             next_link = str(
-                request.url.with_query(
-                    {"api-version": version.value, "$skipToken": str(skip + self._page_size)}
-                )
+                URL(links.origin())
+                .with_path(request.path)
+                .with_query({"api-version": version.value, "$skipToken": str(skip + self._page_size)})
             )
-        return _json({"value": [self._host.render(g) for g in page], "nextLink": next_link})
+        return _json({"value": [host.render(g) for g in page], "nextLink": next_link})

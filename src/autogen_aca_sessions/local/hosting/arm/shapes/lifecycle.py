@@ -18,7 +18,10 @@ def render(resource: PoolResource, version: ArmApiVersion) -> dict[str, Any]:
     life = lifetime(settings, "lifecycleType")
     properties = scaled_properties(resource, {"lifecycleConfiguration": life})
     if settings.managed_identity_settings is not None:
-        properties["managedIdentitySettings"] = list(settings.managed_identity_settings)
+        properties["managedIdentitySettings"] = [
+            {"identity": entry.identity, "lifecycle": entry.lifecycle.value}
+            for entry in settings.managed_identity_settings
+        ]
     if version.mcp:
         mcp: dict[str, Any] = {
             "isMcpServerEnabled": settings.mcp_enabled,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -23,12 +24,25 @@ from ..model import (
     COOLDOWN_RANGE,
     DEFAULT_MAX_ALIVE_SECONDS,
     MAX_CONCURRENT_SESSIONS_LIMIT,
+    MAX_IDENTITY_JSON_CHARS,
+    MAX_MANAGED_IDENTITIES,
+    MAX_MANAGED_IDENTITY_CHARS,
+    MAX_SECRET_NAME_CHARS,
+    MAX_SECRET_VALUE_CHARS,
+    MAX_SECRETS,
+    MAX_TAG_NAME_CHARS,
+    MAX_TAG_VALUE_CHARS,
+    MAX_TAGS,
     SUPPORTED_CONTAINER_TYPES,
     ContainerType,
     EgressStatus,
+    IdentityLifecycle,
     LifecycleType,
+    ManagedIdentitySetting,
     PoolManagementType,
+    PoolSecret,
     PoolSettings,
+    location_problem,
 )
 
 __all__ = ["read_patch", "read_put"]
@@ -45,6 +59,11 @@ class _Reader:
         self._folded = {k.lower(): (k, v) for k, v in value.items()}
         self._path = path
         self._errors = errors
+
+    @property
+    def errors(self) -> list[ArmError]:
+        """The problems found so far in the whole body (shared by every reader of it)."""
+        return self._errors
 
     def _where(self, key: str) -> str:
         return f"{self._path}.{key}" if self._path else key
@@ -267,19 +286,83 @@ def _mcp(props: _Reader, changes: dict[str, Any]) -> None:
         changes["mcp_api_key_disabled"] = key_disabled
 
 
+def _too_many(props: _Reader, target: str, count: int, most: int) -> bool:
+    """Whether a list is over its cap (reported once; its entries are then not read at all)."""
+    if count <= most:
+        return False
+    message = f"'{target}' may hold at most {most} entries (it has {count})."
+    props.fail(target, "InvalidRequestContent", message)
+    return True
+
+
 def _secrets(props: _Reader, changes: dict[str, Any]) -> None:
     found = props.items("secrets", "sessionPoolSecrets")
     if found is None:
         return
     target, entries = found
-    names: list[str] = []
+    if _too_many(props, target, len(entries), MAX_SECRETS):
+        return
+    secrets: list[PoolSecret] = []
     for index, entry in enumerate(entries):
+        where = f"{target}[{index}]"
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str) or not name:
-            props.fail(f"{target}[{index}]", "InvalidRequestContent", "Each secret needs a non-empty 'name'.")
+            props.fail(where, "InvalidRequestContent", "Each secret needs a non-empty 'name'.")
             continue
-        names.append(name)
-    changes["secret_names"] = tuple(names)
+        value = entry.get("value", "")
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            props.fail(where, "InvalidRequestContent", "A secret's 'value' must be a string.")
+            continue
+        if len(name) > MAX_SECRET_NAME_CHARS or len(value) > MAX_SECRET_VALUE_CHARS:
+            props.fail(
+                where,
+                "InvalidRequestContent",
+                f"A secret's name may have at most {MAX_SECRET_NAME_CHARS} characters and its value "
+                f"at most {MAX_SECRET_VALUE_CHARS}.",
+            )
+            continue
+        secrets.append(PoolSecret(name, value))
+    changes["secrets"] = tuple(secrets)
+
+
+def _managed_identities(props: _Reader, changes: dict[str, Any]) -> None:
+    found = props.items("managedIdentitySettings")
+    if found is None:
+        return
+    target, entries = found
+    if _too_many(props, target, len(entries), MAX_MANAGED_IDENTITIES):
+        return
+    settings: list[ManagedIdentitySetting] = []
+    for index, entry in enumerate(entries):
+        where = f"{target}[{index}]"
+        if not isinstance(entry, dict):
+            props.fail(where, "InvalidRequestContent", f"'{where}' must be a JSON object.")
+            continue
+        reader = _Reader(entry, where, props.errors)
+        identity = reader.text("identity")
+        if identity is None:
+            if reader.raw("identity") is None:  # a wrong type was reported by text()
+                props.fail(
+                    f"{where}.identity",
+                    "InvalidRequestContent",
+                    "Each managedIdentitySettings entry needs its 'identity' ('system' or the "
+                    "resource id of a user-assigned identity).",
+                )
+            continue
+        name = identity[1].strip()
+        if not name or len(name) > MAX_MANAGED_IDENTITY_CHARS:
+            props.fail(
+                identity[0],
+                "InvalidRequestContent",
+                f"'{identity[0]}' must be 'system' or a resource id of at most "
+                f"{MAX_MANAGED_IDENTITY_CHARS} characters.",
+            )
+            continue
+        lifecycle = reader.choice(IdentityLifecycle, "lifecycle", code="InvalidRequestContent")
+        settings.append(ManagedIdentitySetting(name, lifecycle or IdentityLifecycle.MAIN))
+    changes["managed_identity_settings"] = tuple(settings)
 
 
 def _envelope(root: _Reader, changes: dict[str, Any]) -> None:
@@ -288,13 +371,29 @@ def _envelope(root: _Reader, changes: dict[str, Any]) -> None:
         target, tags = found
         if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
             root.fail(target, "InvalidRequestContent", "'tags' must be an object of string values.")
+        elif len(tags) > MAX_TAGS or any(
+            len(k) > MAX_TAG_NAME_CHARS or len(v) > MAX_TAG_VALUE_CHARS for k, v in tags.items()
+        ):
+            root.fail(
+                target,
+                "InvalidTagNameOrValue",
+                f"A resource has at most {MAX_TAGS} tags, each name at most {MAX_TAG_NAME_CHARS} "
+                f"characters and each value at most {MAX_TAG_VALUE_CHARS}.",
+            )
         else:
             changes["tags"] = dict(tags)
     identity = root.obj("identity")
     if identity is not None:
         found = root.raw("identity")
         assert found is not None
-        changes["identity"] = dict(found[1])
+        if len(json.dumps(found[1])) > MAX_IDENTITY_JSON_CHARS:
+            root.fail(
+                found[0],
+                "InvalidRequestContent",
+                f"'identity' may be at most {MAX_IDENTITY_JSON_CHARS} characters of JSON.",
+            )
+        else:
+            changes["identity"] = dict(found[1])
 
 
 def _properties(root: _Reader, changes: dict[str, Any], *, patch: bool) -> None:
@@ -308,14 +407,12 @@ def _properties(root: _Reader, changes: dict[str, Any], *, patch: bool) -> None:
         _network,
         _mcp,
         _secrets,
+        _managed_identities,
     )
     if not patch:
         _management_type(props)
     for step in steps:
         step(props, changes)
-    found = props.items("managedIdentitySettings")
-    if found is not None:
-        changes["managed_identity_settings"] = list(found[1])
 
 
 def _finish(errors: list[ArmError]) -> None:
@@ -330,6 +427,16 @@ def _finish(errors: list[ArmError]) -> None:
         target="properties",
         details=errors,
     )
+
+
+def _finish_and_forget(errors: list[ArmError]) -> None:
+    """:func:`_finish`, then empty ``errors``: the raised error's traceback holds the frame that
+    holds this list, and a list that still held the error would make a cycle that keeps the
+    parsed body (up to 4 MB of JSON objects) alive until the garbage collector runs."""
+    try:
+        _finish(errors)
+    finally:
+        errors.clear()
 
 
 def _merge(base: PoolSettings, changes: dict[str, Any]) -> PoolSettings:
@@ -369,11 +476,18 @@ def read_put(body: Any) -> PoolSettings:
     elif location is not None:
         if not location[1].strip():
             root.fail(location[0], "LocationRequired", "'location' must not be empty.")
+        elif (problem := location_problem(location[1].strip())) is not None:
+            # What ARM answers for a region the resource type is not offered in.
+            root.fail(
+                location[0],
+                "LocationNotAvailableForResourceType",
+                f"The provided location {ascii(location[1])[:80]} {problem}.",
+            )
         else:
-            changes["location"] = location[1]
+            changes["location"] = location[1].strip()
     _envelope(root, changes)
     _properties(root, changes, patch=False)
-    _finish(errors)
+    _finish_and_forget(errors)
     return _merge(PoolSettings(), changes)
 
 
@@ -384,5 +498,5 @@ def read_patch(body: Any, current: PoolSettings) -> PoolSettings:
     changes: dict[str, Any] = {}
     _envelope(root, changes)
     _properties(root, changes, patch=True)
-    _finish(errors)
+    _finish_and_forget(errors)
     return _merge(current, changes)

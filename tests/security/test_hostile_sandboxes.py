@@ -123,8 +123,8 @@ async def test_malformed_header_bytes_on_sandbox_routes_get_no_5xx(
         statuses.append(await _raw_status(port, method, target, headers, body))
     record("sandboxes hostile header requests", len(statuses))
     assert all(0 < s < 500 for s in statuses), statuses
-    if header == "Authorization":
-        assert set(statuses) == {401}
+    if header == "Authorization":  # refused by the HTTP parser (400) or the key check (401)
+        assert set(statuses) <= {400, 401}, statuses
 
 
 # --- bodies built to bloat memory, bad ids, path escapes ---

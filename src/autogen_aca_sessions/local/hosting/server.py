@@ -454,6 +454,7 @@ class LocalSessionsServer(LocalListener):
             path="/" + "/".join(request.raw_path.split("?", 1)[0].split("/")[1:7]),
             resource_id=group_resource_id(group.key),
             region=group.resource.settings.location,
+            server_origin=self.base_url,
         )
         return await dispatch_sandboxes(request, segments[6:], host.runtime, ref)
 

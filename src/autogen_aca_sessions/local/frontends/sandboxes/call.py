@@ -47,6 +47,9 @@ class GroupRef:
     """The group's ARM id (``sandboxGroupId`` of its sandboxes)."""
     region: str
     """The group's location."""
+    server_origin: str
+    """The server's own ``scheme://host:port``: the origin of URLs handed back when the
+    request's ``Host`` header is not one a URL may carry (non-UTF-8 bytes, controls)."""
 
 
 @dataclass
@@ -71,8 +74,15 @@ class SandboxCall:
 
     @property
     def base_url(self) -> str:
-        """``scheme://host:port`` the client reached."""
-        return str(self.request.url.origin())
+        """``scheme://host:port`` the client reached; the server's own when its ``Host`` header
+        cannot be echoed (a URL built from it would fail, or carry bytes back into headers)."""
+        try:
+            origin = str(self.request.url.origin())
+        except (ValueError, UnicodeError):
+            return self.group.server_origin
+        if len(origin) > 200 or not (origin.isascii() and origin.isprintable()):
+            return self.group.server_origin
+        return origin
 
     def query(self, name: str) -> str | None:
         """A query parameter, by case-insensitive name (the first when repeated)."""

@@ -4,6 +4,7 @@ data plane, DELETE with its ``Location`` polled to 204, then the data plane's 40
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -53,6 +54,7 @@ async def test_group_made_over_arm_serves_sandboxes_and_its_delete_removes_them(
     assert deleted.status == 202
     result = await raw.call("GET", deleted.headers["Location"])
     while result.status == 202:  # the group's sandboxes are being deleted
+        await asyncio.sleep(0.05)
         result = await raw.call("GET", deleted.headers["Location"])
     assert result.status == 204
     gone = await raw.call("GET", raw.group_url("armgroup", f"sandboxes/{sandbox['id']}"))
@@ -66,4 +68,4 @@ async def test_operation_url_refuses_an_api_version_no_resource_type_serves(raw:
     status_url = put.headers["Azure-AsyncOperation"].replace(ARM_API, "1999-01-01")
     refused = await raw.call("GET", status_url)
     assert refused.status == 400
-    assert refused.json()["error"]["code"] in ("NoRegisteredProviderFound", "InvalidApiVersionParameter")
+    assert refused.json()["error"]["code"] == "NoRegisteredProviderFound"

@@ -43,6 +43,7 @@ BENCHMARKS = [
     "provision",
     "density",
     "checkpoint",
+    "startup",
 ]
 """Run order. Each name is the module ``bench_<name>.py``."""
 

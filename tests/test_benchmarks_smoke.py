@@ -113,3 +113,33 @@ def test_unknown_benchmark_name_is_refused_with_the_known_names() -> None:
     assert proc.returncode != 0
     assert "unknown benchmark(s): nonsense" in proc.stderr
     assert "new_session" in proc.stderr
+
+
+@pytest.mark.timeout(240)
+def test_quick_run_of_startup_prints_launch_to_first_result_against_the_data_stack_import(
+    tmp_path: Path,
+) -> None:
+    out_json = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--only", "startup", "--quiet", "--json", str(out_json)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=220,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {r["figure"]: r for r in json.loads(out_json.read_text())["rows"]}
+    assert not any(figure == "FAILED" for figure in rows)
+    for figure in (
+        "LocalSessionPool: launch -> first block result",
+        "aca-sessions serve: launch -> first block result",
+    ):
+        row = rows[figure]
+        assert row["samples"] == 2
+        assert row["p50"] > 0
+        assert row["baseline_value"] > 0
+        assert row["target"] == "p50 <= 1000 ms"
+        assert row["met"] in (True, False)
+    # The intermediate points are printed too.
+    assert rows["LocalSessionPool: launch -> async with returns"]["p50"] > 0
+    assert rows["aca-sessions serve: launch -> banner"]["p50"] > 0

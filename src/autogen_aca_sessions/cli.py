@@ -534,6 +534,17 @@ def _management_banner(base_url: str, key: str, ca_file: Path | None) -> list[st
     return lines
 
 
+READY_LINE = "aca-sessions: ready (a session kernel is started; a new session's first call waits for none)"
+"""What ``serve`` prints once its pool is ready (the README says what ready means)."""
+
+
+async def _announce_ready(host: PoolHost) -> None:
+    """Print :data:`READY_LINE` once the pool has a ready session (after the banner: it is
+    started only once the host runs, and the banner is printed before any await)."""
+    await host.wait_ready()
+    print(READY_LINE, flush=True)
+
+
 async def _serve(args: argparse.Namespace) -> int:
     try:
         from autogen_aca_sessions.local import FaultPlanError
@@ -583,11 +594,15 @@ async def _serve(args: argparse.Namespace) -> int:
         except (OSError, ValueError, RuntimeError) as exc:
             print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
             return EXIT_FAILED
+        announce = asyncio.ensure_future(_announce_ready(host))
         try:
             print(_banner(host.describe()), flush=True)
             await stop.wait()
             print(f"\nReceived {received[0] if received else 'stop'}; shutting down...", flush=True)
         finally:
+            announce.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await announce
             await host.close()
         print("Stopped.", flush=True)
         return EXIT_OK

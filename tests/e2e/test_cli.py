@@ -166,6 +166,21 @@ def test_serve_prints_endpoint_key_isolation_and_how_to_authenticate(served: Ser
     assert "ACADynamicSessionsCodeExecutor(" in served.banner
 
 
+def test_serve_prints_the_ready_line_once_a_session_kernel_is_free(served: ServedPool) -> None:
+    from autogen_aca_sessions.cli import READY_LINE
+
+    seen: list[str] = []
+    while READY_LINE + "\n" not in seen:
+        line = served.lines.get(timeout=STARTUP_SECONDS)  # a bound for a hang, not a figure
+        assert line is not None, "serve ended without its ready line:\n" + "".join(seen)
+        seen.append(line)
+    # The line comes after the banner, and then the session it announced answers.
+    assert READY_LINE not in served.banner
+    result = served.exec("-c", "print(6 * 7)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "42\n"
+
+
 def test_serve_generates_a_key_that_cannot_be_mistaken_for_an_option() -> None:
     from autogen_aca_sessions.local.frontends.auth import generate_api_key
 

@@ -348,3 +348,22 @@ async def test_a_fault_plan_string_is_served_by_the_running_pool() -> None:
         assert reply.status == 429
         assert pool.faults is not None
         assert pool.faults.stats.injected["429"] == 1
+
+
+async def test_wait_ready_returns_once_a_started_kernel_is_free(make_pool: PoolFactory) -> None:
+    pool = await make_pool(ready_sessions=1)
+    await pool.wait_ready()
+    assert pool.manager.ready_count == 1
+    await pool.wait_ready()  # ready stays ready: a second wait returns at once
+
+
+@pytest.mark.parametrize("options", [{"pool_type": "Shell"}, {"ready_sessions": 0}])
+async def test_wait_ready_does_not_wait_on_a_pool_that_keeps_no_kernel_ready(
+    make_pool: PoolFactory, options: dict[str, Any]
+) -> None:
+    pool = await make_pool(**options)
+    # Set during start: the wait completes without yielding to a kernel start.
+    waiter = asyncio.ensure_future(pool.wait_ready())
+    await asyncio.sleep(0)
+    assert waiter.done()
+    assert pool.manager.ready_count == 0

@@ -71,3 +71,7 @@ class PoolHost(Protocol):
     def describe(self) -> HostDescription:
         """What the running host serves and how to reach it."""
         ...
+
+    async def wait_ready(self) -> None:
+        """Return once the host's pool has a session ready (a started kernel free)."""
+        ...

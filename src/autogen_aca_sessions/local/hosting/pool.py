@@ -358,6 +358,15 @@ class LocalSessionPool(LocalSessionsServer):
             self.isolation,
         )
 
+    async def wait_ready(self) -> None:
+        """Return once the pool is ready: a session kernel is started and free, so a new session's
+        first call waits for no kernel start (at once for a Shell pool or ``ready_sessions=0``).
+
+        ``async with LocalSessionPool()`` (and :meth:`start`) returns earlier, as soon as the pool
+        answers HTTP; a call made before it is ready is answered once its kernel has started.
+        """
+        await self.manager.wait_first_ready()
+
     def __repr__(self) -> str:
         where = self.endpoint if self._bound_port is not None else "not started"
         return f"LocalSessionPool({self.pool_name!r}, {self.pool_type}, {where})"

@@ -179,17 +179,28 @@ def _prepare_app(startup: str) -> None:
     shell: Any = ZMQInteractiveShell.instance(
         parent=app, profile_dir=app.profile_dir, compiler_class=XCachingCompiler
     )
-    # Cells fill the compiler's and the transformers' caches once for every kernel, and
-    # import what formats a traceback (stack_data, pygments): a kernel's first interrupted
-    # cell would otherwise spend its grace period importing them, and be restarted.
-    shell.run_cell("_aca_warm = 1\ndel _aca_warm", store_history=False, silent=True)
-    for cell in ("raise KeyboardInterrupt", "1 / 0", "def _aca_f():\n    raise ValueError(1)\n_aca_f()"):
-        shell.run_cell(cell, store_history=False)
-    shell.user_ns.pop("_aca_f", None)
-    # Many cells: CPython 3.11 quickens a code object after a few calls and specialises its
-    # instructions in place; done here, the kernels' hot paths do not write to shared pages.
-    for _ in range(16):
-        shell.run_cell("print(1)\n1 + 1", store_history=False)
+    # The template has no sockets: publishing a traceback would fail, and IPython would then
+    # format (with pygments, the costliest part of the start-up) a traceback of that failure
+    # too, twice per cell. The formatting of the cells' own tracebacks still runs; only the
+    # send is left out here, and the class's method is back for the kernels (deleted below).
+    shell._showtraceback = lambda etype, evalue, stb: None
+    try:
+        # Cells fill the compiler's and the transformers' caches once for every kernel, and
+        # import what formats a traceback (stack_data, pygments): a kernel's first interrupted
+        # cell would otherwise spend its grace period importing them, and be restarted.
+        shell.run_cell("_aca_warm = 1\ndel _aca_warm", store_history=False, silent=True)
+        for cell in ("raise KeyboardInterrupt", "1 / 0", "def _aca_f():\n    raise ValueError(1)\n_aca_f()"):
+            shell.run_cell(cell, store_history=False)
+        shell.user_ns.pop("_aca_f", None)
+        # Many cells: CPython 3.11 quickens a code object after a few calls and specialises its
+        # instructions in place; done here, the kernels' hot paths do not write to shared pages.
+        # No value is displayed: the display hook needs a request's message, which the
+        # template never has (it failed at its first line and cost a traceback each cell).
+        for _ in range(16):
+            shell.run_cell("print(1)\n_aca_value = 1 + 1", store_history=False)
+        shell.user_ns.pop("_aca_value", None)
+    finally:
+        del shell._showtraceback
     shell.last_execution_result = None
     from jupyter_client.session import Session
 

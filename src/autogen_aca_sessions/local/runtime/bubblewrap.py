@@ -44,6 +44,7 @@ from pathlib import Path
 from ..config import Isolation, SandboxMode
 from ..limits import ResourceLimits
 from .egress import EgressAttachment
+from .signals import die_with_server
 
 __all__ = [
     "BWRAP_PATH",
@@ -196,6 +197,7 @@ class SandboxCommand:
             stdout=output,
             stderr=output,
             start_new_session=True,
+            preexec_fn=die_with_server(),
         )
 
 

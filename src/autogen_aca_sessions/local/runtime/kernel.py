@@ -260,6 +260,14 @@ class Kernel:
             # stops the process).
             self._close_client()
             raise
+        # Plain (blocking-API) views of the two reply sockets, for the non-blocking drain in
+        # _take: an asyncio socket's non-blocking recv reads through the same kind of view,
+        # after making a future (and several enum flag operations) per message. Shadows share
+        # the underlying socket and never close it; the channels still own it.
+        self._drain_views: dict[int, zmq.Socket[bytes]] = {
+            id(socket): zmq.Socket.shadow(socket.underlying)
+            for socket in (self.client.iopub_channel.socket, self.client.shell_channel.socket)
+        }
         # One poller for the kernel's life, not one per call.
         self._poller = zmq.asyncio.Poller()
         for socket in (
@@ -385,14 +393,7 @@ class Kernel:
             if channel_lost:
                 return await self._channel_lost(cell)
             if not self.alive:
-                await self._drain_into(cell)
-                return cell.finish(
-                    Outcome.KERNEL_DIED,
-                    state_lost=True,
-                    message=self._death_message(),
-                    error_name="KernelDied",
-                    error_value=self._death_message(),
-                )
+                return await self._died(cell)
             now = time.monotonic()
             action = deadline.action(now)
             if action is DeadlineAction.INTERRUPT:
@@ -427,6 +428,18 @@ class Kernel:
                     cell.on_iopub(msg)
         return cell.outcome(deadline, timeout)
 
+    async def _died(self, cell: CellCollector) -> CodeOutput:
+        """End a cell whose kernel died, with the output it sent before it went."""
+        await self._drain_into(cell)
+        message = self._death_message()
+        return cell.finish(
+            Outcome.KERNEL_DIED,
+            state_lost=True,
+            message=message,
+            error_name="KernelDied",
+            error_value=message,
+        )
+
     async def _channel_lost(self, cell: CellCollector) -> CodeOutput:
         """End a cell whose kernel connection zmq dropped: a death, or a kernel to replace."""
         # A kernel that dies also drops its connections, a moment before its exit is seen:
@@ -434,14 +447,7 @@ class Kernel:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.launched.process.wait()), 0.3)
         if not self.alive:
-            await self._drain_into(cell)
-            return cell.finish(
-                Outcome.KERNEL_DIED,
-                state_lost=True,
-                message=self._death_message(),
-                error_name="KernelDied",
-                error_value=self._death_message(),
-            )
+            return await self._died(cell)
         # Without a channel the kernel cannot be told or heard: replace it.
         await self.kill()
         message = (
@@ -466,10 +472,11 @@ class Kernel:
         every drain with an exception.
         """
         session = self.client.session
+        view = self._drain_views[id(socket)]
         messages: list[dict[str, Any]] = []
         for _ in range(256):
             try:
-                frames = await socket.recv_multipart(flags=zmq.NOBLOCK)
+                frames = view.recv_multipart(zmq.NOBLOCK)
             except zmq.ZMQError:  # zmq.Again: nothing more waiting
                 break
             try:

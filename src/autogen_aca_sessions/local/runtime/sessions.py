@@ -407,6 +407,7 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._ready: deque[_Slot] = deque()
         self._refill = asyncio.Event()
+        self._first_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._made_root = False
@@ -485,6 +486,9 @@ class SessionManager:
         self._info_task = asyncio.ensure_future(
             asyncio.to_thread(runtime_info, config.pool_type, self.created_at)
         )
+        if config.is_shell or config.ready_sessions == 0:
+            # No kernel is kept ready: a new session waits for nothing but its own start.
+            self._first_ready.set()
         self._tasks.append(asyncio.ensure_future(self._fill_ready()))
         self._tasks.append(asyncio.ensure_future(self._reap()))
 
@@ -708,6 +712,12 @@ class SessionManager:
                 self._info = runtime_info(self.config.pool_type, self.created_at)
         return self._info
 
+    async def wait_first_ready(self) -> None:
+        """Return once the pool is ready: a kernel has been started and waits for a new identifier
+        (at once for a Shell pool or ``ready_sessions=0``, which keep no kernel ready). From then
+        on a new session's first call waits for no kernel start, as long as one stays free."""
+        await self._first_ready.wait()
+
     @property
     def ready_count(self) -> int:
         """Kernels started and waiting for a new identifier."""
@@ -814,6 +824,7 @@ class SessionManager:
                 continue
             failures = 0
             self._ready.append(slot)
+            self._first_ready.set()
 
     async def _reap(self) -> None:
         """Delete sessions idle for longer than the cooldown period, and (when the pool has a

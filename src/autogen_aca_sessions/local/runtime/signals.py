@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -51,3 +53,26 @@ def kill_process_group(process: _Signallable) -> None:
     else:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_server() -> Callable[[], None]:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when the server thread that started
+    it ends, however it ends (SIGKILL included).
+
+    bubblewrap's ``--die-with-parent`` covers the sandboxed process only, not bwrap itself: a
+    server killed without its clean-up left bwrap (a kernel's holder) running, re-parented to init.
+    Between fork and exec only async-signal-safe work is allowed, so the libc handle is made here,
+    before the fork; a child whose parent already went exits at once.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def in_child() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return in_child

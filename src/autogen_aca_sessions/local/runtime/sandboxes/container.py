@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ...limits import ResourceLimits
 from ..bubblewrap import Sandbox, interpreter_paths
-from ..signals import kill_process_group
+from ..signals import die_with_server, kill_process_group
 from . import processes
 from .agent_client import AgentClient
 from .cgroups import CgroupSupport, SandboxCgroup
@@ -184,6 +184,7 @@ class Container:
                     stderr=log,
                     start_new_session=True,
                     pass_fds=(fd,),
+                    preexec_fn=die_with_server(),
                 )
             finally:
                 os.close(log)

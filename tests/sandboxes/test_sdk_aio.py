@@ -54,9 +54,14 @@ async def test_aio_quickstart_keeps_a_python_process_memory_across_stop_and_resu
     )
     await sandbox.write_file("/root/holder.py", server_code)
     await sandbox.exec("nohup python3 /root/holder.py >/dev/null 2>&1 &")
-    ask = "python3 -c \"import socket,time\nfor _ in range(200):\n try:\n  s=socket.create_connection(('127.0.0.1',8765)); print(s.recv(64).decode()); break\n except OSError: time.sleep(0.05)\""
+    ask = (
+        'python3 -c "import socket,time\nfor _ in range(200):\n try:\n'
+        "  s=socket.create_connection(('127.0.0.1',8765)); print(s.recv(64).decode()); break\n"
+        ' except OSError: time.sleep(0.05)"'
+    )
     before = (await sandbox.exec(ask)).stdout.strip()
-    assert before and before == (await sandbox.read_file("/root/v.txt")).decode()
+    assert before
+    assert before == (await sandbox.read_file("/root/v.txt")).decode()
     await (await sandbox.begin_stop()).result()
     assert (await sandbox.get()).state == "Suspended"
     await (await sandbox.begin_resume()).result()

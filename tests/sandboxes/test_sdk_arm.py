@@ -79,7 +79,8 @@ async def test_the_management_client_creates_patches_lists_and_deletes_a_group_w
 
     out = await asyncio.to_thread(flow)
     created = out["created"]
-    assert created.name == "arm-group" and created.location == "eastus2"
+    assert created.name == "arm-group"
+    assert created.location == "eastus2"
     assert created.properties["provisioningState"] == "Succeeded"
     assert created.properties["maxSandboxCount"] == 3
     assert (
@@ -88,7 +89,8 @@ async def test_the_management_client_creates_patches_lists_and_deletes_a_group_w
     )
     assert out["got"].tags == {"env": "test"}
     assert out["listed"] == ["arm-group"]
-    assert out["patched"].identity["type"] == "SystemAssigned" and out["patched"].identity["principalId"]
+    assert out["patched"].identity["type"] == "SystemAssigned"
+    assert out["patched"].identity["principalId"]
     assert out["group_gone"] is True
     assert out["sandbox_gone"] == "SandboxGroupNotFound"
     assert out["listed_after"] == []

@@ -531,6 +531,32 @@ def _management_banner(base_url: str, key: str, ca_file: Path | None) -> list[st
     ]
     if not ca_file:
         lines.append("  (the SDK sends its bearer key only over https: add --tls)")
+    return lines + _sandboxes_banner(base_url, key, ca_file, curl_tls, sub)
+
+
+def _sandboxes_banner(base_url: str, key: str, ca_file: Path | None, curl_tls: str, sub: str) -> list[str]:
+    """How to reach Sandboxes (``Microsoft.App/sandboxGroups`` and its data plane)."""
+    api = "?api-version=2026-02-01-preview"
+    group = (
+        f"{base_url}/subscriptions/{sub}/resourceGroups/demo/providers/Microsoft.App/sandboxGroups/mygroup"
+    )
+    data = f"{base_url}/subscriptions/{sub}/resourceGroups/demo/sandboxGroups/mygroup/sandboxes"
+    auth = f"-H {shlex.quote(f'Authorization: Bearer {key}')} -H 'Content-Type: application/json'"
+    lines = [
+        "",
+        "Sandboxes (ARM Microsoft.App/sandboxGroups and their data plane):",
+        "  create a group, then a sandbox in it:",
+        f'  curl{curl_tls} -X PUT {shlex.quote(group + api)} {auth} -d \'{{"location":"local"}}\'',
+        f"  curl{curl_tls} -X PUT {shlex.quote(data + api)} {auth} \\",
+        '       -d \'{"sourcesRef":{"diskImage":{"name":"python-3.12","isPublic":true}}}\'',
+        "",
+        "  azure-containerapps-sandbox:",
+        f'  SandboxGroupClient("{base_url}", credential, subscription_id="{sub}", resource_group="demo",',
+        '                     sandbox_group="mygroup"'
+        + (f', connection_verify="{ca_file}")' if ca_file else ")"),
+    ]
+    if not ca_file:
+        lines.append("  (the Sandboxes SDK refuses http: add --tls)")
     return lines
 
 

@@ -579,6 +579,34 @@ def test_serve_management_plane_prints_the_arm_url_and_a_curl_that_makes_a_pool(
     assert "Pools created here last as long as this process" in pool.banner
 
 
+def test_serve_management_plane_prints_curls_that_make_a_sandbox_group_and_a_running_sandbox(
+    tmp_path: Path,
+) -> None:
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("the banner's curl examples need the curl binary")
+    pool = start_serve("--management-plane", "--ready-sessions", "0", "--root-dir", str(tmp_path))
+    try:
+        lines = pool.banner.splitlines()
+        start = lines.index("Sandboxes (ARM Microsoft.App/sandboxGroups and their data plane):")
+        group_command = lines[start + 2].strip()
+        sandbox_command = lines[start + 3].strip().rstrip("\\") + " " + lines[start + 4].strip()
+        replies = []
+        for command in (group_command, sandbox_command):
+            argv = shlex.split(command)
+            assert argv[0] == "curl"
+            done = subprocess.run([curl, "-sS", *argv[1:]], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            replies.append(json.loads(done.stdout))
+    finally:
+        stop_serve(pool)
+    group, sandbox = replies
+    assert group["type"] == "Microsoft.App/sandboxGroups"
+    assert group["properties"]["provisioningState"] == "Succeeded"
+    assert sandbox["state"] == "Running"
+    assert "SandboxGroupClient(" in pool.banner
+
+
 def test_serve_management_plane_takes_faults_for_its_own_pool(tmp_path: Path) -> None:
     # One pool host: --faults applies to the served pool with or without the management plane.
     pool = start_serve(

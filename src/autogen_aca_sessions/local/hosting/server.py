@@ -43,6 +43,11 @@ from ..frontends.auth import check_authorization
 from ..frontends.dataplane.endpoint import split_endpoint
 from ..frontends.dataplane.wire.errors import WireError
 from ..frontends.mcp.keys import McpKey
+from ..frontends.sandboxes.call import GroupRef
+from ..frontends.sandboxes.errors import sandbox_error_response
+from ..frontends.sandboxes.routes import dispatch as dispatch_sandboxes
+from ..runtime.sandboxes.errors import SandboxStartFailed
+from ..runtime.sandboxes.runtime import SandboxRuntime
 from .arm.errors import ArmError, arm_error_response
 from .arm.model import (
     ContainerType,
@@ -59,8 +64,11 @@ from .arm.model import (
 from .arm.operations import ArmOperation, ArmOperationKind, ArmOperationStore, location_segment
 from .arm.paths import is_management_path, parse_arm_path
 from .arm.routes import SESSION_POOLS, ManagementRoutes
+from .arm.sandbox_groups.model import SandboxGroupSettings, group_name_problem, group_resource_id
+from .arm.sandbox_groups.routes import SANDBOX_GROUPS, SandboxGroupRoutes
 from .hosted import HostedPool, PoolFrontends, RuntimeOptions, config_with_settings, settings_from_config
 from .listener import LocalListener, make_root, serve, tls_server_context
+from .sandbox_groups import HostedSandboxGroup, SandboxGroupHost
 
 __all__ = ["LOCAL_RESOURCE_GROUP", "LOCAL_SUBSCRIPTION", "LocalSessionsServer"]
 
@@ -200,7 +208,18 @@ class LocalSessionsServer(LocalListener):
         self._tasks: set[asyncio.Task[None]] = set()
         self._options: RuntimeOptions | None = None
         self._access_log = access_log_middleware(self._route_of)
-        self.data_planes: dict[str, DataPlane] = {SESSION_POOLS: self._session_pool_data_plane}
+        # Sandboxes (Microsoft.App/sandboxGroups and their data plane): the runtime is opened on
+        # first use, so a server that never hosts a sandbox pays nothing for it.
+        self._sandbox_host: SandboxGroupHost | None = None
+        self._sandbox_lock = asyncio.Lock()
+        self._sandbox_failure: str | None = None
+        self._routes.resource_types[SANDBOX_GROUPS] = SandboxGroupRoutes(
+            self._sandbox_host_for_arm, page_size=list_page_size
+        )
+        self.data_planes: dict[str, DataPlane] = {
+            SESSION_POOLS: self._session_pool_data_plane,
+            SANDBOX_GROUPS: self._sandbox_data_plane,
+        }
         """Data planes served under ``/subscriptions/{sub}/resourceGroups/{rg}/{collection}/{name}``,
         keyed by the folded collection (``sessionpools``); another product's data plane is one
         more entry (ARM resource types are the same kind of table: ``ManagementRoutes.resource_types``)."""
@@ -336,6 +355,108 @@ class LocalSessionsServer(LocalListener):
             return False
         await self.begin_delete(pool).wait()
         return True
+
+    # ------------------------------------------------------------------ sandbox groups
+
+    async def sandbox_groups(self) -> SandboxGroupHost:
+        """The server's sandbox groups (the Sandboxes runtime is opened on first use).
+
+        Raises :class:`~..runtime.sandboxes.errors.SandboxStartFailed` when this machine cannot
+        run sandboxes (no working bubblewrap)."""
+        self._require_running()
+        async with self._sandbox_lock:
+            if self._sandbox_host is None:
+                if self._sandbox_failure is not None:
+                    raise SandboxStartFailed(self._sandbox_failure)
+                try:
+                    runtime = await SandboxRuntime.open(self.root_dir / "sandboxes", hide=(self.root_dir,))
+                except SandboxStartFailed as exc:
+                    self._sandbox_failure = exc.message
+                    raise
+                self._sandbox_host = SandboxGroupHost(runtime, self.operations)
+                self._sandbox_host.default_domain = self._host
+            return self._sandbox_host
+
+    async def create_sandbox_group(
+        self,
+        name: str,
+        *,
+        max_sandbox_count: int | None = None,
+        resource_group: str = LOCAL_RESOURCE_GROUP,
+        subscription: str = LOCAL_SUBSCRIPTION,
+        location: str = "local",
+    ) -> HostedSandboxGroup:
+        """Create (or replace) a sandbox group, as ``PUT .../Microsoft.App/sandboxGroups/{name}``
+        does; its data plane is at :attr:`base_url` with the SDK's ``subscription_id``,
+        ``resource_group`` and ``sandbox_group``. Raises ``ValueError`` for a bad name."""
+        for problem, what in (
+            (subscription_problem(subscription), "subscription"),
+            (resource_group_problem(resource_group), "resource_group"),
+            (group_name_problem(name), "name"),
+        ):
+            if problem is not None:
+                raise ValueError(f"{what} {problem}")
+        properties: dict[str, Any] = (
+            {} if max_sandbox_count is None else {"maxSandboxCount": max_sandbox_count}
+        )
+        settings = SandboxGroupSettings(
+            location=location, properties=properties, max_sandbox_count=max_sandbox_count
+        )
+        host = await self.sandbox_groups()
+        group, _, _ = await host.create_or_replace(ResourceKey(subscription, resource_group, name), settings)
+        return group
+
+    async def delete_sandbox_group(
+        self, name: str, *, resource_group: str = LOCAL_RESOURCE_GROUP, subscription: str = LOCAL_SUBSCRIPTION
+    ) -> bool:
+        """Delete a sandbox group and its sandboxes, and wait; False if there is none."""
+        host = await self.sandbox_groups()
+        return await host.delete(ResourceKey(subscription, resource_group, name))
+
+    async def _sandbox_host_for_arm(self) -> SandboxGroupHost:
+        try:
+            return await self.sandbox_groups()
+        except SandboxStartFailed as exc:
+            raise ArmError(
+                409,
+                "SandboxesUnavailable",
+                f"This server cannot run sandboxes: {exc.message}",
+                target="sandboxGroup",
+            ) from exc
+
+    async def _sandbox_data_plane(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        """``/subscriptions/{sub}/resourceGroups/{rg}/sandboxGroups/{group}/...``: the Sandboxes
+        data plane of that group (logged as the server's own answers are)."""
+
+        async def answer(request: web.Request) -> web.StreamResponse:
+            try:
+                check_authorization(request.headers.get("Authorization"), self.api_key)
+                return await self._serve_sandboxes(request, segments)
+            except WireError as err:
+                return sandbox_error_response(err)
+
+        return await self._access_log(request, answer)
+
+    async def _serve_sandboxes(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        key = ResourceKey(segments[1], segments[3], segments[5])
+        host = self._sandbox_host
+        group = host.find(key) if host is not None else None
+        if host is None or group is None or group.deleting:
+            raise WireError(
+                404,
+                "SandboxGroupNotFound",
+                f"There is no sandbox group '{segments[5][:80]}' in resource group '{segments[3][:90]}'; "
+                "create it with PUT .../providers/Microsoft.App/sandboxGroups/{name} first.",
+                target="sandboxGroup",
+            )
+        ref = GroupRef(
+            runtime_id=group.runtime_id,
+            path="/" + "/".join(request.raw_path.split("?", 1)[0].split("/")[1:7]),
+            resource_id=group_resource_id(group.key),
+            region=group.resource.settings.location,
+            server_origin=self.base_url,
+        )
+        return await dispatch_sandboxes(request, segments[6:], host.runtime, ref)
 
     # ------------------------------------------------------------------ management operations
 
@@ -533,6 +654,8 @@ class LocalSessionsServer(LocalListener):
         segments = _segments(request)
         if self.management_plane and is_management_path(segments):
             return "(management plane)", "management"
+        if _data_plane_kind(segments) == SANDBOX_GROUPS:
+            return "(sandboxes)", "sandboxes"
         if segments and segments[0].lower() == "subscriptions":
             return "(other pool)", "other"
         return "(server root)", "other"
@@ -663,6 +786,12 @@ class LocalSessionsServer(LocalListener):
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        if self._sandbox_host is not None:
+            with contextlib.suppress(Exception):
+                await self._sandbox_host.close()
+            with contextlib.suppress(Exception):
+                await self._sandbox_host.runtime.aclose()
+            self._sandbox_host = None
         for pool in list(self._pools.values()):
             try:
                 await pool.remove()

@@ -182,11 +182,12 @@ class ResourceRoutes(Protocol):
         """Serve a list, resource or action path of this type (already authenticated)."""
         ...
 
-    def version(self, request: web.Request) -> ArmApiVersion:
-        """The api-version the request names, checked against this type's versions."""
+    def version_name(self, request: web.Request) -> str:
+        """The api-version the request names, checked against this type's versions (raises
+        :class:`ArmError` 400 for one this type does not serve)."""
         ...
 
-    def result(self, operation: ArmOperation, version: ArmApiVersion) -> web.StreamResponse:
+    def result(self, request: web.Request, operation: ArmOperation) -> web.StreamResponse:
         """The result of a finished, successful operation on a resource of this type."""
         ...
 
@@ -209,9 +210,10 @@ class OperationLinks:
             return self._fallback()
         return origin if _safe_header_value(origin) else self._fallback()
 
-    def url(self, operation: ArmOperation, collection: str, version: ArmApiVersion) -> str:
-        """The operation's URL in ``collection`` (``operationStatuses`` or ``operationResults``)."""
-        return f"{self.origin()}{operation.path(collection)}?api-version={version.name}"
+    def url(self, operation: ArmOperation, collection: str, version: str) -> str:
+        """The operation's URL in ``collection`` (``operationStatuses`` or ``operationResults``),
+        with the api-version named ``version``."""
+        return f"{self.origin()}{operation.path(collection)}?api-version={version}"
 
 
 _TargetHandler = Callable[
@@ -233,17 +235,18 @@ class SessionPoolRoutes(Generic[P]):
             ArmTarget.ACTION: self._mcp_action,
         }
 
-    def version(self, request: web.Request) -> ArmApiVersion:
-        return _version(request)
+    def version_name(self, request: web.Request) -> str:
+        return _version(request).name
 
     async def serve(self, request: web.Request, path: ArmPath, links: OperationLinks) -> web.StreamResponse:
         if path.target is ArmTarget.ACTION and path.action != _MCP_FETCH and path.action not in _MCP_ROTATE:
             raise unknown_path(request.path)
-        version = self.version(request)
+        version = _version(request)
         _check_method(request, path.target)
         return await self._targets[path.target](request, path, links, version)
 
-    def result(self, operation: ArmOperation, version: ArmApiVersion) -> web.StreamResponse:
+    def result(self, request: web.Request, operation: ArmOperation) -> web.StreamResponse:
+        version = _version(request)
         pool = self._registry.find_pool(operation.key)
         if operation.kind is ArmOperationKind.DELETE or pool is None:
             return web.Response(status=204)
@@ -281,7 +284,7 @@ class SessionPoolRoutes(Generic[P]):
             if pool is None:
                 return web.Response(status=204)
             operation = registry.begin_delete(pool)
-            location = links.url(operation, "operationResults", version)
+            location = links.url(operation, "operationResults", version.name)
             return web.Response(status=202, headers={"Location": location, "Retry-After": links.retry_after})
         body = await _read_json(request)
         if request.method == "PUT":
@@ -289,7 +292,7 @@ class SessionPoolRoutes(Generic[P]):
             created = pool is None
             pool, operation = await registry.begin_create_or_replace(key, settings)
             headers = {
-                "Azure-AsyncOperation": links.url(operation, "operationStatuses", version),
+                "Azure-AsyncOperation": links.url(operation, "operationStatuses", version.name),
                 "Retry-After": links.retry_after,
             }
             return _json(render_pool(pool.resource(), version), 201 if created else 200, headers)
@@ -297,8 +300,8 @@ class SessionPoolRoutes(Generic[P]):
         settings = read_patch(body, pool.settings)
         operation = await registry.begin_update(pool, settings)
         headers = {
-            "Azure-AsyncOperation": links.url(operation, "operationStatuses", version),
-            "Location": links.url(operation, "operationResults", version),
+            "Azure-AsyncOperation": links.url(operation, "operationStatuses", version.name),
+            "Location": links.url(operation, "operationResults", version.name),
             "Retry-After": links.retry_after,
         }
         return web.Response(status=202, headers=headers)
@@ -397,8 +400,9 @@ class ManagementRoutes(Generic[P]):
         return response
 
     def _operation(self, request: web.Request, path: ArmPath, links: OperationLinks) -> web.StreamResponse:
-        # Operation URLs are handed out by session pools' routes; their api-versions apply.
-        version = self.resource_types[SESSION_POOLS].version(request)
+        # Operation URLs carry the api-version of the resource type that handed them out: any
+        # type's version is accepted here (the session pools' refusal when none knows it).
+        version = self._operation_version(request)
         _check_method(request, path.target)
         _check_names(path)
         assert path.operation_id is not None  # an operation path ends in its id
@@ -423,4 +427,14 @@ class ManagementRoutes(Generic[P]):
             )
         if operation.status is ArmOperationStatus.FAILED and operation.error is not None:
             raise operation.error
-        return self.resource_types[operation.resource_type].result(operation, version)
+        return self.resource_types[operation.resource_type].result(request, operation)
+
+    def _operation_version(self, request: web.Request) -> str:
+        first_refusal: ArmError | None = None
+        for routes in self.resource_types.values():
+            try:
+                return routes.version_name(request)
+            except ArmError as refusal:
+                first_refusal = first_refusal or refusal
+        assert first_refusal is not None  # the table always holds session pools
+        raise first_refusal

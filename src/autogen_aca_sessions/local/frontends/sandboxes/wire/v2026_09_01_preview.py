@@ -1,0 +1,30 @@
+"""The spec's api-version ``2026-09-01-preview``: its ``SandboxState`` is ``Running, Stopped,
+Idle, Creating, Stopping, StopFailed``, so the runtime states it lacks are named by their
+nearest (a suspended sandbox is ``Stopped`` with ``stateDetails.stoppedReason``; one resuming
+is ``Creating``; one being deleted is ``Stopping``; one that failed is ``StopFailed``). Create
+answers 201, a file write 201 ``{success, bytesWritten}``."""
+
+from __future__ import annotations
+
+from ....runtime.sandboxes.models import SandboxState
+from ..versions import SandboxApiVersion
+from .common import VersionWire
+
+__all__ = ["WIRE"]
+
+WIRE = VersionWire(
+    version=SandboxApiVersion.V2026_09_01_PREVIEW,
+    state_names={
+        SandboxState.CREATING: "Creating",
+        SandboxState.RUNNING: "Running",
+        SandboxState.STOPPING: "Stopping",
+        SandboxState.SUSPENDED: "Stopped",
+        SandboxState.STOPPED: "Stopped",
+        SandboxState.RESUMING: "Creating",
+        SandboxState.DELETING: "Stopping",
+        SandboxState.FAILED: "StopFailed",
+    },
+    create_status=201,
+    write_status=201,
+)
+"""How 2026-09-01-preview renders."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 
 __all__ = ["descendants", "parents_of", "proc_usage", "signal_all"]
 
@@ -62,7 +63,29 @@ def signal_all(root: int, sig: signal.Signals) -> int:
         seen.update(fresh)
         if sig is not signal.SIGSTOP:
             break
+    if sig is signal.SIGSTOP:
+        _wait_stopped(seen)
     return len(seen)
+
+
+def _wait_stopped(pids: set[int], limit_s: float = 5.0) -> None:
+    """Wait until each process is stopped (or gone): a signal is delivered when the process next
+    runs, so on a busy machine one can still be running for a moment after ``kill`` returned, and
+    a suspend must not answer "Suspended" before its processes are."""
+    deadline = time.monotonic() + limit_s
+    pending = set(pids)
+    while pending and time.monotonic() < deadline:
+        pending = {pid for pid in pending if _state(pid) not in (None, "T", "t", "Z", "X")}
+        if pending:
+            time.sleep(0.002)
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return None
 
 
 def proc_usage(pids: list[int]) -> tuple[int, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -163,4 +164,36 @@ async def test_cancellation_interrupts_the_block_and_keeps_the_interpreter(clien
     with pytest.raises(asyncio.CancelledError):
         await running
     assert await run(executor, py("print(n)")) == (0, "5\n")
+    await executor.stop()
+
+
+async def test_an_idle_executor_suspends_by_itself_and_the_next_block_resumes_with_memory(
+    client: SandboxesClient,
+) -> None:
+    executor = ACASandboxCodeExecutor(client, idle_suspend_seconds=1)
+    await run(executor, py("frame = {'rows': 3}"))
+    sandbox_id = executor.sandbox_id
+    assert sandbox_id is not None
+    # Wait on the sandbox's state (the server's lifecycle suspends it), not on a clock margin.
+    for _ in range(600):
+        if (await client.get(sandbox_id)).state is SandboxState.SUSPENDED:
+            break
+        await asyncio.sleep(0.1)
+    assert (await client.get(sandbox_id)).state is SandboxState.SUSPENDED
+    assert await run(executor, py("print(frame['rows'])")) == (0, "3\n")
+    assert executor.sandbox_id == sandbox_id
+    await executor.stop()
+
+
+async def test_files_go_up_and_come_back(client: SandboxesClient, tmp_path: Path) -> None:
+    executor = ACASandboxCodeExecutor(client, work_dir=tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"a,b\n1,2\n")
+    await executor.upload_files([source], CancellationToken())
+    assert await run(executor, py("print(open('in.csv').read().splitlines()[1])")) == (0, "1,2\n")
+    await run(executor, py("open('made.txt', 'w').write('made')"))
+    assert await executor.get_file_list() == ["in.csv", "made.txt"]
+    [local] = await executor.download_files(["made.txt"], CancellationToken())
+    assert local.read_text() == "made"
     await executor.stop()

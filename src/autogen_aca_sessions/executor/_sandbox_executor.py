@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock, CodeExecutor, CodeResult
 
-from autogen_aca_sessions.client.errors import NotFoundError, SessionsError
+from autogen_aca_sessions.client.errors import NotFoundError, SessionsError, SessionsHTTPError
 from autogen_aca_sessions.client.sandboxes import SandboxesClient, SandboxState, ShellResult
 from autogen_aca_sessions.executor._sandbox_repl import CLIENT, REPL_DIR, SERVER, TIMEOUT_EXIT_CODE
 
@@ -136,7 +137,8 @@ class ACASandboxCodeExecutor(CodeExecutor):
         async with self._lock:
             if self._sandbox_id is None:
                 raise RuntimeError("There is no sandbox to suspend: no block has run yet.")
-            await self._call(self._client.stop(self._sandbox_id))
+            sandbox_id = self._sandbox_id
+            await self._call(lambda: self._client.stop(sandbox_id))
             self._suspended = True
 
     async def resume(self) -> None:
@@ -153,11 +155,23 @@ class ACASandboxCodeExecutor(CodeExecutor):
         self._repl_ready = False
         self._suspended = False
 
-    async def _call(self, call: Awaitable[_T]) -> _T:
+    async def _call(self, make: Callable[[], Awaitable[_T]]) -> _T:
+        """Send one request for the sandbox; a wrong or deleted id is :class:`SandboxGoneError`.
+
+        A sandbox that suspended itself (lifecycle policy) between our look at its state and this
+        request refuses it with ``SandboxNotRunning`` before running anything, so resuming it and
+        sending the request once more cannot run anything twice.
+        """
+        assert self._sandbox_id is not None
         try:
-            return await call
+            try:
+                return await make()
+            except SessionsHTTPError as exc:
+                if exc.error_code != "SandboxNotRunning":
+                    raise
+                await self._client.resume(self._sandbox_id)
+                return await make()
         except NotFoundError as exc:
-            assert self._sandbox_id is not None
             raise SandboxGoneError(self._sandbox_id) from exc
 
     async def _ready(self) -> str:
@@ -167,9 +181,10 @@ class ACASandboxCodeExecutor(CodeExecutor):
             self._sandbox_id = info.id
             await self._client.exec_shell(info.id, f"mkdir -p {_WORK_DIR} {REPL_DIR}")
         else:
-            info = await self._call(self._client.get(self._sandbox_id))
+            sandbox_id = self._sandbox_id
+            info = await self._call(lambda: self._client.get(sandbox_id))
             if info.state is not SandboxState.RUNNING:
-                await self._call(self._client.resume(self._sandbox_id))
+                await self._call(lambda: self._client.resume(sandbox_id))
         self._suspended = False
         return self._sandbox_id
 
@@ -177,11 +192,17 @@ class ACASandboxCodeExecutor(CodeExecutor):
         if self._repl_ready:
             return
         alive = await self._call(
-            self._client.exec_shell(sandbox_id, f"kill -0 $(cat {REPL_DIR}/repl.pid 2>/dev/null) 2>/dev/null")
+            lambda: self._client.exec_shell(
+                sandbox_id, f"kill -0 $(cat {REPL_DIR}/repl.pid 2>/dev/null) 2>/dev/null"
+            )
         )
         if alive.exit_code != 0:
-            await self._call(self._client.write_file(sandbox_id, f"{REPL_DIR}/server.py", SERVER.encode()))
-            await self._call(self._client.write_file(sandbox_id, f"{REPL_DIR}/client.py", CLIENT.encode()))
+            await self._call(
+                lambda: self._client.write_file(sandbox_id, f"{REPL_DIR}/server.py", SERVER.encode())
+            )
+            await self._call(
+                lambda: self._client.write_file(sandbox_id, f"{REPL_DIR}/client.py", CLIENT.encode())
+            )
             # The server is up when its pid file is written (after it listens).
             start = (
                 f"rm -f {REPL_DIR}/repl.pid; cd {_WORK_DIR} && "
@@ -189,7 +210,7 @@ class ACASandboxCodeExecutor(CodeExecutor):
                 f"for i in $(seq 100); do [ -s {REPL_DIR}/repl.pid ] && exit 0; sleep 0.05; done; "
                 f"cat {REPL_DIR}/server.log; exit 1"
             )
-            started = await self._call(self._client.exec_shell(sandbox_id, start))
+            started = await self._call(lambda: self._client.exec_shell(sandbox_id, start))
             if started.exit_code != 0:
                 raise SessionsError(
                     f"The sandbox's Python interpreter did not start: {started.stdout[-500:]}"
@@ -244,20 +265,26 @@ class ACASandboxCodeExecutor(CodeExecutor):
 
     async def _run_python(self, sandbox_id: str, code: str) -> ShellResult:
         block = f"{REPL_DIR}/block_{uuid.uuid4().hex}.py"
-        await self._call(self._client.write_file(sandbox_id, block, code.encode("utf-8", "surrogatepass")))
+        await self._call(
+            lambda: self._client.write_file(sandbox_id, block, code.encode("utf-8", "surrogatepass"))
+        )
         command = f"python3 {REPL_DIR}/client.py {REPL_DIR} {block} {self._timeout:g}"
         return await self._call(
-            self._client.exec_shell(
+            lambda: self._client.exec_shell(
                 sandbox_id, command, working_directory=_WORK_DIR, timeout=self._timeout + 15
             )
         )
 
     async def _run_shell(self, sandbox_id: str, code: str, program: str) -> ShellResult:
         script = f"{REPL_DIR}/block_{uuid.uuid4().hex}.sh"
-        await self._call(self._client.write_file(sandbox_id, script, code.encode("utf-8", "surrogatepass")))
+        await self._call(
+            lambda: self._client.write_file(sandbox_id, script, code.encode("utf-8", "surrogatepass"))
+        )
         command = f"{program} {script}; rc=$?; rm -f {script}; exit $rc"
         ran = await self._call(
-            self._client.exec_shell(sandbox_id, command, working_directory=_WORK_DIR, timeout=self._timeout)
+            lambda: self._client.exec_shell(
+                sandbox_id, command, working_directory=_WORK_DIR, timeout=self._timeout
+            )
         )
         if ran.timed_out:
             return ShellResult(TIMEOUT_EXIT_CODE, ran.stdout, ran.stderr, True, ran.truncated)
@@ -270,7 +297,9 @@ class ACASandboxCodeExecutor(CodeExecutor):
             for file in files:
                 path = Path(file)
                 data = await asyncio.to_thread(path.read_bytes)
-                await self._call(self._client.write_file(sandbox_id, f"{_WORK_DIR}/{path.name}", data))
+                await self._call(
+                    partial(self._client.write_file, sandbox_id, f"{_WORK_DIR}/{path.name}", data)
+                )
 
     async def download_files(self, files: Sequence[str], cancellation_token: CancellationToken) -> list[Path]:
         """Copy files from the sandbox's working directory into ``work_dir``; returns their paths."""
@@ -279,7 +308,7 @@ class ACASandboxCodeExecutor(CodeExecutor):
             written: list[Path] = []
             for name in files:
                 local = self._work_dir / Path(name).name
-                data = await self._call(self._client.read_file(sandbox_id, f"{_WORK_DIR}/{name}"))
+                data = await self._call(partial(self._client.read_file, sandbox_id, f"{_WORK_DIR}/{name}"))
                 await asyncio.to_thread(local.write_bytes, data)
                 written.append(local)
             return written
@@ -288,7 +317,7 @@ class ACASandboxCodeExecutor(CodeExecutor):
         """The names of the files in the sandbox's working directory."""
         async with self._lock:
             sandbox_id = await self._ready()
-            entries = await self._call(self._client.list_files(sandbox_id, _WORK_DIR))
+            entries = await self._call(lambda: self._client.list_files(sandbox_id, _WORK_DIR))
             return sorted(e.name for e in entries if not e.is_directory)
 
 

@@ -167,24 +167,6 @@ async def test_cancellation_interrupts_the_block_and_keeps_the_interpreter(clien
     await executor.stop()
 
 
-async def test_an_idle_executor_suspends_by_itself_and_the_next_block_resumes_with_memory(
-    client: SandboxesClient,
-) -> None:
-    executor = ACASandboxCodeExecutor(client, idle_suspend_seconds=1)
-    await run(executor, py("frame = {'rows': 3}"))
-    sandbox_id = executor.sandbox_id
-    assert sandbox_id is not None
-    # Wait on the sandbox's state (the server's lifecycle suspends it), not on a clock margin.
-    for _ in range(600):
-        if (await client.get(sandbox_id)).state is SandboxState.SUSPENDED:
-            break
-        await asyncio.sleep(0.1)
-    assert (await client.get(sandbox_id)).state is SandboxState.SUSPENDED
-    assert await run(executor, py("print(frame['rows'])")) == (0, "3\n")
-    assert executor.sandbox_id == sandbox_id
-    await executor.stop()
-
-
 async def test_files_go_up_and_come_back(client: SandboxesClient, tmp_path: Path) -> None:
     executor = ACASandboxCodeExecutor(client, work_dir=tmp_path / "out")
     (tmp_path / "out").mkdir()

@@ -177,13 +177,15 @@ class Sender:
         headers: Mapping[str, str] | None = None,
         upload: FileUpload | None = None,
         deadline: float | None = None,
+        raw_body: bytes | None = None,
     ) -> Answer:
         """Send ``request`` to ``url`` until it is answered 2xx or the retry policy gives up.
 
         ``timeout`` bounds each attempt; ``deadline`` (on the clock), when given, bounds all
         attempts and the waits between them together (:class:`NoAnswerInTime` when it passes).
+        ``raw_body`` is sent as it is (a sandbox file's bytes; pass its ``Content-Type`` in ``headers``).
         """
-        body: bytes | FileUpload | None = upload
+        body: bytes | FileUpload | None = upload if raw_body is None else raw_body
         if request.json is not None:
             body = json.dumps(request.json).encode("utf-8")
         exchange = _Exchange(request, url, body, self.policy, self.clock, deadline)

@@ -19,15 +19,23 @@ from autogen_aca_sessions.executor._executor import (
     ACADynamicSessionsCodeExecutorConfig,
 )
 from autogen_aca_sessions.executor._results import ACADynamicSessionsBlockResult, ACADynamicSessionsCodeResult
+from autogen_aca_sessions.executor._sandbox_executor import (
+    ACASandboxCodeExecutor,
+    ACASandboxCodeResult,
+    SandboxGoneError,
+)
 
 __all__ = [
     "ACADynamicSessionsBlockResult",
     "ACADynamicSessionsCodeExecutor",
     "ACADynamicSessionsCodeExecutorConfig",
     "ACADynamicSessionsCodeResult",
+    "ACASandboxCodeExecutor",
+    "ACASandboxCodeResult",
     "CheckpointError",
     "CheckpointInfo",
     "CheckpointSessionGoneError",
     "CheckpointTamperedError",
+    "SandboxGoneError",
     "SkippedVariable",
 ]

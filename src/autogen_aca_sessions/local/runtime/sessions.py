@@ -466,7 +466,7 @@ class SessionManager:
         (self.root / "sessions").mkdir(parents=True, exist_ok=True)
         self._private = Path(tempfile.mkdtemp(prefix=".aca-private-", dir=self.root))
         # Unix socket paths are limited to ~107 bytes, so runtime dirs live in a short path.
-        self._run_base = Path(tempfile.mkdtemp(prefix="aca-"))
+        self._run_base = Path(tempfile.mkdtemp(prefix="aca-", dir=_short_temp_dir()))
         self._hidden = (self.root, *self.hide_paths, self._run_base)
         self._sandbox = await asyncio.to_thread(
             Sandbox.resolve, config.sandbox, bwrap_path=self.bwrap_path, limits=config.limits
@@ -869,3 +869,19 @@ class SessionManager:
             max_output_chars=max_output_chars,
             groups=groups,
         )
+
+
+_RUN_BASE_MAX_CHARS = 60
+"""Longest temporary directory the kernels' socket folders go under: a socket's path below it
+(``aca-XXXXXXXX/<session>/k-N`` and zmq's own suffixes) must stay within the ~107 bytes a Unix
+socket address holds."""
+
+
+def _short_temp_dir() -> str:
+    """``TMPDIR`` when short enough for socket paths under it, else ``/tmp`` (a long ``TMPDIR``,
+    as test runners and CI systems set, made every kernel start fail with "File name too long")."""
+    preferred = tempfile.gettempdir()
+    if len(preferred) <= _RUN_BASE_MAX_CHARS:
+        return preferred
+    return "/tmp"
+

@@ -884,4 +884,3 @@ def _short_temp_dir() -> str:
     if len(preferred) <= _RUN_BASE_MAX_CHARS:
         return preferred
     return "/tmp"
-

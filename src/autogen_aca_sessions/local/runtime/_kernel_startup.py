@@ -231,6 +231,7 @@ def _patch_kernel() -> None:
     def finish(parent: Any, metadata: Any, reply_content: Any) -> Any:
         metadata = finish_metadata(parent, metadata, reply_content)
         if parent.get("header", {}).get("msg_type") == "execute_request":
+            _drain_child_output()
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
                     stream.flush()
@@ -241,6 +242,30 @@ def _patch_kernel() -> None:
             if _LIMIT.cap is not None:
                 metadata["aca_output"] = {name: "".join(parts) for name, parts in _LIMIT.kept.items()}
         return metadata
+
+    def _drain_child_output() -> None:
+        # Child processes write to fds 1 and 2, which ipykernel reads from a pipe on a thread of
+        # its own; on a busy machine that thread may not have read the child's last output when
+        # the cell ends, and it would miss the reply's record. Wait (boundedly) until the pipes
+        # are empty, then a moment for the thread to hand on what it read last.
+        import select
+        import time
+
+        pipes = [fid for s in (sys.stdout, sys.stderr) if isinstance(fid := getattr(s, "_fid", None), int)]
+        if not pipes:
+            return
+        waited = False
+        for _ in range(200):
+            try:
+                readable, _, _ = select.select(pipes, [], [], 0)
+            except (OSError, ValueError):
+                return
+            if not readable:
+                break
+            waited = True
+            time.sleep(0.005)
+        if waited:
+            time.sleep(0.02)
 
     kernel.init_metadata = init
     kernel.finish_metadata = finish

@@ -9,12 +9,23 @@ from pathlib import Path
 
 import pytest
 
+from autogen_aca_sessions.local.runtime.bubblewrap import interpreter_paths
 from autogen_aca_sessions.local.runtime.egress import EgressAttachment
 
 BWRAP = shutil.which("bwrap")
 needs_bwrap = pytest.mark.skipif(BWRAP is None, reason="bubblewrap is not installed")
 CA_INSIDE = "/run/egress-test-ca.pem"
 """Where the world's CA is shown inside the sandbox."""
+
+
+def interpreter_binds() -> list[str]:
+    """bwrap options showing the interpreter again where a fresh /tmp or /run hides it (a
+    checkout, and its venv, may live under /tmp)."""
+    binds: list[str] = []
+    for path in interpreter_paths():
+        if path.is_relative_to("/tmp") or path.is_relative_to("/run"):
+            binds += ["--ro-bind", str(path), str(path)]
+    return binds
 
 
 async def run_sandboxed(
@@ -36,6 +47,7 @@ async def run_sandboxed(
         "--die-with-parent",
         "--new-session",
     ]  # fmt: skip
+    args += interpreter_binds()
     if ca_file is not None:
         args += ["--ro-bind", str(ca_file), CA_INSIDE]
     args += attachment.bwrap_args

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from autogen_aca_sessions.local.runtime.egress import EgressPolicy
 
-from .sandboxed import BWRAP, CA_INSIDE, needs_bwrap, run_sandboxed
+from .sandboxed import BWRAP, CA_INSIDE, interpreter_binds, needs_bwrap, run_sandboxed
 from .world import big_body, gateway_for, world_servers
 
 pytestmark = needs_bwrap
@@ -185,6 +185,7 @@ async def test_policy_change_applies_to_the_running_sandbox_next_request(tmp_pat
                 "/run",
             ),
             *("--unshare-user", "--unshare-pid", "--die-with-parent"),
+            *interpreter_binds(),
             *attachment.bwrap_args,
             *attachment.wrap([sys.executable, "-c", script, f"http://api.test:{world.http_port}/p"]),
             env={"PATH": "/usr/bin:/bin", **attachment.env},

@@ -365,3 +365,32 @@ async def test_the_client_request_id_is_echoed_only_when_it_is_a_short_printable
     assert head.startswith(b"HTTP/1.1 200")
     assert head.isascii()  # response headers are ASCII whatever the caller sent
     assert (b"x-ms-client-request-id: " + value in head) is echoed
+
+
+@pytest.mark.parametrize("host", [b"a b", b'x"y', b"[zz]:1"], ids=["space", "quote", "bad-ipv6"])
+async def test_a_host_header_that_names_no_host_is_not_echoed_in_operation_links(
+    served: Served, host: bytes
+) -> None:
+    """A printable ``Host`` that is no host (``a b``) passed the header-safety check and came back
+    in ``Azure-AsyncOperation`` as ``https://a b/...``, a URL no client can follow."""
+    auth = {"Authorization": f"Bearer {served.api_key}", "Content-Type": "application/json"}
+    pool_url = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.App/sessionPools/echopool"
+    pool_url += f"?api-version={API}"
+    body = json.dumps(
+        {"location": "westus", "properties": {"containerType": "PythonLTS", "poolManagementType": "Dynamic"}}
+    ).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    try:
+        writer.write(_request(Surface("PUT", pool_url, auth, body), "Host", host))
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+    finally:
+        writer.close()
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0].split(" ")[1] == "201", lines[0]
+    links = [
+        line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("azure-asyncoperation:")
+    ]
+    assert len(links) == 1, lines
+    assert links[0].startswith(f"http://127.0.0.1:{served.port}/"), links
+    await _delete_pool(served, pool_url)

@@ -22,6 +22,7 @@ the pool). Every one has ARM's error body.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol
@@ -175,6 +176,11 @@ def _safe_header_value(value: str) -> bool:
     return len(value) <= 200 and value.isascii() and value.isprintable()
 
 
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+"""A ``Host`` header naming a DNS name, an IPv4 address or a bracketed IPv6 address, with an
+optional port: one a client can follow back. ``a b`` or ``[zz]`` is printable ASCII, but no host."""
+
+
 class ResourceRoutes(Protocol):
     """The routes of one resource type under ``Microsoft.App`` (one entry of the routes table)."""
 
@@ -204,6 +210,8 @@ class OperationLinks:
     def origin(self) -> str:
         """``scheme://host:port`` the client reached; the server's own when the ``Host`` header
         is not one a header may carry back (headers stay ASCII)."""
+        if _HOST.fullmatch(self._request.host) is None:
+            return self._fallback()
         try:
             origin = str(self._request.url.origin())
         except (ValueError, UnicodeError):

@@ -4,7 +4,7 @@ that may have reached the server is never sent twice."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from types import SimpleNamespace
@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from autogen_aca_sessions.client import (
+    AiohttpTransport,
     RequestMayHaveRunError,
     RequestNotSentError,
     ServerError,
@@ -197,49 +198,75 @@ async def test_connection_refused_is_retried_then_raised(make_client: Factory, f
     assert isinstance(info.value, RequestNotSentError)
 
 
-def refuse_first_connects(monkeypatch: pytest.MonkeyPatch, refusals: int, *, timeout: bool = False) -> None:
-    """Make the first ``refusals`` requests fail to connect (they never reach the server)."""
-    original = aiohttp.ClientSession._request
-    remaining = [refusals]
+class _RefusingConnector(aiohttp.TCPConnector):
+    """A real connector whose first ``refusals`` connects fail as a refused (or timed-out) connect
+    would: through aiohttp's public connector seam, so the transport's own mapping of aiohttp's
+    errors is what the client sees."""
 
-    async def flaky(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> aiohttp.ClientResponse:
-        if remaining[0] > 0:
-            remaining[0] -= 1
-            if timeout:
+    def __init__(self, refusals: int, *, timeout: bool) -> None:
+        super().__init__()
+        self.remaining = refusals
+        self.timeout = timeout
+
+    async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
+        if self.remaining > 0:
+            self.remaining -= 1
+            if self.timeout:
                 raise aiohttp.ConnectionTimeoutError("Connection timeout to host")
             key = SimpleNamespace(host="127.0.0.1", port=1, ssl=True)
             raise aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))  # type: ignore[arg-type]
-        return await original(self, *args, **kwargs)
+        return await super().connect(req, traces, timeout)
 
-    monkeypatch.setattr(aiohttp.ClientSession, "_request", flaky)
+
+@pytest.fixture
+async def refusing() -> AsyncIterator[Callable[..., AiohttpTransport]]:
+    """Transports whose first connects are refused (they never reach the server)."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    def make(refusals: int, *, timeout: bool = False) -> AiohttpTransport:
+        session = aiohttp.ClientSession(connector=_RefusingConnector(refusals, timeout=timeout))
+        sessions.append(session)
+        return AiohttpTransport(session=session)
+
+    yield make
+    for session in sessions:
+        await session.close()
 
 
 async def test_execute_is_resent_after_a_connect_failure(
-    make_client: Factory, fake_pool: FakePool, monkeypatch: pytest.MonkeyPatch
+    make_client: Factory,
+    fake_pool: FakePool,
+    refusing: Callable[..., AiohttpTransport],
+    fake_clock: FakeClock,
 ) -> None:
     fake_pool.reply(json_body=OK)
-    refuse_first_connects(monkeypatch, 2)
-    result = await make_client().execute("sess-1", "1")
+    result = await make_client(transport=refusing(2)).execute("sess-1", "1")
     assert result.succeeded
     assert len(fake_pool.requests) == 1  # the two refused attempts never reached the pool
+    assert len(fake_clock.sleeps) == 2
 
 
 async def test_upload_is_resent_after_a_connect_failure_with_a_fresh_form(
-    make_client: Factory, fake_pool: FakePool, monkeypatch: pytest.MonkeyPatch
+    make_client: Factory,
+    fake_pool: FakePool,
+    refusing: Callable[..., AiohttpTransport],
+    fake_clock: FakeClock,
 ) -> None:
     fake_pool.reply(json_body={"name": "a.txt"})
-    refuse_first_connects(monkeypatch, 1)
-    entry = await make_client().upload_file("sess-1", "a.txt", b"payload")
+    entry = await make_client(transport=refusing(1)).upload_file("sess-1", "a.txt", b"payload")
     assert entry.name == "a.txt"
     assert fake_pool.requests[0].form == {"file": ("a.txt", b"payload")}
+    assert len(fake_clock.sleeps) == 1
 
 
 async def test_execute_is_resent_after_a_connect_timeout(
-    make_client: Factory, fake_pool: FakePool, monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock
+    make_client: Factory,
+    fake_pool: FakePool,
+    refusing: Callable[..., AiohttpTransport],
+    fake_clock: FakeClock,
 ) -> None:
     fake_pool.reply(json_body=OK)
-    refuse_first_connects(monkeypatch, 1, timeout=True)
-    assert (await make_client().execute("sess-1", "1")).succeeded
+    assert (await make_client(transport=refusing(1, timeout=True)).execute("sess-1", "1")).succeeded
     assert len(fake_pool.requests) == 1
     assert len(fake_clock.sleeps) == 1
 

@@ -369,7 +369,13 @@ class LocalSessionsServer(LocalListener):
                 if self._sandbox_failure is not None:
                     raise SandboxStartFailed(self._sandbox_failure)
                 try:
-                    runtime = await SandboxRuntime.open(self.root_dir / "sandboxes", hide=(self.root_dir,))
+                    # Sandboxes' egress proxy never reaches this server's port (data plane,
+                    # ARM, MCP), whatever a policy says.
+                    runtime = await SandboxRuntime.open(
+                        self.root_dir / "sandboxes",
+                        hide=(self.root_dir,),
+                        protected_ports=(self.port,),
+                    )
                 except SandboxStartFailed as exc:
                     self._sandbox_failure = exc.message
                     raise

@@ -25,7 +25,6 @@ from .wire.common import (
     read_lifecycle,
     read_mkdir,
     read_mode,
-    render_decisions,
     render_disk_image,
     render_exec,
     render_file,
@@ -334,23 +333,17 @@ async def mkdir(call: SandboxCall) -> web.StreamResponse:
 # ------------------------------------------------------------------------------------------ egress, refusals
 
 
-async def egress_decisions(call: SandboxCall) -> web.StreamResponse:
-    """``GET {s}/egress-decisions`` (SDK) and ``{s}/egressDecisions`` (spec): none, since a
-    sandbox's network is loopback only (both keys, as the two versions name them)."""
-    call.sandbox()
-    return json_response(render_decisions())
-
-
 async def not_served(call: SandboxCall) -> web.StreamResponse:
-    """Operations the local server does not serve (ports, volumes, secrets, egress policy
-    writes, connections): a clear 400 naming what is missing, never a silent success."""
+    """Operations the local server does not serve (ports, volumes, connections): a clear 400
+    naming what is missing, never a silent success (egress and secrets: ``egress.py``,
+    ``secrets.py``)."""
     await call.json(required=False)
     raise WireError(
         400,
         "OperationNotSupportedLocally",
         f"'{call.request.method} .../{call.params.get('what', 'this operation')}' is not served by the "
-        "local server: sandboxes have a loopback-only network (no ports, no egress to configure), and "
-        "there are no volumes, secrets or connections. See the README's 'Sandboxes' section.",
+        "local server: sandboxes have a loopback-only network whose only way out is the egress proxy "
+        "(no ports), and there are no volumes or connections. See the README's 'Sandboxes' section.",
         target="path",
     )
 
@@ -358,8 +351,3 @@ async def not_served(call: SandboxCall) -> web.StreamResponse:
 async def empty_list(call: SandboxCall) -> web.StreamResponse:
     """``GET {g}/volumes``: none exist here."""
     return json_response([])
-
-
-async def empty_secrets(call: SandboxCall) -> web.StreamResponse:
-    """``GET {g}/secrets``: none exist here (the SDK needs the ``{"secrets": [...]}`` wrapper)."""
-    return json_response({"secrets": []})

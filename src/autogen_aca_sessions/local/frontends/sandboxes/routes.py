@@ -19,6 +19,7 @@ from aiohttp import web
 
 from ...runtime.sandboxes.runtime import SandboxRuntime
 from ..dataplane.wire.errors import WireError
+from . import egress, secrets
 from . import handlers as h
 from .call import GroupRef, SandboxCall
 from .stream import exec_stream
@@ -78,9 +79,9 @@ ROUTES: tuple[SandboxRoute, ...] = (
     _r("GET", rf"sandboxes/{_SID}/files/list", h.list_files),
     _r("GET", rf"sandboxes/{_SID}/files/stat", h.stat_file),
     _r("POST", rf"sandboxes/{_SID}/files/mkdir", h.mkdir),
-    _r("GET", rf"sandboxes/{_SID}/egress-decisions", h.egress_decisions),
-    _r("GET", rf"sandboxes/{_SID}/egressDecisions", h.egress_decisions),
-    _r("POST", rf"sandboxes/{_SID}/egresspolicy", _ns("egresspolicy")),
+    _r("GET", rf"sandboxes/{_SID}/egress-decisions", egress.egress_decisions),
+    _r("GET", rf"sandboxes/{_SID}/egressDecisions", egress.egress_decisions),
+    _r("POST", rf"sandboxes/{_SID}/egresspolicy", egress.set_egress_policy),
     _r("POST", rf"sandboxes/{_SID}/ports/(?:add|remove)", _ns("ports")),
     _r("PUT", rf"sandboxes/{_SID}/ports", _ns("ports")),
     _r("PATCH", rf"sandboxes/{_SID}/ports", _ns("ports")),
@@ -100,8 +101,11 @@ ROUTES: tuple[SandboxRoute, ...] = (
     _r("DELETE", r"diskimages/(?P<image_id>[^/]+)", h.delete_disk_image),
     _r("GET", r"volumes", h.empty_list),
     _r("PUT", r"volumes/[^/]+", _ns("volumes")),
-    _r("GET", r"secrets", h.empty_secrets),
-    _r("PUT", r"secrets/[^/]+", _ns("secrets")),
+    _r("GET", r"secrets", secrets.list_secrets),
+    _r("PUT", r"secrets/(?P<secret_id>[^/]+)", secrets.put_secret),
+    _r("DELETE", r"secrets/(?P<secret_id>[^/]+)", secrets.delete_secret),
+    _r("GET", r"secrets/(?P<secret_id>[^/]+)/keys", secrets.secret_keys),
+    _r("POST", r"secrets/(?P<secret_id>[^/]+)/peek", secrets.peek_secret),
 )
 """Every operation served (first match wins: ``count`` and ``public`` before ids)."""
 

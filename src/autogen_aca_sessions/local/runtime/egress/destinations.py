@@ -16,7 +16,15 @@ import socket
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-__all__ = ["DestinationGuard", "IPAddress", "ResolveError", "Resolver", "StaticResolver", "SystemResolver"]
+__all__ = [
+    "DestinationGuard",
+    "IPAddress",
+    "ResolveError",
+    "Resolver",
+    "StaticResolver",
+    "SystemResolver",
+    "is_local_address",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -78,6 +86,18 @@ class StaticResolver:
         return [address]
 
 
+def is_local_address(address: IPAddress) -> bool:
+    """Whether ``address`` belongs to one of this machine's interfaces (a public address of
+    the host included): only such an address can be bound. A non-blocking system call."""
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((str(address), 0))
+    except OSError:
+        return False
+    return True
+
+
 def _unmapped(address: IPAddress) -> IPAddress:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
@@ -103,7 +123,9 @@ class DestinationGuard:
         """Why connecting to ``address:port`` is refused, or ``None`` when it may go."""
         address = _unmapped(address)
         internal = not address.is_global or address.is_multicast
-        if port in self._protected and (internal or address.is_loopback):
+        # The host's own public addresses count too: a server listening on 0.0.0.0 must not be
+        # reached through a name that resolves to the machine's public address.
+        if port in self._protected and (internal or is_local_address(address)):
             return f"{address}:{port} is one of the local server's own ports and is never reachable"
         if address.is_unspecified or address.is_multicast:
             return f"{address} is not a destination"

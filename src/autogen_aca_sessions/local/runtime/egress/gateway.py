@@ -125,10 +125,28 @@ class EgressGateway:
         except KeyError:
             raise UnknownSandboxError(sandbox_id) from None
 
+    def override_resolver(self, resolver: Resolver) -> None:
+        """Tests only: resolve names with ``resolver`` (a :class:`~.destinations.StaticResolver`
+        mapping test names to 127.0.0.1 servers) from the next connection on.
+
+        For a gateway a test does not construct itself (the one a server's Sandboxes runtime
+        makes). Nothing in the server, its CLI or any wire route calls this.
+        """
+        self._resolver = resolver
+
     async def attach(
-        self, sandbox_id: str, policy: EgressPolicy, *, secrets: SecretLookup | None = None
+        self,
+        sandbox_id: str,
+        policy: EgressPolicy,
+        *,
+        secrets: SecretLookup | None = None,
+        log: DecisionLog | None = None,
     ) -> EgressAttachment:
-        """Open ``sandbox_id``'s socket with ``policy`` in force; returns what to launch it with."""
+        """Open ``sandbox_id``'s socket with ``policy`` in force; returns what to launch it with.
+
+        ``log`` carries a decisions log over from an earlier attachment of the same sandbox
+        (a sandbox stopped in Disk mode and resumed keeps its history); a new one otherwise.
+        """
         if sandbox_id in self._sandboxes:
             raise ValueError(f"{sandbox_id!r} is already attached")
         if not sandbox_id or "/" in sandbox_id or sandbox_id in (".", "..") or "\0" in sandbox_id:
@@ -142,7 +160,7 @@ class EgressGateway:
         self.root.mkdir(mode=0o711, parents=True, exist_ok=True)
         await asyncio.to_thread(shutil.rmtree, socket_dir, True)
         socket_dir.mkdir(mode=0o755)
-        state = SandboxEgress(sandbox_id, policy, secrets)
+        state = SandboxEgress(sandbox_id, policy, secrets, log if log is not None else DecisionLog())
         path = socket_dir / _SOCKET_NAME
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ...limits import ResourceLimits
 from ..bubblewrap import Sandbox, interpreter_paths
+from ..egress import EgressAttachment
 from ..signals import die_with_server, kill_process_group
 from . import processes
 from .agent_client import AgentClient
@@ -107,8 +108,14 @@ class Container:
         uid: int | None,
         resources: SandboxResources,
         hostname: str,
+        egress: EgressAttachment,
     ) -> Container:
-        """Start bubblewrap and the agent on ``disk``; returns once the agent answers."""
+        """Start bubblewrap and the agent on ``disk``; returns once the agent answers.
+
+        ``egress`` is the sandbox's door to the egress proxy: the run gets a loopback-only
+        network namespace with the proxy's socket at ``/run/aca-egress``, and the agent is
+        started behind the in-namespace forwarder (which ``exec``s it: same pid).
+        """
         socket_path = host.run_base / f"{name}.sock"
         log_path = host.run_base / f"{name}.log"
         cgroup: SandboxCgroup | None = None
@@ -135,6 +142,8 @@ class Container:
             ),
             cgroup=None,
         )
+        # The gate replaces the plain --unshare-net: still loopback only, plus the forwarder.
+        confinement.egress_gate = egress
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             with contextlib.suppress(FileNotFoundError):

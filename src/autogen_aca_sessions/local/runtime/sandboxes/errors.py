@@ -61,6 +61,8 @@ class ResourceKind(enum.Enum):
     """A disk image (private or public)."""
     FILE = "File"
     """A file or directory inside a sandbox."""
+    SECRET = "Secret"
+    """A secret of a group (used by egress Transform rules)."""
 
 
 class SandboxError(Exception):

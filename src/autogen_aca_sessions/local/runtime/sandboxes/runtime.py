@@ -15,13 +15,14 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ...config import SandboxMode
 from ..bubblewrap import BWRAP_PATH, SESSION_UID_BASE, SESSION_UID_SPAN, Sandbox
+from ..egress import EgressGateway, EgressPolicy, PolicyError
 from .cgroups import CgroupSupport
 from .container import Container, ContainerHost
 from .disk import copy_disk, disk_usage, layout_disk, own_tree, remove_tree
@@ -51,7 +52,9 @@ from .models import (
     SnapshotRecord,
     SourceKind,
 )
+from .network import SandboxNetwork
 from .sandbox import LocalSandbox
+from .secrets import GroupSecrets
 
 __all__ = ["SANDBOX_UID_BASE", "SandboxGroup", "SandboxRuntime"]
 
@@ -75,6 +78,23 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _egress_policy(spec: SandboxSpec) -> EgressPolicy:
+    """The create body's ``egressPolicy``, validated; none (or an empty one) denies everything."""
+    if spec.extra.get("skipEgressProxy") is True:
+        raise InvalidRequest(
+            "skipEgressProxy is not served locally: a sandbox's only way out is the egress proxy "
+            "(its network namespace has nothing else). Give it an egressPolicy that allows what it needs.",
+            target="skipEgressProxy",
+        )
+    if not spec.egress_policy:
+        return EgressPolicy.deny_all()
+    try:
+        return EgressPolicy.from_wire(spec.egress_policy)
+    except PolicyError as exc:
+        where = f"egressPolicy.{exc.field_path}" if exc.field_path else "egressPolicy"
+        raise InvalidRequest(str(exc), code="InvalidEgressPolicy", target=where) from exc
+
+
 @dataclass
 class SandboxGroup:
     """One group: its limits, sandboxes, snapshots and private disk images."""
@@ -93,6 +113,8 @@ class SandboxGroup:
     """Private disk images by id."""
     pending: int = 0
     """Creates under way (counted against ``max_sandboxes`` before they finish)."""
+    secrets: GroupSecrets = field(default_factory=GroupSecrets)
+    """Its secrets (in memory), read by its sandboxes' egress Transform rules at the edge."""
 
 
 @dataclass
@@ -103,16 +125,21 @@ class _Ready:
     home: Path
     uid: int | None
     run: Container
+    network: SandboxNetwork
 
 
 class SandboxRuntime:
     """Every sandbox group of one server; make one with :meth:`open`, end it with :meth:`aclose`."""
 
-    def __init__(self, root: Path, host: ContainerHost, *, ready_sandboxes: int = 0) -> None:
+    def __init__(
+        self, root: Path, host: ContainerHost, *, egress: EgressGateway, ready_sandboxes: int = 0
+    ) -> None:
         self.root = root
         """Where every disk lives (hidden from sandboxes)."""
         self.host = host
         """What every sandbox shares (confinement, cgroups, socket directory)."""
+        self.egress = egress
+        """The egress proxy every sandbox's only way out goes through (one socket per sandbox)."""
         self.ready_sandboxes = ready_sandboxes
         """Sandboxes kept started ahead of need (public image, default resources)."""
         self._groups: dict[str, SandboxGroup] = {}
@@ -146,6 +173,8 @@ class SandboxRuntime:
             sandbox_id = str(uuid.uuid4())
             home = self.root / "ready" / uuid.uuid4().hex[:12]
             uid = self._next_uid()
+            # Its door opens now, denying everything until a create takes it and sets the policy.
+            network = SandboxNetwork(self.egress, sandbox_id)
             try:
                 await asyncio.to_thread(home.mkdir, 0o711)
                 await asyncio.to_thread(layout_disk, home / "disk", uid)
@@ -156,17 +185,20 @@ class SandboxRuntime:
                     uid=uid,
                     resources=SandboxResources(),
                     hostname=f"sandbox-{sandbox_id[:8]}",
+                    egress=await network.attach(),
                 )
-            except (OSError, SandboxError) as exc:
+            except (OSError, SandboxError, ValueError) as exc:
                 logger.warning("could not start a ready sandbox: %s", exc)
+                await network.detach()
                 await asyncio.to_thread(remove_tree, home)
                 await asyncio.sleep(5)  # do not spin on a machine that cannot start any
                 continue
             if self._closed:
                 await run.kill()
+                await network.detach()
                 await asyncio.to_thread(remove_tree, home)
                 return
-            self._ready.append(_Ready(sandbox_id, home, uid, run))
+            self._ready.append(_Ready(sandbox_id, home, uid, run, network))
             async with self._ready_changed:
                 self._ready_changed.notify_all()
 
@@ -188,6 +220,7 @@ class SandboxRuntime:
         hide: Sequence[Path] = (),
         use_cgroups: bool = True,
         ready_sandboxes: int = 1,
+        protected_ports: Iterable[int] = (),
     ) -> SandboxRuntime:
         """Probe bubblewrap and cgroups (in a thread) and make the runtime's directories.
 
@@ -197,6 +230,10 @@ class SandboxRuntime:
         memory and processes, ``/proc`` for stats. ``ready_sandboxes`` are kept started ahead
         of need (public image, default resources) and taken by matching creates, which then
         answer in milliseconds; each holds an idle agent (a few MiB).
+
+        Every sandbox's only way out is the runtime's egress proxy (:attr:`egress`), which never
+        connects to ``protected_ports`` on this machine (the server's listeners; more with
+        :meth:`protect_port`).
         """
         try:
             confinement = await asyncio.to_thread(Sandbox.resolve, SandboxMode.BWRAP, bwrap_path=bwrap_path)
@@ -213,7 +250,13 @@ class SandboxRuntime:
             run_base=run_base,
             hide=(root, run_base, *hide),
         )
-        return cls(root, host, ready_sandboxes=ready_sandboxes)
+        # Short: the proxy's socket paths (run_base/e/<sandbox id>/proxy.sock) must fit 108 bytes.
+        egress = EgressGateway(run_base / "e", protected_ports=protected_ports)
+        return cls(root, host, egress=egress, ready_sandboxes=ready_sandboxes)
+
+    def protect_port(self, port: int) -> None:
+        """Never let a sandbox reach ``port`` on this machine, whatever its policy (a server listener)."""
+        self.egress.protect(port)
 
     async def aclose(self) -> None:
         """Delete every sandbox (killing its processes) and the runtime's directories."""
@@ -224,10 +267,12 @@ class SandboxRuntime:
                 await self._refill_task
         for ready in self._ready:
             await ready.run.kill()
+            await ready.network.detach()
             await asyncio.to_thread(remove_tree, ready.home)
         self._ready.clear()
         for name in list(self._groups):
             await self.delete_group(name)
+        await self.egress.close()
         await asyncio.to_thread(remove_tree, self.host.run_base)
 
     async def __aenter__(self) -> SandboxRuntime:
@@ -271,6 +316,10 @@ class SandboxRuntime:
         """Every group, in creation order."""
         return list(self._groups.values())
 
+    def secrets(self, group_name: str) -> GroupSecrets:
+        """The group's secrets (for Transform rules of its sandboxes' egress policies)."""
+        return self.get_group(group_name).secrets
+
     async def delete_group(self, name: str) -> None:
         """Delete a group with all its sandboxes, snapshots and images."""
         group = self.get_group(name)
@@ -298,6 +347,7 @@ class SandboxRuntime:
                 retry_after=10,
                 code="MaxSandboxCountReached",
             )
+        policy = _egress_policy(spec)
         source_dir, inherited = self._source(group, spec.source)
         resources = spec.resources or inherited or group.limits.default_resources
         environment = spec.environment
@@ -306,6 +356,9 @@ class SandboxRuntime:
         ready = self._take_ready(spec, resources)
         sandbox_id = ready.sandbox_id if ready is not None else str(uuid.uuid4())
         uid = ready.uid if ready is not None else self._next_uid()
+        network = ready.network if ready is not None else SandboxNetwork(self.egress, sandbox_id)
+        network.secrets = group.secrets
+        network.set_policy(policy)  # before anything in the sandbox runs a command
 
         async def materialize(disk: Path) -> None:
             if source_dir is None:
@@ -336,6 +389,7 @@ class SandboxRuntime:
             uid=uid,
             materialize=materialize,
             on_auto_delete=self._auto_delete,
+            network=network,
         )
         group.pending += 1
         try:

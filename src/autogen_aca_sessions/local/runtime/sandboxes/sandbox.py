@@ -10,8 +10,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
+from ..egress import DecisionLog, EgressPolicy
 from .agent_client import AgentGone, OutputCallback
 from .container import Container, ContainerHost, command_env
 from .disk import copy_disk, disk_usage, remove_tree
@@ -39,6 +39,7 @@ from .models import (
     StoppedReason,
     SuspendMode,
 )
+from .network import SandboxNetwork
 
 __all__ = ["LocalSandbox"]
 
@@ -74,6 +75,7 @@ class LocalSandbox:
         uid: int | None,
         materialize: Materialize,
         on_auto_delete: Callable[[LocalSandbox], Awaitable[None]],
+        network: SandboxNetwork,
     ) -> None:
         self._host = host
         self.group = group
@@ -97,7 +99,8 @@ class LocalSandbox:
         self._materialize = materialize
         self._on_auto_delete = on_auto_delete
         self._lifecycle = spec.lifecycle
-        self._egress_policy: Mapping[str, Any] | None = spec.egress_policy
+        self.network = network
+        """Its egress: policy, decisions, and the door to the proxy while a run exists."""
         self._state = SandboxState.CREATING
         self._stopped_reason: StoppedReason | None = None
         self._stopped_at: datetime | None = None
@@ -147,7 +150,7 @@ class LocalSandbox:
             labels=dict(self.spec.labels),
             environment=dict(self.spec.environment),
             lifecycle=self._lifecycle,
-            egress_policy=self._egress_policy,
+            egress_policy=self.network.policy.to_wire(),
             extra=dict(self.spec.extra),
             hostname=self.hostname,
             failure=self._failure,
@@ -213,14 +216,20 @@ class LocalSandbox:
         self._tasks.append(asyncio.create_task(self._lifecycle_loop(), name=f"sandbox-{self.id}-lifecycle"))
 
     async def _start_run(self) -> Container:
-        run = await Container.start(
-            self._host,
-            name=self.home.name,
-            disk=self.disk,
-            uid=self.uid,
-            resources=self.resources,
-            hostname=self.hostname,
-        )
+        egress = await self.network.attach()
+        try:
+            run = await Container.start(
+                self._host,
+                name=self.home.name,
+                disk=self.disk,
+                uid=self.uid,
+                resources=self.resources,
+                hostname=self.hostname,
+                egress=egress,
+            )
+        except BaseException:
+            await asyncio.shield(self.network.detach())
+            raise
         return await self._adopt(run)
 
     async def _adopt(self, run: Container) -> Container:
@@ -241,6 +250,7 @@ class LocalSandbox:
             logger.warning("sandbox %s failed: %s", self.id, self._failure)
             self._run = None
             await run.kill()
+            await self.network.detach()
             await self._set_state(SandboxState.FAILED)
 
     async def stop(self, reason: StoppedReason = StoppedReason.USER_STOPPED) -> SandboxInfo:
@@ -263,6 +273,9 @@ class LocalSandbox:
                 else:
                     self._run = None
                     await run.kill()
+                    # No process is left to use the door; resume opens a new one (same
+                    # policy and decisions log) for the new run.
+                    await self.network.detach()
                     if mode is SuspendMode.NONE:
                         await asyncio.to_thread(remove_tree, self.disk)
                     final = SandboxState.STOPPED
@@ -319,6 +332,7 @@ class LocalSandbox:
             run, self._run = self._run, None
             if run is not None:
                 await run.kill()
+            await self.network.detach()
             await asyncio.to_thread(remove_tree, self.home)
             self._deleted.set()
 
@@ -393,11 +407,15 @@ class LocalSandbox:
         run = self._require_running()
         self.touch()
         self._busy += 1
+        # The proxy variables first: the sandbox's and the command's own variables may
+        # override them, which only loses the way out (the namespace has no other).
+        attachment = self.network.attachment
+        proxy = list(attachment.env.items()) if attachment is not None else []
         try:
             result = await run.client.exec(
                 argv,
                 cwd=cwd or _HOME,
-                env=command_env([*self.spec.environment.items(), *(env or {}).items()]),
+                env=command_env([*proxy, *self.spec.environment.items(), *(env or {}).items()]),
                 timeout=timeout,
                 on_output=on_output,
                 max_output_bytes=MAX_OUTPUT_BYTES,
@@ -512,10 +530,23 @@ class LocalSandbox:
         self._wake.set()
         return self.info
 
-    def set_egress_policy(self, policy: Mapping[str, Any] | None) -> SandboxInfo:
-        """Keep the egress policy (opaque here; the egress runtime enforces it)."""
-        self._egress_policy = policy
-        return self.info
+    def set_egress_policy(self, policy: EgressPolicy) -> EgressPolicy:
+        """Replace the egress policy of the running sandbox; its next connection is decided by
+        it, without a restart (:class:`SandboxNotRunning` when stopped or suspended, as the
+        service answers 409)."""
+        self._require_running()
+        self.network.set_policy(policy)
+        return policy
+
+    @property
+    def egress_policy(self) -> EgressPolicy:
+        """The egress policy in force."""
+        return self.network.policy
+
+    @property
+    def egress_decisions(self) -> DecisionLog:
+        """The egress decisions log (kept across stop and resume)."""
+        return self.network.decisions
 
     def _next_deadline(self) -> tuple[float, str] | None:
         due: list[tuple[float, str]] = []

@@ -55,7 +55,6 @@ __all__ = [
     "read_lifecycle",
     "read_mkdir",
     "render_cpu",
-    "render_decisions",
     "render_disk_image",
     "render_exec",
     "render_file",
@@ -632,15 +631,6 @@ def render_stats(stats: SandboxStats) -> dict[str, Any]:
         "processes": stats.processes,
         "uptimeSecs": int(stats.uptime_seconds),
         "source": stats.source.value,
-    }
-
-
-def render_decisions() -> dict[str, Any]:
-    """Egress decisions: none, under both names (sandboxes have no network beyond loopback)."""
-    return {
-        "networkEgress": {"allowed": [], "denied": []},
-        "http": {"allowed": [], "denied": []},
-        "lastUpdated": None,
     }
 
 

@@ -11,12 +11,15 @@ from pathlib import Path
 
 from autogen_aca_sessions.local.runtime.egress import EgressPolicy
 
+from .probes import ESCAPE_PROBE, secret_search
 from .sandboxed import BWRAP, CA_INSIDE, interpreter_binds, needs_bwrap, run_sandboxed
 from .world import big_body, gateway_for, world_servers
 
 pytestmark = needs_bwrap
 
 ALLOW_API = {"defaultAction": "Deny", "hostRules": [{"pattern": "*.test", "action": "Allow"}]}
+SEARCHED = ("/run", "/tmp", "/dev/shm")
+"""Where the namespace tests' secret search looks for files (the writable and runtime places)."""
 CURL = ["curl", "-sS", "--max-time", "30", "-o", "/dev/stdout", "-w", "\n%{http_code}"]
 
 
@@ -87,40 +90,21 @@ async def test_injected_header_arrives_but_is_invisible_inside(tmp_path: Path) -
             ]
         }
     )
-    # Everything the sandbox's code could read: its environment, every process's environment,
-    # command line and memory maps, the files it can see in writable and runtime places, and
-    # the reply of the request that carried the key.
-    probe = textwrap.dedent(
-        """
-        import os, sys, urllib.request
-        seen = [repr(dict(os.environ))]
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                for name in ("environ", "cmdline"):
-                    try:
-                        seen.append(open(f"/proc/{pid}/{name}", "rb").read().decode("latin-1"))
-                    except OSError as exc:
-                        seen.append(str(exc))
-        for top in ("/run", "/tmp", "/dev/shm"):
-            for root, dirs, files in os.walk(top):
-                for f in files:
-                    try:
-                        seen.append(open(os.path.join(root, f), "rb").read(1 << 20).decode("latin-1"))
-                    except OSError:
-                        pass
-        reply = urllib.request.urlopen(sys.argv[1]).read().decode()
-        seen.append(reply)
-        print(reply)
-        print(sys.argv[2] in "\\n".join(seen))
-        """
-    )
     async with world_servers(tmp_path) as world, gateway_for(world, tmp_path / "eg") as gateway:
         attachment = await gateway.attach("sb", policy, secrets=lambda i, k: secret if i == "k" else None)
         # First run: the probe is handed the secret in argv, so its search must find it there
         # (proves the search sees /proc/*/cmdline). Second run: it gets it hex-encoded, so only
         # a leak through env, files, /proc or the reply could make it find the secret.
         code, out, err = await run_sandboxed(
-            attachment, [sys.executable, "-c", probe, f"http://api.test:{world.http_port}/k", secret]
+            attachment,
+            [
+                sys.executable,
+                "-c",
+                secret_search(hex_needle=False),
+                f"http://api.test:{world.http_port}/k",
+                secret,
+                *SEARCHED,
+            ],
         )
         assert code == 0, err
         lines = out.splitlines()
@@ -132,9 +116,10 @@ async def test_injected_header_arrives_but_is_invisible_inside(tmp_path: Path) -
             [
                 sys.executable,
                 "-c",
-                probe.replace("sys.argv[2]", "bytes.fromhex(sys.argv[2]).decode()"),
+                secret_search(hex_needle=True),
                 f"http://api.test:{world.http_port}/k2",
                 secret.encode().hex(),
+                *SEARCHED,
             ],
         )
         assert code == 0, err
@@ -204,52 +189,16 @@ async def test_policy_change_applies_to_the_running_sandbox_next_request(tmp_pat
 
 
 async def test_raw_sockets_dns_ipv6_and_proc_net_do_not_get_out(tmp_path: Path) -> None:
-    # Every way out but the proxy, tried from inside; each prints what it got.
-    probe = textwrap.dedent(
-        """
-        import json, socket, sys
-        port = int(sys.argv[1])
-        out = {}
-        def attempt(name, fn):
-            try:
-                fn()
-                out[name] = "OPEN"
-            except Exception as exc:
-                out[name] = type(exc).__name__
-        def tcp(host, p, family=socket.AF_INET):
-            s = socket.socket(family, socket.SOCK_STREAM); s.settimeout(5); s.connect((host, p)); s.close()
-        attempt("tcp_loopback_world", lambda: tcp("127.0.0.1", port))
-        attempt("tcp_public", lambda: tcp("1.1.1.1", 443))
-        attempt("tcp_ipv6_loopback_world", lambda: tcp("::1", port, socket.AF_INET6))
-        attempt("tcp_ipv6_public", lambda: tcp("2606:4700:4700::1111", 443, socket.AF_INET6))
-        def udp_dns():
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
-            query = bytes.fromhex("123401000001000000000000") + b"\\x03api\\x04test\\x00\\x00\\x01\\x00\\x01"
-            s.sendto(query, ("8.8.8.8", 53))
-            s.recvfrom(512)
-        attempt("udp_dns_other_resolver", udp_dns)
-        attempt("resolve_in_sandbox", lambda: socket.getaddrinfo("api.test", 80))
-        attempt("raw_socket", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
-        attempt("packet_socket", lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW))
-        tables = ""
-        for name in ("tcp", "tcp6", "udp", "udp6", "unix"):
-            try:
-                tables += open("/proc/net/" + name).read()
-            except OSError:
-                pass
-        out["proc_net_shows_world_port"] = (":%04X" % port) in tables
-        out["interfaces"] = sorted(n for _, n in socket.if_nameindex())
-        print(json.dumps(out))
-        """
-    )
     async with world_servers(tmp_path) as world, gateway_for(world, tmp_path / "eg") as gateway:
         attachment = await gateway.attach("sb", EgressPolicy.from_wire({"defaultAction": "Allow"}))
-        code, out, err = await run_sandboxed(attachment, [sys.executable, "-c", probe, str(world.http_port)])
+        code, out, err = await run_sandboxed(
+            attachment, [sys.executable, "-c", ESCAPE_PROBE, str(world.http_port)]
+        )
         assert code == 0, err
         result = json.loads(out)
         opened = [name for name, value in result.items() if value == "OPEN"]
         assert opened == []
-        assert result["proc_net_shows_world_port"] is False
+        assert result["proc_net_shows_port"] is False
         assert result["interfaces"] == ["lo"]
         assert world.seen == []
 

@@ -2,7 +2,7 @@
 
 A script, not a test (no figure is asserted)::
 
-    python benchmarks/bench_egress.py                      # both parts
+    python benchmarks/bench_egress.py                      # every part
     python benchmarks/bench_egress.py --requests 400 --sandboxes 200
 
 1. **Latency.** The same client (a small Python program: one fresh TCP connection and one
@@ -12,7 +12,11 @@ A script, not a test (no figure is asserted)::
    busy machine slows both alike. The server runs in a process of its own; the proxy runs in
    this process's event loop, as in the local server. Prints p50/p90/p99 side by side and the
    p50 difference (target: at most +1 ms).
-2. **200 namespaces.** Attaches N sandboxes to one gateway, starts N bubblewrap sandboxes at
+2. **Through a Sandboxes sandbox.** The same comparison with the client inside a real sandbox
+   of the Sandboxes runtime (``SandboxRuntime``: its agent, its uid, its egress policy given at
+   create), run block by block with ``exec`` (each block's first request, a cold start, is
+   dropped; the durations are measured inside, so the exec round trip does not count).
+3. **200 namespaces.** Attaches N sandboxes to one gateway, starts N bubblewrap sandboxes at
    once (each its own network namespace with its forwarder), has each make one request through
    the proxy at the same moment, and reports this process's RSS before and after (the proxy's
    memory), the forwarders' total RSS, and how many requests succeeded.
@@ -37,6 +41,7 @@ import psutil
 
 from autogen_aca_sessions.local.runtime.egress import EgressGateway, EgressPolicy, StaticResolver
 from autogen_aca_sessions.local.runtime.egress.gateway import FORWARDER
+from autogen_aca_sessions.local.runtime.sandboxes import GroupLimits, SandboxRuntime, SandboxSpec
 
 SERVER = textwrap.dedent(
     """
@@ -178,22 +183,78 @@ async def latency(requests: int, block: int) -> None:
             proc.stdin.close()
             await proc.wait()
         print(f"Latency: {requests} GETs each, fresh connection per request, blocks of {block}, alternating")
-        print(f"{'path':<38}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
-        rows = (
-            ("host -> server", direct),
-            ("sandbox -> forwarder -> proxy", proxied),
-            ("host -> proxy socket (no forwarder)", proxy_only),
-        )
-        for name, values in rows:
-            row = [_percentile(values, q) for q in (50, 90, 99)] + [statistics.fmean(values)]
-            print(f"{name:<38}" + "".join(f"{v:>9.3f}" for v in row))
-        added = _percentile(proxied, 50) - _percentile(direct, 50)
-        print(
-            f"added at p50: {added:+.3f} ms (target: at most +1 ms) -> {'met' if added <= 1 else 'NOT met'}"
+        _print_rows(
+            (
+                ("host -> server", direct),
+                ("sandbox -> forwarder -> proxy", proxied),
+                ("host -> proxy socket (no forwarder)", proxy_only),
+            )
         )
         print(f"decisions logged: {len(gateway.decisions('bench').allowed)} (the last 50 kept)")
     finally:
         await gateway.close()
+        server.kill()
+        await server.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _print_rows(rows: tuple[tuple[str, list[float]], ...]) -> None:
+    print(f"{'path':<38}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
+    for name, values in rows:
+        row = [_percentile(values, q) for q in (50, 90, 99)] + [statistics.fmean(values)]
+        print(f"{name:<38}" + "".join(f"{v:>9.3f}" for v in row))
+    added = _percentile(rows[1][1], 50) - _percentile(rows[0][1], 50)
+    print(f"added at p50: {added:+.3f} ms (target: at most +1 ms) -> {'met' if added <= 1 else 'NOT met'}")
+
+
+async def sandbox_latency(requests: int, block: int) -> None:
+    server, port = await _start_server()
+    root = Path(tempfile.mkdtemp(prefix="egress-bench-"))
+    try:
+        async with await SandboxRuntime.open(root / "sandboxes", ready_sandboxes=0) as runtime:
+            runtime.egress.override_resolver(StaticResolver({"world.bench": "127.0.0.1"}))
+            runtime.create_group("bench", GroupLimits())
+            policy = {"defaultAction": "Deny", "hostRules": [{"pattern": "world.bench", "action": "Allow"}]}
+            info = await runtime.create("bench", SandboxSpec(egress_policy=policy))
+            sandbox = runtime.sandbox("bench", info.id)
+            await sandbox.write_file("/root/client.py", CLIENT.encode())
+            target = f"http://world.bench:{port}/"
+            host_client = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", CLIENT, "127.0.0.1", str(port), target, "direct",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+
+            async def inside(n: int) -> list[float]:
+                command = f"echo {n + 1} | python3 /root/client.py 127.0.0.1 3128 {target} proxy"
+                result = await sandbox.exec_shell(command, timeout=120)
+                if result.exit_code != 0:
+                    raise RuntimeError(f"the sandbox's client failed: {result.stderr}")
+                return [int(v) / 1e6 for v in result.stdout.split()][1:]  # drop the cold first one
+
+            await _ask(host_client, 20)
+            await inside(20)
+            direct: list[float] = []
+            proxied: list[float] = []
+            turn = 0
+            while len(direct) < requests:
+                n = min(block, requests - len(direct))
+                if turn % 2:
+                    proxied.extend(await inside(n))
+                    direct.extend(await _ask(host_client, n))
+                else:
+                    direct.extend(await _ask(host_client, n))
+                    proxied.extend(await inside(n))
+                turn += 1
+            assert host_client.stdin is not None
+            host_client.stdin.close()
+            await host_client.wait()
+            print(f"Through a Sandboxes sandbox: {requests} GETs each, blocks of {block}, alternating")
+            _print_rows((("host -> server", direct), ("sandbox -> forwarder -> proxy", proxied)))
+            log = sandbox.egress_decisions
+            print(
+                f"decisions logged: {len(log.allowed)} allowed, {len(log.denied)} denied (the last 50 kept)"
+            )
+    finally:
         server.kill()
         await server.wait()
         shutil.rmtree(root, ignore_errors=True)
@@ -274,10 +335,13 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=600, help="requests per path (latency)")
     parser.add_argument("--block", type=int, default=20, help="requests per alternating block")
     parser.add_argument("--sandboxes", type=int, default=200, help="sandboxes at once")
-    parser.add_argument("--only", choices=["latency", "namespaces"], default=None)
+    parser.add_argument("--only", choices=["latency", "sandbox", "namespaces"], default=None)
     args = parser.parse_args()
     if args.only in (None, "latency"):
         await latency(args.requests, args.block)
+    if args.only in (None, "sandbox"):
+        print()
+        await sandbox_latency(args.requests, args.block)
     if args.only in (None, "namespaces"):
         print()
         await namespaces(args.sandboxes)

@@ -23,6 +23,7 @@ import pytest_asyncio
 from azure.containerapps.sandbox import (
     EgressHeader,
     EgressHeaderValueRef,
+    EgressHostRule,
     EgressPolicy,
     EgressSecretRef,
     SandboxClient,
@@ -414,8 +415,20 @@ async def test_a_create_body_policy_is_in_force_from_the_first_command(env: Env)
     try:
         shown = await env.sdk(sandbox.get_egress_policy)
         assert shown.default_action == "Allow"
-        _, out, _ = await env.sh(sandbox, f"{CURL} http://other.test:{env.world.http_port}/first")
+        port = env.world.http_port
+        _, out, _ = await env.sh(sandbox, f"{CURL} http://other.test:{port}/first")
         assert answers(out) == [("hello GET /first", "200")]
+        # Replaced whole with the SDK's set_egress_policy, then its default flipped back.
+        narrowed = EgressPolicy(default_action="Deny", host_rules=[EgressHostRule(pattern="api.test")])
+        answered = await env.sdk(lambda: sandbox.set_egress_policy(narrowed))
+        assert (answered.default_action, [r.pattern for r in answered.host_rules]) == ("Deny", ["api.test"])
+        _, out, _ = await env.sh(
+            sandbox, f"{CURL} http://other.test:{port}/narrow; {CURL} http://api.test:{port}/"
+        )
+        assert [status for _, status in answers(out)] == ["403", "200"]
+        await env.sdk(lambda: sandbox.set_egress_default("Allow"))
+        _, out, _ = await env.sh(sandbox, f"{CURL} http://other.test:{port}/wide")
+        assert answers(out) == [("hello GET /wide", "200")]
     finally:
         await env.delete(sandbox)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl as ssl_module
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -120,6 +121,26 @@ class AiohttpTransport:
             ) from exc
         except aiohttp.ClientError as exc:
             raise RequestMayHaveRunError(f"{type(exc).__name__}: {exc}", method=method, url=url) from exc
+
+    async def websocket(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        protocols: Sequence[str],
+        heartbeat: float | None,
+    ) -> aiohttp.ClientWebSocketResponse[bool]:
+        """Open a WebSocket on the same HTTP session and TLS settings as :meth:`send` (a
+        sandbox's command stream). aiohttp's exceptions are the caller's to map: a refused
+        handshake is ``aiohttp.WSServerHandshakeError`` with the status and headers."""
+        return await self._current_session().ws_connect(
+            URL(url, encoded=True),
+            headers=dict(headers),
+            protocols=tuple(protocols),
+            heartbeat=heartbeat,
+            ssl=self._ssl if self._ssl is not None else True,
+            decode_text=True,
+        )
 
     def _current_session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()

@@ -21,10 +21,22 @@ from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenProvider, TokenSo
 from autogen_aca_sessions.client.clock import SystemClock
 from autogen_aca_sessions.client.contracts import Request
 from autogen_aca_sessions.client.errors import ConfigurationError, SessionsError
+from autogen_aca_sessions.client.sandbox_stream import (
+    OutputCallback,
+    OutputChunk,
+    OutputStream,
+    StreamNotServed,
+    deliver,
+    open_stream,
+    run_streamed,
+)
 from autogen_aca_sessions.client.transport import Transport
 
 __all__ = [
     "SANDBOXES_API_VERSION",
+    "OutputCallback",
+    "OutputChunk",
+    "OutputStream",
     "SandboxFile",
     "SandboxInfo",
     "SandboxState",
@@ -191,6 +203,8 @@ class SandboxesClient:
             user_agent=_USER_AGENT,
             request_timeout=request_timeout,
         )
+        self._stream_served: bool | None = None
+        """Whether the server serves ``exec/stream`` (None until the first try)."""
 
     async def __aenter__(self) -> SandboxesClient:
         return self
@@ -296,6 +310,72 @@ class SandboxesClient:
             timed_out=bool(data.get("timedOut", False)),
             truncated=bool(data.get("truncated", False)),
         )
+
+    async def exec_stream(
+        self,
+        sandbox_id: str,
+        command: str,
+        *,
+        on_output: OutputCallback,
+        working_directory: str | None = None,
+        timeout: float = 60.0,
+    ) -> ShellResult:
+        """Run ``command`` with the sandbox's shell, handing its output to ``on_output`` while it
+        runs; returns what :meth:`exec_shell` would (the chunks joined, the exit code).
+
+        ``on_output`` gets :class:`~.sandbox_stream.OutputChunk` s (stdout or stderr, text) as the
+        command writes them; it may be a plain or a coroutine function. It is awaited before the
+        next chunk is read, so a slow callback slows the command down rather than piling output up.
+
+        Over ``GET {s}/exec/stream``, a WebSocket on this client's HTTP session and token. Where
+        the server does not serve that stream (its upgrade is answered 404, 405 or 501, or it does
+        not select our subprotocol, as real Azure, whose stream framing is undocumented, would
+        not; or this client has a transport other than aiohttp's), the command runs through
+        :meth:`exec_shell` instead and its output reaches ``on_output`` once, at the end (stdout,
+        then stderr). After a 405, a 501 or another subprotocol the client does not try the
+        stream again; a 404 (a gateway's, or no such route) is tried again next time, and a 404
+        with the code ``SandboxNotFound`` is :class:`~.errors.NotFoundError`.
+
+        Never run twice: nothing runs before the server accepted the stream, and a failure after
+        the command was sent is :class:`~.errors.RequestMayHaveRunError`, not a retry or a fallback.
+        Closing the stream early (cancelling this call, ``on_output`` raising, no end within
+        ``timeout`` + 30 s) ends the command on the server: its process group is killed.
+        """
+        body: dict[str, Any] = {"command": command, "timeoutInSeconds": timeout}
+        if working_directory is not None:
+            body["workingDirectory"] = working_directory
+        if self._stream_served is not False:
+            url = self._ws_url(self._sid(sandbox_id) + "/exec/stream")
+            try:
+                socket = await open_stream(
+                    self._transport,
+                    url,
+                    self._tokens,
+                    self._sender.policy,
+                    self._sender.clock,
+                    user_agent=_USER_AGENT,
+                    timeout=self._timeout,
+                )
+            except StreamNotServed as not_served:
+                if not_served.lasting:
+                    self._stream_served = False
+            else:
+                self._stream_served = True
+                ran = await run_streamed(socket, url, body, on_output, wait=timeout + 30.0)
+                return ShellResult(ran.exit_code, ran.stdout, ran.stderr, ran.timed_out, ran.truncated)
+        result = await self.exec_shell(
+            sandbox_id, command, working_directory=working_directory, timeout=timeout
+        )
+        for stream, text in ((OutputStream.STDOUT, result.stdout), (OutputStream.STDERR, result.stderr)):
+            if text:
+                await deliver(on_output, OutputChunk(stream, text))
+        return result
+
+    def _ws_url(self, path: str) -> str:
+        url = self._url(path)
+        if url.startswith("https://"):
+            return "wss://" + url.removeprefix("https://")
+        return "ws://" + url.removeprefix("http://")
 
     async def write_file(self, sandbox_id: str, path: str, data: bytes) -> None:
         """Write ``data`` to ``path`` (absolute) in the sandbox, creating its directories."""

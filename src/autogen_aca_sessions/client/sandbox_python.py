@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from autogen_aca_sessions.client._sandbox_repl import CLIENT, REPL_DIR, SERVER, TIMEOUT_EXIT_CODE
 from autogen_aca_sessions.client.errors import NotFoundError, SessionsError, SessionsHTTPError
+from autogen_aca_sessions.client.sandbox_stream import OutputCallback
 from autogen_aca_sessions.client.sandboxes import SandboxesClient, SandboxState, ShellResult
 
 __all__ = ["TIMEOUT_EXIT_CODE", "WORK_DIR", "SandboxGoneError", "SandboxPython"]
@@ -133,30 +134,46 @@ class SandboxPython:
                 )
         self._interpreter_started = True
 
-    async def run_python(self, code: str, *, timeout: float) -> ShellResult:
+    async def _command(self, command: str, timeout: float, on_output: OutputCallback | None) -> ShellResult:
+        """Run ``command`` in the working directory: streamed to ``on_output`` when given."""
+        sandbox_id, client, work_dir = self._sandbox_id, self._client, self._work_dir
+        if on_output is None:
+            return await self.call(
+                lambda: client.exec_shell(sandbox_id, command, working_directory=work_dir, timeout=timeout)
+            )
+        # call() resumes and sends again only on SandboxNotRunning, which the stream raises only
+        # when nothing ran (before the upgrade, or before the command started).
+        return await self.call(
+            lambda: client.exec_stream(
+                sandbox_id, command, on_output=on_output, working_directory=work_dir, timeout=timeout
+            )
+        )
+
+    async def run_python(
+        self, code: str, *, timeout: float, on_output: OutputCallback | None = None
+    ) -> ShellResult:
         """Run ``code`` in the sandbox's interpreter; at ``timeout`` it is interrupted (exit code
-        :data:`TIMEOUT_EXIT_CODE`, output so far kept, variables kept)."""
+        :data:`TIMEOUT_EXIT_CODE`, output so far kept, variables kept).
+
+        With ``on_output``, the block's output reaches it while the block runs
+        (:meth:`SandboxesClient.exec_stream`; once at the end where the server does not stream)."""
         await self._ensure_interpreter()
         sandbox_id, client = self._sandbox_id, self._client
         block = f"{REPL_DIR}/block_{uuid.uuid4().hex}.py"
         await self.call(lambda: client.write_file(sandbox_id, block, code.encode("utf-8", "surrogatepass")))
         command = f"python3 {REPL_DIR}/client.py {REPL_DIR} {block} {timeout:g}"
-        return await self.call(
-            lambda: client.exec_shell(
-                sandbox_id, command, working_directory=self._work_dir, timeout=timeout + 15
-            )
-        )
+        return await self._command(command, timeout + 15, on_output)
 
-    async def run_shell(self, code: str, *, program: str = "sh", timeout: float) -> ShellResult:
+    async def run_shell(
+        self, code: str, *, program: str = "sh", timeout: float, on_output: OutputCallback | None = None
+    ) -> ShellResult:
         """Run ``code`` as a script of ``program`` in the working directory; a timeout is exit code
-        :data:`TIMEOUT_EXIT_CODE` with the output so far."""
+        :data:`TIMEOUT_EXIT_CODE` with the output so far. ``on_output``: as in :meth:`run_python`."""
         sandbox_id, client = self._sandbox_id, self._client
         script = f"{REPL_DIR}/block_{uuid.uuid4().hex}.sh"
         await self.call(lambda: client.write_file(sandbox_id, script, code.encode("utf-8", "surrogatepass")))
         command = f"{program} {script}; rc=$?; rm -f {script}; exit $rc"
-        ran = await self.call(
-            lambda: client.exec_shell(sandbox_id, command, working_directory=self._work_dir, timeout=timeout)
-        )
+        ran = await self._command(command, timeout, on_output)
         if ran.timed_out:
             return ShellResult(TIMEOUT_EXIT_CODE, ran.stdout, ran.stderr, True, ran.truncated)
         return ran

@@ -24,7 +24,7 @@ from autogen_aca_sessions.client.sandbox_python import (
     SandboxGoneError,
     SandboxPython,
 )
-from autogen_aca_sessions.client.sandboxes import SandboxesClient, ShellResult
+from autogen_aca_sessions.client.sandboxes import OutputCallback, SandboxesClient, ShellResult
 
 __all__ = ["ACASandboxCodeExecutor", "ACASandboxCodeResult", "SandboxGoneError"]
 
@@ -58,6 +58,9 @@ class ACASandboxCodeExecutor(CodeExecutor):
             long idle, and the next block resumes it.
         image: The public disk image a new sandbox starts from.
         work_dir: The local directory :meth:`download_files` writes into.
+        on_output: Called (plain or coroutine function) with each
+            :class:`~autogen_aca_sessions.client.sandboxes.OutputChunk` of a block's output while
+            the block runs; where the server does not stream, once per block at its end.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class ACASandboxCodeExecutor(CodeExecutor):
         idle_suspend_seconds: float | None = None,
         image: str = "python-3.12",
         work_dir: str | Path = ".",
+        on_output: OutputCallback | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -82,6 +86,7 @@ class ACASandboxCodeExecutor(CodeExecutor):
         self._work_dir = Path(work_dir)
         self._lock = asyncio.Lock()
         self._suspended = False
+        self._on_output = on_output
 
     @property
     def sandbox_id(self) -> str | None:
@@ -179,10 +184,12 @@ class ACASandboxCodeExecutor(CodeExecutor):
             language = block.language.strip().lower()
             ran: ShellResult
             if language in _PYTHON:
-                ran = await sandbox.run_python(block.code, timeout=self._timeout)
+                ran = await sandbox.run_python(block.code, timeout=self._timeout, on_output=self._on_output)
             elif language in _SHELL:
                 program = "sh" if language == "sh" else "bash"
-                ran = await sandbox.run_shell(block.code, program=program, timeout=self._timeout)
+                ran = await sandbox.run_shell(
+                    block.code, program=program, timeout=self._timeout, on_output=self._on_output
+                )
             else:
                 results.append(CodeResult(exit_code=1, output=f"Unsupported language: {block.language}\n"))
                 break

@@ -45,6 +45,7 @@ TESTED_EXAMPLES = {
     "agent_framework_quickstart.py",
     "agent_framework_workflow.py",
     "mcp_agent.py",
+    "stream_sandbox_progress.py",
 }
 
 
@@ -321,6 +322,7 @@ MISSING_PACKAGE_CASES = [
     ("agent_framework_workflow.py", "agent_framework", AGENT_FRAMEWORK_INSTALL),
     ("mcp_agent.py", "mcp", MCP_AGENT_INSTALL),
     ("mcp_agent.py", "agent_framework", MCP_AGENT_INSTALL),
+    ("stream_sandbox_progress.py", "autogen_agentchat", AUTOGEN_INSTALL),
 ]
 # Runs an example as `python examples/NAME` would, with the named modules unimportable (an entry of
 # None in sys.modules makes every import of them, and of their submodules, raise ImportError).
@@ -410,4 +412,19 @@ def test_checkpoint_dynamic_session_continues_in_a_new_session_and_lists_what_wa
     # Computed in the new session from the restored DataFrame and trend and the restored CSV.
     assert "60 days of history (usage.csv: 60 rows)" in out
     assert "forecast for day 73:" in out
+    assert_clean_console(completed.stderr)
+
+
+def test_stream_sandbox_progress_prints_each_step_before_the_block_ends() -> None:
+    completed = run_example("stream_sandbox_progress.py", sandbox="bwrap")
+
+    assert completed.returncode == 0, explain(completed)
+    out = completed.stdout
+    steps = [out.index(f"epoch {n}/5: loss") for n in range(1, 6)]
+    ended = out.index("--- the block ended with exit code 0")
+    # The agent's events come in order: each step's output event came before the execution
+    # event, which the agent yields only once the block has returned.
+    assert steps == sorted(steps)
+    assert steps[-1] < ended
+    assert "trainer: Training finished after 5 epochs" in out[ended:]
     assert_clean_console(completed.stderr)

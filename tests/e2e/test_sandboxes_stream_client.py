@@ -13,7 +13,14 @@ import pytest_asyncio
 from aiohttp import web
 
 from autogen_aca_sessions.client.aiohttp_transport import AiohttpTransport
-from autogen_aca_sessions.client.errors import NotFoundError, SessionsHTTPError, ValidationError
+from autogen_aca_sessions.client.errors import (
+    AuthenticationError,
+    NotFoundError,
+    RequestMayHaveRunError,
+    SessionsHTTPError,
+    ValidationError,
+)
+from autogen_aca_sessions.client.sandbox_stream import STREAM_SUBPROTOCOL
 from autogen_aca_sessions.client.sandboxes import OutputChunk, OutputStream, SandboxesClient
 from autogen_aca_sessions.client.transport import TransportRequest, TransportResponse
 from autogen_aca_sessions.local import LocalSessionsServer
@@ -177,17 +184,26 @@ class Gateway:
     upstream: str
     status: int
     stream_messages: list[str] = field(default_factory=list)
-    """Anything a client sent on an upgraded socket (must stay empty)."""
+    """Anything a client sent on an upgraded socket."""
     url: str = ""
+    subprotocol: str = "someone-elses.v2"
+    """The only subprotocol its upgrade selects."""
+    answer: str | None = None
+    """With our subprotocol: the one frame it sends back to a command before it closes (none
+    when empty)."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path.endswith("/exec/stream"):
             if self.status != 101:
                 return web.Response(status=self.status, text="no streams here")
-            socket = web.WebSocketResponse(protocols=("someone-elses.v2",))
+            socket = web.WebSocketResponse(protocols=(self.subprotocol,))
             await socket.prepare(request)
             async for message in socket:
                 self.stream_messages.append(str(message.data))
+                if self.answer:
+                    await socket.send_str(self.answer)
+                if self.answer is not None:
+                    break  # and close, without an exit frame
             return socket
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         async with (
@@ -264,3 +280,31 @@ async def test_a_transport_other_than_aiohttp_falls_back(env: Env) -> None:
     await transport.inner.close()
     assert transport.methods == ["POST"]
     assert [c.text for c in heard.chunks] == ["via post\n"]
+
+
+async def test_a_wrong_key_is_an_authentication_error_before_anything_runs(env: Env) -> None:
+    async with SandboxesClient(
+        env.server.base_url,
+        subscription_id=SUB,
+        resource_group=RG,
+        sandbox_group=GROUP,
+        credential="not-the-key",
+    ) as client:
+        with pytest.raises(AuthenticationError):
+            await client.exec_stream(env.sandbox_id, "true", on_output=Collector())
+
+
+@pytest.mark.parametrize(
+    "answer", [None, '{"type": "progress"}', "not json"], ids=["closes", "unknown-frame", "not-json"]
+)
+async def test_a_server_that_breaks_the_protocol_after_the_command_is_may_have_run(
+    env: Env, gateway_for: Callable[[int], Awaitable[Gateway]], answer: str | None
+) -> None:
+    gateway = await gateway_for(101)
+    gateway.subprotocol = STREAM_SUBPROTOCOL
+    gateway.answer = answer if answer is not None else ""
+    async with env.another_client(gateway.url) as client:
+        with pytest.raises(RequestMayHaveRunError):
+            await client.exec_stream(env.sandbox_id, "echo once", on_output=Collector())
+        # Not retried and no fallback: the command went out once.
+        assert len(gateway.stream_messages) == 1

@@ -4,6 +4,7 @@ fallback to executeShellCommand behind a gateway that does not carry the stream.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -308,3 +309,29 @@ async def test_a_server_that_breaks_the_protocol_after_the_command_is_may_have_r
             await client.exec_stream(env.sandbox_id, "echo once", on_output=Collector())
         # Not retried and no fallback: the command went out once.
         assert len(gateway.stream_messages) == 1
+
+
+async def test_the_stream_runs_over_tls_on_the_transports_own_ssl_settings() -> None:
+    async with LocalSessionsServer(tls=True) as server:
+        await server.create_sandbox_group(GROUP, subscription=SUB, resource_group=RG)
+        transport = AiohttpTransport(ssl=ssl.create_default_context(cafile=str(server.tls_ca_file)))
+        try:
+            async with SandboxesClient(
+                server.base_url,
+                subscription_id=SUB,
+                resource_group=RG,
+                sandbox_group=GROUP,
+                credential=server.api_key,
+                transport=transport,
+            ) as client:
+                assert server.base_url.startswith("https://")
+                sandbox = await client.create()
+                heard = Collector()
+                first = heard.expect("over wss\n")
+                command = "echo over wss; while [ ! -e /root/go-tls ]; do sleep 0.05; done"
+                run = asyncio.ensure_future(client.exec_stream(sandbox.id, command, on_output=heard))
+                await first.wait()  # streamed: the fallback would deliver only after the end
+                await client.write_file(sandbox.id, "/root/go-tls", b"")
+                assert (await run).stdout == "over wss\n"
+        finally:
+            await transport.close()

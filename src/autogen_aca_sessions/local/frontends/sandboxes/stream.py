@@ -93,12 +93,18 @@ def _not_running(sandbox: LocalSandbox) -> WireError:
 
 class _StreamText:
     """One output stream on its way to the client: capped as the runtime caps it, decoded
-    incrementally, and the text sent kept (to tell the runtime's notes from the output)."""
+    incrementally, and, for stderr, the text sent kept (to tell the runtime's notes, which it
+    appends to stderr, from the output)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: bool) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._room = MAX_OUTPUT_BYTES
+        self._keep = keep
         self.sent: list[str] = []
+
+    def note_sent(self, text: str) -> None:
+        if self._keep:
+            self.sent.append(text)
 
     def take(self, data: bytes) -> str:
         """The text of ``data`` to send now (empty past the cap, or mid-character)."""
@@ -116,12 +122,15 @@ class _Relay:
 
     def __init__(self, socket: web.WebSocketResponse) -> None:
         self._socket = socket
-        self._streams = {OutputStream.STDOUT: _StreamText(), OutputStream.STDERR: _StreamText()}
+        self._streams = {
+            OutputStream.STDOUT: _StreamText(keep=False),
+            OutputStream.STDERR: _StreamText(keep=True),
+        }
 
     async def send(self, stream: OutputStream, text: str) -> None:
         if not text:
             return
-        self._streams[stream].sent.append(text)
+        self._streams[stream].note_sent(text)
         if not self._socket.closed:
             # The client went away: the watcher cancels the command; until then output is dropped.
             with contextlib.suppress(ConnectionError):

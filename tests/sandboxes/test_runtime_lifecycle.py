@@ -196,6 +196,24 @@ async def test_disk_mode_loses_processes_but_keeps_files(make_sandbox: MakeSandb
     assert (await sandbox.exec_shell("cat /tmp/t")).exit_code != 0
 
 
+async def test_a_disk_mode_stop_during_a_command_says_it_may_have_run_not_that_nothing_ran(
+    make_sandbox: MakeSandbox,
+) -> None:
+    """``SandboxNotRunning`` tells a client that nothing ran (resume and send again); a command the
+    stop cut short did run in part, so it is ``ConflictingOperation`` and a client never resends it."""
+    sandbox = await make_sandbox(_mode(SuspendMode.DISK))
+    started = asyncio.Event()
+
+    async def on_output(chunk: OutputChunk) -> None:
+        started.set()
+
+    task = asyncio.create_task(sandbox.exec_shell("echo started; sleep 3600", on_output=on_output))
+    await asyncio.wait_for(started.wait(), 60)
+    assert (await sandbox.stop()).state is SandboxState.STOPPED
+    with pytest.raises(ConflictingOperation, match="while the command ran"):
+        await task
+
+
 async def test_none_mode_keeps_nothing(make_sandbox: MakeSandbox) -> None:
     sandbox = await make_sandbox(_mode(SuspendMode.NONE))
     await sandbox.write_file("/root/a.txt", b"dropped")

@@ -264,8 +264,8 @@ async def exec_stream(call: SandboxCall) -> web.StreamResponse:
         if isinstance(request, WireError):
             await _refuse(socket, request)
             return socket
-        # Checked here, with no await before the command starts: a SandboxNotRunning from the
-        # runtime after this point means the sandbox stopped while the command ran.
+        # Checked here, with no await before the command starts, so SandboxNotRunning is only
+        # ever sent for a command that did not start.
         if sandbox.state is not SandboxState.RUNNING:
             await _refuse(socket, _not_running(sandbox))
             return socket
@@ -275,17 +275,7 @@ async def exec_stream(call: SandboxCall) -> web.StreamResponse:
             if not await _run_until_exit_or_hangup(socket, work):
                 return socket
             result = work.result()
-        except SandboxNotRunning:
-            await _refuse(
-                socket,
-                WireError(
-                    409,
-                    "ConflictingOperation",
-                    "The sandbox was stopped while the command ran; its output so far was sent.",
-                ),
-            )
-            return socket
-        except SandboxError as exc:
+        except SandboxError as exc:  # a stop while it ran is ConflictingOperation: never resent
             await _refuse(socket, wire_error(exc))
             return socket
         finally:

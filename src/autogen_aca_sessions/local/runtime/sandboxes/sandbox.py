@@ -421,8 +421,13 @@ class LocalSandbox:
                 max_output_bytes=MAX_OUTPUT_BYTES,
             )
         except AgentGone as exc:
+            # Never SandboxNotRunning here: that code tells a client nothing ran (resume and send
+            # again), and this command started, so it may have run in part.
             if self._state is not SandboxState.RUNNING:
-                raise SandboxNotRunning(self.id, self._state.value) from exc
+                raise ConflictingOperation(
+                    f"Sandbox '{self.id}' was stopped ({self._state.value}) while the command ran; "
+                    "it may have run in part, and its output is lost."
+                ) from exc
             raise ConflictingOperation(f"The command's sandbox processes ended: {exc}") from exc
         finally:
             self._busy -= 1

@@ -1,4 +1,5 @@
-"""Microsoft Agent Framework integration: a code interpreter in Azure Container Apps dynamic sessions.
+"""Microsoft Agent Framework integration: a code interpreter in Azure Container Apps dynamic sessions
+or Sandboxes.
 
 Install with the ``agent-framework`` extra (``pip install 'autogen-aca-sessions[agent-framework]'``).
 Built on the framework-neutral :class:`~autogen_aca_sessions.client.SessionsClient`; it never imports
@@ -12,6 +13,13 @@ AutoGen. Typical use::
         agent = Agent(client=chat_client, context_providers=[codeact])
         session = agent.create_session()
         print(await agent.run("Plot y = x**2", session=session))
+
+On Sandboxes (one sandbox per ``AgentSession``, suspended between runs, resumed from the
+``AgentSession``'s serialised state in a new process) only the configuration changes::
+
+    config = SandboxesConfig(endpoint=endpoint, subscription_id=sub, resource_group=rg, sandbox_group=group)
+    async with CodeActProvider(config, credential=credential) as codeact:
+        ...
 """
 
 from __future__ import annotations
@@ -25,14 +33,25 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "and agent-framework-tools): pip install 'autogen-aca-sessions[agent-framework]'"
     ) from exc
 
-from autogen_aca_sessions.agent_framework._config import DynamicSessionsConfig, PoolKind
+from autogen_aca_sessions.agent_framework._backend import BackendConfig, CodeBackend, RunOutcome
+from autogen_aca_sessions.agent_framework._config import (
+    BackendKind,
+    CodeInterpreterConfig,
+    DynamicSessionsConfig,
+    PoolKind,
+    SandboxesConfig,
+)
 from autogen_aca_sessions.agent_framework._functions import FunctionSource, InjectedFunction
-from autogen_aca_sessions.agent_framework._provider import DynamicSessionsCodeActProvider, session_tools
+from autogen_aca_sessions.agent_framework._provider import (
+    CodeActProvider,
+    DynamicSessionsCodeActProvider,
+    session_tools,
+)
+from autogen_aca_sessions.agent_framework._sandboxes import SANDBOX_STATE_KEY, Sandboxes
 from autogen_aca_sessions.agent_framework._sessions import (
     STATE_KEY,
     DynamicSessions,
     PathNotAllowedError,
-    RunOutcome,
     SessionSetupError,
 )
 from autogen_aca_sessions.agent_framework._shell_executor import DynamicSessionsShellExecutor
@@ -50,13 +69,20 @@ from autogen_aca_sessions.client.checkpoint import (
     CheckpointTamperedError,
     SkippedVariable,
 )
+from autogen_aca_sessions.client.sandbox_python import SandboxGoneError
 
 __all__ = [
+    "SANDBOX_STATE_KEY",
     "STATE_KEY",
+    "BackendConfig",
+    "BackendKind",
     "CheckpointError",
     "CheckpointInfo",
     "CheckpointSessionGoneError",
     "CheckpointTamperedError",
+    "CodeActProvider",
+    "CodeBackend",
+    "CodeInterpreterConfig",
     "DownloadFileTool",
     "DynamicSessions",
     "DynamicSessionsCodeActProvider",
@@ -70,6 +96,9 @@ __all__ = [
     "PoolKind",
     "RunOutcome",
     "RunShellTool",
+    "SandboxGoneError",
+    "Sandboxes",
+    "SandboxesConfig",
     "SessionSetupError",
     "SkippedVariable",
     "UploadFileTool",

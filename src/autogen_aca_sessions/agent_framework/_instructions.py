@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from autogen_aca_sessions.agent_framework._config import DynamicSessionsConfig, PoolKind
+from autogen_aca_sessions.agent_framework._config import BackendKind, PoolKind, SandboxesConfig
 from autogen_aca_sessions.client import SessionFile
+from autogen_aca_sessions.client.sandbox_python import WORK_DIR
+from autogen_aca_sessions.client.session_code import MNT_DATA
+
+if TYPE_CHECKING:
+    from autogen_aca_sessions.agent_framework._backend import BackendConfig
 
 __all__ = [
-    "DOWNLOAD_FILE_DESCRIPTION",
-    "LIST_FILES_DESCRIPTION",
-    "UPLOAD_FILE_DESCRIPTION",
     "build_instructions",
+    "download_file_description",
     "execute_code_description",
+    "list_files_description",
     "run_shell_description",
+    "upload_file_description",
+    "work_dir",
 ]
 
 _MAX_PACKAGES = 80
@@ -46,8 +53,29 @@ def _packages_for_model(packages: Sequence[str]) -> list[str]:
 _MAX_FILES = 50
 
 
-def execute_code_description(config: DynamicSessionsConfig) -> str:
+def work_dir(config: BackendConfig) -> str:
+    """Where the backend's code runs and its files live."""
+    return WORK_DIR if config.backend is BackendKind.SANDBOXES else MNT_DATA
+
+
+def _network(config: BackendConfig) -> str:
+    if config.backend is BackendKind.SANDBOXES:
+        return "Network access is what the sandbox group's egress policy allows."
+    return "There is no network access."
+
+
+def execute_code_description(config: BackendConfig) -> str:
     """Description of the ``execute_code`` tool."""
+    if config.backend is BackendKind.SANDBOXES:
+        return (
+            "Run Python code in a persistent interpreter in a sandbox (Azure Container Apps "
+            "sandbox). Variables, imports and files persist between calls in this conversation, "
+            "also while the sandbox is suspended between turns. The working directory is "
+            f"{WORK_DIR}. Returns stdout and stderr: print what you need to see (the value of the "
+            "last expression is not shown, and figures do not come back as images: save them to "
+            f"files). {_network(config)} Each call may run for {config.timeout_seconds} s; when it "
+            "runs longer it is interrupted, the output so far is returned and the variables are kept."
+        )
     return (
         "Run Python code in a sandboxed Jupyter session (Azure Container Apps dynamic session). "
         "Variables, imports and files persist between calls in this conversation. The working "
@@ -58,33 +86,53 @@ def execute_code_description(config: DynamicSessionsConfig) -> str:
     )
 
 
-def run_shell_description(config: DynamicSessionsConfig) -> str:
+def run_shell_description(config: BackendConfig) -> str:
     """Description of the ``run_shell`` tool."""
+    place = (
+        "a sandbox (Azure Container Apps sandbox)"
+        if config.backend is BackendKind.SANDBOXES
+        else "a sandboxed Linux session (Azure Container Apps dynamic session)"
+    )
     return (
-        "Run a shell command in a sandboxed Linux session (Azure Container Apps dynamic session). "
-        "Files persist between calls in this conversation; the working directory is /mnt/data. "
-        "Returns stdout, stderr and the exit code. There is no network access. "
+        f"Run a shell command in {place}. "
+        f"Files persist between calls in this conversation; the working directory is {work_dir(config)}. "
+        f"Returns stdout, stderr and the exit code. {_network(config)} "
         f"Each command may run for {config.timeout_seconds} s; when it runs longer the output so far "
         "is returned."
     )
 
 
-UPLOAD_FILE_DESCRIPTION = (
-    "Copy a file from the user's upload directory into the session's /mnt/data, where code can "
-    "read it. Give its path relative to the upload directory."
-)
-LIST_FILES_DESCRIPTION = "List the files in the session's /mnt/data (name, size, last change)."
-DOWNLOAD_FILE_DESCRIPTION = (
-    "Copy a file from the session's /mnt/data to the user's download directory, e.g. a chart or a "
-    "CSV the code wrote. Give its name relative to /mnt/data."
-)
+def _where(config: BackendConfig) -> str:
+    noun = "sandbox" if config.backend is BackendKind.SANDBOXES else "session"
+    return f"the {noun}'s {work_dir(config)}"
 
 
-def _format_files(files: Sequence[SessionFile]) -> str:
+def upload_file_description(config: BackendConfig) -> str:
+    """Description of the ``upload_file`` tool."""
+    return (
+        f"Copy a file from the user's upload directory into {_where(config)}, where code can "
+        "read it. Give its path relative to the upload directory."
+    )
+
+
+def list_files_description(config: BackendConfig) -> str:
+    """Description of the ``list_files`` tool."""
+    return f"List the files in {_where(config)} (name, size, last change)."
+
+
+def download_file_description(config: BackendConfig) -> str:
+    """Description of the ``download_file`` tool."""
+    return (
+        f"Copy a file from {_where(config)} to the user's download directory, e.g. a chart or a "
+        f"CSV the code wrote. Give its name relative to {work_dir(config)}."
+    )
+
+
+def _format_files(config: BackendConfig, files: Sequence[SessionFile]) -> str:
     entries = [f for f in files if not f.is_directory]
     if not entries:
-        return "The session's /mnt/data is empty."
-    lines = ["Files in /mnt/data:"]
+        return f"{_where(config)[0].upper()}{_where(config)[1:]} is empty."
+    lines = [f"Files in {work_dir(config)}:"]
     for entry in entries[:_MAX_FILES]:
         size = f" ({entry.size_in_bytes} bytes)" if entry.size_in_bytes is not None else ""
         lines.append(f"- {entry.relative_path}{size}")
@@ -94,7 +142,7 @@ def _format_files(files: Sequence[SessionFile]) -> str:
 
 
 def build_instructions(
-    config: DynamicSessionsConfig,
+    config: BackendConfig,
     *,
     tool_names: Sequence[str],
     packages: Sequence[str],
@@ -102,7 +150,17 @@ def build_instructions(
     function_stubs: Sequence[str],
 ) -> str:
     """The CodeAct instructions: which tool runs code, what the session has, how to use it."""
-    if config.pool_kind is PoolKind.PYTHON:
+    if isinstance(config, SandboxesConfig):
+        lines = [
+            "You can run Python with the `execute_code` tool and shell commands with the `run_shell` "
+            "tool in a sandbox that keeps its state for this conversation, also between turns (it is "
+            "suspended with its memory while idle): define variables in one call and use them in the "
+            "next, even in a later turn.",
+            f"The working directory is {WORK_DIR}; read input files from there and save outputs (charts, "
+            "CSVs) there with relative names. Print what you need to see; figures do not come back as "
+            f"images, so save them to files. {_network(config)}",
+        ]
+    elif config.pool_kind is PoolKind.PYTHON:
         lines = [
             "You can run Python with the `execute_code` tool in a sandboxed Jupyter session that keeps "
             "its state for this conversation: define variables in one call and use them in the next.",
@@ -125,7 +183,7 @@ def build_instructions(
         more = f" (and {len(packages) - _MAX_PACKAGES} more)" if len(packages) > _MAX_PACKAGES else ""
         lines.append(f"Installed packages: {shown}{more}.")
     if files is not None:
-        lines.append(_format_files(files))
+        lines.append(_format_files(config, files))
     if function_stubs:
         module = config.functions_module
         lines.append(

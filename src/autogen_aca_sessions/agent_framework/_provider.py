@@ -1,4 +1,5 @@
-"""The CodeAct context provider: injects the session tools and instructions into every run."""
+"""The CodeAct context provider: injects the session tools and instructions into every run, and
+lets the backend act when a run ends (a sandbox is suspended)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 
 from agent_framework import AgentSession, ContextProvider, FunctionTool, SessionContext
 
-from autogen_aca_sessions.agent_framework._config import DynamicSessionsConfig, PoolKind
+from autogen_aca_sessions.agent_framework._backend import CodeBackend
+from autogen_aca_sessions.agent_framework._config import DynamicSessionsConfig, PoolKind, SandboxesConfig
 from autogen_aca_sessions.agent_framework._functions import InjectedFunction
 from autogen_aca_sessions.agent_framework._instructions import build_instructions
+from autogen_aca_sessions.agent_framework._sandboxes import Sandboxes
 from autogen_aca_sessions.agent_framework._sessions import DynamicSessions
 from autogen_aca_sessions.agent_framework._tools import (
     DownloadFileTool,
@@ -22,19 +25,21 @@ from autogen_aca_sessions.agent_framework._tools import (
 from autogen_aca_sessions.client import SessionFile, SessionsError, TokenSource
 from autogen_aca_sessions.client.closing import AsyncClosing
 
-__all__ = ["DynamicSessionsCodeActProvider", "session_tools"]
+__all__ = ["CodeActProvider", "DynamicSessionsCodeActProvider", "session_tools"]
 
 logger = logging.getLogger(__name__)
 
 
-def session_tools(sessions: DynamicSessions) -> list[FunctionTool]:
-    """The tools for ``sessions``' pool: ``execute_code`` (Python) or ``run_shell`` (shell), then
-    ``list_files``, and ``upload_file`` / ``download_file`` when their directory is configured."""
+def session_tools(sessions: CodeBackend) -> list[FunctionTool]:
+    """The tools for a backend: ``execute_code`` (Python) and/or ``run_shell`` (shell), as the
+    backend runs them (a Python pool, a shell pool, a sandbox: both), then ``list_files``, and
+    ``upload_file`` / ``download_file`` when their directory is configured."""
     config = sessions.config
     tools: list[FunctionTool] = [
-        ExecuteCodeTool(sessions) if config.pool_kind is PoolKind.PYTHON else RunShellTool(sessions),
-        ListFilesTool(sessions),
+        ExecuteCodeTool(sessions) if kind is PoolKind.PYTHON else RunShellTool(sessions)
+        for kind in sessions.tool_kinds
     ]
+    tools.append(ListFilesTool(sessions))
     if config.upload_dir is not None:
         tools.append(UploadFileTool(sessions))
     if config.download_dir is not None:
@@ -42,23 +47,25 @@ def session_tools(sessions: DynamicSessions) -> list[FunctionTool]:
     return tools
 
 
-class DynamicSessionsCodeActProvider(AsyncClosing, ContextProvider):
-    """Give an agent a code interpreter in Azure Container Apps dynamic sessions.
+class CodeActProvider(AsyncClosing, ContextProvider):
+    """Give an agent a code interpreter in Azure Container Apps dynamic sessions or sandboxes.
 
-    Before every run it adds the session tools (see :func:`session_tools`) and instructions that
-    name the session's packages, its files and the injected functions. Each ``AgentSession`` gets
-    its own dynamic session, kept across runs.
+    Before every run it adds the tools (see :func:`session_tools`) and instructions that name the
+    packages, the files and the injected functions. Each ``AgentSession`` gets its own dynamic
+    session or sandbox, kept across runs. After every run the backend's ``after_run`` runs: a
+    sandbox is suspended there (``SandboxesConfig.suspend_after_run``), memory kept.
 
-    Either pass a :class:`DynamicSessions` (shared with other agents or workflow steps, closed by
-    its owner) or a configuration (and credential, functions), in which case the provider owns the
-    sessions and closes them with ``async with`` / :meth:`close`.
+    Either pass a backend (:class:`DynamicSessions` or :class:`Sandboxes`, shared with other
+    agents or workflow steps, closed by its owner) or a configuration (:class:`DynamicSessionsConfig`
+    or :class:`SandboxesConfig`, and credential, functions), in which case the provider owns the
+    backend and closes it with ``async with`` / :meth:`close`.
     """
 
     DEFAULT_SOURCE_ID = "aca_sessions_codeact"
 
     def __init__(
         self,
-        sessions: DynamicSessions | DynamicSessionsConfig,
+        sessions: CodeBackend | DynamicSessionsConfig | SandboxesConfig,
         *,
         credential: TokenSource | None = None,
         functions: Sequence[InjectedFunction] = (),
@@ -67,21 +74,25 @@ class DynamicSessionsCodeActProvider(AsyncClosing, ContextProvider):
         describe_packages: bool = True,
     ) -> None:
         super().__init__(source_id)
-        if isinstance(sessions, DynamicSessions):
-            if credential is not None or functions:
-                raise ValueError("credential and functions belong to the DynamicSessions passed in")
-            self._sessions = sessions
-            self._owns_sessions = False
-        else:
+        self._sessions: CodeBackend
+        if isinstance(sessions, DynamicSessionsConfig):
             self._sessions = DynamicSessions(sessions, credential=credential, functions=functions)
             self._owns_sessions = True
+        elif isinstance(sessions, SandboxesConfig):
+            self._sessions = Sandboxes(sessions, credential=credential, functions=functions)
+            self._owns_sessions = True
+        else:
+            if credential is not None or functions:
+                raise ValueError("credential and functions belong to the backend passed in")
+            self._sessions = sessions
+            self._owns_sessions = False
         self._tools = session_tools(self._sessions)
         self._describe_files = describe_files
         self._describe_packages = describe_packages
 
     @property
-    def sessions(self) -> DynamicSessions:
-        """The sessions the tools run in."""
+    def sessions(self) -> CodeBackend:
+        """The backend the tools run in (a :class:`DynamicSessions` or a :class:`Sandboxes`)."""
         return self._sessions
 
     @property
@@ -125,7 +136,23 @@ class DynamicSessionsCodeActProvider(AsyncClosing, ContextProvider):
         context.extend_instructions(self.source_id, await self.instructions(session))
         context.extend_tools(self.source_id, self._tools)
 
+    async def after_run(
+        self,
+        *,
+        agent: Any,
+        session: AgentSession | None,
+        context: SessionContext,
+        state: dict[str, Any],
+    ) -> None:
+        """Let the backend act on the end of the run: a sandbox is suspended (memory kept) until
+        the conversation's next call; a dynamic session is left to its cooldown."""
+        await self._sessions.after_run(session)
+
     async def close(self) -> None:
         """Close the sessions if this provider created them."""
         if self._owns_sessions:
             await self._sessions.close()
+
+
+DynamicSessionsCodeActProvider = CodeActProvider
+"""The name :class:`CodeActProvider` had when it ran on dynamic sessions only (kept for existing code)."""

@@ -16,10 +16,10 @@ import os
 import ssl as ssl_module
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from autogen_aca_sessions.agent_framework._backend import RunOutcome
 from autogen_aca_sessions.agent_framework._config import DynamicSessionsConfig, PoolKind
 from autogen_aca_sessions.agent_framework._functions import (
     FunctionsModule,
@@ -76,18 +76,6 @@ class PathNotAllowedError(ValueError):
 
 class SessionSetupError(SessionsError):
     """The session could not be prepared (working directory or injected functions)."""
-
-
-@dataclass
-class RunOutcome:
-    """One execution as the tools report it."""
-
-    result: ExecutionResult
-    """What the service returned."""
-    identifier: str
-    """The session identifier the code ran in."""
-    notes: list[str] = field(default_factory=list)
-    """Things the model should know beyond the output (e.g. the session was replaced)."""
 
 
 class DynamicSessions(AsyncClosing):
@@ -165,6 +153,11 @@ class DynamicSessions(AsyncClosing):
     def functions(self) -> FunctionsModule | None:
         """The module built from the injected functions, if any."""
         return self._functions
+
+    @property
+    def tool_kinds(self) -> tuple[PoolKind, ...]:
+        """The pool's kind: a Python pool runs ``execute_code``, a shell pool ``run_shell``."""
+        return (self._config.pool_kind,)
 
     @property
     def created_identifiers(self) -> frozenset[str]:
@@ -525,6 +518,9 @@ class DynamicSessions(AsyncClosing):
             return
         with contextlib.suppress(NotFoundError):
             await self._client.delete_session(identifier)
+
+    async def after_run(self, session: AgentSession | None) -> None:
+        """Nothing between runs: a dynamic session ends by itself after its cooldown."""
 
     async def close(self) -> None:
         """Delete the sessions this object created and used (``release_on_close``), then close the

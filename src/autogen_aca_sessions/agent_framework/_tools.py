@@ -12,16 +12,19 @@ from typing import Any, ClassVar
 
 from agent_framework import AgentSession, Content, FunctionInvocationContext, FunctionTool
 
-from autogen_aca_sessions.agent_framework._config import ApprovalModeName, DynamicSessionsConfig
+from autogen_aca_sessions.agent_framework._backend import BackendConfig, CodeBackend, RunOutcome
+from autogen_aca_sessions.agent_framework._config import ApprovalModeName
 from autogen_aca_sessions.agent_framework._instructions import (
-    DOWNLOAD_FILE_DESCRIPTION,
-    LIST_FILES_DESCRIPTION,
-    UPLOAD_FILE_DESCRIPTION,
+    download_file_description,
     execute_code_description,
+    list_files_description,
     run_shell_description,
+    upload_file_description,
+    work_dir,
 )
 from autogen_aca_sessions.agent_framework._results import cut, error_contents, execution_contents
-from autogen_aca_sessions.agent_framework._sessions import DynamicSessions, PathNotAllowedError, RunOutcome
+from autogen_aca_sessions.agent_framework._sandboxes import gone_message
+from autogen_aca_sessions.agent_framework._sessions import PathNotAllowedError
 from autogen_aca_sessions.client import (
     ExecutionTimeoutError,
     NotFoundError,
@@ -31,6 +34,7 @@ from autogen_aca_sessions.client import (
     SessionsConnectionError,
     SessionsError,
 )
+from autogen_aca_sessions.client.sandbox_python import SandboxGoneError
 
 __all__ = [
     "DOWNLOAD_FILE_SCHEMA",
@@ -118,6 +122,8 @@ def _failure(exc: Exception) -> list[Content]:
             f"state before running it again. {exc}",
             error_code=type(exc).__name__,
         )
+    if isinstance(exc, SandboxGoneError):
+        return error_contents(gone_message(exc.sandbox_id), error_code="SandboxGone")
     if isinstance(exc, SessionsConnectionError):
         return error_contents(f"Could not reach the session pool: {exc}", error_code=type(exc).__name__)
     if isinstance(exc, SessionsError):
@@ -126,8 +132,9 @@ def _failure(exc: Exception) -> list[Content]:
 
 
 class _SessionTool(FunctionTool):
-    """A tool bound to one :class:`DynamicSessions`; subclasses declare their name, schema and
-    description and implement ``_act`` (the conversation's ``AgentSession`` and the arguments)."""
+    """A tool bound to one :class:`~._backend.CodeBackend` (dynamic sessions or sandboxes);
+    subclasses declare their name, schema and description and implement ``_act`` (the
+    conversation's ``AgentSession`` and the arguments)."""
 
     DEFAULT_NAME: ClassVar[str]
     SCHEMA: ClassVar[dict[str, Any]]
@@ -137,7 +144,7 @@ class _SessionTool(FunctionTool):
 
     def __init__(
         self,
-        sessions: DynamicSessions,
+        sessions: CodeBackend,
         *,
         name: str | None = None,
         approval_mode: ApprovalModeName | None = None,
@@ -151,18 +158,23 @@ class _SessionTool(FunctionTool):
             approval_mode=mode,
             kind=self.KIND,
             func=self._call,
-            input_model=self.SCHEMA,
+            input_model=self._schema(sessions.config),
         )
         self._sessions = sessions
 
     @property
-    def sessions(self) -> DynamicSessions:
-        """The sessions this tool runs in."""
+    def sessions(self) -> CodeBackend:
+        """The backend this tool runs in (a ``DynamicSessions`` or a ``Sandboxes``)."""
         return self._sessions
 
     @staticmethod
-    def _describe(config: DynamicSessionsConfig) -> str:
+    def _describe(config: BackendConfig) -> str:
         raise NotImplementedError
+
+    @classmethod
+    def _schema(cls, config: BackendConfig) -> dict[str, Any]:
+        """The JSON schema of the arguments (a subclass may name the backend's directory)."""
+        return cls.SCHEMA
 
     async def _call(self, ctx: FunctionInvocationContext, **arguments: Any) -> list[Content]:
         # Agent Framework passes the invocation context as `ctx` (found by its annotation).
@@ -197,7 +209,7 @@ class ExecuteCodeTool(_SessionTool):
 
 
 class RunShellTool(_SessionTool):
-    """``run_shell``: a shell command in the conversation's session (shell pools)."""
+    """``run_shell``: a shell command in the conversation's session (shell pools) or sandbox."""
 
     DEFAULT_NAME = "run_shell"
     SCHEMA = RUN_SHELL_SCHEMA
@@ -209,37 +221,34 @@ class RunShellTool(_SessionTool):
 
 
 class UploadFileTool(_SessionTool):
-    """``upload_file``: a file of the allowed local directory into the session's ``/mnt/data``."""
+    """``upload_file``: a file of the allowed local directory into the working directory."""
 
     DEFAULT_NAME = "upload_file"
     SCHEMA = UPLOAD_FILE_SCHEMA
 
-    @staticmethod
-    def _describe(config: DynamicSessionsConfig) -> str:
-        return UPLOAD_FILE_DESCRIPTION
+    _describe = staticmethod(upload_file_description)
 
     async def _act(self, session: AgentSession | None, path: str) -> list[Content]:  # type: ignore[override]
         uploaded = await self._sessions.upload_from_allowed_dir(session, path)
         size = f" ({uploaded.size_in_bytes} bytes)" if uploaded.size_in_bytes is not None else ""
-        return [Content.from_text(f"Uploaded {path} as /mnt/data/{uploaded.relative_path}{size}.")]
+        root = work_dir(self._sessions.config)
+        return [Content.from_text(f"Uploaded {path} as {root}/{uploaded.relative_path}{size}.")]
 
 
 class ListFilesTool(_SessionTool):
-    """``list_files``: what is in the session's ``/mnt/data`` (read-only, never needs approval)."""
+    """``list_files``: what is in the working directory (read-only, never needs approval)."""
 
     DEFAULT_NAME = "list_files"
     SCHEMA = LIST_FILES_SCHEMA
     READ_ONLY = True
 
-    @staticmethod
-    def _describe(config: DynamicSessionsConfig) -> str:
-        return LIST_FILES_DESCRIPTION
+    _describe = staticmethod(list_files_description)
 
     async def _act(self, session: AgentSession | None) -> list[Content]:  # type: ignore[override]
         files = await self._sessions.list_files(session)
         entries = [entry for entry in files if not entry.is_directory]
         if not entries:
-            return [Content.from_text("/mnt/data is empty.")]
+            return [Content.from_text(f"{work_dir(self._sessions.config)} is empty.")]
         lines = []
         for entry in entries:
             size = f"{entry.size_in_bytes} bytes" if entry.size_in_bytes is not None else "size unknown"
@@ -254,13 +263,18 @@ class DownloadFileTool(_SessionTool):
     DEFAULT_NAME = "download_file"
     SCHEMA = DOWNLOAD_FILE_SCHEMA
 
-    @staticmethod
-    def _describe(config: DynamicSessionsConfig) -> str:
-        return DOWNLOAD_FILE_DESCRIPTION
+    _describe = staticmethod(download_file_description)
+
+    @classmethod
+    def _schema(cls, config: BackendConfig) -> dict[str, Any]:
+        root = work_dir(config)
+        name = {"type": "string", "description": f"File name relative to {root}, e.g. 'chart.png'."}
+        return {**DOWNLOAD_FILE_SCHEMA, "properties": {**DOWNLOAD_FILE_SCHEMA["properties"], "name": name}}
 
     async def _act(  # type: ignore[override]
         self, session: AgentSession | None, name: str, local_name: str | None = None
     ) -> list[Content]:
         saved = await self._sessions.download_to_allowed_dir(session, name, local_name)
-        remote = name.removeprefix("/mnt/data/")
-        return [Content.from_text(f"Saved /mnt/data/{remote} as {saved.name} in the download directory.")]
+        root = work_dir(self._sessions.config)
+        remote = name.removeprefix(root + "/")
+        return [Content.from_text(f"Saved {root}/{remote} as {saved.name} in the download directory.")]

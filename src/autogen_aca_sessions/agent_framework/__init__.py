@@ -47,6 +47,7 @@ from autogen_aca_sessions.agent_framework._provider import (
     DynamicSessionsCodeActProvider,
     session_tools,
 )
+from autogen_aca_sessions.agent_framework._sandbox_shell_executor import SandboxShellExecutor
 from autogen_aca_sessions.agent_framework._sandboxes import SANDBOX_STATE_KEY, Sandboxes
 from autogen_aca_sessions.agent_framework._sessions import (
     STATE_KEY,
@@ -97,6 +98,7 @@ __all__ = [
     "RunOutcome",
     "RunShellTool",
     "SandboxGoneError",
+    "SandboxShellExecutor",
     "Sandboxes",
     "SandboxesConfig",
     "SessionSetupError",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent_framework import AgentSession, Content, FunctionTool
@@ -27,7 +28,7 @@ from autogen_aca_sessions.client.closing import AsyncClosing
 from autogen_aca_sessions.client.limits import MAX_EXECUTION_SECONDS
 from autogen_aca_sessions.client.session_shell import SHELL_TIMED_OUT_MARK, shell_code
 
-__all__ = ["DynamicSessionsShellExecutor"]
+__all__ = ["DynamicSessionsShellExecutor", "cut_bytes", "shell_function"]
 
 _SHELL_KIND = "shell"
 """Agent Framework's tool kind for a shell (``agent_framework._tools.SHELL_TOOL_KIND_VALUE``):
@@ -54,7 +55,7 @@ def _description(seconds: float | None) -> str:
     )
 
 
-def _cut(text: str, cap: int) -> tuple[str, bool]:
+def cut_bytes(text: str, cap: int) -> tuple[str, bool]:
     """``text`` within ``cap`` UTF-8 bytes, its start and end kept; and whether it was cut."""
     data = text.encode("utf-8", "surrogatepass")
     if len(data) <= cap:
@@ -64,6 +65,44 @@ def _cut(text: str, cap: int) -> tuple[str, bool]:
     start = data[:head].decode("utf-8", "replace")
     end = data[len(data) - tail :].decode("utf-8", "replace")
     return f"{start}\n[... {left_out} bytes cut ...]\n{end}", True
+
+
+def shell_function(
+    run: Callable[[str], Awaitable[ShellResult]],
+    *,
+    name: str,
+    description: str,
+    approval_mode: ApprovalModeName,
+) -> FunctionTool:
+    """A shell tool (``kind="shell"``) that calls ``run`` (an executor's ``run``): its result is the
+    text the shell tooling gives a model (stdout, stderr, exit code), the structured fields beside it."""
+
+    async def run_shell(command: str) -> list[Content]:
+        try:
+            result = await run(command)
+        except ShellExecutionError as exc:
+            return [Content.from_text(f"error: {exc}")]
+        return [
+            Content.from_text(
+                result.format_for_model(),
+                additional_properties={
+                    "stdout": result.stdout,
+                    "stderr": result.stderr,
+                    "exit_code": result.exit_code,
+                    "truncated": result.truncated,
+                    "timed_out": result.timed_out,
+                },
+            )
+        ]
+
+    return FunctionTool(
+        name=name,
+        description=description,
+        approval_mode=approval_mode,
+        kind=_SHELL_KIND,
+        func=run_shell,
+        input_model=_COMMAND_SCHEMA,
+    )
 
 
 class DynamicSessionsShellExecutor(AsyncClosing):
@@ -193,8 +232,8 @@ class DynamicSessionsShellExecutor(AsyncClosing):
         stderr = result.stderr
         if outcome.notes:
             stderr = "\n".join([stderr.rstrip("\n"), *outcome.notes]).lstrip("\n")
-        stdout, stdout_cut = _cut(result.stdout, self._max_output_bytes)
-        stderr, stderr_cut = _cut(stderr, self._max_output_bytes)
+        stdout, stdout_cut = cut_bytes(result.stdout, self._max_output_bytes)
+        stderr, stderr_cut = cut_bytes(stderr, self._max_output_bytes)
         return ShellResult(
             stdout=stdout,
             stderr=stderr,
@@ -229,31 +268,11 @@ class DynamicSessionsShellExecutor(AsyncClosing):
         ``get_shell_tool(func=...)`` take. Its result is the text the shell tooling gives a model
         (stdout, stderr, exit code) with the structured fields beside it."""
 
-        async def run_shell(command: str) -> list[Content]:
-            try:
-                result = await self.run(command)
-            except ShellExecutionError as exc:
-                return [Content.from_text(f"error: {exc}")]
-            return [
-                Content.from_text(
-                    result.format_for_model(),
-                    additional_properties={
-                        "stdout": result.stdout,
-                        "stderr": result.stderr,
-                        "exit_code": result.exit_code,
-                        "truncated": result.truncated,
-                        "timed_out": result.timed_out,
-                    },
-                )
-            ]
-
-        return FunctionTool(
+        return shell_function(
+            self.run,
             name=name,
             description=description or _description(self._timeout),
             approval_mode=self._approval_mode,
-            kind=_SHELL_KIND,
-            func=run_shell,
-            input_model=_COMMAND_SCHEMA,
         )
 
     def __repr__(self) -> str:

@@ -30,6 +30,8 @@ _REAL_SERVICE_ENV = (
     "ACA_RESOURCE_GROUP",
     "ACA_SESSIONS_MCP_ENDPOINT",
     "ACA_SESSIONS_MCP_API_KEY",
+    "ACA_SANDBOXES_ENDPOINT",
+    "ACA_SANDBOXES_API_KEY",
 )
 
 TESTED_EXAMPLES = {
@@ -44,6 +46,7 @@ TESTED_EXAMPLES = {
     "provision_pool.py",
     "agent_framework_quickstart.py",
     "agent_framework_workflow.py",
+    "agent_framework_sandbox.py",
     "mcp_agent.py",
     "stream_sandbox_progress.py",
 }
@@ -148,6 +151,27 @@ def test_agent_framework_workflow_steps_share_one_session() -> None:
     # The analyst's code used the engineer's DataFrame: it only works in the same interpreter.
     assert "Warmest hour:" in out
     assert "Both steps ran in one session (workflow-" in out
+
+
+def test_agent_framework_sandbox_continues_from_memory_after_a_suspend_with_new_agent_objects() -> None:
+    pytest.importorskip("agent_framework")
+    completed = run_example("agent_framework_sandbox.py")
+
+    assert completed.returncode == 0, explain(completed)
+    out = completed.stdout
+    assert "(analyst) calls execute_code:" in out
+    assert "90 orders, revenue 10,052.50" in out  # turn 1, computed in the sandbox
+    # Between the turns the sandbox was suspended, and the second turn found it by its saved id.
+    turns = [line for line in out.splitlines() if line.startswith("Sandbox ") and "after the turn" in line]
+    assert len(turns) == 2
+    assert all(line.endswith(": Suspended") for line in turns)
+    assert turns[0].split()[1] == turns[1].split()[1]
+    # Turn 2 used `orders` from the interpreter's memory (its code never rebuilds them).
+    assert "Best day: Wed (1,945.00)" in out
+    assert "(analyst) calls run_shell:" in out
+    assert "orders.json" in out
+    assert f"Sandbox {turns[0].split()[1]} deleted." in out
+    assert_clean_console(completed.stderr)
 
 
 def test_group_chat_runs_the_plan_step_by_step_in_one_session() -> None:
@@ -320,6 +344,7 @@ MISSING_PACKAGE_CASES = [
     ("provision_pool.py", "azure.mgmt.appcontainers", AUTOGEN_INSTALL),
     ("agent_framework_quickstart.py", "agent_framework", AGENT_FRAMEWORK_INSTALL),
     ("agent_framework_workflow.py", "agent_framework", AGENT_FRAMEWORK_INSTALL),
+    ("agent_framework_sandbox.py", "agent_framework", AGENT_FRAMEWORK_INSTALL),
     ("mcp_agent.py", "mcp", MCP_AGENT_INSTALL),
     ("mcp_agent.py", "agent_framework", MCP_AGENT_INSTALL),
     ("stream_sandbox_progress.py", "autogen_agentchat", AUTOGEN_INSTALL),

@@ -33,7 +33,7 @@ from autogen_aca_sessions.agent_framework import (
     session_tools,
 )
 from autogen_aca_sessions.agent_framework.testing import ScriptedChatClient, ToolCall
-from autogen_aca_sessions.client.sandboxes import SandboxState
+from autogen_aca_sessions.client.sandboxes import SandboxesClient, SandboxState
 from autogen_aca_sessions.local import LocalSessionsServer
 from tests.af_adapter._helpers import call, text_of
 
@@ -247,6 +247,83 @@ async def test_a_wrong_sandbox_id_in_a_restored_conversation_is_a_clear_tool_res
 
     assert failed[-1].error_code == "SandboxGone"
     assert "sandbox 'no-such-sandbox' no longer exists" in text_of(failed)
+
+
+async def test_code_that_ends_the_interpreter_is_told_so_and_the_next_call_gets_a_new_one(
+    sandboxes: Sandboxes,
+) -> None:
+    conversation = AgentSession()
+    code = session_tools(sandboxes)[0]
+    await call(code, conversation, code="x = 1\nopen('kept.txt', 'w').write('kept')")
+
+    ended = text_of(await call(code, conversation, code="import os\nprint('bye', flush=True)\nos._exit(3)"))
+    after = text_of(await call(code, conversation, code="print('x' in globals(), open('kept.txt').read())"))
+    exited = text_of(await call(code, conversation, code="import sys\nsys.exit(2)"))
+    still = text_of(await call(code, conversation, code="print('alive')"))
+
+    assert "stdout:\nbye" in ended
+    assert "Python interpreter had ended" in ended
+    assert "A new interpreter starts with the next call." in ended
+    assert "stdout:\nFalse kept" in after
+    # SystemExit ends the block, not the interpreter.
+    assert "error: The code exited with status 2." in exited
+    assert "interpreter had ended" not in exited
+    assert "stdout:\nalive" in still
+    await sandboxes.release(conversation)
+
+
+async def test_an_interpreter_killed_between_calls_is_replaced_and_the_code_runs_once_in_the_new_one(
+    sandboxes: Sandboxes,
+) -> None:
+    conversation = AgentSession()
+    code, shell = session_tools(sandboxes)[:2]
+    await call(code, conversation, code="y = 2")
+    await call(shell, conversation, command="kill -9 $(cat /root/.aca_repl/repl.pid)")
+
+    ran = text_of(await call(code, conversation, code="open('runs.txt', 'a').write('x')\nprint('ran')"))
+    runs = text_of(await call(shell, conversation, command="cat runs.txt"))
+
+    assert "stdout:\nran" in ran
+    assert "A new interpreter was started and this code ran in it." in ran
+    # It never reached the dead interpreter, and ran exactly once in the new one.
+    assert runs.endswith("stdout:\nx")
+    await sandboxes.release(conversation)
+
+
+async def test_concurrent_first_calls_of_one_conversation_make_one_sandbox(sandboxes: Sandboxes) -> None:
+    conversation = AgentSession()
+    before = sandboxes.created_sandboxes
+
+    outcomes = await asyncio.gather(
+        *(sandboxes.run_code(conversation, f"print({index})") for index in range(3))
+    )
+
+    assert len({outcome.identifier for outcome in outcomes}) == 1
+    assert len(sandboxes.created_sandboxes - before) == 1
+    await sandboxes.release(conversation)
+
+
+async def test_a_full_sandbox_group_is_a_clear_tool_result(server: LocalSessionsServer) -> None:
+    await server.create_sandbox_group("af-full", subscription=SUB, resource_group=RG, max_sandbox_count=1)
+    config = config_for(server).model_copy(update={"sandbox_group": "af-full", "delete_on_close": True})
+    async with (
+        SandboxesClient(
+            server.base_url,
+            subscription_id=SUB,
+            resource_group=RG,
+            sandbox_group="af-full",
+            credential=server.api_key,
+            max_retries=0,
+        ) as client,
+        Sandboxes(config, client=client) as backend,
+    ):
+        code = session_tools(backend)[0]
+        first = text_of(await call(code, AgentSession(), code="print('first')"))
+        refused = await call(code, AgentSession(), code="print('second')")
+
+    assert "stdout:\nfirst" in first
+    assert refused[-1].error_code == "SandboxGroupFull"
+    assert "try again later" in text_of(refused)
 
 
 _CHILD = """

@@ -45,6 +45,7 @@ from autogen_aca_sessions.client import (
     SessionsError,
     TokenSource,
 )
+from autogen_aca_sessions.client._sandbox_repl import REPL_DIR
 from autogen_aca_sessions.client.checks import is_loopback_host
 from autogen_aca_sessions.client.closing import AsyncClosing
 from autogen_aca_sessions.client.errors import ConfigurationError
@@ -264,9 +265,11 @@ class Sandboxes(AsyncClosing):
             return
         module = self._functions
         if module is not None:
+            # The set-up snippet is the dynamic sessions' one, which moves to /mnt/data when that
+            # exists (it does in some images): back to the sandbox's working directory after it.
+            setup = setup_code(self._config.functions_module, module.source, module.names)
             ran = await runner.run_python(
-                setup_code(self._config.functions_module, module.source, module.names),
-                timeout=_SETUP_TIMEOUT_SECONDS,
+                f"{setup}__import__('os').chdir({WORK_DIR!r})\n", timeout=_SETUP_TIMEOUT_SECONDS
             )
             if ran.exit_code != 0:
                 raise SessionSetupError(
@@ -288,10 +291,39 @@ class Sandboxes(AsyncClosing):
         seconds = float(timeout_seconds or self._config.timeout_seconds)
         async with self.running(session) as runner:
             started = time.monotonic()
-            ran = await runner.run_python(code, timeout=seconds)
+            ran, notes = await self._run_python(runner, code, seconds)
         timed_out = ran.exit_code == TIMEOUT_EXIT_CODE
         result = _execution_result(runner.sandbox_id, ran, started, timed_out=timed_out, shell=False)
-        return RunOutcome(result=result, identifier=runner.sandbox_id)
+        return RunOutcome(result=result, identifier=runner.sandbox_id, notes=notes)
+
+    async def _run_python(
+        self, runner: SandboxPython, code: str, seconds: float
+    ) -> tuple[ShellResult, list[str]]:
+        """Run a block; when it failed because the interpreter is gone (the model's code ended
+        it, or it crashed), start a new one for the next call and say so, and send the block
+        again only when it never reached the old interpreter (so nothing runs twice)."""
+        ran = await runner.run_python(code, timeout=seconds)
+        if ran.exit_code in (0, TIMEOUT_EXIT_CODE) or await self._interpreter_alive(runner):
+            return ran, []
+        runner.forget_interpreter()
+        self._prepared.discard(runner.sandbox_id)
+        notes = [
+            "The sandbox's Python interpreter had ended (the code exited it, or it crashed): "
+            "variables from earlier calls are gone; files in the sandbox are kept."
+        ]
+        if _never_reached_interpreter(ran):
+            await self._prepare(runner)
+            ran = await runner.run_python(code, timeout=seconds)
+            notes.append("A new interpreter was started and this code ran in it.")
+        else:
+            notes.append("A new interpreter starts with the next call.")
+        return ran, notes
+
+    async def _interpreter_alive(self, runner: SandboxPython) -> bool:
+        sandbox_id = runner.sandbox_id
+        probe = f"kill -0 $(cat {REPL_DIR}/repl.pid 2>/dev/null) 2>/dev/null"
+        alive = await runner.call(lambda: self._client.exec_shell(sandbox_id, probe, timeout=30))
+        return alive.exit_code == 0
 
     async def run_shell(
         self, session: AgentSession | None, command: str, *, timeout_seconds: int | None = None
@@ -526,6 +558,12 @@ def workspace_path(name: str) -> str:
     return "/".join(parts)
 
 
+def _never_reached_interpreter(ran: ShellResult) -> bool:
+    """Whether a failed block failed in the command that sends it, before the interpreter got it:
+    its traceback is the sending script's own (a block's tracebacks name ``<block>``)."""
+    return f'File "{REPL_DIR}/client.py"' in ran.stderr and "<block>" not in ran.stderr
+
+
 def _execution_result(
     sandbox_id: str, ran: ShellResult, started: float, *, timed_out: bool, shell: bool
 ) -> ExecutionResult:
@@ -541,6 +579,12 @@ def _execution_result(
         execution_time_ms=round((time.monotonic() - started) * 1000),
         stdout_truncated=ran.truncated,
         error_code="Timeout" if timed_out else None,
+        # A Python block that ended with SystemExit and printed nothing still says why it failed.
+        error_message=(
+            f"The code exited with status {ran.exit_code}."
+            if not shell and not timed_out and ran.exit_code != 0 and not ran.stderr.strip()
+            else None
+        ),
         exit_code=ran.exit_code if shell else None,
         timed_out=timed_out,
     )

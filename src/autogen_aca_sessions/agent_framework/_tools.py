@@ -33,6 +33,7 @@ from autogen_aca_sessions.client import (
     RequestMayHaveRunError,
     SessionsConnectionError,
     SessionsError,
+    SessionsHTTPError,
 )
 from autogen_aca_sessions.client.sandbox_python import SandboxGoneError
 
@@ -91,6 +92,10 @@ DOWNLOAD_FILE_SCHEMA: dict[str, Any] = {
 }
 
 
+_GROUP_FULL = "MaxSandboxCountReached"
+"""The Sandboxes data plane's error code for a group at its ``maxSandboxCount``."""
+
+
 def _session_of(ctx: FunctionInvocationContext | None) -> AgentSession | None:
     return ctx.session if ctx is not None else None
 
@@ -124,6 +129,12 @@ def _failure(exc: Exception) -> list[Content]:
         )
     if isinstance(exc, SandboxGoneError):
         return error_contents(gone_message(exc.sandbox_id), error_code="SandboxGone")
+    if isinstance(exc, SessionsHTTPError) and exc.error_code == _GROUP_FULL:
+        return error_contents(
+            "The sandbox group holds as many sandboxes as it may (suspended ones count), so no new "
+            f"sandbox can start for this conversation now; try again later. {exc}",
+            error_code="SandboxGroupFull",
+        )
     if isinstance(exc, SessionsConnectionError):
         return error_contents(f"Could not reach the session pool: {exc}", error_code=type(exc).__name__)
     if isinstance(exc, SessionsError):

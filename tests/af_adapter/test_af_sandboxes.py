@@ -249,6 +249,27 @@ async def test_a_wrong_sandbox_id_in_a_restored_conversation_is_a_clear_tool_res
     assert "sandbox 'no-such-sandbox' no longer exists" in text_of(failed)
 
 
+async def test_a_block_that_swallows_the_interrupt_gets_the_interpreter_replaced(
+    sandboxes: Sandboxes,
+) -> None:
+    conversation = AgentSession()
+    code = session_tools(sandboxes)[0]
+    await call(code, conversation, code="before = 1")
+    stubborn = (
+        "import time\nprint('looping', flush=True)\nwhile True:\n"
+        "    try:\n        time.sleep(0.2)\n    except KeyboardInterrupt:\n        pass"
+    )
+
+    stuck = await sandboxes.run_code(conversation, stubborn, timeout_seconds=1)
+    after = text_of(await call(code, conversation, code="print('before' in globals())"))
+
+    assert stuck.result.timed_out
+    assert stuck.result.stdout == "looping\n"
+    assert any("interpreter was restarted" in note for note in stuck.notes)
+    assert "stdout:\nFalse" in after
+    await sandboxes.release(conversation)
+
+
 async def test_code_that_ends_the_interpreter_is_told_so_and_the_next_call_gets_a_new_one(
     sandboxes: Sandboxes,
 ) -> None:

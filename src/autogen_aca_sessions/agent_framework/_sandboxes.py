@@ -71,6 +71,8 @@ SANDBOX_STATE_KEY = "aca_sandbox"
 _MAX_LISTED = 1000
 """Most entries :meth:`Sandboxes.list_files` walks (a model can create millions of files)."""
 _SETUP_TIMEOUT_SECONDS = 60.0
+_PROBE_SECONDS = 1.0
+"""How long an empty block may take after a timed-out one before the interpreter counts as stuck."""
 _PACKAGES_COMMAND = (
     'python3 -c "import json; from importlib import metadata as m; '
     "print(json.dumps(sorted({d.metadata['Name'] or '' for d in m.distributions()} - {''})))\""
@@ -303,7 +305,9 @@ class Sandboxes(AsyncClosing):
         it, or it crashed), start a new one for the next call and say so, and send the block
         again only when it never reached the old interpreter (so nothing runs twice)."""
         ran = await runner.run_python(code, timeout=seconds)
-        if ran.exit_code in (0, TIMEOUT_EXIT_CODE) or await self._interpreter_alive(runner):
+        if ran.exit_code == TIMEOUT_EXIT_CODE:
+            return ran, await self._after_timeout(runner)
+        if ran.exit_code == 0 or await self._interpreter_alive(runner):
             return ran, []
         runner.forget_interpreter()
         self._prepared.discard(runner.sandbox_id)
@@ -318,6 +322,23 @@ class Sandboxes(AsyncClosing):
         else:
             notes.append("A new interpreter starts with the next call.")
         return ran, notes
+
+    async def _after_timeout(self, runner: SandboxPython) -> list[str]:
+        """After a block's time limit: a block that caught the interrupt and runs on would hold
+        the interpreter for good (every later block waits behind it), so an empty block checks
+        that it answers; when it does not, the interpreter is killed and replaced."""
+        probe = await runner.run_python("pass", timeout=_PROBE_SECONDS)
+        if probe.exit_code == 0:
+            return []
+        sandbox_id = runner.sandbox_id
+        kill = f"kill -9 $(cat {REPL_DIR}/repl.pid 2>/dev/null) 2>/dev/null; true"
+        await runner.call(lambda: self._client.exec_shell(sandbox_id, kill, timeout=30))
+        runner.forget_interpreter()
+        self._prepared.discard(sandbox_id)
+        return [
+            "The code did not stop when interrupted at its time limit, so the sandbox's Python "
+            "interpreter was restarted: variables from earlier calls are gone; files are kept."
+        ]
 
     async def _interpreter_alive(self, runner: SandboxPython) -> bool:
         sandbox_id = runner.sandbox_id

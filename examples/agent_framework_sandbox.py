@@ -181,9 +181,7 @@ async def run_turn(group: SandboxGroup, conversation: AgentSession, task: str, s
         if failures and uses_scripted_model():
             fail(f"{len(failures)} tool call(s) failed; first: {failures[0]}")
         # The provider's after-run hook has suspended the sandbox by now.
-        sandboxes = codeact.sessions
-        if not isinstance(sandboxes, Sandboxes):
-            fail(f"the provider runs on {type(sandboxes).__name__}, not on sandboxes")
+        sandboxes = codeact.sessions  # a Sandboxes: the provider was given a SandboxesConfig
         state = await sandboxes.state(conversation)
         sandbox_id = sandboxes.sandbox_id_for(conversation)
         print(f"\nSandbox {sandbox_id} after the turn: {state.value if state else 'none'}\n", flush=True)

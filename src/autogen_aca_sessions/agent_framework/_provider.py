@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar, cast, overload
 
 from agent_framework import AgentSession, ContextProvider, FunctionTool, SessionContext
 
@@ -29,6 +29,9 @@ __all__ = ["CodeActProvider", "DynamicSessionsCodeActProvider", "session_tools"]
 
 logger = logging.getLogger(__name__)
 
+BackendT = TypeVar("BackendT", bound=CodeBackend)
+"""The backend a provider runs on: ``DynamicSessions``, ``Sandboxes`` or another ``CodeBackend``."""
+
 
 def session_tools(sessions: CodeBackend) -> list[FunctionTool]:
     """The tools for a backend: ``execute_code`` (Python) and/or ``run_shell`` (shell), as the
@@ -47,7 +50,7 @@ def session_tools(sessions: CodeBackend) -> list[FunctionTool]:
     return tools
 
 
-class CodeActProvider(AsyncClosing, ContextProvider):
+class CodeActProvider(AsyncClosing, ContextProvider, Generic[BackendT]):
     """Give an agent a code interpreter in Azure Container Apps dynamic sessions or sandboxes.
 
     Before every run it adds the tools (see :func:`session_tools`) and instructions that name the
@@ -63,6 +66,42 @@ class CodeActProvider(AsyncClosing, ContextProvider):
 
     DEFAULT_SOURCE_ID = "aca_sessions_codeact"
 
+    @overload
+    def __init__(
+        self: CodeActProvider[DynamicSessions],
+        sessions: DynamicSessionsConfig,
+        *,
+        credential: TokenSource | None = None,
+        functions: Sequence[InjectedFunction] = (),
+        source_id: str = DEFAULT_SOURCE_ID,
+        describe_files: bool = True,
+        describe_packages: bool = True,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: CodeActProvider[Sandboxes],
+        sessions: SandboxesConfig,
+        *,
+        credential: TokenSource | None = None,
+        functions: Sequence[InjectedFunction] = (),
+        source_id: str = DEFAULT_SOURCE_ID,
+        describe_files: bool = True,
+        describe_packages: bool = True,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        sessions: BackendT,
+        *,
+        credential: None = None,
+        functions: Sequence[InjectedFunction] = (),
+        source_id: str = DEFAULT_SOURCE_ID,
+        describe_files: bool = True,
+        describe_packages: bool = True,
+    ) -> None: ...
+
     def __init__(
         self,
         sessions: CodeBackend | DynamicSessionsConfig | SandboxesConfig,
@@ -74,24 +113,26 @@ class CodeActProvider(AsyncClosing, ContextProvider):
         describe_packages: bool = True,
     ) -> None:
         super().__init__(source_id)
-        self._sessions: CodeBackend
+        backend: CodeBackend
         if isinstance(sessions, DynamicSessionsConfig):
-            self._sessions = DynamicSessions(sessions, credential=credential, functions=functions)
+            backend = DynamicSessions(sessions, credential=credential, functions=functions)
             self._owns_sessions = True
         elif isinstance(sessions, SandboxesConfig):
-            self._sessions = Sandboxes(sessions, credential=credential, functions=functions)
+            backend = Sandboxes(sessions, credential=credential, functions=functions)
             self._owns_sessions = True
         else:
             if credential is not None or functions:
                 raise ValueError("credential and functions belong to the backend passed in")
-            self._sessions = sessions
+            backend = sessions
             self._owns_sessions = False
+        # The overloads tie the backend built here to BackendT.
+        self._sessions = cast("BackendT", backend)
         self._tools = session_tools(self._sessions)
         self._describe_files = describe_files
         self._describe_packages = describe_packages
 
     @property
-    def sessions(self) -> CodeBackend:
+    def sessions(self) -> BackendT:
         """The backend the tools run in (a :class:`DynamicSessions` or a :class:`Sandboxes`)."""
         return self._sessions
 

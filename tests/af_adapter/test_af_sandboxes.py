@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import pytest_asyncio
 
 pytest.importorskip("agent_framework")
 
-from agent_framework import Agent, AgentSession, Content
+from agent_framework import Agent, AgentLoopMiddleware, AgentSession, Content
 
 from autogen_aca_sessions.agent_framework import (
     SANDBOX_STATE_KEY,
@@ -130,6 +131,39 @@ async def test_variables_persist_across_turns_with_the_sandbox_suspended_in_betw
     assert "stdout:\n[0.1, 0.1]" in result_text(tool_results(client, 3)[-1])
     sandbox_id = conversation.state[SANDBOX_STATE_KEY]["sandbox_id"]
     assert sandbox_id in sandboxes.created_sandboxes
+
+
+async def test_inside_an_agent_loop_the_sandbox_is_suspended_once_at_the_end_of_the_turn(
+    sandboxes: Sandboxes,
+) -> None:
+    client = ScriptedChatClient(
+        [
+            ToolCall("execute_code", {"code": "step = 1"}),
+            "first pass",
+            ToolCall("execute_code", {"code": "step += 1\nprint(step)"}),
+            "second pass",
+        ]
+    )
+    conversation = AgentSession()
+    between: list[SandboxState | None] = []
+
+    async def should_continue(*, iteration: int, **_: object) -> bool:
+        between.append(await sandboxes.state(conversation))
+        return iteration < 2
+
+    with warnings.catch_warnings():
+        # Agent Framework flags its loop middleware as experimental.
+        warnings.simplefilter("ignore")
+        loop = AgentLoopMiddleware(should_continue, next_message=lambda **_: "go on")
+    agent = Agent(client=client, context_providers=[CodeActProvider(sandboxes)], middleware=[loop])
+
+    await agent.run("Count the steps.", session=conversation)
+
+    # Between the loop's iterations the sandbox ran on; the turn's end suspended it.
+    assert between == [SandboxState.RUNNING, SandboxState.RUNNING]
+    assert await sandboxes.state(conversation) is SandboxState.SUSPENDED
+    assert "stdout:\n2" in result_text(tool_results(client, 3)[-1])
+    await sandboxes.release(conversation)
 
 
 async def test_two_conversations_get_two_sandboxes(sandboxes: Sandboxes) -> None:

@@ -66,6 +66,11 @@ class CodeActProvider(AsyncClosing, ContextProvider, Generic[BackendT]):
 
     DEFAULT_SOURCE_ID = "aca_sessions_codeact"
 
+    after_run_once_per_turn: bool = True
+    """Inside an ``AgentLoopMiddleware`` loop (the harness agents), ``after_run`` waits for the
+    end of the user's turn: suspending the sandbox after each loop iteration would only make
+    the next iteration resume it."""
+
     @overload
     def __init__(
         self: CodeActProvider[DynamicSessions],

@@ -234,6 +234,30 @@ async def test_a_timed_out_call_keeps_its_output_and_the_interpreter_its_variabl
     assert "stdout:\nstill here" in after
 
 
+async def test_a_cancelled_call_interrupts_its_block_and_the_next_call_runs_at_once(
+    sandboxes: Sandboxes,
+) -> None:
+    conversation = AgentSession()
+    await sandboxes.run_code(conversation, "kept = 'yes'")
+    sandbox_id = sandboxes.sandbox_id_for(conversation)
+    assert sandbox_id is not None
+    slow = asyncio.ensure_future(
+        sandboxes.run_code(conversation, "import time\nopen('started', 'w').close()\ntime.sleep(600)")
+    )
+    # Wait, inside the sandbox, until the block runs (its marker file exists); then cancel the call.
+    wait = "until test -f /root/work/started; do sleep 0.05; done"
+    assert (await sandboxes.client.exec_shell(sandbox_id, wait, timeout=120)).exit_code == 0
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+
+    after = await sandboxes.run_code(conversation, "print(kept)", timeout_seconds=10)
+
+    assert not after.result.timed_out
+    assert after.result.stdout == "yes\n"
+    await sandboxes.release(conversation)
+
+
 async def test_the_instructions_name_the_tools_the_directory_and_the_functions(sandboxes: Sandboxes) -> None:
     provider = CodeActProvider(sandboxes)
     conversation = AgentSession()

@@ -289,11 +289,18 @@ class Sandboxes(AsyncClosing):
         self, session: AgentSession | None, code: str, *, timeout_seconds: int | None = None
     ) -> RunOutcome:
         """Run Python in the interpreter of the conversation's sandbox (resumed when suspended);
-        at the time limit the block is interrupted, its output so far kept, its variables too."""
+        at the time limit the block is interrupted, its output so far kept, its variables too.
+        A cancelled call interrupts its block, so the next call does not wait behind it."""
         seconds = float(timeout_seconds or self._config.timeout_seconds)
         async with self.running(session) as runner:
             started = time.monotonic()
-            ran, notes = await self._run_python(runner, code, seconds)
+            try:
+                ran, notes = await self._run_python(runner, code, seconds)
+            except asyncio.CancelledError:
+                # Shielded: the interrupt must reach the sandbox although this task is cancelled.
+                with contextlib.suppress(SessionsError):
+                    await asyncio.shield(runner.interrupt())
+                raise
         timed_out = ran.exit_code == TIMEOUT_EXIT_CODE
         result = _execution_result(runner.sandbox_id, ran, started, timed_out=timed_out, shell=False)
         return RunOutcome(result=result, identifier=runner.sandbox_id, notes=notes)

@@ -259,14 +259,14 @@ def test_an_http_wait_that_runs_out_is_reported_with_what_to_do() -> None:
     assert [c.error_code for c in contents if c.type == "error"] == ["Timeout"]
 
 
-def test_the_adapter_imports_neither_autogen_nor_the_executor() -> None:
+def test_the_adapter_imports_neither_autogen_nor_the_executor_nor_the_local_server() -> None:
     import subprocess
     import sys
 
     probe = (
         "import sys, autogen_aca_sessions.agent_framework, autogen_aca_sessions.agent_framework.testing\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('autogen_core', 'autogen_agentchat', "
-        "'autogen_ext') or m.startswith('autogen_aca_sessions.executor'))\n"
+        "'autogen_ext') or m.startswith(('autogen_aca_sessions.executor', 'autogen_aca_sessions.local')))\n"
         "print(bad)\n"
     )
     completed = subprocess.run(

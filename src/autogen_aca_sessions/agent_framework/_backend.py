@@ -10,7 +10,6 @@ figures come back as images, what happens between runs) stays inside them and in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -116,8 +115,3 @@ class CodeBackend(Protocol):
     async def close(self) -> None:
         """Release what this object holds (connections; workspaces as its configuration says)."""
         ...
-
-
-def run_tool_names(kinds: Sequence[PoolKind]) -> list[str]:
-    """The names of the tools that run code, for ``kinds`` in order."""
-    return ["execute_code" if kind is PoolKind.PYTHON else "run_shell" for kind in kinds]

@@ -27,7 +27,6 @@ from .wire.common import (
     read_mode,
     render_disk_image,
     render_exec,
-    render_file,
     render_public_image,
     render_snapshot,
     render_stats,
@@ -310,14 +309,14 @@ async def list_files(call: SandboxCall) -> web.StreamResponse:
     sandbox = call.sandbox()
     path = call.query("path") or "/"
     entries = await runtime_await(sandbox.list_files(path))
-    return json_response({"path": path, "entries": [render_file(e) for e in entries]})
+    return json_response({"path": path, "entries": [call.wire.render_file(e) for e in entries]})
 
 
 async def stat_file(call: SandboxCall) -> web.StreamResponse:
     """``GET {s}/files/stat?path=``."""
     sandbox = call.sandbox()
     entry = await runtime_await(sandbox.stat_file(call.path_query()))
-    return json_response(render_file(entry))
+    return json_response(call.wire.render_file(entry))
 
 
 async def mkdir(call: SandboxCall) -> web.StreamResponse:
@@ -325,7 +324,7 @@ async def mkdir(call: SandboxCall) -> web.StreamResponse:
     sandbox = call.sandbox()
     path, parents, mode = read_mkdir(await call.json())
     entry = await runtime_await(sandbox.mkdir(path, parents=parents, mode=mode))
-    body = render_file(entry)
+    body = call.wire.render_file(entry)
     body["success"] = True
     return json_response(body)
 

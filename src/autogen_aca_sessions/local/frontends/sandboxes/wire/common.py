@@ -44,6 +44,7 @@ from ..versions import SandboxApiVersion
 
 __all__ = [
     "ECHOED_CREATE_FIELDS",
+    "VMM_TYPE",
     "ExecRequest",
     "VersionWire",
     "bad_request",
@@ -83,6 +84,12 @@ ECHOED_CREATE_FIELDS = (
     "presetSandboxType",
 )
 """Create-body fields kept and shown back but without effect here (no VMM, no VNet)."""
+
+VMM_TYPE = "Bubblewrap"
+"""``vmmType`` of sandboxes and snapshots: what isolates a local sandbox (no microVM here)."""
+
+_VNET_FIELDS = ("customerVnetConnectionName", "vnetConnectionName")
+"""The VNet connection's name in the SDK and in the spec (reference section 4: echo both)."""
 
 _REFUSED_CREATE_FIELDS = {
     "ports": "ports (the sandbox's network is loopback only; nothing outside can reach a port)",
@@ -285,7 +292,9 @@ def _resources(body: Mapping[str, Any]) -> SandboxResources | None:
 
 
 def read_create(body: Any) -> SandboxSpec:
-    """The sandbox a create body (SDK PUT or spec POST) asks for."""
+    """The sandbox a create body (SDK PUT or spec POST) asks for. The VNet connection's name is
+    kept under both spellings (``customerVnetConnectionName``, ``vnetConnectionName``) so either
+    version's client reads back the one it sent."""
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object (the sandbox to create).", "body")
     for name, what in _REFUSED_CREATE_FIELDS.items():
@@ -298,6 +307,14 @@ def read_create(body: Any) -> SandboxSpec:
     for name, value in extra.items():
         if not isinstance(value, (str, bool)) or (isinstance(value, str) and len(value) > 256):
             raise bad_request(f"'{name}' must be a short string or a boolean.", name)
+    vnet = [value for name in _VNET_FIELDS if (value := extra.get(name)) is not None]
+    if len(set(vnet)) > 1:
+        raise bad_request(
+            "'customerVnetConnectionName' and 'vnetConnectionName' name different connections.",
+            "vnetConnectionName",
+        )
+    if vnet:
+        extra.update(dict.fromkeys(_VNET_FIELDS, vnet[0]))
     spec = SandboxSpec(
         resources=_resources(body),
         labels=_string_map(_get(body, "labels"), "labels"),
@@ -546,8 +563,10 @@ def render_exec(result: CommandResult) -> dict[str, Any]:
     }
 
 
-def render_file(entry: FileEntry) -> dict[str, Any]:
-    """A FileInfo under both spellings."""
+def render_file(entry: FileEntry, *, integer_mode: bool = False) -> dict[str, Any]:
+    """A FileInfo under both spellings; ``mode`` is the one field both versions name alike but
+    type differently (the SDK's octal string ``"0644"``, the spec's int32), so it follows the
+    version (``integer_mode``) and ``permissions`` always carries the integer."""
     modified = iso(entry.modified_at)
     return {
         "name": entry.name,
@@ -559,7 +578,7 @@ def render_file(entry: FileEntry) -> dict[str, Any]:
         "symlinkTarget": entry.symlink_target,
         "modifiedAt": modified,
         "modifiedTime": int(entry.modified_at.timestamp()),
-        "mode": f"{entry.mode:04o}",
+        "mode": entry.mode if integer_mode else f"{entry.mode:04o}",
         "permissions": entry.mode,
     }
 
@@ -571,6 +590,7 @@ def render_snapshot(record: SnapshotRecord) -> dict[str, Any]:
         "labels": dict(record.labels),
         "sandboxId": record.sandbox_id,
         "status": "Ready",
+        "vmmType": VMM_TYPE,
         "createdAtUtc": iso(record.created_at),
         "resources": render_resources(record.resources),
         "sizeInMB": math.ceil(record.size_bytes / 1024**2),
@@ -646,6 +666,12 @@ class VersionWire:
     """The status of a successful create."""
     write_status: int
     """The status of a successful file write."""
+    integer_file_mode: bool
+    """Whether a FileInfo's ``mode`` is an integer (spec) rather than an octal string (SDK)."""
+
+    def render_file(self, entry: FileEntry) -> dict[str, Any]:
+        """A FileInfo as this version types ``mode``."""
+        return render_file(entry, integer_mode=self.integer_file_mode)
 
     def render_sandbox(
         self, info: SandboxInfo, *, group_id: str, management_url: str, region: str
@@ -679,7 +705,7 @@ class VersionWire:
             "region": region,
             "sandboxGroupId": group_id,
             "managementUrl": management_url,
-            "vmmType": "Bubblewrap",
+            "vmmType": VMM_TYPE,
             "snapshotId": info.source.ref if info.source.kind is SourceKind.SNAPSHOT else None,
             "outboundIpAddresses": [],
         }

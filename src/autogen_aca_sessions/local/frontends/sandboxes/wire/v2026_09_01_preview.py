@@ -2,7 +2,7 @@
 Idle, Creating, Stopping, StopFailed``, so the runtime states it lacks are named by their
 nearest (a suspended sandbox is ``Stopped`` with ``stateDetails.stoppedReason``; one resuming
 is ``Creating``; one being deleted is ``Stopping``; one that failed is ``StopFailed``). Create
-answers 201, a file write 201 ``{success, bytesWritten}``."""
+answers 201, a file write 201 ``{success, bytesWritten}``; a FileInfo's ``mode`` is an int32."""
 
 from __future__ import annotations
 
@@ -26,5 +26,6 @@ WIRE = VersionWire(
     },
     create_status=201,
     write_status=201,
+    integer_file_mode=True,
 )
 """How 2026-09-01-preview renders."""

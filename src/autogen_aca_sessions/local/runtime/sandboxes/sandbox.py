@@ -20,6 +20,7 @@ from .errors import (
     DiskQuotaExceeded,
     InvalidRequest,
     SandboxError,
+    SandboxNotFound,
     SandboxNotRunning,
     SandboxStartFailed,
 )
@@ -49,6 +50,8 @@ MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 """Output kept per stream of one command (the rest is dropped, and the result says so)."""
 QUOTA_POLL_SECONDS = 2.0
 """How often a running sandbox's disk usage is measured against its quota."""
+DISK_DRAIN_SECONDS = 5.0
+"""How long a delete waits for file calls under way before it removes the disk."""
 _SHELL = "/bin/bash"
 _HOME = "/root"
 
@@ -121,6 +124,9 @@ class LocalSandbox:
         self._last_cpu: tuple[float, int] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._deleted = asyncio.Event()
+        self._disk_ops = 0
+        self._disk_idle = asyncio.Event()
+        self._disk_idle.set()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -188,9 +194,17 @@ class LocalSandbox:
         self._last_activity_mono = time.monotonic()
 
     def _require_running(self) -> Container:
+        self._require_not_deleted()
         if self._state is not SandboxState.RUNNING or self._run is None:
             raise SandboxNotRunning(self.id, self._state.value)
         return self._run
+
+    def _require_not_deleted(self) -> None:
+        # A request that found the sandbox and then waited (for the lock, or on its command)
+        # while a delete ran answers as if it came after the delete: not found, never a 409
+        # naming a state the caller cannot act on.
+        if self._state is SandboxState.DELETING:
+            raise SandboxNotFound(self.id)
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -261,6 +275,7 @@ class LocalSandbox:
         the sandbox's source). Stopping a stopped sandbox answers its state unchanged.
         """
         async with self._lock:
+            self._require_not_deleted()
             if self._state in (SandboxState.SUSPENDED, SandboxState.STOPPED):
                 return self.info
             run = self._require_running()
@@ -292,6 +307,7 @@ class LocalSandbox:
     async def resume(self) -> SandboxInfo:
         """Thaw (Memory mode) or start afresh on the kept disk; returns once Running."""
         async with self._lock:
+            self._require_not_deleted()
             if self._state is SandboxState.RUNNING:
                 return self.info
             if self._state not in (SandboxState.SUSPENDED, SandboxState.STOPPED):
@@ -333,6 +349,12 @@ class LocalSandbox:
             if run is not None:
                 await run.kill()
             await self.network.detach()
+            # A file call that was under way may still create an entry; removing the tree while
+            # it does would leave that entry (and so the sandbox's directory) behind. Uploads
+            # stop at their next piece once the state is Deleting; a client that sends nothing
+            # more is waited for only so long (its open file then lies in the removed tree).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._disk_idle.wait(), DISK_DRAIN_SECONDS)
             await asyncio.to_thread(remove_tree, self.home)
             self._deleted.set()
 
@@ -346,6 +368,7 @@ class LocalSandbox:
         Freezing makes the copy one point in time; no state change runs during it.
         """
         async with self._lock:
+            self._require_not_deleted()
             if self._state not in (SandboxState.RUNNING, SandboxState.SUSPENDED, SandboxState.STOPPED):
                 raise ConflictingOperation(f"Sandbox '{self.id}' is {self._state.value}.")
             if not self.disk.exists():
@@ -421,6 +444,8 @@ class LocalSandbox:
                 max_output_bytes=MAX_OUTPUT_BYTES,
             )
         except AgentGone as exc:
+            # A delete killed it: the sandbox is gone, whatever the command did.
+            self._require_not_deleted()
             # Never SandboxNotRunning here: that code tells a client nothing ran (resume and send
             # again), and this command started, so it may have run in part.
             if self._state is not SandboxState.RUNNING:
@@ -441,17 +466,40 @@ class LocalSandbox:
 
     # -- files -------------------------------------------------------------------------------
 
-    async def read_file(self, path: str) -> bytes:
-        """A file's content."""
+    @contextlib.asynccontextmanager
+    async def _using_disk(self) -> AsyncIterator[None]:
+        """Around a file call: it needs a running sandbox, counts as activity, and a delete
+        waits for it (bounded) before removing the disk. A failure that the delete caused (the
+        file vanished with the disk) reads as the delete's: the sandbox is not found."""
         self._require_running()
         self.touch()
-        return await self.files.read(path)
+        self._disk_ops += 1
+        self._disk_idle.clear()
+        try:
+            yield
+        except SandboxError:
+            self._require_not_deleted()
+            raise
+        finally:
+            self._disk_ops -= 1
+            if self._disk_ops == 0:
+                self._disk_idle.set()
+
+    async def _until_deleted(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """An upload's pieces, ending the upload (not found) once a delete has begun."""
+        async for chunk in chunks:
+            self._require_not_deleted()
+            yield chunk
+
+    async def read_file(self, path: str) -> bytes:
+        """A file's content."""
+        async with self._using_disk():
+            return await self.files.read(path)
 
     async def open_file(self, path: str) -> tuple[AsyncIterator[bytes], int]:
         """A file's content in pieces, and its size (for streaming downloads)."""
-        self._require_running()
-        self.touch()
-        return await self.files.open_read(path)
+        async with self._using_disk():
+            return await self.files.open_read(path)
 
     async def write_file(
         self,
@@ -462,43 +510,38 @@ class LocalSandbox:
         mode: int | None = None,
     ) -> int:
         """Write a file whole; refused once the disk quota is used up. Returns the bytes written."""
-        self._require_running()
-        self.touch()
-        room = self.resources.disk_bytes - self._disk_used
-        if room <= 0:
-            raise DiskQuotaExceeded(
-                f"Sandbox '{self.id}' uses {self._disk_used} of its {self.resources.disk_bytes} "
-                "bytes of disk."
-            )
-        chunks = _one(data) if isinstance(data, bytes) else data
-        written = await self.files.write(path, chunks, create_dirs=create_dirs, mode=mode, max_bytes=room)
-        self._disk_used += written
-        return written
+        async with self._using_disk():
+            room = self.resources.disk_bytes - self._disk_used
+            if room <= 0:
+                raise DiskQuotaExceeded(
+                    f"Sandbox '{self.id}' uses {self._disk_used} of its {self.resources.disk_bytes} "
+                    "bytes of disk."
+                )
+            chunks = self._until_deleted(_one(data) if isinstance(data, bytes) else data)
+            written = await self.files.write(path, chunks, create_dirs=create_dirs, mode=mode, max_bytes=room)
+            self._disk_used += written
+            return written
 
     async def list_files(self, path: str) -> list[FileEntry]:
         """A directory's entries."""
-        self._require_running()
-        self.touch()
-        return await self.files.list_dir(path)
+        async with self._using_disk():
+            return await self.files.list_dir(path)
 
     async def stat_file(self, path: str) -> FileEntry:
         """One entry's facts."""
-        self._require_running()
-        self.touch()
-        return await self.files.stat(path)
+        async with self._using_disk():
+            return await self.files.stat(path)
 
     async def mkdir(self, path: str, *, parents: bool = True, mode: int | None = None) -> FileEntry:
         """Make a directory."""
-        self._require_running()
-        self.touch()
-        return await self.files.mkdir(path, parents=parents, mode=mode)
+        async with self._using_disk():
+            return await self.files.mkdir(path, parents=parents, mode=mode)
 
     async def delete_file(self, path: str, *, recursive: bool = False) -> None:
         """Delete a file or directory."""
-        self._require_running()
-        self.touch()
-        await self.files.delete(path, recursive=recursive)
-        self._disk_used = await asyncio.to_thread(disk_usage, self.disk)
+        async with self._using_disk():
+            await self.files.delete(path, recursive=recursive)
+            self._disk_used = await asyncio.to_thread(disk_usage, self.disk)
         self._over_quota = self._disk_used > self.resources.disk_bytes
 
     # -- stats, lifecycle, egress ------------------------------------------------------------

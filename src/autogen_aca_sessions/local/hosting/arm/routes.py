@@ -21,27 +21,32 @@ the pool). Every one has ARM's error body.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, Protocol
+from typing import Generic, Protocol
 
 from aiohttp import web
-from yarl import URL
 
 from .errors import ArmError
-from .model import ResourceKey, name_problem, resource_group_problem, subscription_problem
+from .model import ResourceKey, name_problem
 from .operations import ArmOperation, ArmOperationKind, ArmOperationStatus
 from .paths import ArmPath, ArmTarget, parse_arm_path, unknown_path
 from .registry import P, PoolRegistry
+from .requests import (
+    MAX_ARM_BODY_BYTES,
+    ResourceNaming,
+    check_method,
+    check_names,
+    json_response,
+    list_page,
+    read_json_body,
+    require_version,
+)
 from .shapes import read_patch, read_put, render_pool
 from .versions import ARM_API_VERSIONS, ArmApiVersion, lookup_arm_version
 
 __all__ = ["MAX_ARM_BODY_BYTES", "SESSION_POOLS", "ManagementRoutes", "ResourceRoutes", "SessionPoolRoutes"]
-
-MAX_ARM_BODY_BYTES = 4 * 1024 * 1024
-"""Largest management request body (ARM's own limit is about 4 MB); above it 413."""
 
 SESSION_POOLS = "sessionpools"
 """The ``sessionPools`` resource type, folded as :class:`~.paths.ArmPath` holds it."""
@@ -61,114 +66,26 @@ _METHODS: dict[ArmTarget, tuple[str, ...]] = {
 """The methods each kind of path accepts (any other is 405 with ``Allow``)."""
 
 
+_NAMING = ResourceNaming(
+    type_name="sessionPools",
+    what="session pool",
+    name_problem=name_problem,
+    invalid_name_code="InvalidSessionPoolName",
+    name_target="sessionPoolName",
+)
+"""How session pools are named in paths and errors."""
+
+
 def _version(request: web.Request) -> ArmApiVersion:
-    raw = request.query.get("api-version")
-    supported = ", ".join(ARM_API_VERSIONS)
-    if raw is None or not raw.strip():
-        raise ArmError(
-            400,
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests. "
-            f"Supported: {supported}.",
-            target="api-version",
-        )
-    version = lookup_arm_version(raw)
-    if version is None:
-        raise ArmError(
-            400,
-            "NoRegisteredProviderFound",
-            f"No registered resource provider found for api version '{raw}' and resource type "
-            f"'sessionPools'. The supported api-versions are '{supported}'.",
-            target="api-version",
-        )
-    return version
+    return require_version(request, "sessionPools", list(ARM_API_VERSIONS), lookup_arm_version)
 
 
 def _check_method(request: web.Request, target: ArmTarget) -> None:
-    allowed = _METHODS[target]
-    if request.method not in allowed:
-        raise ArmError(
-            405,
-            "MethodNotAllowed",
-            f"'{request.path}' does not accept {request.method}; allowed: {', '.join(allowed)}.",
-            target="method",
-            headers={"Allow": ", ".join(allowed)},
-        )
-
-
-_NAME_CHECKS = (
-    ("subscription", subscription_problem, "InvalidSubscriptionId", "subscription id", "subscriptionId"),
-    (
-        "resource_group",
-        resource_group_problem,
-        "InvalidResourceGroupName",
-        "resource group name",
-        "resourceGroupName",
-    ),
-    ("name", name_problem, "InvalidSessionPoolName", "session pool name", "sessionPoolName"),
-)
-"""Each name of a path: its field, its rule, and the error code, words and target of a breach."""
+    check_method(request, _METHODS[target])
 
 
 def _check_names(path: ArmPath) -> ResourceKey | None:
-    for attribute, check, code, what, field in _NAME_CHECKS:
-        value = getattr(path, attribute)
-        if value is not None and (problem := check(value)) is not None:
-            raise ArmError(400, code, f"The {what} '{value}' {problem}.", target=field)
-    if path.resource_group is None or path.name is None:
-        return None
-    return ResourceKey(path.subscription, path.resource_group, path.name)
-
-
-async def _read_json(request: web.Request) -> Any:
-    if request.content_length is not None and request.content_length > MAX_ARM_BODY_BYTES:
-        raise _too_large()
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.readany()
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > MAX_ARM_BODY_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise ArmError(
-            400,
-            "InvalidRequestContent",
-            "The request body is empty; send the session pool as JSON.",
-            target="body",
-        )
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ArmError(
-            400,
-            "InvalidRequestContent",
-            f"The request body is not valid JSON: {str(exc)[:200]}",
-            target="body",
-        ) from exc
-
-
-def _too_large() -> ArmError:
-    return ArmError(
-        413,
-        "RequestBodyTooLarge",
-        f"The request body is larger than the management plane's limit of {MAX_ARM_BODY_BYTES} bytes.",
-        target="body",
-    )
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status,
-        text=json.dumps(body),
-        content_type="application/json",
-        charset="utf-8",
-        headers=headers,
-    )
+    return check_names(_NAMING, path.subscription, path.resource_group, path.name)
 
 
 def _safe_header_value(value: str) -> bool:
@@ -258,23 +175,14 @@ class SessionPoolRoutes(Generic[P]):
         pool = self._registry.find_pool(operation.key)
         if operation.kind is ArmOperationKind.DELETE or pool is None:
             return web.Response(status=204)
-        return _json(render_pool(pool.resource(), version))
+        return json_response(render_pool(pool.resource(), version))
 
     # ------------------------------------------------------------------ helpers
-
-    def _not_found(self, key: ResourceKey) -> ArmError:
-        return ArmError(
-            404,
-            "ResourceNotFound",
-            f"The Resource 'Microsoft.App/sessionPools/{key.name}' under resource group "
-            f"'{key.resource_group}' was not found.",
-            target="sessionPoolName",
-        )
 
     def _existing(self, key: ResourceKey) -> P:
         pool = self._registry.find_pool(key)
         if pool is None:
-            raise self._not_found(key)
+            raise _NAMING.not_found(key)
         return pool
 
     # ------------------------------------------------------------------ pools
@@ -287,14 +195,14 @@ class SessionPoolRoutes(Generic[P]):
         registry = self._registry
         pool = registry.find_pool(key)
         if request.method == "GET":
-            return _json(render_pool(self._existing(key).resource(), version))
+            return json_response(render_pool(self._existing(key).resource(), version))
         if request.method == "DELETE":
             if pool is None:
                 return web.Response(status=204)
             operation = registry.begin_delete(pool)
             location = links.url(operation, "operationResults", version.name)
             return web.Response(status=202, headers={"Location": location, "Retry-After": links.retry_after})
-        body = await _read_json(request)
+        body = await read_json_body(request, "the session pool")
         if request.method == "PUT":
             settings = read_put(body)
             created = pool is None
@@ -303,7 +211,7 @@ class SessionPoolRoutes(Generic[P]):
                 "Azure-AsyncOperation": links.url(operation, "operationStatuses", version.name),
                 "Retry-After": links.retry_after,
             }
-            return _json(render_pool(pool.resource(), version), 201 if created else 200, headers)
+            return json_response(render_pool(pool.resource(), version), 201 if created else 200, headers)
         pool = self._existing(key)
         settings = read_patch(body, pool.settings)
         operation = await registry.begin_update(pool, settings)
@@ -319,24 +227,14 @@ class SessionPoolRoutes(Generic[P]):
     ) -> web.StreamResponse:
         _check_names(path)
         pools = self._registry.list_pools(subscription=path.subscription, resource_group=path.resource_group)
-        raw_skip = request.query.get("$skipToken", request.query.get("$skiptoken", "0"))
-        if not (raw_skip.isascii() and raw_skip.isdigit()) or len(raw_skip) > 9:  # "²" is a digit to str
-            raise ArmError(
-                400,
-                "InvalidSkipToken",
-                f"The $skipToken {raw_skip!r} is not one this server issued.",
-                target="$skipToken",
-            )
-        skip = int(raw_skip)
-        page = pools[skip : skip + self._page_size]
-        next_link = None
-        if skip + self._page_size < len(pools):
-            next_link = str(
-                URL(links.origin())
-                .with_path(request.path)
-                .with_query({"api-version": version.name, "$skipToken": str(skip + self._page_size)})
-            )
-        return _json({"value": [render_pool(p.resource(), version) for p in page], "nextLink": next_link})
+        return list_page(
+            request,
+            pools,
+            page_size=self._page_size,
+            origin=links.origin(),
+            version_name=version.name,
+            render=lambda p: render_pool(p.resource(), version),
+        )
 
     async def _mcp_action(
         self, request: web.Request, path: ArmPath, links: OperationLinks, version: ArmApiVersion
@@ -361,7 +259,7 @@ class SessionPoolRoutes(Generic[P]):
                 target="mcpServerSettings",
             )
         key_value = pool.mcp_api_key if path.action == _MCP_FETCH else pool.rotate_mcp_api_key()
-        return _json({"apiKey": key_value})
+        return json_response({"apiKey": key_value})
 
 
 class ManagementRoutes(Generic[P]):
@@ -424,7 +322,7 @@ class ManagementRoutes(Generic[P]):
             )
         if path.target is ArmTarget.OPERATION_STATUS:
             headers = {} if operation.done else {"Retry-After": self._retry_after}
-            return _json(operation.status_body(), 200, headers)
+            return json_response(operation.status_body(), 200, headers)
         if not operation.done:
             return web.Response(
                 status=202,

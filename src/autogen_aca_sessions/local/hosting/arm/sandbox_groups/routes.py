@@ -17,18 +17,24 @@ Refusals, in order: 401 (key, by the server), 404 (no such route), 400 (api-vers
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from yarl import URL
 
-from ..errors import ArmError
-from ..model import ResourceKey, resource_group_problem, subscription_problem
+from ..model import ResourceKey
 from ..operations import ArmOperation, ArmOperationKind
 from ..paths import ArmPath, ArmTarget, unknown_path
-from ..routes import MAX_ARM_BODY_BYTES, OperationLinks
+from ..requests import (
+    ResourceNaming,
+    check_method,
+    check_names,
+    json_response,
+    list_page,
+    read_json_body,
+    require_version,
+)
+from ..routes import OperationLinks
 from .model import (
     SandboxGroupApiVersion,
     group_name_problem,
@@ -61,75 +67,19 @@ def is_sandbox_group_path(segments: Sequence[str]) -> bool:
     )
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status,
-        text=json.dumps(body),
-        content_type="application/json",
-        charset="utf-8",
-        headers=headers,
-    )
+_NAMING = ResourceNaming(
+    type_name="sandboxGroups",
+    what="sandbox group",
+    name_problem=group_name_problem,
+    invalid_name_code="InvalidSandboxGroupName",
+    name_target="sandboxGroupName",
+)
+"""How sandbox groups are named in paths and errors."""
 
 
 def _version(request: web.Request) -> SandboxGroupApiVersion:
-    raw = request.query.get("api-version")
-    supported = ", ".join(v.value for v in SandboxGroupApiVersion)
-    if raw is None or not raw.strip():
-        raise ArmError(
-            400,
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests. "
-            f"Supported: {supported}.",
-            target="api-version",
-        )
-    version = lookup_group_version(raw)
-    if version is None:
-        raise ArmError(
-            400,
-            "NoRegisteredProviderFound",
-            f"No registered resource provider found for api version '{raw[:64]}' and resource type "
-            f"'sandboxGroups'. The supported api-versions are '{supported}'.",
-            target="api-version",
-        )
-    return version
-
-
-async def _read_json(request: web.Request) -> Any:
-    if request.content_length is not None and request.content_length > MAX_ARM_BODY_BYTES:
-        raise _too_large()
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > MAX_ARM_BODY_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise ArmError(
-            400,
-            "InvalidRequestContent",
-            "The request body is empty; send the sandbox group as JSON.",
-            target="body",
-        )
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ArmError(
-            400,
-            "InvalidRequestContent",
-            f"The request body is not valid JSON: {str(exc)[:200]}",
-            target="body",
-        ) from exc
-
-
-def _too_large() -> ArmError:
-    return ArmError(
-        413,
-        "RequestBodyTooLarge",
-        f"The request body is larger than the management plane's limit of {MAX_ARM_BODY_BYTES} bytes.",
-        target="body",
-    )
+    supported = [v.value for v in SandboxGroupApiVersion]
+    return require_version(request, "sandboxGroups", supported, lookup_group_version)
 
 
 class SandboxGroupRoutes:
@@ -152,56 +102,19 @@ class SandboxGroupRoutes:
             raise unknown_path(request.path)
         version = _version(request)
         allowed = ("GET",) if path.target is not ArmTarget.RESOURCE else ("GET", "PUT", "PATCH", "DELETE")
-        if request.method not in allowed:
-            raise ArmError(
-                405,
-                "MethodNotAllowed",
-                f"'{request.path[:200]}' does not accept {request.method}; allowed: {', '.join(allowed)}.",
-                target="method",
-                headers={"Allow": ", ".join(allowed)},
-            )
-        self._check_names(path.subscription, path.resource_group, path.name)
+        check_method(request, allowed)
+        key = check_names(_NAMING, path.subscription, path.resource_group, path.name)
         self._host = host = await self._open_host()
-        if path.target is not ArmTarget.RESOURCE:
+        if key is None:
             return self._list(request, host, path, links, version)
-        assert path.resource_group is not None
-        assert path.name is not None
-        return await self._group(
-            request, host, ResourceKey(path.subscription, path.resource_group, path.name), links, version
-        )
+        return await self._group(request, host, key, links, version)
 
     def result(self, request: web.Request, operation: ArmOperation) -> web.StreamResponse:
         _version(request)
         group = self._host.find(operation.key) if self._host is not None else None
         if operation.kind is ArmOperationKind.DELETE or group is None or self._host is None:
             return web.Response(status=204)
-        return _json(self._host.render(group))
-
-    @staticmethod
-    def _check_names(sub: str, rg: str | None, name: str | None) -> None:
-        checks = (
-            (sub, subscription_problem, "InvalidSubscriptionId", "subscription id", "subscriptionId"),
-            (
-                rg,
-                resource_group_problem,
-                "InvalidResourceGroupName",
-                "resource group name",
-                "resourceGroupName",
-            ),
-            (name, group_name_problem, "InvalidSandboxGroupName", "sandbox group name", "sandboxGroupName"),
-        )
-        for value, check, code, what, target in checks:
-            if value is not None and (problem := check(value)) is not None:
-                raise ArmError(400, code, f"The {what} '{value[:100]}' {problem}.", target=target)
-
-    def _not_found(self, key: ResourceKey) -> ArmError:
-        return ArmError(
-            404,
-            "ResourceNotFound",
-            f"The Resource 'Microsoft.App/sandboxGroups/{key.name}' under resource group "
-            f"'{key.resource_group}' was not found.",
-            target="sandboxGroupName",
-        )
+        return json_response(self._host.render(group))
 
     async def _group(
         self,
@@ -214,28 +127,28 @@ class SandboxGroupRoutes:
         group = host.find(key)
         if request.method == "GET":
             if group is None:
-                raise self._not_found(key)
-            return _json(host.render(group))
+                raise _NAMING.not_found(key)
+            return json_response(host.render(group))
         if request.method == "DELETE":
             if group is None:
                 return web.Response(status=204)
             operation = host.begin_delete(group)
             location = links.url(operation, "operationResults", version.value)
             return web.Response(status=202, headers={"Location": location, "Retry-After": links.retry_after})
-        body = await _read_json(request)
+        body = await read_json_body(request, "the sandbox group")
         if request.method == "PUT":
             settings = read_group_put(body)
             group, operation, created = await host.create_or_replace(key, settings)
         else:
             if group is None:
-                raise self._not_found(key)
+                raise _NAMING.not_found(key)
             group, operation = await host.update(group, read_group_patch(body, group.resource.settings))
             created = False
         headers = {
             "Azure-AsyncOperation": links.url(operation, "operationStatuses", version.value),
             "Retry-After": links.retry_after,
         }
-        return _json(host.render(group), 201 if created else 200, headers)
+        return json_response(host.render(group), 201 if created else 200, headers)
 
     def _list(
         self,
@@ -246,21 +159,11 @@ class SandboxGroupRoutes:
         version: SandboxGroupApiVersion,
     ) -> web.Response:
         groups = host.list(subscription=path.subscription, resource_group=path.resource_group)
-        raw_skip = request.query.get("$skipToken", request.query.get("$skiptoken", "0"))
-        if not (raw_skip.isascii() and raw_skip.isdigit()) or len(raw_skip) > 9:
-            raise ArmError(
-                400,
-                "InvalidSkipToken",
-                f"The $skipToken {raw_skip[:40]!r} is not one this server issued.",
-                target="$skipToken",
-            )
-        skip = int(raw_skip)
-        page = groups[skip : skip + self._page_size]
-        next_link = None
-        if skip + self._page_size < len(groups):
-            next_link = str(
-                URL(links.origin())
-                .with_path(request.path)
-                .with_query({"api-version": version.value, "$skipToken": str(skip + self._page_size)})
-            )
-        return _json({"value": [host.render(g) for g in page], "nextLink": next_link})
+        return list_page(
+            request,
+            groups,
+            page_size=self._page_size,
+            origin=links.origin(),
+            version_name=version.value,
+            render=host.render,
+        )

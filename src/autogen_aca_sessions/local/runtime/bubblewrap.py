@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import uuid
@@ -43,6 +42,7 @@ from pathlib import Path
 
 from ..config import Isolation, SandboxMode
 from ..limits import ResourceLimits
+from .cgroup_tree import own_cgroup_paths, remove_cgroup, sweep_cgroups
 from .egress import EgressAttachment
 from .signals import die_with_server
 
@@ -83,24 +83,16 @@ class PidsCgroup:
     def find(cls) -> PidsCgroup | None:
         """The pids cgroup this process may make child groups in, if any (probed by trying)."""
         candidates: list[Path] = []
-        try:
-            lines = Path("/proc/self/cgroup").read_text().splitlines()
-        except OSError:
-            return None
-        for line in lines:
-            parts = line.split(":", 2)
-            if len(parts) != 3:
-                continue
-            _, controllers, path = parts
-            if "pids" in controllers.split(","):
-                candidates.append(Path("/sys/fs/cgroup/pids") / path.lstrip("/"))
-            elif controllers == "":
-                v2 = Path("/sys/fs/cgroup") / path.lstrip("/")
-                try:
-                    if "pids" in (v2 / "cgroup.subtree_control").read_text().split():
-                        candidates.append(v2)
-                except OSError:
-                    pass
+        own = own_cgroup_paths()
+        if "pids" in own:
+            candidates.append(Path("/sys/fs/cgroup/pids") / own["pids"].lstrip("/"))
+        if "" in own:
+            v2 = Path("/sys/fs/cgroup") / own[""].lstrip("/")
+            try:
+                if "pids" in (v2 / "cgroup.subtree_control").read_text().split():
+                    candidates.append(v2)
+            except OSError:
+                pass
         for base in candidates:
             probe = base / f"aca-probe-{uuid.uuid4().hex[:8]}"
             try:
@@ -132,44 +124,13 @@ class PidsCgroup:
 
     def sweep(self) -> None:
         """Remove groups left behind by servers that are gone (killed before their cleanup)."""
-        try:
-            entries = list(self.base.iterdir())
-        except OSError:
-            return
-        for entry in entries:
-            parts = entry.name.split("-", 2)
-            if len(parts) != 3 or parts[0] != "aca" or not parts[1].isdigit():
-                continue
-            try:
-                os.kill(int(parts[1]), 0)
-                continue  # its server still runs
-            except ProcessLookupError:
-                pass
-            except OSError:
-                continue
-            self.remove(entry)
+        sweep_cgroups(self.base, "aca-")
 
     @staticmethod
     def remove(group: Path) -> None:
         """Kill whatever is left in ``group`` and delete it (best effort, never raises)."""
-        for _ in range(50):
-            try:
-                pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
-            except (OSError, ValueError):
-                pids = []
-            for pid in pids:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-            try:
-                group.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                import time
-
-                time.sleep(0.01)
-        logger.warning("could not remove cgroup %s", group)
+        if not remove_cgroup(group):
+            logger.warning("could not remove cgroup %s", group)
 
 
 @dataclass

@@ -12,37 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-import signal
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cgroup_tree import own_cgroup_paths, remove_cgroup, sweep_cgroups
+
 __all__ = ["CgroupSupport", "SandboxCgroup"]
+
+logger = logging.getLogger(__name__)
 
 _ROOT = Path("/sys/fs/cgroup")
 _V1_CONTROLLERS = ("freezer", "memory", "cpu", "cpuacct", "pids")
 _CFS_PERIOD_US = 100_000
-
-
-def _own_paths() -> dict[str, str]:
-    """This process's cgroup path per v1 controller, and ``""`` → the v2 path."""
-    paths: dict[str, str] = {}
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return paths
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, path = parts
-        if controllers == "":
-            paths[""] = path
-        for name in controllers.split(","):
-            if name:
-                paths[name] = path
-    return paths
 
 
 def _probe(base: Path, check: str) -> bool:
@@ -72,7 +56,7 @@ class CgroupSupport:
     @classmethod
     def detect(cls) -> CgroupSupport:
         """Probe what this process may create (blocking: call in a thread)."""
-        own = _own_paths()
+        own = own_cgroup_paths()
         if (_ROOT / "cgroup.controllers").exists():
             base = _ROOT / own.get("", "/").lstrip("/")
             try:
@@ -121,45 +105,8 @@ class CgroupSupport:
         """Remove groups of servers that died without cleaning up (blocking)."""
         bases = [self.v2] if self.v2 is not None else list(self.v1.values())
         for base in bases:
-            if base is None:
-                continue
-            with contextlib.suppress(OSError):
-                for entry in base.iterdir():
-                    parts = entry.name.split("-", 3)
-                    if len(parts) != 4 or parts[:2] != ["aca", "sbx"] or not parts[2].isdigit():
-                        continue
-                    try:
-                        os.kill(int(parts[2]), 0)
-                        continue
-                    except ProcessLookupError:
-                        pass
-                    except OSError:
-                        continue
-                    _remove_group(entry)
-
-
-def _remove_group(group: Path) -> None:
-    # A frozen group's processes cannot die: thaw first.
-    for name, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
-        with contextlib.suppress(OSError):
-            (group / name).write_text(value)
-    for _ in range(200):
-        try:
-            pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
-        except (OSError, ValueError):
-            pids = []
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        try:
-            group.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            import time
-
-            time.sleep(0.005)
+            if base is not None:
+                sweep_cgroups(base, "aca-sbx-")
 
 
 class SandboxCgroup:
@@ -269,4 +216,5 @@ class SandboxCgroup:
     def remove(self) -> None:
         """Kill what is left (thawing it first) and delete the groups (blocking, never raises)."""
         for directory in self.dirs.values():
-            _remove_group(directory)
+            if not remove_cgroup(directory):
+                logger.warning("could not remove cgroup %s", directory)

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,7 @@ async def measure(cfg: Config, *, hold: int, resume_sample: int) -> list[Row]:
     import aiohttp
     from azure.containerapps.sandbox.aio import SandboxGroupClient
 
-    from autogen_aca_sessions.client.aiohttp_transport import AiohttpTransport
-    from autogen_aca_sessions.client.sandboxes import SandboxesClient, SuspendMode
+    from autogen_aca_sessions.client.sandboxes import SuspendMode
     from autogen_aca_sessions.local import LocalSessionsServer
 
     samples = cfg.n(20, 3)
@@ -121,16 +121,13 @@ async def measure(cfg: Config, *, hold: int, resume_sample: int) -> list[Row]:
             connection_verify=ca,
         )
         ssl_context = server.ssl_context()
-        ours = SandboxesClient(
-            server.base_url,
-            subscription_id=SUB,
-            resource_group=RG,
-            sandbox_group=GROUP,
-            credential=server.api_key,
-            transport=AiohttpTransport(ssl=ssl_context),
-        )
         auth = {"Authorization": f"Bearer {server.api_key}"}
-        async with sdk_transport, sdk, ours, aiohttp.ClientSession(headers=auth) as http:
+        async with (
+            sdk_transport,
+            sdk,
+            _our_client(server, GROUP, ssl_context) as ours,
+            aiohttp.ClientSession(headers=auth) as http,
+        ):
             # -------------------------------------------------------------- create -> first command
             # The SDK's requests per operation: a GET that comes straight after the write and
             # finds the final state is fine; a poller that waits 3 s would show a second GET.
@@ -314,6 +311,28 @@ async def measure(cfg: Config, *, hold: int, resume_sample: int) -> list[Row]:
     return rows
 
 
+@contextlib.asynccontextmanager
+async def _our_client(server: Any, group: str, ssl_context: Any) -> AsyncIterator[Any]:
+    """Our ``SandboxesClient`` on ``group`` of ``server``, trusting its certificate (the
+    transport is ours to close: a client closes only a transport it made)."""
+    from autogen_aca_sessions.client.aiohttp_transport import AiohttpTransport
+    from autogen_aca_sessions.client.sandboxes import SandboxesClient
+
+    transport = AiohttpTransport(ssl=ssl_context)
+    try:
+        async with SandboxesClient(
+            server.base_url,
+            subscription_id=SUB,
+            resource_group=RG,
+            sandbox_group=group,
+            credential=server.api_key,
+            transport=transport,
+        ) as client:
+            yield client
+    finally:
+        await transport.close()
+
+
 def _rss_mib(pid: int | str = "self") -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -323,27 +342,18 @@ def _rss_mib(pid: int | str = "self") -> float:
 
 
 async def _hold(cfg: Config, server: Any, ssl_context: Any, count: int, resume_sample: int) -> list[Row]:
-    from autogen_aca_sessions.client.aiohttp_transport import AiohttpTransport
-    from autogen_aca_sessions.client.sandboxes import SandboxesClient, SandboxState, SuspendMode
+    from autogen_aca_sessions.client.sandboxes import SandboxState, SuspendMode
     from autogen_aca_sessions.local.runtime.sandboxes.disk import disk_usage
 
     group = await server.create_sandbox_group(
         HOLD_GROUP, subscription=SUB, resource_group=RG, max_sandbox_count=count + 1
     )
     runtime = (await server.sandbox_groups()).runtime
-    client = SandboxesClient(
-        server.base_url,
-        subscription_id=SUB,
-        resource_group=RG,
-        sandbox_group=HOLD_GROUP,
-        credential=server.api_key,
-        transport=AiohttpTransport(ssl=ssl_context),
-    )
     rss_before = _rss_mib()
     procs_before = len(os.listdir("/proc"))
     each: list[float] = []
     ids: list[str] = []
-    async with client:
+    async with _our_client(server, HOLD_GROUP, ssl_context) as client:
         for i in range(count):
             start = time.perf_counter()
             info = await client.create(

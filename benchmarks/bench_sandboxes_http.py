@@ -104,8 +104,6 @@ async def measure(cfg: Config, *, hold: int, resume_sample: int) -> list[Row]:
     rows: list[Row] = []
     async with LocalSessionsServer(tls=True) as server:
         ca = str(server.tls_ca_file)
-        # The SDK's snapshot/commit pollers ignore connection_verify; set the bundle for them too.
-        os.environ.setdefault("REQUESTS_CA_BUNDLE", ca)
         await server.create_sandbox_group(GROUP, subscription=SUB, resource_group=RG, max_sandbox_count=50)
         runtime = (await server.sandbox_groups()).runtime
         shell_pool = await server.create_pool("shellbench", container_type="Shell", ready_session_instances=1)

@@ -86,6 +86,11 @@ SDK = Version(SDK_API, "PUT", "PUT", "Suspended", "0644", "0755")
 SPEC = Version(SPEC_API, "POST", "POST", "Stopped", 0o644, 0o755)
 VERSIONS = [pytest.param(SDK, id="sdk-2026-02-01-preview"), pytest.param(SPEC, id="spec-2026-09-01-preview")]
 
+_DENY_ALL = {"defaultAction": "Deny", "hostRules": [], "rules": [], "enforcementMode": "Enforced"}
+DEFAULT_EGRESS = {**_DENY_ALL, "http": _DENY_ALL}
+"""A sandbox's egress policy when its create names none: deny everything, flat (SDK) and under
+``http`` (spec)."""
+
 CREATE_BODY = {
     "sourcesRef": {"diskImage": {"name": "python-3.12", "isPublic": True}},
     "resources": {"cpu": "500m", "memory": "1024Mi", "disk": "2Gi"},
@@ -130,7 +135,7 @@ def sandbox_body(
         },
         "sourcesRef": {"diskImage": {"name": "python-3.12", "isPublic": True}},
         "environment": {"GREETING": "hi"},
-        "egressPolicy": None,
+        "egressPolicy": DEFAULT_EGRESS,
         "ports": [],
         "volumes": [],
         "connections": [],
@@ -500,7 +505,7 @@ async def test_egress_decisions_answer_on_both_paths_under_both_keys(raw: Raw, v
     assert decisions == {
         "networkEgress": {"allowed": [], "denied": []},
         "http": {"allowed": [], "denied": []},
-        "lastUpdated": None,
+        "lastUpdated": TIME,
     }
 
 

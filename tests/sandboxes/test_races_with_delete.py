@@ -21,6 +21,7 @@ import pytest_asyncio
 
 from autogen_aca_sessions.local import LocalSessionsServer
 from autogen_aca_sessions.local.runtime.sandboxes import SandboxRuntime, SandboxState
+from autogen_aca_sessions.local.runtime.sandboxes.errors import SandboxNotFound
 from tests.sandboxes._wire_helpers import RG, SUB, Raw, Reply
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -243,3 +244,25 @@ async def test_a_file_write_racing_delete_answers_201_or_404_and_leaves_nothing(
         wrote = await _race(served, sandbox_id, upload, order, raw=b"x" * (8 * 1024 * 1024))
         _documented(wrote, {201, 404} if order is Order.TOGETHER else {404})
         await _gone(served, sandbox_id, traces)
+
+
+@pytest.mark.parametrize("call", ["resume", "stop"])
+async def test_a_call_queued_behind_a_delete_finds_the_sandbox_gone(served: Served, call: str) -> None:
+    """The order no HTTP timing can force: the call found the sandbox before the delete began,
+    then waited for the sandbox's lock behind it. It must answer not found, not a 409 naming
+    the ``Deleting`` state it cannot act on."""
+    sandbox_id = await _create(served, "Disk")
+    traces = await _traces(served, sandbox_id)
+    sandbox = served.runtime.sandbox(served.runtime_group, sandbox_id)
+    await sandbox.stop()
+    # A Disk-mode resume starts a new run: it holds the lock while the delete and the call queue.
+    resuming = asyncio.ensure_future(sandbox.resume())
+    await sandbox.wait_for_state(SandboxState.RESUMING)
+    deleting = asyncio.ensure_future(served.runtime.delete(served.runtime_group, sandbox_id))
+    await asyncio.sleep(0)  # the delete is now waiting for the lock, ahead of the call
+    queued = asyncio.ensure_future(sandbox.resume() if call == "resume" else sandbox.stop())
+    assert (await resuming).state is SandboxState.RUNNING
+    await deleting
+    with pytest.raises(SandboxNotFound):
+        await queued
+    await _gone(served, sandbox_id, traces)

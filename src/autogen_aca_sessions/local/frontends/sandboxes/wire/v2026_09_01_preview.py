@@ -2,7 +2,19 @@
 Idle, Creating, Stopping, StopFailed``, so the runtime states it lacks are named by their
 nearest (a suspended sandbox is ``Stopped`` with ``stateDetails.stoppedReason``; one resuming
 is ``Creating``; one being deleted is ``Stopping``; one that failed is ``StopFailed``). Create
-answers 201, a file write 201 ``{success, bytesWritten}``; a FileInfo's ``mode`` is an int32."""
+answers 201, a file write 201 ``{success, bytesWritten}``; a FileInfo's ``mode`` is an int32.
+
+Where this server still answers otherwise than the spec (known, kept on purpose):
+
+- ``POST {s}/stop`` answers the stopped Sandbox, not a Snapshot: a stop here takes no snapshot
+  (Memory mode freezes the processes in place), and a Snapshot body would carry an ``id`` that
+  names nothing ``GET {g}/snapshots/{id}`` knows.
+- ``stats.cpu`` has the SDK's ``usageNanoCores``/``usageCoreNanoSeconds`` only, not the spec's
+  ``/proc/stat``-style ``user``/``system``/``idle``/``loadAvg*`` of a VM (a sandbox is a process
+  tree on a shared kernel: those figures would be the host's).
+- Error bodies carry ProblemDetails' ``type``, ``title``, ``status`` and ``detail``, not
+  ``instance``.
+"""
 
 from __future__ import annotations
 

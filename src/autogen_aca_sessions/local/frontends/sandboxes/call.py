@@ -14,6 +14,7 @@ from aiohttp import web
 from ...runtime.sandboxes.errors import SandboxError
 from ...runtime.sandboxes.runtime import SandboxRuntime
 from ...runtime.sandboxes.sandbox import LocalSandbox
+from ..bodies import read_capped_body
 from ..dataplane.wire.errors import WireError
 from .errors import wire_error
 from .versions import SandboxApiVersion
@@ -134,16 +135,7 @@ class SandboxCall:
 
     async def json(self, *, required: bool = True) -> Any:
         """The JSON body (None when empty and not ``required``); 413 above the cap, 400 when not JSON."""
-        if self.request.content_length is not None and self.request.content_length > MAX_JSON_BODY_BYTES:
-            raise _too_large()
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await self.request.content.readany():
-            size += len(chunk)
-            if size > MAX_JSON_BODY_BYTES:
-                raise _too_large()
-            chunks.append(chunk)
-        raw = b"".join(chunks)
+        raw = await read_capped_body(self.request, MAX_JSON_BODY_BYTES, _too_large)
         if not raw.strip():
             if required:
                 raise bad_request("The request body is empty; send JSON.", "body")

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from yarl import URL
 
+from ...frontends.bodies import read_capped_body
 from .errors import ArmError
 from .model import ResourceKey, resource_group_problem, subscription_problem
 
@@ -128,16 +129,7 @@ def check_names(
 async def read_json_body(request: web.Request, what: str) -> Any:
     """The request's JSON body (``what`` names it in the error): 413 above
     :data:`MAX_ARM_BODY_BYTES` (read no further), 400 when empty or not JSON."""
-    if request.content_length is not None and request.content_length > MAX_ARM_BODY_BYTES:
-        raise _too_large()
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > MAX_ARM_BODY_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_capped_body(request, MAX_ARM_BODY_BYTES, _too_large)
     if not raw.strip():
         raise ArmError(
             400, "InvalidRequestContent", f"The request body is empty; send {what} as JSON.", target="body"

@@ -143,3 +143,46 @@ def test_quick_run_of_startup_prints_launch_to_first_result_against_the_data_sta
     # The intermediate points are printed too.
     assert rows["LocalSessionPool: launch -> async with returns"]["p50"] > 0
     assert rows["aca-sessions serve: launch -> banner"]["p50"] > 0
+
+
+@pytest.mark.timeout(240)
+def test_quick_run_of_sandboxes_http_prints_both_clients_the_shell_baseline_and_the_held_sandboxes(
+    tmp_path: Path,
+) -> None:
+    out_json = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(RUN),
+            "--quick",
+            "--only",
+            "sandboxes_http",
+            "--samples",
+            "2",
+            "--quiet",
+            "--json",
+            str(out_json),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=220,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {r["figure"]: r for r in json.loads(out_json.read_text())["rows"]}
+    assert not any(figure == "FAILED" for figure in rows)
+    sdk_create = next(
+        r for f, r in rows.items() if f.startswith("create (python-3.12) -> first command result, official")
+    )
+    # The SDK's create is one PUT: its poller never looked again (a GET would be listed).
+    assert sdk_create["note"] == "SDK requests: PUT sandboxes"
+    assert sdk_create["samples"] == 2
+    ours = rows["create (python-3.12) -> first command result, SandboxesClient"]
+    assert ours["p50"] > 0
+    assert ours["met"] in (True, False)
+    raw = rows["executeShellCommand 'true' (aiohttp, same session)"]
+    assert raw["baseline_value"] > 0
+    assert raw["ratio"] > 0
+    assert raw["target"] == "<= 1.5x the Shell pool"
+    resumed = next(r for f, r in rows.items() if f.startswith("Disk-mode resume -> file read through HTTP"))
+    assert resumed["note"] == "0 lost"

@@ -40,11 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from .bubblewrap import SANDBOX_DATA_DIR, SANDBOX_RUN_DIR, Sandbox
-from .kernel import KernelStartError, LaunchedKernel
+from .kernel import KernelStartError, LaunchedKernel, PlainKernelLauncher
 from .kernel_folder import kernel_environment, prepare_kernel_folder
 from .signals import kill_process_group
 
-__all__ = ["DEFAULT_PRELOAD", "TemplateChild", "TemplateKernelLauncher"]
+__all__ = ["DEFAULT_PRELOAD", "PLAIN_WHILE_STARTING", "TemplateChild", "TemplateKernelLauncher"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,15 @@ _FORK_SECONDS = 30.0
 """How long the template may take to answer one kernel request."""
 _HOLDER_SECONDS = 30.0
 """How long a holder may take to be running ``sleep`` inside its sandbox."""
+PLAIN_WHILE_STARTING = 1
+"""Kernels a pool's launcher starts as plain interpreters while its template is not ready yet.
+
+The template needs about a second from its launch to its first fork (the data-stack import
+alone is half of it); a plain kernel answers about half a second after its launch. A new
+pool's first kernel is therefore a plain one instead of waiting for the template. Only one:
+each costs ~0.5 s of CPU beside the template's start and, once it imports the data stack,
+~90 MiB instead of ~15; a second did not make the first block's result come sooner
+(``benchmarks/README.md``, issue 21)."""
 
 
 class TemplateChild:
@@ -133,6 +142,8 @@ class TemplateKernelLauncher:
         hide_paths: Sequence[Path] = (),
         preload: Sequence[str] = DEFAULT_PRELOAD,
         probe_modules: bool = True,
+        plain_while_starting: int = 0,
+        mpl_cache: Path | None = None,
     ) -> None:
         self.sandbox = sandbox
         """The sandbox every kernel runs in."""
@@ -159,6 +170,14 @@ class TemplateKernelLauncher:
         """Every holder started and not yet seen to exit, whether or not its launch finished:
         :meth:`close` kills these too, so that a launch in flight when the pool closes (a
         restart racing a stop) cannot leave a sandbox behind."""
+        self.plain_while_starting = plain_while_starting
+        """How many kernels may still start plain while the template is not ready."""
+        self.plain_launches = 0
+        """Kernels started plain so far (see ``plain_while_starting``)."""
+        self._plain = PlainKernelLauncher(
+            sandbox, egress=egress, hide_paths=self.hide_paths, mpl_cache=mpl_cache
+        )
+        self._starting: asyncio.Task[None] | None = None
         self._next_id = 0
         self._lock = asyncio.Lock()
         self._private: Path | None = None
@@ -278,8 +297,40 @@ class TemplateKernelLauncher:
                     future.set_exception(KernelStartError("the kernel template exited"))
             self._waiting.clear()
 
+    @property
+    def template_ready(self) -> bool:
+        """Whether the template runs and has imported everything (a launch forks at once)."""
+        ready = self._ready
+        return (
+            self._process is not None
+            and self._process.returncode is None
+            and ready is not None
+            and ready.done()
+            and not ready.cancelled()
+            and ready.exception() is None
+        )
+
+    def _start_in_background(self) -> None:
+        """Start the template without waiting for it (a failure is retried by the next launch)."""
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.ensure_future(self._background_start())
+
+    async def _background_start(self) -> None:
+        try:
+            await self.start()
+        except Exception as exc:
+            logger.warning("the kernel template did not start (%s); the next launch retries", exc)
+
     async def launch(self, *, data_dir: Path, run_dir: Path, uid: int | None) -> LaunchedKernel:
-        """Fork a kernel for ``data_dir`` in a sandbox like the plain launcher's."""
+        """Fork a kernel for ``data_dir`` in a sandbox like the plain launcher's (or, while the
+        template starts, a plain kernel: see ``plain_while_starting``)."""
+        if self._closed:
+            raise RuntimeError("the launcher is closed")
+        if self.plain_launches < self.plain_while_starting and not self.template_ready:
+            self.plain_launches += 1
+            self._start_in_background()
+            self._check_privileges(uid)
+            return await self._plain.launch(data_dir=data_dir, run_dir=run_dir, uid=uid)
         async with self._lock:
             await self._ensure_template()
         self._all_children = {
@@ -288,12 +339,7 @@ class TemplateKernelLauncher:
             if c.returncode is None or (c.holder is not None and c.holder.returncode is None)
         }
         sandbox = self.sandbox
-        if uid is not None and not sandbox.drops_privileges:
-            # Only a launcher handed a sandbox other than its session manager's gets here
-            # (the manager makes its own launcher with its own sandbox): never run with less.
-            raise KernelStartError(
-                f"the kernel launcher's sandbox ({sandbox.isolation}) is weaker than the session manager's"
-            )
+        self._check_privileges(uid)
         folder = await prepare_kernel_folder(
             sandbox, data_dir=data_dir, run_dir=run_dir, uid=uid, cgroup_prefix="t"
         )
@@ -359,6 +405,15 @@ class TemplateKernelLauncher:
             started_at=time.monotonic(),
         )
 
+    def _check_privileges(self, uid: int | None) -> None:
+        sandbox = self.sandbox
+        if uid is not None and not sandbox.drops_privileges:
+            # Only a launcher handed a sandbox other than its session manager's gets here
+            # (the manager makes its own launcher with its own sandbox): never run with less.
+            raise KernelStartError(
+                f"the kernel launcher's sandbox ({sandbox.isolation}) is weaker than the session manager's"
+            )
+
     async def _start_holder(
         self,
         sandbox: Sandbox,
@@ -413,6 +468,11 @@ class TemplateKernelLauncher:
     async def close(self) -> None:
         """Kill every kernel and sandbox, stop the template, remove its directory. Idempotent."""
         self._closed = True
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            starting.cancel()
+            with contextlib.suppress(BaseException):
+                await starting
         for child in list(self._all_children):
             child.kill()
         for holder in list(self._live_holders):

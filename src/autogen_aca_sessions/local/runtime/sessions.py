@@ -29,7 +29,7 @@ import zmq.asyncio
 from ..config import Isolation, KernelLauncherKind, PoolConfig
 from ..limits import MAX_OUTPUT_CHARS
 from . import capacity
-from ._kernel_template_launcher import TemplateKernelLauncher
+from ._kernel_template_launcher import PLAIN_WHILE_STARTING, TemplateKernelLauncher
 from .bubblewrap import BWRAP_PATH, SESSION_UID_BASE, SESSION_UID_SPAN, Sandbox
 from .egress import EgressGateway, EgressPolicy
 from .kernel import (
@@ -93,6 +93,8 @@ class _Slot:
         """The host uid its code runs as (``None`` when the sandbox does not switch users)."""
         self.shell_groups: set[int] = set()
         """Process groups of the shell commands running in this slot (killed on release)."""
+        self.claimed = False
+        """Whether a session was given the slot while the manager was still filling it."""
         self._start = start
         self._kernel: Kernel | None = None
         self._starting: asyncio.Task[Kernel] | None = None
@@ -109,8 +111,25 @@ class _Slot:
         return self._kernel is not None and self._kernel.alive
 
     async def fill(self) -> None:
-        """Start the slot's kernel now (a ready slot: the manager waits for it)."""
-        self._kernel = await self._start(self.data_dir, self.uid)
+        """Start the slot's kernel now (a ready slot: the manager waits for it).
+
+        The start is the slot's own task, shared with :meth:`live_kernel`: a session given the
+        slot while it fills (:attr:`claimed`) waits for the same kernel instead of starting one.
+        """
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start(self.data_dir, self.uid))
+        task = self._starting
+        try:
+            kernel = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise  # the filler was cancelled, not the start
+            raise KernelStartError("the slot was released while its kernel started") from None
+        finally:
+            if self._starting is task and task.done():
+                self._starting = None
+        if self._kernel is None and not self._released:
+            self._kernel = kernel
 
     async def live_kernel(self) -> tuple[Kernel, bool]:
         """The live kernel, starting one if needed; True when the last one died between calls."""
@@ -406,6 +425,8 @@ class SessionManager:
         self._sandbox: Sandbox | None = None
         self._sessions: dict[str, Session] = {}
         self._ready: deque[_Slot] = deque()
+        self._filling: _Slot | None = None
+        """The slot whose kernel the filler is starting (a new session may take it over)."""
         self._refill = asyncio.Event()
         self._first_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -550,7 +571,11 @@ class SessionManager:
         sandbox = self.sandbox
         if self.config.kernel_launcher is KernelLauncherKind.FORK:
             launcher = TemplateKernelLauncher(
-                sandbox=sandbox, egress=self.config.egress, hide_paths=self._hidden
+                sandbox=sandbox,
+                egress=self.config.egress,
+                hide_paths=self._hidden,
+                plain_while_starting=PLAIN_WHILE_STARTING,
+                mpl_cache=mpl_cache,
             )
             self._owned_launcher = launcher
             return launcher
@@ -654,7 +679,7 @@ class SessionManager:
                     f"{capacity.FD_RESERVE} kept for the {len(self._sessions)} sessions it holds. Delete a "
                     "session or wait for an idle one to expire (or raise the server's open-file limit).",
                 )
-        slot = self._take_ready_slot() or self._new_slot()
+        slot = self._take_ready_slot() or self._claim_filling_slot() or self._new_slot()
         session = Session(self, identifier, slot)
         self._sessions[identifier] = session
         self._refill.set()
@@ -751,6 +776,19 @@ class SessionManager:
             self.spawn(slot.release())
         return None
 
+    def _claim_filling_slot(self) -> _Slot | None:
+        """The slot the filler is starting a kernel for, taken over by a new session.
+
+        With no ready kernel, a new session waits for the one already starting rather than
+        starting a second at the same time: on a small machine (and while the fork template
+        starts, when both would be plain interpreters) two starts at once each take longer.
+        """
+        slot, self._filling = self._filling, None
+        if slot is None:
+            return None
+        slot.claimed = True
+        return slot
+
     async def start_kernel(self, data_dir: Path, uid: int | None) -> Kernel:
         """Start a kernel for a slot's ``data_dir`` with the pool's launcher; returns once it answers."""
         assert self._launcher is not None
@@ -810,21 +848,29 @@ class SessionManager:
                 await self._refill.wait()
                 continue
             slot = self._new_slot()
+            self._filling = slot
             try:
                 await slot.fill()
             except asyncio.CancelledError:
-                await slot.release()
+                if not slot.claimed:  # a session's slot is released with the session
+                    await slot.release()
                 raise
             except Exception as exc:
+                if slot.claimed:
+                    continue  # the session that took the slot over was told; not the filler's
                 failures += 1
                 if not isinstance(exc, ResourcesExhaustedError):  # already logged, once
                     logger.warning("could not start a ready kernel (%s); retrying", exc)
                 await slot.release()
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
                 continue
+            finally:
+                if self._filling is slot:
+                    self._filling = None
             failures = 0
-            self._ready.append(slot)
-            self._first_ready.set()
+            if not slot.claimed:
+                self._ready.append(slot)
+                self._first_ready.set()
 
     async def _reap(self) -> None:
         """Delete sessions idle for longer than the cooldown period, and (when the pool has a

@@ -13,6 +13,7 @@ import pytest
 from autogen_aca_sessions.local.config import PoolConfig
 from autogen_aca_sessions.local.runtime._kernel_template_launcher import TemplateChild, TemplateKernelLauncher
 from autogen_aca_sessions.local.runtime.bubblewrap import Sandbox
+from autogen_aca_sessions.local.runtime.kernel import LaunchedKernel, PlainKernelLauncher
 from autogen_aca_sessions.local.runtime.outcome import Outcome
 from autogen_aca_sessions.local.runtime.sessions import Session, SessionManager
 
@@ -125,7 +126,9 @@ async def test_a_dead_template_takes_its_kernels_down_and_the_next_launch_starts
 
 
 @pytest.mark.parametrize("sandbox", ["bwrap", "none"])
-async def test_the_pool_serves_forked_kernels_when_asked(tmp_path: Path, sandbox: str) -> None:
+async def test_the_pools_first_session_is_a_plain_kernel_and_the_next_are_forked(
+    tmp_path: Path, sandbox: str
+) -> None:
     from autogen_aca_sessions import LocalSessionPool
     from autogen_aca_sessions.client import SessionsClient
 
@@ -133,28 +136,103 @@ async def test_the_pool_serves_forked_kernels_when_asked(tmp_path: Path, sandbox
     pool = LocalSessionPool(
         sandbox=sandbox, kernel_launcher="fork", ready_sessions=1, root_dir=tmp_path / "root"
     )
+    probe = "import os, sys\nv = 5\n['pandas' in sys.modules, os.getcwd()]"
+    expected_cwd = "/mnt/data" if sandbox == "bwrap" else None
     async with pool:
         manager = pool.manager
         assert isinstance(manager, SessionManager)
         async with SessionsClient(pool.endpoint, pool.async_credential) as client:
-            first = await client.execute(
-                "one", "import os, sys\nv = 5\n['pandas' in sys.modules, os.getcwd()]"
-            )
+            # The pool's first kernel started while the template was starting: a plain one,
+            # in the same sandbox, without the data stack imported ahead.
+            plain = await client.execute("plain", probe)
+            assert plain.succeeded, plain.stderr
+            assert plain.result[0] is False
+            assert (await client.execute("plain", "import pandas\nv * 3")).result == 15
+            first = await client.execute("one", probe)
             assert first.succeeded, first.stderr
-            expected_cwd = "/mnt/data" if sandbox == "bwrap" else None
             assert first.result[0] is True
             if expected_cwd is not None:
+                assert plain.result[1] == expected_cwd
                 assert first.result[1] == expected_cwd
             second = await client.execute("one", "v * 2")
             assert second.result == 10
+        plain_session = manager.get("plain")
+        assert plain_session is not None
+        assert plain_session.kernel is not None
+        plain_process = plain_session.kernel.launched.process
+        assert not isinstance(plain_process, TemplateChild)
         session = manager.get("one")
         assert session is not None
         child = child_of(session)
         assert (child.holder is not None) == (sandbox == "bwrap")
     left = {p.pid for p in psutil.Process().children(recursive=True)} - before
     assert living(left) == []
-    assert living({child.pid}) == []
+    assert living({child.pid, plain_process.pid}) == []
     assert not (tmp_path / "root" / "sessions").exists()
+
+
+class _CountingLauncher:
+    """A real plain launcher whose launches are recorded and may be held until released."""
+
+    def __init__(self, *, hold_first: bool = False) -> None:
+        self.inner = PlainKernelLauncher(Sandbox.resolve("none"), egress=False, hide_paths=(), mpl_cache=None)
+        self.launched: list[LaunchedKernel] = []
+        self.calls = 0
+        self.first_called = asyncio.Event()
+        self.release_first = asyncio.Event()
+        if not hold_first:
+            self.release_first.set()
+
+    async def launch(self, *, data_dir: Path, run_dir: Path, uid: int | None) -> LaunchedKernel:
+        self.calls += 1
+        if self.calls == 1:
+            self.first_called.set()
+            await self.release_first.wait()
+        launched = await self.inner.launch(data_dir=data_dir, run_dir=run_dir, uid=uid)
+        self.launched.append(launched)
+        return launched
+
+
+async def test_a_new_session_takes_over_the_kernel_the_filler_is_starting(tmp_path: Path) -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    launcher = _CountingLauncher()
+    config = PoolConfig(sandbox="none", ready_sessions=1)
+    async with SessionManager(root=tmp_path / "pool", config=config, launcher=launcher) as manager:
+        await launcher.first_called.wait()
+        session = await manager.get_or_create("a")
+        out = await session.execute("1 + 1", timeout=60, max_output_chars=100)
+        assert out.result == 2, out.stderr
+        kernel = session.kernel
+        assert kernel is not None
+        # The filler's kernel, not one of its own; the filler then starts the ready one.
+        assert kernel.launched is launcher.launched[0]
+        await asyncio.wait_for(manager.wait_first_ready(), 120)
+        assert manager.ready_count == 1
+        assert launcher.calls == 2
+    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert living(left) == []
+
+
+async def test_deleting_a_session_whose_kernel_was_starting_leaves_the_filler_filling(tmp_path: Path) -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    launcher = _CountingLauncher(hold_first=True)
+    config = PoolConfig(sandbox="none", ready_sessions=1)
+    async with SessionManager(root=tmp_path / "pool", config=config, launcher=launcher) as manager:
+        await launcher.first_called.wait()
+        session = await manager.get_or_create("a")
+        running = asyncio.ensure_future(session.execute("1", timeout=60, max_output_chars=100))
+        assert await manager.delete("a")
+        out = await asyncio.wait_for(running, 60)
+        assert out.outcome is not Outcome.SUCCEEDED
+        # The start it took over was abandoned; the filler goes on to a ready kernel of its own.
+        await asyncio.wait_for(manager.wait_first_ready(), 120)
+        assert manager.ready_count == 1
+        assert launcher.calls == 2
+        assert len(launcher.launched) == 1
+        fresh = await manager.get_or_create("b")
+        assert (await fresh.execute("2 + 2", timeout=60, max_output_chars=100)).result == 4
+    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert living(left) == []
 
 
 async def test_cli_serve_kernel_launcher_fork_serves_forked_kernels_and_leaves_nothing(

@@ -70,3 +70,35 @@ async def test_forked_kernels_run_code_share_imports_and_clean_up(tmp_path: Path
     assert not [
         p for p in left if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
     ]
+
+
+async def test_the_probed_module_list_is_cached_and_the_next_template_skips_the_probe(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+
+    async def start_template() -> bool | None:
+        launcher = TemplateKernelLauncher(sandbox=Sandbox.resolve("none"), probe_cache=cache)
+        await launcher.start()
+        try:
+            config = PoolConfig(sandbox="none", ready_sessions=0)
+            async with SessionManager(root=tmp_path / "pool", config=config, launcher=launcher) as manager:
+                session = await manager.get_or_create("s")
+                out = await session.execute(
+                    "import sys\n[m in sys.modules for m in ('numpy', 'pandas', 'matplotlib.pyplot')]",
+                    timeout=60,
+                    max_output_chars=1000,
+                )
+                assert out.result == [True, True, True], out.stderr
+        finally:
+            await launcher.close()
+        return launcher.probed
+
+    assert await start_template() is True
+    (kept,) = cache.glob("template-modules-*.txt")
+    names = kept.read_text().split("\n")
+    assert "pandas.core.frame" in names
+    assert "matplotlib.pyplot" in names
+    assert await start_template() is False
+    # A damaged list is not used: the probe runs again and writes a good one.
+    kept.write_text("numpy\nnot a module; import os\n")
+    assert await start_template() is True
+    assert "pandas.core.frame" in kept.read_text().split("\n")

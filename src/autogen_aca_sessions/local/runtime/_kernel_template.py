@@ -2,8 +2,9 @@
 
 Run as ``python _kernel_template.py '<json spec>'`` by
 :class:`~._kernel_template_launcher.TemplateKernelLauncher`; the spec names the inherited
-file descriptor of one end of a socket pair (``fd``), the modules to import (``preload``)
-and the kernel start-up file (``startup``). Why: a fresh ipykernel with NumPy, pandas and
+file descriptor of one end of a socket pair (``fd``), the modules to import (``preload``),
+the kernel start-up file (``startup``) and where the probe's module list is cached
+(``probe_cache``, optional). Why: a fresh ipykernel with NumPy, pandas and
 matplotlib imported owns ~100 MiB; a kernel forked from here shares those pages
 copy-on-write and owns ~15 MiB (``benchmarks/README.md``).
 
@@ -29,9 +30,10 @@ Protocol (one JSON object per line):
 
 - launcher -> template: ``{"id": n, "connection_file": ..., "cwd": ..., "env": {...},
   "limits": {...}, "ns_pid": p|null, "uid": u|null, "cgroup_procs": path|null}``
-- template -> launcher: ``{"ready": modules}`` once, then ``{"id": n, "pid": pid}`` (the
-  kernel's host pid) or ``{"id": n, "error": ...}``, and ``{"exited": pid, "status": s}``
-  for every reaped process (``s`` negative: killed by signal ``-s``).
+- template -> launcher: ``{"ready": modules, "probed": bool}`` once (``probed``: the probe
+  kernel ran; false when its module list came from the ``probe_cache`` directory), then
+  ``{"id": n, "pid": pid}`` (the kernel's host pid) or ``{"id": n, "error": ...}``, and
+  ``{"exited": pid, "status": s}`` for every reaped process (``s`` negative: killed by signal ``-s``).
 """
 
 from __future__ import annotations
@@ -146,7 +148,58 @@ def _probe_modules(startup: str) -> list[str]:
     return b"".join(chunks).decode().split("\n")
 
 
-def _preload(modules: list[str], startup: str, probe: bool) -> int:
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _probe_cache_path(cache_dir: str, modules: list[str], startup: str) -> str:
+    """Where the probe's module list is kept for this interpreter and these installed packages.
+
+    The key changes when anything the list depends on may have: the interpreter (its path and
+    version), the modules asked for, the start-up file's text, and the modification time of
+    every directory on ``sys.path`` (installing, upgrading or removing a package adds or
+    removes entries in its site-packages directory, which changes that directory's time).
+    """
+    import hashlib
+
+    key = hashlib.sha256()
+    key.update(json.dumps([sys.executable, sys.version, modules]).encode())
+    with open(startup, "rb") as source:
+        key.update(source.read())
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            key.update(f"{entry}\0{os.stat(entry or '.').st_mtime_ns}\0".encode())
+    return os.path.join(cache_dir, f"template-modules-{key.hexdigest()[:32]}.txt")
+
+
+def _cached_modules(path: str) -> list[str] | None:
+    """The cached module list, or ``None`` when there is none or it is not a list of names."""
+    try:
+        with open(path, encoding="utf-8") as cached:
+            names = cached.read().split("\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not names or not all(_MODULE_NAME.fullmatch(name) for name in names):
+        return None
+    return names
+
+
+def _store_modules(path: str, names: list[str]) -> None:
+    """Keep the module list for the next template (best effort: a cache, not a requirement)."""
+    with contextlib.suppress(OSError):
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".modules-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write("\n".join(names))
+            os.replace(temporary, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+
+
+def _preload(modules: list[str], startup: str, probe: bool, cache_dir: str | None) -> tuple[int, bool]:
+    """Import ``modules`` and (``probe``) what a started kernel loads; returns the module count
+    and whether the throwaway probe kernel ran (False: its list came from ``cache_dir``)."""
     import importlib
 
     for name in ("ipykernel.ipkernel", "ipykernel.kernelapp", *modules):
@@ -154,12 +207,21 @@ def _preload(modules: list[str], startup: str, probe: bool) -> int:
             importlib.import_module(name)
         except Exception as exc:
             print(f"aca-template: could not import {name}: {exc}", file=sys.stderr)
+    probed = False
     if probe:
-        for name in _probe_modules(startup):
-            if name and name != "__main__" and name not in sys.modules:
+        cache = _probe_cache_path(cache_dir, modules, startup) if cache_dir else None
+        names = _cached_modules(cache) if cache is not None else None
+        if names is None:
+            # The probe is a forked kernel that starts and runs a plotting cell (~0.15 s).
+            names = [n for n in _probe_modules(startup) if n != "__main__" and _MODULE_NAME.fullmatch(n)]
+            probed = True
+            if cache is not None:
+                _store_modules(cache, names)
+        for name in names:
+            if name not in sys.modules:
                 with contextlib.suppress(Exception):
                     importlib.import_module(name)
-    return len(sys.modules)
+    return len(sys.modules), probed
 
 
 def _prepare_app(startup: str) -> None:
@@ -511,7 +573,9 @@ def main() -> None:
 
     _kernel_boot._unbounded_send_queues()
     startup = str(spec["startup"])
-    count = _preload(list(spec.get("preload", [])), startup, bool(spec.get("probe", True)))
+    count, probed = _preload(
+        list(spec.get("preload", [])), startup, bool(spec.get("probe", True)), spec.get("probe_cache")
+    )
     _prepare_app(startup)
     gc.collect()
     # Filling one size class can open a pool of another: a few passes settle it.
@@ -561,7 +625,7 @@ def main() -> None:
             return {"id": request["id"], "pid": int(line)}
         return {"id": request["id"], "error": line[1:] if line else "the kernel process exited at once"}
 
-    send({"ready": count})
+    send({"ready": count, "probed": probed})
     pending = b""
     while True:
         for key, _ in selector.select():

@@ -44,7 +44,13 @@ from .kernel import KernelStartError, LaunchedKernel, PlainKernelLauncher
 from .kernel_folder import kernel_environment, prepare_kernel_folder
 from .signals import kill_process_group
 
-__all__ = ["DEFAULT_PRELOAD", "PLAIN_WHILE_STARTING", "TemplateChild", "TemplateKernelLauncher"]
+__all__ = [
+    "DEFAULT_PRELOAD",
+    "PLAIN_WHILE_STARTING",
+    "TemplateChild",
+    "TemplateKernelLauncher",
+    "default_probe_cache",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +150,7 @@ class TemplateKernelLauncher:
         probe_modules: bool = True,
         plain_while_starting: int = 0,
         mpl_cache: Path | None = None,
+        probe_cache: Path | None = None,
     ) -> None:
         self.sandbox = sandbox
         """The sandbox every kernel runs in."""
@@ -170,6 +177,11 @@ class TemplateKernelLauncher:
         """Every holder started and not yet seen to exit, whether or not its launch finished:
         :meth:`close` kills these too, so that a launch in flight when the pool closes (a
         restart racing a stop) cannot leave a sandbox behind."""
+        self.probe_cache = probe_cache if probe_cache is not None else default_probe_cache()
+        """Where the template keeps the module list its probe kernel found (per interpreter and
+        installed packages), so that the next template skips the probe."""
+        self.probed: bool | None = None
+        """Whether the running template ran its probe kernel (False: the list was cached)."""
         self.plain_while_starting = plain_while_starting
         """How many kernels may still start plain while the template is not ready."""
         self.plain_launches = 0
@@ -226,6 +238,7 @@ class TemplateKernelLauncher:
             "parent": os.getpid(),
             "preload": list(self.preload),
             "probe": self.probe_modules,
+            "probe_cache": str(self.probe_cache),
             "startup": str(Path(__file__).with_name("_kernel_startup.py")),
         }
         log = await asyncio.to_thread(open, self._private / "template.log", "ab")
@@ -281,6 +294,7 @@ class TemplateKernelLauncher:
                         # Its launch gave up (timed out or cancelled): nobody will use it.
                         message["child"].kill()
                 elif "ready" in message and not ready.done():
+                    self.probed = bool(message.get("probed"))
                     ready.set_result(int(message["ready"]))
         except (ValueError, OSError) as exc:
             logger.warning("lost the kernel template's control socket: %s", exc)
@@ -506,6 +520,12 @@ class TemplateKernelLauncher:
             self._reader_task = None
         self._process = None
         self._ready = None
+
+
+def default_probe_cache() -> Path:
+    """The user's cache directory for this package (``$XDG_CACHE_HOME/autogen-aca-sessions``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "autogen-aca-sessions"
 
 
 def _find_sleep(root: int) -> int | None:

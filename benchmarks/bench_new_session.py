@@ -26,6 +26,7 @@ from harness import (
     pool_credential,
     ratio,
     raw_cold_start,
+    skip_plain_first_kernel,
     summarise,
     wait_ready,
 )
@@ -46,6 +47,7 @@ async def measure_ready(count: int, cfg: Config) -> tuple[list[float], list[floa
     client_times: list[float] = []
     executor_times: list[float] = []
     async with open_pool(ready_sessions=READY, max_concurrent_sessions=count * 2 + READY + 4) as pool:
+        await skip_plain_first_kernel(pool)
         credential = pool_credential(pool)
         async with SessionsClient(pool.endpoint, credential) as client:
             # One throwaway call so connection set-up and first-use imports are not in sample 1.

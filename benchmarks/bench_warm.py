@@ -30,6 +30,7 @@ from harness import (
     pool_available,
     pool_credential,
     ratio,
+    skip_plain_first_kernel,
     summarise,
 )
 
@@ -73,6 +74,7 @@ async def run(cfg: Config) -> list[Row]:
     }
     try:
         async with open_pool(ready_sessions=3, max_concurrent_sessions=8) as pool:
+            await skip_plain_first_kernel(pool)
             credential = pool_credential(pool)
             executor = ACADynamicSessionsCodeExecutor(pool.endpoint, credential)
             await executor.start()

@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from harness import TRIVIAL_BLOCK, RawKernel, open_pool, pool_credential  # noqa: E402
+from harness import TRIVIAL_BLOCK, RawKernel, open_pool, pool_credential, skip_plain_first_kernel  # noqa: E402
 
 LAYERS = [
     ("autogen_aca_sessions/executor", "our executor"),
@@ -85,6 +85,7 @@ async def main(calls: int) -> None:
     from autogen_aca_sessions import ACADynamicSessionsCodeExecutor
 
     async with open_pool(ready_sessions=1, max_concurrent_sessions=4) as pool:
+        await skip_plain_first_kernel(pool)
         executor = ACADynamicSessionsCodeExecutor(pool.endpoint, pool_credential(pool))
         await executor.start()
         block = [CodeBlock(code=TRIVIAL_BLOCK, language="python")]

@@ -678,7 +678,9 @@ class SessionManager:
             return session
         if len(self._sessions) >= self.config.max_concurrent_sessions:
             raise SessionLimitReached(self.config.max_concurrent_sessions)
-        if not self.config.is_shell:
+        # A ready kernel (or the one the filler is starting) holds its descriptors already.
+        slot = self._take_ready_slot() or self._claim_filling_slot()
+        if slot is None and not self.config.is_shell:
             fits, open_fds, soft = self._fds.admits()
             if not fits:
                 self._log_exhausted("open files", f"{open_fds} of the server's {soft} descriptors are in use")
@@ -689,8 +691,7 @@ class SessionManager:
                     f"{capacity.FD_RESERVE} kept for the {len(self._sessions)} sessions it holds. Delete a "
                     "session or wait for an idle one to expire (or raise the server's open-file limit).",
                 )
-        slot = self._take_ready_slot() or self._claim_filling_slot() or self._new_slot()
-        session = Session(self, identifier, slot)
+        session = Session(self, identifier, slot or self._new_slot())
         self._sessions[identifier] = session
         self._refill_soon()
         return session

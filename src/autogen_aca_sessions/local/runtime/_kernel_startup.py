@@ -1,11 +1,10 @@
 """Code that runs inside every session kernel once, before the first user cell.
 
 It is executed by ``_kernel_boot.py`` through IPython's ``exec_lines`` in a private
-namespace, so the only trace it leaves is one name in ``builtins`` (``__aca_result__``, what
-describes a cell's value: the kernel puts it in each execute reply's metadata as
-``aca_result`` when the request's metadata names ``aca_result_limit``). It must stay
-importable without the package (the kernel may not have it on ``sys.path``) and must stay
-fast: it runs on every kernel start.
+namespace, so the only trace it leaves is one name in ``builtins``
+(``__aca_result__``), which the server calls through ``user_expressions`` after each
+cell. It must stay importable without the package (the kernel may not have it on
+``sys.path``) and must stay fast: it runs on every kernel start.
 """
 
 from __future__ import annotations
@@ -232,12 +231,6 @@ def _patch_kernel() -> None:
     def finish(parent: Any, metadata: Any, reply_content: Any) -> Any:
         metadata = finish_metadata(parent, metadata, reply_content)
         if parent.get("header", {}).get("msg_type") == "execute_request":
-            limit = parent.get("metadata", {}).get("aca_result_limit")
-            if isinstance(limit, int) and reply_content.get("status") == "ok":
-                # The cell's value, described here rather than through user_expressions,
-                # which would evaluate a name and format its value for display on each call.
-                with contextlib.suppress(Exception):
-                    metadata["aca_result"] = str(_result(limit))
             _drain_child_output()
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):

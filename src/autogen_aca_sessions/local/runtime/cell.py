@@ -146,8 +146,6 @@ class CellCollector:
     """The content of the cell's ``error`` message (or its error reply)."""
     reply: dict[str, Any] | None = None
     """The content of the ``execute_reply``, once it came."""
-    reply_metadata: dict[str, Any] = field(default_factory=dict)
-    """The metadata of the ``execute_reply`` (the kernel's output record and ``aca_result``)."""
     idle_at: float | None = None
     """When the kernel reported itself idle after this cell."""
     reply_at: float | None = None
@@ -171,7 +169,6 @@ class CellCollector:
         if msg["parent_header"].get("msg_id") != self.msg_id or msg["msg_type"] != "execute_reply":
             return
         self.reply = msg["content"]
-        self.reply_metadata = msg.get("metadata", {})
         self.reply_at = time.monotonic()
         if _apply_kernel_counts(msg.get("metadata", {}), self.stdout, self.stderr):
             # The kernel's record is complete: stream messages still in flight on iopub would
@@ -260,7 +257,7 @@ class CellCollector:
                 error_name=str(error.get("ename", "Error")),
                 error_value=strip_ansi(str(error.get("evalue", ""))),
             )
-        return self.finish(Outcome.SUCCEEDED, result=_read_result(reply, self.reply_metadata))
+        return self.finish(Outcome.SUCCEEDED, result=_read_result(reply))
 
 
 def _apply_kernel_counts(metadata: dict[str, Any], stdout: OutputBuffer, stderr: OutputBuffer) -> bool:
@@ -282,17 +279,13 @@ def _apply_kernel_counts(metadata: dict[str, Any], stdout: OutputBuffer, stderr:
     return isinstance(kept, dict)
 
 
-def _read_result(reply: dict[str, Any] | None, metadata: dict[str, Any]) -> Any:
-    """The cell's value from the reply's ``aca_result`` (the kernel's description of it), or
-    from the ``r`` user expression of a request that asked for it that way."""
+def _read_result(reply: dict[str, Any] | None) -> Any:
     if reply is None:
         return NO_RESULT
-    text = metadata.get("aca_result")
-    if text is None:
-        expr = reply.get("user_expressions", {}).get("r", {})
-        if expr.get("status") != "ok":
-            return NO_RESULT
-        text = expr.get("data", {}).get("text/plain")
+    expr = reply.get("user_expressions", {}).get("r", {})
+    if expr.get("status") != "ok":
+        return NO_RESULT
+    text = expr.get("data", {}).get("text/plain")
     if not isinstance(text, str):
         return NO_RESULT
     try:

@@ -367,15 +367,14 @@ class Kernel:
             "code": code,
             "silent": False,
             "store_history": True,
-            "user_expressions": {},
+            "user_expressions": {"r": f"__aca_result__({result_limit})"},
             "allow_stdin": False,
             # Calls are independent: an error must not abort a call queued behind it.
             "stop_on_error": False,
         }
-        # The kernel describes the cell's value in its reply's metadata (``aca_result``, at most
-        # ``aca_result_limit`` characters), not through a user expression it would format.
-        metadata = {"aca_max_output_chars": max(0, max_output_chars), "aca_result_limit": result_limit}
-        request = self.client.session.msg("execute_request", content, metadata=metadata)
+        request = self.client.session.msg(
+            "execute_request", content, metadata={"aca_max_output_chars": max(0, max_output_chars)}
+        )
         cell = CellCollector(request["header"]["msg_id"], max_output_chars)
         deadline = CellDeadline(cell.started + max(0.0, timeout))
         self.client.shell_channel.send(request)

@@ -1,139 +1,266 @@
-"""The persistent Python interpreter run inside a sandbox, and the command that reaches it.
+"""The persistent Python interpreter run inside a sandbox, and the shell command that reaches it.
 
-Both are source text written into the sandbox; nothing here runs in the caller's process.
+Both are text sent into the sandbox; nothing here runs in the caller's process.
 
-The server (``SERVER``) listens on a Unix socket and runs each block file it is sent with
-``exec`` in one globals dict, in its main thread, so variables live between blocks and a SIGINT
-(sent by the client at the block's time limit, or on cancellation) interrupts the block with
-``KeyboardInterrupt`` and leaves the interpreter and its variables in place. Output goes back in
-frames (``O``/``E`` + length + data, then ``X`` + exit code) as it is written.
+Why a shell command and not a Python client: a block is one ``executeShellCommand`` whose
+command is the block itself, handed to the interpreter by shell builtins only (``read``,
+``printf``, ``test``, redirections). No program starts per block (a ``python3`` client cost
+~5-7 ms of start-up on every block, most of a warm block's time), and no file is written first
+(one request per block instead of two).
 
-The client (``CLIENT``) is what each ``executeShellCommand`` runs: it sends one block file,
-copies frames to its own stdout/stderr as they come (so a timed-out call keeps what was
-printed), and exits with the block's code (124 after its time limit).
+The protocol (``REPL_DIR``):
+
+- ``server.py`` (``SERVER``) holds two FIFOs open read-write, so neither side's ``open`` ever
+  waits for the other: ``req`` (requests in) and ``done`` (one ``<id> <exit code>`` line out
+  per block). It keeps ``req`` at descriptor ``REQ_FD`` as well: a client believes the pid in
+  ``repl.pid`` only when ``/proc/<pid>/fd/<REQ_FD>`` is that very FIFO, so a pid reused after a
+  Disk-mode resume (a fresh pid namespace) or a dead server is never mistaken for the
+  interpreter, and a client never blocks on a FIFO nobody reads.
+- A request is ``<id> <client pid> <time limit> <output cap> <show value> <source>\\n`` where
+  source is a byte count (the code follows inline) or ``@<path>`` (a block too large for one
+  command argument, written as a file first). The server opens the client's own stdout and
+  stderr (``/proc/<pid>/fd/7`` and ``8``, copies of 1 and 2: while ``printf`` writes the
+  request, 1 is the FIFO), so output reaches the command's pipes as the block
+  writes it (what a streaming caller needs) and in order, and closes them before it answers.
+- At the time limit a watchdog thread interrupts the main thread (``KeyboardInterrupt``; the
+  variables stay). A block that does not stop within ``GRACE`` seconds more (a C call that never
+  checks for signals, a swallowed interrupt) ends the interpreter itself: the answer says so and
+  the next block starts a new interpreter.
+
+Client exit codes beyond the block's own (``sys.exit`` codes pass through): ``TIMEOUT_EXIT_CODE``
+after the time limit, ``NO_INTERPRETER_EXIT_CODE`` when no interpreter answers (nothing ran),
+``INTERPRETER_ENDED_EXIT_CODE`` when it ended during the block, and
+``INTERPRETER_KILLED_EXIT_CODE`` when it was ended for not stopping at the limit.
 """
 
 from __future__ import annotations
 
-__all__ = ["CLIENT", "REPL_DIR", "SERVER", "TIMEOUT_EXIT_CODE"]
+import shlex
+
+__all__ = [
+    "INTERPRETER_ENDED_EXIT_CODE",
+    "INTERPRETER_KILLED_EXIT_CODE",
+    "MAX_INLINE_BYTES",
+    "NO_INTERPRETER_EXIT_CODE",
+    "REPL_DIR",
+    "REQ_FD",
+    "SERVER",
+    "TIMEOUT_EXIT_CODE",
+    "block_command",
+    "start_command",
+]
 
 REPL_DIR = "/root/.aca_repl"
-"""Where the server, its socket, its pid and the block files live in the sandbox."""
+"""Where the server, its FIFOs, its pid and large block files live in the sandbox."""
+
+REQ_FD = 250
+"""The descriptor at which the server keeps its request FIFO (the clients' liveness check)."""
 
 TIMEOUT_EXIT_CODE = 124
 """The block's exit code after its time limit (as coreutils ``timeout``)."""
 
-SERVER = r"""
-import os, signal, socket, struct, sys, traceback
-DIR = sys.argv[1]
-SOCK = os.path.join(DIR, "repl.sock")
+NO_INTERPRETER_EXIT_CODE = 252
+"""No interpreter answers in the sandbox; the block was not sent."""
 
-class Stream:
-    def __init__(self, kind):
-        self.kind = kind
-        self.conn = None
-    def write(self, text):
-        if self.conn is not None and text:
-            data = text.encode("utf-8", "replace")
-            try:
-                self.conn.sendall(self.kind + struct.pack(">I", len(data)) + data)
-            except OSError:
-                self.conn = None
-        return len(text)
-    def flush(self):
+INTERPRETER_KILLED_EXIT_CODE = 253
+"""The block did not stop after its time limit; the interpreter ended itself (variables lost)."""
+
+INTERPRETER_ENDED_EXIT_CODE = 254
+"""The interpreter ended while the block ran (``os._exit``, a crash, the OOM killer)."""
+
+MAX_INLINE_BYTES = 100_000
+"""Largest command sent inline; Linux refuses one argument (``bash -c <command>``) over 128 KiB."""
+
+GRACE_SECONDS = 5.0
+"""How long a block may go on after its interrupt at the time limit before the interpreter ends."""
+
+SERVER = r"""
+import ast, io, linecache, os, signal, sys, threading, traceback
+DIR, GRACE, REQ_FD = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+REQ, DONE = os.path.join(DIR, "req"), os.path.join(DIR, "done")
+for path in (REQ, DONE):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
         pass
+    os.mkfifo(path, 0o600)
+fd = os.open(REQ, os.O_RDWR)
+os.dup2(fd, REQ_FD, inheritable=False)
+os.close(fd)
+done_fd = os.open(DONE, os.O_RDWR)
+requests = io.open(REQ_FD, "rb", closefd=False)
+log = sys.__stderr__
+
+class Out(io.TextIOBase):
+    # Writes straight to the client's descriptor (no buffer to lose at an interrupt), at most
+    # `left` characters a block: the executor cuts what is over its own limit and marks it.
+    def __init__(self, name):
+        self.fd, self.left, self.name = None, 0, name
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        fd = self.fd
+        if fd is None:
+            log.write(text)
+            return len(text)
+        if self.left > 0:
+            part = text[: self.left]
+            self.left -= len(part)
+            data = part.encode("utf-8", "backslashreplace")
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+            except OSError:
+                self.fd = None
+        return len(text)
+    def writable(self):
+        return True
     def isatty(self):
         return False
+    @property
+    def encoding(self):
+        return "utf-8"
 
-out, err = Stream(b"O"), Stream(b"E")
-real_out, real_err = sys.stdout, sys.stderr
-scope = {"__name__": "__main__"}
-try:
-    os.unlink(SOCK)
-except FileNotFoundError:
-    pass
-server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-server.bind(SOCK)
-server.listen(1)
-with open(os.path.join(DIR, "repl.pid"), "w") as f:
-    f.write(str(os.getpid()))
+out, err = Out("<stdout>"), Out("<stderr>")
+sys.stdout, sys.stderr = out, err
+scope = {"__name__": "__main__", "__builtins__": __builtins__}
+running = threading.Event()
+main_thread = threading.get_ident()
+
+def on_sigint(signum, frame):
+    # Between blocks an interrupt (a cancellation that came late) must not end the server.
+    if running.is_set():
+        raise KeyboardInterrupt
+
+signal.signal(signal.SIGINT, on_sigint)
+
+def answer(block_id, code):
+    os.write(done_fd, f"{block_id} {code}\n".encode())
+
+def watchdog(block_id, limit, finished, state):
+    if finished.wait(limit):
+        return
+    state["timed_out"] = True
+    signal.pthread_kill(main_thread, signal.SIGINT)
+    if finished.wait(GRACE):
+        return
+    try:
+        err.write(f"\nThe block did not stop within {GRACE:g} s of its time limit; the interpreter ends.\n")
+    finally:
+        answer(block_id, 253)
+        os._exit(1)
+
+def run(source, name, show):
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    tree = ast.parse(source, name)
+    last = None
+    if show and tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    exec(compile(tree, name, "exec"), scope)
+    if last is not None:
+        value = eval(compile(last, name, "eval"), scope)
+        if value is not None:
+            scope["_"] = value
+            out.write(repr(value) + "\n")
+
+with open(os.path.join(DIR, "repl.pid.new"), "w") as f:
+    f.write(f"{os.getpid()}\n")
+os.replace(os.path.join(DIR, "repl.pid.new"), os.path.join(DIR, "repl.pid"))
+count = 0
 while True:
-    try:
-        conn, _ = server.accept()
-    except KeyboardInterrupt:
+    header = requests.readline().decode("utf-8", "replace").split()
+    if len(header) != 6:
         continue
-    try:
-        path = conn.makefile("rb").readline().decode().strip()
-        out.conn = err.conn = conn
-        sys.stdout, sys.stderr = out, err
-        code = 0
+    block_id, pid, limit, cap, show, source = header
+    if source.startswith("@"):
         try:
-            with open(path, encoding="utf-8") as f:
-                source = f.read()
-            exec(compile(source, "<block>", "exec"), scope)
-        except KeyboardInterrupt:
+            with open(source[1:], "rb") as f:
+                data = f.read()
+            os.unlink(source[1:])
+        except OSError as exc:
+            data = f"raise OSError({str(exc)!r})".encode()
+    else:
+        data = requests.read(int(source))
+    count += 1
+    fds = []
+    try:
+        for stream, number in ((out, 7), (err, 8)):
+            stream.fd = os.open(f"/proc/{pid}/fd/{number}", os.O_WRONLY | os.O_APPEND)
+            stream.left = int(cap)
+            fds.append(stream.fd)
+    except OSError as exc:
+        log.write(f"cannot reach the client's output: {exc}\n")
+    finished, state = threading.Event(), {"timed_out": False}
+    threading.Thread(target=watchdog, args=(block_id, float(limit), finished, state), daemon=True).start()
+    code = 0
+    try:
+        running.set()
+        try:
+            run(data.decode("utf-8", "surrogateescape"), f"<block {count}>", show == "1")
+        finally:
+            running.clear()
+    except KeyboardInterrupt:
+        if state["timed_out"]:
+            code = 124
+        else:
             err.write("KeyboardInterrupt: the block was interrupted\n")
             code = 130
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException:
-            err.write(traceback.format_exc())
-            code = 1
-        finally:
-            sys.stdout, sys.stderr = real_out, real_err
-            out.conn = err.conn = None
-        conn.sendall(b"X" + struct.pack(">i", code))
-    except (OSError, KeyboardInterrupt):
-        pass
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            err.write(f"{exc.code}\n")
+    except BaseException as exc:
+        # Hide the server's own frame: the traceback starts in the block.
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
+        err.write("".join(traceback.format_exception(type(exc), exc, tb)))
+        code = 1
     finally:
-        conn.close()
+        finished.set()
+        out.fd = err.fd = None
+        for fd in fds:
+            os.close(fd)
+    answer(block_id, code & 0xFF)
 """
 
-CLIENT = r"""
-import os, signal, socket, struct, sys, time
-DIR, BLOCK, LIMIT = sys.argv[1], sys.argv[2], float(sys.argv[3])
-pid = int(open(os.path.join(DIR, "repl.pid")).read())
-conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-conn.connect(os.path.join(DIR, "repl.sock"))
-conn.sendall(BLOCK.encode() + b"\n")
-deadline = time.monotonic() + LIMIT
-interrupted = False
-buf = b""
-def frames():
-    global buf, interrupted
-    while True:
-        while len(buf) >= 5:
-            kind = buf[:1]
-            if kind == b"X":
-                yield kind, struct.unpack(">i", buf[1:5])[0]
-                return
-            size = struct.unpack(">I", buf[1:5])[0]
-            if len(buf) < 5 + size:
-                break
-            yield kind, buf[5:5 + size]
-            buf = buf[5 + size:]
-        left = deadline - time.monotonic()
-        if left <= 0 and not interrupted:
-            os.kill(pid, signal.SIGINT)
-            interrupted = True
-        conn.settimeout(max(0.05, left) if not interrupted else 10.0)
-        try:
-            chunk = conn.recv(65536)
-        except socket.timeout:
-            if interrupted:
-                return
-            continue
-        if not chunk:
-            return
-        buf += chunk
-code = 1
-for kind, data in frames():
-    if kind == b"X":
-        code = data
+
+def start_command(work_dir: str) -> str:
+    """The shell command that starts the interpreter (``work_dir`` is its working directory) and
+    waits until it listens. Prints ``restarted`` when an earlier interpreter had run in this
+    sandbox (its pid file is there: its variables are gone); exits non-zero with the server's
+    log when it does not come up."""
+    d, w = shlex.quote(REPL_DIR), shlex.quote(work_dir)
+    return (
+        f"mkdir -p {d} {w} || exit 1; [ -e {d}/repl.pid ] && echo restarted; rm -f {d}/repl.pid; "
+        f"cd {w} && nohup python3 {d}/server.py {d} {GRACE_SECONDS:g} {REQ_FD} "
+        f">{d}/server.log 2>&1 </dev/null & "
+        f"i=0; while [ $i -lt 1000 ]; do [ -s {d}/repl.pid ] && exit 0; "
+        f"kill -0 $! 2>/dev/null || break; sleep 0.01; i=$((i+1)); done; cat {d}/server.log; exit 1"
+    )
+
+
+def block_command(
+    block_id: str, limit: float, cap: int, show_value: bool, code: bytes | None, path: str | None
+) -> str:
+    """The shell command that hands one block to the interpreter and waits for its exit code.
+
+    ``code`` travels inline (UTF-8 without NUL; at most :data:`MAX_INLINE_BYTES` once quoted),
+    else ``path`` names a file already written. Shell builtins only: nothing is started.
+    """
+    d = shlex.quote(REPL_DIR)
+    if code is not None:
+        source, payload = str(len(code)), " " + shlex.quote(code.decode("utf-8"))
     else:
-        stream = sys.stdout if kind == b"O" else sys.stderr
-        stream.buffer.write(data)
-        stream.flush()
-os.unlink(BLOCK)
-sys.exit(124 if interrupted else code)
-"""
+        assert path is not None
+        source, payload = shlex.quote("@" + path), " ''"
+    fields = f"{block_id} $$ {limit:g} {cap} {int(show_value)} {source}"
+    return (
+        f"read P < {d}/repl.pid 2>/dev/null && [ /proc/$P/fd/{REQ_FD} -ef {d}/req ] "
+        f"|| exit {NO_INTERPRETER_EXIT_CODE}\n"
+        # The server opens the output at 7 and 8: 1 is the FIFO while printf writes the request.
+        "exec 7>&1 8>&2\n"
+        f"printf '%s\\n%s' \"{fields}\"{payload} > {d}/req\n"
+        f'while read -r J R; do [ "$J" = {block_id} ] && exit "$R"; done < {d}/done\n'
+        f"exit {INTERPRETER_ENDED_EXIT_CODE}"
+    )

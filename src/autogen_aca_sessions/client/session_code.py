@@ -40,14 +40,17 @@ if _source is not None:
 """
 
 
-def setup_code(module_name: str | None, source: str | None, names: tuple[str, ...]) -> str:
-    """Change to ``/mnt/data`` and register ``source`` as the importable module ``module_name``.
+def setup_code(
+    module_name: str | None, source: str | None, names: tuple[str, ...], *, directory: str = MNT_DATA
+) -> str:
+    """Change to ``directory`` (``/mnt/data``, where a session keeps its files) and register
+    ``source`` as the importable module ``module_name``.
 
     The module is created with ``types.ModuleType`` + ``exec`` and put into ``sys.modules``, so
     ``from <module_name> import f`` works; its function names are bound in the interactive
     namespace too, so ``f(...)`` works without an import. Without ``source`` it only changes directory.
     """
-    args = {"_mnt": MNT_DATA, "_name": module_name, "_source": source, "_names": names}
+    args = {"_mnt": directory, "_name": module_name, "_source": source, "_names": names}
     pairs = ", ".join(f"{key!r}: {value!r}" for key, value in args.items())
     return f"exec({_SETUP_BODY!r}, {{{pairs}, '_ns': globals()}})\n"
 

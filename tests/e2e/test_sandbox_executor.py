@@ -107,9 +107,9 @@ async def test_restart_releases_the_sandbox_and_the_next_block_gets_a_new_one(
 
 async def test_a_wrong_or_deleted_sandbox_id_is_a_clear_error(client: SandboxesClient) -> None:
     executor = ACASandboxCodeExecutor(client)
-    await executor.load_state({"sandbox_id": "no-such-sandbox"})
     with pytest.raises(SandboxGoneError, match="no-such-sandbox"):
-        await run(executor, py("print(1)"))
+        await executor.load_state({"sandbox_id": "no-such-sandbox"})
+    assert executor.sandbox_id is None
     other = ACASandboxCodeExecutor(client)
     await run(other, py("z = 1"))
     assert other.sandbox_id is not None

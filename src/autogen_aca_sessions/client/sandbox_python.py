@@ -28,7 +28,14 @@ from autogen_aca_sessions.client._sandbox_repl import (
 from autogen_aca_sessions.client.errors import NotFoundError, SessionsError, SessionsHTTPError
 from autogen_aca_sessions.client.sandboxes import SandboxesClient, SandboxState, ShellResult, SuspendMode
 
-__all__ = ["TIMEOUT_EXIT_CODE", "WORK_DIR", "PythonRun", "SandboxGoneError", "SandboxPython"]
+__all__ = [
+    "TIMEOUT_EXIT_CODE",
+    "WORK_DIR",
+    "PythonRun",
+    "SandboxGoneError",
+    "SandboxPython",
+    "SandboxSetupError",
+]
 
 WORK_DIR = "/root/work"
 """Where blocks run and where uploaded files go in the sandbox."""
@@ -45,6 +52,15 @@ class SandboxGoneError(SessionsError):
             "deleted); its memory and files are gone. Restart to continue in a new sandbox."
         )
         self.sandbox_id = sandbox_id
+
+
+class SandboxSetupError(SessionsError):
+    """The set-up code (injected functions) failed in a new interpreter."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"The set-up code failed in the sandbox's new interpreter: {detail}")
+        self.detail = detail
+        """What the set-up printed (its traceback)."""
 
 
 @dataclass(frozen=True)
@@ -175,10 +191,7 @@ class SandboxPython:
         if self._setup is not None:
             ran = await self._send_block(self._setup, timeout=60.0, max_chars=100_000, show_value=False)
             if ran.exit_code != 0:
-                raise SessionsError(
-                    "The set-up code failed in the sandbox's new interpreter: "
-                    + (ran.stderr or ran.stdout)[-2000:]
-                )
+                raise SandboxSetupError((ran.stderr or ran.stdout)[-2000:])
         return "restarted" in started.stdout
 
     async def _send_block(

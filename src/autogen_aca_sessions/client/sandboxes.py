@@ -146,7 +146,8 @@ def _json(answer: Answer) -> Any:
 
 def _lifecycle(idle_seconds: float | None, mode: SuspendMode) -> dict[str, Any]:
     if idle_seconds is None:
-        return {"autoSuspendPolicy": {"enabled": False}}
+        # The mode also says what an explicit stop keeps.
+        return {"autoSuspendPolicy": {"enabled": False, "mode": mode.value}}
     return {"autoSuspendPolicy": {"enabled": True, "interval": idle_seconds, "mode": mode.value}}
 
 
@@ -184,6 +185,14 @@ class SandboxesClient:
         ):
             if not value:
                 raise ConfigurationError(name, "must not be empty")
+        self.endpoint = endpoint
+        """The data-plane base URL."""
+        self.subscription_id = subscription_id
+        """The group's subscription."""
+        self.resource_group = resource_group
+        """The group's resource group."""
+        self.sandbox_group = sandbox_group
+        """The group's name."""
         local = endpoint.startswith(("http://127.", "http://localhost", "https://127.", "https://localhost"))
         self._base = (
             endpoint.rstrip("/")

@@ -21,6 +21,7 @@ from autogen_aca_sessions.executor._executor import (
 from autogen_aca_sessions.executor._results import ACADynamicSessionsBlockResult, ACADynamicSessionsCodeResult
 from autogen_aca_sessions.executor._sandbox_executor import (
     ACASandboxCodeExecutor,
+    ACASandboxCodeExecutorConfig,
     ACASandboxCodeResult,
     SandboxGoneError,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "ACADynamicSessionsCodeExecutorConfig",
     "ACADynamicSessionsCodeResult",
     "ACASandboxCodeExecutor",
+    "ACASandboxCodeExecutorConfig",
     "ACASandboxCodeResult",
     "CheckpointError",
     "CheckpointInfo",

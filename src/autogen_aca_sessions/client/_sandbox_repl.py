@@ -260,7 +260,9 @@ def block_command(
         f"|| exit {NO_INTERPRETER_EXIT_CODE}\n"
         # The server opens the output at 7 and 8: 1 is the FIFO while printf writes the request.
         "exec 7>&1 8>&2\n"
-        f"printf '%s\\n%s' \"{fields}\"{payload} > {d}/req\n"
-        f'while read -r J R; do [ "$J" = {block_id} ] && exit "$R"; done < {d}/done\n'
-        f"exit {INTERPRETER_ENDED_EXIT_CODE}"
+        # ``done`` is opened before the request goes out: were the interpreter to end before the
+        # client opened it, the open would wait for a writer forever; opened first, its end is EOF.
+        f"{{ printf '%s\\n%s' \"{fields}\"{payload} > {d}/req\n"
+        f'while read -r J R; do [ "$J" = {block_id} ] && exit "$R"; done\n'
+        f"exit {INTERPRETER_ENDED_EXIT_CODE}; }} < {d}/done"
     )

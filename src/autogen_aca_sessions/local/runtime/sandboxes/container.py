@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -312,7 +313,11 @@ class Container:
 
 def _agent_env() -> dict[str, str]:
     return {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        # The public images serve the server's own Python (images.py): its directory comes first,
+        # so ``python3`` in a sandbox is that interpreter, with its packages (pandas, numpy), as
+        # the image's description says, not whatever /usr/bin holds.
+        "PATH": os.path.dirname(sys.executable)
+        + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": "/root",
         "LANG": "C.UTF-8",
     }

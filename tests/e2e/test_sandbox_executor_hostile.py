@@ -1,0 +1,148 @@
+"""ACASandboxCodeExecutor when its sandbox is taken away, on the real local server: a resume that
+races a delete loses nothing silently (no block ever runs in a fresh sandbox passed off as the
+old one), and a wrong id from a saved state is a clear error at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from autogen_core import CancellationToken
+from autogen_core.code_executor import CodeBlock
+
+from autogen_aca_sessions.client.errors import NotFoundError, SessionsError
+from autogen_aca_sessions.client.sandboxes import SandboxesClient
+from autogen_aca_sessions.executor import ACASandboxCodeExecutor, SandboxGoneError
+from autogen_aca_sessions.local import LocalSessionsServer
+
+SUB = "00000000-0000-0000-0000-000000000000"
+RG = "rg-hostile"
+GROUP = "hostile-group"
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client() -> AsyncIterator[SandboxesClient]:
+    async with LocalSessionsServer() as server:
+        await server.create_sandbox_group(GROUP, subscription=SUB, resource_group=RG)
+        async with SandboxesClient(
+            server.base_url,
+            subscription_id=SUB,
+            resource_group=RG,
+            sandbox_group=GROUP,
+            credential=server.api_key,
+        ) as sandboxes:
+            yield sandboxes
+
+
+def py(code: str) -> CodeBlock:
+    return CodeBlock(code=code, language="python")
+
+
+async def _suspended_executor(client: SandboxesClient) -> tuple[ACASandboxCodeExecutor, str]:
+    executor = ACASandboxCodeExecutor(client)
+    await executor.execute_code_blocks([py("work = 'precious'")], CancellationToken())
+    await executor.suspend()
+    assert executor.sandbox_id is not None
+    return executor, executor.sandbox_id
+
+
+@pytest.mark.parametrize("order", ["delete-first", "together", "resume-first"])
+async def test_a_resume_racing_a_delete_never_runs_a_block_in_a_fresh_sandbox(
+    client: SandboxesClient, order: str
+) -> None:
+    executor, sandbox_id = await _suspended_executor(client)
+    if order == "delete-first":
+        await client.delete(sandbox_id)
+        outcomes: list[BaseException | None] = [await _outcome(executor.resume())]
+    elif order == "together":
+        raced = await asyncio.gather(executor.resume(), client.delete(sandbox_id), return_exceptions=True)
+        outcomes = [raced[0] if isinstance(raced[0], BaseException) else None]
+    else:
+        await executor.resume()
+        await client.delete(sandbox_id)
+        outcomes = [None]
+    # The resume either failed as "gone" or happened before the delete; either way the next
+    # block says the sandbox is gone: it never runs in a new sandbox under the old one's name.
+    assert outcomes[0] is None or isinstance(outcomes[0], (SandboxGoneError, SessionsError))
+    with pytest.raises(SandboxGoneError, match=sandbox_id):
+        await executor.execute_code_blocks([py("print(work)")], CancellationToken())
+    assert executor.sandbox_id == sandbox_id
+    # Still gone on the next try (no silent replacement later either), until restart().
+    with pytest.raises(SandboxGoneError):
+        await executor.execute_code_blocks([py("print(1)")], CancellationToken())
+    with pytest.raises(NotFoundError):
+        await client.get(sandbox_id)
+    await executor.restart()
+    fresh = await executor.execute_code_blocks([py("print('work' in globals())")], CancellationToken())
+    assert fresh.output == "False\n"
+    assert executor.sandbox_id != sandbox_id
+    await executor.stop()
+
+
+async def _outcome(awaitable: object) -> BaseException | None:
+    try:
+        await awaitable  # type: ignore[misc]
+    except Exception as exc:  # the test inspects which error it was
+        return exc
+    return None
+
+
+async def test_a_delete_while_a_block_runs_is_sandbox_gone_not_an_empty_result(
+    client: SandboxesClient,
+) -> None:
+    executor = ACASandboxCodeExecutor(client, timeout=120)
+    await executor.execute_code_blocks([py("n = 1")], CancellationToken())
+    sandbox_id = executor.sandbox_id
+    assert sandbox_id is not None
+    running = asyncio.ensure_future(
+        executor.execute_code_blocks(
+            [py("open('started', 'w').close()\nimport time\ntime.sleep(100)")], CancellationToken()
+        )
+    )
+    waited = await client.exec_shell(
+        sandbox_id, "until test -e /root/work/started; do sleep 0.05; done", timeout=60
+    )
+    assert waited.exit_code == 0
+    await client.delete(sandbox_id)
+    # The command in flight is answered "gone", never as a block that ran and printed nothing.
+    with pytest.raises(SandboxGoneError, match=sandbox_id):
+        await running
+    with pytest.raises(SandboxGoneError):
+        await executor.execute_code_blocks([py("print(n)")], CancellationToken())
+
+
+@pytest.mark.parametrize(
+    ("state", "error", "match"),
+    [
+        ({"sandbox_id": "no-such-sandbox"}, SandboxGoneError, "no-such-sandbox"),
+        ({"sandbox_id": "../../other-group"}, ValueError, "not a sandbox id"),
+        ({"sandbox_id": ""}, ValueError, "not a sandbox id"),
+        ({"sandbox_id": 42}, ValueError, "must be a string"),
+        ({"session_id": "x"}, ValueError, "has no 'sandbox_id'"),
+    ],
+    ids=["unknown", "path", "empty", "not-a-string", "another-executors-state"],
+)
+async def test_a_wrong_saved_state_is_a_clear_error_at_load(
+    client: SandboxesClient, state: dict[str, object], error: type[Exception], match: str
+) -> None:
+    executor = ACASandboxCodeExecutor(client)
+    with pytest.raises(error, match=match):
+        await executor.load_state(state)
+    assert executor.sandbox_id is None
+    await executor.stop()
+
+
+async def test_a_state_saved_before_the_sandbox_was_deleted_is_refused_at_load(
+    client: SandboxesClient,
+) -> None:
+    executor, sandbox_id = await _suspended_executor(client)
+    state = await executor.save_state()
+    await client.delete(sandbox_id)
+    later = ACASandboxCodeExecutor(client)
+    with pytest.raises(SandboxGoneError, match="deleted"):
+        await later.load_state(state)
+    await later.stop()

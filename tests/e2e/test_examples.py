@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -31,6 +32,9 @@ _REAL_SERVICE_ENV = (
     "ACA_SESSIONS_MCP_ENDPOINT",
     "ACA_SESSIONS_MCP_API_KEY",
     "ACA_SANDBOXES_ENDPOINT",
+    "ACA_SANDBOXES_SUBSCRIPTION",
+    "ACA_SANDBOXES_RESOURCE_GROUP",
+    "ACA_SANDBOX_GROUP",
     "ACA_SANDBOXES_API_KEY",
 )
 
@@ -41,6 +45,7 @@ TESTED_EXAMPLES = {
     "injected_functions.py",
     "save_and_resume.py",
     "checkpoint_dynamic_session.py",
+    "suspend_between_tasks.py",
     "concurrent_agents.py",
     "azure_pool.py",
     "provision_pool.py",
@@ -206,6 +211,67 @@ def test_injected_functions_are_importable_from_model_code() -> None:
     assert "gross(100, 0.19) -> 119.0" in out
 
 
+def _interpreter_pids(stdout: str) -> list[str]:
+    """The pids the suspend example's blocks printed (one per task)."""
+    return [line.split()[2] for line in stdout.splitlines() if line.startswith("interpreter pid ")]
+
+
+def test_suspend_between_tasks_continues_from_the_dataframe_in_the_suspended_sandbox() -> None:
+    completed = run_example("suspend_between_tasks.py")
+
+    assert completed.returncode == 0, explain(completed)
+    out = completed.stdout
+    assert "=== Suspended sandbox " in out
+    assert "=== A new team and executor resume sandbox " in out
+    # Task 2's block ran in the very interpreter task 1 left, on the DataFrame it loaded.
+    first, second = _interpreter_pids(out)
+    assert first == second
+    assert "(rows still in memory: 1200)" in out
+    assert "fastest growing region: " in out
+    assert "No code blocks found" not in out
+    assert_clean_console(completed.stderr)
+
+
+async def test_suspend_between_tasks_resumes_across_two_processes_on_a_running_server(tmp_path: Path) -> None:
+    from autogen_aca_sessions.local import LocalSessionsServer
+
+    subscription = "00000000-0000-0000-0000-000000000000"
+    state = tmp_path / "work.json"
+    async with LocalSessionsServer() as server:
+        await server.create_sandbox_group("twoprocs", subscription=subscription, resource_group="examples")
+        env = {
+            **example_env(),
+            "ACA_SANDBOXES_ENDPOINT": server.base_url,
+            "ACA_SANDBOXES_SUBSCRIPTION": subscription,
+            "ACA_SANDBOXES_RESOURCE_GROUP": "examples",
+            "ACA_SANDBOX_GROUP": "twoprocs",
+            "ACA_SANDBOXES_API_KEY": server.api_key,
+        }
+        runs: list[tuple[int, str, str]] = []
+        for _ in range(2):
+            # Not subprocess.run: the server answering the example runs on this event loop.
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(EXAMPLES / "suspend_between_tasks.py"),
+                "--state",
+                str(state),
+                cwd=REPO,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(process.communicate(), timeout=280)
+            runs.append((process.returncode or 0, out.decode(), err.decode()))
+            assert runs[-1][0] == 0, runs[-1]
+    (_, first, _), (_, second, _) = runs
+    assert f"Run again with --state {state} to resume." in first
+    assert "Task 2 used the DataFrame" in second
+    assert not state.exists()  # the second run finished the work and removed the state
+    # The second process's block ran in the interpreter the first process's block started.
+    assert _interpreter_pids(first) == _interpreter_pids(second)
+    assert "(rows still in memory: 1200)" in second
+
+
 def test_save_and_resume_continues_on_the_saved_session(tmp_path: Path) -> None:
     completed = run_example("save_and_resume.py", "--checkpoint-dir", str(tmp_path))
 
@@ -340,6 +406,7 @@ MISSING_PACKAGE_CASES = [
     ("injected_functions.py", "autogen_agentchat", AUTOGEN_INSTALL),
     ("save_and_resume.py", "autogen_agentchat", AUTOGEN_INSTALL),
     ("checkpoint_dynamic_session.py", "autogen_agentchat", AUTOGEN_INSTALL),
+    ("suspend_between_tasks.py", "autogen_agentchat", AUTOGEN_INSTALL),
     ("concurrent_agents.py", "autogen_agentchat", AUTOGEN_INSTALL),
     ("provision_pool.py", "azure.mgmt.appcontainers", AUTOGEN_INSTALL),
     ("agent_framework_quickstart.py", "agent_framework", AGENT_FRAMEWORK_INSTALL),

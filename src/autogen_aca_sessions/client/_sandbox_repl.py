@@ -11,8 +11,9 @@ command is the block itself, handed to the interpreter by shell builtins only (`
 The protocol (``REPL_DIR``):
 
 - ``server.py`` (``SERVER``) holds two FIFOs open read-write, so neither side's ``open`` ever
-  waits for the other: ``req`` (requests in) and ``done`` (one ``<id> <exit code>`` line out
-  per block). It keeps ``req`` at descriptor ``REQ_FD`` as well: a client believes the pid in
+  waits for the other: ``req`` (requests in) and ``done`` (one ``<id> <client pid> <exit
+  code>`` line out per block; a client that reads another's line while that one still waits
+  puts it back). It keeps ``req`` at descriptor ``REQ_FD`` as well: a client believes the pid in
   ``repl.pid`` only when ``/proc/<pid>/fd/<REQ_FD>`` is that very FIFO, so a pid reused after a
   Disk-mode resume (a fresh pid namespace) or a dead server is never mistaken for the
   interpreter, and a client never blocks on a FIFO nobody reads.
@@ -20,8 +21,13 @@ The protocol (``REPL_DIR``):
   source is a byte count (the code follows inline) or ``@<path>`` (a block too large for one
   command argument, written as a file first). The server opens the client's own stdout and
   stderr (``/proc/<pid>/fd/7`` and ``8``, copies of 1 and 2: while ``printf`` writes the
-  request, 1 is the FIFO), so output reaches the command's pipes as the block
-  writes it (what a streaming caller needs) and in order, and closes them before it answers.
+  request, 1 is the FIFO). During the block its descriptors 1 and 2 are pipes, shared by
+  ``print`` and the block's child processes (``subprocess.run``, ``os.system``), which a pump
+  thread copies to the client's output as it is written (what a streaming caller needs), in
+  the order it was written, at most the cap. When the block ends, 1 and 2 go back to the log:
+  what a background child writes later goes there, so it neither holds the command open nor
+  dies of a closed pipe. Output written in the instant before the interpreter itself dies may
+  be lost with the pump.
 - At the time limit a watchdog thread interrupts the main thread (``KeyboardInterrupt``; the
   variables stay). A block that does not stop within ``GRACE`` seconds more (a C call that never
   checks for signals, a swallowed interrupt) ends the interpreter itself: the answer says so and
@@ -75,7 +81,7 @@ GRACE_SECONDS = 5.0
 """How long a block may go on after its interrupt at the time limit before the interpreter ends."""
 
 SERVER = r"""
-import ast, io, linecache, os, signal, sys, threading, traceback
+import ast, io, linecache, os, select, signal, sys, threading, traceback
 DIR, GRACE, REQ_FD = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 REQ, DONE = os.path.join(DIR, "req"), os.path.join(DIR, "done")
 for path in (REQ, DONE):
@@ -89,40 +95,36 @@ os.dup2(fd, REQ_FD, inheritable=False)
 os.close(fd)
 done_fd = os.open(DONE, os.O_RDWR)
 requests = io.open(REQ_FD, "rb", closefd=False)
-log = sys.__stderr__
+# Between blocks descriptors 1 and 2 (and so print(), and children) go to the log.
+log_fd = os.dup(1)
 
 class Out(io.TextIOBase):
-    # Writes straight to the client's descriptor (no buffer to lose at an interrupt), at most
-    # `left` characters a block: the executor cuts what is over its own limit and marks it.
-    def __init__(self, name):
-        self.fd, self.left, self.name = None, 0, name
+    # sys.stdout / sys.stderr: straight to descriptor 1 or 2, no buffer to lose at an interrupt.
+    # During a block those are pipes the pump forwards, shared with the block's child processes,
+    # so Python's output and a child's arrive in the order they were written.
+    def __init__(self, number, name):
+        self.number, self.name = number, name
     def write(self, text):
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        fd = self.fd
-        if fd is None:
-            log.write(text)
-            return len(text)
-        if self.left > 0:
-            part = text[: self.left]
-            self.left -= len(part)
-            data = part.encode("utf-8", "backslashreplace")
-            try:
-                while data:
-                    data = data[os.write(fd, data):]
-            except OSError:
-                self.fd = None
+        data = text.encode("utf-8", "backslashreplace")
+        try:
+            while data:
+                data = data[os.write(self.number, data):]
+        except OSError:
+            pass
         return len(text)
     def writable(self):
         return True
     def isatty(self):
         return False
+    def fileno(self):
+        return self.number
     @property
     def encoding(self):
         return "utf-8"
 
-out, err = Out("<stdout>"), Out("<stderr>")
-sys.stdout, sys.stderr = out, err
+sys.stdout, sys.stderr = Out(1, "<stdout>"), Out(2, "<stderr>")
 scope = {"__name__": "__main__", "__builtins__": __builtins__}
 running = threading.Event()
 main_thread = threading.get_ident()
@@ -134,10 +136,74 @@ def on_sigint(signum, frame):
 
 signal.signal(signal.SIGINT, on_sigint)
 
-def answer(block_id, code):
-    os.write(done_fd, f"{block_id} {code}\n".encode())
+def answer(block_id, pid, code):
+    os.write(done_fd, f"{block_id} {pid} {code}\n".encode())
 
-def watchdog(block_id, limit, finished, state):
+class Pump:
+    # Copies the block's pipes to the client's output (at most `cap` bytes a stream) until the
+    # block ends; after that whatever children still write goes to the log, so a background
+    # child never holds the client's output open (nor dies of a closed pipe).
+    def __init__(self, pipes, targets, cap):
+        self.pipes, self.targets, self.left = pipes, targets, [cap, cap]
+        self.wake_r, self.wake_w = os.pipe()
+        self.drained = threading.Event()
+        # The wake pipe is closed by the second of the pump's end and finish(): never while the
+        # other may still use its descriptor number.
+        self.lock, self.users = threading.Lock(), 2
+        threading.Thread(target=self.run, daemon=True).start()
+    def forward(self, index, data):
+        target = self.targets[index] if self.targets is not None else None
+        if target is None:
+            os.write(log_fd, data)
+            return
+        part = data[: self.left[index]]
+        self.left[index] -= len(part)
+        try:
+            while part:
+                part = part[os.write(target, part):]
+        except OSError:
+            pass
+    def run(self):
+        open_pipes = list(self.pipes)
+        while open_pipes:
+            ready, _, _ = select.select(open_pipes + [self.wake_r], [], [])
+            if self.wake_r in ready:
+                # The block ended: take what is already written, then stop forwarding.
+                os.read(self.wake_r, 1)
+                for src in list(open_pipes):
+                    os.set_blocking(src, False)
+                    try:
+                        while data := os.read(src, 65536):
+                            self.forward(self.pipes.index(src), data)
+                        open_pipes.remove(src)
+                        os.close(src)
+                    except BlockingIOError:
+                        os.set_blocking(src, True)
+                self.targets = None
+                self.drained.set()
+                continue
+            for src in ready:
+                data = os.read(src, 65536)
+                if data:
+                    self.forward(self.pipes.index(src), data)
+                else:
+                    open_pipes.remove(src)
+                    os.close(src)
+        self.targets = None
+        self.drained.set()
+        self.release()
+    def release(self):
+        with self.lock:
+            self.users -= 1
+            if self.users == 0:
+                os.close(self.wake_r)
+                os.close(self.wake_w)
+    def finish(self):
+        os.write(self.wake_w, b"x")
+        self.drained.wait(2.0)
+        self.release()
+
+def watchdog(block_id, pid, limit, finished, state):
     if finished.wait(limit):
         return
     state["timed_out"] = True
@@ -145,9 +211,10 @@ def watchdog(block_id, limit, finished, state):
     if finished.wait(GRACE):
         return
     try:
-        err.write(f"\nThe block did not stop within {GRACE:g} s of its time limit; the interpreter ends.\n")
+        sys.stderr.write(f"\nThe block did not stop within {GRACE:g} s of its limit; the interpreter ends.\n")
+        state["pump"].finish()
     finally:
-        answer(block_id, 253)
+        answer(block_id, pid, 253)
         os._exit(1)
 
 def run(source, name, show):
@@ -161,17 +228,11 @@ def run(source, name, show):
         value = eval(compile(last, name, "eval"), scope)
         if value is not None:
             scope["_"] = value
-            out.write(repr(value) + "\n")
+            sys.stdout.write(repr(value) + "\n")
 
-with open(os.path.join(DIR, "repl.pid.new"), "w") as f:
-    f.write(f"{os.getpid()}\n")
-os.replace(os.path.join(DIR, "repl.pid.new"), os.path.join(DIR, "repl.pid"))
-count = 0
-while True:
-    header = requests.readline().decode("utf-8", "replace").split()
-    if len(header) != 6:
-        continue
+def block_source(header):
     block_id, pid, limit, cap, show, source = header
+    int(pid), float(limit), int(cap)
     if source.startswith("@"):
         try:
             with open(source[1:], "rb") as f:
@@ -181,47 +242,79 @@ while True:
             data = f"raise OSError({str(exc)!r})".encode()
     else:
         data = requests.read(int(source))
-    count += 1
-    fds = []
+    return data.decode("utf-8", "surrogateescape")
+
+with open(os.path.join(DIR, "repl.pid.new"), "w") as f:
+    f.write(f"{os.getpid()}\n")
+os.replace(os.path.join(DIR, "repl.pid.new"), os.path.join(DIR, "repl.pid"))
+count = 0
+while True:
+    header = requests.readline().decode("utf-8", "replace").split()
     try:
-        for stream, number in ((out, 7), (err, 8)):
-            stream.fd = os.open(f"/proc/{pid}/fd/{number}", os.O_WRONLY | os.O_APPEND)
-            stream.left = int(cap)
-            fds.append(stream.fd)
-    except OSError as exc:
-        log.write(f"cannot reach the client's output: {exc}\n")
-    finished, state = threading.Event(), {"timed_out": False}
-    threading.Thread(target=watchdog, args=(block_id, float(limit), finished, state), daemon=True).start()
+        source = block_source(header)
+    except (ValueError, TypeError) as exc:
+        # Not a request of ours (a client cut short, stray bytes): answer if it named itself.
+        os.write(log_fd, f"bad request {header[:6]!r}: {exc}\n".encode())
+        if len(header) >= 2:
+            answer(header[0], header[1], 2)
+        continue
+    block_id, pid, limit, cap, show = header[:5]
+    count += 1
+    targets = []
+    for number in (7, 8):
+        try:
+            targets.append(os.open(f"/proc/{pid}/fd/{number}", os.O_WRONLY | os.O_APPEND))
+        except OSError as exc:
+            os.write(log_fd, f"cannot reach the client's output: {exc}\n".encode())
+            targets.append(None)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.close(out_w)
+    os.close(err_w)
+    pump = Pump([out_r, err_r], targets, int(cap) * 4)
+    finished, state = threading.Event(), {"timed_out": False, "pump": pump}
+    watch = (block_id, pid, float(limit), finished, state)
+    threading.Thread(target=watchdog, args=watch, daemon=True).start()
     code = 0
     try:
         running.set()
         try:
-            run(data.decode("utf-8", "surrogateescape"), f"<block {count}>", show == "1")
+            run(source, f"<block {count}>", show == "1")
         finally:
             running.clear()
     except KeyboardInterrupt:
         if state["timed_out"]:
             code = 124
         else:
-            err.write("KeyboardInterrupt: the block was interrupted\n")
+            sys.stderr.write("KeyboardInterrupt: the block was interrupted\n")
             code = 130
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if exc.code is not None and not isinstance(exc.code, int):
-            err.write(f"{exc.code}\n")
+            sys.stderr.write(f"{exc.code}\n")
     except BaseException as exc:
-        # Hide the server's own frame: the traceback starts in the block.
+        # Hide the server's own frames: the traceback starts in the block.
         tb = exc.__traceback__
         while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
             tb = tb.tb_next
-        err.write("".join(traceback.format_exception(type(exc), exc, tb)))
+        sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))
         code = 1
     finally:
         finished.set()
-        out.fd = err.fd = None
-        for fd in fds:
-            os.close(fd)
-    answer(block_id, code & 0xFF)
+        for stream in (sys.__stdout__, sys.__stderr__):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        pump.finish()
+        for target in targets:
+            if target is not None:
+                os.close(target)
+    answer(block_id, pid, code & 0xFF)
 """
 
 
@@ -263,6 +356,8 @@ def block_command(
         # ``done`` is opened before the request goes out: were the interpreter to end before the
         # client opened it, the open would wait for a writer forever; opened first, its end is EOF.
         f"{{ printf '%s\\n%s' \"{fields}\"{payload} > {d}/req\n"
-        f'while read -r J R; do [ "$J" = {block_id} ] && exit "$R"; done\n'
+        f'while read -r J K R; do [ "$J" = {block_id} ] && exit "$R"; '
+        # Another client's answer (two executors on one sandbox): put it back while it waits.
+        f'kill -0 "$K" 2>/dev/null && printf "%s %s %s\\n" "$J" "$K" "$R" >> {d}/done; done\n'
         f"exit {INTERPRETER_ENDED_EXIT_CODE}; }} < {d}/done"
     )

@@ -146,3 +146,51 @@ async def test_a_state_saved_before_the_sandbox_was_deleted_is_refused_at_load(
     with pytest.raises(SandboxGoneError, match="deleted"):
         await later.load_state(state)
     await later.stop()
+
+
+async def test_two_executors_on_one_sandbox_each_get_their_own_answers(client: SandboxesClient) -> None:
+    first = ACASandboxCodeExecutor(client)
+    await first.execute_code_blocks([py("import time\nshared = 0")], CancellationToken())
+    second = ACASandboxCodeExecutor(client)
+    await second.load_state(await first.save_state())
+
+    async def count(executor: ACASandboxCodeExecutor, name: str) -> list[str]:
+        outputs = []
+        for i in range(5):
+            block = py(f"shared += 1\ntime.sleep(0.01)\nprint('{name}', {i})")
+            outputs.append((await executor.execute_code_blocks([block], CancellationToken())).output)
+        return outputs
+
+    ones, twos = await asyncio.gather(count(first, "one"), count(second, "two"))
+    assert ones == [f"one {i}\n" for i in range(5)]
+    assert twos == [f"two {i}\n" for i in range(5)]
+    final = await first.execute_code_blocks([py("shared")], CancellationToken())
+    assert final.output == "10\n"
+    await first.stop()
+
+
+_SURROGATE_ERROR = (
+    "UnicodeEncodeError: 'utf-8' codec can't encode characters in position 7-9: surrogates not allowed\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("print('a')\x00", (1, "SyntaxError: source code string cannot contain null bytes\n")),
+        ("print('\udcff')", (1, _SURROGATE_ERROR)),
+        ("print('x')\n" + "#" * 200_000, (0, "x\n")),
+    ],
+    ids=["nul", "lone-surrogate", "over-one-argument"],
+)
+async def test_blocks_no_command_line_can_carry_still_get_a_clear_result(
+    client: SandboxesClient, code: str, expected: tuple[int, str]
+) -> None:
+    executor = ACASandboxCodeExecutor(client)
+    result = await executor.execute_code_blocks([py(code)], CancellationToken())
+    # Python's own verdict on the text (the block ran, or its error alone), never a hang or a
+    # lost block, and none of the interpreter's machinery in the text.
+    assert (result.exit_code, result.output) == expected
+    follow = await executor.execute_code_blocks([py("print('still here')")], CancellationToken())
+    assert follow.output == "still here\n"
+    await executor.stop()

@@ -10,16 +10,17 @@ command is the block itself, handed to the interpreter by shell builtins only (`
 
 The protocol (``REPL_DIR``):
 
-- ``server.py`` (``SERVER``) holds two FIFOs open read-write, so neither side's ``open`` ever
-  waits for the other: ``req`` (requests in) and ``done`` (one ``<id> <client pid> <exit
-  code>`` line out per block; a client that reads another's line while that one still waits
-  puts it back). It keeps ``req`` at descriptor ``REQ_FD`` as well: a client believes the pid in
+- ``server.py`` (``SERVER``) holds the FIFO ``req`` open read-write (so a client's ``open``
+  never waits) and reads requests from it; each block's exit code goes to a FIFO of its own,
+  ``ans.<id>`` (so two clients never read each other's answer). It keeps ``req`` at
+  descriptor ``REQ_FD`` as well: a client believes the pid in
   ``repl.pid`` only when ``/proc/<pid>/fd/<REQ_FD>`` is that very FIFO, so a pid reused after a
   Disk-mode resume (a fresh pid namespace) or a dead server is never mistaken for the
   interpreter, and a client never blocks on a FIFO nobody reads.
-- A request is ``<id> <client pid> <time limit> <output cap> <show value> <source>\\n`` where
-  source is a byte count (the code follows inline) or ``@<path>`` (a block too large for one
-  command argument, written as a file first). The server opens the client's own stdout and
+- A request is one line, ``<id> <client pid> <time limit> <output cap> <show value> <source>``,
+  where source is ``-`` (the code is the client's here-document at its descriptor 9, which the
+  server reads through ``/proc``) or ``@<path>`` (a block too large for one command argument,
+  written as a file first). The server opens the client's own stdout and
   stderr (``/proc/<pid>/fd/7`` and ``8``, copies of 1 and 2: while ``printf`` writes the
   request, 1 is the FIFO). During the block its descriptors 1 and 2 are pipes, shared by
   ``print`` and the block's child processes (``subprocess.run``, ``os.system``), which a pump
@@ -83,17 +84,18 @@ GRACE_SECONDS = 5.0
 SERVER = r"""
 import ast, io, linecache, os, select, signal, sys, threading, traceback
 DIR, GRACE, REQ_FD = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-REQ, DONE = os.path.join(DIR, "req"), os.path.join(DIR, "done")
-for path in (REQ, DONE):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    os.mkfifo(path, 0o600)
+REQ = os.path.join(DIR, "req")
+for name in os.listdir(DIR):
+    if name in ("req", "tick") or name.startswith("ans."):
+        os.unlink(os.path.join(DIR, name))
+os.mkfifo(REQ, 0o600)
+# One byte per answer FIFO made: a client waiting for its own sleeps reading this (no spinning
+# on two shared cores, where a spinning client keeps the server from running).
+os.mkfifo(os.path.join(DIR, "tick"), 0o600)
+tick_fd = os.open(os.path.join(DIR, "tick"), os.O_RDWR | os.O_NONBLOCK)
 fd = os.open(REQ, os.O_RDWR)
 os.dup2(fd, REQ_FD, inheritable=False)
 os.close(fd)
-done_fd = os.open(DONE, os.O_RDWR)
 requests = io.open(REQ_FD, "rb", closefd=False)
 # Between blocks descriptors 1 and 2 (and so print(), and children) go to the log.
 log_fd = os.dup(1)
@@ -136,8 +138,31 @@ def on_sigint(signum, frame):
 
 signal.signal(signal.SIGINT, on_sigint)
 
-def answer(block_id, pid, code):
-    os.write(done_fd, f"{block_id} {pid} {code}\n".encode())
+answers = {}
+
+def open_answer(block_id, pid):
+    # Each block's exit code goes into a FIFO of its own, so two clients never read each other's.
+    # It appears (renamed into place) only once held open, so a client never waits on an open.
+    # Those of clients that have ended are removed now (a live one may not have read its yet).
+    for old, (fd, client) in list(answers.items()):
+        if not os.path.exists(f"/proc/{client}"):
+            del answers[old]
+            os.close(fd)
+            try:
+                os.unlink(os.path.join(DIR, "ans." + old))
+            except FileNotFoundError:
+                pass
+    path = os.path.join(DIR, "ans." + block_id)
+    os.mkfifo(path + ".new", 0o600)
+    answers[block_id] = (os.open(path + ".new", os.O_RDWR), pid)
+    os.rename(path + ".new", path)
+    try:
+        os.write(tick_fd, b"x")
+    except BlockingIOError:
+        pass  # full of bytes no client took: the waiting ones wake anyway
+
+def answer(block_id, code):
+    os.write(answers[block_id][0], f"{code}\n".encode())
 
 class Pump:
     # Copies the block's pipes to the client's output (at most `cap` bytes a stream) until the
@@ -214,7 +239,7 @@ def watchdog(block_id, pid, limit, finished, state):
         sys.stderr.write(f"\nThe block did not stop within {GRACE:g} s of its limit; the interpreter ends.\n")
         state["pump"].finish()
     finally:
-        answer(block_id, pid, 253)
+        answer(block_id, 253)
         os._exit(1)
 
 def run(source, name, show):
@@ -233,6 +258,8 @@ def run(source, name, show):
 def block_source(header):
     block_id, pid, limit, cap, show, source = header
     int(pid), float(limit), int(cap)
+    if not (block_id.isalnum() and block_id.isascii()):
+        raise ValueError("a block id is letters and digits")
     if source.startswith("@"):
         try:
             with open(source[1:], "rb") as f:
@@ -240,8 +267,12 @@ def block_source(header):
             os.unlink(source[1:])
         except OSError as exc:
             data = f"raise OSError({str(exc)!r})".encode()
+    elif source == "-":
+        # The block is the client's here-document at its descriptor 9; the shell adds a newline.
+        with open(f"/proc/{pid}/fd/9", "rb") as f:
+            data = f.read()[:-1]
     else:
-        data = requests.read(int(source))
+        raise ValueError(f"unknown source {source!r}")
     return data.decode("utf-8", "surrogateescape")
 
 with open(os.path.join(DIR, "repl.pid.new"), "w") as f:
@@ -252,12 +283,14 @@ while True:
     header = requests.readline().decode("utf-8", "replace").split()
     try:
         source = block_source(header)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         # Not a request of ours (a client cut short, stray bytes): answer if it named itself.
         os.write(log_fd, f"bad request {header[:6]!r}: {exc}\n".encode())
-        if len(header) >= 2:
-            answer(header[0], header[1], 2)
+        if len(header) >= 2 and header[0].isalnum() and header[0].isascii() and header[1].isdigit():
+            open_answer(header[0], header[1])
+            answer(header[0], 2)
         continue
+    open_answer(header[0], header[1])
     block_id, pid, limit, cap, show = header[:5]
     count += 1
     targets = []
@@ -299,6 +332,8 @@ while True:
         tb = exc.__traceback__
         while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
             tb = tb.tb_next
+        if tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<block"):
+            tb = None  # raised while compiling the block (ast, compile): the error alone says it
         sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))
         code = 1
     finally:
@@ -314,7 +349,7 @@ while True:
         for target in targets:
             if target is not None:
                 os.close(target)
-    answer(block_id, pid, code & 0xFF)
+    answer(block_id, code & 0xFF)
 """
 
 
@@ -335,29 +370,44 @@ def start_command(work_dir: str) -> str:
 
 def block_command(
     block_id: str, limit: float, cap: int, show_value: bool, code: bytes | None, path: str | None
-) -> str:
+) -> str | None:
     """The shell command that hands one block to the interpreter and waits for its exit code.
 
-    ``code`` travels inline (UTF-8 without NUL; at most :data:`MAX_INLINE_BYTES` once quoted),
-    else ``path`` names a file already written. Shell builtins only: nothing is started.
+    ``code`` travels in the command as a here-document (UTF-8 without NUL, no line equal to the
+    delimiter; None is returned for a block that cannot), else ``path`` names a file already
+    written. The request itself is one short line: a shell writes a line in one ``write``, so
+    two clients' requests never interleave (a request carrying the code would, past the first
+    line). Shell builtins only, nothing is started (``read -t`` is bash's, the shell
+    ``executeShellCommand`` runs).
     """
     d = shlex.quote(REPL_DIR)
+    delimiter = f"ACA_BLOCK_{block_id}"
+    heredoc = ""
     if code is not None:
-        source, payload = str(len(code)), " " + shlex.quote(code.decode("utf-8"))
+        text = code.decode("utf-8")
+        if delimiter in text.splitlines():
+            return None
+        source, heredoc = "-", f"exec 9<<'{delimiter}'\n{text}\n{delimiter}\n"
     else:
         assert path is not None
-        source, payload = shlex.quote("@" + path), " ''"
+        source = shlex.quote("@" + path)
     fields = f"{block_id} $$ {limit:g} {cap} {int(show_value)} {source}"
+    ended = INTERPRETER_ENDED_EXIT_CODE
     return (
         f"read P < {d}/repl.pid 2>/dev/null && [ /proc/$P/fd/{REQ_FD} -ef {d}/req ] "
         f"|| exit {NO_INTERPRETER_EXIT_CODE}\n"
         # The server opens the output at 7 and 8: 1 is the FIFO while printf writes the request.
         "exec 7>&1 8>&2\n"
-        # ``done`` is opened before the request goes out: were the interpreter to end before the
-        # client opened it, the open would wait for a writer forever; opened first, its end is EOF.
-        f"{{ printf '%s\\n%s' \"{fields}\"{payload} > {d}/req\n"
-        f'while read -r J K R; do [ "$J" = {block_id} ] && exit "$R"; '
-        # Another client's answer (two executors on one sandbox): put it back while it waits.
-        f'kill -0 "$K" 2>/dev/null && printf "%s %s %s\\n" "$J" "$K" "$R" >> {d}/done; done\n'
-        f"exit {INTERPRETER_ENDED_EXIT_CODE}; }} < {d}/done"
+        f"{heredoc}"
+        f"printf '%s\\n' \"{fields}\" > {d}/req\n"
+        # The answer FIFO appears when the interpreter takes the request (at once, unless another
+        # client's block runs); each one made wakes a waiter through ``tick``. The interpreter
+        # gone meanwhile, it ended.
+        f"until [ -p {d}/ans.{block_id} ]; do kill -0 $P 2>/dev/null || exit {ended}; "
+        f"read -t 1 -n 1 -r _ <> {d}/tick; done\n"
+        # Opened read-write: the open never waits, and an answer written before it is kept. The
+        # interpreter ending unanswered is seen by polling it between one-second waits.
+        f"exec 6<> {d}/ans.{block_id}\n"
+        f"until read -t 1 -r R <&6; do kill -0 $P 2>/dev/null || exit {ended}; done\n"
+        'exit "$R"\n'
     )

@@ -202,13 +202,14 @@ class SandboxPython:
         block_id = uuid.uuid4().hex
         data = code.encode("utf-8", "surrogatepass")
         cap = max_chars + 1
-        command = ""
+        command: str | None = None
         if b"\0" not in data and _is_utf8(data):
             command = block_command(block_id, timeout, cap, show_value, data, None)
-        if not command or len(command.encode()) > MAX_INLINE_BYTES:
+        if command is None or len(command.encode()) > MAX_INLINE_BYTES:
             path = f"{REPL_DIR}/block_{block_id}.py"
             await self.call(lambda: client.write_file(sandbox_id, path, data))
             command = block_command(block_id, timeout, cap, show_value, None, path)
+            assert command is not None
         # The interpreter interrupts the block at ``timeout`` and ends itself GRACE_SECONDS later:
         # the command's own limit is only a backstop.
         return await self.call(

@@ -11,6 +11,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from autogen_aca_sessions.client._sandbox_repl import (
@@ -26,6 +27,7 @@ from autogen_aca_sessions.client._sandbox_repl import (
     start_command,
 )
 from autogen_aca_sessions.client.errors import NotFoundError, SessionsError, SessionsHTTPError
+from autogen_aca_sessions.client.sandbox_stream import OutputCallback
 from autogen_aca_sessions.client.sandboxes import SandboxesClient, SandboxState, ShellResult, SuspendMode
 
 __all__ = [
@@ -194,8 +196,29 @@ class SandboxPython:
                 raise SandboxSetupError((ran.stderr or ran.stdout)[-2000:])
         return "restarted" in started.stdout
 
+    async def _command(self, command: str, timeout: float, on_output: OutputCallback | None) -> ShellResult:
+        """Run ``command`` in the working directory: streamed to ``on_output`` when given."""
+        sandbox_id, client, work_dir = self._sandbox_id, self._client, self._work_dir
+        if on_output is None:
+            return await self.call(
+                lambda: client.exec_shell(sandbox_id, command, working_directory=work_dir, timeout=timeout)
+            )
+        # call() resumes and sends again only on SandboxNotRunning, which the stream raises only
+        # when nothing ran (before the upgrade, or before the command started).
+        return await self.call(
+            lambda: client.exec_stream(
+                sandbox_id, command, on_output=on_output, working_directory=work_dir, timeout=timeout
+            )
+        )
+
     async def _send_block(
-        self, code: str, *, timeout: float, max_chars: int, show_value: bool
+        self,
+        code: str,
+        *,
+        timeout: float,
+        max_chars: int,
+        show_value: bool,
+        on_output: OutputCallback | None = None,
     ) -> ShellResult:
         """One request per block: the command carries the block (a large one is written first)."""
         sandbox_id, client = self._sandbox_id, self._client
@@ -212,17 +235,16 @@ class SandboxPython:
             assert command is not None
         # The interpreter interrupts the block at ``timeout`` and ends itself GRACE_SECONDS later:
         # the command's own limit is only a backstop.
-        return await self.call(
-            lambda: client.exec_shell(
-                sandbox_id,
-                command,
-                working_directory=self._work_dir,
-                timeout=timeout + GRACE_SECONDS + 10,
-            )
-        )
+        return await self._command(command, timeout + GRACE_SECONDS + 10, on_output)
 
     async def run_python(
-        self, code: str, *, timeout: float, max_chars: int = 1_000_000, show_value: bool = False
+        self,
+        code: str,
+        *,
+        timeout: float,
+        max_chars: int = 1_000_000,
+        show_value: bool = False,
+        on_output: OutputCallback | None = None,
     ) -> PythonRun:
         """Run ``code`` in the sandbox's interpreter; at ``timeout`` it is interrupted (exit code
         :data:`TIMEOUT_EXIT_CODE`, output so far kept, variables kept).
@@ -232,20 +254,30 @@ class SandboxPython:
         the set-up code runs in it, and the block is sent again; the result says whether an
         earlier interpreter's variables were lost. ``max_chars`` bounds each stream (one more
         character is kept, so a caller can tell a cut); ``show_value`` prints the value of a
-        last expression, as an interactive interpreter does.
+        last expression, as an interactive interpreter does. With ``on_output``, the block's
+        output reaches it while the block runs (:meth:`SandboxesClient.exec_stream`; once at the
+        end where the server does not stream).
         """
         restarted = False
         if self._new_sandbox:
             # Nothing can answer in a sandbox just made: start at once (one round trip less).
             self._new_sandbox = False
             await self._start_interpreter()
-        ran = await self._send_block(code, timeout=timeout, max_chars=max_chars, show_value=show_value)
+        send = partial(
+            self._send_block,
+            code,
+            timeout=timeout,
+            max_chars=max_chars,
+            show_value=show_value,
+            on_output=on_output,
+        )
+        ran = await send()
         if ran.exit_code == NO_INTERPRETER_EXIT_CODE:
             # Nothing ran. An interpreter this object had seen is gone (a Disk-mode suspend);
             # one started in another process is known by the pid file it left.
             seen = self._interpreter_started
             restarted = await self._start_interpreter() or seen
-            ran = await self._send_block(code, timeout=timeout, max_chars=max_chars, show_value=show_value)
+            ran = await send()
             if ran.exit_code == NO_INTERPRETER_EXIT_CODE:
                 raise SessionsError("The sandbox's Python interpreter started but does not answer.")
         else:
@@ -268,9 +300,15 @@ class SandboxPython:
             interpreter_ended=ended,
         )
 
-    async def run_shell(self, code: str, *, program: str = "sh", timeout: float) -> ShellResult:
+    async def run_shell(
+        self, code: str, *, program: str = "sh", timeout: float, on_output: OutputCallback | None = None
+    ) -> ShellResult:
         """Run ``code`` as a script of ``program`` in the working directory; a timeout is exit code
         :data:`TIMEOUT_EXIT_CODE` with the output so far. ``on_output``: as in :meth:`run_python`."""
+        if self._new_sandbox:
+            # The working directory is made with the interpreter, which a first block needs anyway.
+            self._new_sandbox = False
+            await self._start_interpreter()
         sandbox_id, client = self._sandbox_id, self._client
         script = f"{REPL_DIR}/block_{uuid.uuid4().hex}.sh"
         await self.call(lambda: client.write_file(sandbox_id, script, code.encode("utf-8", "surrogatepass")))

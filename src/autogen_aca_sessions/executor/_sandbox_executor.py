@@ -38,7 +38,7 @@ from autogen_aca_sessions.client.sandbox_python import (
     SandboxPython,
     SandboxSetupError,
 )
-from autogen_aca_sessions.client.sandboxes import SandboxesClient, ShellResult, SuspendMode
+from autogen_aca_sessions.client.sandboxes import OutputCallback, SandboxesClient, ShellResult, SuspendMode
 from autogen_aca_sessions.client.session_code import setup_code
 from autogen_aca_sessions.executor._functions import (
     FunctionsModule,
@@ -188,6 +188,10 @@ class ACASandboxCodeExecutor(CodeExecutor, Component[ACASandboxCodeExecutorConfi
         credential: A token credential, a callable returning a token, or a token string (with no
             ``client``); None reads ``api_key_env``, else ``DefaultAzureCredential``.
         api_key_env: Environment variable holding a static bearer token.
+        on_output: Called (plain or coroutine function) with each
+            :class:`~autogen_aca_sessions.client.sandboxes.OutputChunk` of a block's output while
+            the block runs; where the server does not stream, once per block at its end. Not
+            serialised.
     """
 
     component_type = "code_executor"
@@ -219,6 +223,7 @@ $functions"""
         functions_module: str = "functions",
         suppress_result_output: bool = False,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        on_output: OutputCallback | None = None,
     ) -> None:
         if timeout < 1:
             raise ValueError("Timeout must be greater than or equal to 1.")
@@ -505,7 +510,14 @@ $functions"""
                 raise
 
     async def _run_blocks(self, code_blocks: Sequence[CodeBlock]) -> ACASandboxCodeResult:
-        sandbox = await self._ready()
+        try:
+            return await self._run_blocks_in(await self._ready(), code_blocks)
+        except SandboxSetupError as exc:
+            raise ValueError(f"Functions failed to load: {exc.detail}") from exc
+
+    async def _run_blocks_in(
+        self, sandbox: SandboxPython, code_blocks: Sequence[CodeBlock]
+    ) -> ACASandboxCodeResult:
         blocks: list[ACADynamicSessionsBlockResult] = []
         notes: list[str] = []
         restarted = False
@@ -516,7 +528,9 @@ $functions"""
                 shell = False
             elif language in SHELL_LANGUAGES:
                 program = "sh" if language == "sh" else "bash"
-                ran = await sandbox.run_shell(block.code, program=program, timeout=self._timeout)
+                ran = await sandbox.run_shell(
+                    block.code, program=program, timeout=self._timeout, on_output=self._on_output
+                )
                 shell = True
             else:
                 blocks.append(self._renderer.unsupported(block))
@@ -536,15 +550,13 @@ $functions"""
         return ACASandboxCodeResult(**values, sandbox_id=sandbox.sandbox_id, interpreter_restarted=restarted)
 
     async def _run_python(self, sandbox: SandboxPython, code: str) -> PythonRun:
-        try:
-            return await sandbox.run_python(
-                code,
-                timeout=self._timeout,
-                max_chars=self._max_output_chars,
-                show_value=not self._suppress_result_output,
-            )
-        except SandboxSetupError as exc:
-            raise ValueError(f"Functions failed to load: {exc.detail}") from exc
+        return await sandbox.run_python(
+            code,
+            timeout=self._timeout,
+            max_chars=self._max_output_chars,
+            show_value=not self._suppress_result_output,
+            on_output=self._on_output,
+        )
 
     # ----------------------------------------------------------------- files
 

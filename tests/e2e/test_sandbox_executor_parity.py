@@ -189,10 +189,9 @@ async def test_an_interpreter_that_ends_during_a_block_is_told_and_the_next_bloc
 ) -> None:
     executor = ACASandboxCodeExecutor(client, functions=[add_tax])
     await run(executor, py("lost = 1"))
-    # (Output written in the instant before the end may not get out: the interpreter's own
-    # thread forwards it, and ends with it.)
-    ended = await run(executor, py("import os\nos._exit(9)"))
+    ended = await run(executor, py("import os\nprint('before')\nos._exit(9)"))
     assert ended.exit_code != 0
+    assert ended.output.startswith("before\n")
     assert ended.state_lost
     assert "interpreter ended during this block" in ended.output
     after = await run(executor, py("print(add_tax(1))\nprint('lost' in globals())"))

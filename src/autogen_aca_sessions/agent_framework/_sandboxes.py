@@ -45,7 +45,6 @@ from autogen_aca_sessions.client import (
     SessionsError,
     TokenSource,
 )
-from autogen_aca_sessions.client._sandbox_repl import REPL_DIR
 from autogen_aca_sessions.client.checks import is_loopback_host
 from autogen_aca_sessions.client.closing import AsyncClosing
 from autogen_aca_sessions.client.errors import ConfigurationError
@@ -54,6 +53,7 @@ from autogen_aca_sessions.client.sandbox_python import (
     WORK_DIR,
     SandboxGoneError,
     SandboxPython,
+    SandboxSetupError,
 )
 from autogen_aca_sessions.client.sandboxes import SandboxesClient, SandboxState, ShellResult
 from autogen_aca_sessions.client.session_code import setup_code
@@ -70,9 +70,10 @@ SANDBOX_STATE_KEY = "aca_sandbox"
 
 _MAX_LISTED = 1000
 """Most entries :meth:`Sandboxes.list_files` walks (a model can create millions of files)."""
-_SETUP_TIMEOUT_SECONDS = 60.0
-_PROBE_SECONDS = 1.0
-"""How long an empty block may take after a timed-out one before the interpreter counts as stuck."""
+_ENDED_NOTE = (
+    "The sandbox's Python interpreter had ended (the code exited it, or it crashed): "
+    "variables from earlier calls are gone; files in the sandbox are kept."
+)
 _PACKAGES_COMMAND = (
     'python3 -c "import json; from importlib import metadata as m; '
     "print(json.dumps(sorted({d.metadata['Name'] or '' for d in m.distributions()} - {''})))\""
@@ -116,6 +117,17 @@ class Sandboxes(AsyncClosing):
     ) -> None:
         self._config = config
         self._functions: FunctionsModule | None = build_functions_module(functions) if functions else None
+        # Run in every new interpreter: the functions, and the sandbox's working directory.
+        self._setup: str | None = (
+            setup_code(
+                self._config.functions_module,
+                self._functions.source,
+                self._functions.names,
+                directory=WORK_DIR,
+            )
+            if self._functions is not None
+            else None
+        )
         if client is None:
             _check_endpoint(config)
             client = SandboxesClient(
@@ -211,7 +223,7 @@ class Sandboxes(AsyncClosing):
     def _runner(self, sandbox_id: str) -> SandboxPython:
         runner = self._runners.get(sandbox_id)
         if runner is None:
-            runner = self._runners[sandbox_id] = SandboxPython(self._client, sandbox_id)
+            runner = self._runners[sandbox_id] = SandboxPython(self._client, sandbox_id, setup=self._setup)
         return runner
 
     async def _sandbox_for(self, session: AgentSession | None) -> SandboxPython:
@@ -225,9 +237,17 @@ class Sandboxes(AsyncClosing):
             existing = self.sandbox_id_for(session)
             if existing is not None:
                 return self._runner(existing)
-            runner = await SandboxPython.create(
-                self._client, self._config.image, idle_suspend_seconds=self._config.idle_suspend_seconds
-            )
+            try:
+                runner = await SandboxPython.create(
+                    self._client,
+                    self._config.image,
+                    idle_suspend_seconds=self._config.idle_suspend_seconds,
+                    setup=self._setup,
+                )
+            except SandboxSetupError as exc:
+                raise SessionSetupError(
+                    f"Preparing a new sandbox failed (injected functions): {exc.detail}"
+                ) from exc
             self._runners[runner.sandbox_id] = runner
             self._created.add(runner.sandbox_id)
             self._remember(session, runner.sandbox_id)
@@ -261,23 +281,8 @@ class Sandboxes(AsyncClosing):
         self._used.discard(sandbox_id)
 
     async def _prepare(self, runner: SandboxPython) -> None:
-        """Injected functions, once per sandbox and process (the interpreter keeps them across
-        suspends; a new process registers them again, which is harmless)."""
-        if runner.sandbox_id in self._prepared:
-            return
-        module = self._functions
-        if module is not None:
-            # The set-up snippet is the dynamic sessions' one, which moves to /mnt/data when that
-            # exists (it does in some images): back to the sandbox's working directory after it.
-            setup = setup_code(self._config.functions_module, module.source, module.names)
-            ran = await runner.run_python(
-                f"{setup}__import__('os').chdir({WORK_DIR!r})\n", timeout=_SETUP_TIMEOUT_SECONDS
-            )
-            if ran.exit_code != 0:
-                raise SessionSetupError(
-                    f"Preparing sandbox {runner.sandbox_id!r} failed (injected functions): "
-                    f"{(ran.stderr or ran.stdout).strip()[-2000:]}"
-                )
+        """Nothing to do: the injected functions are the runner's set-up code, which runs in every
+        new interpreter of the sandbox (a new sandbox, a Disk-mode resume, one that ended)."""
         self._prepared.add(runner.sandbox_id)
 
     def _check_open(self) -> None:
@@ -308,50 +313,26 @@ class Sandboxes(AsyncClosing):
     async def _run_python(
         self, runner: SandboxPython, code: str, seconds: float
     ) -> tuple[ShellResult, list[str]]:
-        """Run a block; when it failed because the interpreter is gone (the model's code ended
-        it, or it crashed), start a new one for the next call and say so, and send the block
-        again only when it never reached the old interpreter (so nothing runs twice)."""
-        ran = await runner.run_python(code, timeout=seconds)
-        if ran.exit_code == TIMEOUT_EXIT_CODE:
-            return ran, await self._after_timeout(runner)
-        if ran.exit_code == 0 or await self._interpreter_alive(runner):
-            return ran, []
-        runner.forget_interpreter()
-        self._prepared.discard(runner.sandbox_id)
-        notes = [
-            "The sandbox's Python interpreter had ended (the code exited it, or it crashed): "
-            "variables from earlier calls are gone; files in the sandbox are kept."
-        ]
-        if _never_reached_interpreter(ran):
-            await self._prepare(runner)
+        """Run a block; the runner starts a new interpreter (with the injected functions) when the
+        old one is gone, and sends the block again only when it never reached the old one (so
+        nothing runs twice): the notes say what the model lost."""
+        try:
             ran = await runner.run_python(code, timeout=seconds)
-            notes.append("A new interpreter was started and this code ran in it.")
-        else:
-            notes.append("A new interpreter starts with the next call.")
+        except SandboxSetupError as exc:
+            raise SessionSetupError(
+                f"Preparing sandbox {runner.sandbox_id!r} failed (injected functions): {exc.detail}"
+            ) from exc
+        notes: list[str] = []
+        if ran.interpreter_restarted:
+            notes += [_ENDED_NOTE, "A new interpreter was started and this code ran in it."]
+        if ran.interpreter_ended and ran.timed_out:
+            notes.append(
+                "The code did not stop when interrupted at its time limit, so the sandbox's Python "
+                "interpreter was restarted: variables from earlier calls are gone; files are kept."
+            )
+        elif ran.interpreter_ended:
+            notes += [_ENDED_NOTE, "A new interpreter starts with the next call."]
         return ran, notes
-
-    async def _after_timeout(self, runner: SandboxPython) -> list[str]:
-        """After a block's time limit: a block that caught the interrupt and runs on would hold
-        the interpreter for good (every later block waits behind it), so an empty block checks
-        that it answers; when it does not, the interpreter is killed and replaced."""
-        probe = await runner.run_python("pass", timeout=_PROBE_SECONDS)
-        if probe.exit_code == 0:
-            return []
-        sandbox_id = runner.sandbox_id
-        kill = f"kill -9 $(cat {REPL_DIR}/repl.pid 2>/dev/null) 2>/dev/null; true"
-        await runner.call(lambda: self._client.exec_shell(sandbox_id, kill, timeout=30))
-        runner.forget_interpreter()
-        self._prepared.discard(sandbox_id)
-        return [
-            "The code did not stop when interrupted at its time limit, so the sandbox's Python "
-            "interpreter was restarted: variables from earlier calls are gone; files are kept."
-        ]
-
-    async def _interpreter_alive(self, runner: SandboxPython) -> bool:
-        sandbox_id = runner.sandbox_id
-        probe = f"kill -0 $(cat {REPL_DIR}/repl.pid 2>/dev/null) 2>/dev/null"
-        alive = await runner.call(lambda: self._client.exec_shell(sandbox_id, probe, timeout=30))
-        return alive.exit_code == 0
 
     async def run_shell(
         self, session: AgentSession | None, command: str, *, timeout_seconds: int | None = None
@@ -584,12 +565,6 @@ def workspace_path(name: str) -> str:
     if not parts:
         raise ValueError(f"{name!r} names no file")
     return "/".join(parts)
-
-
-def _never_reached_interpreter(ran: ShellResult) -> bool:
-    """Whether a failed block failed in the command that sends it, before the interpreter got it:
-    its traceback is the sending script's own (a block's tracebacks name ``<block>``)."""
-    return f'File "{REPL_DIR}/client.py"' in ran.stderr and "<block>" not in ran.stderr
 
 
 def _execution_result(

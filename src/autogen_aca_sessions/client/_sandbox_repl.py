@@ -22,13 +22,13 @@ The protocol (``REPL_DIR``):
   server reads through ``/proc``) or ``@<path>`` (a block too large for one command argument,
   written as a file first). The server opens the client's own stdout and
   stderr (``/proc/<pid>/fd/7`` and ``8``, copies of 1 and 2: while ``printf`` writes the
-  request, 1 is the FIFO). During the block its descriptors 1 and 2 are pipes, shared by
-  ``print`` and the block's child processes (``subprocess.run``, ``os.system``), which a pump
-  thread copies to the client's output as it is written (what a streaming caller needs), in
-  the order it was written, at most the cap. When the block ends, 1 and 2 go back to the log:
-  what a background child writes later goes there, so it neither holds the command open nor
-  dies of a closed pipe. Output written in the instant before the interpreter itself dies may
-  be lost with the pump.
+  request, 1 is the FIFO). During the block its descriptors 1 and 2 are pipes the block's
+  child processes write to (``subprocess.run``, ``os.system``), which a pump thread copies to
+  the client's output as it comes (what a streaming caller needs), at most the cap; ``print``
+  writes to the client at once, after what the pipes hold (so the order is kept, and nothing
+  printed is lost when the interpreter ends right after). When the block ends, 1 and 2 go back
+  to the log: what a background child writes later goes there, so it neither holds the command
+  open nor dies of a closed pipe.
 - At the time limit a watchdog thread interrupts the main thread (``KeyboardInterrupt``; the
   variables stay). A block that does not stop within ``GRACE`` seconds more (a C call that never
   checks for signals, a swallowed interrupt) ends the interpreter itself: the answer says so and
@@ -101,32 +101,41 @@ requests = io.open(REQ_FD, "rb", closefd=False)
 log_fd = os.dup(1)
 
 class Out(io.TextIOBase):
-    # sys.stdout / sys.stderr: straight to descriptor 1 or 2, no buffer to lose at an interrupt.
-    # During a block those are pipes the pump forwards, shared with the block's child processes,
-    # so Python's output and a child's arrive in the order they were written.
-    def __init__(self, number, name):
-        self.number, self.name = number, name
+    # sys.stdout / sys.stderr. During a block a write goes to the client at once, through the
+    # pump (after whatever child processes wrote before it: the order is kept); no buffer, so
+    # nothing is lost at an interrupt or when the interpreter ends right after. Between blocks
+    # (a thread the code left running) it goes to the log.
+    def __init__(self, index, name):
+        self.index, self.name = index, name
     def write(self, text):
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         data = text.encode("utf-8", "backslashreplace")
-        try:
-            while data:
-                data = data[os.write(self.number, data):]
-        except OSError:
-            pass
+        pump = current[0]
+        if pump is not None:
+            pump.write(self.index, data)
+        else:
+            write_all(log_fd, data)
         return len(text)
     def writable(self):
         return True
     def isatty(self):
         return False
     def fileno(self):
-        return self.number
+        return self.index + 1
     @property
     def encoding(self):
         return "utf-8"
 
-sys.stdout, sys.stderr = Out(1, "<stdout>"), Out(2, "<stderr>")
+def write_all(fd, data):
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        pass
+
+current = [None]
+sys.stdout, sys.stderr = Out(0, "<stdout>"), Out(1, "<stderr>")
 scope = {"__name__": "__main__", "__builtins__": __builtins__}
 running = threading.Event()
 main_thread = threading.get_ident()
@@ -165,55 +174,64 @@ def answer(block_id, code):
     os.write(answers[block_id][0], f"{code}\n".encode())
 
 class Pump:
-    # Copies the block's pipes to the client's output (at most `cap` bytes a stream) until the
-    # block ends; after that whatever children still write goes to the log, so a background
-    # child never holds the client's output open (nor dies of a closed pipe).
+    # Copies the block's descriptors 1 and 2 (pipes its child processes share) to the client's
+    # output, at most `cap` bytes a stream, until the block ends; after that whatever children
+    # still write goes to the log, so a background child never holds the client's output open
+    # (nor dies of a closed pipe). One lock orders its copies with Python's own writes.
     def __init__(self, pipes, targets, cap):
-        self.pipes, self.targets, self.left = pipes, targets, [cap, cap]
+        for src in pipes:
+            os.set_blocking(src, False)
+        self.pipes, self.open, self.targets, self.left = pipes, list(pipes), targets, [cap, cap]
+        self.io = threading.Lock()
         self.wake_r, self.wake_w = os.pipe()
         self.drained = threading.Event()
         # The wake pipe is closed by the second of the pump's end and finish(): never while the
         # other may still use its descriptor number.
         self.lock, self.users = threading.Lock(), 2
         threading.Thread(target=self.run, daemon=True).start()
-    def forward(self, index, data):
+    def send(self, index, data):
         target = self.targets[index] if self.targets is not None else None
         if target is None:
-            os.write(log_fd, data)
+            write_all(log_fd, data)
             return
         part = data[: self.left[index]]
         self.left[index] -= len(part)
-        try:
-            while part:
-                part = part[os.write(target, part):]
-        except OSError:
-            pass
-    def run(self):
-        open_pipes = list(self.pipes)
-        while open_pipes:
-            ready, _, _ = select.select(open_pipes + [self.wake_r], [], [])
-            if self.wake_r in ready:
-                # The block ended: take what is already written, then stop forwarding.
-                os.read(self.wake_r, 1)
-                for src in list(open_pipes):
-                    os.set_blocking(src, False)
-                    try:
-                        while data := os.read(src, 65536):
-                            self.forward(self.pipes.index(src), data)
-                        open_pipes.remove(src)
+        write_all(target, part)
+    def drain(self, close):
+        # Everything the pipes hold now (the lock is held). Only the pump's thread closes a
+        # pipe at its end: another thread closing it could pull it from under select().
+        for src in list(self.open):
+            while True:
+                try:
+                    data = os.read(src, 65536)
+                except BlockingIOError:
+                    break
+                if not data:
+                    if close:
+                        self.open.remove(src)
                         os.close(src)
-                    except BlockingIOError:
-                        os.set_blocking(src, True)
-                self.targets = None
-                self.drained.set()
-                continue
-            for src in ready:
-                data = os.read(src, 65536)
-                if data:
-                    self.forward(self.pipes.index(src), data)
+                    break
+                self.send(self.pipes.index(src), data)
+    def write(self, index, data):
+        with self.io:
+            self.drain(close=False)
+            self.send(index, data)
+    def run(self):
+        while True:
+            with self.io:
+                pipes = list(self.open)
+            if not pipes:
+                break
+            ready, _, _ = select.select(pipes + [self.wake_r], [], [])
+            with self.io:
+                if self.wake_r in ready:
+                    # The block ended: take what is already written, then stop forwarding.
+                    os.read(self.wake_r, 1)
+                    self.drain(close=True)
+                    self.targets = None
+                    self.drained.set()
                 else:
-                    open_pipes.remove(src)
-                    os.close(src)
+                    self.drain(close=True)
         self.targets = None
         self.drained.set()
         self.release()
@@ -307,6 +325,7 @@ while True:
     os.close(out_w)
     os.close(err_w)
     pump = Pump([out_r, err_r], targets, int(cap) * 4)
+    current[0] = pump
     finished, state = threading.Event(), {"timed_out": False, "pump": pump}
     watch = (block_id, pid, float(limit), finished, state)
     threading.Thread(target=watchdog, args=watch, daemon=True).start()
@@ -346,6 +365,7 @@ while True:
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         pump.finish()
+        current[0] = None
         for target in targets:
             if target is not None:
                 os.close(target)

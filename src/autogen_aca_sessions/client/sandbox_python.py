@@ -104,7 +104,6 @@ class SandboxPython:
         self._sandbox_id = sandbox_id
         self._work_dir = work_dir
         self._interpreter_started = False
-        self._new_sandbox = False
         self._loss_told = False
         self._setup = setup
 
@@ -133,12 +132,23 @@ class SandboxPython:
         suspend_mode: SuspendMode = SuspendMode.MEMORY,
         setup: str | None = None,
     ) -> SandboxPython:
-        """A new sandbox from ``image`` (its working directory is made with the interpreter)."""
+        """A new sandbox from ``image``, its working directory made and its interpreter started
+        (with the set-up code run in it).
+
+        Raises:
+            SandboxSetupError: the set-up code failed (the sandbox is deleted again).
+        """
         info = await client.create(
             image, idle_suspend_seconds=idle_suspend_seconds, suspend_mode=suspend_mode
         )
         made = cls(client, info.id, setup=setup)
-        made._new_sandbox = True
+        # Started at once: it makes the working directory too, which any first call needs.
+        try:
+            await made._start_interpreter()
+        except BaseException:
+            with contextlib.suppress(SessionsError):
+                await made.delete()
+            raise
         return made
 
     def forget_interpreter(self) -> None:
@@ -259,10 +269,6 @@ class SandboxPython:
         end where the server does not stream).
         """
         restarted = False
-        if self._new_sandbox:
-            # Nothing can answer in a sandbox just made: start at once (one round trip less).
-            self._new_sandbox = False
-            await self._start_interpreter()
         send = partial(
             self._send_block,
             code,
@@ -305,10 +311,6 @@ class SandboxPython:
     ) -> ShellResult:
         """Run ``code`` as a script of ``program`` in the working directory; a timeout is exit code
         :data:`TIMEOUT_EXIT_CODE` with the output so far. ``on_output``: as in :meth:`run_python`."""
-        if self._new_sandbox:
-            # The working directory is made with the interpreter, which a first block needs anyway.
-            self._new_sandbox = False
-            await self._start_interpreter()
         sandbox_id, client = self._sandbox_id, self._client
         script = f"{REPL_DIR}/block_{uuid.uuid4().hex}.sh"
         await self.call(lambda: client.write_file(sandbox_id, script, code.encode("utf-8", "surrogatepass")))

@@ -5,7 +5,8 @@ pandas DataFrame in an Azure Container Apps sandbox. Then the executor suspends 
 (memory mode: the interpreter, its variables and its processes are frozen, not lost) and is
 thrown away. A new team and a new executor, built only from the saved state (the sandbox id and
 the team's conversation), resume the same sandbox and continue from the DataFrame still in
-memory: no reload, no checkpoint file.
+memory: no reload, no checkpoint file. While a block runs, its output shows on the console as
+it is printed (``[live]`` lines: the executor's ``on_output``), before the team shows the result.
 
 With no environment variables it starts a local server (real bubblewrap sandboxes, no Azure, no
 key) and runs both tasks in this one process, as two processes would::
@@ -64,7 +65,7 @@ from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
 from autogen_agentchat.teams import SelectorGroupChat
 from autogen_agentchat.ui import Console
 
-from autogen_aca_sessions.client.sandboxes import SandboxesClient
+from autogen_aca_sessions.client.sandboxes import OutputChunk, SandboxesClient
 from autogen_aca_sessions.executor import ACASandboxCodeExecutor
 
 warnings.filterwarnings("ignore", message="No approval function set for CodeExecutorAgent")
@@ -90,6 +91,7 @@ TASK_2 = (
 SCRIPTED_TASK_1 = [
     """```python
 import os
+import time
 import numpy as np
 import pandas as pd
 
@@ -97,13 +99,18 @@ rng = np.random.default_rng(7)
 days = pd.date_range("2024-01-01", periods=180, freq="D")
 regions = np.array(["North", "South", "East", "West"])
 growth = {"North": 1.00, "South": 1.05, "East": 0.98, "West": 1.11}
-rows = 1_200
-date = rng.choice(days, rows)
-region = rng.choice(regions, rows)
-month = pd.DatetimeIndex(date).month.to_numpy()
-units = np.maximum(1, rng.normal(8, 3, rows) * np.array([growth[r] for r in region]) ** (month - 1)).round()
-price = rng.choice([12.25, 19.99, 34.5], rows)
-sales = pd.DataFrame({"date": date, "region": region, "units": units, "unit_price": price})
+parts = []
+for month in range(1, 7):  # one month of orders at a time, as a slow source would deliver them
+    rows = 200
+    date = rng.choice(days[days.month == month], rows)
+    region = rng.choice(regions, rows)
+    trend = np.array([growth[r] for r in region]) ** (month - 1)
+    units = np.maximum(1, rng.normal(8, 3, rows) * trend).round()
+    price = rng.choice([12.25, 19.99, 34.5], rows)
+    parts.append(pd.DataFrame({"date": date, "region": region, "units": units, "unit_price": price}))
+    print(f"loaded month {month}/6", flush=True)
+    time.sleep(0.3)
+sales = pd.concat(parts, ignore_index=True)
 sales["revenue"] = sales.units * sales.unit_price
 print(f"sales: {sales.shape[0]} rows x {sales.shape[1]} columns, revenue {sales.revenue.sum():,.2f}")
 print(f"interpreter pid {os.getpid()}")
@@ -128,6 +135,23 @@ print(f"interpreter pid {os.getpid()} (rows still in memory: {len(sales)})")
 
 TERMINATE""",
 ]
+
+
+class LiveOutput:
+    """The executor's ``on_output``: a running block's output on the console as it is printed
+    (marked ``[live]``), before the team shows the block's whole result."""
+
+    def __init__(self) -> None:
+        self._at_line_start = True
+
+    def __call__(self, chunk: OutputChunk) -> None:
+        text = chunk.text
+        lines = text.splitlines(keepends=True)
+        for line in lines:
+            if self._at_line_start:
+                print("[live] ", end="")
+            print(line, end="", flush=True)
+            self._at_line_start = line.endswith("\n")
 
 
 def analyst_after_anyone_but_analyst(messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> str:
@@ -213,7 +237,7 @@ async def run_task(team: SelectorGroupChat, task: str) -> None:
 
 
 async def task_one(group: Group, state_file: Path) -> None:
-    executor = ACASandboxCodeExecutor(group.client, timeout=120)
+    executor = ACASandboxCodeExecutor(group.client, timeout=120, on_output=LiveOutput())
     team = build_team(executor, SCRIPTED_TASK_1)
     await run_task(team, TASK_1)
     await executor.suspend()
@@ -229,7 +253,7 @@ async def task_one(group: Group, state_file: Path) -> None:
 
 async def task_two(group: Group, state_file: Path) -> None:
     saved: dict[str, Any] = json.loads(await asyncio.to_thread(state_file.read_text))
-    executor = ACASandboxCodeExecutor(group.client, timeout=120)
+    executor = ACASandboxCodeExecutor(group.client, timeout=120, on_output=LiveOutput())
     await executor.load_state(saved["executor"])  # a wrong or deleted id fails here, by name
     team = build_team(executor, SCRIPTED_TASK_2)
     await team.load_state(saved["team"])

@@ -229,6 +229,10 @@ def test_suspend_between_tasks_continues_from_the_dataframe_in_the_suspended_san
     assert "(rows still in memory: 1200)" in out
     assert "fastest growing region: " in out
     assert "No code blocks found" not in out
+    # The long block's progress reached the console from on_output, before the team's message
+    # with the block's whole result.
+    live = out.index("[live] loaded month 6/6\n")
+    assert live < out.index("loaded month 6/6", live + len("[live] loaded month 6/6"))
     assert_clean_console(completed.stderr)
 
 

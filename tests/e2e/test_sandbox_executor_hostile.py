@@ -5,7 +5,9 @@ old one), and a wrong id from a saved state is a clear error at once."""
 from __future__ import annotations
 
 import asyncio
+import shlex
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -13,7 +15,7 @@ from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 
 from autogen_aca_sessions.client.errors import NotFoundError, SessionsError
-from autogen_aca_sessions.client.sandboxes import SandboxesClient
+from autogen_aca_sessions.client.sandboxes import SandboxesClient, ShellResult
 from autogen_aca_sessions.executor import ACASandboxCodeExecutor, SandboxGoneError
 from autogen_aca_sessions.local import LocalSessionsServer
 
@@ -25,17 +27,22 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client() -> AsyncIterator[SandboxesClient]:
-    async with LocalSessionsServer() as server:
-        await server.create_sandbox_group(GROUP, subscription=SUB, resource_group=RG)
-        async with SandboxesClient(
-            server.base_url,
-            subscription_id=SUB,
-            resource_group=RG,
-            sandbox_group=GROUP,
-            credential=server.api_key,
-        ) as sandboxes:
-            yield sandboxes
+async def server() -> AsyncIterator[LocalSessionsServer]:
+    async with LocalSessionsServer() as running:
+        await running.create_sandbox_group(GROUP, subscription=SUB, resource_group=RG)
+        yield running
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client(server: LocalSessionsServer) -> AsyncIterator[SandboxesClient]:
+    async with SandboxesClient(
+        server.base_url,
+        subscription_id=SUB,
+        resource_group=RG,
+        sandbox_group=GROUP,
+        credential=server.api_key,
+    ) as sandboxes:
+        yield sandboxes
 
 
 def py(code: str) -> CodeBlock:
@@ -194,3 +201,29 @@ async def test_blocks_no_command_line_can_carry_still_get_a_clear_result(
     follow = await executor.execute_code_blocks([py("print('still here')")], CancellationToken())
     assert follow.output == "still here\n"
     await executor.stop()
+
+
+class _DashShellClient(SandboxesClient):
+    """A data plane whose shell is dash, not bash (the service's shell is not documented)."""
+
+    async def exec_shell(  # type: ignore[override]
+        self, sandbox_id: str, command: str, **kwargs: Any
+    ) -> ShellResult:
+        return await super().exec_shell(sandbox_id, "exec dash -c " + shlex.quote(command), **kwargs)
+
+
+async def test_blocks_still_run_where_the_services_shell_is_not_bash(server: LocalSessionsServer) -> None:
+    dash = _DashShellClient(
+        server.base_url,
+        subscription_id=SUB,
+        resource_group=RG,
+        sandbox_group=GROUP,
+        credential=server.api_key,
+    )
+    async with dash:
+        executor = ACASandboxCodeExecutor(dash)
+        first = await executor.execute_code_blocks([py("kept = 6 * 7\nprint(kept)")], CancellationToken())
+        second = await executor.execute_code_blocks([py("print(kept)")], CancellationToken())
+        assert (first.exit_code, first.output) == (0, "42\n")
+        assert (second.exit_code, second.output) == (0, "42\n")
+        await executor.stop()

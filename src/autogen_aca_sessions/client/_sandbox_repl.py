@@ -48,6 +48,7 @@ __all__ = [
     "INTERPRETER_ENDED_EXIT_CODE",
     "INTERPRETER_KILLED_EXIT_CODE",
     "MAX_INLINE_BYTES",
+    "NEEDS_BASH_EXIT_CODE",
     "NO_INTERPRETER_EXIT_CODE",
     "REPL_DIR",
     "REQ_FD",
@@ -65,6 +66,10 @@ REQ_FD = 250
 
 TIMEOUT_EXIT_CODE = 124
 """The block's exit code after its time limit (as coreutils ``timeout``)."""
+
+NEEDS_BASH_EXIT_CODE = 251
+"""The command ran in a shell other than bash (it waits with bash's ``read -t``); nothing was sent.
+The caller runs it again through ``bash -c``."""
 
 NO_INTERPRETER_EXIT_CODE = 252
 """No interpreter answers in the sandbox; the block was not sent."""
@@ -414,6 +419,7 @@ def block_command(
     fields = f"{block_id} $$ {limit:g} {cap} {int(show_value)} {source}"
     ended = INTERPRETER_ENDED_EXIT_CODE
     return (
+        f'[ -n "$BASH_VERSION" ] || exit {NEEDS_BASH_EXIT_CODE}\n'
         f"read P < {d}/repl.pid 2>/dev/null && [ /proc/$P/fd/{REQ_FD} -ef {d}/req ] "
         f"|| exit {NO_INTERPRETER_EXIT_CODE}\n"
         # The server opens the output at 7 and 8: 1 is the FIFO while printf writes the request.

@@ -8,6 +8,7 @@ a sandbox that suspended itself, and one error for a sandbox that is gone.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from autogen_aca_sessions.client._sandbox_repl import (
     INTERPRETER_ENDED_EXIT_CODE,
     INTERPRETER_KILLED_EXIT_CODE,
     MAX_INLINE_BYTES,
+    NEEDS_BASH_EXIT_CODE,
     NO_INTERPRETER_EXIT_CODE,
     REPL_DIR,
     SERVER,
@@ -105,6 +107,7 @@ class SandboxPython:
         self._work_dir = work_dir
         self._interpreter_started = False
         self._loss_told = False
+        self._through_bash = False
         self._setup = setup
 
     @property
@@ -245,7 +248,16 @@ class SandboxPython:
             assert command is not None
         # The interpreter interrupts the block at ``timeout`` and ends itself GRACE_SECONDS later:
         # the command's own limit is only a backstop.
-        return await self._command(command, timeout + GRACE_SECONDS + 10, on_output)
+        limit = timeout + GRACE_SECONDS + 10
+        if self._through_bash:
+            return await self._command("exec bash -c " + shlex.quote(command), limit, on_output)
+        ran = await self._command(command, limit, on_output)
+        if ran.exit_code == NEEDS_BASH_EXIT_CODE:
+            # The service's shell is not bash (the command stopped at its first line): from now
+            # on every block goes through bash.
+            self._through_bash = True
+            ran = await self._command("exec bash -c " + shlex.quote(command), limit, on_output)
+        return ran
 
     async def run_python(
         self,

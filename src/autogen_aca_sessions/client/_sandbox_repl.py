@@ -432,8 +432,10 @@ def block_command(
         f"until [ -p {d}/ans.{block_id} ]; do kill -0 $P 2>/dev/null || exit {ended}; "
         f"read -t 1 -n 1 -r _ <> {d}/tick; done\n"
         # Opened read-write: the open never waits, and an answer written before it is kept. The
-        # interpreter ending unanswered is seen by polling it between one-second waits.
+        # interpreter ending unanswered is seen by polling it between one-second waits; found
+        # ended, one more look, for an answer it wrote just before (it does at its time limit).
         f"exec 6<> {d}/ans.{block_id}\n"
-        f"until read -t 1 -r R <&6; do kill -0 $P 2>/dev/null || exit {ended}; done\n"
+        f"until read -t 1 -r R <&6; do kill -0 $P 2>/dev/null || "
+        f'{{ read -t 0.1 -r R <&6 && exit "$R"; exit {ended}; }}; done\n'
         'exit "$R"\n'
     )

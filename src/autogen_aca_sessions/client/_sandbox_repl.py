@@ -434,8 +434,10 @@ def block_command(
         # Opened read-write: the open never waits, and an answer written before it is kept. The
         # interpreter ending unanswered is seen by polling it between one-second waits; found
         # ended, one more look, for an answer it wrote just before (it does at its time limit).
+        # A wait that times out mid-line keeps what it read in X: A gathers it.
         f"exec 6<> {d}/ans.{block_id}\n"
-        f"until read -t 1 -r R <&6; do kill -0 $P 2>/dev/null || "
-        f'{{ read -t 0.1 -r R <&6 && exit "$R"; exit {ended}; }}; done\n'
-        'exit "$R"\n'
+        "A=\n"
+        f"until read -t 1 -r X <&6; do A=$A$X; kill -0 $P 2>/dev/null || "
+        f'{{ read -t 0.1 -r X <&6; A=$A$X; [ -n "$A" ] && exit "$A"; exit {ended}; }}; done\n'
+        'exit "$A$X"\n'
     )

@@ -146,8 +146,6 @@ class Sandboxes(AsyncClosing):
         self._client = client
         # sandbox id -> its runner (which remembers whether its interpreter is known to run).
         self._runners: dict[str, SandboxPython] = {}
-        # Sandboxes whose interpreter got the working directory and injected functions.
-        self._prepared: set[str] = set()
         self._created: set[str] = set()
         self._used: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -255,7 +253,8 @@ class Sandboxes(AsyncClosing):
 
     @contextlib.asynccontextmanager
     async def running(self, session: AgentSession | None) -> AsyncIterator[SandboxPython]:
-        """The conversation's sandbox, running, prepared and locked for one call.
+        """The conversation's sandbox, running and locked for one call (its injected functions are
+        the runner's set-up code, run in every new interpreter).
 
         A sandbox found gone is forgotten by the conversation (the next call starts a new one)
         and reported as :class:`SandboxGoneError`.
@@ -267,7 +266,6 @@ class Sandboxes(AsyncClosing):
             try:
                 await runner.ensure_running()
                 self._used.add(sandbox_id)
-                await self._prepare(runner)
                 yield runner
             except SandboxGoneError:
                 self._forget(session, sandbox_id)
@@ -277,13 +275,7 @@ class Sandboxes(AsyncClosing):
         if self.sandbox_id_for(session) == sandbox_id:
             self._remember(session, None)
         self._runners.pop(sandbox_id, None)
-        self._prepared.discard(sandbox_id)
         self._used.discard(sandbox_id)
-
-    async def _prepare(self, runner: SandboxPython) -> None:
-        """Nothing to do: the injected functions are the runner's set-up code, which runs in every
-        new interpreter of the sandbox (a new sandbox, a Disk-mode resume, one that ended)."""
-        self._prepared.add(runner.sandbox_id)
 
     def _check_open(self) -> None:
         if self._closed:

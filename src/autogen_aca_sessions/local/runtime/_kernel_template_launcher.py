@@ -6,8 +6,8 @@ hundred milliseconds instead of about a second (figures in ``benchmarks/README.m
 
 The sandbox is the plain launcher's: for each kernel the launcher starts the very same
 bwrap command line (same mounts, hidden directories, network, uid, rlimits and pids
-cgroup) running ``sleep`` instead of a kernel, the *holder*; the template's forked child
-joins the holder's namespaces and the kernel runs inside them as the session's uid
+cgroup) running ``cat`` on a lifeline pipe from the server instead of a kernel, the *holder*;
+the template's forked child joins the holder's namespaces and the kernel runs inside them as the session's uid
 without capabilities (see ``_kernel_template.py``). Killing the holder ends the sandbox's
 pid namespace and with it the kernel and everything it started.
 
@@ -61,7 +61,7 @@ _TEMPLATE_START_SECONDS = 180.0
 _FORK_SECONDS = 30.0
 """How long the template may take to answer one kernel request."""
 _HOLDER_SECONDS = 30.0
-"""How long a holder may take to be running ``sleep`` inside its sandbox."""
+"""How long a holder may take to be running its workload inside its sandbox."""
 PLAIN_WHILE_STARTING = 1
 """Kernels a pool's launcher starts as plain interpreters while its template is not ready yet.
 
@@ -439,8 +439,10 @@ class TemplateKernelLauncher:
         env: dict[str, str],
         cgroup: Path | None,
     ) -> tuple[asyncio.subprocess.Process, int]:
-        """Start the session's sandbox with ``sleep`` in it; returns it and the host pid of ``sleep``."""
-        spec = sandbox.boot_spec("exec", uid=uid, with_nproc=with_nproc, argv=["sleep", "infinity"])
+        """Start the session's sandbox with its workload in it (``cat`` reading a pipe only the
+        server holds open: it ends with the server, whatever ends the server); returns it and
+        the host pid of the workload."""
+        spec = sandbox.boot_spec("exec", uid=uid, with_nproc=with_nproc, argv=[_WORKLOAD])
         command = sandbox.command(
             spec,
             data_dir=data_dir,
@@ -449,13 +451,13 @@ class TemplateKernelLauncher:
             egress=self.egress,
             env=env,
         )
-        holder = await command.start()
+        holder = await command.start(lifeline=True)
         self._track_holder(holder)
         try:
             deadline = time.monotonic() + _HOLDER_SECONDS
             delay = 0.002
             while True:
-                found = await asyncio.to_thread(_find_sleep, holder.pid)
+                found = await asyncio.to_thread(_find_workload, holder.pid)
                 if found is not None:
                     if cgroup is not None:
                         # In the kernel's group, the holder's workload dies with the group
@@ -528,8 +530,8 @@ def default_probe_cache() -> Path:
     return Path(base) / "autogen-aca-sessions"
 
 
-def _find_sleep(root: int) -> int | None:
-    """The host pid of the ``sleep`` process under ``root`` (the holder's workload), if running."""
+def _find_workload(root: int) -> int | None:
+    """The host pid of the holder's workload (``cat``) under ``root``, if running."""
     todo = [root]
     while todo:
         pid = todo.pop()
@@ -541,12 +543,17 @@ def _find_sleep(root: int) -> int | None:
         for kid in kids:
             try:
                 with open(f"/proc/{kid}/comm") as comm:
-                    if comm.read().strip() == "sleep":
+                    if comm.read().strip() == _WORKLOAD:
                         return kid
             except OSError:
                 continue
             todo.append(kid)
     return None
+
+
+_WORKLOAD = "cat"
+"""The holder's workload: it waits on its stdin, the server's lifeline pipe (see
+:meth:`~.bubblewrap.SandboxCommand.start`), and holds the namespaces the kernel joins."""
 
 
 def _join_cgroup(cgroup: Path, pid: int) -> None:

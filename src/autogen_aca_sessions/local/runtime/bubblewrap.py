@@ -144,17 +144,23 @@ class SandboxCommand:
     env: dict[str, str] = field(default_factory=dict)
     """The environment it starts with."""
 
-    async def start(self, *, capture_output: bool = False) -> asyncio.subprocess.Process:
+    async def start(
+        self, *, capture_output: bool = False, lifeline: bool = False
+    ) -> asyncio.subprocess.Process:
         """Start it with stdin closed, leading a session of its own (the runtime kills the group).
 
-        Its output is discarded unless ``capture_output`` asks for pipes.
+        Its output is discarded unless ``capture_output`` asks for pipes. With ``lifeline`` its
+        stdin is a pipe only this process writes to, never written: a workload that reads its
+        stdin (``cat``) gets end-of-file when this process ends however it ends, and exits, which
+        ends bwrap and its pid namespace. ``PR_SET_PDEATHSIG`` alone did not: on this project's
+        CI kernel a child whose parent was SIGKILLed was re-parented to init and kept running.
         """
         output = asyncio.subprocess.PIPE if capture_output else asyncio.subprocess.DEVNULL
         return await asyncio.create_subprocess_exec(
             *self.argv,
             cwd=str(self.cwd),
             env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if lifeline else asyncio.subprocess.DEVNULL,
             stdout=output,
             stderr=output,
             start_new_session=True,

@@ -506,6 +506,15 @@ def _mcp_banner(mcp: McpAccess, curl_tls: str) -> list[str]:
     ]
 
 
+_CREDENTIAL_IMPORT = "from autogen_aca_sessions.local import StaticKeyCredential"
+"""The azure-core credential whose token is a key (the SDKs' banner lines name it, not a bare
+``credential`` a reader has no way to make)."""
+
+
+def _credential(key: str) -> str:
+    return f"StaticKeyCredential({json.dumps(key)})"
+
+
 def _management_banner(base_url: str, key: str, ca_file: Path | None) -> list[str]:
     sub = "00000000-0000-0000-0000-000000000000"
     url = f"{base_url}/subscriptions/{sub}/resourceGroups/demo/providers/Microsoft.App/sessionPools/mypool"
@@ -526,7 +535,8 @@ def _management_banner(base_url: str, key: str, ca_file: Path | None) -> list[st
         f" -d '{body}'",
         "",
         "  azure-mgmt-appcontainers:",
-        f'  ContainerAppsAPIClient(credential, "{sub}", base_url="{base_url}"'
+        f"  {_CREDENTIAL_IMPORT}",
+        f'  ContainerAppsAPIClient({_credential(key)}, "{sub}", base_url="{base_url}"'
         + (f', connection_verify="{ca_file}")' if ca_file else ")"),
     ]
     if not ca_file:
@@ -550,12 +560,16 @@ def _sandboxes_banner(base_url: str, key: str, ca_file: Path | None, curl_tls: s
         f"  curl{curl_tls} -X PUT {shlex.quote(data + api)} {auth} \\",
         '       -d \'{"sourcesRef":{"diskImage":{"name":"python-3.12","isPublic":true}}}\'',
         "",
-        "  azure-containerapps-sandbox:",
-        f'  SandboxGroupClient("{base_url}", credential, subscription_id="{sub}", resource_group="demo",',
-        '                     sandbox_group="mygroup"'
+        "  azure-containerapps-sandbox (pip install azure-containerapps-sandbox):",
+        "  from azure.containerapps.sandbox import SandboxGroupClient",
+        f"  {_CREDENTIAL_IMPORT}",
+        f'  client = SandboxGroupClient("{base_url}", {_credential(key)}, subscription_id="{sub}",',
+        '                              resource_group="demo", sandbox_group="mygroup"'
         + (f', connection_verify="{ca_file}")' if ca_file else ")"),
     ]
-    if not ca_file:
+    if ca_file:
+        lines.append("  (AsyncStaticKeyCredential with the SDK's .aio clients)")
+    else:
         lines.append("  (the Sandboxes SDK refuses http: add --tls)")
     return lines
 

@@ -607,6 +607,46 @@ def test_serve_management_plane_prints_curls_that_make_a_sandbox_group_and_a_run
     assert "SandboxGroupClient(" in pool.banner
 
 
+def test_serve_tls_prints_sdk_lines_that_run_as_printed_with_the_key_as_credential(tmp_path: Path) -> None:
+    # A reader of the banner copies its SDK lines into a script: they must name a credential
+    # they can make (not a bare ``credential``) and run as printed against this server.
+    pytest.importorskip("azure.containerapps.sandbox")
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("the banner's curl examples need the curl binary")
+    pool = start_serve("--management-plane", "--tls", "--ready-sessions", "0", "--root-dir", str(tmp_path))
+    try:
+        lines = pool.banner.splitlines()
+        start = lines.index("Sandboxes (ARM Microsoft.App/sandboxGroups and their data plane):")
+        made = subprocess.run(
+            [curl, "-sS", *shlex.split(lines[start + 2].strip())[1:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stderr
+        sdk = next(
+            i for i, line in enumerate(lines) if line.strip().startswith("azure-containerapps-sandbox")
+        )
+        printed = [line.strip() for line in lines[sdk + 1 : sdk + 5]]
+        script = "\n".join(
+            [
+                *printed,
+                'sandbox = client.begin_create_sandbox(disk="python-3.12").result()',
+                'print(sandbox.exec("echo 6x7").stdout, end="")',
+            ]
+        )
+        ran = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=cli_env()
+        )
+    finally:
+        stop_serve(pool)
+    assert ran.returncode == 0, (script, ran.stderr[-2000:])
+    assert ran.stdout == "6x7\n"
+    assert f"StaticKeyCredential({json.dumps(pool.api_key)})" in pool.banner
+    assert "ContainerAppsAPIClient(credential" not in pool.banner
+
+
 def test_serve_management_plane_takes_faults_for_its_own_pool(tmp_path: Path) -> None:
     # One pool host: --faults applies to the served pool with or without the management plane.
     pool = start_serve(

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -585,6 +586,16 @@ async def _announce_ready(host: PoolHost) -> None:
     print(READY_LINE, flush=True)
 
 
+def _bind_advice(exc: OSError, args: argparse.Namespace) -> str:
+    """What to do when the port is taken (a second ``serve`` on the default port, usually)."""
+    if exc.errno != errno.EADDRINUSE:
+        return ""
+    return (
+        f"; port {args.port} is taken (another `aca-sessions serve`?): stop that one, or pass "
+        "--port 0 for any free port, or another --port"
+    )
+
+
 async def _serve(args: argparse.Namespace) -> int:
     try:
         from autogen_aca_sessions.local import FaultPlanError
@@ -631,7 +642,13 @@ async def _serve(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         try:
             await host.start()
-        except (OSError, ValueError, RuntimeError) as exc:
+        except OSError as exc:
+            print(
+                f"aca-sessions serve: could not start the pool: {exc}{_bind_advice(exc, args)}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        except (ValueError, RuntimeError) as exc:
             print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
             return EXIT_FAILED
         announce = asyncio.ensure_future(_announce_ready(host))

@@ -207,6 +207,9 @@ def test_serve_on_a_port_in_use_fails_clearly(served: ServedPool) -> None:
 
     assert completed.returncode == 1
     assert "could not start the pool" in completed.stderr
+    assert f"port {port.group(1)} is taken" in completed.stderr
+    assert "--port 0" in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1, completed.stderr
     assert "Endpoint:" not in completed.stdout
 
 

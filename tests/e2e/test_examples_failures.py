@@ -1,0 +1,47 @@
+"""What a new user sees when an example is pointed at a server with a mistake in its settings:
+one line naming what refused and why, exit status 1, no traceback. Real examples in their own
+process, against a real local server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+from tests.e2e.test_examples import EXAMPLES, REPO, example_env
+
+from autogen_aca_sessions.local import LocalSessionsServer
+
+SUB = "00000000-0000-0000-0000-000000000000"
+
+
+async def test_agent_framework_sandbox_with_a_wrong_key_fails_in_one_line_naming_the_sandbox_group() -> None:
+    pytest.importorskip("agent_framework")
+    async with LocalSessionsServer() as server:
+        await server.create_sandbox_group("wrongkey", subscription=SUB, resource_group="examples")
+        env = {
+            **example_env(),
+            "ACA_SANDBOXES_ENDPOINT": server.base_url,
+            "ACA_SANDBOXES_SUBSCRIPTION_ID": SUB,
+            "ACA_SANDBOXES_RESOURCE_GROUP": "examples",
+            "ACA_SANDBOX_GROUP": "wrongkey",
+            "ACA_SANDBOXES_API_KEY": "not-the-key",
+        }
+        # Not subprocess.run: the server answering the example runs on this event loop.
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(EXAMPLES / "agent_framework_sandbox.py"),
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=280)
+    failed = [line for line in (out + err).decode().splitlines() if line.startswith("FAILED")]
+    assert process.returncode == 1, (out, err)
+    assert len(failed) == 1, (out, err)
+    assert "The sandbox group refused the call" in failed[0]
+    assert "HTTP 401" in failed[0]
+    assert "pool" not in failed[0]
+    assert not failed[0].endswith(":"), failed[0]
+    assert "Traceback" not in err.decode()

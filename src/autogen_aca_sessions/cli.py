@@ -32,7 +32,15 @@ if TYPE_CHECKING:
     from autogen_aca_sessions.local.config import PoolConfig
     from autogen_aca_sessions.local.hosting.host import HostDescription, McpAccess, PoolHost
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SERVICE_ERROR", "EXIT_TIMEOUT", "EXIT_USAGE", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_SERVICE_ERROR",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "main",
+]
 
 EXIT_OK = 0
 """The code (or shell command) ran and succeeded; ``serve`` shut down cleanly."""
@@ -46,6 +54,8 @@ EXIT_SERVICE_ERROR = 125
 collide with the small exit statuses shell commands pass through."""
 EXIT_TIMEOUT = 124
 """The execution hit its time limit (the convention of coreutils ``timeout``)."""
+EXIT_INTERRUPTED = 130
+"""Ctrl+C during ``exec`` (128 + SIGINT, as shells report an interrupted command)."""
 
 ENDPOINT_ENV = "ACA_POOL_MANAGEMENT_ENDPOINT"
 API_KEY_ENV = "ACA_SESSIONS_API_KEY"
@@ -977,7 +987,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         return asyncio.run(_serve(args))
     if args.command == "exec":
-        return asyncio.run(_exec(args))
+        try:
+            return asyncio.run(_exec(args))
+        except KeyboardInterrupt:
+            # asyncio.run cancelled _exec first, so its clean-up (deleting a generated session)
+            # ran; the traceback through the client's internals would tell the user nothing.
+            print("aca-sessions exec: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
     raise AssertionError(f"unknown command {args.command!r}")  # argparse enforces the choices
 
 

@@ -213,6 +213,51 @@ def test_serve_on_a_port_in_use_fails_clearly(served: ServedPool) -> None:
     assert "Endpoint:" not in completed.stdout
 
 
+def _wait_for_file(root: Path, name: str, *, present: bool, seconds: float = 120) -> list[Path]:
+    """The files called ``name`` under ``root`` once there are some (``present``) or none left."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = list(root.rglob(name))
+        if bool(found) == present:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{name} under {root} never became {'present' if present else 'absent'}")
+
+
+def test_exec_interrupted_by_ctrl_c_says_so_in_one_line_and_deletes_its_session(tmp_path: Path) -> None:
+    pool = start_serve("--ready-sessions", "0", "--root-dir", str(tmp_path))
+    try:
+        # As from a terminal: SIGINT raises KeyboardInterrupt (a background child ignores it).
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "autogen_aca_sessions.cli",
+                "exec",
+                f"--endpoint={pool.endpoint}",
+                f"--api-key={pool.api_key}",
+                "-c",
+                "import time; open('exec-started', 'w').close(); time.sleep(600)",
+            ],
+            cwd=REPO,
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        _wait_for_file(tmp_path, "exec-started", present=True)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        # The session exec generated was deleted: its directory (and the marker) went with it.
+        _wait_for_file(tmp_path, "exec-started", present=False)
+    finally:
+        stop_serve(pool)
+    assert process.returncode == 130, err
+    assert err == "aca-sessions exec: interrupted\n"
+    assert out == ""
+
+
 def test_serve_rejects_a_tls_key_without_a_certificate(tmp_path: Path) -> None:
     completed = cli("serve", "--port", "0", "--tls-key", str(tmp_path / "key.pem"), timeout=60)
 

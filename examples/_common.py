@@ -256,6 +256,8 @@ def run_main(main: Coroutine[Any, Any, None]) -> None:
     try:
         asyncio.run(main)
     except KeyboardInterrupt:
+        # asyncio.run cancelled main() first, so its `async with` blocks closed what they opened.
+        print("\nInterrupted.", file=sys.stderr, flush=True)
         sys.exit(130)
     except SessionsError as exc:
         # The pool could not be reached, refused the request, or could not start a session.

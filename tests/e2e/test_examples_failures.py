@@ -5,6 +5,8 @@ process, against a real local server on loopback."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
 import sys
 
 import pytest
@@ -45,3 +47,28 @@ async def test_agent_framework_sandbox_with_a_wrong_key_fails_in_one_line_naming
     assert "pool" not in failed[0]
     assert not failed[0].endswith(":"), failed[0]
     assert "Traceback" not in err.decode()
+
+
+def test_ctrl_c_during_a_streamed_block_ends_the_example_with_one_line_and_status_130() -> None:
+    # As from a terminal: SIGINT raises KeyboardInterrupt (a background child ignores it).
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "stream_sandbox_progress.py")],
+        cwd=REPO,
+        env=example_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:  # the block's output, streamed while it runs
+        seen.append(line)
+        if line.startswith("epoch 1/5"):
+            break
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert seen[-1].startswith("epoch 1/5"), seen
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == ["Interrupted."], err
+    assert "Training finished" not in out

@@ -8,6 +8,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from tests.e2e.test_examples import EXAMPLES, REPO, example_env
@@ -72,3 +73,38 @@ def test_ctrl_c_during_a_streamed_block_ends_the_example_with_one_line_and_statu
     assert process.returncode == 130, err
     assert err.strip().splitlines() == ["Interrupted."], err
     assert "Training finished" not in out
+
+
+async def test_suspend_between_tasks_on_an_untrusted_certificate_fails_in_one_line_saying_how_to_trust_it(
+    tmp_path: Path,
+) -> None:
+    async with LocalSessionsServer(tls=True) as server:
+        await server.create_sandbox_group("untrusted", subscription=SUB, resource_group="examples")
+        env = {
+            **{name: value for name, value in example_env().items() if name != "SSL_CERT_FILE"},
+            "ACA_SANDBOXES_ENDPOINT": server.base_url,
+            # The same variable names as agent_framework_sandbox.py's.
+            "ACA_SANDBOXES_SUBSCRIPTION_ID": SUB,
+            "ACA_SANDBOXES_RESOURCE_GROUP": "examples",
+            "ACA_SANDBOX_GROUP": "untrusted",
+            "ACA_SANDBOXES_API_KEY": server.api_key,
+        }
+        # Not subprocess.run: the server answering the example runs on this event loop.
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(EXAMPLES / "suspend_between_tasks.py"),
+            "--state",
+            str(tmp_path / "work.json"),
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=280)
+    stderr = err.decode()
+    failed = [line for line in stderr.splitlines() if line.startswith("FAILED")]
+    assert process.returncode == 1, (out, err)
+    assert len(failed) == 1, stderr
+    assert "CERTIFICATE_VERIFY_FAILED" in failed[0]
+    assert "SSL_CERT_FILE" in failed[0]
+    assert "Traceback" not in stderr

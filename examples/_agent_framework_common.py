@@ -88,5 +88,6 @@ def tool_failures(response: AgentResponse) -> list[str]:
                 continue
             for part in content.items or []:
                 if part.type == "error":
-                    failures.append(f"{part.message}: {part.error_details or ''}".strip())
+                    details = f": {part.error_details}" if part.error_details else ""
+                    failures.append(f"{part.message or ''}{details}".strip())
     return failures

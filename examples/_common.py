@@ -256,12 +256,17 @@ def run_main(main: Coroutine[Any, Any, None]) -> None:
     try:
         asyncio.run(main)
     except KeyboardInterrupt:
+        # asyncio.run cancelled main() first, so its `async with` blocks closed what they opened.
+        print("\nInterrupted.", file=sys.stderr, flush=True)
         sys.exit(130)
     except SessionsError as exc:
         # The pool could not be reached, refused the request, or could not start a session.
         fail(describe_pool_failure(exc))
     except (OSError, RuntimeError) as exc:
-        fail(f"{type(exc).__name__}: {exc}")
+        # AutoGen re-raises an agent's error as RuntimeError("<Type>: <message>\nTraceback: ...");
+        # its first line says what went wrong, the rest is the runtime's frames.
+        said = str(exc).strip().splitlines()
+        fail(f"{type(exc).__name__}: {said[0] if said else ''}")
     finally:
         if flush_traces is not None:
             flush_traces()

@@ -25,8 +25,8 @@ Environment variables (the sandbox group; all four, or none):
 
 * ``ACA_SANDBOXES_ENDPOINT``: the data-plane base URL (``https://management.<region>.azuredevcompute.io``
   on Azure; the server's base URL locally).
-* ``ACA_SANDBOXES_SUBSCRIPTION``, ``ACA_SANDBOXES_RESOURCE_GROUP``, ``ACA_SANDBOX_GROUP``: where
-  the group is.
+* ``ACA_SANDBOXES_SUBSCRIPTION_ID``, ``ACA_SANDBOXES_RESOURCE_GROUP``, ``ACA_SANDBOX_GROUP``:
+  where the group is (the names ``agent_framework_sandbox.py`` reads too).
 * ``ACA_SANDBOXES_API_KEY`` (optional): a static bearer token (the key ``aca-sessions serve``
   prints); without it the token comes from ``DefaultAzureCredential``.
 
@@ -52,7 +52,9 @@ from typing import Any
 from _requirements import AUTOGEN, AUTOGEN_INSTALL, require
 
 ENDPOINT_ENV = "ACA_SANDBOXES_ENDPOINT"
-GROUP_ENV = ("ACA_SANDBOXES_SUBSCRIPTION", "ACA_SANDBOXES_RESOURCE_GROUP", "ACA_SANDBOX_GROUP")
+GROUP_ENV = ("ACA_SANDBOXES_SUBSCRIPTION_ID", "ACA_SANDBOXES_RESOURCE_GROUP", "ACA_SANDBOX_GROUP")
+SUBSCRIPTION_ALIAS = "ACA_SANDBOXES_SUBSCRIPTION"
+"""The subscription's variable as this example first named it; read when the documented one is unset."""
 KEY_ENV = "ACA_SANDBOXES_API_KEY"
 
 # Before anything an extra provides: a missing package is one line saying what to install.
@@ -196,6 +198,7 @@ async def sandbox_group() -> AsyncIterator[Group]:
     endpoint = os.environ.get(ENDPOINT_ENV, "").strip()
     if endpoint:
         names = [os.environ.get(name, "").strip() for name in GROUP_ENV]
+        names[0] = names[0] or os.environ.get(SUBSCRIPTION_ALIAS, "").strip()
         if not all(names):
             fail(f"{ENDPOINT_ENV} is set; set {', '.join(GROUP_ENV)} as well")
         subscription, resource_group, group = names

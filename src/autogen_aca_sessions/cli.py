@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -31,7 +32,15 @@ if TYPE_CHECKING:
     from autogen_aca_sessions.local.config import PoolConfig
     from autogen_aca_sessions.local.hosting.host import HostDescription, McpAccess, PoolHost
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SERVICE_ERROR", "EXIT_TIMEOUT", "EXIT_USAGE", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_SERVICE_ERROR",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "main",
+]
 
 EXIT_OK = 0
 """The code (or shell command) ran and succeeded; ``serve`` shut down cleanly."""
@@ -45,6 +54,8 @@ EXIT_SERVICE_ERROR = 125
 collide with the small exit statuses shell commands pass through."""
 EXIT_TIMEOUT = 124
 """The execution hit its time limit (the convention of coreutils ``timeout``)."""
+EXIT_INTERRUPTED = 130
+"""Ctrl+C during ``exec`` (128 + SIGINT, as shells report an interrupted command)."""
 
 ENDPOINT_ENV = "ACA_POOL_MANAGEMENT_ENDPOINT"
 API_KEY_ENV = "ACA_SESSIONS_API_KEY"
@@ -506,6 +517,15 @@ def _mcp_banner(mcp: McpAccess, curl_tls: str) -> list[str]:
     ]
 
 
+_CREDENTIAL_IMPORT = "from autogen_aca_sessions.local import StaticKeyCredential"
+"""The azure-core credential whose token is a key (the SDKs' banner lines name it, not a bare
+``credential`` a reader has no way to make)."""
+
+
+def _credential(key: str) -> str:
+    return f"StaticKeyCredential({json.dumps(key)})"
+
+
 def _management_banner(base_url: str, key: str, ca_file: Path | None) -> list[str]:
     sub = "00000000-0000-0000-0000-000000000000"
     url = f"{base_url}/subscriptions/{sub}/resourceGroups/demo/providers/Microsoft.App/sessionPools/mypool"
@@ -526,7 +546,8 @@ def _management_banner(base_url: str, key: str, ca_file: Path | None) -> list[st
         f" -d '{body}'",
         "",
         "  azure-mgmt-appcontainers:",
-        f'  ContainerAppsAPIClient(credential, "{sub}", base_url="{base_url}"'
+        f"  {_CREDENTIAL_IMPORT}",
+        f'  ContainerAppsAPIClient({_credential(key)}, "{sub}", base_url="{base_url}"'
         + (f', connection_verify="{ca_file}")' if ca_file else ")"),
     ]
     if not ca_file:
@@ -550,12 +571,16 @@ def _sandboxes_banner(base_url: str, key: str, ca_file: Path | None, curl_tls: s
         f"  curl{curl_tls} -X PUT {shlex.quote(data + api)} {auth} \\",
         '       -d \'{"sourcesRef":{"diskImage":{"name":"python-3.12","isPublic":true}}}\'',
         "",
-        "  azure-containerapps-sandbox:",
-        f'  SandboxGroupClient("{base_url}", credential, subscription_id="{sub}", resource_group="demo",',
-        '                     sandbox_group="mygroup"'
+        "  azure-containerapps-sandbox (pip install azure-containerapps-sandbox):",
+        "  from azure.containerapps.sandbox import SandboxGroupClient",
+        f"  {_CREDENTIAL_IMPORT}",
+        f'  client = SandboxGroupClient("{base_url}", {_credential(key)}, subscription_id="{sub}",',
+        '                              resource_group="demo", sandbox_group="mygroup"'
         + (f', connection_verify="{ca_file}")' if ca_file else ")"),
     ]
-    if not ca_file:
+    if ca_file:
+        lines.append("  (AsyncStaticKeyCredential with the SDK's .aio clients)")
+    else:
         lines.append("  (the Sandboxes SDK refuses http: add --tls)")
     return lines
 
@@ -569,6 +594,16 @@ async def _announce_ready(host: PoolHost) -> None:
     started only once the host runs, and the banner is printed before any await)."""
     await host.wait_ready()
     print(READY_LINE, flush=True)
+
+
+def _bind_advice(exc: OSError, args: argparse.Namespace) -> str:
+    """What to do when the port is taken (a second ``serve`` on the default port, usually)."""
+    if exc.errno != errno.EADDRINUSE:
+        return ""
+    return (
+        f"; port {args.port} is taken (another `aca-sessions serve`?): stop that one, or pass "
+        "--port 0 for any free port, or another --port"
+    )
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -617,7 +652,13 @@ async def _serve(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         try:
             await host.start()
-        except (OSError, ValueError, RuntimeError) as exc:
+        except OSError as exc:
+            print(
+                f"aca-sessions serve: could not start the pool: {exc}{_bind_advice(exc, args)}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        except (ValueError, RuntimeError) as exc:
             print(f"aca-sessions serve: could not start the pool: {exc}", file=sys.stderr)
             return EXIT_FAILED
         announce = asyncio.ensure_future(_announce_ready(host))
@@ -946,7 +987,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         return asyncio.run(_serve(args))
     if args.command == "exec":
-        return asyncio.run(_exec(args))
+        try:
+            return asyncio.run(_exec(args))
+        except KeyboardInterrupt:
+            # asyncio.run cancelled _exec first, so its clean-up (deleting a generated session)
+            # ran; the traceback through the client's internals would tell the user nothing.
+            print("aca-sessions exec: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
     raise AssertionError(f"unknown command {args.command!r}")  # argparse enforces the choices
 
 

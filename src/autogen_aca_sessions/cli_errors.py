@@ -53,6 +53,7 @@ _OPERATION_SUFFIX = re.compile(
     re.IGNORECASE,
 )
 _ARM_RESOURCE_PATH = re.compile(r"/providers/Microsoft\.App/sessionPools/", re.IGNORECASE)
+_SANDBOX_GROUP_PATH = re.compile(r"/sandboxGroups/", re.IGNORECASE)
 _SERVICE_MESSAGE_CHARS = 300
 
 
@@ -208,6 +209,12 @@ def _endpoint_advice(endpoint: str) -> str:
         return (
             "; this is a server's root (the management plane's base URL), not a pool: use the "
             "pool's poolManagementEndpoint"
+        )
+    if _SANDBOX_GROUP_PATH.search(path):
+        # The same server serves both, and a sandbox group's URL looks like a pool's to a new user.
+        return (
+            "; this is a sandbox group (ACA Sandboxes), not a session pool: exec runs code in "
+            "session pools only; reach a sandbox with the azure-containerapps-sandbox SDK or SandboxesClient"
         )
     if _ARM_RESOURCE_PATH.search(path):
         return (

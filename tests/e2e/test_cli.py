@@ -207,7 +207,55 @@ def test_serve_on_a_port_in_use_fails_clearly(served: ServedPool) -> None:
 
     assert completed.returncode == 1
     assert "could not start the pool" in completed.stderr
+    assert f"port {port.group(1)} is taken" in completed.stderr
+    assert "--port 0" in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1, completed.stderr
     assert "Endpoint:" not in completed.stdout
+
+
+def _wait_for_file(root: Path, name: str, *, present: bool, seconds: float = 120) -> list[Path]:
+    """The files called ``name`` under ``root`` once there are some (``present``) or none left."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = list(root.rglob(name))
+        if bool(found) == present:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{name} under {root} never became {'present' if present else 'absent'}")
+
+
+def test_exec_interrupted_by_ctrl_c_says_so_in_one_line_and_deletes_its_session(tmp_path: Path) -> None:
+    pool = start_serve("--ready-sessions", "0", "--root-dir", str(tmp_path))
+    try:
+        # As from a terminal: SIGINT raises KeyboardInterrupt (a background child ignores it).
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "autogen_aca_sessions.cli",
+                "exec",
+                f"--endpoint={pool.endpoint}",
+                f"--api-key={pool.api_key}",
+                "-c",
+                "import time; open('exec-started', 'w').close(); time.sleep(600)",
+            ],
+            cwd=REPO,
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        _wait_for_file(tmp_path, "exec-started", present=True)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        # The session exec generated was deleted: its directory (and the marker) went with it.
+        _wait_for_file(tmp_path, "exec-started", present=False)
+    finally:
+        stop_serve(pool)
+    assert process.returncode == 130, err
+    assert err == "aca-sessions exec: interrupted\n"
+    assert out == ""
 
 
 def test_serve_rejects_a_tls_key_without_a_certificate(tmp_path: Path) -> None:
@@ -605,6 +653,46 @@ def test_serve_management_plane_prints_curls_that_make_a_sandbox_group_and_a_run
     assert group["properties"]["provisioningState"] == "Succeeded"
     assert sandbox["state"] == "Running"
     assert "SandboxGroupClient(" in pool.banner
+
+
+def test_serve_tls_prints_sdk_lines_that_run_as_printed_with_the_key_as_credential(tmp_path: Path) -> None:
+    # A reader of the banner copies its SDK lines into a script: they must name a credential
+    # they can make (not a bare ``credential``) and run as printed against this server.
+    pytest.importorskip("azure.containerapps.sandbox")
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("the banner's curl examples need the curl binary")
+    pool = start_serve("--management-plane", "--tls", "--ready-sessions", "0", "--root-dir", str(tmp_path))
+    try:
+        lines = pool.banner.splitlines()
+        start = lines.index("Sandboxes (ARM Microsoft.App/sandboxGroups and their data plane):")
+        made = subprocess.run(
+            [curl, "-sS", *shlex.split(lines[start + 2].strip())[1:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stderr
+        sdk = next(
+            i for i, line in enumerate(lines) if line.strip().startswith("azure-containerapps-sandbox")
+        )
+        printed = [line.strip() for line in lines[sdk + 1 : sdk + 5]]
+        script = "\n".join(
+            [
+                *printed,
+                'sandbox = client.begin_create_sandbox(disk="python-3.12").result()',
+                'print(sandbox.exec("echo 6x7").stdout, end="")',
+            ]
+        )
+        ran = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=cli_env()
+        )
+    finally:
+        stop_serve(pool)
+    assert ran.returncode == 0, (script, ran.stderr[-2000:])
+    assert ran.stdout == "6x7\n"
+    assert f"StaticKeyCredential({json.dumps(pool.api_key)})" in pool.banner
+    assert "ContainerAppsAPIClient(credential" not in pool.banner
 
 
 def test_serve_management_plane_takes_faults_for_its_own_pool(tmp_path: Path) -> None:

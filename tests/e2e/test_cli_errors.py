@@ -74,8 +74,15 @@ def server_lines_until(pool: ServedPool, marker: str) -> list[str]:
         (lambda e: e.replace("/sessionPools/", "/providers/Microsoft.App/sessionPools/"), "ARM resource id"),
         (lambda e: e + "/code/execute", "drop '/code/execute'"),
         (lambda e: e + "/python/execute", "drop '/python/execute'"),
+        (lambda e: e.split("/sessionPools/")[0] + "/sandboxGroups/mygroup", "this is a sandbox group"),
     ],
-    ids=["unknown-pool", "arm-resource-path", "code-execute-appended", "seed-python-execute-appended"],
+    ids=[
+        "unknown-pool",
+        "arm-resource-path",
+        "code-execute-appended",
+        "seed-python-execute-appended",
+        "sandbox-group",
+    ],
 )
 def test_exec_on_an_endpoint_without_a_pool_says_to_check_the_url_not_that_the_pool_is_full(
     pool: ServedPool, endpoint_of: Callable[[str], str], further_advice: str | None
@@ -201,6 +208,10 @@ def test_exec_on_a_local_endpoint_without_a_key_asks_for_one_before_any_request(
         (
             "https://x.dynamicsessions.io/subscriptions/s/resourceGroups/r/sessionPools/p/python/execute/",
             "drop '/python/execute'",
+        ),
+        (
+            "https://127.0.0.1:8321/subscriptions/s/resourceGroups/r/sandboxGroups/g",
+            "this is a sandbox group (ACA Sandboxes), not a session pool",
         ),
         ("https://x.dynamicsessions.io/subscriptions/s/resourceGroups/r/sessionPools/typo", None),
     ],

@@ -33,6 +33,7 @@ _REAL_SERVICE_ENV = (
     "ACA_SESSIONS_MCP_API_KEY",
     "ACA_SANDBOXES_ENDPOINT",
     "ACA_SANDBOXES_SUBSCRIPTION",
+    "ACA_SANDBOXES_SUBSCRIPTION_ID",
     "ACA_SANDBOXES_RESOURCE_GROUP",
     "ACA_SANDBOX_GROUP",
     "ACA_SANDBOXES_API_KEY",
@@ -246,7 +247,7 @@ async def test_suspend_between_tasks_resumes_across_two_processes_on_a_running_s
         env = {
             **example_env(),
             "ACA_SANDBOXES_ENDPOINT": server.base_url,
-            "ACA_SANDBOXES_SUBSCRIPTION": subscription,
+            "ACA_SANDBOXES_SUBSCRIPTION_ID": subscription,
             "ACA_SANDBOXES_RESOURCE_GROUP": "examples",
             "ACA_SANDBOX_GROUP": "twoprocs",
             "ACA_SANDBOXES_API_KEY": server.api_key,

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from agent_framework import AgentSession, Content, FunctionInvocationContext, FunctionTool
 
 from autogen_aca_sessions.agent_framework._backend import BackendConfig, CodeBackend, RunOutcome
-from autogen_aca_sessions.agent_framework._config import ApprovalModeName
+from autogen_aca_sessions.agent_framework._config import ApprovalModeName, SandboxesConfig
 from autogen_aca_sessions.agent_framework._instructions import (
     download_file_description,
     execute_code_description,
@@ -100,8 +100,9 @@ def _session_of(ctx: FunctionInvocationContext | None) -> AgentSession | None:
     return ctx.session if ctx is not None else None
 
 
-def _failure(exc: Exception) -> list[Content]:
-    """A tool result for a call that raised: what happened and what the model can do."""
+def _failure(exc: Exception, service: str = "session pool") -> list[Content]:
+    """A tool result for a call that raised: what happened and what the model can do.
+    ``service`` names where the code runs in the generic failures ("session pool", "sandbox group")."""
     if isinstance(exc, ExecutionTimeoutError):
         return error_contents(
             f"No answer from the session within {exc.waited_seconds:g} s (limit {exc.timeout_seconds} s). "
@@ -136,9 +137,9 @@ def _failure(exc: Exception) -> list[Content]:
             error_code="SandboxGroupFull",
         )
     if isinstance(exc, SessionsConnectionError):
-        return error_contents(f"Could not reach the session pool: {exc}", error_code=type(exc).__name__)
+        return error_contents(f"Could not reach the {service}: {exc}", error_code=type(exc).__name__)
     if isinstance(exc, SessionsError):
-        return error_contents(f"The session pool refused the call: {exc}", error_code=type(exc).__name__)
+        return error_contents(f"The {service} refused the call: {exc}", error_code=type(exc).__name__)
     return error_contents(f"{type(exc).__name__}: {exc}", error_code=type(exc).__name__)
 
 
@@ -192,7 +193,8 @@ class _SessionTool(FunctionTool):
         try:
             return await self._act(_session_of(ctx), **arguments)
         except (SessionsError, ValueError, OSError) as exc:
-            return _failure(exc)
+            sandboxes = isinstance(self._sessions.config, SandboxesConfig)
+            return _failure(exc, "sandbox group" if sandboxes else "session pool")
 
     async def _act(self, session: AgentSession | None, **arguments: Any) -> list[Content]:
         raise NotImplementedError

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from autogen_aca_sessions.client._retry import parse_retry_after
-from autogen_aca_sessions.client.contracts import Request
+from autogen_aca_sessions.client.contracts import Request, Service
 from autogen_aca_sessions.client.contracts._common import parse_error_body
 from autogen_aca_sessions.client.errors import (
     SESSION_EXECUTOR_ROLE,
@@ -68,6 +68,20 @@ _MESSAGES: Mapping[int, Callable[[ErrorAnswer], str]] = {
     503: _busy,
 }
 """What each status means to a caller; any other: "The service answered HTTP <status>."."""
+
+_SANDBOXES_MESSAGES: Mapping[int, Callable[[ErrorAnswer], str]] = {
+    **_MESSAGES,
+    401: lambda answer: (
+        "Authentication failed: the token is missing, invalid or expired (a fresh token was tried)."
+        if answer.fresh_token_tried
+        else "Authentication failed: the key or token was refused, and the credential has no other "
+        "to try; check that it is the sandbox group's (a local server's: the key it printed)."
+    ),
+    403: lambda _: "Permission denied: the caller has no role on the sandbox group that allows this.",
+    # The service's own message says its limit (dynamic sessions' 128 MB is not it).
+    413: lambda _: "The request is larger than the service accepts.",
+}
+"""The same for a sandbox group's data plane, where the pool-specific explanations are wrong."""
 
 _POOL_FULL_MESSAGE = (
     "The session pool is at its maximum of concurrent sessions (maxConcurrentSessions) and cannot "
@@ -143,7 +157,8 @@ def http_error(
         cls, message = refined[1], refined[2]
     else:
         cls = error_class_for_status(status)
-        explain = _MESSAGES.get(status)
+        table = _SANDBOXES_MESSAGES if request.service is Service.SANDBOXES else _MESSAGES
+        explain = table.get(status)
         message = explain(answer) if explain is not None else f"The service answered HTTP {status}."
     said = (body_message or "").strip()
     if len(said) > _SAID_PREVIEW_CHARS:

@@ -107,8 +107,9 @@ class AiohttpTransport:
         except aiohttp.ClientSSLError as exc:
             # A TLS failure will not fix itself on a retry.
             raise RequestNotSentError(
-                f"TLS error talking to {url}: {exc}. For a local pool with a self-signed "
-                "certificate pass ssl=<SSLContext trusting it>.",
+                f"TLS error talking to {url}: {exc}. For a local server with a self-signed "
+                "certificate (serve --tls) set SSL_CERT_FILE to the certificate it printed, or "
+                "pass ssl=<SSLContext trusting it> where the client takes one.",
                 method=method,
                 url=url,
                 retryable=False,

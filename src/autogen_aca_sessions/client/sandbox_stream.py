@@ -29,7 +29,7 @@ from autogen_aca_sessions.client._retry import RetryPolicy, parse_retry_after
 from autogen_aca_sessions.client.aiohttp_transport import AiohttpTransport
 from autogen_aca_sessions.client.auth import RequestAuthorization, TokenProvider
 from autogen_aca_sessions.client.clock import Clock
-from autogen_aca_sessions.client.contracts import Request
+from autogen_aca_sessions.client.contracts import Request, Service
 from autogen_aca_sessions.client.errors import (
     RequestMayHaveRunError,
     RequestNotSentError,
@@ -185,7 +185,7 @@ async def open_stream(
                 continue
             if not policy.retries_status(status, idempotent=True) or attempt >= policy.max_retries:
                 raise http_error(
-                    Request("GET", "exec/stream", per_session=False),
+                    Request("GET", "exec/stream", per_session=False, service=Service.SANDBOXES),
                     url,
                     status,
                     answer_headers,

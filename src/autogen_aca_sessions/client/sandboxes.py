@@ -19,7 +19,7 @@ from autogen_aca_sessions.client._send import Answer, NoAnswerInTime, Sender
 from autogen_aca_sessions.client.aiohttp_transport import AiohttpTransport
 from autogen_aca_sessions.client.auth import TOKEN_SCOPE, TokenProvider, TokenSource
 from autogen_aca_sessions.client.clock import SystemClock
-from autogen_aca_sessions.client.contracts import Request
+from autogen_aca_sessions.client.contracts import Request, Service
 from autogen_aca_sessions.client.errors import ConfigurationError, SessionsError
 from autogen_aca_sessions.client.sandbox_stream import (
     OutputCallback,
@@ -239,7 +239,7 @@ class SandboxesClient:
         params: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Answer:
-        request = Request(method, path, json=body, per_session=False)
+        request = Request(method, path, json=body, per_session=False, service=Service.SANDBOXES)
         return await self._sender.send(request, self._url(path, params), timeout=timeout or self._timeout)
 
     @staticmethod
@@ -388,7 +388,7 @@ class SandboxesClient:
 
     async def write_file(self, sandbox_id: str, path: str, data: bytes) -> None:
         """Write ``data`` to ``path`` (absolute) in the sandbox, creating its directories."""
-        request = Request("PUT", "files", per_session=False)
+        request = Request("PUT", "files", per_session=False, service=Service.SANDBOXES)
         url = self._url(self._sid(sandbox_id) + "/files", {"path": path, "createDirs": "true"})
         await self._sender.send(
             request,

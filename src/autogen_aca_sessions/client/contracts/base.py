@@ -3,6 +3,7 @@ api-versions. The client holds no JSON field names; it asks its contract."""
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,16 @@ def segment(value: str) -> str:
     return quote(value, safe="")
 
 
+class Service(enum.Enum):
+    """Which Azure service a request goes to: its error answers mean different things (roles,
+    limits, what the key belongs to)."""
+
+    DYNAMIC_SESSIONS = "DynamicSessions"
+    """A session pool's data plane."""
+    SANDBOXES = "Sandboxes"
+    """A sandbox group's data plane (ACA Sandboxes)."""
+
+
 @dataclass(frozen=True)
 class Request:
     """One HTTP request, independent of transport."""
@@ -39,6 +50,8 @@ class Request:
     """Whether the request names a session (adds ``identifier``)."""
     creates_session: bool = False
     """Whether the request allocates a session when the identifier is new (404 may mean pool full)."""
+    service: Service = Service.DYNAMIC_SESSIONS
+    """The service it goes to (what an error answer is explained as)."""
 
 
 class Contract(ABC):

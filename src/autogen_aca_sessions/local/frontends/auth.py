@@ -147,7 +147,7 @@ def check_authorization(header: str | None, api_key: str) -> None:
         raise WireError(
             401,
             "InvalidAuthenticationToken",
-            "The bearer token is not this pool's api key.",
+            "The bearer token is not this server's api key.",
             target="Authorization",
             headers={"WWW-Authenticate": _CHALLENGE + ', error="invalid_token"'},
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ...runtime.sandboxes.errors import FileTooLarge
 from ...runtime.sandboxes.models import SandboxInfo, SnapshotContent
 from ..dataplane.wire.errors import WireError
 from .call import SandboxCall, json_response, runtime_await, runtime_call
@@ -268,18 +269,18 @@ async def read_file(call: SandboxCall) -> web.StreamResponse:
     return response
 
 
+def _file_too_large() -> str:
+    return f"Files are limited to {MAX_FILE_BYTES} bytes ({MAX_FILE_BYTES // 2**20} MiB) per write."
+
+
 async def _limited_body(call: SandboxCall) -> Any:
-    if call.request.content_length is not None and call.request.content_length > MAX_FILE_BYTES:
-        raise WireError(
-            413, "RequestBodyTooLarge", f"Files are limited to {MAX_FILE_BYTES} bytes.", target="body"
-        )
+    # Raised inside the runtime's write as a runtime error, not a WireError: the file helpers
+    # turn their own 413 into "over the disk quota", which would hide which limit was hit.
     total = 0
     while chunk := await call.request.content.readany():
         total += len(chunk)
         if total > MAX_FILE_BYTES:
-            raise WireError(
-                413, "RequestBodyTooLarge", f"Files are limited to {MAX_FILE_BYTES} bytes.", target="body"
-            )
+            raise FileTooLarge(_file_too_large(), target="body")
         yield chunk
 
 
@@ -289,6 +290,9 @@ async def write_file(call: SandboxCall) -> web.StreamResponse:
     path = call.path_query()
     create_dirs = call.flag("createDirs", True)
     mode = read_mode(call.query("mode"))
+    if call.request.content_length is not None and call.request.content_length > MAX_FILE_BYTES:
+        # Refused before the sandbox's disk is touched (and before the body is read).
+        raise WireError(413, "RequestBodyTooLarge", _file_too_large(), target="body")
     written = await runtime_await(
         sandbox.write_file(path, _limited_body(call), create_dirs=create_dirs, mode=mode)
     )

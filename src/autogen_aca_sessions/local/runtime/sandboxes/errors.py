@@ -15,6 +15,7 @@ __all__ = [
     "DiskQuotaExceeded",
     "ErrorKind",
     "FileNotFound",
+    "FileTooLarge",
     "InvalidRequest",
     "LimitReached",
     "NotFound",
@@ -169,6 +170,13 @@ class LimitReached(SandboxError):
     def __init__(self, message: str, *, retry_after: int = 5, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+
+
+class FileTooLarge(SandboxError):
+    """A file write's body is larger than the server takes in one write, whatever the quota."""
+
+    kind = ErrorKind.TOO_LARGE
+    code = "RequestBodyTooLarge"
 
 
 class DiskQuotaExceeded(SandboxError):

@@ -15,17 +15,14 @@ sandbox is resumed by the command.
 
 from __future__ import annotations
 
-import time
+from agent_framework import AgentSession
+from agent_framework_tools.shell import ShellExecutionError
 
-from agent_framework import AgentSession, FunctionTool
-from agent_framework_tools.shell import ShellExecutionError, ShellResult
-
+from autogen_aca_sessions.agent_framework._backend_shell_executor import BackendShellExecutor, CommandOutput
 from autogen_aca_sessions.agent_framework._config import ApprovalModeName, SandboxesConfig
 from autogen_aca_sessions.agent_framework._sandboxes import Sandboxes, gone_message
-from autogen_aca_sessions.agent_framework._shell_executor import cut_bytes, shell_function
 from autogen_aca_sessions.client import SessionsError, TokenSource
-from autogen_aca_sessions.client.closing import AsyncClosing
-from autogen_aca_sessions.client.sandbox_python import TIMEOUT_EXIT_CODE, WORK_DIR, SandboxGoneError
+from autogen_aca_sessions.client.sandbox_python import WORK_DIR, SandboxGoneError
 
 __all__ = ["SandboxShellExecutor"]
 
@@ -39,7 +36,7 @@ def _description(seconds: float) -> str:
     )
 
 
-class SandboxShellExecutor(AsyncClosing):
+class SandboxShellExecutor(BackendShellExecutor[Sandboxes, SandboxesConfig]):
     """Runs Agent Framework's shell commands in one ACA sandbox (``ShellExecutor`` protocol).
 
     One instance serves one conversation: the sandbox of ``session`` (created by the first
@@ -61,6 +58,12 @@ class SandboxShellExecutor(AsyncClosing):
     ``ShellExecutionError``; a command past its limit is a result with ``timed_out`` and exit code 124.
     """
 
+    _backend_name = "Sandboxes"
+    _release_failed = "deleting the sandbox failed"
+    # Closing a Sandboxes does what its configuration says with the sandboxes it holds; the
+    # sandbox of this executor's own AgentSession is deleted first either way.
+    _backend_close_releases = False
+
     def __init__(
         self,
         sandboxes: Sandboxes | SandboxesConfig,
@@ -71,107 +74,40 @@ class SandboxShellExecutor(AsyncClosing):
         max_output_bytes: int = 64 * 1024,
         approval_mode: ApprovalModeName | None = None,
     ) -> None:
-        if isinstance(sandboxes, Sandboxes):
-            if credential is not None:
-                raise ValueError("credential belongs to the Sandboxes passed in")
-            self._sandboxes = sandboxes
-            self._owns_sandboxes = False
-        else:
-            self._sandboxes = Sandboxes(sandboxes, credential=credential)
-            self._owns_sandboxes = True
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be positive, got {timeout!r}")
-        if max_output_bytes < 1:
-            raise ValueError(f"max_output_bytes must be at least 1, got {max_output_bytes!r}")
-        self._owns_session = session is None
-        self._session = session if session is not None else AgentSession()
-        self._timeout = float(timeout if timeout is not None else self._sandboxes.config.timeout_seconds)
-        self._max_output_bytes = max_output_bytes
-        self._approval_mode: ApprovalModeName = approval_mode or self._sandboxes.config.approval_mode
-        self._closed = False
+        super().__init__(
+            sandboxes,
+            credential=credential,
+            session=session,
+            timeout=timeout,
+            max_output_bytes=max_output_bytes,
+            approval_mode=approval_mode,
+        )
 
     @property
     def sandboxes(self) -> Sandboxes:
         """The sandbox group connection the commands run through."""
-        return self._sandboxes
+        return self._backend
 
-    @property
-    def session(self) -> AgentSession:
-        """The conversation whose sandbox runs the commands."""
-        return self._session
+    @staticmethod
+    def _open(config: SandboxesConfig, credential: TokenSource | None) -> Sandboxes:
+        return Sandboxes(config, credential=credential)
 
-    # ------------------------------------------------------------------ ShellExecutor protocol
-    async def start(self) -> None:
-        """Nothing to start: the sandbox is created (or resumed) by the first command."""
-        if self._closed:
-            raise ShellExecutionError("this SandboxShellExecutor is closed")
+    def _describe(self, seconds: float) -> str:
+        return _description(seconds)
 
-    async def close(self) -> None:
-        """Delete the sandbox of its own ``AgentSession`` (one passed in is left to its owner),
-        then close the connection it owns. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+    async def _execute(self, command: str, seconds: float) -> CommandOutput:
+        """With bash, by the sandbox's ``executeShellCommand``, which ends it at ``seconds``."""
         try:
-            if self._owns_session and self._sandboxes.has_session(self._session):
-                try:
-                    await self._sandboxes.release(self._session)
-                except SessionsError as exc:
-                    raise ShellExecutionError(f"deleting the sandbox failed: {exc}") from exc
-        finally:
-            if self._owns_sandboxes:
-                await self._sandboxes.close()
-
-    async def run(self, command: str, *, timeout: float | None = None) -> ShellResult:
-        """Run ``command`` with bash in the sandbox and return its output and exit status.
-
-        ``timeout`` (seconds; the executor's default when None) is enforced by the sandbox: the
-        command is ended there and its output so far comes back with ``timed_out``.
-        """
-        if self._closed:
-            raise ShellExecutionError("this SandboxShellExecutor is closed")
-        if not isinstance(command, str):
-            raise ShellExecutionError(f"command must be a string, not {type(command).__name__}")
-        seconds = self._timeout if timeout is None else timeout
-        if not seconds > 0:
-            raise ShellExecutionError(f"timeout must be positive, got {timeout!r}")
-        started = time.monotonic()
-        try:
-            async with self._sandboxes.running(self._session) as runner:
+            async with self._backend.running(self._session) as runner:
                 ran = await runner.run_shell(command, program="bash", timeout=seconds)
         except SandboxGoneError as exc:
             raise ShellExecutionError(gone_message(exc.sandbox_id)) from exc
         except (SessionsError, ValueError) as exc:
             raise ShellExecutionError(f"the sandbox could not run the command: {exc}") from exc
-        stdout, stdout_cut = cut_bytes(ran.stdout, self._max_output_bytes)
-        stderr, stderr_cut = cut_bytes(ran.stderr, self._max_output_bytes)
-        return ShellResult(
-            stdout=stdout,
-            stderr=stderr,
-            exit_code=TIMEOUT_EXIT_CODE if ran.timed_out else ran.exit_code,
-            duration_ms=round((time.monotonic() - started) * 1000),
-            truncated=stdout_cut or stderr_cut or ran.truncated,
+        return CommandOutput(
+            stdout=ran.stdout,
+            stderr=ran.stderr,
+            exit_code=ran.exit_code,
             timed_out=ran.timed_out,
+            truncated=ran.truncated,
         )
-
-    async def __aenter__(self) -> SandboxShellExecutor:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    # ------------------------------------------------------------------ Agent Framework wiring
-    def as_function(self, *, name: str = "run_shell", description: str | None = None) -> FunctionTool:
-        """A shell tool (``kind="shell"``) bound to this executor, as ``LocalShellTool.as_function``
-        makes one: what ``create_harness_agent(shell_executor=...)`` and a chat client's
-        ``get_shell_tool(func=...)`` take."""
-        return shell_function(
-            self.run,
-            name=name,
-            description=description or _description(self._timeout),
-            approval_mode=self._approval_mode,
-        )
-
-    def __repr__(self) -> str:
-        return f"SandboxShellExecutor({self._sandboxes!r})"

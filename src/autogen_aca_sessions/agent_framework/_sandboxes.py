@@ -22,22 +22,15 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from autogen_aca_sessions.agent_framework._backend import RunOutcome
 from autogen_aca_sessions.agent_framework._config import PoolKind, SandboxesConfig
-from autogen_aca_sessions.agent_framework._functions import (
-    FunctionsModule,
-    InjectedFunction,
-    build_functions_module,
-)
-from autogen_aca_sessions.agent_framework._sessions import (
-    PathNotAllowedError,
-    SessionSetupError,
-    resolve_inside,
-)
+from autogen_aca_sessions.agent_framework._functions import InjectedFunction
+from autogen_aca_sessions.agent_framework._sessions import SessionSetupError
+from autogen_aca_sessions.agent_framework._workspace import WorkspaceBackend, workspace_parts
 from autogen_aca_sessions.client import (
     ExecutionResult,
     ExecutionStatus,
@@ -46,7 +39,6 @@ from autogen_aca_sessions.client import (
     TokenSource,
 )
 from autogen_aca_sessions.client.checks import is_loopback_host
-from autogen_aca_sessions.client.closing import AsyncClosing
 from autogen_aca_sessions.client.errors import ConfigurationError
 from autogen_aca_sessions.client.sandbox_python import (
     TIMEOUT_EXIT_CODE,
@@ -91,7 +83,7 @@ def gone_message(sandbox_id: str) -> str:
     )
 
 
-class Sandboxes(AsyncClosing):
+class Sandboxes(WorkspaceBackend):
     """The sandboxes of one sandbox group, for Agent Framework agents: one per ``AgentSession``.
 
     Args:
@@ -115,8 +107,8 @@ class Sandboxes(AsyncClosing):
         functions: Sequence[InjectedFunction] = (),
         client: SandboxesClient | None = None,
     ) -> None:
+        super().__init__(functions)
         self._config = config
-        self._functions: FunctionsModule | None = build_functions_module(functions) if functions else None
         # Run in every new interpreter: the functions, and the sandbox's working directory.
         self._setup: str | None = (
             setup_code(
@@ -148,10 +140,7 @@ class Sandboxes(AsyncClosing):
         self._runners: dict[str, SandboxPython] = {}
         self._created: set[str] = set()
         self._used: set[str] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
         self._default_sandbox: str | None = None
-        self._packages: list[str] | None = None
-        self._closed = False
 
     # ------------------------------------------------------------------ properties
     @property
@@ -163,11 +152,6 @@ class Sandboxes(AsyncClosing):
     def client(self) -> SandboxesClient:
         """The sandbox group's client underneath."""
         return self._client
-
-    @property
-    def functions(self) -> FunctionsModule | None:
-        """The module built from the injected functions, if any."""
-        return self._functions
 
     @property
     def tool_kinds(self) -> tuple[PoolKind, ...]:
@@ -211,12 +195,6 @@ class Sandboxes(AsyncClosing):
             session.state.pop(SANDBOX_STATE_KEY, None)
         else:
             session.state[SANDBOX_STATE_KEY] = {"sandbox_id": sandbox_id}
-
-    def _lock(self, key: str) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
 
     def _runner(self, sandbox_id: str) -> SandboxPython:
         runner = self._runners.get(sandbox_id)
@@ -276,10 +254,6 @@ class Sandboxes(AsyncClosing):
             self._remember(session, None)
         self._runners.pop(sandbox_id, None)
         self._used.discard(sandbox_id)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise SessionsError("this Sandboxes is closed")
 
     # ------------------------------------------------------------------ executions
     async def run_code(
@@ -395,36 +369,9 @@ class Sandboxes(AsyncClosing):
                         pending.append(child)
         return found[:_MAX_LISTED]
 
-    async def upload_from_allowed_dir(self, session: AgentSession | None, local_path: str) -> SessionFile:
-        """Upload a file of the configured ``upload_dir`` (``local_path`` is relative to it)."""
-        root = self._config.upload_dir
-        if root is None:
-            raise PathNotAllowedError("uploads are disabled: no upload_dir is configured")
-        source = resolve_inside(root, local_path)
-        if not await asyncio.to_thread(source.is_file):
-            raise FileNotFoundError(f"{local_path!r} is not a file in the upload directory")
-        data = await asyncio.to_thread(source.read_bytes)
-        return await self.upload(session, source.name, data)
-
-    async def download_to_allowed_dir(
-        self, session: AgentSession | None, name: str, local_name: str | None = None
-    ) -> Path:
-        """Download ``name`` from the sandbox into the configured ``download_dir``."""
-        root = self._config.download_dir
-        if root is None:
-            raise PathNotAllowedError("downloads are disabled: no download_dir is configured")
-        target = resolve_inside(root, local_name or PurePosixPath(name).name)
-        data = await self.download(session, name)
-        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-        await asyncio.to_thread(target.write_bytes, data)
-        return target
-
     # ------------------------------------------------------------------ what the sandbox offers
-    async def packages(self, session: AgentSession | None = None) -> list[str]:
-        """Names of the Python packages in the image (asked of the conversation's sandbox once,
-        then cached: every sandbox of this object starts from the same image)."""
-        if self._packages is not None:
-            return list(self._packages)
+    async def _find_packages(self, session: AgentSession | None) -> list[str]:
+        """Names of the Python packages in the image, asked of the conversation's sandbox."""
         async with self.running(session) as runner:
             sandbox_id = runner.sandbox_id
             ran = await runner.call(
@@ -436,8 +383,7 @@ class Sandboxes(AsyncClosing):
                 parsed = json.loads(ran.stdout)
                 if isinstance(parsed, list):
                     names = [str(name) for name in parsed]
-        self._packages = sorted(set(names), key=str.lower)
-        return list(self._packages)
+        return names
 
     # ------------------------------------------------------------------ lifecycle
     async def state(self, session: AgentSession | None) -> SandboxState | None:
@@ -545,17 +491,7 @@ def _check_endpoint(config: SandboxesConfig) -> None:
 def workspace_path(name: str) -> str:
     """``name`` relative to the working directory (``/root/work/`` prefix allowed); refuses
     ``..``, other absolute paths and backslashes."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError("file name must be a non-empty string")
-    text = name.strip()
-    if text.startswith(WORK_DIR + "/"):
-        text = text[len(WORK_DIR) + 1 :]
-    path = PurePosixPath(text)
-    if path.is_absolute() or ".." in path.parts or "\\" in text:
-        raise PathNotAllowedError(f"{name!r} is not a path inside the sandbox's {WORK_DIR}")
-    parts = [part for part in path.parts if part not in ("", ".")]
-    if not parts:
-        raise ValueError(f"{name!r} names no file")
+    parts = workspace_parts(name, WORK_DIR, f"the sandbox's {WORK_DIR}")
     return "/".join(parts)
 
 

@@ -9,22 +9,23 @@ it created when it is closed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import ssl as ssl_module
 import uuid
 from collections.abc import Iterator, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autogen_aca_sessions.agent_framework._backend import RunOutcome
 from autogen_aca_sessions.agent_framework._config import DynamicSessionsConfig, PoolKind
-from autogen_aca_sessions.agent_framework._functions import (
-    FunctionsModule,
-    InjectedFunction,
-    build_functions_module,
+from autogen_aca_sessions.agent_framework._functions import InjectedFunction
+from autogen_aca_sessions.agent_framework._workspace import (
+    PathNotAllowedError,
+    WorkspaceBackend,
+    resolve_inside,
+    workspace_parts,
 )
 from autogen_aca_sessions.client import (
     ExecutionResult,
@@ -43,7 +44,6 @@ from autogen_aca_sessions.client.checkpoint import (
     inspect_checkpoint,
     restore_session,
 )
-from autogen_aca_sessions.client.closing import AsyncClosing
 from autogen_aca_sessions.client.limits import DEFAULT_MAX_OUTPUT_CHARS, MAX_EXECUTION_SECONDS
 from autogen_aca_sessions.client.session_code import packages_code, setup_code
 from autogen_aca_sessions.client.session_replacement import (
@@ -55,7 +55,15 @@ from autogen_aca_sessions.client.session_replacement import (
 if TYPE_CHECKING:
     from agent_framework import AgentSession
 
-__all__ = ["STATE_KEY", "DynamicSessions", "PathNotAllowedError", "RunOutcome", "SessionSetupError"]
+# PathNotAllowedError and resolve_inside live in _workspace now; still importable from here.
+__all__ = [
+    "STATE_KEY",
+    "DynamicSessions",
+    "PathNotAllowedError",
+    "RunOutcome",
+    "SessionSetupError",
+    "resolve_inside",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +78,11 @@ _MAX_SERVICE_OUTPUT_CHARS = DEFAULT_MAX_OUTPUT_CHARS
 _MIN_SERVICE_OUTPUT_CHARS = 200_000
 
 
-class PathNotAllowedError(ValueError):
-    """A local or session path points outside the directory it must stay in."""
-
-
 class SessionSetupError(SessionsError):
     """The session could not be prepared (working directory or injected functions)."""
 
 
-class DynamicSessions(AsyncClosing):
+class DynamicSessions(WorkspaceBackend):
     """The sessions of one pool, for Agent Framework agents.
 
     Args:
@@ -107,8 +111,8 @@ class DynamicSessions(AsyncClosing):
             raise ValueError(
                 "Injected functions need a Python pool: a shell pool has no interpreter to load them."
             )
+        super().__init__(functions)
         self._config = config
-        self._functions: FunctionsModule | None = build_functions_module(functions) if functions else None
         if client is None:
             client = SessionsClient(
                 config.pool_management_endpoint,
@@ -131,12 +135,9 @@ class DynamicSessions(AsyncClosing):
         self._used: set[str] = set()
         # identifier -> the x-ms-session-guid seen when it was prepared (None when not reported).
         self._prepared: dict[str, str | None] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
         self._default_identifier: str | None = None
-        self._packages: list[str] | None = None
         # identifier -> (path, key) of the last checkpoint made or restored for it.
         self._checkpoints: dict[str, tuple[Path, bytes | None]] = {}
-        self._closed = False
 
     # ------------------------------------------------------------------ properties
     @property
@@ -148,11 +149,6 @@ class DynamicSessions(AsyncClosing):
     def client(self) -> SessionsClient:
         """The sessions client underneath."""
         return self._client
-
-    @property
-    def functions(self) -> FunctionsModule | None:
-        """The module built from the injected functions, if any."""
-        return self._functions
 
     @property
     def tool_kinds(self) -> tuple[PoolKind, ...]:
@@ -193,12 +189,6 @@ class DynamicSessions(AsyncClosing):
         self._created.add(identifier)
         return identifier
 
-    def _lock(self, identifier: str) -> asyncio.Lock:
-        lock = self._locks.get(identifier)
-        if lock is None:
-            lock = self._locks[identifier] = asyncio.Lock()
-        return lock
-
     @contextlib.contextmanager
     def _naming(self, identifier: str) -> Iterator[None]:
         """Around one request naming ``identifier``: it counts as used (released on close) from
@@ -212,10 +202,6 @@ class DynamicSessions(AsyncClosing):
             if not was_used and left_no_session(exc):
                 self._used.discard(identifier)
             raise
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise SessionsError("this DynamicSessions is closed")
 
     # ------------------------------------------------------------------ executions
     async def run_code(
@@ -417,13 +403,9 @@ class DynamicSessions(AsyncClosing):
         return info
 
     # ------------------------------------------------------------------ what the session offers
-    async def packages(self, session: AgentSession | None = None) -> list[str]:
-        """Names of the packages installed in the pool's sessions (cached).
-
-        From the pool's metadata where the api-version has it; otherwise (Python pools) asked of
+    async def _find_packages(self, session: AgentSession | None) -> list[str]:
+        """From the pool's metadata where the api-version has it; otherwise (Python pools) asked of
         the session itself."""
-        if self._packages is not None:
-            return list(self._packages)
         names: list[str] = []
         if self._client.supports_session_management:
             try:
@@ -438,8 +420,7 @@ class DynamicSessions(AsyncClosing):
                 result = await self._client.execute(identifier, packages_code(), timeout_seconds=30)
             if result.succeeded and isinstance(result.result, list):
                 names = [str(name) for name in result.result]
-        self._packages = sorted(set(names), key=str.lower)
-        return list(self._packages)
+        return names
 
     def has_session(self, session: AgentSession | None) -> bool:
         """Whether ``session`` already has a dynamic session identifier (without creating one)."""
@@ -475,30 +456,6 @@ class DynamicSessions(AsyncClosing):
             return await self._client.list_files(
                 identifier, recursive=self._client.supports_recursive_listing
             )
-
-    async def upload_from_allowed_dir(self, session: AgentSession | None, local_path: str) -> SessionFile:
-        """Upload a file of the configured ``upload_dir`` (``local_path`` is relative to it)."""
-        root = self._config.upload_dir
-        if root is None:
-            raise PathNotAllowedError("uploads are disabled: no upload_dir is configured")
-        source = resolve_inside(root, local_path)
-        if not await asyncio.to_thread(source.is_file):
-            raise FileNotFoundError(f"{local_path!r} is not a file in the upload directory")
-        data = await asyncio.to_thread(source.read_bytes)
-        return await self.upload(session, source.name, data)
-
-    async def download_to_allowed_dir(
-        self, session: AgentSession | None, name: str, local_name: str | None = None
-    ) -> Path:
-        """Download ``name`` from the session into the configured ``download_dir``."""
-        root = self._config.download_dir
-        if root is None:
-            raise PathNotAllowedError("downloads are disabled: no download_dir is configured")
-        target = resolve_inside(root, local_name or PurePosixPath(name).name)
-        data = await self.download(session, name)
-        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-        await asyncio.to_thread(target.write_bytes, data)
-        return target
 
     # ------------------------------------------------------------------ lifecycle
     async def release(self, session: AgentSession | str) -> None:
@@ -545,29 +502,6 @@ class DynamicSessions(AsyncClosing):
 
 def _split_session_path(name: str) -> tuple[str | None, str]:
     """``dir/sub/file`` -> (``dir/sub``, ``file``); refuses absolute paths out of /mnt/data and ``..``."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError("file name must be a non-empty string")
-    text = name.strip()
-    if text.startswith("/mnt/data/"):
-        text = text[len("/mnt/data/") :]
-    path = PurePosixPath(text)
-    if path.is_absolute() or ".." in path.parts or "\\" in text:
-        raise PathNotAllowedError(f"{name!r} is not a path inside the session's /mnt/data")
-    parts = [part for part in path.parts if part not in ("", ".")]
-    if not parts:
-        raise ValueError(f"{name!r} names no file")
+    parts = workspace_parts(name, "/mnt/data", "the session's /mnt/data")
     directory = "/".join(parts[:-1]) or None
     return directory, parts[-1]
-
-
-def resolve_inside(root: str | Path, relative: str) -> Path:
-    """``root / relative`` resolved, refused when it leaves ``root`` (``..``, absolute paths, links)."""
-    if not isinstance(relative, str) or not relative.strip():
-        raise ValueError("path must be a non-empty string")
-    base = Path(root).expanduser().resolve()
-    candidate = (base / relative).resolve()
-    if candidate != base and base not in candidate.parents:
-        raise PathNotAllowedError(f"{relative!r} is outside the allowed directory")
-    if candidate == base:
-        raise PathNotAllowedError(f"{relative!r} names the allowed directory itself, not a file in it")
-    return candidate

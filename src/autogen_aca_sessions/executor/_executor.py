@@ -17,13 +17,11 @@ import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
-from string import Template
-from typing import Any, ClassVar
+from typing import Any
 
 from autogen_core import CancellationToken, Component
 from autogen_core.code_executor import (
     CodeBlock,
-    CodeExecutor,
     FunctionWithRequirements,
     FunctionWithRequirementsStr,
 )
@@ -45,12 +43,10 @@ from autogen_aca_sessions.client.limits import (
     DEFAULT_MAX_OUTPUT_CHARS,
     MAX_EXECUTION_SECONDS,
 )
-from autogen_aca_sessions.executor._functions import (
-    FunctionsModule,
-    InjectedFunction,
-    build_functions_module,
-    required_packages,
-    stub_for,
+from autogen_aca_sessions.executor._executor_base import (
+    EnvironmentToken,
+    InjectedFunctionsExecutor,
+    write_file,
 )
 from autogen_aca_sessions.executor._kernel_code import MNT_DATA, shell_code
 from autogen_aca_sessions.executor._render import (
@@ -119,23 +115,9 @@ class ACADynamicSessionsCodeExecutorConfig(BaseModel):
     )
 
 
-class _EnvironmentToken:
-    """Reads a static bearer token from an environment variable at every use (never stored)."""
-
-    def __init__(self, variable: str) -> None:
-        self.variable = variable
-
-    def __call__(self) -> str:
-        value = os.environ.get(self.variable)
-        if not value:
-            raise RuntimeError(
-                f"Environment variable {self.variable!r} (api_key_env) is not set or empty; "
-                "it must hold the bearer token for the session pool."
-            )
-        return value
-
-
-class ACADynamicSessionsCodeExecutor(CodeExecutor, Component[ACADynamicSessionsCodeExecutorConfig]):
+class ACADynamicSessionsCodeExecutor(
+    InjectedFunctionsExecutor, Component[ACADynamicSessionsCodeExecutorConfig]
+):
     """Runs code blocks in an Azure Container Apps dynamic session (or the local session pool).
 
     A drop-in replacement for ``autogen_ext.code_executors.azure.ACADynamicSessionsCodeExecutor``:
@@ -264,11 +246,6 @@ class ACADynamicSessionsCodeExecutor(CodeExecutor, Component[ACADynamicSessionsC
     component_config_schema = ACADynamicSessionsCodeExecutorConfig
     component_provider_override = "autogen_aca_sessions.executor.ACADynamicSessionsCodeExecutor"
 
-    SUPPORTED_LANGUAGES: ClassVar[list[str]] = [*PYTHON_LANGUAGES, *SHELL_LANGUAGES]
-    FUNCTION_PROMPT_TEMPLATE: ClassVar[str] = """You have access to the following user defined functions.
-
-$functions"""
-
     def __init__(
         self,
         pool_management_endpoint: str,
@@ -311,8 +288,7 @@ $functions"""
         self._api_key_env = api_key_env
         self._timeout = timeout
         self._server_timeout = min(timeout, MAX_EXECUTION_SECONDS)
-        self._functions: list[InjectedFunction] = list(functions)
-        self._functions_module = functions_module
+        self._set_functions(functions, functions_module)
         self._suppress_result_output = suppress_result_output
         self._api_version = ApiVersion(client.api_version if client is not None else api_version)
         self._max_output_chars = max_output_chars
@@ -336,12 +312,6 @@ $functions"""
             self._work_dir.mkdir(parents=True, exist_ok=True)
         else:
             self._temp_dir = tempfile.TemporaryDirectory(prefix="aca_sessions_")
-
-        # Built now so that unreadable or unparsable functions fail at construction, not mid-chat.
-        self._functions_source: FunctionsModule | None = (
-            build_functions_module(self._functions) if self._functions else None
-        )
-        self._required_packages = required_packages(self._functions)
 
         self._client: SessionsClient | None = client
         self._owns_client = client is None
@@ -388,16 +358,6 @@ $functions"""
         return Path(self._temp_dir.name)
 
     @property
-    def functions_module(self) -> str:
-        """Module name under which the injected functions can be imported."""
-        return self._functions_module
-
-    @property
-    def functions(self) -> list[str]:
-        """Names of the injected functions."""
-        return list(self._functions_source.names) if self._functions_source else []
-
-    @property
     def session_id(self) -> str:
         """The session identifier the next call will use."""
         return self._keeper.session_id
@@ -432,7 +392,7 @@ $functions"""
         if self._client is None:
             credential: TokenSource | None = self._credential
             if credential is None and self._api_key_env:
-                credential = _EnvironmentToken(self._api_key_env)
+                credential = EnvironmentToken(self._api_key_env, "the session pool")
             self._client = SessionsClient(
                 self._pool_management_endpoint,
                 credential,
@@ -523,16 +483,6 @@ $functions"""
             return await self._keeper.restore(path, key, cancellation_token)
 
     # ----------------------------------------------------------------- helpers
-
-    def format_functions_for_prompt(self, prompt_template: str = FUNCTION_PROMPT_TEMPLATE) -> str:
-        """Describe the injected functions for a prompt.
-
-        The template's ``$functions`` is replaced by the functions' stubs (signature and
-        docstring), separated by blank lines.
-        """
-        return Template(prompt_template).substitute(
-            functions="\n\n".join(stub_for(func) for func in self._functions)
-        )
 
     async def get_available_packages(self, cancellation_token: CancellationToken | None = None) -> set[str]:
         """Names of the Python distributions available in the session.
@@ -665,15 +615,7 @@ $functions"""
         Relative paths are taken relative to ``work_dir``; absolute paths as they are.
         """
         self._ensure_client()
-        paths: list[Path] = []
-        for file in files:
-            path = Path(file)
-            if not path.is_absolute():
-                path = self.work_dir / path
-            # File system calls may block (network mounts): never on the event loop.
-            if not await asyncio.to_thread(path.is_file):
-                raise FileNotFoundError(f"{file} does not exist (looked for {path})")
-            paths.append(path)
+        paths = await self._local_upload_paths(files)
         for path in paths:
             data = await asyncio.to_thread(path.read_bytes)
             await self._keeper.upload(path.name, data, cancellation_token)
@@ -708,7 +650,7 @@ $functions"""
                     raise
                 shown = f"{directory}/{name}" if directory else name
                 raise FileNotFoundError(f"{shown} does not exist in {MNT_DATA} of the session") from exc
-            await asyncio.to_thread(_write_file, destination, data)
+            await asyncio.to_thread(write_file, destination, data)
             written.append(shown_path)
         return written
 
@@ -722,19 +664,7 @@ $functions"""
     # ----------------------------------------------------------------- component config
 
     def _to_config(self) -> ACADynamicSessionsCodeExecutorConfig:
-        if self._functions:
-            warnings.warn(
-                "ACADynamicSessionsCodeExecutor: injected functions are not serialised; pass them "
-                "again when loading this component.",
-                stacklevel=3,
-            )
-        if self._credential is not None and self._api_key_env is None:
-            warnings.warn(
-                "ACADynamicSessionsCodeExecutor: the credential is not serialised; the loaded executor "
-                "will use DefaultAzureCredential. Set api_key_env to read a static token from an "
-                "environment variable instead.",
-                stacklevel=3,
-            )
+        self._warn_unserialised(self._credential is not None, self._api_key_env)
         return ACADynamicSessionsCodeExecutorConfig(
             pool_management_endpoint=self._pool_management_endpoint,
             timeout=self._timeout,
@@ -806,8 +736,3 @@ def _download_plan(work_dir: Path, files: Sequence[Path | str]) -> list[tuple[st
         parent, _, name = relative.rpartition("/")
         plan.append((name, parent or None, destination, str(work_dir / relative)))
     return plan
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)

@@ -13,18 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import tempfile
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path, PurePosixPath
-from string import Template
-from typing import Any, ClassVar
+from typing import Any
 
 from autogen_core import CancellationToken, Component
-from autogen_core.code_executor import CodeBlock, CodeExecutor
+from autogen_core.code_executor import CodeBlock
 from pydantic import BaseModel, Field
 from typing_extensions import Self
 
@@ -40,14 +37,12 @@ from autogen_aca_sessions.client.sandbox_python import (
 )
 from autogen_aca_sessions.client.sandboxes import OutputCallback, SandboxesClient, ShellResult, SuspendMode
 from autogen_aca_sessions.client.session_code import setup_code
-from autogen_aca_sessions.executor._functions import (
-    FunctionsModule,
-    InjectedFunction,
-    build_functions_module,
-    normalize_package_name,
-    required_packages,
-    stub_for,
+from autogen_aca_sessions.executor._executor_base import (
+    EnvironmentToken,
+    InjectedFunctionsExecutor,
+    write_file,
 )
+from autogen_aca_sessions.executor._functions import InjectedFunction, normalize_package_name
 from autogen_aca_sessions.executor._render import PYTHON_LANGUAGES, SHELL_LANGUAGES, OutputRenderer
 from autogen_aca_sessions.executor._results import ACADynamicSessionsBlockResult, ACADynamicSessionsCodeResult
 
@@ -132,23 +127,7 @@ class ACASandboxCodeResult(ACADynamicSessionsCodeResult):
     (``state_lost`` is then True, and a note in ``output`` tells the model)."""
 
 
-class _EnvironmentToken:
-    """Reads a static bearer token from an environment variable at every use (never stored)."""
-
-    def __init__(self, variable: str) -> None:
-        self.variable = variable
-
-    def __call__(self) -> str:
-        value = os.environ.get(self.variable)
-        if not value:
-            raise RuntimeError(
-                f"Environment variable {self.variable!r} (api_key_env) is not set or empty; "
-                "it must hold the bearer token for the sandbox group."
-            )
-        return value
-
-
-class ACASandboxCodeExecutor(CodeExecutor, Component[ACASandboxCodeExecutorConfig]):
+class ACASandboxCodeExecutor(InjectedFunctionsExecutor, Component[ACASandboxCodeExecutorConfig]):
     """Runs ``python`` and ``sh`` blocks in an ACA sandbox, in order; stops at the first failure.
 
     The contract is :class:`ACADynamicSessionsCodeExecutor`'s (same output text, truncation
@@ -197,11 +176,6 @@ class ACASandboxCodeExecutor(CodeExecutor, Component[ACASandboxCodeExecutorConfi
     component_type = "code_executor"
     component_config_schema = ACASandboxCodeExecutorConfig
     component_provider_override = "autogen_aca_sessions.executor.ACASandboxCodeExecutor"
-
-    SUPPORTED_LANGUAGES: ClassVar[list[str]] = [*PYTHON_LANGUAGES, *SHELL_LANGUAGES]
-    FUNCTION_PROMPT_TEMPLATE: ClassVar[str] = """You have access to the following user defined functions.
-
-$functions"""
 
     def __init__(
         self,
@@ -259,13 +233,7 @@ $functions"""
         self._image = image
         self._work_dir = Path(work_dir) if work_dir is not None else None
         self._temp_dir: tempfile.TemporaryDirectory[str] | None = None
-        self._functions: list[InjectedFunction] = list(functions)
-        self._functions_module = functions_module
-        # Built now so that unreadable or unparsable functions fail at construction, not mid-chat.
-        self._functions_source: FunctionsModule | None = (
-            build_functions_module(self._functions) if self._functions else None
-        )
-        self._required_packages = required_packages(self._functions)
+        self._set_functions(functions, functions_module)
         self._packages_checked: str | None = None  # the sandbox whose packages were checked
         self._suppress_result_output = suppress_result_output
         self._max_output_chars = max_output_chars
@@ -303,16 +271,6 @@ $functions"""
         return Path(self._temp_dir.name)
 
     @property
-    def functions_module(self) -> str:
-        """Module name under which the injected functions can be imported."""
-        return self._functions_module
-
-    @property
-    def functions(self) -> list[str]:
-        """Names of the injected functions."""
-        return list(self._functions_source.names) if self._functions_source else []
-
-    @property
     def client(self) -> SandboxesClient:
         """The sandbox group's client (made on first use when none was passed)."""
         return self._ensure_client()
@@ -321,7 +279,7 @@ $functions"""
         if self._client is None:
             credential = self._credential
             if credential is None and self._api_key_env:
-                credential = _EnvironmentToken(self._api_key_env)
+                credential = EnvironmentToken(self._api_key_env, "the sandbox group")
             endpoint, subscription, resource_group, group = self._group
             self._client = SandboxesClient(
                 endpoint,
@@ -452,12 +410,6 @@ $functions"""
 
     # ----------------------------------------------------------------- packages and functions
 
-    def format_functions_for_prompt(self, prompt_template: str = FUNCTION_PROMPT_TEMPLATE) -> str:
-        """Describe the injected functions for a prompt (``$functions`` becomes their stubs)."""
-        return Template(prompt_template).substitute(
-            functions="\n\n".join(stub_for(func) for func in self._functions)
-        )
-
     async def get_available_packages(self, cancellation_token: CancellationToken | None = None) -> set[str]:
         """Names of the Python distributions installed in the sandbox."""
         async with self._lock:
@@ -565,14 +517,7 @@ $functions"""
     ) -> None:
         """Copy local files into the sandbox's working directory (by their base names); relative
         paths are taken relative to ``work_dir``."""
-        paths: list[Path] = []
-        for file in files:
-            path = Path(file)
-            if not path.is_absolute():
-                path = self.work_dir / path
-            if not await asyncio.to_thread(path.is_file):
-                raise FileNotFoundError(f"{file} does not exist (looked for {path})")
-            paths.append(path)
+        paths = await self._local_upload_paths(files)
         async with self._lock:
             sandbox = await self._ready()
             client = self._ensure_client()
@@ -597,7 +542,7 @@ $functions"""
             written: list[Path] = []
             for name, local in plan:
                 data = await sandbox.call(partial(client.read_file, sandbox.sandbox_id, f"{WORK_DIR}/{name}"))
-                await asyncio.to_thread(_write_file, local, data)
+                await asyncio.to_thread(write_file, local, data)
                 written.append(local)
             return written
 
@@ -612,19 +557,7 @@ $functions"""
     # ----------------------------------------------------------------- component config
 
     def _to_config(self) -> ACASandboxCodeExecutorConfig:
-        if self._functions:
-            warnings.warn(
-                "ACASandboxCodeExecutor: injected functions are not serialised; pass them again when "
-                "loading this component.",
-                stacklevel=3,
-            )
-        if self._credential is not None and self._api_key_env is None:
-            warnings.warn(
-                "ACASandboxCodeExecutor: the credential is not serialised; the loaded executor will "
-                "use DefaultAzureCredential. Set api_key_env to read a static token from an "
-                "environment variable instead.",
-                stacklevel=3,
-            )
+        self._warn_unserialised(self._credential is not None, self._api_key_env)
         endpoint, subscription, resource_group, group = self._group
         return ACASandboxCodeExecutorConfig(
             endpoint=endpoint,
@@ -717,8 +650,3 @@ def _remote_name(file: Path | str) -> str:
     if not posix.parts or ".." in posix.parts:
         raise ValueError(f"Refusing {raw!r}: it names no file inside {WORK_DIR}")
     return str(posix)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)

@@ -140,6 +140,22 @@ class OperationLinks:
         with the api-version named ``version``."""
         return f"{self.origin()}{operation.path(collection)}?api-version={version}"
 
+    def operation_headers(
+        self, operation: ArmOperation, version: str, *, with_location: bool = False
+    ) -> dict[str, str]:
+        """The headers of a response to a PUT or PATCH that began ``operation``: its status URL
+        (``Azure-AsyncOperation``), with ``with_location`` its result URL too, and ``Retry-After``."""
+        headers = {"Azure-AsyncOperation": self.url(operation, "operationStatuses", version)}
+        if with_location:
+            headers["Location"] = self.url(operation, "operationResults", version)
+        headers["Retry-After"] = self.retry_after
+        return headers
+
+    def deleting(self, operation: ArmOperation, version: str) -> web.Response:
+        """202 to a DELETE that began ``operation``: its result URL (``Location``) and ``Retry-After``."""
+        location = self.url(operation, "operationResults", version)
+        return web.Response(status=202, headers={"Location": location, "Retry-After": self.retry_after})
+
 
 _TargetHandler = Callable[
     [web.Request, ArmPath, "OperationLinks", ArmApiVersion], Awaitable[web.StreamResponse]
@@ -199,28 +215,20 @@ class SessionPoolRoutes(Generic[P]):
         if request.method == "DELETE":
             if pool is None:
                 return web.Response(status=204)
-            operation = registry.begin_delete(pool)
-            location = links.url(operation, "operationResults", version.name)
-            return web.Response(status=202, headers={"Location": location, "Retry-After": links.retry_after})
+            return links.deleting(registry.begin_delete(pool), version.name)
         body = await read_json_body(request, "the session pool")
         if request.method == "PUT":
             settings = read_put(body)
             created = pool is None
             pool, operation = await registry.begin_create_or_replace(key, settings)
-            headers = {
-                "Azure-AsyncOperation": links.url(operation, "operationStatuses", version.name),
-                "Retry-After": links.retry_after,
-            }
+            headers = links.operation_headers(operation, version.name)
             return json_response(render_pool(pool.resource(), version), 201 if created else 200, headers)
         pool = self._existing(key)
         settings = read_patch(body, pool.settings)
         operation = await registry.begin_update(pool, settings)
-        headers = {
-            "Azure-AsyncOperation": links.url(operation, "operationStatuses", version.name),
-            "Location": links.url(operation, "operationResults", version.name),
-            "Retry-After": links.retry_after,
-        }
-        return web.Response(status=202, headers=headers)
+        return web.Response(
+            status=202, headers=links.operation_headers(operation, version.name, with_location=True)
+        )
 
     async def _list(
         self, request: web.Request, path: ArmPath, links: OperationLinks, version: ArmApiVersion

@@ -132,9 +132,7 @@ class SandboxGroupRoutes:
         if request.method == "DELETE":
             if group is None:
                 return web.Response(status=204)
-            operation = host.begin_delete(group)
-            location = links.url(operation, "operationResults", version.value)
-            return web.Response(status=202, headers={"Location": location, "Retry-After": links.retry_after})
+            return links.deleting(host.begin_delete(group), version.value)
         body = await read_json_body(request, "the sandbox group")
         if request.method == "PUT":
             settings = read_group_put(body)
@@ -144,10 +142,7 @@ class SandboxGroupRoutes:
                 raise _NAMING.not_found(key)
             group, operation = await host.update(group, read_group_patch(body, group.resource.settings))
             created = False
-        headers = {
-            "Azure-AsyncOperation": links.url(operation, "operationStatuses", version.value),
-            "Retry-After": links.retry_after,
-        }
+        headers = links.operation_headers(operation, version.value)
         return json_response(host.render(group), 201 if created else 200, headers)
 
     def _list(

@@ -483,7 +483,7 @@ class Kernel:
         messages: list[dict[str, Any]] = []
         for _ in range(256):
             try:
-                frames = view.recv_multipart(zmq.NOBLOCK)
+                frames = _recv_message(view)
             except zmq.ZMQError:  # zmq.Again: nothing more waiting
                 break
             try:
@@ -560,6 +560,24 @@ async def stop_launched(launched: LaunchedKernel) -> None:
 
         await asyncio.to_thread(PidsCgroup.remove, launched.cgroup)
     await asyncio.to_thread(shutil.rmtree, launched.run_dir, True)
+
+
+_NOBLOCK = int(zmq.NOBLOCK)
+
+
+def _recv_message(view: zmq.Socket[bytes]) -> list[bytes]:
+    """One multipart message, without blocking (``zmq.Again`` when none is waiting).
+
+    Frame by frame, asking each frame whether more follow: ``recv_multipart`` asks the socket
+    (``RCVMORE``) instead, and pyzmq looks that option up in an enum on every frame (a kernel
+    message has six or more).
+    """
+    frame = view.recv(_NOBLOCK, copy=False)
+    parts = [frame.bytes]
+    while frame.more:
+        frame = view.recv(_NOBLOCK, copy=False)
+        parts.append(frame.bytes)
+    return parts
 
 
 async def _drain_monitor(monitor: zmq.asyncio.Socket) -> bool:

@@ -33,6 +33,9 @@ class SocketWaiter:
     def __init__(self, sockets: Sequence[zmq.Socket[Any]]) -> None:
         # Plain views: reading EVENTS through the asyncio socket goes through its own view anyway.
         self._views: tuple[zmq.Socket[bytes], ...] = tuple(zmq.Socket.shadow(s.underlying) for s in sockets)
+        self._poller = zmq.Poller()
+        for view in self._views:
+            self._poller.register(view, zmq.POLLIN)
         self._fds: list[int] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -40,7 +43,13 @@ class SocketWaiter:
 
     def ready(self) -> list[bool]:
         """For each socket, in the order given, whether a message can be read now."""
-        return [bool(cast(int, view.get(zmq.EVENTS)) & zmq.POLLIN) for view in self._views]
+        # One zmq_poll over all of them: reading EVENTS socket by socket costs an enum lookup
+        # of the option each (pyzmq's getsockopt), twice the time for four sockets.
+        events = self._poller.poll(0)
+        if not events:
+            return [False] * len(self._views)
+        readable = {id(socket) for socket, _ in events}
+        return [id(view) in readable for view in self._views]
 
     async def wait(self, timeout: float) -> None:
         """Return once a socket may have a message, or after ``timeout`` seconds.

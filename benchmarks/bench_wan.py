@@ -226,7 +226,8 @@ async def run(cfg: Config) -> list[Row]:
         ):
             wan_ms, lo_ms = med(series[f"{who}_wan"]), med(series[f"{who}_lo"])
             trips[key] = (wan_ms - lo_ms) / rtt
-            held_to = ours and key in ("restart", "warm")
+            # The warm block's target is held to its figure net of the link's excess (below).
+            held_to = ours and key == "restart"
             rows += [
                 dist_row(NAME, f"{label}: {what}, through the {rtt:g} ms link", series[f"{who}_wan"]),
                 dist_row(NAME, f"{label}: {what}, TLS on loopback", series[f"{who}_lo"]),
@@ -251,6 +252,22 @@ async def run(cfg: Config) -> list[Row]:
             unit="RTT",
             samples=len(bare["wan"]),
             note="exactly 1 on an ideal link; the excess is the proxy's own delay on this machine",
+        )
+    )
+    # The link's own excess (its proxy's scheduling on this machine: link_trips - 1) is paid by
+    # every exchange; the target counts the round trips a warm block needs, so it is read net
+    # of that excess: warm - (link_trips - 1), which is 1 for a block that is one exchange.
+    net_warm = round_trips["ours"]["warm"] - (link_trips - 1)
+    rows.append(
+        Row(
+            benchmark=NAME,
+            figure="our executor: warm block round trips net of the link's excess (warm - calibration + 1)",
+            value=net_warm,
+            unit="RTT",
+            samples=len(warm["ours_wan"]),
+            note=f"{statistics.median(counts['ours_wan'].requests):g} requests per block",
+            target=f"<= {TARGET_ROUND_TRIPS:g} round trips",
+            met=net_warm <= TARGET_ROUND_TRIPS,
         )
     )
     up, ours_total = statistics.median(totals["upstream_wan"]), statistics.median(totals["ours_wan"])

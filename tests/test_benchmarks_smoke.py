@@ -93,6 +93,14 @@ def test_quick_run_of_wan_and_density_prints_round_trips_and_the_held_sessions(t
     warm_trips = figures[("wan", "our executor: round trips the link adds to a warm block")]
     assert warm_trips["unit"] == "RTT"
     assert warm_trips["note"].startswith("1 requests")
+    net = figures[
+        ("wan", "our executor: warm block round trips net of the link's excess (warm - calibration + 1)")
+    ]
+    calibration = figures[
+        ("wan", "calibration: round trips the link adds to a bare GET /metadata (connection kept)")
+    ]
+    assert net["value"] == pytest.approx(warm_trips["value"] - calibration["value"] + 1, abs=0.01)
+    assert net["met"] == (net["value"] <= 1.1)
     assert ("wan", "round trips per warm block, autogen-ext / ours") in figures
     held = next(
         r for (b, f), r in figures.items() if b == "density" and f.startswith("sessions held at once")

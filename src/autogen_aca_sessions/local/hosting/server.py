@@ -32,7 +32,7 @@ import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -43,11 +43,6 @@ from ..frontends.auth import check_authorization
 from ..frontends.dataplane.endpoint import split_endpoint
 from ..frontends.dataplane.wire.errors import WireError
 from ..frontends.mcp.keys import McpKey
-from ..frontends.sandboxes.call import GroupRef
-from ..frontends.sandboxes.errors import sandbox_error_response
-from ..frontends.sandboxes.routes import dispatch as dispatch_sandboxes
-from ..runtime.sandboxes.errors import SandboxStartFailed
-from ..runtime.sandboxes.runtime import SandboxRuntime
 from .arm.errors import ArmError, arm_error_response
 from .arm.model import (
     ContainerType,
@@ -68,7 +63,12 @@ from .arm.sandbox_groups.model import SandboxGroupSettings, group_name_problem, 
 from .arm.sandbox_groups.routes import SANDBOX_GROUPS, SandboxGroupRoutes
 from .hosted import HostedPool, PoolFrontends, RuntimeOptions, config_with_settings, settings_from_config
 from .listener import LocalListener, make_root, serve, tls_server_context
-from .sandbox_groups import HostedSandboxGroup, SandboxGroupHost
+
+if TYPE_CHECKING:
+    # The Sandboxes runtime and data plane (with the egress proxy they pull in) are imported
+    # when the server first opens or answers a sandbox group, not with the server: ~90 ms of
+    # import a pool that never hosts a sandbox would pay before its first kernel starts.
+    from .sandbox_groups import HostedSandboxGroup, SandboxGroupHost
 
 __all__ = ["LOCAL_RESOURCE_GROUP", "LOCAL_SUBSCRIPTION", "LocalSessionsServer"]
 
@@ -364,6 +364,10 @@ class LocalSessionsServer(LocalListener):
         Raises :class:`~..runtime.sandboxes.errors.SandboxStartFailed` when this machine cannot
         run sandboxes (no working bubblewrap)."""
         self._require_running()
+        from ..runtime.sandboxes.errors import SandboxStartFailed
+        from ..runtime.sandboxes.runtime import SandboxRuntime
+        from .sandbox_groups import SandboxGroupHost
+
         async with self._sandbox_lock:
             if self._sandbox_host is None:
                 if self._sandbox_failure is not None:
@@ -420,6 +424,8 @@ class LocalSessionsServer(LocalListener):
         return await host.delete(ResourceKey(subscription, resource_group, name))
 
     async def _sandbox_host_for_arm(self) -> SandboxGroupHost:
+        from ..runtime.sandboxes.errors import SandboxStartFailed
+
         try:
             return await self.sandbox_groups()
         except SandboxStartFailed as exc:
@@ -433,6 +439,7 @@ class LocalSessionsServer(LocalListener):
     async def _sandbox_data_plane(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
         """``/subscriptions/{sub}/resourceGroups/{rg}/sandboxGroups/{group}/...``: the Sandboxes
         data plane of that group (logged as the server's own answers are)."""
+        from ..frontends.sandboxes.errors import sandbox_error_response
 
         async def answer(request: web.Request) -> web.StreamResponse:
             try:
@@ -444,6 +451,9 @@ class LocalSessionsServer(LocalListener):
         return await self._access_log(request, answer)
 
     async def _serve_sandboxes(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
+        from ..frontends.sandboxes.call import GroupRef
+        from ..frontends.sandboxes.routes import dispatch as dispatch_sandboxes
+
         key = ResourceKey(segments[1], segments[3], segments[5])
         host = self._sandbox_host
         group = host.find(key) if host is not None else None

@@ -7,8 +7,10 @@ the live figures):
 - **ZeroMQ sockets**: 7. Shell, iopub and control channels, and one disconnect monitor on
   shell and on iopub, each of which is two sockets (ours and libzmq's internal end). libzmq's
   default of 1,023 sockets per context capped a pool at ~146 sessions.
-- **File descriptors**: 11. One mailbox (eventfd) per ZeroMQ socket, one unix-socket connection
-  per channel, and the handle of the kernel's process (a pidfd, or nothing for a plain child).
+- **File descriptors**: 15. One mailbox (eventfd) per ZeroMQ socket, one unix-socket connection
+  per channel, the handle of the kernel's process (a pidfd, or nothing for a plain child), and,
+  from the session's first call, a duplicate of the mailbox of each of the four sockets a call
+  waits on (``socket_wait``: the event loop watches them for the kernel's life).
 - **Threads**: 1. asyncio's child watcher waits for each sandbox process in a thread of its own.
 - **Timers**: none while idle (the reaper is one task for the pool; a call polls only while it
   runs).
@@ -49,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 ZMQ_SOCKETS_PER_SESSION = 7
 """ZeroMQ sockets the server holds per kernel (3 channels, 2 monitors of 2 sockets each)."""
-FDS_PER_SESSION = 11
+FDS_PER_SESSION = 15
 """File descriptors the server holds per kernel (see the module docstring)."""
 THREADS_PER_SESSION = 1
 """Server threads per kernel (asyncio's child watcher)."""

@@ -40,6 +40,7 @@ from .cell import (
 from .kernel_folder import chown_tree, kernel_environment, prepare_kernel_folder
 from .outcome import CodeOutput, Outcome
 from .signals import kill_process_group
+from .socket_wait import SocketWaiter
 
 __all__ = [
     "Kernel",
@@ -250,6 +251,7 @@ class Kernel:
         self.client.load_connection_info(launched.connection_info)  # type: ignore[arg-type]
         self._iopub_monitor: zmq.asyncio.Socket | None = None
         self._shell_monitor: zmq.asyncio.Socket | None = None
+        self._waiter: SocketWaiter | None = None
         try:
             self.client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=True)
             # zmq reports a connection it dropped (an oversized message) only as a monitor event.
@@ -268,15 +270,16 @@ class Kernel:
             id(socket): zmq.Socket.shadow(socket.underlying)
             for socket in (self.client.iopub_channel.socket, self.client.shell_channel.socket)
         }
-        # One poller for the kernel's life, not one per call.
-        self._poller = zmq.asyncio.Poller()
-        for socket in (
-            self.client.iopub_channel.socket,
-            self.client.shell_channel.socket,
-            self._iopub_monitor,
-            self._shell_monitor,
-        ):
-            self._poller.register(socket, zmq.POLLIN)
+        # One reader per socket for the kernel's life, not a poll's futures per wait (order:
+        # iopub, shell, their monitors, as _execute reads SocketWaiter.ready).
+        self._waiter = SocketWaiter(
+            (
+                self.client.iopub_channel.socket,
+                self.client.shell_channel.socket,
+                self._iopub_monitor,
+                self._shell_monitor,
+            )
+        )
         self._closed = False
         self._executing = False
         self.ready_seconds: float | None = None
@@ -382,6 +385,8 @@ class Kernel:
         iopub_monitor, shell_monitor = self._iopub_monitor, self._shell_monitor
         assert iopub_monitor is not None  # set up by __init__
         assert shell_monitor is not None
+        waiter = self._waiter
+        assert waiter is not None
         iopub_socket = self.client.iopub_channel.socket
         shell_socket = self.client.shell_channel.socket
         # Connections dropped before this call (a late oversized message) are not its business.
@@ -411,19 +416,21 @@ class Kernel:
                     error_name="TimeoutError",
                     error_value=message,
                 )
-            wait = max(0.0, min(_POLL_SECONDS, deadline.next_check() - now))
-            events = dict(await self._poller.poll(timeout=int(wait * 1000) + 1))
+            iopub_ready, shell_ready, iopub_lost, shell_lost = waiter.ready()
+            if not (iopub_ready or shell_ready or iopub_lost or shell_lost):
+                await waiter.wait(max(0.0, min(_POLL_SECONDS, deadline.next_check() - now)))
+                continue
             # A dropped connection is never connected again on the same socket: libzmq can
             # hold half a multipart message from the old connection, and reusing the socket
             # then aborts the whole server (fq.cpp "!_more"), as a kernel dying mid-message
             # showed. The kernel is replaced instead; only hostile code gets here.
-            for monitor in (iopub_monitor, shell_monitor):
-                if monitor in events and await _drain_monitor(monitor) and self.alive:
+            for monitor, lost in ((iopub_monitor, iopub_lost), (shell_monitor, shell_lost)):
+                if lost and await _drain_monitor(monitor) and self.alive:
                     channel_lost = True
-            if shell_socket in events:
+            if shell_ready:
                 for msg in await self._take(shell_socket):
                     cell.on_shell(msg)
-            if iopub_socket in events:
+            if iopub_ready:
                 for msg in await self._take(iopub_socket):
                     cell.on_iopub(msg)
         return cell.outcome(deadline, timeout)
@@ -476,7 +483,7 @@ class Kernel:
         messages: list[dict[str, Any]] = []
         for _ in range(256):
             try:
-                frames = view.recv_multipart(zmq.NOBLOCK)
+                frames = _recv_message(view)
             except zmq.ZMQError:  # zmq.Again: nothing more waiting
                 break
             try:
@@ -517,6 +524,9 @@ class Kernel:
         )
 
     def _close_client(self) -> None:
+        # Before the sockets close: the waiter reads their state when their descriptors fire.
+        if self._waiter is not None:
+            self._waiter.close()
         for channel_name, monitor in (("iopub", self._iopub_monitor), ("shell", self._shell_monitor)):
             if monitor is None:
                 continue
@@ -550,6 +560,24 @@ async def stop_launched(launched: LaunchedKernel) -> None:
 
         await asyncio.to_thread(PidsCgroup.remove, launched.cgroup)
     await asyncio.to_thread(shutil.rmtree, launched.run_dir, True)
+
+
+_NOBLOCK = int(zmq.NOBLOCK)
+
+
+def _recv_message(view: zmq.Socket[bytes]) -> list[bytes]:
+    """One multipart message, without blocking (``zmq.Again`` when none is waiting).
+
+    Frame by frame, asking each frame whether more follow: ``recv_multipart`` asks the socket
+    (``RCVMORE``) instead, and pyzmq looks that option up in an enum on every frame (a kernel
+    message has six or more).
+    """
+    frame = view.recv(_NOBLOCK, copy=False)
+    parts = [frame.bytes]
+    while frame.more:
+        frame = view.recv(_NOBLOCK, copy=False)
+        parts.append(frame.bytes)
+    return parts
 
 
 async def _drain_monitor(monitor: zmq.asyncio.Socket) -> bool:

@@ -9,7 +9,8 @@
     python benchmarks/run.py --only density --density-sessions 600
 
 Benchmarks: new_session, warm, upstream, wan, concurrency, memory, recovery, mcp,
-provision, density, checkpoint, startup, sandbox_executor (see README.md).
+provision, density, checkpoint, startup, sandboxes_http, sandbox_executor,
+egress (see README.md).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ BENCHMARKS = [
     "density",
     "checkpoint",
     "startup",
+    "sandboxes_http",
     "sandbox_executor",
+    "egress",
 ]
 """Run order. Each name is the module ``bench_<name>.py``."""
 

@@ -194,3 +194,23 @@ def test_quick_run_of_sandboxes_http_prints_both_clients_the_shell_baseline_and_
     assert raw["target"] == "<= 1.5x the Shell pool"
     resumed = next(r for f, r in rows.items() if f.startswith("Disk-mode resume -> file read through HTTP"))
     assert resumed["note"] == "0 lost"
+
+
+def test_quick_run_of_egress_prints_the_proxys_added_latency_against_the_hosts_own_get(
+    tmp_path: Path,
+) -> None:
+    out_json = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--only", "egress", "--quiet", "--json", str(out_json)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (row,) = json.loads(out_json.read_text())["rows"]
+    assert row["figure"].startswith("GET through forwarder + proxy"), row
+    assert row["samples"] == 40
+    assert row["baseline_value"] > 0
+    assert row["target"] == "at most +1 ms"
+    assert row["met"] in (True, False)

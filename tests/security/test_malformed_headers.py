@@ -394,3 +394,28 @@ async def test_a_host_header_that_names_no_host_is_not_echoed_in_operation_links
     assert len(links) == 1, lines
     assert links[0].startswith(f"http://127.0.0.1:{served.port}/"), links
     await _delete_pool(served, pool_url)
+
+
+@pytest.mark.parametrize("value", [b"0", b"bogus-expectation", b"\xff"], ids=["zero", "unknown", "non-utf8"])
+@pytest.mark.parametrize("surface", ["data-plane", "data-plane-execute", "arm"])
+async def test_an_expectation_other_than_100_continue_is_ignored_not_a_plain_text_417(
+    served: Served, surface: str, value: bytes
+) -> None:
+    """aiohttp answered ``Expect: 0`` with a plain-text 417 before any route, so no JSON error body
+    (found by the header fuzzer). The expectation is ignored and the route answers as usual."""
+    status, records = await _status_and_log(served, _request(_surfaces(served)[surface], "Expect", value))
+    assert status == 200, (surface, value, status)
+    _assert_quiet(records, f"Expect {value!r} on {surface}")
+
+
+async def test_expect_100_continue_still_gets_its_interim_answer(served: Served) -> None:
+    auth = {"Authorization": f"Bearer {served.api_key}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"http://127.0.0.1:{served.port}{served.endpoint_path}/listSessions?api-version={API}",
+            headers=auth,
+            expect100=True,
+        ) as resp,
+    ):
+        assert resp.status == 200

@@ -42,6 +42,7 @@ from ..frontends.access_log import access_log_middleware
 from ..frontends.auth import check_authorization
 from ..frontends.dataplane.endpoint import split_endpoint
 from ..frontends.dataplane.wire.errors import WireError
+from ..frontends.expect import expect_handler
 from ..frontends.mcp.keys import McpKey
 from .arm.errors import ArmError, arm_error_response
 from .arm.model import (
@@ -782,7 +783,7 @@ class LocalSessionsServer(LocalListener):
                 self._host, private / "tls", self._tls_cert, self._tls_key
             )
         app = web.Application(middlewares=[self._errors], client_max_size=self.pool_defaults.max_json_bytes)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.router.add_route("*", "/{tail:.*}", self._handle, expect_handler=expect_handler)
         self._runner, self._bound_port = await serve(app, self._host, self._port, server_context)
         # Made once the port is known: pools' egress proxies refuse it whatever their allowlist.
         self._options = RuntimeOptions(

@@ -67,6 +67,7 @@ from ...runtime.protocol import SessionLike, SessionManagerLike
 from ..access_log import access_log_middleware
 from ..auth import Handler as RequestHandler
 from ..auth import Middleware, auth_middleware
+from ..expect import expect_handler
 from .context import CONTEXT_KEY, SESSION_GUID_HEADER, Call, PoolContext
 from .handlers import LIST_SESSIONS_PAGE_SIZE, MANAGEMENT_PAGE_SIZE
 from .routes import ROUTES, operation_of, retired_path_message
@@ -298,7 +299,7 @@ def create_app(
         client_max_size=config.max_json_bytes,
     )
     app[CONTEXT_KEY] = ctx
-    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    app.router.add_route("*", "/{tail:.*}", _dispatch, expect_handler=expect_handler)
     app.on_shutdown.append(_cancel_background)
     return app
 

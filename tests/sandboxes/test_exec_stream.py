@@ -350,3 +350,21 @@ async def test_the_sandbox_keeps_working_after_the_hostile_streams(plane: Plane)
         await socket.send_json({"command": "echo still here"})
         heard = await listen(socket, Heard())
     assert heard.stdout == "still here\n"
+
+
+@pytest.mark.parametrize("stream", ["logstream", "processes/stream"])
+async def test_the_spec_only_log_and_process_streams_are_refused_with_a_reason_before_any_upgrade(
+    plane: Plane, stream: str
+) -> None:
+    """A local sandbox has no container entrypoint whose log or process table could be streamed:
+    a WebSocket client gets the error body (the refusal comes before the upgrade), not a 404."""
+    url = plane.url().replace("/exec/stream?", f"/{stream}?")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await plane.http.ws_connect(url, headers=plane.auth)
+    assert refused.value.status == 400
+    assert refused.value.headers is not None
+    assert refused.value.headers["x-ms-error-code"] == "OperationNotSupportedLocally"
+    async with plane.http.get(url, headers=plane.auth) as response:
+        body = await response.json()
+    assert response.status == 400
+    assert "exec/stream" in body["error"]["message"]

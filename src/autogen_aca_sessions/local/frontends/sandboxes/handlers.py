@@ -351,6 +351,23 @@ async def not_served(call: SandboxCall) -> web.StreamResponse:
     )
 
 
+async def not_streamed(call: SandboxCall) -> web.StreamResponse:
+    """``{s}/logstream`` and ``{s}/processes/stream`` (spec-only WebSockets): a clear 400.
+
+    Both stream what a container's main process writes, or its process table. A local sandbox has
+    no main process of its own (its processes are the commands it is sent), so there is nothing
+    to stream; a command's output is streamed by ``exec/stream``. The refusal comes before any
+    upgrade, so a client sees the error body."""
+    raise WireError(
+        400,
+        "OperationNotSupportedLocally",
+        f"'GET .../{call.params.get('what', 'this stream')}' is not served by the local server: a local "
+        "sandbox runs no container entrypoint whose log or process table could be streamed. Stream a "
+        "command's output with the 'exec/stream' WebSocket (README, 'Streaming output').",
+        target="path",
+    )
+
+
 async def empty_list(call: SandboxCall) -> web.StreamResponse:
     """``GET {g}/volumes``: none exist here."""
     return json_response([])

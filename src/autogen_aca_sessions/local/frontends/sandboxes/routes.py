@@ -48,12 +48,16 @@ def _r(method: str, pattern: str, handler: Handler) -> SandboxRoute:
     return SandboxRoute(method, re.compile(pattern, re.IGNORECASE), handler)
 
 
-def _ns(what: str) -> Handler:
+def _named(what: str, refusal: Handler) -> Handler:
     async def handler(call: SandboxCall) -> web.StreamResponse:
         call.params["what"] = what
-        return await h.not_served(call)
+        return await refusal(call)
 
     return handler
+
+
+def _ns(what: str) -> Handler:
+    return _named(what, h.not_served)
 
 
 ROUTES: tuple[SandboxRoute, ...] = (
@@ -66,6 +70,8 @@ ROUTES: tuple[SandboxRoute, ...] = (
     _r("POST", rf"sandboxes/{_SID}/executeShellCommand", h.execute_shell),
     _r("POST", rf"sandboxes/{_SID}/executeCommand", h.execute_command),
     _r("GET", rf"sandboxes/{_SID}/exec/stream", exec_stream),
+    _r("GET", rf"sandboxes/{_SID}/logstream", _named("logstream", h.not_streamed)),
+    _r("GET", rf"sandboxes/{_SID}/processes/stream", _named("processes/stream", h.not_streamed)),
     _r("POST", rf"sandboxes/{_SID}/stop(?:/async)?", h.stop_sandbox),
     _r("POST", rf"sandboxes/{_SID}/resume", h.resume_sandbox),
     _r("POST", rf"sandboxes/{_SID}/lifecycle", h.set_lifecycle),

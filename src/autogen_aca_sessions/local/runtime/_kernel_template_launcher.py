@@ -451,8 +451,17 @@ class TemplateKernelLauncher:
             egress=self.egress,
             env=env,
         )
-        holder = await command.start(lifeline=True)
-        self._track_holder(holder)
+        # The write end stays in this process only (non-inheritable); it is closed when the
+        # holder is seen to exit, and by the kernel if this process dies first.
+        lifeline, keep = os.pipe()
+        try:
+            holder = await command.start(lifeline=lifeline)
+        except BaseException:
+            os.close(keep)
+            raise
+        finally:
+            os.close(lifeline)
+        self._track_holder(holder, keep)
         try:
             deadline = time.monotonic() + _HOLDER_SECONDS
             delay = 0.002
@@ -476,10 +485,15 @@ class TemplateKernelLauncher:
                 await asyncio.wait_for(holder.wait(), 10)
             raise
 
-    def _track_holder(self, holder: asyncio.subprocess.Process) -> None:
+    def _track_holder(self, holder: asyncio.subprocess.Process, lifeline: int) -> None:
         self._live_holders.add(holder)
         waiter = asyncio.ensure_future(holder.wait())
-        waiter.add_done_callback(lambda _: self._live_holders.discard(holder))
+
+        def exited(_: object) -> None:
+            self._live_holders.discard(holder)
+            os.close(lifeline)
+
+        waiter.add_done_callback(exited)
 
     async def close(self) -> None:
         """Kill every kernel and sandbox, stop the template, remove its directory. Idempotent."""

@@ -145,22 +145,24 @@ class SandboxCommand:
     """The environment it starts with."""
 
     async def start(
-        self, *, capture_output: bool = False, lifeline: bool = False
+        self, *, capture_output: bool = False, lifeline: int | None = None
     ) -> asyncio.subprocess.Process:
         """Start it with stdin closed, leading a session of its own (the runtime kills the group).
 
-        Its output is discarded unless ``capture_output`` asks for pipes. With ``lifeline`` its
-        stdin is a pipe only this process writes to, never written: a workload that reads its
-        stdin (``cat``) gets end-of-file when this process ends however it ends, and exits, which
-        ends bwrap and its pid namespace. ``PR_SET_PDEATHSIG`` alone did not: on this project's
-        CI kernel a child whose parent was SIGKILLed was re-parented to init and kept running.
+        Its output is discarded unless ``capture_output`` asks for pipes. ``lifeline`` is the read
+        end of a pipe whose write end only this process holds, given as stdin: a workload that
+        reads its stdin (``cat``) gets end-of-file when this process ends however it ends, and
+        exits, which ends bwrap and its pid namespace. ``PR_SET_PDEATHSIG`` alone did not: on this
+        project's CI kernel a child whose parent was SIGKILLed was re-parented to init and kept
+        running. (A plain descriptor, not ``asyncio.subprocess.PIPE``: asyncio's ``wait()`` would
+        then also wait for that pipe to close.)
         """
         output = asyncio.subprocess.PIPE if capture_output else asyncio.subprocess.DEVNULL
         return await asyncio.create_subprocess_exec(
             *self.argv,
             cwd=str(self.cwd),
             env=self.env,
-            stdin=asyncio.subprocess.PIPE if lifeline else asyncio.subprocess.DEVNULL,
+            stdin=lifeline if lifeline is not None else asyncio.subprocess.DEVNULL,
             stdout=output,
             stderr=output,
             start_new_session=True,

@@ -12,14 +12,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from autogen_core import CancellationToken
-from autogen_core.code_executor import CodeBlock
+from tests.e2e._sandbox_group import SUB, ServedGroup, py, served_group
 
 from autogen_aca_sessions.client.errors import NotFoundError, SessionsError
 from autogen_aca_sessions.client.sandboxes import SandboxesClient, ShellResult
 from autogen_aca_sessions.executor import ACASandboxCodeExecutor, SandboxGoneError
 from autogen_aca_sessions.local import LocalSessionsServer
 
-SUB = "00000000-0000-0000-0000-000000000000"
 RG = "rg-hostile"
 GROUP = "hostile-group"
 
@@ -27,26 +26,19 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def server() -> AsyncIterator[LocalSessionsServer]:
-    async with LocalSessionsServer() as running:
-        await running.create_sandbox_group(GROUP, subscription=SUB, resource_group=RG)
-        yield running
+async def served() -> AsyncIterator[ServedGroup]:
+    async with served_group(GROUP, RG) as group:
+        yield group
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(server: LocalSessionsServer) -> AsyncIterator[SandboxesClient]:
-    async with SandboxesClient(
-        server.base_url,
-        subscription_id=SUB,
-        resource_group=RG,
-        sandbox_group=GROUP,
-        credential=server.api_key,
-    ) as sandboxes:
-        yield sandboxes
+@pytest.fixture
+def server(served: ServedGroup) -> LocalSessionsServer:
+    return served.server
 
 
-def py(code: str) -> CodeBlock:
-    return CodeBlock(code=code, language="python")
+@pytest.fixture
+def client(served: ServedGroup) -> SandboxesClient:
+    return served.client
 
 
 async def _suspended_executor(client: SandboxesClient) -> tuple[ACASandboxCodeExecutor, str]:

@@ -12,12 +12,11 @@ import pytest
 import pytest_asyncio
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
+from tests.e2e._sandbox_group import py, served_group
 
 from autogen_aca_sessions.client.sandboxes import SandboxesClient, SandboxState
 from autogen_aca_sessions.executor import ACASandboxCodeExecutor
-from autogen_aca_sessions.local import LocalSessionsServer
 
-SUB = "00000000-0000-0000-0000-000000000000"
 RG = "rg-executor-idle"
 GROUP = "executor-idle"
 
@@ -28,20 +27,8 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client() -> AsyncIterator[SandboxesClient]:
-    async with LocalSessionsServer() as server:
-        await server.create_sandbox_group(GROUP, subscription=SUB, resource_group=RG)
-        async with SandboxesClient(
-            server.base_url,
-            subscription_id=SUB,
-            resource_group=RG,
-            sandbox_group=GROUP,
-            credential=server.api_key,
-        ) as sandboxes:
-            yield sandboxes
-
-
-def py(code: str) -> CodeBlock:
-    return CodeBlock(code=code, language="python")
+    async with served_group(GROUP, RG) as served:
+        yield served.client
 
 
 async def run(executor: ACASandboxCodeExecutor, *blocks: CodeBlock) -> tuple[int, str]:

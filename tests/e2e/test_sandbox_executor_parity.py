@@ -11,12 +11,12 @@ import pytest
 import pytest_asyncio
 from autogen_core import CancellationToken, ComponentModel
 from autogen_core.code_executor import CodeBlock, FunctionWithRequirements
+from tests.e2e._sandbox_group import ServedGroup, py, served_group
 
 from autogen_aca_sessions.client.sandboxes import SandboxesClient, SuspendMode
 from autogen_aca_sessions.executor import ACASandboxCodeExecutor, ACASandboxCodeResult
 from autogen_aca_sessions.local import LocalSessionsServer
 
-SUB = "00000000-0000-0000-0000-000000000000"
 RG = "rg-parity"
 GROUP = "parity-group"
 KEY_ENV = "ACA_TEST_SANDBOX_PARITY_KEY"
@@ -25,26 +25,19 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def server() -> AsyncIterator[LocalSessionsServer]:
-    async with LocalSessionsServer() as running:
-        await running.create_sandbox_group(GROUP, subscription=SUB, resource_group=RG)
-        yield running
+async def served() -> AsyncIterator[ServedGroup]:
+    async with served_group(GROUP, RG) as group:
+        yield group
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(server: LocalSessionsServer) -> AsyncIterator[SandboxesClient]:
-    async with SandboxesClient(
-        server.base_url,
-        subscription_id=SUB,
-        resource_group=RG,
-        sandbox_group=GROUP,
-        credential=server.api_key,
-    ) as sandboxes:
-        yield sandboxes
+@pytest.fixture
+def server(served: ServedGroup) -> LocalSessionsServer:
+    return served.server
 
 
-def py(code: str) -> CodeBlock:
-    return CodeBlock(code=code, language="python")
+@pytest.fixture
+def client(served: ServedGroup) -> SandboxesClient:
+    return served.client
 
 
 async def run(executor: ACASandboxCodeExecutor, *blocks: CodeBlock) -> ACASandboxCodeResult:

@@ -16,6 +16,7 @@ from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 from autogen_ext.models.replay import ReplayChatCompletionClient
+from tests.e2e._sandbox_group import served_group
 
 from autogen_aca_sessions.client.sandboxes import OutputChunk, OutputStream, SandboxesClient
 from autogen_aca_sessions.executor import ACASandboxCodeExecutor
@@ -24,9 +25,7 @@ from autogen_aca_sessions.executor.streaming_agent import (
     StreamingCodeExecutorAgent,
     relay_to_agent,
 )
-from autogen_aca_sessions.local import LocalSessionsServer
 
-SUB = "00000000-0000-0000-0000-000000000000"
 RG = "rg-executor-stream"
 GROUP = "executor-stream-group"
 
@@ -38,16 +37,8 @@ pytestmark = [
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client() -> AsyncIterator[SandboxesClient]:
-    async with LocalSessionsServer() as server:
-        await server.create_sandbox_group(GROUP, subscription=SUB, resource_group=RG)
-        async with SandboxesClient(
-            server.base_url,
-            subscription_id=SUB,
-            resource_group=RG,
-            sandbox_group=GROUP,
-            credential=server.api_key,
-        ) as sandboxes:
-            yield sandboxes
+    async with served_group(GROUP, RG) as served:
+        yield served.client
 
 
 def waits_for(path: str, before: str, after: str) -> str:

@@ -6,12 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from tests.e2e._sandbox_group import served_group
 
 from autogen_aca_sessions.client.errors import NotFoundError
 from autogen_aca_sessions.client.sandboxes import SandboxesClient, SandboxState
-from autogen_aca_sessions.local import LocalSessionsServer
 
-SUB = "00000000-0000-0000-0000-000000000000"
 RG = "rg-client"
 GROUP = "client-group"
 
@@ -20,16 +19,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client() -> AsyncIterator[SandboxesClient]:
-    async with LocalSessionsServer() as server:
-        await server.create_sandbox_group(GROUP, subscription=SUB, resource_group=RG)
-        async with SandboxesClient(
-            server.base_url,
-            subscription_id=SUB,
-            resource_group=RG,
-            sandbox_group=GROUP,
-            credential=server.api_key,
-        ) as sandboxes:
-            yield sandboxes
+    async with served_group(GROUP, RG) as served:
+        yield served.client
 
 
 async def test_shell_files_and_suspend_resume_keep_a_background_process(client: SandboxesClient) -> None:

@@ -17,11 +17,12 @@ because the proxy does not decrypt TLS (see docs/design.md, "Egress").
 
 from __future__ import annotations
 
-import enum
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from ...choice import Choice
 
 __all__ = [
     "MAX_HOST_RULES",
@@ -63,20 +64,21 @@ class PolicyError(ValueError):
         """Where in the body the problem is (``rules[2].action.type``)."""
 
 
-class _WireEnum(str, enum.Enum):
-    """A wire string, parsed case-insensitively, written in the reference's spelling."""
-
-    def __str__(self) -> str:
-        return str(self.value)
+class _WireEnum(Choice):
+    """A wire string, parsed case-insensitively, written in the reference's spelling; a bad one
+    is a :class:`PolicyError` naming where in the body it is."""
 
     @classmethod
-    def parse(cls: type[_E], value: object, where: str) -> _E:
-        if isinstance(value, str):
-            for member in cls:
-                if member.value.lower() == value.strip().lower():
-                    return member
+    def parse(cls: type[_E], value: object, where: str = "") -> _E:
+        try:
+            return super().parse(value)
+        except PolicyError as exc:
+            raise PolicyError(str(exc), field_path=where) from None
+
+    @classmethod
+    def refusal(cls, value: object) -> Exception:
         choices = ", ".join(m.value for m in cls)
-        raise PolicyError(f"must be one of {choices}, not {value!r}", field_path=where)
+        return PolicyError(f"must be one of {choices}, not {value!r}")
 
 
 class EgressAction(_WireEnum):

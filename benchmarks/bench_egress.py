@@ -40,6 +40,7 @@ from pathlib import Path
 import psutil
 from harness import Config, Row
 
+from autogen_aca_sessions.local.runtime.bubblewrap import interpreter_paths
 from autogen_aca_sessions.local.runtime.egress import EgressGateway, EgressPolicy, StaticResolver
 from autogen_aca_sessions.local.runtime.egress.gateway import FORWARDER
 from autogen_aca_sessions.local.runtime.sandboxes import GroupLimits, SandboxRuntime, SandboxSpec
@@ -103,6 +104,14 @@ BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
 
 
 def _bwrap_prefix() -> list[str]:
+    # The fresh /tmp and /run would hide a checkout (and its venv) living there: show the
+    # interpreter's directories again, read-only.
+    shown = [
+        arg
+        for path in interpreter_paths()
+        if path.is_relative_to("/tmp") or path.is_relative_to("/run")
+        for arg in ("--ro-bind", str(path), str(path))
+    ]
     return [
         BWRAP,
         "--ro-bind", "/", "/",
@@ -110,6 +119,7 @@ def _bwrap_prefix() -> list[str]:
         "--proc", "/proc",
         "--tmpfs", "/tmp",
         "--tmpfs", "/run",
+        *shown,
         "--unshare-user", "--uid", "1000", "--gid", "1000",
         "--unshare-pid",
         "--unshare-ipc",
